@@ -1,0 +1,269 @@
+"""DRCD retrieval and extractive-answer benchmark, with peers in the same run.
+
+    python bench/drcd.py --data ../shared/data/drcd/DRCD_dev.json \
+        [--distractors ../shared/data/twlaw/articles.jsonl.gz] [--json] [--write]
+
+zhiku indexes every DRCD paragraph (one document each, titled by its article) and, with
+``--distractors``, all Taiwan law articles (one document per law, one labelled block per
+article) through its own ingest path (blocks → chunker → SQLite → tantivy). Every
+question's gold passage is the paragraph it was written for.
+
+Peers, measured in the same run, each in its own process (so peak RSS is its own):
+- ``rank_bm25+jieba``: LangChain's BM25Retriever approach (rank_bm25.BM25Okapi over
+  jieba words); at scale only ``--peer-sample`` questions, it takes ~1 s a query;
+- ``bm25s``: bm25s over zhiku's own unigram+bigram tokens (an engine comparison).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import (  # noqa: E402
+    Question,
+    drcd_documents,
+    latency_ms,
+    law_documents,
+    machine,
+    peak_rss_mb,
+    rank_of,
+    read_drcd,
+    retrieval_metrics,
+    write_section,
+)
+
+
+def _embed_args(args: argparse.Namespace) -> dict[str, Any]:
+    return {"data": str(args.data), "distractors": str(args.distractors or ""),
+            "limit": args.limit}
+
+
+def _questions(data: Path, limit: int) -> tuple[list[Any], list[Question]]:
+    passages, questions = read_drcd(data)
+    if limit:
+        questions = questions[:limit]
+    return passages, questions
+
+
+def run_zhiku(cfg: dict[str, Any]) -> dict[str, Any]:
+    from zhiku.engine import Zhiku
+
+    passages, questions = _questions(Path(cfg["data"]), cfg["limit"])
+    home = tempfile.mkdtemp(prefix="zhiku-bench-")
+    zk = Zhiku(home)
+    zk.kb("bench", create=True)
+    t0 = time.perf_counter()
+    n_docs = 0
+    for path, doc in drcd_documents(passages):
+        zk.add_loaded("bench", path, doc)
+        n_docs += 1
+    if cfg["distractors"]:
+        for path, doc, _ in law_documents(Path(cfg["distractors"])):
+            zk.add_loaded("bench", path, doc)
+            n_docs += 1
+    t_store = time.perf_counter() - t0
+    zk.sync_index("bench")
+    build = time.perf_counter() - t0
+    n_chunks = zk.index("bench").num_docs()
+
+    ranks: list[int | None] = []
+    lat: list[float] = []
+    sent_hit = 0
+    refused = 0
+    for q in questions:
+        t = time.perf_counter()
+        hits = zk.search(q.text, "bench", k=20)
+        lat.append(time.perf_counter() - t)
+        keys = list(dict.fromkeys(h.path.removeprefix("drcd://") for h in hits))
+        ranks.append(rank_of(keys, q.gold))
+        ans = zk.answerer.answer(q.text, hits[:5], zk.term_stats(q.text, "bench"))
+        refused += ans.refused
+        quoted = " ".join(c.text for c in ans.citations)
+        if any(a and a in quoted for a in q.answers):
+            sent_hit += 1
+    out: dict[str, Any] = {
+        **retrieval_metrics(ranks),
+        **latency_ms(lat),
+        "build_s": build,
+        "store_s": t_store,
+        "documents": n_docs,
+        "passages": n_chunks,
+        "questions": len(questions),
+        "answer_sentence_hit": sent_hit / max(len(questions), 1),
+        "answerable_refused": refused / max(len(questions), 1),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+    zk.close()
+    return out
+
+
+def _peer_corpus(cfg: dict[str, Any]) -> tuple[list[str], list[str], list[Question]]:
+    passages, questions = _questions(Path(cfg["data"]), cfg["limit"])
+    keys = [p.key for p in passages]
+    texts = [p.title + "\n" + p.text for p in passages]
+    if cfg["distractors"]:
+        for path, doc, _ in law_documents(Path(cfg["distractors"])):
+            for b in doc.blocks:
+                keys.append(path)
+                texts.append(doc.title + "\n" + b.text)
+    if cfg.get("sample") and len(questions) > cfg["sample"]:
+        questions = random.Random(13).sample(questions, cfg["sample"])
+    return keys, texts, questions
+
+
+def run_rank_bm25(cfg: dict[str, Any]) -> dict[str, Any]:
+    import logging
+
+    import jieba
+    from rank_bm25 import BM25Okapi
+
+    jieba.setLogLevel(logging.WARNING)
+    keys, texts, questions = _peer_corpus(cfg)
+    t0 = time.perf_counter()
+    bm25 = BM25Okapi([jieba.lcut(t) for t in texts])
+    build = time.perf_counter() - t0
+    ranks, lat = [], []
+    for q in questions:
+        t = time.perf_counter()
+        scores = bm25.get_scores(jieba.lcut(q.text))
+        top = sorted(range(len(scores)), key=scores.__getitem__, reverse=True)[:20]
+        lat.append(time.perf_counter() - t)
+        ranks.append(rank_of([keys[i] for i in top], q.gold))
+    return {**retrieval_metrics(ranks), **latency_ms(lat), "build_s": build,
+            "questions": len(questions), "peak_rss_mb": peak_rss_mb()}
+
+
+def run_bm25s(cfg: dict[str, Any]) -> dict[str, Any]:
+    import bm25s
+
+    from zhiku import text as ztext
+
+    keys, texts, questions = _peer_corpus(cfg)
+    t0 = time.perf_counter()
+    corpus_tokens = [ztext.tokenize(t) for t in texts]
+    retriever = bm25s.BM25()
+    retriever.index(corpus_tokens, show_progress=False)
+    build = time.perf_counter() - t0
+    del corpus_tokens
+    ranks, lat = [], []
+    for q in questions:
+        t = time.perf_counter()
+        toks = [t for t in ztext.query_tokens(q.text) if t in retriever.vocab_dict]
+        if toks:
+            docs, _ = retriever.retrieve([toks], k=20, show_progress=False, n_threads=1)
+            top = [int(i) for i in docs[0]]
+        else:
+            top = []
+        lat.append(time.perf_counter() - t)
+        ranks.append(rank_of([keys[i] for i in top], q.gold))
+    return {**retrieval_metrics(ranks), **latency_ms(lat), "build_s": build,
+            "questions": len(questions), "peak_rss_mb": peak_rss_mb()}
+
+
+def _in_child(fn: Any, cfg: dict[str, Any]) -> dict[str, Any]:
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(1) as pool:
+        return pool.apply(fn, (cfg,))
+
+
+def fmt_table(results: dict[str, dict[str, Any]]) -> str:
+    cols = ["R@1", "R@5", "R@20", "MRR@10", "p50_ms", "p95_ms", "build_s", "peak_rss_mb",
+            "questions"]
+    lines = ["| system | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for name, r in results.items():
+        cells = []
+        for c in cols:
+            v = r.get(c)
+            if v is None:
+                cells.append("–")
+            elif c.startswith("R@") or c.startswith("MRR"):
+                cells.append(f"{v:.4f}")
+            elif isinstance(v, float):
+                cells.append(f"{v:.2f}")
+            else:
+                cells.append(str(v))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def ratios(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
+    z = results["zhiku"]
+    out = {}
+    for name, r in results.items():
+        if name == "zhiku":
+            continue
+        out[name] = {
+            "R@1 zhiku/peer": z["R@1"] / r["R@1"] if r["R@1"] else float("inf"),
+            "p50 peer/zhiku": r["p50_ms"] / z["p50_ms"] if z["p50_ms"] else float("inf"),
+            "build peer/zhiku": r["build_s"] / z["build_s"] if z["build_s"] else float("inf"),
+            "RSS peer/zhiku": r["peak_rss_mb"] / z["peak_rss_mb"],
+        }
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--data", type=Path, required=True, help="a DRCD-format JSON file")
+    ap.add_argument("--distractors", type=Path, help="twlaw articles.jsonl.gz")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--no-peers", action="store_true", help="measure zhiku only")
+    ap.add_argument("--peer-sample", type=int, default=None,
+                    help="questions for the peers (default: all; 100 with --distractors)")
+    ap.add_argument("--limit", type=int, default=0, help="use only the first N questions")
+    ap.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
+    args = ap.parse_args()
+    if not args.data.exists():
+        print(f"找不到資料檔：{args.data}", file=sys.stderr)
+        return 2
+    cfg = _embed_args(args)
+    results: dict[str, dict[str, Any]] = {"zhiku": _in_child(run_zhiku, cfg)}
+    if not args.no_peers:
+        sample = args.peer_sample if args.peer_sample is not None else (
+            100 if args.distractors else 0)
+        pcfg = {**cfg, "sample": sample}
+        results["rank_bm25+jieba"] = _in_child(run_rank_bm25, pcfg)
+        results["bm25s (uni+bi)"] = _in_child(run_bm25s, pcfg)
+    rat = ratios(results) if len(results) > 1 else {}
+    if args.json:
+        print(json.dumps({"results": results, "ratios": rat, "machine": machine()},
+                         ensure_ascii=False))
+    else:
+        print(fmt_table(results))
+        z = results["zhiku"]
+        print(f"\nzhiku: {z['documents']} documents, {z['passages']} passages, "
+              f"answer-sentence hit {z['answer_sentence_hit']:.4f}, "
+              f"answerable refused {z['answerable_refused']:.4f}")
+        for name, r in rat.items():
+            print(f"vs {name}: " + ", ".join(f"{k} {v:.2f}" for k, v in r.items()))
+    if args.write:
+        name = "drcd-scale" if args.distractors else "drcd"
+        cmd = "python bench/drcd.py --data ../shared/data/drcd/DRCD_dev.json"
+        if args.distractors:
+            cmd += " --distractors ../shared/data/twlaw/articles.jsonl.gz"
+        z = results["zhiku"]
+        body = (
+            f"## DRCD dev{' + 218,139 law articles as distractors' if args.distractors else ''}"
+            f"\n\n`{cmd} --write` on {machine()}, {time.strftime('%Y-%m-%d')}.\n\n"
+            f"{fmt_table(results)}\n\n"
+            f"zhiku indexed {z['documents']} documents / {z['passages']} passages. "
+            f"Extractive answers: the cited sentence(s) contain the gold answer for "
+            f"{z['answer_sentence_hit']:.1%} of questions; {z['answerable_refused']:.1%} "
+            f"of these answerable questions were refused.\n\n"
+            + "\n".join(f"- vs {n}: " + ", ".join(f"{k} **{v:.2f}**" for k, v in r.items())
+                        for n, r in rat.items())
+        )
+        write_section(name, body)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

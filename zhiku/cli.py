@@ -1,0 +1,387 @@
+"""The ``zhiku`` command line.
+
+Exit codes: 0 success; 1 some files failed (ingest/sync) or the answer was refused
+(``ask``); 2 usage error; 3 knowledge base or document not found; 4 store error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from zhiku import __version__
+from zhiku.config import DEFAULT_KB
+from zhiku.engine import Zhiku
+from zhiku.errors import ZhikuError
+from zhiku.ingest import FileResult, IngestReport, ingest_paths, sync_kb, walk
+
+app = typer.Typer(
+    name="zhiku",
+    help="知庫 zhiku：地端、繁體中文優先的知識庫問答。",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+kb_app = typer.Typer(help="管理知識庫（建立、列出、檢視、刪除、個資政策）。", no_args_is_help=True)
+app.add_typer(kb_app, name="kb")
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+HomeOpt = Annotated[
+    str | None,
+    typer.Option("--home", envvar="ZHIKU_HOME", help="資料目錄（預設為使用者資料目錄）"),
+]
+KbOpt = Annotated[str, typer.Option("--kb", help="知識庫名稱")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="輸出一個 JSON 物件到 stdout")]
+
+T = TypeVar("T")
+
+
+@contextmanager
+def engine(home: str | None) -> Iterator[Zhiku]:
+    """Open the engine, translating domain errors into a message and an exit code."""
+    try:
+        zk = Zhiku(home)
+    except ZhikuError as exc:
+        err.print(f"[red]錯誤：[/red]{exc}")
+        raise typer.Exit(exc.exit_code) from exc
+    try:
+        _install_plugins(zk)
+        yield zk
+    except ZhikuError as exc:
+        err.print(f"[red]錯誤：[/red]{exc}")
+        raise typer.Exit(exc.exit_code) from exc
+    finally:
+        zk.close()
+
+
+def _install_plugins(zk: Zhiku) -> None:
+    """Hooks of optional modules (PII masking at ingestion) — one registration path."""
+    for hook in PLUGIN_HOOKS:
+        hook(zk)
+
+
+PLUGIN_HOOKS: list[Callable[[Zhiku], None]] = []
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        out.print(f"zhiku {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool | None,
+        typer.Option("--version", callback=version_callback, is_eager=True, help="顯示版本"),
+    ] = None,
+) -> None:
+    """知庫 zhiku：把公司文件變成會引用出處的問答知識庫；資料不離開你的伺服器。"""
+
+
+# --- ingest ---------------------------------------------------------------------------
+
+_STATUS_ZH = {
+    "added": "新增", "updated": "更新", "unchanged": "未變更", "skipped": "略過",
+    "failed": "失敗", "removed": "移除",
+}
+
+
+def _summary(report: IngestReport, as_json: bool) -> int:
+    code = 1 if report.failed else 0
+    if as_json:
+        _print_json(report.to_dict())
+        return code
+    t = Table(title="匯入結果", show_header=True)
+    t.add_column("項目")
+    t.add_column("數量", justify="right")
+    for key in ("added", "updated", "unchanged", "removed", "skipped", "failed"):
+        t.add_row(_STATUS_ZH[key], str(report.count(key)))
+    t.add_row("段落（chunks）", str(report.chunks))
+    t.add_row("頁數", str(report.pages))
+    t.add_row("耗時（秒）", f"{report.seconds:.2f}")
+    err.print(t)
+    if report.masked:
+        err.print("個資遮罩：" + "，".join(f"{k} {v}" for k, v in sorted(report.masked.items())))
+    for f in report.files:
+        if f.status == "skipped":
+            err.print(f"[yellow]略過[/yellow] {f.path}：{f.message}")
+    for f in report.failed:
+        err.print(f"[red]失敗[/red] {f.path}：{f.message}（{f.reason}）")
+    return code
+
+
+@contextmanager
+def _progress(total: int | None, label: str, quiet: bool) -> Iterator[Callable[[FileResult], None]]:
+    if quiet:
+        yield lambda _r: None
+        return
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), TextColumn("{task.fields[name]}"), console=err, transient=True,
+    ) as prog:
+        task = prog.add_task(label, total=total, name="")
+
+        def step(res: FileResult) -> None:
+            prog.update(task, advance=1, name=Path(res.path).name[:40])
+
+        yield step
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="檔案或資料夾（遞迴）")],
+    kb: KbOpt = DEFAULT_KB,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="不顯示進度")] = False,
+) -> None:
+    """匯入文件（PDF、DOCX、XLSX/CSV、Markdown、HTML、TXT）；未變更的檔案會略過。"""
+    missing = [p for p in paths if not p.exists()]
+    for p in missing:
+        err.print(f"[red]找不到[/red] {p}")
+    with engine(home) as zk:
+        files = list(walk([p for p in paths if p.exists()]))
+        with _progress(len(files), "匯入中", quiet or as_json) as step:
+            report = ingest_paths(zk, files, kb, on_file=step)
+        for p in missing:
+            report.files.append(FileResult(str(p), "failed", "missing", "找不到檔案或資料夾"))
+        raise typer.Exit(_summary(report, as_json))
+
+
+@app.command()
+def sync(kb: KbOpt = DEFAULT_KB, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """重新檢查已匯入的檔案：變更者重新匯入，已刪除者自知識庫移除。"""
+    with engine(home) as zk:
+        zk.kb(kb)
+        with _progress(len(zk.store.document_hashes(kb)), "同步中", as_json) as step:
+            report = sync_kb(zk, kb, on_file=step)
+        raise typer.Exit(_summary(report, as_json))
+
+
+@app.command()
+def rm(
+    paths: Annotated[list[str], typer.Argument(help="要移除的文件路徑（如 docs 所列）")],
+    kb: KbOpt = DEFAULT_KB,
+    home: HomeOpt = None,
+) -> None:
+    """自知識庫移除文件（不會刪除原始檔案）。"""
+    code = 0
+    with engine(home) as zk:
+        zk.kb(kb)
+        for p in paths:
+            candidates = [p, str(Path(p).expanduser().resolve())]
+            if any(zk.remove(kb, c) for c in dict.fromkeys(candidates)):
+                err.print(f"已移除 {p}")
+            else:
+                err.print(f"[red]知識庫「{kb}」中沒有文件[/red] {p}")
+                code = 3
+        zk.sync_index(kb)
+    raise typer.Exit(code)
+
+
+@app.command()
+def docs(kb: KbOpt = DEFAULT_KB, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """列出知識庫中的文件。"""
+    with engine(home) as zk:
+        items = zk.store.list_documents(kb)
+    if as_json:
+        _print_json({"documents": [
+            {"title": d.title, "path": d.path, "kind": d.kind, "chunks": d.chunks,
+             "size": d.size, "updated_at": d.updated_at} for d in items]})
+        return
+    t = Table(title=f"知識庫「{kb}」的文件（{len(items)}）")
+    for col in ("標題", "類型", "段落", "路徑", "更新時間"):
+        t.add_column(col)
+    for d in items:
+        t.add_row(d.title, d.kind, str(d.chunks), d.path, d.updated_at)
+    out.print(t)
+
+
+# --- search / ask ------------------------------------------------------------------------
+
+
+def _kbs(kb: list[str] | None) -> list[str]:
+    return kb or [DEFAULT_KB]
+
+
+MultiKbOpt = Annotated[
+    list[str] | None, typer.Option("--kb", help="知識庫名稱（可重複指定多個）")
+]
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="查詢文字")],
+    kb: MultiKbOpt = None,
+    k: Annotated[int, typer.Option("-k", "--top", min=1, max=200, help="回傳筆數")] = 5,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """檢索最相關的段落。"""
+    with engine(home) as zk:
+        hits = zk.search(query, _kbs(kb), k=k)
+    if as_json:
+        _print_json({"hits": [h.citation() for h in hits]})
+        return
+    if not hits:
+        err.print("沒有找到相關段落。")
+        return
+    for i, h in enumerate(hits, 1):
+        where = " > ".join(x for x in (h.section,) if x)
+        page = f"　第 {h.page_start} 頁" if h.page_start else ""
+        out.print(f"[bold][{i}] 《{h.doc_title}》[/bold] {where}{page}　[dim]{h.score:.2f}[/dim]")
+        out.print(f"    {h.text[:300]}")
+        out.print(f"    [dim]{h.path}[/dim]")
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="問題")],
+    kb: MultiKbOpt = None,
+    k: Annotated[int, typer.Option("-k", "--top", min=1, max=50, help="參考的段落數")] = 5,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """回答問題並附上出處；知識庫沒有答案時會明說。"""
+    with engine(home) as zk:
+        ans = zk.ask(question, _kbs(kb), k=k)
+    if as_json:
+        _print_json(ans.to_dict())
+    else:
+        out.print(ans.text)
+        if ans.citations:
+            out.print("\n[bold]出處[/bold]")
+            for i, c in enumerate(ans.citations, 1):
+                h = c.hit
+                page = f"，第 {h.page_start} 頁" if h.page_start else ""
+                out.print(f"[{i}] 《{h.doc_title}》{h.section or ''}{page}　[dim]{h.path}[/dim]")
+    raise typer.Exit(1 if ans.refused else 0)
+
+
+# --- store management ----------------------------------------------------------------------
+
+
+@app.command()
+def stats(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """顯示各知識庫的文件與段落數。"""
+    with engine(home) as zk:
+        st = zk.stats()
+    if as_json:
+        _print_json(st)
+        return
+    t = Table(title=f"資料庫 {st['database']}（{st['database_bytes'] / 1e6:.1f} MB）")
+    for col in ("知識庫", "文件", "段落", "字數"):
+        t.add_column(col)
+    for row in st["kbs"]:
+        t.add_row(row["name"], str(row["documents"]), str(row["chunks"]), str(row["characters"]))
+    out.print(t)
+
+
+@app.command()
+def reindex(kb: KbOpt = DEFAULT_KB, home: HomeOpt = None) -> None:
+    """由資料庫重建知識庫的檢索索引。"""
+    with engine(home) as zk:
+        n = zk.index(kb).rebuild()
+    err.print(f"已重建索引：{n} 份文件")
+
+
+@app.command()
+def backup(
+    dest: Annotated[Path, typer.Argument(help="備份檔路徑（SQLite 檔）")],
+    home: HomeOpt = None,
+) -> None:
+    """線上備份資料庫（SQLite backup API）；索引可由 reindex 重建。"""
+    import sqlite3
+
+    if dest.exists():
+        err.print(f"[red]錯誤：[/red]{dest} 已存在，不覆寫")
+        raise typer.Exit(2)
+    with engine(home) as zk:
+        target = sqlite3.connect(dest)
+        with target:
+            zk.store.db.backup(target)
+        target.close()
+    err.print(f"已備份至 {dest}")
+
+
+@kb_app.command("list")
+def kb_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """列出知識庫。"""
+    with engine(home) as zk:
+        kbs = zk.store.list_kbs()
+    if as_json:
+        _print_json({"kbs": [{"name": k.name, "created_at": k.created_at} for k in kbs]})
+        return
+    for k in kbs:
+        out.print(f"{k.name}\t{k.created_at}")
+
+
+@kb_app.command("create")
+def kb_create(name: str, home: HomeOpt = None) -> None:
+    """建立知識庫（已存在則不變）。"""
+    with engine(home) as zk:
+        zk.kb(name, create=True)
+    err.print(f"知識庫「{name}」已就緒")
+
+
+@kb_app.command("show")
+def kb_show(name: str = DEFAULT_KB, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """顯示知識庫的設定（含個資政策）與統計。"""
+    with engine(home) as zk:
+        k = zk.kb(name)
+        docs_ = zk.store.list_documents(name)
+        info = {"name": k.name, "created_at": k.created_at, "documents": len(docs_),
+                "chunks": sum(d.chunks for d in docs_), "settings": k.settings}
+        rows = KB_SHOW_ROWS(zk, k) if KB_SHOW_ROWS else []
+    if as_json:
+        _print_json(info)
+        return
+    t = Table(title=f"知識庫「{name}」", show_header=False)
+    t.add_row("建立時間", k.created_at)
+    t.add_row("文件數", str(info["documents"]))
+    t.add_row("段落數", str(info["chunks"]))
+    for a, b in rows:
+        t.add_row(a, b)
+    out.print(t)
+
+
+KB_SHOW_ROWS: Callable[[Zhiku, Any], list[tuple[str, str]]] | None = None
+
+
+@kb_app.command("delete")
+def kb_delete(
+    name: str,
+    home: HomeOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="不詢問直接刪除")] = False,
+) -> None:
+    """刪除知識庫與其中所有文件（原始檔案不受影響）。"""
+    if not yes:
+        typer.confirm(f"確定刪除知識庫「{name}」與其中所有文件？", abort=True)
+    with engine(home) as zk:
+        zk.delete_kb(name)
+    err.print(f"已刪除知識庫「{name}」")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

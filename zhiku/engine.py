@@ -1,0 +1,165 @@
+"""The knowledge engine: one object that owns the store and the per-KB indexes.
+
+Everything the CLI and (later) the server do goes through :class:`Zhiku`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from zhiku import text as ztext
+from zhiku.answer import ExtractiveAnswerer
+from zhiku.chunk import chunk_blocks
+from zhiku.config import DEFAULT_KB, home_dir
+from zhiku.lexical import LexicalIndex, ProgressFn
+from zhiku.models import Answer, Block, Hit, LoadedDocument
+from zhiku.store import KnowledgeBase, Store
+
+BlockFilter = Callable[[KnowledgeBase, list[Block]], dict[str, int]]
+
+
+def file_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class Zhiku:
+    """The embedded engine on one data directory (``ZHIKU_HOME``)."""
+
+    def __init__(self, home: str | Path | None = None) -> None:
+        self.home = home_dir(home)
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.store = Store(self.home / "zhiku.db")
+        self._indexes: dict[int, LexicalIndex] = {}
+        self._lock = threading.RLock()
+        self.answerer = ExtractiveAnswerer()
+        # Hooks that rewrite blocks before they are stored (PII masking): each returns
+        # per-type counts for the ingest report.
+        self.block_filters: list[BlockFilter] = []
+
+    def close(self) -> None:
+        with self._lock:
+            for idx in self._indexes.values():
+                idx.close()
+            self._indexes.clear()
+            self.store.close()
+
+    def __enter__(self) -> Zhiku:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- knowledge bases ----------------------------------------------------------
+
+    def kb(self, name: str = DEFAULT_KB, create: bool = False) -> KnowledgeBase:
+        if create:
+            return self.store.ensure_kb(name)
+        return self.store.get_kb(name)
+
+    def index(self, kb: str | KnowledgeBase) -> LexicalIndex:
+        kbo = kb if isinstance(kb, KnowledgeBase) else self.store.get_kb(kb)
+        with self._lock:
+            idx = self._indexes.get(kbo.id)
+            if idx is None:
+                idx = LexicalIndex(self.home / "index", self.store, kbo)
+                self._indexes[kbo.id] = idx
+            return idx
+
+    def delete_kb(self, name: str) -> None:
+        kbo = self.store.get_kb(name)
+        with self._lock:
+            idx = self._indexes.pop(kbo.id, None)
+            if idx is not None:
+                idx.close()
+            self.store.delete_kb(name)
+            import shutil
+
+            shutil.rmtree(self.home / "index" / f"kb-{kbo.id}", ignore_errors=True)
+
+    # --- writing --------------------------------------------------------------------
+
+    def add_loaded(
+        self,
+        kb: str,
+        path: str,
+        loaded: LoadedDocument,
+        *,
+        content_hash: str | None = None,
+        size: int | None = None,
+        mtime: float | None = None,
+    ) -> tuple[int, int, dict[str, int]]:
+        """Store a loaded document (atomically). Returns (doc id, chunks, masked counts)."""
+        kbo = self.store.get_kb(kb)
+        masked: dict[str, int] = {}
+        for filt in self.block_filters:
+            for k, v in filt(kbo, loaded.blocks).items():
+                masked[k] = masked.get(k, 0) + v
+        chunks, full = chunk_blocks(loaded.blocks)
+        if content_hash is None:
+            content_hash = hashlib.sha256(full.encode("utf-8")).hexdigest()
+        doc_id = self.store.put_document(
+            kb, path=path, title=loaded.title, kind=loaded.kind, content_hash=content_hash,
+            size=len(full.encode("utf-8")) if size is None else size, chunks=chunks,
+            mtime=mtime, pages=loaded.pages, meta=loaded.meta,
+        )
+        return doc_id, len(chunks), masked
+
+    def remove(self, kb: str, path: str) -> bool:
+        return self.store.delete_document(kb, path)
+
+    def sync_index(self, kb: str, progress: ProgressFn | None = None,
+                   keep_writer: bool = False) -> int:
+        return self.index(kb).sync(progress, keep_writer=keep_writer)
+
+    # --- reading --------------------------------------------------------------------
+
+    def search(
+        self, query: str, kbs: str | Sequence[str] = DEFAULT_KB, k: int = 10
+    ) -> list[Hit]:
+        """Ranked passages for ``query`` from the given knowledge bases only."""
+        names = [kbs] if isinstance(kbs, str) else list(kbs)
+        tokens = ztext.query_tokens(query)
+        scored: list[tuple[int, float]] = []
+        kb_ids = []
+        for name in names:
+            kbo = self.store.get_kb(name)
+            kb_ids.append(kbo.id)
+            scored.extend(self.index(kbo).search(tokens, k=k))
+        if len(names) > 1:
+            scored.sort(key=lambda x: x[1], reverse=True)
+            scored = scored[:k]
+        return self.store.hits_for(scored, kb_ids)
+
+    def term_stats(
+        self, query: str, kbs: str | Sequence[str] = DEFAULT_KB
+    ) -> dict[str, tuple[int, float]]:
+        """(df, idf) of the query's tokens; over several KBs, the sum of dfs."""
+        names = [kbs] if isinstance(kbs, str) else list(kbs)
+        tokens = ztext.query_tokens(query)
+        out: dict[str, tuple[int, float]] = {}
+        for name in names:
+            for t, (df, idf) in self.index(name).term_stats(tokens).items():
+                pdf, pidf = out.get(t, (0, 0.0))
+                out[t] = (pdf + df, max(pidf, idf) if df or not pdf else pidf)
+        return out
+
+    def ask(self, question: str, kbs: str | Sequence[str] = DEFAULT_KB, k: int = 5) -> Answer:
+        t0 = time.perf_counter()
+        hits = self.search(question, kbs, k=k)
+        t1 = time.perf_counter()
+        ans = self.answerer.answer(question, hits, self.term_stats(question, kbs))
+        ans.timings.update({"retrieve_ms": (t1 - t0) * 1000,
+                            "total_ms": (time.perf_counter() - t0) * 1000})
+        return ans
+
+    def stats(self) -> dict[str, Any]:
+        return self.store.stats()

@@ -1,0 +1,69 @@
+"""File loaders: one per format, all registered through :func:`register`.
+
+A loader is a callable ``(path: Path) -> LoadedDocument``. It raises
+:class:`zhiku.errors.LoadError` (reason ``corrupt``, ``encrypted``, ``empty``,
+``encoding``…) with a zh-TW message when the file cannot be read; it never returns
+an empty document silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from zhiku.errors import LoadError, UnsupportedFile
+from zhiku.models import LoadedDocument
+
+Loader = Callable[[Path], LoadedDocument]
+
+_REGISTRY: dict[str, Loader] = {}
+_BUILTINS_LOADED = False
+
+DEFAULT_MAX_BYTES = 200 * 1024 * 1024
+
+
+def register(*suffixes: str) -> Callable[[Loader], Loader]:
+    """Register a loader for file suffixes (``".pdf"``); later registrations win."""
+
+    def deco(fn: Loader) -> Loader:
+        for s in suffixes:
+            _REGISTRY[s.lower()] = fn
+        return fn
+
+    return deco
+
+
+def _ensure_builtins() -> None:
+    global _BUILTINS_LOADED
+    if _BUILTINS_LOADED:
+        return
+    _BUILTINS_LOADED = True
+    # Importing the modules runs their @register decorators.
+    from zhiku.loaders import docx, html, markdown, pdf, sheet, txt  # noqa: F401
+
+
+def supported_suffixes() -> list[str]:
+    _ensure_builtins()
+    return sorted(_REGISTRY)
+
+
+def loader_for(path: Path) -> Loader | None:
+    _ensure_builtins()
+    return _REGISTRY.get(path.suffix.lower())
+
+
+def load(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> LoadedDocument:
+    """Load one file, checking size and emptiness the same way for every format."""
+    fn = loader_for(path)
+    if fn is None:
+        raise UnsupportedFile(str(path))
+    size = path.stat().st_size
+    if size == 0:
+        raise LoadError(str(path), "empty", "檔案是空的")
+    if size > max_bytes:
+        msg = f"檔案過大（{size / 1e6:.1f} MB，上限 {max_bytes / 1e6:.0f} MB）"
+        raise LoadError(str(path), "too_large", msg)
+    doc = fn(path)
+    if not any(b.text.strip() for b in doc.blocks):
+        raise LoadError(str(path), "empty", "檔案中沒有可擷取的文字（可能是掃描影像或空白文件）")
+    return doc

@@ -1,0 +1,64 @@
+"""Plain text (``.txt``, ``.text``, ``.log``), including LINE and generic chat logs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from zhiku.loaders import register
+from zhiku.loaders._common import clean_text, display_width, stem_title
+from zhiku.loaders._segment import Line, is_heading_ish, segment
+from zhiku.loaders._textio import decode_bytes
+from zhiku.loaders.chat import parse_chat
+from zhiku.models import LoadedDocument
+
+
+def text_lines(text: str) -> list[Line]:
+    """Physical lines with blank-line and width hints for :func:`segment`."""
+    raw = text.split("\n")
+    widths = sorted(display_width(r.strip()) for r in raw if r.strip())
+    full = widths[int(0.9 * (len(widths) - 1))] if widths else 0
+    lines: list[Line] = []
+    blank = False
+    prev_indent = 0
+    for r in raw:
+        s = r.rstrip()
+        if not s.strip():
+            blank = True
+            continue
+        w = display_width(s.strip())
+        indent = display_width(s[: len(s) - len(s.lstrip())].replace("\t", "    "))
+        lines.append(
+            Line(
+                text=s.strip(),
+                blank_before=blank,
+                short=w < 0.75 * full,
+                full=w >= 0.9 * full,
+                indent=indent >= 2 and indent > prev_indent,
+            )
+        )
+        prev_indent = indent
+        blank = False
+    return lines
+
+
+@register(".txt", ".text", ".log")
+def load_txt(path: Path) -> LoadedDocument:
+    data = path.read_bytes()
+    text, encoding = decode_bytes(data, path)
+    text = clean_text(text)
+    meta: dict[str, object] = {"encoding": encoding}
+    chat = parse_chat(text, path, meta)
+    if chat is not None:
+        return chat
+    lines = text_lines(text)
+    title = stem_title(path)
+    title_line = False
+    if (
+        len(lines) > 1
+        and is_heading_ish(lines[0].text)
+        and (lines[1].blank_before or lines[0].short)
+    ):
+        title = lines[0].text
+        title_line = True
+    blocks = segment(lines, wrapped=False, title_line=title_line)
+    return LoadedDocument(title=title, kind="txt", blocks=blocks, meta=meta)

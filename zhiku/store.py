@@ -1,0 +1,427 @@
+"""The embedded store: one SQLite database (WAL) as the source of truth.
+
+Documents, chunks, knowledge bases and the queue of pending index work live here. The
+lexical index (:mod:`zhiku.lexical`) beside the database is derived data: every change
+to a document appends a row to ``index_log`` *in the same transaction*, and the index
+applies and then clears those rows. A crash anywhere leaves either the old or the new
+document in the database, and at worst some ``index_log`` rows that are replayed (the
+replay is idempotent) on the next open.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from zhiku.errors import KnowledgeBaseNotFound, StoreError
+from zhiku.models import Chunk, Document, Hit
+
+SCHEMA_VERSION = 1
+
+_MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE kbs(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL,
+        settings TEXT NOT NULL DEFAULT '{}',
+        secret BLOB NOT NULL
+    );
+    CREATE TABLE documents(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kb_id INTEGER NOT NULL REFERENCES kbs(id) ON DELETE CASCADE,
+        path TEXT NOT NULL,
+        title TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        mtime REAL,
+        pages INTEGER,
+        meta TEXT NOT NULL DEFAULT '{}',
+        added_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        UNIQUE(kb_id, path)
+    );
+    CREATE TABLE chunks(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+        ord INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        section TEXT,
+        label TEXT,
+        page_start INTEGER,
+        page_end INTEGER,
+        char_start INTEGER NOT NULL,
+        char_end INTEGER NOT NULL
+    );
+    CREATE INDEX chunks_doc ON chunks(doc_id, ord);
+    CREATE TABLE index_log(
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        kb_id INTEGER NOT NULL,
+        doc_id INTEGER NOT NULL
+    );
+    CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+}
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
+
+
+@dataclass(slots=True)
+class KnowledgeBase:
+    id: int
+    name: str
+    created_at: str
+    settings: dict[str, Any]
+    secret: bytes
+
+
+class Store:
+    """SQLite-backed store. Safe to open from several processes (WAL, busy timeout)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(
+                path, timeout=30.0, isolation_level=None, check_same_thread=False
+            )
+            self.db.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"無法開啟資料庫 {path}：{exc}") from exc
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.db.execute("PRAGMA busy_timeout=30000")
+        self.db.row_factory = sqlite3.Row
+        self._migrate()
+
+    # --- schema -----------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS migrations(version INTEGER PRIMARY KEY, applied_at TEXT)"
+        )
+        with self.tx(immediate=True):
+            row = self.db.execute("SELECT MAX(version) FROM migrations").fetchone()
+            current = row[0] or 0
+            if current > SCHEMA_VERSION:
+                raise StoreError(
+                    f"資料庫 {self.path} 由較新版本的 zhiku 建立（schema {current}），請升級 zhiku"
+                )
+            for version in sorted(v for v in _MIGRATIONS if v > current):
+                for stmt in _split_sql(_MIGRATIONS[version]):
+                    self.db.execute(stmt)
+                self.db.execute(
+                    "INSERT INTO migrations(version, applied_at) VALUES (?, ?)",
+                    (version, now_iso()),
+                )
+
+    @contextmanager
+    def tx(self, immediate: bool = False) -> Iterator[sqlite3.Connection]:
+        """A transaction; ``immediate`` takes the write lock up front (one writer)."""
+        if self.db.in_transaction:
+            yield self.db
+            return
+        self.db.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        else:
+            self.db.execute("COMMIT")
+
+    def close(self) -> None:
+        self.db.close()
+
+    # --- meta -------------------------------------------------------------------
+
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute(
+            "INSERT INTO meta(key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+            (key, value),
+        )
+
+    # --- knowledge bases ----------------------------------------------------------
+
+    def _kb_from_row(self, row: sqlite3.Row) -> KnowledgeBase:
+        return KnowledgeBase(
+            id=row["id"],
+            name=row["name"],
+            created_at=row["created_at"],
+            settings=json.loads(row["settings"]),
+            secret=bytes(row["secret"]),
+        )
+
+    def get_kb(self, name: str) -> KnowledgeBase:
+        row = self.db.execute("SELECT * FROM kbs WHERE name=?", (name,)).fetchone()
+        if row is None:
+            raise KnowledgeBaseNotFound(name)
+        return self._kb_from_row(row)
+
+    def find_kb(self, name: str) -> KnowledgeBase | None:
+        try:
+            return self.get_kb(name)
+        except KnowledgeBaseNotFound:
+            return None
+
+    def ensure_kb(self, name: str, settings: dict[str, Any] | None = None) -> KnowledgeBase:
+        name = name.strip()
+        if not name or len(name) > 64 or any(c in name for c in "/\\\0"):
+            raise StoreError(f"知識庫名稱不合法：「{name}」（1–64 字，不可含 / \\）")
+        with self.tx(immediate=True):
+            kb = self.find_kb(name)
+            if kb is not None:
+                return kb
+            self.db.execute(
+                "INSERT INTO kbs(name, created_at, settings, secret) VALUES (?, ?, ?, ?)",
+                (name, now_iso(), json.dumps(settings or {}, ensure_ascii=False),
+                 secrets.token_bytes(32)),
+            )
+        return self.get_kb(name)
+
+    def list_kbs(self) -> list[KnowledgeBase]:
+        rows = self.db.execute("SELECT * FROM kbs ORDER BY name").fetchall()
+        return [self._kb_from_row(r) for r in rows]
+
+    def update_kb_settings(self, name: str, settings: dict[str, Any]) -> KnowledgeBase:
+        with self.tx(immediate=True):
+            kb = self.get_kb(name)
+            merged = {**kb.settings, **settings}
+            self.db.execute(
+                "UPDATE kbs SET settings=? WHERE id=?",
+                (json.dumps(merged, ensure_ascii=False), kb.id),
+            )
+        return self.get_kb(name)
+
+    def delete_kb(self, name: str) -> list[int]:
+        """Delete a KB and everything in it; returns the ids of the documents removed."""
+        with self.tx(immediate=True):
+            kb = self.get_kb(name)
+            ids = [r[0] for r in self.db.execute(
+                "SELECT id FROM documents WHERE kb_id=?", (kb.id,))]
+            self.db.execute("DELETE FROM kbs WHERE id=?", (kb.id,))
+            self.db.execute("DELETE FROM index_log WHERE kb_id=?", (kb.id,))
+        return ids
+
+    # --- documents --------------------------------------------------------------
+
+    def _doc_from_row(self, row: sqlite3.Row) -> Document:
+        return Document(
+            id=row["id"], kb=row["kb"], path=row["path"], title=row["title"],
+            kind=row["kind"], content_hash=row["content_hash"], size=row["size"],
+            chunks=row["n_chunks"], added_at=row["added_at"], updated_at=row["updated_at"],
+            meta=json.loads(row["meta"]),
+        )
+
+    _DOC_SELECT = (
+        "SELECT d.*, k.name AS kb, "
+        "(SELECT COUNT(*) FROM chunks c WHERE c.doc_id=d.id) AS n_chunks "
+        "FROM documents d JOIN kbs k ON k.id=d.kb_id "
+    )
+
+    def list_documents(self, kb: str) -> list[Document]:
+        kbo = self.get_kb(kb)
+        rows = self.db.execute(
+            self._DOC_SELECT + "WHERE d.kb_id=? ORDER BY d.path", (kbo.id,)
+        ).fetchall()
+        return [self._doc_from_row(r) for r in rows]
+
+    def get_document(self, kb: str, path: str) -> Document | None:
+        kbo = self.get_kb(kb)
+        row = self.db.execute(
+            self._DOC_SELECT + "WHERE d.kb_id=? AND d.path=?", (kbo.id, path)
+        ).fetchone()
+        return self._doc_from_row(row) if row else None
+
+    def document_hashes(self, kb: str) -> dict[str, tuple[str, int, float | None]]:
+        """path → (content hash, size, mtime) for every document of a KB."""
+        kbo = self.get_kb(kb)
+        return {
+            r[0]: (r[1], r[2], r[3])
+            for r in self.db.execute(
+                "SELECT path, content_hash, size, mtime FROM documents WHERE kb_id=?", (kbo.id,)
+            )
+        }
+
+    def put_document(
+        self,
+        kb: str,
+        *,
+        path: str,
+        title: str,
+        kind: str,
+        content_hash: str,
+        size: int,
+        chunks: Sequence[Chunk],
+        mtime: float | None = None,
+        pages: int | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> int:
+        """Add or replace a document and all its chunks in one transaction."""
+        kbo = self.get_kb(kb)
+        ts = now_iso()
+        meta_json = json.dumps(meta or {}, ensure_ascii=False)
+        with self.tx(immediate=True):
+            row = self.db.execute(
+                "SELECT id FROM documents WHERE kb_id=? AND path=?", (kbo.id, path)
+            ).fetchone()
+            if row is None:
+                cur = self.db.execute(
+                    "INSERT INTO documents(kb_id, path, title, kind, content_hash, size, mtime,"
+                    " pages, meta, added_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    (kbo.id, path, title, kind, content_hash, size, mtime, pages, meta_json,
+                     ts, ts),
+                )
+                doc_id = int(cur.lastrowid or 0)
+            else:
+                doc_id = int(row[0])
+                self.db.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
+                self.db.execute(
+                    "UPDATE documents SET title=?, kind=?, content_hash=?, size=?, mtime=?,"
+                    " pages=?, meta=?, updated_at=? WHERE id=?",
+                    (title, kind, content_hash, size, mtime, pages, meta_json, ts, doc_id),
+                )
+            self.db.executemany(
+                "INSERT INTO chunks(doc_id, ord, text, section, label, page_start, page_end,"
+                " char_start, char_end) VALUES (?,?,?,?,?,?,?,?,?)",
+                [
+                    (doc_id, c.ord, c.text, c.section, c.label, c.page_start, c.page_end,
+                     c.char_start, c.char_end)
+                    for c in chunks
+                ],
+            )
+            self.db.execute(
+                "INSERT INTO index_log(kb_id, doc_id) VALUES (?, ?)", (kbo.id, doc_id)
+            )
+        return doc_id
+
+    def touch_document(self, kb: str, path: str, mtime: float | None) -> None:
+        kbo = self.get_kb(kb)
+        self.db.execute(
+            "UPDATE documents SET mtime=? WHERE kb_id=? AND path=?", (mtime, kbo.id, path)
+        )
+
+    def delete_document(self, kb: str, path: str) -> bool:
+        kbo = self.get_kb(kb)
+        with self.tx(immediate=True):
+            row = self.db.execute(
+                "SELECT id FROM documents WHERE kb_id=? AND path=?", (kbo.id, path)
+            ).fetchone()
+            if row is None:
+                return False
+            self.db.execute("DELETE FROM documents WHERE id=?", (row[0],))
+            self.db.execute(
+                "INSERT INTO index_log(kb_id, doc_id) VALUES (?, ?)", (kbo.id, row[0])
+            )
+        return True
+
+    # --- chunks -------------------------------------------------------------------
+
+    def chunks_of(self, doc_ids: Iterable[int]) -> Iterator[sqlite3.Row]:
+        """Chunks joined with their document's title and section, for indexing."""
+        ids = list(doc_ids)
+        for i in range(0, len(ids), 500):
+            part = ids[i : i + 500]
+            marks = ",".join("?" * len(part))
+            yield from self.db.execute(
+                "SELECT c.id, c.doc_id, c.text, c.section, d.title FROM chunks c "
+                f"JOIN documents d ON d.id=c.doc_id WHERE c.doc_id IN ({marks})",
+                part,
+            )
+
+    def kb_doc_ids(self, kb_id: int) -> list[int]:
+        return [r[0] for r in self.db.execute("SELECT id FROM documents WHERE kb_id=?", (kb_id,))]
+
+    def hits_for(self, scored: Sequence[tuple[int, float]], kb_ids: Sequence[int]) -> list[Hit]:
+        """Join (chunk id, score) pairs with their rows, keeping order.
+
+        ``kb_ids`` is enforced again here, so a stale index can never surface a chunk
+        of a knowledge base the caller did not ask for.
+        """
+        if not scored:
+            return []
+        ids = [cid for cid, _ in scored]
+        marks = ",".join("?" * len(ids))
+        kmarks = ",".join("?" * len(kb_ids))
+        rows = {
+            r["id"]: r
+            for r in self.db.execute(
+                # CROSS JOIN fixes the loop order: chunks by primary key first.
+                "SELECT c.*, d.title, d.path, k.name AS kb FROM chunks c "
+                "CROSS JOIN documents d ON d.id=c.doc_id CROSS JOIN kbs k ON k.id=d.kb_id "
+                f"WHERE c.id IN ({marks}) AND d.kb_id IN ({kmarks})",
+                [*ids, *kb_ids],
+            )
+        }
+        hits = []
+        for cid, score in scored:
+            r = rows.get(cid)
+            if r is None:
+                continue
+            hits.append(
+                Hit(
+                    chunk_id=cid, doc_id=r["doc_id"], kb=r["kb"], doc_title=r["title"],
+                    path=r["path"], text=r["text"], section=r["section"], label=r["label"],
+                    page_start=r["page_start"], page_end=r["page_end"], score=score,
+                    ord=r["ord"],
+                )
+            )
+        return hits
+
+    # --- index log ------------------------------------------------------------------
+
+    def pending_index_work(self, kb_id: int) -> tuple[int, list[int]]:
+        """(highest seq, distinct doc ids) of the index work not yet applied."""
+        rows = self.db.execute(
+            "SELECT seq, doc_id FROM index_log WHERE kb_id=? ORDER BY seq", (kb_id,)
+        ).fetchall()
+        if not rows:
+            return 0, []
+        return rows[-1][0], list(dict.fromkeys(r[1] for r in rows))
+
+    def clear_index_work(self, kb_id: int, upto_seq: int) -> None:
+        self.db.execute("DELETE FROM index_log WHERE kb_id=? AND seq<=?", (kb_id, upto_seq))
+
+    def has_pending_index_work(self, kb_id: int) -> bool:
+        return self.db.execute(
+            "SELECT 1 FROM index_log WHERE kb_id=? LIMIT 1", (kb_id,)
+        ).fetchone() is not None
+
+    # --- stats ----------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"database": str(self.path), "kbs": []}
+        for kb in self.list_kbs():
+            docs, chunks, chars = self.db.execute(
+                "SELECT COUNT(DISTINCT d.id), COUNT(c.id), COALESCE(SUM(LENGTH(c.text)),0) "
+                "FROM documents d LEFT JOIN chunks c ON c.doc_id=d.id WHERE d.kb_id=?",
+                (kb.id,),
+            ).fetchone()
+            out["kbs"].append({"name": kb.name, "documents": docs, "chunks": chunks,
+                               "characters": chars})
+        try:
+            out["database_bytes"] = os.path.getsize(self.path)
+        except OSError:
+            out["database_bytes"] = 0
+        return out
+
+
+def _split_sql(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
+
