@@ -185,7 +185,7 @@ def fmt_table(results: dict[str, dict[str, Any]]) -> str:
             v = r.get(c)
             if v is None:
                 cells.append("–")
-            elif c.startswith("R@") or c.startswith("MRR"):
+            elif c.startswith(("R@", "MRR")):
                 cells.append(f"{v:.4f}")
             elif isinstance(v, float):
                 cells.append(f"{v:.2f}")

@@ -193,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     per_type, looks, invalid, rows, mb = (1000, 5000, 2000, 2000, args.mb)
     if args.quick:
         per_type, looks, invalid, rows, mb = (100, 500, 200, 200, 2.0)
+    from bench.common import machine
+
+    host = machine()  # before pinning: nproc reports the affinity mask
     pin = _pin_one_core()
 
     gen = PiiGen(seed=args.seed)
@@ -247,13 +250,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nBELOW TARGET (0.99) on checksummed types: {', '.join(failed)}")
 
     if not args.no_write and not args.quick:
-        from bench.common import machine, write_section
+        from bench.common import write_section
 
         body = "\n".join(
             [
                 "## PII detection",
                 "",
-                f"`python bench/pii.py` (seed {args.seed}) on {machine()}, {pin}.",
+                f"`python bench/pii.py` (seed {args.seed}) on {host}, {pin}.",
                 "",
                 f"Generated zh-TW sentences from `tests/pii_gen.py`: {per_type} per type, "
                 f"{looks} look-alikes (order / invoice numbers, product codes, amounts, "

@@ -345,3 +345,12 @@ def test_redact_bad_input(tmp_path: Path) -> None:
     missing = run("redact", str(tmp_path / "nope.csv"), str(tmp_path / "o.csv"))
     assert missing.exit_code == 2 and "找不到檔案" in missing.stderr
     assert run("redact", str(src), str(tmp_path / "o.csv"), "--strategy", "blur").exit_code == 2
+
+
+def test_csv_without_header_row_is_still_covered(tmp_path: Path) -> None:
+    src = write_csv(tmp_path / "noheader.csv", [["王小明", "A123456789"], ["林美華", "F131104093"]])
+    report = json.loads(run("scan", str(src), "--json").stdout)["files"][0]
+    assert report["counts"]["tw_id"] == 2
+    dst = tmp_path / "out.csv"
+    assert run("redact", str(src), str(dst)).exit_code == 0
+    assert "A123456789" not in dst.read_text("utf-8")

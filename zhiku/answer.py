@@ -18,7 +18,7 @@ from zhiku.config import lang
 from zhiku.models import Answer, Citation, Hit
 
 # Calibrated on DRCD (bench/calibrate_refusal.py): ≤ 5 % of answerable questions refused.
-DEFAULT_REFUSE_BELOW = 0.45
+DEFAULT_REFUSE_BELOW = 0.49
 
 REFUSAL = {"zh-TW": "知識庫中找不到相關資料。", "en": "No relevant information was found."}
 
@@ -57,8 +57,19 @@ def source_phrase(hit: Hit) -> str:
     if tail and tail not in hit.doc_title:
         where += tail
     if hit.page_start:
-        where += f"（第 {hit.page_start} 頁）" if lang() == "zh-TW" else f" (p. {hit.page_start})"
+        pages = str(hit.page_start)
+        if hit.page_end and hit.page_end != hit.page_start:
+            pages += f"–{hit.page_end}"
+        where += f"（第 {pages} 頁）" if lang() == "zh-TW" else f" (p. {pages})"
     return where
+
+
+def _without_label(quote: str, label: str | None) -> str:
+    """「4.3 出貨異常…」 → 「出貨異常…」 when the lead-in already names the clause."""
+    if label and quote.startswith(label):
+        rest = quote[len(label):].lstrip(" 　、.．:：")
+        return rest or quote
+    return quote
 
 
 @dataclass(slots=True)
@@ -133,10 +144,11 @@ class ExtractiveAnswerer:
             quote = "".join(hit.text[c.start : c.end] for c in group)
             citations.append(Citation(hit=hit, text=quote))
             lead = "根據" if not parts else "另據"
+            said = _without_label(quote, hit.label)
             if lang() == "en":
                 lead = "According to" if not parts else "Also, according to"
-                parts.append(f"{lead} {source_phrase(hit)}: {quote}")
+                parts.append(f"{lead} {source_phrase(hit)}: {said}")
             else:
-                parts.append(f"{lead}{source_phrase(hit)}：{quote}")
+                parts.append(f"{lead}{source_phrase(hit)}：{said}")
         return Answer(text="\n".join(parts), citations=citations, refused=False,
                       timings={"relevance": rel})

@@ -92,7 +92,7 @@ def chunk_blocks(
         if label is not None and not minor:
             clause = label
         standalone = block.kind in ("qa", "table_row") or len(body) > max_chars
-        same_clause = cur is not None and (minor or label == cur.label)
+        same_clause = cur is not None and label is not None and (minor or label == cur.label)
         if (
             cur is not None
             and not standalone

@@ -19,10 +19,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from zhiku import __version__
-from zhiku.config import DEFAULT_KB
+from zhiku.config import DEFAULT_KB, lang
 from zhiku.engine import Zhiku
 from zhiku.errors import ZhikuError
 from zhiku.ingest import FileResult, IngestReport, ingest_paths, sync_kb, walk
+from zhiku.pii import format_counts
+from zhiku.pii.cli import app as pii_app
 
 app = typer.Typer(
     name="zhiku",
@@ -33,6 +35,7 @@ app = typer.Typer(
 )
 kb_app = typer.Typer(help="管理知識庫（建立、列出、檢視、刪除、個資政策）。", no_args_is_help=True)
 app.add_typer(kb_app, name="kb")
+app.add_typer(pii_app, name="pii")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -56,22 +59,12 @@ def engine(home: str | None) -> Iterator[Zhiku]:
         err.print(f"[red]錯誤：[/red]{exc}")
         raise typer.Exit(exc.exit_code) from exc
     try:
-        _install_plugins(zk)
         yield zk
     except ZhikuError as exc:
         err.print(f"[red]錯誤：[/red]{exc}")
         raise typer.Exit(exc.exit_code) from exc
     finally:
         zk.close()
-
-
-def _install_plugins(zk: Zhiku) -> None:
-    """Hooks of optional modules (PII masking at ingestion) — one registration path."""
-    for hook in PLUGIN_HOOKS:
-        hook(zk)
-
-
-PLUGIN_HOOKS: list[Callable[[Zhiku], None]] = []
 
 
 def _print_json(obj: Any) -> None:
@@ -117,7 +110,7 @@ def _summary(report: IngestReport, as_json: bool) -> int:
     t.add_row("耗時（秒）", f"{report.seconds:.2f}")
     err.print(t)
     if report.masked:
-        err.print("個資遮罩：" + "，".join(f"{k} {v}" for k, v in sorted(report.masked.items())))
+        err.print("個資已遮罩：" + format_counts(report.masked))
     for f in report.files:
         if f.status == "skipped":
             err.print(f"[yellow]略過[/yellow] {f.path}：{f.message}")
@@ -266,10 +259,13 @@ def ask(
     else:
         out.print(ans.text)
         if ans.citations:
-            out.print("\n[bold]出處[/bold]")
+            en = lang() == "en"
+            out.print("\n[bold]Sources[/bold]" if en else "\n[bold]出處[/bold]")
             for i, c in enumerate(ans.citations, 1):
                 h = c.hit
-                page = f"，第 {h.page_start} 頁" if h.page_start else ""
+                page = ""
+                if h.page_start:
+                    page = f", p. {h.page_start}" if en else f"，第 {h.page_start} 頁"
                 out.print(f"[{i}] 《{h.doc_title}》{h.section or ''}{page}　[dim]{h.path}[/dim]")
     raise typer.Exit(1 if ans.refused else 0)
 
@@ -341,14 +337,18 @@ def kb_create(name: str, home: HomeOpt = None) -> None:
 
 
 @kb_app.command("show")
-def kb_show(name: str = DEFAULT_KB, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+def kb_show(
+    name: Annotated[str, typer.Argument(help="知識庫名稱")] = DEFAULT_KB,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """顯示知識庫的設定（含個資政策）與統計。"""
     with engine(home) as zk:
         k = zk.kb(name)
         docs_ = zk.store.list_documents(name)
         info = {"name": k.name, "created_at": k.created_at, "documents": len(docs_),
                 "chunks": sum(d.chunks for d in docs_), "settings": k.settings}
-        rows = KB_SHOW_ROWS(zk, k) if KB_SHOW_ROWS else []
+        rows = zk.pii_policy(k).describe(lang())
     if as_json:
         _print_json(info)
         return
@@ -361,7 +361,36 @@ def kb_show(name: str = DEFAULT_KB, home: HomeOpt = None, as_json: JsonOpt = Fal
     out.print(t)
 
 
-KB_SHOW_ROWS: Callable[[Zhiku, Any], list[tuple[str, str]]] | None = None
+@kb_app.command("set")
+def kb_set(
+    name: Annotated[str, typer.Argument(help="知識庫名稱")],
+    pii_mode: Annotated[
+        str | None,
+        typer.Option("--pii-mode", help="ingest（匯入時遮罩）、output（輸出時遮罩）或 off"),
+    ] = None,
+    pii_types: Annotated[
+        str | None,
+        typer.Option("--pii-types", help="要遮罩的類型，如 \"+landline,-name\" 或完整清單"),
+    ] = None,
+    pii_strategy: Annotated[
+        str | None, typer.Option("--pii-strategy", help="mask、tag 或 pseudonym")
+    ] = None,
+    home: HomeOpt = None,
+) -> None:
+    """變更知識庫的個資政策（之後匯入的文件適用；既有文件請重新匯入）。"""
+    with engine(home) as zk:
+        k = zk.kb(name)
+        changes: dict[str, Any] = {}
+        if pii_mode is not None:
+            changes["mode"] = pii_mode
+        if pii_types is not None:
+            changes["types"] = pii_types
+        if pii_strategy is not None:
+            changes["strategy"] = pii_strategy
+        policy = zk.pii_policy(k).updated(**changes)
+        zk.set_pii_policy(name, policy)
+        for a, b in policy.describe(lang()):
+            out.print(f"{a}：{b}")
 
 
 @kb_app.command("delete")

@@ -8,7 +8,8 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,9 @@ from zhiku.answer import ExtractiveAnswerer
 from zhiku.chunk import chunk_blocks
 from zhiku.config import DEFAULT_KB, home_dir
 from zhiku.lexical import LexicalIndex, ProgressFn
-from zhiku.models import Answer, Block, Hit, LoadedDocument
+from zhiku.models import Answer, Hit, LoadedDocument
+from zhiku.pii import PiiPolicy, redact, redact_for_ingest
 from zhiku.store import KnowledgeBase, Store
-
-BlockFilter = Callable[[KnowledgeBase, list[Block]], dict[str, int]]
 
 
 def file_hash(path: Path) -> str:
@@ -29,6 +29,26 @@ def file_hash(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def _mask_at_ingest(loaded: LoadedDocument, policy: PiiPolicy, secret: bytes) -> Counter[str]:
+    """Mask personal data in place before anything is stored; returns counts per type."""
+    counts: Counter[str] = Counter()
+    if not policy.masks_at_ingest:
+        return counts
+
+    def clean(text: str) -> str:
+        out, c = redact_for_ingest(text, policy, secret=secret)
+        counts.update(c)
+        return out
+
+    loaded.title = clean(loaded.title)
+    for b in loaded.blocks:
+        b.text = clean(b.text)
+        if b.label:
+            b.label = clean(b.label)
+        b.heading_path = tuple(clean(h) for h in b.heading_path)
+    return counts
 
 
 class Zhiku:
@@ -41,9 +61,6 @@ class Zhiku:
         self._indexes: dict[int, LexicalIndex] = {}
         self._lock = threading.RLock()
         self.answerer = ExtractiveAnswerer()
-        # Hooks that rewrite blocks before they are stored (PII masking): each returns
-        # per-type counts for the ingest report.
-        self.block_filters: list[BlockFilter] = []
 
     def close(self) -> None:
         with self._lock:
@@ -61,9 +78,19 @@ class Zhiku:
     # --- knowledge bases ----------------------------------------------------------
 
     def kb(self, name: str = DEFAULT_KB, create: bool = False) -> KnowledgeBase:
+        """A knowledge base; ``create`` makes it, with the privacy-by-default PII policy."""
         if create:
-            return self.store.ensure_kb(name)
+            return self.store.ensure_kb(name, {"pii": PiiPolicy.default().to_dict()})
         return self.store.get_kb(name)
+
+    @staticmethod
+    def pii_policy(kb: KnowledgeBase) -> PiiPolicy:
+        return PiiPolicy.from_dict(kb.settings.get("pii"))
+
+    def set_pii_policy(self, name: str, policy: PiiPolicy) -> KnowledgeBase:
+        """Change a KB's policy. Stricter ingest masking applies to files ingested from
+        now on; ``zhiku sync`` does not re-read unchanged files, ``reingest`` does."""
+        return self.store.update_kb_settings(name, {"pii": policy.to_dict()})
 
     def index(self, kb: str | KnowledgeBase) -> LexicalIndex:
         kbo = kb if isinstance(kb, KnowledgeBase) else self.store.get_kb(kb)
@@ -96,13 +123,10 @@ class Zhiku:
         content_hash: str | None = None,
         size: int | None = None,
         mtime: float | None = None,
-    ) -> tuple[int, int, dict[str, int]]:
+    ) -> tuple[int, int, Counter[str]]:
         """Store a loaded document (atomically). Returns (doc id, chunks, masked counts)."""
         kbo = self.store.get_kb(kb)
-        masked: dict[str, int] = {}
-        for filt in self.block_filters:
-            for k, v in filt(kbo, loaded.blocks).items():
-                masked[k] = masked.get(k, 0) + v
+        masked = _mask_at_ingest(loaded, self.pii_policy(kbo), kbo.secret)
         chunks, full = chunk_blocks(loaded.blocks)
         if content_hash is None:
             content_hash = hashlib.sha256(full.encode("utf-8")).hexdigest()
@@ -137,7 +161,17 @@ class Zhiku:
         if len(names) > 1:
             scored.sort(key=lambda x: x[1], reverse=True)
             scored = scored[:k]
-        return self.store.hits_for(scored, kb_ids)
+        hits = self.store.hits_for(scored, kb_ids)
+        policies = {n: self.pii_policy(self.store.get_kb(n)) for n in names}
+        for h in hits:
+            pol = policies[h.kb]
+            # In "ingest" mode the stored text is already masked; "output" masks here.
+            if pol.mode == "output" and pol.types:
+                h.text = redact(h.text, pol)[0]
+                h.doc_title = redact(h.doc_title, pol)[0]
+                if h.section:
+                    h.section = redact(h.section, pol)[0]
+        return hits
 
     def term_stats(
         self, query: str, kbs: str | Sequence[str] = DEFAULT_KB
@@ -160,6 +194,23 @@ class Zhiku:
         ans.timings.update({"retrieve_ms": (t1 - t0) * 1000,
                             "total_ms": (time.perf_counter() - t0) * 1000})
         return ans
+
+    def ask_stream(
+        self,
+        question: str,
+        kbs: str | Sequence[str] = DEFAULT_KB,
+        k: int = 5,
+        history: Sequence[dict[str, str]] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Answer as a stream of events, for the CLI and for Server-Sent Events.
+
+        Yields ``{"type": "delta", "text": str}`` events whose texts concatenate to the
+        answer, then one ``{"type": "done", "answer": Answer.to_dict()}``. ``history``
+        holds earlier turns (``{"role": "user"|"assistant", "content": str}``).
+        """
+        ans = self.ask(question, kbs, k=k)
+        yield {"type": "delta", "text": ans.text}
+        yield {"type": "done", "answer": ans.to_dict()}
 
     def stats(self) -> dict[str, Any]:
         return self.store.stats()

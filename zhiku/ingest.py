@@ -68,7 +68,7 @@ class IngestReport:
             "chunks": self.chunks,
             "pages": self.pages,
             "bytes": self.bytes,
-            "masked": dict(self.masked),
+            "masked": {k: v for k, v in sorted(self.masked.items()) if v},
             "seconds": round(self.seconds, 3),
         }
 
@@ -94,10 +94,19 @@ OnFile = Callable[[FileResult], None]
 
 
 def ingest_file(
-    zk: Zhiku, kb: str, path: Path, known: dict[str, tuple[str, int, float | None]] | None = None
+    zk: Zhiku,
+    kb: str,
+    path: Path,
+    known: dict[str, tuple[str, int, float | None]] | None = None,
+    *,
+    doc_path: str | None = None,
 ) -> FileResult:
-    """Ingest one file; never raises for a bad file, returns its result instead."""
-    spath = str(path.resolve())
+    """Ingest one file; never raises for a bad file, returns its result instead.
+
+    ``doc_path`` stores the document under another path than the file's own, such as
+    the server's ``upload://<kb>/<name>`` for a file kept in its upload area.
+    """
+    spath = doc_path or str(path.resolve())
     if loaders.loader_for(path) is None:
         return FileResult(spath, "skipped", "unsupported", "不支援的檔案格式")
     try:

@@ -24,8 +24,6 @@ from typing import Any
 from zhiku.errors import KnowledgeBaseNotFound, StoreError
 from zhiku.models import Chunk, Document, Hit
 
-SCHEMA_VERSION = 1
-
 _MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE kbs(
@@ -70,7 +68,114 @@ _MIGRATIONS: dict[int, str] = {
     );
     CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    # 3: the server (zhiku.server): users, API keys, grants, uploads, ingestion jobs,
+    # conversations, feedback and the audit log. Rows that name a KB reference kbs(id)
+    # with ON DELETE CASCADE, so a KB deleted and re-created under the same name never
+    # inherits old grants, conversations or jobs. The audit log keeps names, not ids:
+    # it must outlive the users and KBs it mentions.
+    3: """
+    CREATE TABLE users(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'editor', 'reader')),
+        created_at TEXT NOT NULL,
+        disabled INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE api_keys(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        prefix TEXT NOT NULL UNIQUE,
+        hash TEXT NOT NULL,
+        name TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL,
+        last_used_at TEXT,
+        revoked_at TEXT
+    );
+    CREATE TABLE grants(
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        kb_id INTEGER NOT NULL REFERENCES kbs(id) ON DELETE CASCADE,
+        PRIMARY KEY(user_id, kb_id)
+    );
+    CREATE TABLE uploads(
+        kb_id INTEGER NOT NULL REFERENCES kbs(id) ON DELETE CASCADE,
+        path TEXT NOT NULL,
+        stored TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        user_id INTEGER,
+        uploaded_at TEXT NOT NULL,
+        PRIMARY KEY(kb_id, path)
+    );
+    CREATE TABLE jobs(
+        id TEXT PRIMARY KEY,
+        kb_id INTEGER NOT NULL REFERENCES kbs(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        status TEXT NOT NULL,
+        user_id INTEGER,
+        created_at TEXT NOT NULL,
+        started_at TEXT,
+        finished_at TEXT,
+        heartbeat REAL,
+        worker TEXT
+    );
+    CREATE INDEX jobs_status ON jobs(status, created_at);
+    CREATE INDEX jobs_kb ON jobs(kb_id, created_at);
+    CREATE TABLE job_files(
+        job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+        ord INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        path TEXT,
+        stored TEXT,
+        sha256 TEXT,
+        size INTEGER NOT NULL DEFAULT 0,
+        status TEXT NOT NULL,
+        reason TEXT,
+        message TEXT,
+        chunks INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY(job_id, ord)
+    );
+    CREATE TABLE conversations(
+        id TEXT PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        kb_id INTEGER NOT NULL REFERENCES kbs(id) ON DELETE CASCADE,
+        title TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX conversations_user ON conversations(user_id, updated_at);
+    CREATE TABLE messages(
+        id TEXT PRIMARY KEY,
+        conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        question TEXT NOT NULL,
+        answer TEXT NOT NULL,
+        refused INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX messages_conversation ON messages(conversation_id, seq);
+    CREATE TABLE feedback(
+        answer_id TEXT PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+        user_id INTEGER NOT NULL,
+        rating INTEGER NOT NULL CHECK (rating IN (-1, 1)),
+        comment TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE audit(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts TEXT NOT NULL,
+        user_name TEXT,
+        key_prefix TEXT,
+        action TEXT NOT NULL,
+        kb TEXT,
+        target TEXT,
+        detail TEXT NOT NULL DEFAULT '{}',
+        ip TEXT
+    );
+    CREATE INDEX audit_ts ON audit(ts);
+    """,
 }
+
+SCHEMA_VERSION = max(_MIGRATIONS)
 
 
 def now_iso() -> str:

@@ -26,15 +26,15 @@ _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af\U00020
 _TOKEN_RE = re.compile(rf"[{_CJK}]+|[a-z0-9]+(?:[.\-][a-z0-9]+)*")
 _CJK_CHAR_RE = re.compile(rf"[{_CJK}]")
 
-# Interrogatives and politeness words that carry no topic: dropped from queries only.
-# Written in Simplified because queries are folded before this filter applies.
-QUERY_STOP_TOKENS = frozenset(
-    {
-        "什么", "什", "么", "甚么", "甚", "哪", "哪里", "哪个", "哪些", "哪一", "谁",
-        "吗", "呢", "为何", "如何", "怎么", "怎样", "怎", "多少", "是否", "请问", "请",
-        "问", "的", "了", "吧", "呀",
-    }
+# Interrogatives and particles that carry no topic: removed from queries only, before
+# tokenising, so neither they nor the bigrams straddling them reach the index
+# (「客服專線是多少」 → 客服專線是). Written in Simplified: queries are folded first.
+QUERY_STOP_WORDS = (
+    "为什么", "怎么样", "有没有", "什么", "甚么", "哪里", "哪个", "哪些", "为何", "如何",
+    "怎么", "怎样", "多少", "多久", "是否", "请问", "谁", "吗", "呢", "吧", "呀", "哪", "几",
+    "的", "了",
 )
+_QUERY_STOP_RE = re.compile("|".join(map(re.escape, QUERY_STOP_WORDS)))
 
 
 @lru_cache(maxsize=1)
@@ -73,14 +73,14 @@ def tokenize(text: str) -> list[str]:
 
 
 def query_tokens(text: str) -> list[str]:
-    """Tokens for a query: as :func:`tokenize`, de-duplicated, interrogatives dropped.
+    """Tokens for a query: interrogatives removed, then as :func:`tokenize`, de-duplicated.
 
-    When every token is a stop token (「什麼？」) the unfiltered tokens are returned so a
-    query is never silently empty.
+    When nothing is left (「什麼？」) the unfiltered tokens are returned, so a query is
+    never silently empty.
     """
-    toks = list(dict.fromkeys(tokenize(text)))
-    kept = [t for t in toks if t not in QUERY_STOP_TOKENS]
-    return kept or toks
+    folded = fold(text)
+    toks = _tokens_of_folded(_QUERY_STOP_RE.sub(" ", folded)) or _tokens_of_folded(folded)
+    return list(dict.fromkeys(toks))
 
 
 def has_cjk(text: str) -> bool:

@@ -137,7 +137,8 @@ ROLE_MAILBOXES: frozenset[str] = frozenset(
      "privacy", "dpo", "legal", "compliance", "public", "service1999", "mail", "team",
      "hello", "order", "orders", "shop", "store", "booking", "reservation", "reservations",
      "ir", "investor", "investors", "purchase", "purchasing", "procurement", "it",
-     "tech", "techsupport", "bd", "partner", "partners", "event", "events", "edu",
+     "tech", "techsupport", "bd", "biz", "business", "partner", "partners", "event",
+     "events", "edu",
      "library", "registrar", "secretary", "secretariat", "reception", "frontdesk",
      "客服", "服務", "人資", "業務", "行銷", "會計", "財務", "總務", "採購", "公關", "資訊",
      "秘書", "招募", "徵才", "訂位", "訂房", "聯絡", "服務台"}

@@ -99,7 +99,6 @@ class Finding:
 _Cand = tuple[int, int, str, float, str | None]
 
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_CJK_RE = re.compile(f"[{_CJK}]")
 
 
 def _is_cjk(ch: str) -> bool:
@@ -248,7 +247,8 @@ def _digits(s: str) -> str:
     return "".join(_DIGITS_RE.findall(s))
 
 
-def _classify(n: str, m: re.Match[str], floor: int = 0) -> _Cand | None:  # noqa: C901 - one table of rules
+def _classify(n: str, m: re.Match[str], floor: int = 0) -> _Cand | None:
+    """Validate one shape found by the main pass and weigh it against its context."""
     kind = m.lastgroup
     s, e = m.span()
     span = m.group()

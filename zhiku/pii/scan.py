@@ -293,6 +293,9 @@ def iter_units(path: Path) -> tuple[bool, Iterator[tuple[str | None, str, str]]]
             if not data.rows:
                 return
             names = _column_names(data.rows[0])
+            for j, cell in enumerate(data.rows[0]):  # a file without a header row
+                if cell.strip():
+                    yield names[j], "", cell
             for row in data.rows[1:]:
                 for j, cell in enumerate(row):
                     if cell.strip():
@@ -312,6 +315,11 @@ def iter_units(path: Path) -> tuple[bool, Iterator[tuple[str | None, str, str]]]
                         if names is None:
                             if any(v is not None and str(v).strip() for v in row):
                                 names = _column_names(list(row))
+                                for j, v in enumerate(row):
+                                    text = _cell_text(v, "")
+                                    if text is not None:
+                                        col = f"{ws.title}!{names[j]}" if multi else names[j]
+                                        yield col, "", text
                             continue
                         for j, v in enumerate(row):
                             name = names[j] if j < len(names) else _col_letter(j)
@@ -447,6 +455,9 @@ def _redact_csv(
     rows = data.rows
     if rows:
         names = _column_names(rows[0])
+        for j, cell in enumerate(rows[0]):
+            rows[0][j], c = redact_field(cell, None, policy, secret=secret)
+            counts.update(c)
         for row in rows[1:]:
             for j, cell in enumerate(row):
                 if cell.strip():
@@ -465,15 +476,16 @@ def _redact_xlsx(
     for ws in wb.worksheets:
         names: list[str] | None = None
         for row in ws.iter_rows():
-            if names is None:
-                if any(c.value is not None and str(c.value).strip() for c in row):
-                    names = _column_names([c.value for c in row])
-                continue
+            header = names is None
+            if header:
+                if not any(c.value is not None and str(c.value).strip() for c in row):
+                    continue
+                names = _column_names([c.value for c in row])
             for j, cell in enumerate(row):
                 v = cell.value
                 if v is None or cell.data_type == "f" or isinstance(v, str) and v.startswith("="):
                     continue
-                name = names[j] if j < len(names) else _col_letter(j)
+                name = "" if header else names[j] if j < len(names) else _col_letter(j)
                 text = _cell_text(v, name)
                 if text is None:
                     continue

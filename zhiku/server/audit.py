@@ -1,0 +1,130 @@
+"""The audit log: who asked what, which documents were cited, who changed what.
+
+Questions are masked before they are written (:func:`zhiku.pii.mask_for_log` with the
+knowledge base's policy), so the log never holds the personal data a policy keeps out
+of the store. Rows keep user and KB *names*: the log outlives what it mentions.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from zhiku.store import KnowledgeBase, Store, now_iso
+
+try:  # the PII module is part of zhiku; the guard keeps the audit log usable without it
+    from zhiku.pii import PiiPolicy, mask_for_log
+except ImportError:  # pragma: no cover
+    PiiPolicy = None  # type: ignore[assignment,misc]
+    mask_for_log = None  # type: ignore[assignment]
+
+FIELDS = ("id", "ts", "user", "key", "action", "kb", "target", "detail", "ip")
+
+
+@dataclass(slots=True)
+class Actor:
+    """Who did something: a user through a key, or the command line (``key=None``)."""
+
+    user: str | None
+    key: str | None = None
+    ip: str | None = None
+
+
+def mask_question(text: str, kb: KnowledgeBase | None) -> str:
+    """``text`` safe for the log, masked with ``kb``'s PII policy (or the default types)."""
+    if mask_for_log is None:
+        return text
+    policy = None
+    if kb is not None and PiiPolicy is not None:
+        try:
+            policy = PiiPolicy.from_dict(kb.settings.get("pii"))
+        except Exception:  # noqa: BLE001 - a broken stored policy must not stop logging
+            policy = None
+    return mask_for_log(text, policy)
+
+
+def record(
+    store: Store,
+    actor: Actor,
+    action: str,
+    *,
+    kb: str | None = None,
+    target: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Append one entry (inside the caller's transaction when there is one)."""
+    store.db.execute(
+        "INSERT INTO audit(ts, user_name, key_prefix, action, kb, target, detail, ip) "
+        "VALUES (?,?,?,?,?,?,?,?)",
+        (now_iso(), actor.user, actor.key, action, kb, target,
+         json.dumps(detail or {}, ensure_ascii=False), actor.ip),
+    )
+
+
+def query(
+    store: Store,
+    *,
+    since: str | None = None,
+    until: str | None = None,
+    user: str | None = None,
+    kb: str | None = None,
+    action: str | None = None,
+    limit: int | None = None,
+    newest_first: bool = False,
+) -> Iterator[dict[str, Any]]:
+    """Entries matching every given filter (``since``/``until``: ISO-8601 prefixes)."""
+    where, args = [], []
+    for col, op, value in (("ts", ">=", since), ("ts", "<", until), ("user_name", "=", user),
+                           ("kb", "=", kb), ("action", "=", action)):
+        if value:
+            where.append(f"{col} {op} ?")
+            args.append(value)
+    sql = "SELECT * FROM audit"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY id DESC" if newest_first else " ORDER BY id"
+    if limit:
+        sql += " LIMIT ?"
+        args.append(limit)
+    for r in store.db.execute(sql, args):
+        yield {"id": r["id"], "ts": r["ts"], "user": r["user_name"], "key": r["key_prefix"],
+               "action": r["action"], "kb": r["kb"], "target": r["target"],
+               "detail": json.loads(r["detail"]), "ip": r["ip"]}
+
+
+def write(rows: Iterable[dict[str, Any]], fmt: str, out: TextIO) -> int:
+    """Write entries as ``jsonl`` or ``csv`` (detail as a JSON cell); returns the count."""
+    n = 0
+    if fmt == "csv":
+        w = csv.writer(out)
+        w.writerow(FIELDS)
+        for r in rows:
+            w.writerow([_cell(json.dumps(r[f], ensure_ascii=False) if f == "detail" else r[f])
+                        for f in FIELDS])
+            n += 1
+    elif fmt == "jsonl":
+        for r in rows:
+            out.write(json.dumps(r, ensure_ascii=False) + "\n")
+            n += 1
+    else:
+        raise ValueError(f"unknown audit format {fmt!r}")
+    return n
+
+
+def _cell(value: object) -> object:
+    """A CSV cell that a spreadsheet will not run as a formula (CSV injection)."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def render(rows: Iterable[dict[str, Any]], fmt: str) -> str:
+    buf = io.StringIO()
+    write(rows, fmt, buf)
+    return buf.getvalue()

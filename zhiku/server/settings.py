@@ -1,0 +1,114 @@
+"""Server settings: typed, read once from arguments or ``ZHIKU_*`` variables, fail fast."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from zhiku.config import home_dir
+from zhiku.errors import ZhikuError
+
+
+class SettingsError(ZhikuError):
+    exit_code = 2
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """Everything the server reads from its environment.
+
+    Every field can be set with ``ZHIKU_<FIELD>`` (``ZHIKU_MAX_UPLOAD_MB=20``); the
+    ``zhiku serve`` options set the same variables, so ``--workers N`` processes agree.
+    """
+
+    home: Path
+    max_upload_mb: float = 50.0  # per file
+    max_files: int = 20  # per upload request
+    max_request_mb: float = 210.0  # whole multipart body
+    max_json_kb: int = 256  # any other request body
+    max_unzipped_mb: float = 500.0  # sum of a DOCX/XLSX's entries (zip bombs)
+    rate_limit: float = 600.0  # requests per minute and API key; 0 turns it off
+    rate_burst: int = 60
+    engines: int = 8  # engine instances per process (concurrent searches/answers)
+    ingest_worker: bool = True  # run a background ingestion thread in this process
+    stale_job_s: float = 600.0  # a running job without heartbeat for this long is re-claimed
+    shutdown_timeout_s: float = 60.0  # wait this long for the current file on shutdown
+    metrics_token: str = ""  # lets a scraper read /metrics without an admin key
+    max_question_chars: int = 2000
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, **overrides: Any
+    ) -> ServerSettings:
+        """Settings from ``ZHIKU_*`` variables, then ``overrides``; raises on bad values."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name == "home":
+                continue
+            raw = env.get(f"ZHIKU_{f.name.upper()}")
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(f.name, str(f.type), raw)
+        values.update({k: v for k, v in overrides.items() if v is not None and k != "home"})
+        settings = cls(home=home_dir(overrides.get("home")), **values)
+        settings.validate()
+        return settings
+
+    def with_(self, **changes: Any) -> ServerSettings:
+        s = replace(self, **changes)
+        s.validate()
+        return s
+
+    def validate(self) -> None:
+        positive = ("max_upload_mb", "max_files", "max_request_mb", "max_json_kb",
+                    "max_unzipped_mb", "engines", "max_question_chars")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"設定 {name} 必須大於 0（目前為 {getattr(self, name)}）")
+        if self.rate_limit < 0 or self.rate_burst < 1:
+            raise SettingsError("rate_limit 不可為負數，rate_burst 至少為 1")
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def max_request_bytes(self) -> int:
+        return int(self.max_request_mb * 1024 * 1024)
+
+    @property
+    def max_unzipped_bytes(self) -> int:
+        return int(self.max_unzipped_mb * 1024 * 1024)
+
+    def to_env(self) -> dict[str, str]:
+        """The variables that reproduce these settings in another process."""
+        out = {"ZHIKU_HOME": str(self.home)}
+        for f in fields(self):
+            if f.name != "home":
+                value = getattr(self, f.name)
+                out[f"ZHIKU_{f.name.upper()}"] = (
+                    ("1" if value else "0") if isinstance(value, bool) else str(value)
+                )
+        return out
+
+
+def _parse(name: str, type_name: str, raw: str) -> Any:
+    try:
+        if "bool" in type_name:
+            low = raw.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if "int" in type_name:
+            return int(raw)
+        if "float" in type_name:
+            return float(raw)
+    except ValueError as exc:
+        raise SettingsError(f"環境變數 ZHIKU_{name.upper()} 的值不合法：「{raw}」") from exc
+    return raw
