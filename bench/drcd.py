@@ -28,6 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import models_drcd  # noqa: E402
 from bench.common import (  # noqa: E402
     Question,
     drcd_documents,
@@ -47,6 +48,14 @@ def _embed_args(args: argparse.Namespace) -> dict[str, Any]:
             "limit": args.limit}
 
 
+def _sample_indices(n_questions: int, sample: int) -> list[int] | None:
+    """The peers' question sample; Random.sample picks by position, so the same indices
+    select the same questions in every process."""
+    if not sample or n_questions <= sample:
+        return None
+    return random.Random(13).sample(range(n_questions), sample)
+
+
 def _questions(data: Path, limit: int) -> tuple[list[Any], list[Question]]:
     passages, questions = read_drcd(data)
     if limit:
@@ -55,11 +64,12 @@ def _questions(data: Path, limit: int) -> tuple[list[Any], list[Question]]:
 
 
 def run_zhiku(cfg: dict[str, Any]) -> dict[str, Any]:
+    from zhiku.backends import ModelSettings
     from zhiku.engine import Zhiku
 
     passages, questions = _questions(Path(cfg["data"]), cfg["limit"])
     home = tempfile.mkdtemp(prefix="zhiku-bench-")
-    zk = Zhiku(home)
+    zk = Zhiku(home, settings=ModelSettings.none())  # lexical, whatever the environment says
     zk.kb("bench", create=True)
     t0 = time.perf_counter()
     n_docs = 0
@@ -102,6 +112,11 @@ def run_zhiku(cfg: dict[str, Any]) -> dict[str, Any]:
         "answerable_refused": refused / max(len(questions), 1),
         "peak_rss_mb": peak_rss_mb(),
     }
+    picked = _sample_indices(len(questions), cfg.get("sample", 0))
+    if picked is not None:
+        out["on_peer_sample"] = {**retrieval_metrics([ranks[i] for i in picked]),
+                                 **latency_ms([lat[i] for i in picked]),
+                                 "questions": len(picked)}
     zk.close()
     return out
 
@@ -115,8 +130,9 @@ def _peer_corpus(cfg: dict[str, Any]) -> tuple[list[str], list[str], list[Questi
             for b in doc.blocks:
                 keys.append(path)
                 texts.append(doc.title + "\n" + b.text)
-    if cfg.get("sample") and len(questions) > cfg["sample"]:
-        questions = random.Random(13).sample(questions, cfg["sample"])
+    picked = _sample_indices(len(questions), cfg.get("sample", 0))
+    if picked is not None:
+        questions = [questions[i] for i in picked]
     return keys, texts, questions
 
 
@@ -196,11 +212,13 @@ def fmt_table(results: dict[str, dict[str, Any]]) -> str:
 
 
 def ratios(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
-    z = results["zhiku"]
+    """zhiku against each peer on the same questions (the peers' sample at scale)."""
+    full = results["zhiku"]
     out = {}
     for name, r in results.items():
         if name == "zhiku":
             continue
+        z = {**full, **full.get("on_peer_sample", {})}
         out[name] = {
             "R@1 zhiku/peer": z["R@1"] / r["R@1"] if r["R@1"] else float("inf"),
             "p50 peer/zhiku": r["p50_ms"] / z["p50_ms"] if z["p50_ms"] else float("inf"),
@@ -220,16 +238,24 @@ def main() -> int:
                     help="questions for the peers (default: all; 100 with --distractors)")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N questions")
     ap.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
+    models_drcd.add_arguments(ap)
     args = ap.parse_args()
     if not args.data.exists():
         print(f"找不到資料檔：{args.data}", file=sys.stderr)
         return 2
+    if args.embed or args.rerank:  # lexical, dense, hybrid side by side (bench/models_drcd.py)
+        res = _in_child(models_drcd.run_models, models_drcd.model_config(args))
+        if args.json:
+            print(json.dumps(res, ensure_ascii=False))
+        models_drcd.report(res, args, args.write)
+        return 0
     cfg = _embed_args(args)
+    sample = args.peer_sample if args.peer_sample is not None else (
+        100 if args.distractors else 0)
+    cfg["sample"] = 0 if args.no_peers else sample
     results: dict[str, dict[str, Any]] = {"zhiku": _in_child(run_zhiku, cfg)}
     if not args.no_peers:
-        sample = args.peer_sample if args.peer_sample is not None else (
-            100 if args.distractors else 0)
-        pcfg = {**cfg, "sample": sample}
+        pcfg = cfg
         results["rank_bm25+jieba"] = _in_child(run_rank_bm25, pcfg)
         results["bm25s (uni+bi)"] = _in_child(run_bm25s, pcfg)
     rat = ratios(results) if len(results) > 1 else {}
@@ -239,6 +265,10 @@ def main() -> int:
     else:
         print(fmt_table(results))
         z = results["zhiku"]
+        if "on_peer_sample" in z:
+            ps = z["on_peer_sample"]
+            print(f"\nzhiku on the peers' {ps['questions']} questions: R@1 {ps['R@1']:.4f}, "
+                  f"MRR@10 {ps['MRR@10']:.4f}, p50 {ps['p50_ms']:.2f} ms")
         print(f"\nzhiku: {z['documents']} documents, {z['passages']} passages, "
               f"answer-sentence hit {z['answer_sentence_hit']:.4f}, "
               f"answerable refused {z['answerable_refused']:.4f}")
@@ -258,6 +288,10 @@ def main() -> int:
             f"Extractive answers: the cited sentence(s) contain the gold answer for "
             f"{z['answer_sentence_hit']:.1%} of questions; {z['answerable_refused']:.1%} "
             f"of these answerable questions were refused.\n\n"
+            + (f"On the peers' {z['on_peer_sample']['questions']}-question sample zhiku has "
+               f"R@1 {z['on_peer_sample']['R@1']:.4f}, MRR@10 "
+               f"{z['on_peer_sample']['MRR@10']:.4f}; ratios below use that sample.\n\n"
+               if "on_peer_sample" in z else "")
             + "\n".join(f"- vs {n}: " + ", ".join(f"{k} **{v:.2f}**" for k, v in r.items())
                         for n, r in rat.items())
         )

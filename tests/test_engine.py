@@ -132,3 +132,18 @@ def test_delete_kb_removes_documents_and_index(engine: Zhiku, office: Path) -> N
     engine.delete_kb("ops")
     assert not (engine.home / "index" / f"kb-{kb_id}").exists()
     assert engine.store.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0] == 0
+
+
+def test_follow_up_without_a_model(engine: Zhiku, office: Path) -> None:
+    ingest_paths(engine, [office], "ops")
+    history = [{"role": "user", "content": "婚假有幾天？"},
+               {"role": "assistant", "content": "根據《員工請假辦法》第四條：婚假八日，工資照給。"}]
+    # A new topic is answered on its own, not pulled back to the previous question.
+    events = list(engine.ask_stream("密碼多久要變更一次？", "ops", history=history))
+    done = events[-1]["answer"]
+    assert "180 天" in done["answer"] and done["citations"][0]["doc"] == "IT 帳號"
+    # An elliptical follow-up that cannot stand alone borrows the previous question.
+    assert engine.ask("那有幾天？", "ops").refused
+    events = list(engine.ask_stream("那有幾天？", "ops", history=history))
+    assert not events[-1]["answer"]["refused"]
+    assert events[-1]["answer"]["citations"][0]["doc"] == "員工請假辦法"

@@ -19,6 +19,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from zhiku import __version__
+from zhiku.cli_models import attach_model_hooks, print_sources, show_warnings, stream_answer
+from zhiku.cli_models import install as install_models
 from zhiku.config import DEFAULT_KB, lang
 from zhiku.engine import Zhiku
 from zhiku.errors import ZhikuError
@@ -58,6 +60,7 @@ def engine(home: str | None) -> Iterator[Zhiku]:
     except ZhikuError as exc:
         err.print(f"[red]錯誤：[/red]{exc}")
         raise typer.Exit(exc.exit_code) from exc
+    attach_model_hooks(zk)  # embedding progress and model warnings on stderr
     try:
         yield zk
     except ZhikuError as exc:
@@ -251,22 +254,17 @@ def ask(
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """回答問題並附上出處；知識庫沒有答案時會明說。"""
+    """回答問題並附上出處；知識庫沒有答案時會明說。設定對話模型時逐字輸出生成的回答。"""
     with engine(home) as zk:
-        ans = zk.ask(question, _kbs(kb), k=k)
+        if as_json:
+            ans = zk.ask(question, _kbs(kb), k=k)
+        else:
+            ans = stream_answer(zk, question, _kbs(kb), k)
+    show_warnings(ans.warnings)  # stderr, zh-TW: model down, fallback used…
     if as_json:
         _print_json(ans.to_dict())
     else:
-        out.print(ans.text)
-        if ans.citations:
-            en = lang() == "en"
-            out.print("\n[bold]Sources[/bold]" if en else "\n[bold]出處[/bold]")
-            for i, c in enumerate(ans.citations, 1):
-                h = c.hit
-                page = ""
-                if h.page_start:
-                    page = f", p. {h.page_start}" if en else f"，第 {h.page_start} 頁"
-                out.print(f"[{i}] 《{h.doc_title}》{h.section or ''}{page}　[dim]{h.path}[/dim]")
+        print_sources(ans, english=lang() == "en")
     raise typer.Exit(1 if ans.refused else 0)
 
 
@@ -405,6 +403,14 @@ def kb_delete(
     with engine(home) as zk:
         zk.delete_kb(name)
     err.print(f"已刪除知識庫「{name}」")
+
+
+# --- server: serve, users, keys, audit (zhiku/server/cli.py) --------------------------------
+
+from zhiku.server.cli import register as _register_server  # noqa: E402
+
+_register_server(app)
+install_models(app)  # zhiku models …, zhiku chat (zhiku/cli_models.py)
 
 
 def main() -> None:

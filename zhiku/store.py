@@ -68,6 +68,18 @@ _MIGRATIONS: dict[int, str] = {
     );
     CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    # 2: models (zhiku.vectors): the embedding cache. A chunk's vector is keyed by the
+    # embedder's model id and the SHA-256 of the text it embedded, so unchanged chunks,
+    # re-ingested files and index rebuilds never call the model again, and a model change
+    # simply misses the cache. The vector matrix beside the database is derived from it.
+    2: """
+    CREATE TABLE embeddings(
+        model TEXT NOT NULL,
+        text_hash BLOB NOT NULL,
+        vector BLOB NOT NULL,
+        PRIMARY KEY(model, text_hash)
+    ) WITHOUT ROWID;
+    """,
     # 3: the server (zhiku.server): users, API keys, grants, uploads, ingestion jobs,
     # conversations, feedback and the audit log. Rows that name a KB reference kbs(id)
     # with ON DELETE CASCADE, so a KB deleted and re-created under the same name never
@@ -217,13 +229,15 @@ class Store:
             "CREATE TABLE IF NOT EXISTS migrations(version INTEGER PRIMARY KEY, applied_at TEXT)"
         )
         with self.tx(immediate=True):
-            row = self.db.execute("SELECT MAX(version) FROM migrations").fetchone()
-            current = row[0] or 0
+            applied = {r[0] for r in self.db.execute("SELECT version FROM migrations")}
+            current = max(applied, default=0)
             if current > SCHEMA_VERSION:
                 raise StoreError(
                     f"資料庫 {self.path} 由較新版本的 zhiku 建立（schema {current}），請升級 zhiku"
                 )
-            for version in sorted(v for v in _MIGRATIONS if v > current):
+            # Every missing version, not only those above the highest: migrations are
+            # numbered per feature and may land out of order (2 after 3).
+            for version in sorted(v for v in _MIGRATIONS if v not in applied):
                 for stmt in _split_sql(_MIGRATIONS[version]):
                     self.db.execute(stmt)
                 self.db.execute(

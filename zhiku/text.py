@@ -32,7 +32,7 @@ _CJK_CHAR_RE = re.compile(rf"[{_CJK}]")
 QUERY_STOP_WORDS = (
     "为什么", "怎么样", "有没有", "什么", "甚么", "哪里", "哪个", "哪些", "为何", "如何",
     "怎么", "怎样", "多少", "多久", "是否", "请问", "谁", "吗", "呢", "吧", "呀", "哪", "几",
-    "的", "了",
+    "那么", "还有", "那", "这", "的", "了",
 )
 _QUERY_STOP_RE = re.compile("|".join(map(re.escape, QUERY_STOP_WORDS)))
 

@@ -39,11 +39,10 @@ class AccountError(ZhikuError):
         self.code = code
         self.message = message
         self.status = status
+        self.exit_code = 3 if status == 404 else 2
 
 
 class UserNotFound(AccountError):
-    exit_code = 3
-
     def __init__(self, ref: str | int) -> None:
         super().__init__("user_not_found", f"找不到使用者「{ref}」", 404)
 

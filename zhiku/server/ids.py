@@ -54,7 +54,8 @@ class IdCodec:
         left, right = value >> 32, value & _MASK32
         for r in reversed(range(_ROUNDS)):
             left, right = right ^ self._f(kind, r, left), left
-        return (left << 32) | right
+        n = (left << 32) | right
+        return n if n < 2**63 else None  # SQLite integers are signed 64-bit
 
 
 def new_token(nbytes: int = 12) -> str:

@@ -32,7 +32,10 @@ class ServerSettings:
     max_unzipped_mb: float = 500.0  # sum of a DOCX/XLSX's entries (zip bombs)
     rate_limit: float = 600.0  # requests per minute and API key; 0 turns it off
     rate_burst: int = 60
-    engines: int = 8  # engine instances per process (concurrent searches/answers)
+    # Engine instances per process, created on demand. A streamed answer keeps its engine
+    # between events without holding a thread, so keep this well above ``threads``.
+    engines: int = 32
+    threads: int = 8  # request threads per process; more only adds GIL contention
     ingest_worker: bool = True  # run a background ingestion thread in this process
     stale_job_s: float = 600.0  # a running job without heartbeat for this long is re-claimed
     shutdown_timeout_s: float = 60.0  # wait this long for the current file on shutdown
@@ -65,7 +68,7 @@ class ServerSettings:
 
     def validate(self) -> None:
         positive = ("max_upload_mb", "max_files", "max_request_mb", "max_json_kb",
-                    "max_unzipped_mb", "engines", "max_question_chars")
+                    "max_unzipped_mb", "engines", "threads", "max_question_chars")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise SettingsError(f"設定 {name} 必須大於 0（目前為 {getattr(self, name)}）")

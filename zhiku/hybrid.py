@@ -1,0 +1,100 @@
+"""Fusion of ranked lists (weighted reciprocal rank fusion) and its calibration.
+
+Reciprocal rank fusion needs no score normalisation: BM25 scores and cosine
+similarities live on different scales, ranks do not. Each list contributes
+``weight / (rrf_k + rank)`` (1-based ranks) to a chunk's score. A small ``rrf_k`` makes
+the top of each list count more; the lexical weight being ten times the dense one (the
+default) means a dense list can reorder and extend BM25's list but not overturn a
+clear BM25 winner. That default was measured on DRCD: with the bundled, English-centric
+MiniLM (dense R@1 ≈ .05 on Chinese) it leaves R@1 exactly where BM25 alone puts it.
+
+:func:`calibrate` picks ``rrf_k`` and ``dense_weight`` for a knowledge base from its
+own questions with known answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+Ranked = Sequence[tuple[int, float]]
+
+RRF_K_GRID = (1.0, 2.0, 5.0, 10.0, 20.0, 60.0)
+DENSE_WEIGHT_GRID = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 4.0)
+
+
+def rrf(lists: Sequence[tuple[Ranked, float]], k: float) -> list[tuple[int, float]]:
+    """Weighted reciprocal rank fusion of ``(ranked list, weight)`` pairs.
+
+    Ties are broken by the best rank in the earlier lists (the lexical list first).
+    """
+    scores: dict[int, float] = {}
+    first: dict[int, tuple[int, int]] = {}
+    for li, (ranked, weight) in enumerate(lists):
+        for rank, (cid, _) in enumerate(ranked, 1):
+            if weight > 0:
+                scores[cid] = scores.get(cid, 0.0) + weight / (k + rank)
+            else:
+                scores.setdefault(cid, 0.0)
+            first.setdefault(cid, (li, rank))
+    return sorted(scores.items(), key=lambda kv: (-kv[1], first[kv[0]]))
+
+
+@dataclass(slots=True)
+class CalibrationResult:
+    rrf_k: float
+    dense_weight: float
+    r_at_1: float
+    mrr: float
+    lexical_r_at_1: float
+    dense_r_at_1: float
+    questions: int
+    table: list[tuple[float, float, float, float]]  # (rrf_k, dense_weight, R@1, MRR@10)
+
+
+def _metrics(ranked: Sequence[Sequence[int]], gold: Sequence[set[int]]) -> tuple[float, float]:
+    n = max(len(gold), 1)
+    r1 = sum(1 for r, g in zip(ranked, gold, strict=True) if r and r[0] in g) / n
+    mrr = 0.0
+    for r, g in zip(ranked, gold, strict=True):
+        for i, c in enumerate(r[:10]):
+            if c in g:
+                mrr += 1 / (i + 1)
+                break
+    return r1, mrr / n
+
+
+def calibrate(
+    lexical: Sequence[Ranked],
+    dense: Sequence[Ranked],
+    gold: Sequence[set[int]],
+    lexical_weight: float = 1.0,
+    rrf_ks: Sequence[float] = RRF_K_GRID,
+    dense_weights: Sequence[float] = DENSE_WEIGHT_GRID,
+) -> CalibrationResult:
+    """Grid-search ``(rrf_k, dense_weight)`` for the best R@1.
+
+    ``gold[i]`` is the set of acceptable ids for question ``i`` (the ids the ranked
+    lists use: chunk ids, or document ids when the lists are per document).
+    """
+    table: list[tuple[float, float, float, float]] = []
+    for k in rrf_ks:
+        for w in dense_weights:
+            fused = [[c for c, _ in rrf([(lx, lexical_weight), (dn, w)], k)]
+                     for lx, dn in zip(lexical, dense, strict=True)]
+            r1, mrr = _metrics(fused, gold)
+            table.append((k, w, r1, mrr))
+    best_r1 = max(t[2] for t in table)
+    # The best R@1 is usually a plateau of settings. Take the rrf_k with the widest
+    # plateau and the middle weight of it: the choice least likely to be an accident of
+    # these questions (a weak embedder's plateau starts at 0 and stays low).
+    plateaus = {k: [t for t in table if t[0] == k and t[2] >= best_r1 - 1e-9] for k in rrf_ks}
+    k_best = max(rrf_ks, key=lambda k: (len(plateaus[k]), max((t[3] for t in plateaus[k]),
+                                                              default=0.0)))
+    flat = plateaus[k_best]
+    best = flat[(len(flat) - 1) // 2]
+    lex_r1, _ = _metrics([[c for c, _ in lx] for lx in lexical], gold)
+    dense_r1, _ = _metrics([[c for c, _ in dn] for dn in dense], gold)
+    return CalibrationResult(rrf_k=best[0], dense_weight=best[1], r_at_1=best[2], mrr=best[3],
+                             lexical_r_at_1=lex_r1, dense_r_at_1=dense_r1,
+                             questions=len(gold), table=table)

@@ -1,0 +1,210 @@
+"""Asking through the server: conversations, citation sources, records and audit.
+
+Both the zhiku API and the OpenAI-compatible endpoint go through :func:`answer_events`,
+which wraps :meth:`zhiku.engine.Zhiku.ask_stream` (so a model backend that streams
+tokens streams through every endpoint unchanged) and, once the answer is complete,
+links each citation to its stored passage, records the turn and writes the audit entry.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from zhiku.server import audit
+from zhiku.server.deps import Principal, ServerState
+from zhiku.server.errors import ApiError
+from zhiku.server.ids import new_token
+from zhiku.store import KnowledgeBase, Store, now_iso
+
+log = logging.getLogger("zhiku.server.ask")
+
+HISTORY_TURNS = 10
+SOURCES_HEADING = {"zh": "出處：", "en": "Sources:"}
+
+
+@dataclass(slots=True)
+class Conversation:
+    id: str | None  # None: a new conversation is created when the answer is recorded
+    history: list[dict[str, str]] = field(default_factory=list)
+
+
+def open_conversation(
+    store: Store, p: Principal, kb: KnowledgeBase, conversation_id: str | None
+) -> Conversation:
+    """The caller's conversation ``conversation_id`` in ``kb`` with its history."""
+    if conversation_id is None:
+        return Conversation(None)
+    row = store.db.execute(
+        "SELECT kb_id FROM conversations WHERE id=? AND user_id=?", (conversation_id, p.user_id)
+    ).fetchone()
+    if row is None:
+        raise ApiError(404, "conversation_not_found")
+    if row[0] != kb.id:
+        raise ApiError(409, "conversation_kb_mismatch")
+    turns = store.db.execute(
+        "SELECT question, answer FROM messages WHERE conversation_id=? ORDER BY seq DESC LIMIT ?",
+        (conversation_id, HISTORY_TURNS),
+    ).fetchall()
+    history: list[dict[str, str]] = []
+    for q, a in reversed(turns):
+        history.append({"role": "user", "content": q})
+        history.append({"role": "assistant", "content": json.loads(a)["answer"]["answer"]})
+    return Conversation(conversation_id, history)
+
+
+def resolve_sources(
+    state: ServerState, store: Store, kb: KnowledgeBase, citations: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """For each citation, the opaque ids of its stored passage and document in ``kb``."""
+    out: list[dict[str, Any]] = []
+    for c in citations:
+        row = None
+        if c.get("text"):
+            row = store.db.execute(
+                "SELECT c.id, c.doc_id FROM chunks c JOIN documents d ON d.id=c.doc_id "
+                "WHERE d.kb_id=? AND d.path=? AND instr(c.text, ?) > 0 ORDER BY c.ord LIMIT 1",
+                (kb.id, c.get("path"), c["text"]),
+            ).fetchone()
+        if row is None:  # masked on output: match by place instead of text
+            row = store.db.execute(
+                "SELECT c.id, c.doc_id FROM chunks c JOIN documents d ON d.id=c.doc_id "
+                "WHERE d.kb_id=? AND d.path=? ORDER BY (c.page_start IS ?) DESC, "
+                "(c.section IS ?) DESC, c.ord LIMIT 1",
+                (kb.id, c.get("path"), c.get("page"), c.get("section")),
+            ).fetchone()
+        out.append({
+            "kb": kb.name,
+            "passage_id": state.ids.encode("p", row[0]) if row else None,
+            "document_id": state.ids.encode("d", row[1]) if row else None,
+        })
+    return out
+
+
+def cited_documents(answer: dict[str, Any]) -> list[dict[str, Any]]:
+    seen: dict[str, dict[str, Any]] = {}
+    for c in answer.get("citations", []):
+        seen.setdefault(c.get("path") or "", {"doc": c.get("doc"), "path": c.get("path")})
+    return list(seen.values())
+
+
+def _record(
+    state: ServerState,
+    p: Principal,
+    kb: KnowledgeBase,
+    question: str,
+    answer: dict[str, Any],
+    sources: list[dict[str, Any]],
+    conversation: Conversation | None,
+    action: str,
+    mode: str | None = None,
+) -> tuple[str | None, str | None]:
+    """Store the turn (when ``conversation`` is given) and the audit entry, atomically."""
+    answer_id = conv_id = None
+    detail = {"question": audit.mask_question(question, kb), "refused": bool(answer.get("refused")),
+              "cited": cited_documents(answer)}
+    if mode:
+        detail["mode"] = mode
+    with state.write() as store:
+        if conversation is not None:
+            conv_id = conversation.id
+            ts = now_iso()
+            if conv_id is None:
+                conv_id = new_token()
+                store.db.execute(
+                    "INSERT INTO conversations(id, user_id, kb_id, title, created_at, updated_at)"
+                    " VALUES (?,?,?,?,?,?)",
+                    (conv_id, p.user_id, kb.id, question.strip().replace("\n", " ")[:80], ts, ts),
+                )
+            seq = store.db.execute(
+                "SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE conversation_id=?",
+                (conv_id,)).fetchone()[0]
+            answer_id = new_token()
+            store.db.execute(
+                "INSERT INTO messages(id, conversation_id, seq, question, answer, refused,"
+                " created_at) VALUES (?,?,?,?,?,?,?)",
+                (answer_id, conv_id, seq, question,
+                 json.dumps({"answer": answer, "sources": sources}, ensure_ascii=False),
+                 int(bool(answer.get("refused"))), ts),
+            )
+            store.db.execute("UPDATE conversations SET updated_at=? WHERE id=?", (ts, conv_id))
+            detail.update(answer_id=answer_id, conversation_id=conv_id)
+        audit.record(store, p.actor, action, kb=kb.name, detail=detail)
+    return answer_id, conv_id
+
+
+def answer_events(
+    state: ServerState,
+    p: Principal,
+    kb: KnowledgeBase,
+    question: str,
+    *,
+    k: int = 5,
+    conversation: Conversation | None = None,
+    history: Sequence[dict[str, str]] | None = None,
+    action: str = "ask",
+) -> Iterator[dict[str, Any]]:
+    """``delta`` events, then one ``done`` event with the answer, its ids and sources.
+
+    ``conversation`` records the turn (the zhiku API); ``None`` only audits (the
+    OpenAI-compatible endpoint, whose clients keep their own history).
+    """
+    answer: dict[str, Any] | None = None
+    extra: dict[str, Any] = {}
+    finished = False
+    hist = list(history if history is not None else (conversation.history if conversation
+                                                     else []))
+    try:
+        with state.pool.engine() as zk:
+            for ev in zk.ask_stream(question, [kb.name], k=k, history=hist):
+                if ev.get("type") == "delta":
+                    yield {"type": "delta", "text": ev.get("text", "")}
+                elif ev.get("type") == "done":
+                    answer = ev["answer"]
+                    extra = {k: ev[k] for k in ("mode", "warnings") if k in ev}
+        if answer is None:  # pragma: no cover - the engine always ends with done
+            raise RuntimeError("the engine's answer stream ended without a done event")
+        store = state.store
+        sources = resolve_sources(state, store, kb, answer.get("citations", []))
+        answer_id, conv_id = _record(state, p, kb, question, answer, sources, conversation, action,
+                                     extra.get("mode"))
+        state.metrics.inc("zhiku_answers_total",
+                          {"refused": str(bool(answer.get("refused"))).lower(), "via": action})
+        finished = True
+        yield {"type": "done", "answer": answer, "answer_id": answer_id,
+               "conversation_id": conv_id, "sources": sources, **extra}
+    finally:
+        if not finished:  # client gone or an error: the question is still audited
+            try:
+                state.record(p.actor, action, kb=kb.name, detail={
+                    "question": audit.mask_question(question, kb), "aborted": True})
+            except Exception:  # noqa: BLE001 - never mask the original error
+                log.exception("audit of an aborted answer failed")
+
+
+def sources_block(answer: dict[str, Any], lang: str = "zh") -> str:
+    """The citations as text appended to a chat message: 「出處：\\n[1] 《…》…」."""
+    cites = answer.get("citations") or []
+    if not cites:
+        return ""
+    lines = [SOURCES_HEADING[lang]]
+    for i, c in enumerate(cites, 1):
+        where = f"《{c.get('doc')}》"
+        if c.get("section"):
+            where += f" {c['section']}"
+        if c.get("page"):
+            where += f"，第 {c['page']} 頁" if lang == "zh" else f", p. {c['page']}"
+        lines.append(f"[{i}] {where}")
+    return "\n\n" + "\n".join(lines)
+
+
+def strip_sources(text: str) -> str:
+    """An assistant message without the sources block this server appended to it."""
+    for heading in SOURCES_HEADING.values():
+        marker = "\n\n" + heading + "\n"
+        if marker in text:
+            text = text.split(marker, 1)[0]
+    return text

@@ -1,0 +1,287 @@
+"""Background ingestion: a job table in SQLite and one worker thread per server process.
+
+An upload request stores its files and inserts a *job* with one row per file; it never
+parses anything itself. Each server process runs an :class:`IngestWorker` that claims
+the oldest queued job with one ``BEGIN IMMEDIATE`` transaction (so two workers never
+take the same job), ingests its files one by one through :func:`zhiku.ingest.ingest_file`
+— each file is one store transaction — and records every file's result and a heartbeat
+as it goes. Progress is therefore visible from any worker process.
+
+Stopping (server shutdown) is graceful: the worker finishes the file in hand, applies
+the index work, puts the job back in the queue with its remaining files and exits; the
+next process to start picks it up. A job whose worker died without that (a ``kill -9``)
+is re-claimed once its heartbeat is older than ``stale_job_s``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from zhiku.engine import Zhiku
+from zhiku.errors import KnowledgeBaseNotFound, ZhikuError
+from zhiku.ingest import ingest_file
+from zhiku.lexical import IndexBusy
+from zhiku.server import uploads
+from zhiku.server.ids import new_token
+from zhiku.store import KnowledgeBase, Store, now_iso
+
+log = logging.getLogger("zhiku.server.jobs")
+
+DONE_STATES = ("added", "updated", "unchanged", "failed", "skipped")
+
+
+def create_job(
+    store: Store,
+    kb: KnowledgeBase,
+    kind: str,
+    user_id: int | None,
+    files: list[dict[str, Any]],
+) -> str:
+    """Insert a job; ``files`` are dicts with name, path, stored, sha256, size, status,
+    reason, message (``status`` is ``pending`` or, for a file refused up front, ``failed``)."""
+    job_id = new_token()
+    pending = any(f["status"] == "pending" for f in files)
+    with store.tx(immediate=True):
+        store.db.execute(
+            "INSERT INTO jobs(id, kb_id, kind, status, user_id, created_at, finished_at) "
+            "VALUES (?,?,?,?,?,?,?)",
+            (job_id, kb.id, kind, "queued" if pending else "done", user_id, now_iso(),
+             None if pending else now_iso()),
+        )
+        store.db.executemany(
+            "INSERT INTO job_files(job_id, ord, name, path, stored, sha256, size, status, reason,"
+            " message) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            [(job_id, i, f["name"], f.get("path"), f.get("stored"), f.get("sha256"),
+              f.get("size", 0), f["status"], f.get("reason"), f.get("message"))
+             for i, f in enumerate(files)],
+        )
+    return job_id
+
+
+def job_info(store: Store, job_id: str, kb_ids: list[int] | None) -> dict[str, Any] | None:
+    """A job with its files, or ``None`` when it does not exist *in the given KBs*."""
+    sql = ("SELECT j.*, k.name AS kb FROM jobs j JOIN kbs k ON k.id=j.kb_id WHERE j.id=?")
+    args: list[Any] = [job_id]
+    if kb_ids is not None:
+        sql += f" AND j.kb_id IN ({','.join('?' * len(kb_ids)) or 'NULL'})"
+        args += kb_ids
+    row = store.db.execute(sql, args).fetchone()
+    if row is None:
+        return None
+    files = [
+        {"name": f["name"], "path": f["path"], "size": f["size"], "status": f["status"],
+         "reason": f["reason"], "message": f["message"], "chunks": f["chunks"]}
+        for f in store.db.execute(
+            "SELECT * FROM job_files WHERE job_id=? ORDER BY ord", (job_id,))
+    ]
+    done = sum(1 for f in files if f["status"] != "pending")
+    return {
+        "id": row["id"], "kb": row["kb"], "kind": row["kind"], "status": row["status"],
+        "created_at": row["created_at"], "started_at": row["started_at"],
+        "finished_at": row["finished_at"], "total": len(files), "done": done,
+        "failed": sum(1 for f in files if f["status"] == "failed"), "files": files,
+    }
+
+
+def list_jobs(store: Store, kb: KnowledgeBase, limit: int = 20) -> list[dict[str, Any]]:
+    ids = [r[0] for r in store.db.execute(
+        "SELECT id FROM jobs WHERE kb_id=? ORDER BY created_at DESC, rowid DESC LIMIT ?",
+        (kb.id, limit))]
+    return [j for j in (job_info(store, i, [kb.id]) for i in ids) if j is not None]
+
+
+def queue_counts(store: Store) -> dict[str, int]:
+    counts = {"queued": 0, "running": 0}
+    for status, n in store.db.execute(
+        "SELECT status, COUNT(*) FROM jobs WHERE status IN ('queued','running') GROUP BY status"
+    ):
+        counts[status] = n
+    counts["files_pending"] = int(store.db.execute(
+        "SELECT COUNT(*) FROM job_files f JOIN jobs j ON j.id=f.job_id "
+        "WHERE f.status='pending' AND j.status IN ('queued','running')").fetchone()[0])
+    return counts
+
+
+def claim(store: Store, worker: str, stale_s: float) -> tuple[str, int, str] | None:
+    """Atomically take the oldest runnable job: (job id, kb id, kind), or ``None``."""
+    now = time.time()
+    with store.tx(immediate=True):
+        row = store.db.execute(
+            "SELECT id, kb_id, kind FROM jobs WHERE status='queued' "
+            "OR (status='running' AND (heartbeat IS NULL OR heartbeat < ?)) "
+            "ORDER BY created_at, rowid LIMIT 1", (now - stale_s,)
+        ).fetchone()
+        if row is None:
+            return None
+        store.db.execute(
+            "UPDATE jobs SET status='running', worker=?, heartbeat=?, "
+            "started_at=COALESCE(started_at, ?) WHERE id=?",
+            (worker, now, now_iso(), row["id"]),
+        )
+    return row["id"], row["kb_id"], row["kind"]
+
+
+def _sync(zk: Zhiku, kb: str) -> None:
+    """Apply the KB's queued index work and release the writer; if another process holds
+    it, the work stays queued in ``index_log`` and that process (or a search) applies it."""
+    try:
+        zk.sync_index(kb)
+    except IndexBusy:
+        pass
+
+
+FileHook = Callable[[str, dict[str, Any]], None]
+
+
+class IngestWorker(threading.Thread):
+    """The per-process ingestion thread; :meth:`stop` lets it finish the current file."""
+
+    def __init__(
+        self,
+        home: Path,
+        *,
+        stale_s: float = 600.0,
+        poll_s: float = 1.0,
+        on_file: FileHook | None = None,
+    ) -> None:
+        super().__init__(name="zhiku-ingest", daemon=True)
+        self.home = home
+        self.stale_s = stale_s
+        self.poll_s = poll_s
+        self.on_file = on_file
+        self.wake = threading.Event()
+        self._stop_event = threading.Event()
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+        self.busy = False
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Ask the worker to stop after the current file; True when it has stopped."""
+        self._stop_event.set()
+        self.wake.set()
+        if self.is_alive():
+            self.join(timeout)
+        return not self.is_alive()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop_event.is_set()
+
+    def run(self) -> None:
+        zk = Zhiku(self.home)
+        try:
+            while not self.stopping:
+                try:
+                    job = claim(zk.store, self.worker_id, self.stale_s)
+                except Exception:  # noqa: BLE001 - a locked database must not kill the thread
+                    log.exception("job claim failed")
+                    job = None
+                if job is None:
+                    self.wake.wait(self.poll_s)
+                    self.wake.clear()
+                    continue
+                self.busy = True
+                try:
+                    self._run_job(zk, *job)
+                except Exception:  # noqa: BLE001 - one bad job must not stop the worker
+                    log.exception("ingestion job failed", extra={"job": job[0]})
+                    self._finish(zk.store, job[0], "failed")
+                finally:
+                    self.busy = False
+        finally:
+            zk.close()
+            log.info("ingest worker stopped", extra={"worker": self.worker_id})
+
+    # --- one job -------------------------------------------------------------------------
+
+    def _finish(self, store: Store, job_id: str, status: str) -> None:
+        store.db.execute(
+            "UPDATE jobs SET status=?, finished_at=?, worker=NULL WHERE id=?",
+            (status, now_iso() if status != "queued" else None, job_id),
+        )
+
+    def _run_job(self, zk: Zhiku, job_id: str, kb_id: int, kind: str) -> None:
+        store = zk.store
+        row = store.db.execute("SELECT name FROM kbs WHERE id=?", (kb_id,)).fetchone()
+        if row is None:  # the KB was deleted (its jobs go with it)
+            return
+        kb = row[0]
+        files = store.db.execute(
+            "SELECT ord, name, path, stored, sha256, size FROM job_files "
+            "WHERE job_id=? AND status='pending' ORDER BY ord", (job_id,)
+        ).fetchall()
+        log.info("ingestion job started",
+                 extra={"job": job_id, "kb": kb, "files": len(files), "worker": self.worker_id})
+        last_sync = time.monotonic()
+        try:
+            for f in files:
+                if self.stopping:
+                    _sync(zk, kb)
+                    self._finish(store, job_id, "queued")
+                    log.info("ingestion job re-queued on shutdown", extra={"job": job_id})
+                    return
+                self._ingest_one(zk, kb, kb_id, job_id, kind, dict(f))
+                if time.monotonic() - last_sync > 2.0:
+                    _sync(zk, kb)
+                    last_sync = time.monotonic()
+            _sync(zk, kb)
+        except KnowledgeBaseNotFound:
+            return  # deleted while we worked; its job rows went with it
+        self._finish(store, job_id, "done")
+        log.info("ingestion job done", extra={"job": job_id, "kb": kb})
+
+    def _ingest_one(
+        self, zk: Zhiku, kb: str, kb_id: int, job_id: str, kind: str, f: dict[str, Any]
+    ) -> None:
+        store = zk.store
+        src = (self.home / f["stored"]) if f["stored"] else Path(f["path"])
+        existed = store.get_document(kb, f["path"]) is not None
+        try:
+            res = ingest_file(zk, kb, src, {} if kind == "reingest" else None,
+                              doc_path=f["path"])
+        except KnowledgeBaseNotFound:
+            raise
+        except ZhikuError as exc:
+            res = None
+            status, reason, message, chunks = "failed", "error", str(exc), 0
+        if res is not None:
+            status, reason, message, chunks = res.status, res.reason, res.message, res.chunks
+            if status == "added" and existed:
+                status = "updated"
+        with store.tx(immediate=True):
+            store.db.execute(
+                "UPDATE job_files SET status=?, reason=?, message=?, chunks=? "
+                "WHERE job_id=? AND ord=?",
+                (status, reason, message, chunks, job_id, f["ord"]),
+            )
+            store.db.execute("UPDATE jobs SET heartbeat=? WHERE id=?", (time.time(), job_id))
+            old = None
+            if status in ("added", "updated", "unchanged") and f["stored"]:
+                prev = store.db.execute(
+                    "SELECT stored FROM uploads WHERE kb_id=? AND path=?", (kb_id, f["path"])
+                ).fetchone()
+                old = prev[0] if prev and prev[0] != f["stored"] else None
+                store.db.execute(
+                    "INSERT INTO uploads(kb_id, path, stored, sha256, size, user_id, uploaded_at)"
+                    " SELECT ?,?,?,?,?,user_id,? FROM jobs WHERE id=? "
+                    "ON CONFLICT(kb_id, path) DO UPDATE SET stored=excluded.stored, "
+                    "sha256=excluded.sha256, size=excluded.size, user_id=excluded.user_id, "
+                    "uploaded_at=excluded.uploaded_at",
+                    (kb_id, f["path"], f["stored"], f["sha256"], f["size"], now_iso(), job_id),
+                )
+            if old and store.db.execute(
+                "SELECT 1 FROM uploads WHERE stored=?", (old,)).fetchone() is None:
+                uploads.remove_stored(self.home, old)
+        # A refused file is not kept, unless another document still uses it.
+        if (status == "failed" and f["stored"] and kind != "reingest"
+                and store.db.execute("SELECT 1 FROM uploads WHERE stored=?",
+                                     (f["stored"],)).fetchone() is None):
+            uploads.remove_stored(self.home, f["stored"])
+        if self.on_file is not None:
+            self.on_file(status, {"job": job_id, "kb": kb, "name": f["name"]})

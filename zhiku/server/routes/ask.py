@@ -1,0 +1,285 @@
+"""Search, ask (JSON or Server-Sent Events), passages, conversations and feedback."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from zhiku.engine import Zhiku
+from zhiku.errors import ZhikuError
+from zhiku.pii import redact_for_output
+from zhiku.server import audit
+from zhiku.server.answering import answer_events, open_conversation
+from zhiku.server.deps import Caller, Principal, ServerState, State, readable_kb
+from zhiku.server.errors import ApiError, error_body
+from zhiku.server.ids import new_token
+from zhiku.server.pool import PoolTimeout
+from zhiku.server.schemas import (
+    ERRORS,
+    AskRequest,
+    AskResponse,
+    ConversationCreate,
+    ConversationDetail,
+    ConversationInfo,
+    ConversationList,
+    FeedbackRequest,
+    FeedbackResponse,
+    MultiSearchRequest,
+    Passage,
+    SearchRequest,
+    SearchResponse,
+)
+from zhiku.store import KnowledgeBase, Store, now_iso
+
+router = APIRouter(prefix="/api/v1", tags=["search and ask"], responses=ERRORS)
+
+SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+
+
+def sse(event: dict[str, Any]) -> str:
+    return f"event: {event['type']}\ndata: {json.dumps(event, ensure_ascii=False)}\n\n"
+
+
+# --- search ------------------------------------------------------------------------------
+
+
+def _search(
+    state: ServerState, p: Principal, kbs: list[KnowledgeBase], query: str, k: int
+) -> dict[str, Any]:
+    if not kbs:
+        raise ApiError(404, "no_kb")
+    with state.pool.engine() as zk:
+        # Only the caller's KBs reach the engine: each has its own index, and the store
+        # joins hits with ``d.kb_id IN (those KBs)``.
+        hits = zk.search(query, [kb.name for kb in kbs], k=k)
+    store = state.store
+    by_name = {kb.name: kb for kb in kbs}
+    out = []
+    for h in hits:
+        if h.kb not in by_name:  # pragma: no cover - impossible by construction; fail closed
+            continue
+        out.append({**h.citation(), "kb": h.kb, "passage_id": state.ids.encode("p", h.chunk_id)})
+    with state.write():
+        for kb in kbs:
+            audit.record(store, p.actor, "search", kb=kb.name,
+                         detail={"query": audit.mask_question(query, kb), "hits": len(out)})
+    return {"hits": out}
+
+
+@router.post("/kbs/{kb}/search", response_model=SearchResponse,
+             summary="Passages of one KB ranked for a query (`zhiku search --json` shape)")
+def search(kb: str, body: SearchRequest, p: Caller, state: State) -> dict[str, Any]:
+    _check_length(state, body.query)
+    return _search(state, p, [readable_kb(state.store, p, kb)], body.query, body.k)
+
+
+@router.post("/search", response_model=SearchResponse,
+             summary="Search several of your KBs at once (default: all of them)")
+def search_many(body: MultiSearchRequest, p: Caller, state: State) -> dict[str, Any]:
+    _check_length(state, body.query)
+    store = state.store
+    names = body.kbs if body.kbs is not None else list(p.kbs)
+    kbs = [readable_kb(store, p, n) for n in dict.fromkeys(names)]
+    return _search(state, p, kbs, body.query, body.k)
+
+
+# --- ask ---------------------------------------------------------------------------------
+
+
+def _check_length(state: ServerState, text: str) -> None:
+    limit = state.settings.max_question_chars
+    if len(text) > limit:
+        raise ApiError(422, "question_too_long", limit=limit)
+    if not text.strip():
+        raise ApiError(422, "invalid_request", detail="empty question")
+
+
+def _wants_stream(request: Request, body: AskRequest) -> bool:
+    return body.stream or "text/event-stream" in request.headers.get("accept", "")
+
+
+@router.post(
+    "/kbs/{kb}/ask", response_model=AskResponse,
+    summary="Answer a question with citations (JSON, or SSE with `stream` / "
+    "`Accept: text/event-stream`)",
+    responses={200: {"content": {"text/event-stream": {}}, "description":
+                     "JSON: the `zhiku ask --json` object. SSE: `delta` events "
+                     "(`{\"type\":\"delta\",\"text\"}`), then one `done` event with the answer, "
+                     "`answer_id`, `conversation_id` and `sources` (passage ids per citation)."}},
+)
+def ask(kb: str, body: AskRequest, request: Request, p: Caller, state: State) -> Any:
+    _check_length(state, body.question)
+    store = state.store
+    kbo = readable_kb(store, p, kb)
+    conv = open_conversation(store, p, kbo, body.conversation_id)
+    events = answer_events(state, p, kbo, body.question, k=body.k, conversation=conv)
+    if _wants_stream(request, body):
+        return StreamingResponse(_sse_stream(request, events), media_type="text/event-stream",
+                                 headers=SSE_HEADERS)
+    done: dict[str, Any] = {}
+    for ev in events:
+        if ev["type"] == "done":
+            done = ev
+    return JSONResponse(done["answer"], headers={
+        "X-Answer-Id": done["answer_id"] or "", "X-Conversation-Id": done["conversation_id"] or "",
+    })
+
+
+def _sse_stream(request: Request, events: Iterator[dict[str, Any]]) -> Iterator[str]:
+    try:
+        for ev in events:
+            yield sse(ev)
+    except ApiError as exc:
+        yield sse({"type": "error", **error_body(request, exc.status, exc.code, exc.message,
+                                                 **exc.params)})
+    except PoolTimeout:
+        yield sse({"type": "error", **error_body(request, 503, "overloaded")})
+    except ZhikuError as exc:
+        yield sse({"type": "error", **error_body(request, 400, "invalid_request",
+                                                 detail=str(exc))})
+
+
+# --- passages ----------------------------------------------------------------------------
+
+
+@router.get("/passages/{passage_id}", response_model=Passage,
+            summary="A cited passage with its document, section, page and neighbours")
+def passage(passage_id: str, p: Caller, state: State) -> dict[str, Any]:
+    store = state.store
+    n = state.ids.decode("p", passage_id)
+    marks = ",".join("?" * len(p.kbs)) or "NULL"
+    row = None if n is None else store.db.execute(
+        "SELECT c.*, d.title, d.path, d.kb_id, k.name AS kb FROM chunks c "
+        "JOIN documents d ON d.id=c.doc_id JOIN kbs k ON k.id=d.kb_id "
+        f"WHERE c.id=? AND k.name IN ({marks})", (n, *p.kbs)).fetchone()
+    if row is None:
+        raise ApiError(404, "passage_not_found")
+    kb = store.get_kb(row["kb"])
+    near = {r["ord"]: r["text"] for r in store.db.execute(
+        "SELECT ord, text FROM chunks WHERE doc_id=? AND ord IN (?, ?)",
+        (row["doc_id"], row["ord"] - 1, row["ord"] + 1))}
+
+    def out(text: str | None) -> str | None:
+        return None if text is None else _redact(text, kb)
+
+    return {
+        "passage_id": passage_id, "kb": row["kb"],
+        "document_id": state.ids.encode("d", row["doc_id"]), "doc": out(row["title"]),
+        "path": row["path"], "section": out(row["section"]), "label": row["label"],
+        "page_start": row["page_start"], "page_end": row["page_end"], "text": out(row["text"]),
+        "before": out(near.get(row["ord"] - 1)), "after": out(near.get(row["ord"] + 1)),
+    }
+
+
+def _redact(text: str, kb: KnowledgeBase) -> str:
+    return redact_for_output(text, Zhiku.pii_policy(kb), secret=kb.secret)[0]
+
+
+# --- conversations -------------------------------------------------------------------------
+
+
+def _conv_info(row: Any) -> dict[str, Any]:
+    return {"id": row["id"], "kb": row["kb"], "title": row["title"],
+            "created_at": row["created_at"], "updated_at": row["updated_at"]}
+
+
+_CONV_SELECT = ("SELECT c.*, k.name AS kb FROM conversations c JOIN kbs k ON k.id=c.kb_id "
+                "WHERE c.user_id=? ")
+
+
+def _own_conversation(store: Store, p: Principal, conv_id: str) -> Any:
+    marks = ",".join("?" * len(p.kbs)) or "NULL"
+    row = store.db.execute(_CONV_SELECT + f"AND c.id=? AND k.name IN ({marks})",
+                           (p.user_id, conv_id, *p.kbs)).fetchone()
+    if row is None:
+        raise ApiError(404, "conversation_not_found")
+    return row
+
+
+@router.get("/conversations", response_model=ConversationList,
+            summary="Your conversations, newest first (optionally of one KB)")
+def list_conversations(p: Caller, state: State, kb: str | None = None,
+                       limit: int = 50) -> dict[str, Any]:
+    store = state.store
+    names = [readable_kb(store, p, kb).name] if kb else list(p.kbs)
+    marks = ",".join("?" * len(names)) or "NULL"
+    rows = store.db.execute(
+        _CONV_SELECT + f"AND k.name IN ({marks}) ORDER BY c.updated_at DESC, c.rowid DESC "
+        "LIMIT ?", (p.user_id, *names, max(1, min(limit, 500)))).fetchall()
+    return {"conversations": [_conv_info(r) for r in rows]}
+
+
+@router.post("/conversations", response_model=ConversationInfo, status_code=201,
+             summary="Start an empty conversation (asking without one also starts one)")
+def create_conversation(body: ConversationCreate, p: Caller, state: State) -> dict[str, Any]:
+    store = state.store
+    kbo = readable_kb(store, p, body.kb)
+    conv_id, ts = new_token(), now_iso()
+    with state.write():
+        store.db.execute(
+            "INSERT INTO conversations(id, user_id, kb_id, title, created_at, updated_at) "
+            "VALUES (?,?,?,?,?,?)", (conv_id, p.user_id, kbo.id, "", ts, ts))
+    return {"id": conv_id, "kb": kbo.name, "title": "", "created_at": ts, "updated_at": ts}
+
+
+@router.get("/conversations/{conv_id}", response_model=ConversationDetail,
+            summary="A conversation with its turns, sources and feedback")
+def get_conversation(conv_id: str, p: Caller, state: State) -> dict[str, Any]:
+    store = state.store
+    row = _own_conversation(store, p, conv_id)
+    turns = []
+    for m in store.db.execute(
+        "SELECT m.*, f.rating, f.comment FROM messages m LEFT JOIN feedback f "
+        "ON f.answer_id=m.id WHERE m.conversation_id=? ORDER BY m.seq", (conv_id,)
+    ):
+        stored = json.loads(m["answer"])
+        fb = None
+        if m["rating"] is not None:
+            fb = {"answer_id": m["id"], "rating": "up" if m["rating"] > 0 else "down",
+                  "comment": m["comment"]}
+        turns.append({"answer_id": m["id"], "question": m["question"], "answer": stored["answer"],
+                      "sources": stored.get("sources", []), "feedback": fb,
+                      "created_at": m["created_at"]})
+    return {**_conv_info(row), "turns": turns}
+
+
+@router.delete("/conversations/{conv_id}", summary="Delete one of your conversations")
+def delete_conversation(conv_id: str, p: Caller, state: State) -> dict[str, Any]:
+    store = state.store
+    _own_conversation(store, p, conv_id)
+    with state.write():
+        store.db.execute("DELETE FROM conversations WHERE id=? AND user_id=?",
+                         (conv_id, p.user_id))
+    return {"deleted": conv_id}
+
+
+# --- feedback ------------------------------------------------------------------------------
+
+
+@router.post("/answers/{answer_id}/feedback", response_model=FeedbackResponse,
+             summary="👍/👎 with an optional comment on one of your answers (last one wins)")
+def feedback(answer_id: str, body: FeedbackRequest, p: Caller, state: State) -> dict[str, Any]:
+    store = state.store
+    marks = ",".join("?" * len(p.kbs)) or "NULL"
+    row = store.db.execute(
+        "SELECT m.id, k.name AS kb, m.question FROM messages m "
+        "JOIN conversations c ON c.id=m.conversation_id JOIN kbs k ON k.id=c.kb_id "
+        f"WHERE m.id=? AND c.user_id=? AND k.name IN ({marks})",
+        (answer_id, p.user_id, *p.kbs)).fetchone()
+    if row is None:
+        raise ApiError(404, "answer_not_found")
+    rating = 1 if body.rating == "up" else -1
+    with state.write():
+        store.db.execute(
+            "INSERT INTO feedback(answer_id, user_id, rating, comment, created_at) "
+            "VALUES (?,?,?,?,?) ON CONFLICT(answer_id) DO UPDATE SET rating=excluded.rating, "
+            "comment=excluded.comment, created_at=excluded.created_at",
+            (answer_id, p.user_id, rating, body.comment, now_iso()))
+        audit.record(store, p.actor, "feedback", kb=row["kb"], target=answer_id,
+                     detail={"rating": body.rating})
+    state.metrics.inc("zhiku_feedback_total", {"rating": body.rating})
+    return {"answer_id": answer_id, "rating": body.rating, "comment": body.comment}
