@@ -162,3 +162,19 @@ def test_killed_mid_ingest_then_rerun_is_consistent(tmp_path: Path, zhiku_home: 
         assert zk.index("big").num_docs() == n_chunks
         hits = zk.search("倉庫 137 號門幾點關閉", "big", k=3)
         assert hits[0].doc_title == "規章 137"
+
+
+def test_terminal_output_shows_markup_like_text_literally(tmp_path: Path) -> None:
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "[red]標記[bold].md").write_text(
+        "# 規則 [/b]\n\n報銷單據須於 [bold]30 日[/] 內送交財務部。\n", "utf-8")
+    code, _, err = run("ingest", str(folder), "--kb", "m")
+    assert code == 0, err
+    code, out, err = run("search", "報銷單據", "--kb", "m")
+    assert code == 0, err
+    assert "[bold]30 日[/]" in out
+    code, out, _ = run("docs", "--kb", "m")
+    assert code == 0 and "規則 [/b]" in out
+    code, out, _ = run("ask", "報銷單據要幾日內送交？", "--kb", "m")
+    assert code == 0 and "[bold]30 日[/]" in out

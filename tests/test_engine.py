@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -147,3 +148,30 @@ def test_follow_up_without_a_model(engine: Zhiku, office: Path) -> None:
     events = list(engine.ask_stream("那有幾天？", "ops", history=history))
     assert not events[-1]["answer"]["refused"]
     assert events[-1]["answer"]["citations"][0]["doc"] == "員工請假辦法"
+
+
+def test_restored_backup_never_trusts_a_newer_index(zhiku_home: Path, tmp_path: Path) -> None:
+    def doc(title: str, text: str) -> LoadedDocument:
+        return LoadedDocument(title, "txt", [Block(text)])
+
+    backup = tmp_path / "backup.db"
+    with Zhiku(zhiku_home) as zk:
+        zk.kb("ops", create=True)
+        zk.add_loaded("ops", "mem://a", doc("門禁規定", "訪客須於警衛室換證。"))
+        zk.sync_index("ops")
+        target = sqlite3.connect(backup)
+        zk.store.db.backup(target)
+        target.close()
+        zk.add_loaded("ops", "mem://b", doc("冷鏈規定", "冷凍品須維持攝氏零下十八度。"))
+        zk.sync_index("ops")
+    # Restore the older database beside the newer index, then change a document: its
+    # new chunk reuses the id that the stale index maps to 冷鏈規定's text.
+    for suffix in ("", "-wal", "-shm"):
+        (zhiku_home / f"zhiku.db{suffix}").unlink(missing_ok=True)
+    shutil.copy(backup, zhiku_home / "zhiku.db")
+    with Zhiku(zhiku_home) as zk:
+        zk.add_loaded("ops", "mem://a", doc("門禁規定", "訪客一律於大廳登記。"))
+        hits = zk.search("冷凍品維持攝氏零下十八度", "ops", k=3)
+        assert all("大廳" not in h.text for h in hits)
+        n_chunks = zk.store.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        assert zk.index("ops").num_docs() == n_chunks == 1

@@ -73,5 +73,37 @@ def test_kb_show_lists_the_policy_and_ingest_reports_counts(tmp_path: Path) -> N
     policy = json.loads(runner.invoke(app, ["kb", "show", "cs", "--json"]).stdout)
     assert "name" not in policy["settings"]["pii"]["types"]
     assert policy["settings"]["pii"]["strategy"] == "tag"
+    res = runner.invoke(app, ["kb", "set", "cs", "--pii-mask-business",
+                              "--pii-min-confidence", "0.8"])
+    assert res.exit_code == 0
+    pii = json.loads(runner.invoke(app, ["kb", "show", "cs", "--json"]).stdout)["settings"]["pii"]
+    assert pii["keep_business"] is False and pii["min_confidence"] == 0.8
     bad = runner.invoke(app, ["kb", "set", "cs", "--pii-mode", "sometimes"])
     assert bad.exit_code != 0
+
+
+def test_metadata_is_masked_too(tmp_path: Path, zhiku_home: Path) -> None:
+    (tmp_path / "note.md").write_text(
+        "---\nauthor: 王小明\nphone: 0912-345-678\n---\n# 出差規定\n\n出差須事前申請。\n", "utf-8")
+    with Zhiku(zhiku_home) as zk:
+        ingest_paths(zk, [tmp_path / "note.md"], "hr")
+    con = sqlite3.connect(zhiku_home / "zhiku.db")
+    meta = con.execute("SELECT meta FROM documents").fetchone()[0]
+    con.close()
+    assert "0912-345-678" not in meta and "0912" in meta
+
+
+def test_output_mode_with_pseudonyms(tmp_path: Path, zhiku_home: Path) -> None:
+    (tmp_path / "log.txt").write_text(LOG, "utf-8")
+    runner.invoke(app, ["kb", "create", "cs"])
+    res = runner.invoke(app, ["kb", "set", "cs", "--pii-mode", "output",
+                              "--pii-strategy", "pseudonym"])
+    assert res.exit_code == 0, res.stderr
+    with Zhiku(zhiku_home) as zk:
+        ingest_paths(zk, [tmp_path / "log.txt"], "cs")
+        first = zk.search("包裹破損", "cs", k=1)[0].text
+        again = zk.search("包裹破損 通報", "cs", k=1)[0].text
+    assert "A123456789" not in first and "〔身分證字號#" in first
+    assert first == again  # the same value gets the same token within the KB
+    res = runner.invoke(app, ["search", "包裹破損", "--kb", "cs", "--json"])
+    assert res.exit_code == 0 and "A123456789" not in res.stdout

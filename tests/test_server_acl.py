@@ -169,31 +169,50 @@ def test_hr_queries_for_finance_content_return_only_hr(env: Any) -> None:
 def test_retrieval_is_filtered_inside_the_store_query(env: Any,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """The engine is only ever asked about the caller's KBs, and the store's join is
-    restricted to their ids: nothing from finance is fetched and then dropped."""
+    restricted to their ids: nothing from finance is fetched and then dropped.
+
+    ``retrieve`` is where every path meets (search calls it, ask and chat call it through
+    ``iter_answer``); each endpoint must reach it, with ``["hr"]`` only."""
     client, keys, _, home = env
     finance_id = Store(home / "zhiku.db").get_kb("finance").id
-    searched: list[list[str]] = []
+    calls: list[tuple[str, list[str]]] = []
     joined: list[list[int]] = []
-    orig_search, orig_hits = Zhiku.search, Store.hits_for
+    orig_retrieve, orig_search, orig_hits = Zhiku.retrieve, Zhiku.search, Store.hits_for
 
-    def search(self: Zhiku, query: str, kbs: Any = "default", k: int = 10) -> Any:
-        searched.append([kbs] if isinstance(kbs, str) else list(kbs))
-        return orig_search(self, query, kbs, k)
+    def names(kbs: Any) -> list[str]:
+        return [kbs] if isinstance(kbs, str) else list(kbs)
+
+    def retrieve(self: Zhiku, query: str, kbs: Any = "default", *a: Any, **kw: Any) -> Any:
+        calls.append(("retrieve", names(kbs)))
+        return orig_retrieve(self, query, kbs, *a, **kw)
+
+    def search(self: Zhiku, query: str, kbs: Any = "default", *a: Any, **kw: Any) -> Any:
+        calls.append(("search", names(kbs)))
+        return orig_search(self, query, kbs, *a, **kw)
 
     def hits_for(self: Store, scored: Any, kb_ids: Any) -> Any:
         joined.append(list(kb_ids))
         return orig_hits(self, scored, kb_ids)
 
+    monkeypatch.setattr(Zhiku, "retrieve", retrieve)
     monkeypatch.setattr(Zhiku, "search", search)
     monkeypatch.setattr(Store, "hits_for", hits_for)
     h = auth(keys.hr_reader)
-    client.post("/api/v1/search", json={"query": "研發預算"}, headers=h)
-    client.post("/api/v1/kbs/hr/search", json={"query": "研發預算"}, headers=h)
-    client.post("/api/v1/kbs/hr/ask", json={"question": "研發預算"}, headers=h)
-    client.post("/v1/chat/completions", headers=h,
-                json={"model": "hr", "messages": [{"role": "user", "content": "研發預算"}]})
-    assert searched and all(kbs == ["hr"] for kbs in searched)
-    assert joined and all(finance_id not in ids for ids in joined)
+    requests = {
+        "search all": ("/api/v1/search", {"query": "研發預算"}),
+        "search hr": ("/api/v1/kbs/hr/search", {"query": "研發預算"}),
+        "ask": ("/api/v1/kbs/hr/ask", {"question": "研發預算"}),
+        "ask stream": ("/api/v1/kbs/hr/ask", {"question": "研發預算", "stream": True}),
+        "chat": ("/v1/chat/completions",
+                 {"model": "hr", "messages": [{"role": "user", "content": "研發預算"}]}),
+    }
+    for what, (path, body) in requests.items():
+        calls.clear()
+        joined.clear()
+        assert client.post(path, json=body, headers=h).status_code == 200, what
+        assert any(fn == "retrieve" for fn, _ in calls), (what, calls)
+        assert all(kbs == ["hr"] for _, kbs in calls), (what, calls)
+        assert joined and all(finance_id not in ids for ids in joined), (what, joined)
 
 
 def test_admin_only_endpoints_refuse_everyone_else(env: Any) -> None:
@@ -243,3 +262,36 @@ def test_revoked_grant_takes_effect_immediately(env: Any) -> None:
     # Even the user's own finance conversation is out of reach once the grant is gone.
     assert client.get(f"/api/v1/conversations/{conv}", headers=auth(key)).status_code == 404
     assert client.get("/api/v1/conversations", headers=auth(key)).json()["conversations"] == []
+
+
+def test_a_revoked_kbs_conversation_is_an_unknown_id(env: Any) -> None:
+    """Continuing an old finance conversation on hr after losing finance answers exactly
+    like an id that never existed: not "belongs to another KB", which would tell that
+    finance (and the conversation) are still there."""
+    client, keys, _, _ = env
+    adm = auth(keys.admin)
+    uid = client.post("/api/v1/users", json={"name": "temp2", "role": "reader",
+                                             "kbs": ["hr", "finance"]}, headers=adm).json()["id"]
+    key = client.post("/api/v1/keys", json={"user": uid}, headers=adm).json()["key"]
+    r = client.post("/api/v1/kbs/finance/ask", json={"question": "年度研發預算是多少？"},
+                    headers=auth(key))
+    conv = r.headers["x-conversation-id"]
+    # While both are readable, the mismatch is said as such.
+    r = client.post("/api/v1/kbs/hr/ask", json={"question": "特休", "conversation_id": conv},
+                    headers=auth(key))
+    assert r.status_code == 409 and r.json()["error"]["code"] == "conversation_kb_mismatch"
+    client.put(f"/api/v1/users/{uid}/grants", json={"kbs": ["hr"]}, headers=adm)
+
+    def ask_hr(conversation_id: str, **extra: Any) -> tuple[int, dict[str, Any]]:
+        r = client.post("/api/v1/kbs/hr/ask", headers=auth(key),
+                        json={"question": "特休", "conversation_id": conversation_id, **extra})
+        body = r.json() if r.headers["content-type"].startswith("application/json") else {}
+        body.get("error", {}).pop("request_id", None)
+        return r.status_code, body
+
+    status, body = ask_hr(conv)
+    assert status == 404 and body["error"]["code"] == "conversation_not_found"
+    assert (status, body) == ask_hr("no-such-conversation-id")
+    assert ask_hr(conv, stream=True) == ask_hr("no-such-conversation-id", stream=True)
+    for secret in FINANCE_ONLY:
+        assert secret not in json.dumps(body, ensure_ascii=False)

@@ -19,6 +19,8 @@ from tests.filegen import make_docx
 from tests.server_util import auth, build_home, wait_job
 from zhiku.cli import app as cli_app
 from zhiku.engine import Zhiku
+from zhiku.lexical import IndexBusy, LexicalIndex
+from zhiku.models import Answer, Citation
 from zhiku.server.app import create_app
 from zhiku.server.observability import JsonFormatter
 from zhiku.server.settings import ServerSettings
@@ -190,6 +192,38 @@ def test_new_version_reingest_and_delete(env: Any) -> None:
     assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
 
 
+def test_delete_does_not_wait_for_vectors_or_the_index_writer(
+    env: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A DELETE never syncs vectors (that waits for the ingest worker's embedding) and
+    does not wait for the lexical writer either: the search after it still cannot
+    return the document, even when another process held the writer."""
+    client, keys, _ = env
+    h = auth(keys.hr_editor)
+    _upload(client, keys.hr_editor, "hr", ("停車證.txt", "停車證申請請洽總務處。".encode()))
+    doc = next(d for d in client.get("/api/v1/kbs/hr/documents", headers=h).json()["documents"]
+               if d["path"] == "upload://hr/停車證.txt")
+    hits = client.post("/api/v1/kbs/hr/search", json={"query": "停車證"}, headers=h).json()
+    assert any("停車證" in x["text"] for x in hits["hits"])
+    synced: list[str] = []
+
+    def busy(self: LexicalIndex, *a: Any, **kw: Any) -> int:
+        synced.append("lexical")
+        raise IndexBusy("held by another process")
+
+    def no_vectors(self: Zhiku, *a: Any, **kw: Any) -> None:
+        raise AssertionError("DELETE must not sync vectors")
+
+    with monkeypatch.context() as m:
+        m.setattr(LexicalIndex, "sync", busy)
+        m.setattr(Zhiku, "sync_vectors", no_vectors)
+        m.setattr(Zhiku, "sync_index", no_vectors)
+        r = client.delete(f"/api/v1/kbs/hr/documents/{doc['id']}", headers=h)
+    assert r.status_code == 200 and synced == ["lexical"]
+    hits = client.post("/api/v1/kbs/hr/search", json={"query": "停車證"}, headers=h).json()
+    assert all("停車證" not in x["text"] for x in hits["hits"])
+
+
 # --- search and ask ---------------------------------------------------------------------------
 
 
@@ -243,17 +277,55 @@ def test_ask_stream_sse_then_passage(env: Any) -> None:
     assert _sse(r2.text)[-1]["type"] == "done"
 
 
+def test_sources_link_the_cited_passage_not_the_first_with_its_text(
+    env: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same sentence in two sections: the source is the chunk the citation came from
+    (its hit), not the first chunk whose text contains the quote."""
+    client, keys, _ = env
+    h = auth(keys.admin)
+    assert client.post("/api/v1/kbs", json={"name": "dup"}, headers=h).status_code == 201
+    try:
+        doc = ("# 假別\n\n## 婚假\n\n婚假八日。請於三日前提出申請。\n\n"
+               "## 喪假\n\n喪假依親等給予三至八日。請於三日前提出申請。\n")
+        _upload(client, keys.admin, "dup", ("假別.md", doc.encode()))
+        hits = client.post("/api/v1/kbs/dup/search", json={"query": "請於三日前提出申請"},
+                           headers=h).json()["hits"]
+        by_section = {x["section"]: x["passage_id"] for x in hits}
+        assert len(by_section) == 2, by_section
+        (second,) = [s for s in by_section if "喪假" in s]
+        quote = "請於三日前提出申請。"
+
+        def cite_second(self: Zhiku, question: str, kbs: Any = "default", k: int = 5,
+                        history: Any = None) -> Any:
+            hit = next(x for x in self.search(quote, kbs, k=10) if x.section == second)
+            yield quote
+            yield Answer(text=quote, citations=[Citation(hit=hit, text=quote)])
+
+        monkeypatch.setattr(Zhiku, "iter_answer", cite_second)
+        r = client.post("/api/v1/kbs/dup/ask", json={"question": "喪假怎麼請？", "stream": True},
+                        headers=h)
+        done = _sse(r.text)[-1]
+        assert done["answer"]["citations"][0]["section"] == second
+        assert done["sources"][0]["passage_id"] == by_section[second]
+        turn = client.get(f"/api/v1/conversations/{done['conversation_id']}",
+                          headers=h).json()["turns"][0]
+        assert turn["sources"][0]["passage_id"] == by_section[second]
+    finally:
+        client.delete("/api/v1/kbs/dup", headers=h)
+
+
 def test_conversation_history_reaches_the_engine(env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     client, keys, _ = env
     seen: list[list[dict[str, str]]] = []
-    original = Zhiku.ask_stream
+    original = Zhiku.iter_answer
 
     def spy(self: Zhiku, question: str, kbs: Any = "default", k: int = 5,
             history: Any = None) -> Any:
         seen.append(list(history or []))
         return original(self, question, kbs, k=k, history=history)
 
-    monkeypatch.setattr(Zhiku, "ask_stream", spy)
+    monkeypatch.setattr(Zhiku, "iter_answer", spy)
     h = auth(keys.hr_reader)
     first = client.post("/api/v1/kbs/hr/ask", json={"question": "到職滿一年有幾天特休？"},
                         headers=h)

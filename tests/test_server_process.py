@@ -14,23 +14,24 @@ from pathlib import Path
 
 import httpx
 
-from tests.server_util import auth, build_home, running_server
+from tests.server_util import auth, build_home, running_server, wait_job
 
 
-def _wait_job(base: str, key: str, job_id: str, timeout: float = 60) -> dict:  # type: ignore[type-arg]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = httpx.get(f"{base}/api/v1/jobs/{job_id}", headers=auth(key)).json()
-        if job["status"] == "done":
-            return job  # type: ignore[no-any-return]
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} not done")
+def _asks_counted(base: str, key: str) -> float:
+    """``zhiku_http_requests_total`` of successful asks, summed over the processes."""
+    text = httpx.get(f"{base}/metrics", headers=auth(key)).text
+    assert "zhiku_server_processes 2" in text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith('zhiku_http_requests_total{method="POST",route="/api/v1/kbs/'
+                                  '{kb}/ask",status="200"}'))
 
 
 def test_several_workers_share_one_database(tmp_path: Path) -> None:
     home = tmp_path / "home"
     keys = build_home(home)
-    with running_server(home, "--workers", "2", env={"ZHIKU_RATE_LIMIT": "0"}) as (base, _):
+    env = {"ZHIKU_RATE_LIMIT": "0", "ZHIKU_METRICS_FLUSH_S": "0.2"}
+    with (running_server(home, "--workers", "2", env=env) as (base, _),
+          httpx.Client(base_url=base) as client):
         def ask(i: int) -> tuple[int, str]:
             q = ["到職滿一年有幾天特休？", "病假全年上限幾日？"][i % 2]
             r = httpx.post(f"{base}/api/v1/kbs/hr/ask", json={"question": q},
@@ -47,7 +48,7 @@ def test_several_workers_share_one_database(tmp_path: Path) -> None:
                  for i in range(6)]
         r = httpx.post(f"{base}/api/v1/kbs/hr/documents", files=files,
                        headers=auth(keys.hr_editor))
-        job = _wait_job(base, keys.hr_editor, r.json()["id"])
+        job = wait_job(client, r.json()["id"], keys.hr_editor, timeout=60)
         assert [f["status"] for f in job["files"]] == ["added"] * 6
         seen = {httpx.get(f"{base}/api/v1/jobs/{job['id']}",
                           headers=auth(keys.hr_reader)).json()["status"] for _ in range(10)}
@@ -55,13 +56,12 @@ def test_several_workers_share_one_database(tmp_path: Path) -> None:
         hits = httpx.post(f"{base}/api/v1/kbs/hr/search", json={"query": "員工餐廳素食"},
                           headers=auth(keys.hr_reader)).json()["hits"]
         assert hits and "素食" in hits[0]["text"]
-        # Metrics add up both processes.
-        text = httpx.get(f"{base}/metrics", headers=auth(keys.admin)).text
-        assert "zhiku_server_processes 2" in text
-        asks = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith('zhiku_http_requests_total{method="POST",route="/api/v1/kbs/'
-                                      '{kb}/ask",status="200"}'))
-        assert asks >= 1  # the flushed snapshots (every 5 s) plus the live process
+        # Metrics add up both processes: every one of the 64 asks, whichever process
+        # answered it, once the other process has flushed its snapshot (every 0.2 s here).
+        deadline = time.monotonic() + 10
+        while (asks := _asks_counted(base, keys.admin)) < 64 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert asks == 64
 
 
 def test_graceful_shutdown_finishes_the_file_and_requeues_the_rest(tmp_path: Path) -> None:
@@ -103,8 +103,8 @@ def test_graceful_shutdown_finishes_the_file_and_requeues_the_rest(tmp_path: Pat
     assert "ingestion job re-queued on shutdown" in msgs
     db.close()
     # The next server picks the job up and finishes it.
-    with running_server(home, env=env) as (base, _):
-        job = _wait_job(base, keys.hr_editor, job_id)
+    with running_server(home, env=env) as (base, _), httpx.Client(base_url=base) as client:
+        job = wait_job(client, job_id, keys.hr_editor, timeout=60)
         assert [f["status"] for f in job["files"]] == ["added"] * n
         listed = httpx.get(f"{base}/api/v1/kbs/hr/documents", headers=auth(keys.hr_reader))
         assert sum(d["path"].startswith("upload://hr/規章") for d in

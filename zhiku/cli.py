@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape as esc
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -58,13 +59,13 @@ def engine(home: str | None) -> Iterator[Zhiku]:
     try:
         zk = Zhiku(home)
     except ZhikuError as exc:
-        err.print(f"[red]錯誤：[/red]{exc}")
+        err.print(f"[red]錯誤：[/red]{esc(str(exc))}")
         raise typer.Exit(exc.exit_code) from exc
     attach_model_hooks(zk)  # embedding progress and model warnings on stderr
     try:
         yield zk
     except ZhikuError as exc:
-        err.print(f"[red]錯誤：[/red]{exc}")
+        err.print(f"[red]錯誤：[/red]{esc(str(exc))}")
         raise typer.Exit(exc.exit_code) from exc
     finally:
         zk.close()
@@ -116,9 +117,9 @@ def _summary(report: IngestReport, as_json: bool) -> int:
         err.print("個資已遮罩：" + format_counts(report.masked))
     for f in report.files:
         if f.status == "skipped":
-            err.print(f"[yellow]略過[/yellow] {f.path}：{f.message}")
+            err.print(f"[yellow]略過[/yellow] {esc(f.path)}：{esc(f.message or '')}")
     for f in report.failed:
-        err.print(f"[red]失敗[/red] {f.path}：{f.message}（{f.reason}）")
+        err.print(f"[red]失敗[/red] {esc(f.path)}：{esc(f.message or '')}（{f.reason}）")
     return code
 
 
@@ -150,7 +151,7 @@ def ingest(
     """匯入文件（PDF、DOCX、XLSX/CSV、Markdown、HTML、TXT）；未變更的檔案會略過。"""
     missing = [p for p in paths if not p.exists()]
     for p in missing:
-        err.print(f"[red]找不到[/red] {p}")
+        err.print(f"[red]找不到[/red] {esc(str(p))}")
     with engine(home) as zk:
         files = list(walk([p for p in paths if p.exists()]))
         with _progress(len(files), "匯入中", quiet or as_json) as step:
@@ -183,9 +184,9 @@ def rm(
         for p in paths:
             candidates = [p, str(Path(p).expanduser().resolve())]
             if any(zk.remove(kb, c) for c in dict.fromkeys(candidates)):
-                err.print(f"已移除 {p}")
+                err.print(f"已移除 {esc(p)}")
             else:
-                err.print(f"[red]知識庫「{kb}」中沒有文件[/red] {p}")
+                err.print(f"[red]知識庫「{esc(kb)}」中沒有文件[/red] {esc(p)}")
                 code = 3
         zk.sync_index(kb)
     raise typer.Exit(code)
@@ -205,7 +206,7 @@ def docs(kb: KbOpt = DEFAULT_KB, home: HomeOpt = None, as_json: JsonOpt = False)
     for col in ("標題", "類型", "段落", "路徑", "更新時間"):
         t.add_column(col)
     for d in items:
-        t.add_row(d.title, d.kind, str(d.chunks), d.path, d.updated_at)
+        t.add_row(esc(d.title), d.kind, str(d.chunks), esc(d.path), d.updated_at)
     out.print(t)
 
 
@@ -241,9 +242,10 @@ def search(
     for i, h in enumerate(hits, 1):
         where = " > ".join(x for x in (h.section,) if x)
         page = f"　第 {h.page_start} 頁" if h.page_start else ""
-        out.print(f"[bold][{i}] 《{h.doc_title}》[/bold] {where}{page}　[dim]{h.score:.2f}[/dim]")
-        out.print(f"    {h.text[:300]}")
-        out.print(f"    [dim]{h.path}[/dim]")
+        out.print(f"[bold]\\[{i}] 《{esc(h.doc_title)}》[/bold] {esc(where)}{page}"
+                  f"　[dim]{h.score:.2f}[/dim]")
+        out.print(f"    {esc(h.text[:300])}")
+        out.print(f"    [dim]{esc(h.path)}[/dim]")
 
 
 @app.command()
@@ -283,7 +285,8 @@ def stats(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     for col in ("知識庫", "文件", "段落", "字數"):
         t.add_column(col)
     for row in st["kbs"]:
-        t.add_row(row["name"], str(row["documents"]), str(row["chunks"]), str(row["characters"]))
+        t.add_row(esc(row["name"]), str(row["documents"]), str(row["chunks"]),
+                  str(row["characters"]))
     out.print(t)
 
 
@@ -323,7 +326,7 @@ def kb_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
         _print_json({"kbs": [{"name": k.name, "created_at": k.created_at} for k in kbs]})
         return
     for k in kbs:
-        out.print(f"{k.name}\t{k.created_at}")
+        out.print(f"{esc(k.name)}\t{k.created_at}")
 
 
 @kb_app.command("create")
@@ -331,7 +334,7 @@ def kb_create(name: str, home: HomeOpt = None) -> None:
     """建立知識庫（已存在則不變）。"""
     with engine(home) as zk:
         zk.kb(name, create=True)
-    err.print(f"知識庫「{name}」已就緒")
+    err.print(f"知識庫「{esc(name)}」已就緒")
 
 
 @kb_app.command("show")
@@ -355,7 +358,7 @@ def kb_show(
     t.add_row("文件數", str(info["documents"]))
     t.add_row("段落數", str(info["chunks"]))
     for a, b in rows:
-        t.add_row(a, b)
+        t.add_row(esc(a), esc(b))
     out.print(t)
 
 
@@ -373,6 +376,15 @@ def kb_set(
     pii_strategy: Annotated[
         str | None, typer.Option("--pii-strategy", help="mask、tag 或 pseudonym")
     ] = None,
+    keep_business: Annotated[
+        bool | None,
+        typer.Option("--pii-keep-business/--pii-mask-business",
+                     help="保留機構聯絡資訊（服務信箱、客服專線、營業地址）"),
+    ] = None,
+    min_confidence: Annotated[
+        float | None,
+        typer.Option("--pii-min-confidence", min=0.0, max=1.0, help="遮罩的最低信心值（0–1）"),
+    ] = None,
     home: HomeOpt = None,
 ) -> None:
     """變更知識庫的個資政策（之後匯入的文件適用；既有文件請重新匯入）。"""
@@ -385,6 +397,10 @@ def kb_set(
             changes["types"] = pii_types
         if pii_strategy is not None:
             changes["strategy"] = pii_strategy
+        if keep_business is not None:
+            changes["keep_business"] = keep_business
+        if min_confidence is not None:
+            changes["min_confidence"] = min_confidence
         policy = zk.pii_policy(k).updated(**changes)
         zk.set_pii_policy(name, policy)
         for a, b in policy.describe(lang()):
@@ -402,7 +418,7 @@ def kb_delete(
         typer.confirm(f"確定刪除知識庫「{name}」與其中所有文件？", abort=True)
     with engine(home) as zk:
         zk.delete_kb(name)
-    err.print(f"已刪除知識庫「{name}」")
+    err.print(f"已刪除知識庫「{esc(name)}」")
 
 
 # --- server: serve, users, keys, audit (zhiku/server/cli.py) --------------------------------

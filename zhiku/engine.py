@@ -50,6 +50,7 @@ from zhiku.models import Answer, Hit, LoadedDocument
 from zhiku.pii import PiiPolicy, redact, redact_for_ingest
 from zhiku.store import KnowledgeBase, Store, now_iso
 from zhiku.vectors import SyncReport, TooMuchToEmbed, VectorIndex, VectorsBusy
+from zhiku.vectors import discard_if_stale as discard_stale_vectors
 
 log = logging.getLogger("zhiku")
 
@@ -104,7 +105,17 @@ def _mask_at_ingest(loaded: LoadedDocument, policy: PiiPolicy, secret: bytes) ->
         counts.update(c)
         return out
 
+    def clean_value(value: Any) -> Any:
+        if isinstance(value, str):
+            return clean(value)
+        if isinstance(value, list):
+            return [clean_value(v) for v in value]
+        if isinstance(value, dict):
+            return {k: clean_value(v) for k, v in value.items()}
+        return value
+
     loaded.title = clean(loaded.title)
+    loaded.meta = clean_value(loaded.meta)  # front matter, author fields, Notion properties
     for b in loaded.blocks:
         b.text = clean(b.text)
         if b.label:
@@ -134,6 +145,9 @@ class Zhiku:
         self.embed_progress: EmbedProgressFactory | None = None
         self.on_warning: Callable[[str], None] | None = None
         self.query_embed_limit = QUERY_EMBED_LIMIT
+        for kb in self.store.list_kbs():
+            LexicalIndex.discard_if_stale(self.home / "index", self.store, kb)
+            discard_stale_vectors(self.home / "vectors", self.store, kb)
 
     def close(self) -> None:
         with self._lock:
@@ -335,16 +349,27 @@ class Zhiku:
 
     # --- retrieval --------------------------------------------------------------------
 
+    @staticmethod
+    def redact_output(kb: KnowledgeBase, text: str) -> str:
+        """Text as a reader may see it under the KB's PII policy.
+
+        In ``output`` mode personal data is masked here (pseudonyms keyed by the KB's
+        secret); in ``ingest`` mode it was masked before storing, so nothing is done on
+        the hot path; ``off`` shows text as stored. The one place output masking lives.
+        """
+        pol = Zhiku.pii_policy(kb)
+        if pol.mode != "output" or not pol.types:
+            return text
+        return redact(text, pol, secret=kb.secret)[0]
+
     def _redact_hits(self, hits: list[Hit], names: Sequence[str]) -> list[Hit]:
-        policies = {n: self.pii_policy(self.store.get_kb(n)) for n in names}
+        kbs = {n: self.store.get_kb(n) for n in names}
         for h in hits:
-            pol = policies[h.kb]
-            # In "ingest" mode the stored text is already masked; "output" masks here.
-            if pol.mode == "output" and pol.types:
-                h.text = redact(h.text, pol)[0]
-                h.doc_title = redact(h.doc_title, pol)[0]
-                if h.section:
-                    h.section = redact(h.section, pol)[0]
+            kb = kbs[h.kb]
+            h.text = self.redact_output(kb, h.text)
+            h.doc_title = self.redact_output(kb, h.doc_title)
+            if h.section:
+                h.section = self.redact_output(kb, h.section)
         return hits
 
     def _dense(self, kbo: KnowledgeBase, embedder: Embedder, query: str, depth: int,

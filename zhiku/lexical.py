@@ -17,11 +17,13 @@ store's ``index_log`` are replayed (idempotently) before every search.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import math
 import shutil
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import tantivy
@@ -78,25 +80,67 @@ class LexicalIndex:
     def _marker(self) -> Path:
         return self.dir / "zhiku-index.json"
 
+    def _identity(self) -> dict[str, object]:
+        return {"format": INDEX_FORMAT, "tokenizer": ztext.TOKENIZER_NAME,
+                "db_id": self.store.db_id}
+
     def _marker_ok(self) -> bool:
+        """The index on disk was built by this code from this database, and the database
+        has not gone back in time since (a restored backup reuses chunk ids)."""
         try:
             info = json.loads(self._marker.read_text("utf-8"))
         except (OSError, ValueError):
             return False
-        return info == {"format": INDEX_FORMAT, "tokenizer": ztext.TOKENIZER_NAME}
+        if not isinstance(info, dict):
+            return False
+        applied = info.pop("applied_seq", 0)
+        return info == self._identity() and int(applied) <= self.store.index_log_seq()
 
-    def _open(self) -> None:
-        fresh = not self._marker_ok()
-        if fresh and self.dir.exists():
-            shutil.rmtree(self.dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.index = tantivy.Index(self.schema, path=str(self.dir), reuse=True)
-        if fresh:
-            self._marker.write_text(
-                json.dumps({"format": INDEX_FORMAT, "tokenizer": ztext.TOKENIZER_NAME}), "utf-8"
-            )
-            # Everything in the database must be (re)indexed.
-            self._queue_all()
+    @classmethod
+    def discard_if_stale(cls, root: Path, store: Store, kb: KnowledgeBase) -> bool:
+        """Delete this KB's index if it does not belong to the database as it is now.
+
+        Called when the engine opens, before anything writes: once a restored database
+        has written again, its change counter may have caught up with the stale index.
+        """
+        probe = cls.__new__(cls)
+        probe.dir, probe.store, probe.kb = root / f"kb-{kb.id}", store, kb
+        if not probe.dir.exists():
+            return False
+        with probe._dir_lock():
+            if probe.dir.exists() and not probe._marker_ok():
+                shutil.rmtree(probe.dir)
+                return True
+        return False
+
+    def _write_marker(self, applied_seq: int) -> None:
+        tmp = self._marker.with_suffix(".tmp")
+        tmp.write_text(json.dumps({**self._identity(), "applied_seq": applied_seq}), "utf-8")
+        tmp.replace(self._marker)
+
+    @contextlib.contextmanager
+    def _dir_lock(self) -> Iterator[None]:
+        """Serialises creating, deleting and rebuilding this index across processes."""
+        self.dir.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.dir.parent / f"kb-{self.kb.id}.lock", "a+b") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _open(self, force: bool = False) -> None:
+        with self._dir_lock():
+            # Checked under the lock: another process may have just rebuilt it.
+            fresh = force or not self._marker_ok()
+            if fresh and self.dir.exists():
+                shutil.rmtree(self.dir)
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self.index = tantivy.Index(self.schema, path=str(self.dir), reuse=True)
+            if fresh:
+                # Everything in the database must be (re)indexed.
+                self._queue_all()
+                self._write_marker(0)
 
     def _queue_all(self) -> None:
         with self.store.tx(immediate=True):
@@ -110,9 +154,7 @@ class LexicalIndex:
         """Drop the index and rebuild it from the database."""
         with self._lock:
             self.close()
-            if self.dir.exists():
-                shutil.rmtree(self.dir)
-            self._open()
+            self._open(force=True)
             return self.sync(progress)
 
     def close(self) -> None:
@@ -154,6 +196,7 @@ class LexicalIndex:
                 if progress is not None and done % 1000 == 0:
                     progress(1000)
             writer.commit()
+            self._write_marker(upto)
             with self.store.tx(immediate=True):
                 self.store.clear_index_work(self.kb.id, upto)
                 gen = int(self.store.get_meta(self._gen_key, "0") or 0) + 1

@@ -221,6 +221,24 @@ class Store:
         self.db.execute("PRAGMA busy_timeout=30000")
         self.db.row_factory = sqlite3.Row
         self._migrate()
+        self.db_id = self._ensure_db_id()
+
+    def _ensure_db_id(self) -> str:
+        """A random id of this database, recorded by the derived indexes beside it, so an
+        index built from another database is never trusted."""
+        with self.tx(immediate=True):
+            value = self.get_meta("db_id")
+            if value is None:
+                value = secrets.token_hex(16)
+                self.set_meta("db_id", value)
+        return value
+
+    def index_log_seq(self) -> int:
+        """The monotonic change counter: bumped in the transaction of every document change."""
+        row = self.db.execute(
+            "SELECT seq FROM sqlite_sequence WHERE name='index_log'"
+        ).fetchone()
+        return int(row[0]) if row else 0
 
     # --- schema -----------------------------------------------------------------
 

@@ -80,12 +80,6 @@ def embed_text(row: Any) -> str:
     return index_text(row)
 
 
-def index_log_seq(store: Store) -> int:
-    """The store's monotonic change counter (bumped with every document change)."""
-    row = store.db.execute("SELECT seq FROM sqlite_sequence WHERE name='index_log'").fetchone()
-    return int(row[0]) if row else 0
-
-
 class EmbeddingCache:
     """(model id, SHA-256 of text) → vector, in the store's ``embeddings`` table."""
 
@@ -162,6 +156,23 @@ def embed_with_cache(
     if len(dims) != 1:
         raise ModelBadResponse("嵌入向量的維度不一致", embedder.model_id)
     return np.vstack([have[h] for h in hashes]).astype(np.float32, copy=False), len(order)
+
+
+def discard_if_stale(root: Path, store: Store, kb: KnowledgeBase) -> bool:
+    """Forget a KB's matrix built from another database or from a later state of this one
+    (a restored backup): removing ``meta.json`` makes the next sync rebuild it from the
+    embedding cache. Called when the engine opens, before anything writes."""
+    meta_path = root / f"kb-{kb.id}" / "meta.json"
+    try:
+        meta = json.loads(meta_path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(meta, dict):
+        return False
+    if meta.get("db_id") == store.db_id and int(meta.get("seq", 0)) <= store.index_log_seq():
+        return False
+    meta_path.unlink(missing_ok=True)
+    return True
 
 
 class VectorIndex:
@@ -256,7 +267,7 @@ class VectorIndex:
         """True when the matrix holds this model's vectors for the database as it is."""
         meta = self.meta()
         return (meta is not None and meta["model"] == embedder.model_id
-                and int(meta["seq"]) == index_log_seq(self.store))
+                and int(meta["seq"]) == self.store.index_log_seq())
 
     def live_rows(self) -> int:
         meta = self.meta()
@@ -304,9 +315,12 @@ class VectorIndex:
         """
         with self._lock, self._writer(wait):
             report = SyncReport()
-            seq = index_log_seq(self.store)
+            seq = self.store.index_log_seq()
             meta = self.meta()
-            if rebuild or meta is None or meta["model"] != embedder.model_id:
+            # A database older than the matrix (a restored backup) may reuse chunk ids
+            # for other text: only a rebuild is safe then.
+            if (rebuild or meta is None or meta["model"] != embedder.model_id
+                    or int(meta["seq"]) > seq or meta.get("db_id") != self.store.db_id):
                 meta = None
                 report.rebuilt = True
             elif int(meta["seq"]) == seq:
@@ -338,7 +352,8 @@ class VectorIndex:
             if meta is None:
                 dim = int(vecs.shape[1]) if vecs.size else 0
                 self._write_epoch({"format": VECTOR_FORMAT, "model": embedder.model_id,
-                                   "dim": dim, "epoch": self._next_epoch(), "seq": seq},
+                                   "dim": dim, "epoch": self._next_epoch(), "seq": seq,
+                                   "db_id": self.store.db_id},
                                   vecs, new_ids)
                 return report
             if vecs.size and int(vecs.shape[1]) != int(meta["dim"]):

@@ -1,9 +1,10 @@
 """Asking through the server: conversations, citation sources, records and audit.
 
 Both the zhiku API and the OpenAI-compatible endpoint go through :func:`answer_events`,
-which wraps :meth:`zhiku.engine.Zhiku.ask_stream` (so a model backend that streams
+which wraps :meth:`zhiku.engine.Zhiku.iter_answer` (so a model backend that streams
 tokens streams through every endpoint unchanged) and, once the answer is complete,
-links each citation to its stored passage, records the turn and writes the audit entry.
+links each citation to the stored passage it was taken from (the citation's own hit, by
+chunk id), records the turn and writes the audit entry.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from zhiku.models import Answer
 from zhiku.server import audit
-from zhiku.server.deps import Principal, ServerState
+from zhiku.server.deps import Principal, ServerState, placeholders
 from zhiku.server.errors import ApiError
 from zhiku.server.ids import new_token
 from zhiku.store import KnowledgeBase, Store, now_iso
@@ -35,11 +37,19 @@ class Conversation:
 def open_conversation(
     store: Store, p: Principal, kb: KnowledgeBase, conversation_id: str | None
 ) -> Conversation:
-    """The caller's conversation ``conversation_id`` in ``kb`` with its history."""
+    """The caller's conversation ``conversation_id`` in ``kb`` with its history.
+
+    Only conversations in KBs the caller can read *now* exist for it: one in a KB whose
+    grant was revoked is the same 404 as an unknown id, so that the answer reveals
+    nothing about that KB (not even that it still exists). A conversation of another
+    readable KB is a 409.
+    """
     if conversation_id is None:
         return Conversation(None)
     row = store.db.execute(
-        "SELECT kb_id FROM conversations WHERE id=? AND user_id=?", (conversation_id, p.user_id)
+        "SELECT c.kb_id FROM conversations c JOIN kbs k ON k.id=c.kb_id "
+        f"WHERE c.id=? AND c.user_id=? AND k.name IN ({placeholders(p.kbs)})",
+        (conversation_id, p.user_id, *p.kbs),
     ).fetchone()
     if row is None:
         raise ApiError(404, "conversation_not_found")
@@ -57,31 +67,25 @@ def open_conversation(
 
 
 def resolve_sources(
-    state: ServerState, store: Store, kb: KnowledgeBase, citations: Sequence[dict[str, Any]]
+    state: ServerState, store: Store, kb: KnowledgeBase, chunk_ids: Sequence[int]
 ) -> list[dict[str, Any]]:
-    """For each citation, the opaque ids of its stored passage and document in ``kb``."""
-    out: list[dict[str, Any]] = []
-    for c in citations:
-        row = None
-        if c.get("text"):
-            row = store.db.execute(
-                "SELECT c.id, c.doc_id FROM chunks c JOIN documents d ON d.id=c.doc_id "
-                "WHERE d.kb_id=? AND d.path=? AND instr(c.text, ?) > 0 ORDER BY c.ord LIMIT 1",
-                (kb.id, c.get("path"), c["text"]),
-            ).fetchone()
-        if row is None:  # masked on output: match by place instead of text
-            row = store.db.execute(
-                "SELECT c.id, c.doc_id FROM chunks c JOIN documents d ON d.id=c.doc_id "
-                "WHERE d.kb_id=? AND d.path=? ORDER BY (c.page_start IS ?) DESC, "
-                "(c.section IS ?) DESC, c.ord LIMIT 1",
-                (kb.id, c.get("path"), c.get("page"), c.get("section")),
-            ).fetchone()
-        out.append({
-            "kb": kb.name,
-            "passage_id": state.ids.encode("p", row[0]) if row else None,
-            "document_id": state.ids.encode("d", row[1]) if row else None,
-        })
-    return out
+    """For each citation's chunk, the opaque ids of that passage and its document.
+
+    ``chunk_ids`` are the citations' own hits (``Answer.citations[i].hit.chunk_id``), so
+    a sentence found in several passages links to the one actually cited. A chunk that
+    is not (or no longer: deleted meanwhile) in ``kb`` gets ``None`` ids.
+    """
+    found: dict[int, int] = {}
+    ids = list(dict.fromkeys(chunk_ids))
+    if ids:
+        found = {r[0]: r[1] for r in store.db.execute(
+            "SELECT c.id, c.doc_id FROM chunks c JOIN documents d ON d.id=c.doc_id "
+            f"WHERE d.kb_id=? AND c.id IN ({placeholders(ids)})", (kb.id, *ids))}
+    return [{
+        "kb": kb.name,
+        "passage_id": state.ids.encode("p", n) if n in found else None,
+        "document_id": state.ids.encode("d", found[n]) if n in found else None,
+    } for n in chunk_ids]
 
 
 def cited_documents(answer: dict[str, Any]) -> list[dict[str, Any]]:
@@ -152,25 +156,28 @@ def answer_events(
     ``conversation`` records the turn (the zhiku API); ``None`` only audits (the
     OpenAI-compatible endpoint, whose clients keep their own history).
     """
-    answer: dict[str, Any] | None = None
-    extra: dict[str, Any] = {}
+    final: Answer | None = None
     finished = False
     hist = list(history if history is not None else (conversation.history if conversation
                                                      else []))
     try:
         with state.pool.engine() as zk:
-            for ev in zk.ask_stream(question, [kb.name], k=k, history=hist):
-                if ev.get("type") == "delta":
-                    yield {"type": "delta", "text": ev.get("text", "")}
-                elif ev.get("type") == "done":
-                    answer = ev["answer"]
-                    extra = {k: ev[k] for k in ("mode", "warnings") if k in ev}
-        if answer is None:  # pragma: no cover - the engine always ends with done
-            raise RuntimeError("the engine's answer stream ended without a done event")
+            # iter_answer rather than ask_stream: the final Answer object still has each
+            # citation's hit, hence the chunk it was taken from.
+            for item in zk.iter_answer(question, [kb.name], k=k, history=hist):
+                if isinstance(item, Answer):
+                    final = item
+                elif item:
+                    yield {"type": "delta", "text": item}
+        if final is None:  # pragma: no cover - the engine always ends with the Answer
+            raise RuntimeError("the engine's answer stream ended without an answer")
+        # The same fields as ask_stream's done event.
+        answer = final.to_dict()
+        extra: dict[str, Any] = {"mode": final.mode, "warnings": list(final.warnings)}
         store = state.store
-        sources = resolve_sources(state, store, kb, answer.get("citations", []))
+        sources = resolve_sources(state, store, kb, [c.hit.chunk_id for c in final.citations])
         answer_id, conv_id = _record(state, p, kb, question, answer, sources, conversation, action,
-                                     extra.get("mode"))
+                                     final.mode)
         state.metrics.inc("zhiku_answers_total",
                           {"refused": str(bool(answer.get("refused"))).lower(), "via": action})
         finished = True

@@ -180,7 +180,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             state.worker = IngestWorker(settings.home, stale_s=settings.stale_job_s,
                                         on_file=on_file)
             state.worker.start()
-        state.metrics.start()
+        state.metrics.start(settings.metrics_flush_s)
         state.ready = True
         log.info("zhiku server ready", extra={"home": str(settings.home),
                                              "version": __version__})

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -25,13 +25,21 @@ from zhiku.server import accounts, audit
 from zhiku.server.audit import Actor
 from zhiku.server.errors import ApiError, not_found
 from zhiku.server.ids import IdCodec
-from zhiku.server.jobs import IngestWorker
 from zhiku.server.observability import Metrics
 from zhiku.server.pool import EnginePool
 from zhiku.server.ratelimit import RateLimiter
 from zhiku.server.settings import ServerSettings
 from zhiku.server.writes import WriteGate
 from zhiku.store import KnowledgeBase, Store
+
+if TYPE_CHECKING:  # jobs imports this module (for placeholders)
+    from zhiku.server.jobs import IngestWorker
+
+
+def placeholders(values: Sequence[object]) -> str:
+    """The ``?,?,?`` of an SQL ``IN (…)`` list with one mark per value; ``NULL`` when
+    there are none, so ``x IN (NULL)`` matches nothing (no grants: no rows)."""
+    return ",".join("?" * len(values)) or "NULL"
 
 
 class LocalStores:
@@ -198,5 +206,5 @@ def editable_kb(store: Store, p: Principal, name: str) -> KnowledgeBase:
 def readable_kb_ids(store: Store, p: Principal) -> list[int]:
     if not p.kbs:
         return []
-    marks = ",".join("?" * len(p.kbs))
-    return [r[0] for r in store.db.execute(f"SELECT id FROM kbs WHERE name IN ({marks})", p.kbs)]
+    return [r[0] for r in store.db.execute(
+        f"SELECT id FROM kbs WHERE name IN ({placeholders(p.kbs)})", p.kbs)]

@@ -11,13 +11,22 @@ Stopping (server shutdown) is graceful: the worker finishes the file in hand, ap
 the index work, puts the job back in the queue with its remaining files and exits; the
 next process to start picks it up. A job whose worker died without that (a ``kill -9``)
 is re-claimed once its heartbeat is older than ``stale_job_s``.
+
+While a job runs, a small heartbeat thread refreshes its heartbeat every few seconds,
+whatever the worker is doing (one large file, or embedding a whole batch during the
+index sync can take many minutes), so a live worker's job is never re-claimed. Every
+update of a job is made only by its owner (``AND worker=?``): a worker that lost its
+job anyway (a paused VM that came back) finds it out at its next write and gives up,
+without touching the new owner's state.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +38,7 @@ from zhiku.errors import KnowledgeBaseNotFound, ZhikuError
 from zhiku.ingest import ingest_file
 from zhiku.lexical import IndexBusy
 from zhiku.server import uploads
+from zhiku.server.deps import placeholders
 from zhiku.server.ids import new_token
 from zhiku.store import KnowledgeBase, Store, now_iso
 
@@ -70,7 +80,7 @@ def job_info(store: Store, job_id: str, kb_ids: list[int] | None) -> dict[str, A
     sql = ("SELECT j.*, k.name AS kb FROM jobs j JOIN kbs k ON k.id=j.kb_id WHERE j.id=?")
     args: list[Any] = [job_id]
     if kb_ids is not None:
-        sql += f" AND j.kb_id IN ({','.join('?' * len(kb_ids)) or 'NULL'})"
+        sql += f" AND j.kb_id IN ({placeholders(kb_ids)})"
         args += kb_ids
     row = store.db.execute(sql, args).fetchone()
     if row is None:
@@ -128,6 +138,52 @@ def claim(store: Store, worker: str, stale_s: float) -> tuple[str, int, str] | N
     return row["id"], row["kb_id"], row["kind"]
 
 
+def beat(db: sqlite3.Connection, job_id: str, worker: str) -> bool:
+    """Refresh the heartbeat of ``worker``'s running job; False when it is not (or no
+    longer) that worker's: re-claimed by another, finished, or deleted with its KB."""
+    cur = db.execute("UPDATE jobs SET heartbeat=? WHERE id=? AND worker=? AND status='running'",
+                     (time.time(), job_id, worker))
+    return cur.rowcount > 0
+
+
+class JobLost(Exception):
+    """The job was re-claimed by another worker (or deleted) while this one worked on it."""
+
+
+class Heartbeat(threading.Thread):
+    """Refreshes one running job's heartbeat every ``every_s`` seconds on a connection of
+    its own, so that the job never looks abandoned while its worker is busy."""
+
+    def __init__(self, db_path: Path, job_id: str, worker: str, every_s: float) -> None:
+        super().__init__(name=f"zhiku-heartbeat-{job_id[:8]}", daemon=True)
+        self.db_path = db_path
+        self.job_id = job_id
+        self.worker = worker
+        self.every_s = every_s
+        self.lost = threading.Event()
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        db = sqlite3.connect(self.db_path, timeout=30.0, isolation_level=None,
+                             check_same_thread=False)
+        try:
+            while not self._done.wait(self.every_s):
+                try:
+                    if not beat(db, self.job_id, self.worker):
+                        self.lost.set()
+                        return
+                except sqlite3.Error:  # busy: the next beat will do; stale_s is far away
+                    log.warning("job heartbeat failed", exc_info=True,
+                                extra={"job": self.job_id})
+        finally:
+            db.close()
+
+    def stop(self) -> None:
+        self._done.set()
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(5.0)  # at most one beat in flight; it is a daemon thread anyway
+
+
 def _sync(zk: Zhiku, kb: str) -> None:
     """Apply the KB's queued index work and release the writer; if another process holds
     it, the work stays queued in ``index_log`` and that process (or a search) applies it."""
@@ -149,16 +205,20 @@ class IngestWorker(threading.Thread):
         *,
         stale_s: float = 600.0,
         poll_s: float = 1.0,
+        heartbeat_s: float | None = None,
         on_file: FileHook | None = None,
     ) -> None:
         super().__init__(name="zhiku-ingest", daemon=True)
         self.home = home
         self.stale_s = stale_s
         self.poll_s = poll_s
+        # Several beats fit in stale_s, so one that finds the database busy does no harm.
+        self.heartbeat_s = heartbeat_s if heartbeat_s is not None else min(30.0, stale_s / 5)
         self.on_file = on_file
         self.wake = threading.Event()
         self._stop_event = threading.Event()
-        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+        # Unique per worker, not only per process: ownership checks compare it.
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.busy = False
 
     def stop(self, timeout: float | None = None) -> bool:
@@ -187,12 +247,22 @@ class IngestWorker(threading.Thread):
                     self.wake.clear()
                     continue
                 self.busy = True
+                hb = Heartbeat(zk.store.path, job[0], self.worker_id, self.heartbeat_s)
+                hb.start()
                 try:
-                    self._run_job(zk, *job)
+                    self._run_job(zk, *job, lost=hb.lost)
+                except JobLost:
+                    log.warning("ingestion job is no longer ours (re-claimed by another "
+                                "worker, or deleted); leaving it",
+                                extra={"job": job[0], "worker": self.worker_id})
                 except Exception:  # noqa: BLE001 - one bad job must not stop the worker
                     log.exception("ingestion job failed", extra={"job": job[0]})
-                    self._finish(zk.store, job[0], "failed")
+                    try:
+                        self._finish(zk.store, job[0], "failed")
+                    except Exception:  # noqa: BLE001 - e.g. a locked database
+                        log.exception("could not mark the job failed", extra={"job": job[0]})
                 finally:
+                    hb.stop()
                     self.busy = False
         finally:
             zk.close()
@@ -200,13 +270,18 @@ class IngestWorker(threading.Thread):
 
     # --- one job -------------------------------------------------------------------------
 
-    def _finish(self, store: Store, job_id: str, status: str) -> None:
-        store.db.execute(
-            "UPDATE jobs SET status=?, finished_at=?, worker=NULL WHERE id=?",
-            (status, now_iso() if status != "queued" else None, job_id),
+    def _finish(self, store: Store, job_id: str, status: str) -> bool:
+        """End (or re-queue) this worker's job; False when it is no longer this worker's."""
+        cur = store.db.execute(
+            "UPDATE jobs SET status=?, finished_at=?, worker=NULL WHERE id=? AND worker=?",
+            (status, now_iso() if status != "queued" else None, job_id, self.worker_id),
         )
+        return cur.rowcount > 0
 
-    def _run_job(self, zk: Zhiku, job_id: str, kb_id: int, kind: str) -> None:
+    def _run_job(self, zk: Zhiku, job_id: str, kb_id: int, kind: str,
+                 lost: threading.Event | None = None) -> None:
+        """Ingest the job's pending files; raises :class:`JobLost` as soon as the job
+        turns out to belong to another worker (``lost`` is set by the heartbeat)."""
         store = zk.store
         row = store.db.execute("SELECT name FROM kbs WHERE id=?", (kb_id,)).fetchone()
         if row is None:  # the KB was deleted (its jobs go with it)
@@ -218,12 +293,19 @@ class IngestWorker(threading.Thread):
         ).fetchall()
         log.info("ingestion job started",
                  extra={"job": job_id, "kb": kb, "files": len(files), "worker": self.worker_id})
+
+        def check() -> None:
+            if lost is not None and lost.is_set():
+                raise JobLost(job_id)
+
         last_sync = time.monotonic()
         try:
             for f in files:
+                check()
                 if self.stopping:
                     _sync(zk, kb)
-                    self._finish(store, job_id, "queued")
+                    if not self._finish(store, job_id, "queued"):
+                        raise JobLost(job_id)
                     log.info("ingestion job re-queued on shutdown", extra={"job": job_id})
                     return
                 self._ingest_one(zk, kb, kb_id, job_id, kind, dict(f))
@@ -233,7 +315,8 @@ class IngestWorker(threading.Thread):
             _sync(zk, kb)
         except KnowledgeBaseNotFound:
             return  # deleted while we worked; its job rows went with it
-        self._finish(store, job_id, "done")
+        if not self._finish(store, job_id, "done"):
+            raise JobLost(job_id)
         log.info("ingestion job done", extra={"job": job_id, "kb": kb})
 
     def _ingest_one(
@@ -255,12 +338,15 @@ class IngestWorker(threading.Thread):
             if status == "added" and existed:
                 status = "updated"
         with store.tx(immediate=True):
+            # Ownership first: a worker that lost the job records nothing (the document
+            # itself is stored; the new owner finds it unchanged).
+            if not beat(store.db, job_id, self.worker_id):
+                raise JobLost(job_id)
             store.db.execute(
                 "UPDATE job_files SET status=?, reason=?, message=?, chunks=? "
                 "WHERE job_id=? AND ord=?",
                 (status, reason, message, chunks, job_id, f["ord"]),
             )
-            store.db.execute("UPDATE jobs SET heartbeat=? WHERE id=?", (time.time(), job_id))
             old = None
             if status in ("added", "updated", "unchanged") and f["stored"]:
                 prev = store.db.execute(

@@ -40,6 +40,7 @@ class ServerSettings:
     stale_job_s: float = 600.0  # a running job without heartbeat for this long is re-claimed
     shutdown_timeout_s: float = 60.0  # wait this long for the current file on shutdown
     metrics_token: str = ""  # lets a scraper read /metrics without an admin key
+    metrics_flush_s: float = 5.0  # how often a process shares its metrics with the others
     max_question_chars: int = 2000
 
     @classmethod
@@ -68,7 +69,8 @@ class ServerSettings:
 
     def validate(self) -> None:
         positive = ("max_upload_mb", "max_files", "max_request_mb", "max_json_kb",
-                    "max_unzipped_mb", "engines", "threads", "max_question_chars")
+                    "max_unzipped_mb", "engines", "threads", "max_question_chars",
+                    "metrics_flush_s")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise SettingsError(f"設定 {name} 必須大於 0（目前為 {getattr(self, name)}）")

@@ -11,10 +11,16 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from zhiku.engine import Zhiku
 from zhiku.errors import ZhikuError
-from zhiku.pii import redact_for_output
 from zhiku.server import audit
 from zhiku.server.answering import answer_events, open_conversation
-from zhiku.server.deps import Caller, Principal, ServerState, State, readable_kb
+from zhiku.server.deps import (
+    Caller,
+    Principal,
+    ServerState,
+    State,
+    placeholders,
+    readable_kb,
+)
 from zhiku.server.errors import ApiError, error_body
 from zhiku.server.ids import new_token
 from zhiku.server.pool import PoolTimeout
@@ -151,11 +157,10 @@ def _sse_stream(request: Request, events: Iterator[dict[str, Any]]) -> Iterator[
 def passage(passage_id: str, p: Caller, state: State) -> dict[str, Any]:
     store = state.store
     n = state.ids.decode("p", passage_id)
-    marks = ",".join("?" * len(p.kbs)) or "NULL"
     row = None if n is None else store.db.execute(
         "SELECT c.*, d.title, d.path, d.kb_id, k.name AS kb FROM chunks c "
         "JOIN documents d ON d.id=c.doc_id JOIN kbs k ON k.id=d.kb_id "
-        f"WHERE c.id=? AND k.name IN ({marks})", (n, *p.kbs)).fetchone()
+        f"WHERE c.id=? AND k.name IN ({placeholders(p.kbs)})", (n, *p.kbs)).fetchone()
     if row is None:
         raise ApiError(404, "passage_not_found")
     kb = store.get_kb(row["kb"])
@@ -176,7 +181,7 @@ def passage(passage_id: str, p: Caller, state: State) -> dict[str, Any]:
 
 
 def _redact(text: str, kb: KnowledgeBase) -> str:
-    return redact_for_output(text, Zhiku.pii_policy(kb), secret=kb.secret)[0]
+    return Zhiku.redact_output(kb, text)
 
 
 # --- conversations -------------------------------------------------------------------------
@@ -192,8 +197,7 @@ _CONV_SELECT = ("SELECT c.*, k.name AS kb FROM conversations c JOIN kbs k ON k.i
 
 
 def _own_conversation(store: Store, p: Principal, conv_id: str) -> Any:
-    marks = ",".join("?" * len(p.kbs)) or "NULL"
-    row = store.db.execute(_CONV_SELECT + f"AND c.id=? AND k.name IN ({marks})",
+    row = store.db.execute(_CONV_SELECT + f"AND c.id=? AND k.name IN ({placeholders(p.kbs)})",
                            (p.user_id, conv_id, *p.kbs)).fetchone()
     if row is None:
         raise ApiError(404, "conversation_not_found")
@@ -206,9 +210,9 @@ def list_conversations(p: Caller, state: State, kb: str | None = None,
                        limit: int = 50) -> dict[str, Any]:
     store = state.store
     names = [readable_kb(store, p, kb).name] if kb else list(p.kbs)
-    marks = ",".join("?" * len(names)) or "NULL"
     rows = store.db.execute(
-        _CONV_SELECT + f"AND k.name IN ({marks}) ORDER BY c.updated_at DESC, c.rowid DESC "
+        _CONV_SELECT + f"AND k.name IN ({placeholders(names)}) "
+        "ORDER BY c.updated_at DESC, c.rowid DESC "
         "LIMIT ?", (p.user_id, *names, max(1, min(limit, 500)))).fetchall()
     return {"conversations": [_conv_info(r) for r in rows]}
 
@@ -264,11 +268,10 @@ def delete_conversation(conv_id: str, p: Caller, state: State) -> dict[str, Any]
              summary="👍/👎 with an optional comment on one of your answers (last one wins)")
 def feedback(answer_id: str, body: FeedbackRequest, p: Caller, state: State) -> dict[str, Any]:
     store = state.store
-    marks = ",".join("?" * len(p.kbs)) or "NULL"
     row = store.db.execute(
         "SELECT m.id, k.name AS kb, m.question FROM messages m "
         "JOIN conversations c ON c.id=m.conversation_id JOIN kbs k ON k.id=c.kb_id "
-        f"WHERE m.id=? AND c.user_id=? AND k.name IN ({marks})",
+        f"WHERE m.id=? AND c.user_id=? AND k.name IN ({placeholders(p.kbs)})",
         (answer_id, p.user_id, *p.kbs)).fetchone()
     if row is None:
         raise ApiError(404, "answer_not_found")

@@ -16,7 +16,6 @@ from starlette.formparsers import MultiPartException
 from zhiku.engine import Zhiku
 from zhiku.ingest import VIRTUAL_PREFIXES
 from zhiku.lexical import IndexBusy
-from zhiku.pii import redact_for_output
 from zhiku.server import jobs, uploads
 from zhiku.server.deps import Caller, Principal, ServerState, State, editable_kb, readable_kb
 from zhiku.server.deps import readable_kb_ids as _kb_ids
@@ -110,7 +109,7 @@ async def upload(kb: str, request: Request, p: Caller, state: State) -> JSONResp
 
 
 def _masked_title(title: str, kb: KnowledgeBase) -> str:
-    return redact_for_output(title, Zhiku.pii_policy(kb), secret=kb.secret)[0]
+    return Zhiku.redact_output(kb, title)
 
 
 @router.get("/kbs/{kb}/documents", response_model=DocumentList, summary="Documents of a KB")
@@ -140,10 +139,14 @@ def delete_document(kb: str, doc_id: str, p: Caller, state: State) -> dict[str, 
     row = _doc_row(state, store, kbo, doc_id)
     with state.pool.engine() as zk:
         zk.remove(kbo.name, row["path"])
+        # The lexical index only: never the vectors, whose sync waits for the ingest
+        # worker's embedding (minutes). Deleted chunks are gone from the store, which every
+        # hit is joined with, so neither index can return them meanwhile; the vectors drop
+        # them at the next sync, and a search applies any lexical work still queued.
         try:
-            zk.sync_index(kbo.name)
+            zk.index(kbo).sync()
         except IndexBusy:
-            pass  # queued in index_log; applied by whichever process holds the writer
+            pass  # another process holds the writer: queued in index_log, applied there
     up = store.db.execute("SELECT stored FROM uploads WHERE kb_id=? AND path=?",
                           (kbo.id, row["path"])).fetchone()
     if up is not None:
