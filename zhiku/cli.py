@@ -6,25 +6,31 @@ Exit codes: 0 success; 1 some files failed (ingest/sync) or the answer was refus
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape as esc
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from zhiku import __version__
-from zhiku.cli_models import attach_model_hooks, print_sources, show_warnings, stream_answer
+from zhiku.cli_common import (
+    HomeOpt,
+    JsonOpt,
+    KbOpt,
+    MultiKbOpt,
+    engine,
+    err,
+    out,
+    print_json,
+    show_warnings,
+)
 from zhiku.cli_models import install as install_models
+from zhiku.cli_models import print_sources, stream_answer
 from zhiku.config import DEFAULT_KB, lang
-from zhiku.engine import Zhiku
-from zhiku.errors import ZhikuError
 from zhiku.ingest import FileResult, IngestReport, ingest_paths, sync_kb, walk
 from zhiku.pii import format_counts
 from zhiku.pii.cli import app as pii_app
@@ -40,39 +46,6 @@ kb_app = typer.Typer(help="管理知識庫（建立、列出、檢視、刪除�
 app.add_typer(kb_app, name="kb")
 app.add_typer(pii_app, name="pii")
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-
-HomeOpt = Annotated[
-    str | None,
-    typer.Option("--home", envvar="ZHIKU_HOME", help="資料目錄（預設為使用者資料目錄）"),
-]
-KbOpt = Annotated[str, typer.Option("--kb", help="知識庫名稱")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="輸出一個 JSON 物件到 stdout")]
-
-T = TypeVar("T")
-
-
-@contextmanager
-def engine(home: str | None) -> Iterator[Zhiku]:
-    """Open the engine, translating domain errors into a message and an exit code."""
-    try:
-        zk = Zhiku(home)
-    except ZhikuError as exc:
-        err.print(f"[red]錯誤：[/red]{esc(str(exc))}")
-        raise typer.Exit(exc.exit_code) from exc
-    attach_model_hooks(zk)  # embedding progress and model warnings on stderr
-    try:
-        yield zk
-    except ZhikuError as exc:
-        err.print(f"[red]錯誤：[/red]{esc(str(exc))}")
-        raise typer.Exit(exc.exit_code) from exc
-    finally:
-        zk.close()
-
-
-def _print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
 
 
 def version_callback(value: bool) -> None:
@@ -102,7 +75,7 @@ _STATUS_ZH = {
 def _summary(report: IngestReport, as_json: bool) -> int:
     code = 1 if report.failed else 0
     if as_json:
-        _print_json(report.to_dict())
+        print_json(report.to_dict())
         return code
     t = Table(title="匯入結果", show_header=True)
     t.add_column("項目")
@@ -198,7 +171,7 @@ def docs(kb: KbOpt = DEFAULT_KB, home: HomeOpt = None, as_json: JsonOpt = False)
     with engine(home) as zk:
         items = zk.store.list_documents(kb)
     if as_json:
-        _print_json({"documents": [
+        print_json({"documents": [
             {"title": d.title, "path": d.path, "kind": d.kind, "chunks": d.chunks,
              "size": d.size, "updated_at": d.updated_at} for d in items]})
         return
@@ -217,9 +190,6 @@ def _kbs(kb: list[str] | None) -> list[str]:
     return kb or [DEFAULT_KB]
 
 
-MultiKbOpt = Annotated[
-    list[str] | None, typer.Option("--kb", help="知識庫名稱（可重複指定多個）")
-]
 
 
 @app.command()
@@ -234,7 +204,7 @@ def search(
     with engine(home) as zk:
         hits = zk.search(query, _kbs(kb), k=k)
     if as_json:
-        _print_json({"hits": [h.citation() for h in hits]})
+        print_json({"hits": [h.citation() for h in hits]})
         return
     if not hits:
         err.print("沒有找到相關段落。")
@@ -264,7 +234,7 @@ def ask(
             ans = stream_answer(zk, question, _kbs(kb), k)
     show_warnings(ans.warnings)  # stderr, zh-TW: model down, fallback used…
     if as_json:
-        _print_json(ans.to_dict())
+        print_json(ans.to_dict())
     else:
         print_sources(ans, english=lang() == "en")
     raise typer.Exit(1 if ans.refused else 0)
@@ -279,7 +249,7 @@ def stats(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     with engine(home) as zk:
         st = zk.stats()
     if as_json:
-        _print_json(st)
+        print_json(st)
         return
     t = Table(title=f"資料庫 {st['database']}（{st['database_bytes'] / 1e6:.1f} MB）")
     for col in ("知識庫", "文件", "段落", "字數"):
@@ -323,7 +293,7 @@ def kb_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     with engine(home) as zk:
         kbs = zk.store.list_kbs()
     if as_json:
-        _print_json({"kbs": [{"name": k.name, "created_at": k.created_at} for k in kbs]})
+        print_json({"kbs": [{"name": k.name, "created_at": k.created_at} for k in kbs]})
         return
     for k in kbs:
         out.print(f"{esc(k.name)}\t{k.created_at}")
@@ -351,7 +321,7 @@ def kb_show(
                 "chunks": sum(d.chunks for d in docs_), "settings": k.settings}
         rows = zk.pii_policy(k).describe(lang())
     if as_json:
-        _print_json(info)
+        print_json(info)
         return
     t = Table(title=f"知識庫「{name}」", show_header=False)
     t.add_row("建立時間", k.created_at)

@@ -10,99 +10,33 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from zhiku.backends.check import check_backend
+from zhiku.cli_common import (
+    HomeOpt,
+    JsonOpt,
+    KbOpt,
+    MultiKbOpt,
+    engine,
+    err,
+    out,
+    print_json,
+    show_warnings,
+)
 from zhiku.config import DEFAULT_KB
 from zhiku.engine import Zhiku
-from zhiku.errors import ZhikuError
 from zhiku.models import Answer
-
-out = Console(soft_wrap=True, highlight=False)
-err = Console(stderr=True, soft_wrap=True, highlight=False)
-
-HomeOpt = Annotated[
-    str | None,
-    typer.Option("--home", envvar="ZHIKU_HOME", help="資料目錄（預設為使用者資料目錄）"),
-]
-KbOpt = Annotated[str, typer.Option("--kb", help="知識庫名稱")]
-MultiKbOpt = Annotated[
-    list[str] | None, typer.Option("--kb", help="知識庫名稱（可重複指定多個）")
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="輸出一個 JSON 物件到 stdout")]
 
 models_app = typer.Typer(
     help="模型設定：檢查連線、檢視設定、建立向量、校準混合檢索。", no_args_is_help=True
 )
-
-
-# --- shared with zhiku.cli ------------------------------------------------------------------
-
-
-def warning_text(warning: str) -> str:
-    """The human part of an ``Answer.warnings`` entry (``code: message``)."""
-    _, sep, message = warning.partition(": ")
-    return message if sep else warning
-
-
-def show_warnings(warnings: Sequence[str], console: Console | None = None) -> None:
-    """Model warnings on stderr, in zh-TW (the answer itself stays on stdout)."""
-    c = console or err
-    for w in warnings:
-        c.print(f"[yellow]注意：[/yellow]{escape(warning_text(w))}")
-
-
-@contextmanager
-def _embed_progress(kb: str, total: int) -> Iterator[Callable[[int], None]]:
-    t0 = time.perf_counter()
-    if not err.is_terminal:
-        err.print(f"建立向量：知識庫「{escape(kb)}」{total} 段")
-        yield lambda _n: None
-    else:
-        with Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), console=err, transient=True,
-        ) as prog:
-            task = prog.add_task(f"建立向量（{escape(kb)}）", total=total)
-            yield lambda n: prog.update(task, advance=n)
-    secs = time.perf_counter() - t0
-    err.print(f"已建立向量 {total} 段（{total / secs if secs > 0 else 0:.1f} 段/秒）")
-
-
-def attach_model_hooks(zk: Zhiku) -> None:
-    """Embedding progress and ingest-time model warnings on stderr."""
-    zk.embed_progress = _embed_progress
-    zk.on_warning = lambda w: show_warnings([w])
-
-
-@contextmanager
-def _engine(home: str | None) -> Iterator[Zhiku]:
-    try:
-        zk = Zhiku(home)
-    except ZhikuError as exc:
-        err.print(f"[red]錯誤：[/red]{escape(str(exc))}")
-        raise typer.Exit(exc.exit_code) from exc
-    attach_model_hooks(zk)
-    try:
-        yield zk
-    except ZhikuError as exc:
-        err.print(f"[red]錯誤：[/red]{escape(str(exc))}")
-        raise typer.Exit(exc.exit_code) from exc
-    finally:
-        zk.close()
-
-
-def _print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
 
 
 def stream_answer(zk: Zhiku, question: str, kbs: list[str], k: int,
@@ -140,11 +74,11 @@ def print_sources(ans: Answer, english: bool = False) -> None:
 @models_app.command("check")
 def models_check(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """呼叫每個已設定的模型一次，逐一說明是否可用。"""
-    with _engine(home) as zk:
+    with engine(home) as zk:
         backends = zk.settings.configured()
         results = [check_backend(cfg) for cfg in backends.values()]
     if as_json:
-        _print_json({"backends": [r.to_dict() for r in results],
+        print_json({"backends": [r.to_dict() for r in results],
                      "ok": all(r.ok for r in results)})
         raise typer.Exit(0 if all(r.ok for r in results) else 1)
     if not results:
@@ -169,7 +103,7 @@ def models_check(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
 @models_app.command("show")
 def models_show(kb: MultiKbOpt = None, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """顯示各知識庫實際使用的模型、混合檢索權重與向量索引狀態（不顯示 API key）。"""
-    with _engine(home) as zk:
+    with engine(home) as zk:
         names = kb or sorted({k.name for k in zk.store.list_kbs()} | set(zk.settings.kbs)
                              | {DEFAULT_KB})
         rows: list[dict[str, Any]] = []
@@ -199,7 +133,7 @@ def models_show(kb: MultiKbOpt = None, home: HomeOpt = None, as_json: JsonOpt = 
             })
         source = str(zk.settings.source) if zk.settings.source else None
     if as_json:
-        _print_json({"config": source, "kbs": rows})
+        print_json({"config": source, "kbs": rows})
         return
     out.print(f"設定檔：{escape(source) if source else '（無，僅環境變數／預設值）'}")
     for r in rows:
@@ -234,7 +168,7 @@ def models_embed(
     as_json: JsonOpt = False,
 ) -> None:
     """為知識庫的段落建立或補齊向量（未變更的段落不會重算）。"""
-    with _engine(home) as zk:
+    with engine(home) as zk:
         zk.kb(kb)
         if zk.embedder(kb) is None:
             err.print(f"[red]錯誤：[/red]知識庫「{escape(kb)}」沒有設定嵌入模型（embed）")
@@ -249,7 +183,7 @@ def models_embed(
             "embedded": report.embedded, "cached": report.added - report.embedded,
             "rebuilt": report.rebuilt, "vectors": rows, "seconds": round(secs, 3)}
     if as_json:
-        _print_json(info)
+        print_json(info)
         return
     err.print(f"向量索引「{escape(kb)}」：新增 {report.added} 段（模型計算 {report.embedded}，"
               f"快取 {report.added - report.embedded}），移除 {report.deleted} 段，"
@@ -284,7 +218,7 @@ def models_calibrate(
 ) -> None:
     """用知識庫自己的問題校準混合檢索的權重（rrf_k、向量權重），並記錄於知識庫設定。"""
     qs = _read_questions(questions) if questions else None
-    with _engine(home) as zk:
+    with engine(home) as zk:
         zk.kb(kb)
         if qs is None:
             qs = zk.sample_questions(kb, auto)
@@ -294,7 +228,7 @@ def models_calibrate(
             "lexical_r_at_1": round(res.lexical_r_at_1, 4),
             "dense_r_at_1": round(res.dense_r_at_1, 4), "saved": not dry_run}
     if as_json:
-        _print_json(info)
+        print_json(info)
         return
     t = Table(title=f"混合檢索校準「{escape(kb)}」（{res.questions} 題）", show_header=False)
     t.add_row("關鍵字 R@1", f"{res.lexical_r_at_1:.4f}")
@@ -316,7 +250,7 @@ def chat(
 ) -> None:
     """多輪對話：追問會結合前文改寫成完整問題再檢索。/new 開新對話，/exit 或 Ctrl-D 離開。"""
     names = kb or [DEFAULT_KB]
-    with _engine(home) as zk:
+    with engine(home) as zk:
         for name in names:
             zk.kb(name)
         chat_model = zk.model_config(names[0]).chat

@@ -172,8 +172,13 @@ class Zhiku:
     def kb(self, name: str = DEFAULT_KB, create: bool = False) -> KnowledgeBase:
         """A knowledge base; ``create`` makes it, with the privacy-by-default PII policy."""
         if create:
-            return self.store.ensure_kb(name, {"pii": PiiPolicy.default().to_dict()})
+            return self.store.ensure_kb(name, self.default_kb_settings())
         return self.store.get_kb(name)
+
+    @staticmethod
+    def default_kb_settings() -> dict[str, Any]:
+        """A new knowledge base's settings: private by default (PII masked at ingest)."""
+        return {"pii": PiiPolicy.default().to_dict()}
 
     @staticmethod
     def pii_policy(kb: KnowledgeBase) -> PiiPolicy:

@@ -17,21 +17,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from zhiku.cli_common import HomeOpt, JsonOpt, engine, err, fail, out
+from zhiku.engine import Zhiku
 from zhiku.errors import ZhikuError
 from zhiku.server import accounts, audit
 from zhiku.store import Store
 
-out = Console(soft_wrap=True, highlight=False)
-err = Console(stderr=True, soft_wrap=True, highlight=False)
-
-HomeOpt = Annotated[
-    str | None,
-    typer.Option("--home", envvar="ZHIKU_HOME", help="資料目錄（預設為使用者資料目錄）"),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="輸出一個 JSON 物件到 stdout")]
 KbsOpt = Annotated[list[str] | None, typer.Option("--kb", help="知識庫名稱（可重複指定）")]
 RoleOpt = Annotated[str, typer.Option("--role", help="admin、editor 或 reader")]
 
@@ -41,34 +35,17 @@ keys_app = typer.Typer(help="管理 API 金鑰（雜湊保存，只顯示一次�
 
 @contextmanager
 def _store(home: str | None) -> Iterator[Store]:
-    """The engine's store (so KBs are created with their default policy), errors → exit."""
-    from zhiku.engine import Zhiku
-
-    try:
-        zk = Zhiku(home)
-    except ZhikuError as exc:
-        err.print(f"[red]錯誤：[/red]{exc}")
-        raise typer.Exit(exc.exit_code) from exc
-    try:
+    """The engine's store, errors → message and exit code (see zhiku.cli_common)."""
+    with engine(home) as zk:
         yield zk.store
-    except ZhikuError as exc:
-        err.print(f"[red]錯誤：[/red]{exc}")
-        raise typer.Exit(exc.exit_code) from exc
-    finally:
-        zk.close()
 
 
 def _ensure_kbs(store: Store, home: str | None, kbs: list[str]) -> None:
-    """Create missing KBs (with the engine, so they get the default PII policy)."""
-    from zhiku.engine import Zhiku
-
-    missing = [k for k in kbs if store.find_kb(k) is None]
-    if not missing:
-        return
-    with Zhiku(home) as zk:
-        for k in missing:
-            zk.kb(k, create=True)
-            err.print(f"已建立知識庫「{k}」")
+    """Create missing KBs with the engine's defaults (the privacy-by-default PII policy)."""
+    for k in kbs:
+        if store.find_kb(k) is None:
+            store.ensure_kb(k, Zhiku.default_kb_settings())
+            err.print(f"已建立知識庫「{escape(k)}」")
 
 
 CLI = audit.Actor(user=None, key="cli")
@@ -338,8 +315,7 @@ def serve(
         settings = ServerSettings.from_env(home=home, max_upload_mb=max_upload_mb,
                                            rate_limit=rate_limit)
     except ZhikuError as exc:
-        err.print(f"[red]錯誤：[/red]{exc}")
-        raise typer.Exit(exc.exit_code) from exc
+        raise fail(exc) from exc
     os.environ.update(settings.to_env())  # worker processes read the same settings
     with _store(str(settings.home)) as store:
         if accounts.count_admins(store) == 0:

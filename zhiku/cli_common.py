@@ -1,0 +1,97 @@
+"""What every ``zhiku`` command shares: consoles, common options, opening the engine.
+
+Domain errors (:class:`zhiku.errors.ZhikuError`) become a zh-TW message on stderr and
+the error's exit code here, and nowhere else in the CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from zhiku.engine import Zhiku
+from zhiku.errors import ZhikuError
+
+out = Console(soft_wrap=True, highlight=False)
+err = Console(stderr=True, soft_wrap=True, highlight=False)
+
+HomeOpt = Annotated[
+    str | None,
+    typer.Option("--home", envvar="ZHIKU_HOME", help="資料目錄（預設為使用者資料目錄）"),
+]
+KbOpt = Annotated[str, typer.Option("--kb", help="知識庫名稱")]
+MultiKbOpt = Annotated[
+    list[str] | None, typer.Option("--kb", help="知識庫名稱（可重複指定多個）")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="輸出一個 JSON 物件到 stdout")]
+
+
+def print_json(obj: Any) -> None:
+    """Exactly one JSON object on stdout (messages go to stderr)."""
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+
+def fail(exc: ZhikuError) -> typer.Exit:
+    err.print(f"[red]錯誤：[/red]{escape(str(exc))}")
+    return typer.Exit(exc.exit_code)
+
+
+def warning_text(warning: str) -> str:
+    """The human part of an ``Answer.warnings`` entry (``code: message``)."""
+    _, sep, message = warning.partition(": ")
+    return message if sep else warning
+
+
+def show_warnings(warnings: Sequence[str], console: Console | None = None) -> None:
+    """Model warnings on stderr, in zh-TW (the answer itself stays on stdout)."""
+    c = console or err
+    for w in warnings:
+        c.print(f"[yellow]注意：[/yellow]{escape(warning_text(w))}")
+
+
+@contextmanager
+def _embed_progress(kb: str, total: int) -> Iterator[Callable[[int], None]]:
+    t0 = time.perf_counter()
+    if not err.is_terminal:
+        err.print(f"建立向量：知識庫「{escape(kb)}」{total} 段")
+        yield lambda _n: None
+    else:
+        with Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), console=err, transient=True,
+        ) as prog:
+            task = prog.add_task(f"建立向量（{escape(kb)}）", total=total)
+            yield lambda n: prog.update(task, advance=n)
+    secs = time.perf_counter() - t0
+    err.print(f"已建立向量 {total} 段（{total / secs if secs > 0 else 0:.1f} 段/秒）")
+
+
+def attach_model_hooks(zk: Zhiku) -> None:
+    """Embedding progress and ingest-time model warnings on stderr."""
+    zk.embed_progress = _embed_progress
+    zk.on_warning = lambda w: show_warnings([w])
+
+
+@contextmanager
+def engine(home: str | None) -> Iterator[Zhiku]:
+    """Open the engine, translating domain errors into a message and an exit code."""
+    try:
+        zk = Zhiku(home)
+    except ZhikuError as exc:
+        raise fail(exc) from exc
+    attach_model_hooks(zk)
+    try:
+        yield zk
+    except ZhikuError as exc:
+        raise fail(exc) from exc
+    finally:
+        zk.close()
