@@ -189,14 +189,19 @@ class Zhiku:
         now on; ``zhiku sync`` does not re-read unchanged files, ``reingest`` does."""
         return self.store.update_kb_settings(name, {"pii": policy.to_dict()})
 
-    def index(self, kb: str | KnowledgeBase) -> LexicalIndex:
+    def _derived(self, cache: dict[int, Any], cls: Any, folder: str,
+                 kb: str | KnowledgeBase) -> Any:
+        """The per-KB derived index of ``cls`` kept in ``cache``, opened on first use."""
         kbo = kb if isinstance(kb, KnowledgeBase) else self.store.get_kb(kb)
         with self._lock:
-            idx = self._indexes.get(kbo.id)
-            if idx is None:
-                idx = LexicalIndex(self.home / "index", self.store, kbo)
-                self._indexes[kbo.id] = idx
-            return idx
+            found = cache.get(kbo.id)
+            if found is None:
+                found = cache[kbo.id] = cls(self.home / folder, self.store, kbo)
+            return found
+
+    def index(self, kb: str | KnowledgeBase) -> LexicalIndex:
+        """The KB's lexical (BM25) index."""
+        return self._derived(self._indexes, LexicalIndex, "index", kb)
 
     def delete_kb(self, name: str) -> None:
         kbo = self.store.get_kb(name)
@@ -314,13 +319,8 @@ class Zhiku:
     # --- vectors ----------------------------------------------------------------------
 
     def vectors(self, kb: str | KnowledgeBase) -> VectorIndex:
-        kbo = kb if isinstance(kb, KnowledgeBase) else self.store.get_kb(kb)
-        with self._lock:
-            vi = self._vectors.get(kbo.id)
-            if vi is None:
-                vi = VectorIndex(self.home / "vectors", self.store, kbo)
-                self._vectors[kbo.id] = vi
-            return vi
+        """The KB's embedding matrix."""
+        return self._derived(self._vectors, VectorIndex, "vectors", kb)
 
     def sync_vectors(self, kb: str, *, rebuild: bool = False, wait: bool = True,
                      max_embed: int | None = None) -> SyncReport | None:

@@ -70,6 +70,15 @@ def model_fingerprint(path: Path) -> str:
     return f"{name}:{h.hexdigest()[:12]}"
 
 
+def _load_dir(kind: str, path: Path, cfg: BackendConfig, what: str) -> Any:
+    """Load a sentence-transformers model class (``kind``) from a local directory only."""
+    st = _sentence_transformers()
+    try:
+        return getattr(st, kind)(str(path), device=cfg.device, local_files_only=True)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ModelBadResponse(f"無法載入本機{what} {path}：{exc}", str(path)) from exc
+
+
 class SentenceTransformerEmbedder(Embedder):
     """A sentence-transformers model directory (MiniLM, bge-m3, multilingual-e5…)."""
 
@@ -86,15 +95,7 @@ class SentenceTransformerEmbedder(Embedder):
     def _load(self) -> Any:
         with self._lock:
             if self._model is None:
-                st = _sentence_transformers()
-                try:
-                    self._model = st.SentenceTransformer(
-                        str(self.path), device=self.cfg.device, local_files_only=True
-                    )
-                except (OSError, ValueError, RuntimeError) as exc:
-                    raise ModelBadResponse(
-                        f"無法載入本機嵌入模型 {self.path}：{exc}", str(self.path)
-                    ) from exc
+                self._model = _load_dir("SentenceTransformer", self.path, self.cfg, "嵌入模型")
             return self._model
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -119,15 +120,7 @@ class CrossEncoderReranker(Reranker):
     def _load(self) -> Any:
         with self._lock:
             if self._model is None:
-                st = _sentence_transformers()
-                try:
-                    self._model = st.CrossEncoder(
-                        str(self.path), device=self.cfg.device, local_files_only=True
-                    )
-                except (OSError, ValueError, RuntimeError) as exc:
-                    raise ModelBadResponse(
-                        f"無法載入本機重排序模型 {self.path}：{exc}", str(self.path)
-                    ) from exc
+                self._model = _load_dir("CrossEncoder", self.path, self.cfg, "重排序模型")
             return self._model
 
     def score(self, query: str, passages: Sequence[str]) -> list[float]:
