@@ -139,22 +139,23 @@ def users_set_role(
     err.print(f"「{user.name}」的角色為 {user.role}")
 
 
+def _set_disabled(home: str | None, name: str, disabled: bool) -> None:
+    with _store(home) as store:
+        user = accounts.set_disabled(store, name, disabled)
+        audit.record(store, CLI, "user_update", target=user.name, detail={"disabled": disabled})
+    err.print(f"已{'停用' if disabled else '啟用'}「{user.name}」")
+
+
 @users_app.command("disable")
 def users_disable(name: str, home: HomeOpt = None) -> None:
     """停用使用者（其所有金鑰立即失效）。"""
-    with _store(home) as store:
-        user = accounts.set_disabled(store, name, True)
-        audit.record(store, CLI, "user_update", target=user.name, detail={"disabled": True})
-    err.print(f"已停用「{user.name}」")
+    _set_disabled(home, name, True)
 
 
 @users_app.command("enable")
 def users_enable(name: str, home: HomeOpt = None) -> None:
     """重新啟用使用者。"""
-    with _store(home) as store:
-        user = accounts.set_disabled(store, name, False)
-        audit.record(store, CLI, "user_update", target=user.name, detail={"disabled": False})
-    err.print(f"已啟用「{user.name}」")
+    _set_disabled(home, name, False)
 
 
 @users_app.command("delete")
