@@ -368,9 +368,13 @@ class Zhiku:
         return redact(text, pol, secret=kb.secret)[0]
 
     def _redact_hits(self, hits: list[Hit], names: Sequence[str]) -> list[Hit]:
-        kbs = {n: self.store.get_kb(n) for n in names}
+        # Only KBs in "output" mode mask here; the policy is parsed once per KB.
+        masking = {n: kb for n in names
+                   if (kb := self.store.get_kb(n)).settings.get("pii", {}).get("mode") == "output"}
         for h in hits:
-            kb = kbs[h.kb]
+            kb = masking.get(h.kb)
+            if kb is None:
+                continue
             h.text = self.redact_output(kb, h.text)
             h.doc_title = self.redact_output(kb, h.doc_title)
             if h.section:
