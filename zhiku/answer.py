@@ -1,15 +1,35 @@
-"""Answers without a model: pick the best sentence(s) of the top passages, cite them.
+"""Answers without a model: choose the span of the top passages that answers, cite it.
 
-Relevance is measured as *query coverage*: the idf-weighted share of the query's
-tokens (unigrams and bigrams, interrogatives dropped) that occur in the top passage
-or its title/heading path. Unlike a raw BM25 score it is comparable across queries,
-so one threshold can decide when to refuse (「知識庫中找不到相關資料」). The default
-threshold was calibrated on DRCD with held-out articles (bench/calibrate_refusal.py,
-figures in bench/RESULTS.md).
+**Choosing the span.** Every sentence of the top passages is a candidate. It scores by
+the idf-weighted query tokens it contains (a passage further down the ranking counts
+less), and then:
+
+- a sentence that ends in 「：」/「:」 carries what follows it — the list items, lines or
+  table rows it introduces, up to :data:`MAX_SPAN_CHARS` — since that is the answer;
+- headings, table-of-contents lines, a FAQ's question line and sentences that merely
+  restate the question (a question themselves, or bringing almost nothing the question
+  does not already say) are never the answer;
+- the *answer type* the question asks for steers the choice: 多少/幾 wants a quantity,
+  誰 a person, 哪裡 a place, 何時/哪一年 a date or time, 為什麼 a reason, 什麼是 a
+  definition (:func:`answer_type`). A candidate of the right type gets a bonus; when
+  none of the top passages has one, the answer's confidence is lowered, which counts
+  toward refusing.
+
+**Confidence and refusal.** The confidence of an answer is the *query coverage* of the
+top passage — the idf-weighted share of the question's tokens found in its text, title or
+heading path (comparable across questions, unlike a BM25 score) — times the answer-type
+factor. Below the knowledge base's threshold the question is refused
+(「知識庫中找不到相關資料。」). The threshold is calibrated on each knowledge base itself
+(:mod:`zhiku.calibration`); :data:`DEFAULT_REFUSE_BELOW` is the fallback.
+
+Quotes are always the original text of the stored chunk, never the folded form.
+Citations of the same place (document, section and page) are merged into one.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -17,8 +37,16 @@ from zhiku import text as ztext
 from zhiku.config import lang
 from zhiku.models import Answer, Citation, Hit
 
-# Calibrated on DRCD (bench/calibrate_refusal.py): ≤ 5 % of answerable questions refused.
+# Fallback when a KB has not been calibrated (fitted on DRCD with 20 % of the articles held
+# out; bench/answers.py refusal): the calibration of the KB itself replaces it.
 DEFAULT_REFUSE_BELOW = 0.49
+# A sentence ending in a colon carries at most this much of what follows it.
+MAX_SPAN_CHARS = 400
+MAX_SPAN_LINES = 12
+
+# When no candidate has what the question asks for, the confidence is scaled: strongly
+# where the evidence is reliable (digits, dates), mildly where it is a guess (a person).
+UNTYPED_FACTOR = {"quantity": 0.6, "date": 0.6}
 
 REFUSAL = {"zh-TW": "知識庫中找不到相關資料。", "en": "No relevant information was found."}
 
@@ -30,7 +58,60 @@ def refusal_text() -> str:
 TermStats = Mapping[str, tuple[int, float]]
 
 
-def coverage(q_tokens: Sequence[str], stats: TermStats, hit: Hit) -> float:
+# --- answer types -------------------------------------------------------------------------
+
+# Question patterns (on the original, unfolded question; Traditional and Simplified).
+_TYPE_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    ("reason", re.compile(r"為什麼|为什么|為何|为何|何故|原因|理由|怎麼會|怎么会|\bwhy\b", re.I)),
+    ("definition", re.compile(r"什麼是|什么是|何謂|何谓|是什麼意思|是什么意思|定義|定义"
+                              r"|指的是什麼|指的是什么|\bwhat is\b|\bwhat are\b", re.I)),
+    ("date", re.compile(r"哪一年|哪年|何年|哪一天|哪天|何時|何时|什麼時候|什么时候|幾年|几年"
+                        r"|幾月|几月|幾號|几号|哪個年代|哪个年代|多久|\bwhen\b|what year", re.I)),
+    ("person", re.compile(r"是誰|是谁|誰|谁|哪位|何人|\bwho\b", re.I)),
+    ("place", re.compile(r"哪裡|哪里|哪裏|何處|何处|哪個國家|哪个国家|哪個城市|哪个城市"
+                         r"|位於|位于|在哪|\bwhere\b", re.I)),
+    ("quantity", re.compile(r"多少|幾|几|多大|多高|多長|多长|多遠|多远|多重|多久|多少錢"
+                            r"|\bhow (?:many|much|long|far|old|big|high)\b", re.I)),
+]
+
+_NUM = r"[0-9０-９零〇一二三四五六七八九十百千萬万億亿兩两半]"
+_TYPE_EVIDENCE: dict[str, re.Pattern[str]] = {
+    "quantity": re.compile(rf"{_NUM}|[%％]|數十|数十|若干|多數|多数"),
+    "date": re.compile(rf"{_NUM}+\s*(?:年|月|日|號|号|世紀|世纪|年代|時|时|點|点|天|週|周"
+                       r"|小時|小时|個月|个月|日內|日内|朝)|[0-9]{4}|(?:今|明|昨|前|後|后)天"
+                       r"|(?:春|夏|秋|冬)(?:天|季)|[初中末]期|年間|年间|時期|时期|期間|期间"),
+    "person": re.compile(r"[先生女士教授博士總統总统主席國王国王皇帝部長部长董事長董事长"
+                         r"經理经理主任老師老师作家導演导演演員演员者人氏家帝王公侯]"),
+    "place": re.compile(r"[市縣县區区省州國国島岛山河江湖海洋路街鎮镇鄉乡村洲島港灣湾城島]"
+                        r"|中心|大樓|大楼|地區|地区|境內|境内|位於|位于|於|于|在"),
+    "reason": re.compile(r"因為|因为|由於|由于|所以|因此|原因|為了|为了|導致|导致|使得|以致"
+                         r"|是因|緣故|缘故|故|造成|源於|源于"),
+    "definition": re.compile(r"是指|係指|系指|指的是|稱為|称为|稱之|称之|意指|即|定義|定义"
+                             r"|是一種|是一种|是一個|是一个|為一|为一|謂|谓|所稱|所称|者"),
+}
+
+
+def answer_type(question: str) -> str | None:
+    """What the question asks for: quantity, person, place, date, reason, definition."""
+    for name, pat in _TYPE_PATTERNS:
+        if pat.search(question):
+            return name
+    return None
+
+
+def has_type(sentence: str, kind: str | None) -> bool:
+    """Whether a sentence contains something of the answer type (cheap surface evidence)."""
+    if kind is None:
+        return True
+    pat = _TYPE_EVIDENCE.get(kind)
+    return pat is None or pat.search(sentence) is not None
+
+
+# --- coverage -----------------------------------------------------------------------------
+
+
+def coverage(q_tokens: Sequence[str], stats: TermStats, hit: Hit,
+             present: set[str] | None = None) -> float:
     """Idf-weighted share of query tokens present in the hit's text, title or section.
 
     A CJK bigram the knowledge base has never seen is left out: in a natural question
@@ -38,7 +119,8 @@ def coverage(q_tokens: Sequence[str], stats: TermStats, hit: Hit) -> float:
     passage. An unseen *character* or Latin word still counts, at the highest idf: it
     is strong evidence that the knowledge base does not cover the question.
     """
-    present = set(ztext.tokenize(f"{hit.doc_title}\n{hit.section or ''}\n{hit.text}"))
+    if present is None:
+        present = set(ztext.tokenize(f"{hit.doc_title}\n{hit.section or ''}\n{hit.text}"))
     total = got = 0.0
     for t in q_tokens:
         df, idf = stats.get(t, (0, 0.0))
@@ -50,11 +132,14 @@ def coverage(q_tokens: Sequence[str], stats: TermStats, hit: Hit) -> float:
     return got / total if total > 0 else 0.0
 
 
+# --- where a quote comes from ---------------------------------------------------------------
+
+
 def source_phrase(hit: Hit) -> str:
     """「《出貨異常處理SOP》4.3」 — title, then the clause label or section, then page."""
     where = f"《{hit.doc_title}》"
     tail = hit.label or (hit.section.split(" > ")[-1] if hit.section else "")
-    if tail and tail not in hit.doc_title:
+    if tail and tail not in hit.doc_title and len(tail) <= 40:
         where += tail
     if hit.page_start:
         pages = str(hit.page_start)
@@ -72,6 +157,80 @@ def _without_label(quote: str, label: str | None) -> str:
     return quote
 
 
+_ANSWER_PREFIX = re.compile(r"^(?:答|A|Ａ|回答|解答)\s*[：:]\s*")
+
+
+def _said(quote: str, hit: Hit) -> str:
+    return _ANSWER_PREFIX.sub("", _without_label(quote, hit.label)) or quote
+
+
+# --- what is never an answer ----------------------------------------------------------------
+
+_QUESTION_END = re.compile(r"[？?]\s*[」』）)\"'”’]*\s*$")
+_QUESTION_LINE = re.compile(r"^\s*(?:問|Q|Ｑ|問題)\s*[：:]")
+# 「第一章 總則 ........ 3」, 「2. 產品經理 ……… 12」, a line of dotted leaders.
+_TOC_LINE = re.compile(
+    r"(?:\.{4,}|…{2,}|·{4,}|-{4,}|_{4,})\s*\d*\s*$|^\s*(?:目錄|目次|contents)\s*$", re.I)
+_MD_HEADING = re.compile(r"^\s*#{1,6}\s")
+_SENT_FINAL = "。！？；!?;」』）)\"”"
+_LIST_ITEM = re.compile(
+    rf"^\s*(?:[-*•‧・●○■□◆◇▪►➤✓✔]|\d{{1,3}}[.)、．]|[（(][{ztext._CN_NUM}\d]{{1,3}}[）)]"
+    rf"|[{ztext._CN_NUM}]{{1,3}}、|[a-zA-Z][.)]\s|第\s*[{ztext._CN_NUM}\d]+\s*[條步項點])")
+
+
+def _is_heading_like(sentence: str, hit: Hit) -> bool:
+    """A heading, a TOC line, the passage's own section or label line, or a markdown title."""
+    s = sentence.strip()
+    if _MD_HEADING.match(s) or _TOC_LINE.search(s):
+        return True
+    if hit.section:
+        for part in hit.section.split(" > "):
+            if s == part.strip():
+                return True
+    return bool(hit.label and s == hit.label.strip())
+
+
+def _extend_colon(text: str, end: int) -> int:
+    """After a sentence ending in a colon, the end of what it introduces: the following
+    lines up to a blank line (or, once list items started, the first non-item line),
+    bounded by :data:`MAX_SPAN_CHARS` and :data:`MAX_SPAN_LINES`."""
+    pos = end
+    lines = 0
+    in_list = False
+    limit = min(len(text), end + MAX_SPAN_CHARS)
+    while pos < limit and lines < MAX_SPAN_LINES:
+        nl = text.find("\n", pos)
+        line_end = len(text) if nl < 0 else nl
+        line = text[pos:line_end]
+        if not line.strip():
+            if lines:  # a blank line closes the block (a list may be spaced out, though)
+                nxt = text[line_end + 1: line_end + 200].lstrip("\n")
+                if not (in_list and _LIST_ITEM.match(nxt)):
+                    break
+            pos = line_end + 1
+            continue
+        item = _LIST_ITEM.match(line) is not None
+        if lines and in_list and not item:
+            break
+        in_list = in_list or item
+        if line_end > limit:  # cut at a sentence end inside the bound, else at the bound
+            cut = max((text.rfind(c, pos, limit) for c in "。；;！!？?"), default=-1)
+            pos = cut + 1 if cut > pos else limit
+            lines += 1
+            break
+        pos = line_end
+        lines += 1
+        if nl < 0:
+            break
+        pos += 1
+    while pos > end and text[pos - 1].isspace():
+        pos -= 1
+    return max(pos, end)
+
+
+# --- the answerer ---------------------------------------------------------------------------
+
+
 @dataclass(slots=True)
 class _Candidate:
     score: float
@@ -79,10 +238,18 @@ class _Candidate:
     hit: Hit
     start: int
     end: int
+    typed: bool
+    index: int = 0  # position among the passage's sentences
+    fresh: float = 1.0  # share of the sentence's weight the question does not have
+
+
+# A sentence opening like this leans on the one before it (「此舉導致…」「他准許…」).
+_ANAPHOR = re.compile(r"^[「『（(]?(?:此|該|这|這|其|他|她|它|牠|彼|同年|同月|同日|次年|翌年|隔年"
+                      r"|當時|当时|之後|之后|後來|后来|但|卻|却|而|並|并|因此|於是|于是|然而|另外|此外)")
 
 
 class ExtractiveAnswerer:
-    """Chooses up to ``max_sentences`` sentences from the top ``passages`` hits."""
+    """Chooses up to ``max_sentences`` spans from the top ``passages`` hits."""
 
     def __init__(
         self,
@@ -90,65 +257,175 @@ class ExtractiveAnswerer:
         passages: int = 3,
         max_sentences: int = 2,
         rank_decay: float = 0.8,
+        type_bonus: float = 0.35,
+        untyped_factor: float = 0.85,
+        local_idf: float = 0.3,
+        second_same: float = 0.5,
+        second_other: float = 0.6,
     ) -> None:
         self.refuse_below = refuse_below
         self.passages = passages
         self.max_sentences = max_sentences
         self.rank_decay = rank_decay
+        self.type_bonus = type_bonus
+        self.untyped_factor = untyped_factor
+        self.local_idf = local_idf
+        self.second_same = second_same
+        self.second_other = second_other
 
-    def relevance(self, question: str, hits: Sequence[Hit], stats: TermStats) -> float:
+    def relevance(self, question: str, hits: Sequence[Hit], stats: TermStats,
+                  tokens: Sequence[str] | None = None) -> float:
+        """How well the top passage answers the question, in [0, 1], before the
+        answer-type factor. Four fifths: the mean of its query coverage and of its BM25
+        score relative to the query's total idf (capped at 1); one fifth: how far it
+        stands above the fifth passage (an answer stands out, a chance match does not).
+        Coverage alone when the passage has no BM25 score (found by vectors only)."""
         if not hits:
             return 0.0
-        return coverage(ztext.query_tokens(question), stats, hits[0])
+        q_tokens = ztext.query_tokens(question) if tokens is None else tokens
+        cov = coverage(q_tokens, stats, hits[0])
+        bm25 = hits[0].scores.get("bm25")
+        if bm25 is None or bm25 <= 0:
+            return cov
+        total = sum(stats.get(t, (0, 0.0))[1] for t in q_tokens)
+        strength = min(1.0, bm25 / total) if total > 0 else 0.0
+        fifth = hits[4].scores.get("bm25", 0.0) if len(hits) > 4 else 0.0
+        margin = max(0.0, (bm25 - fifth) / bm25)
+        return 0.8 * (cov + strength) / 2 + 0.2 * margin
 
-    def answer(self, question: str, hits: Sequence[Hit], stats: TermStats) -> Answer:
-        q_tokens = ztext.query_tokens(question)
-        rel = self.relevance(question, hits, stats)
-        if not hits or rel < self.refuse_below:
-            return Answer(text=refusal_text(), citations=[], refused=True,
-                          timings={"relevance": rel})
-        qset = set(q_tokens)
-        cands: list[_Candidate] = []
+    def _sentences(self, q_tokens: Sequence[str], hits: Sequence[Hit], stats: TermStats,
+                   kind: str | None) -> list[list[_Candidate | None]]:
+        """Per top passage, its sentences as candidates (None: never an answer)."""
+        q_set = set(q_tokens)
+        out: list[list[_Candidate | None]] = []
         for rank, hit in enumerate(hits[: self.passages]):
             weight = self.rank_decay**rank
-            for s, e in ztext.sentence_spans(hit.text):
+            row: list[_Candidate | None] = []
+            covered_to = 0
+            spans = ztext.sentence_spans(hit.text)
+            toksets = [set(ztext.tokenize(hit.text[s:e])) for s, e in spans]
+            # Within the passage, a query token found in most sentences (its topic's name)
+            # tells the sentences apart less than one found in a single sentence.
+            sf: dict[str, int] = {}
+            for ts in toksets:
+                for t in ts & q_set:
+                    sf[t] = sf.get(t, 0) + 1
+            n_s = max(len(spans), 1)
+            for (s, e), toks in zip(spans, toksets, strict=True):
                 sent = hit.text[s:e]
-                toks = set(ztext.tokenize(sent)) & qset
-                if not toks:
+                if s < covered_to or _is_heading_like(sent, hit):
+                    row.append(None)
                     continue
-                score = sum(stats[t][1] for t in toks) * weight
-                cands.append(_Candidate(score, rank, hit, s, e))
-        if not cands:
-            return Answer(text=refusal_text(), citations=[], refused=True,
-                          timings={"relevance": rel})
+                if _QUESTION_END.search(sent) or _QUESTION_LINE.match(sent):
+                    row.append(None)
+                    continue
+                if sent.rstrip()[-1:] in "：:":
+                    e = _extend_colon(hit.text, e)
+                    covered_to = e
+                    sent = hit.text[s:e]
+                    toks = set(ztext.tokenize(sent))
+                shared = toks & q_set
+                w_old = sum(stats[t][1] for t in shared if t in stats)
+                w_new = sum((stats.get(t) or (0, 1.0))[1] or 1.0 for t in toks - q_set)
+                fresh = w_new / (w_old + w_new) if (w_old + w_new) > 0 else 0.0
+                typed = has_type(sent, kind)
+                w_rank = sum(stats[t][1] * (1 + self.local_idf * math.log(
+                    (n_s + 1) / (sf.get(t, 0) + 0.5))) for t in shared if t in stats)
+                score = w_rank * weight * (1 + self.type_bonus if kind and typed else 1.0)
+                # Long spans (a whole list) should not win on length alone.
+                score /= 1 + 0.15 * math.log1p(max(0, len(sent) - 120) / 120)
+                row.append(_Candidate(score, rank, hit, s, e, typed, len(row), fresh))
+            out.append(row)
+        return out
+
+    def answer(self, question: str, hits: Sequence[Hit], stats: TermStats,
+               refuse_below: float | None = None,
+               tokens: Sequence[str] | None = None) -> Answer:
+        """The answer from ``hits``; ``tokens`` are the question's terms when the engine
+        expanded them (abbreviations), else :func:`zhiku.text.query_tokens`."""
+        threshold = self.refuse_below if refuse_below is None else refuse_below
+        kind = answer_type(question)
+        q_tokens = ztext.query_tokens(question) if tokens is None else list(tokens)
+        rel = self.relevance(question, hits, stats, q_tokens)
+        rows = self._sentences(q_tokens, hits, stats, kind) if hits else []
+        # A sentence that only restates the question is context, never the answer.
+        cands = [c for row in rows for c in row
+                 if c is not None and c.score > 0 and c.fresh >= 0.15]
+        conf = rel
+        if kind is not None and not any(c.typed for c in cands):
+            conf *= UNTYPED_FACTOR.get(kind, self.untyped_factor)
+        if not any(len(t) > 1 and stats.get(t, (0, 0.0))[0] > 0 for t in q_tokens):
+            conf = 0.0  # no word of it is in the KB (「那有幾天？」): nothing to go on
+        timings = {"relevance": rel, "confidence": conf}
+        if not cands or conf < threshold:
+            return Answer(text=refusal_text(), citations=[], refused=True, timings=timings)
         cands.sort(key=lambda c: c.score, reverse=True)
         best = cands[0]
         chosen = [best]
+        neighbour = self._neighbour(best, rows[best.hit_rank], kind)
+        if neighbour is not None:
+            chosen.append(neighbour)
         for c in cands[1:]:
             if len(chosen) >= self.max_sentences:
                 break
-            # A second sentence only when it is nearly as good: adjacent in the same
-            # passage, or a strong sentence from another passage.
+            if any(c.hit is o.hit and c.start < o.end and o.start < c.end for o in chosen):
+                continue  # overlaps a chosen span (a colon span covers its items)
+            # A second span only when it is nearly as good (a lower bar within the best
+            # span's passage than from another passage).
             same = c.hit is best.hit
-            if c.score >= 0.8 * best.score or (same and c.score >= 0.5 * best.score
-                                                and abs(c.start - best.end) <= 2):
+            if c.score >= self.second_other * best.score or (
+                    same and c.score >= self.second_same * best.score):
                 chosen.append(c)
+        return self._compose(chosen, timings)
+
+    @staticmethod
+    def _neighbour(best: _Candidate, row: list[_Candidate | None],
+                   kind: str | None) -> _Candidate | None:
+        """The sentence next to the best one that completes it: the one before when the
+        best leans on it (此舉…, 他…), or when the best restates much of the question or
+        lacks what the question asks for and a neighbour has it."""
+        i = best.index
+        prev = row[i - 1] if i > 0 else None
+        nxt = row[i + 1] if i + 1 < len(row) else None
+        text = best.hit.text[best.start:best.end]
+        if prev is not None and _ANAPHOR.match(text):
+            return prev
+        wanting = (kind is not None and not best.typed) or best.fresh < 0.4 or len(text) < 20
+        if not wanting:
+            return None
+        for n in (nxt, prev) if not (kind and not best.typed) else (prev, nxt):
+            if n is not None and (kind is None or n.typed):
+                return n
+        return None
+
+    @staticmethod
+    def _compose(chosen: list[_Candidate], timings: dict[str, float]) -> Answer:
+        # One citation per place: spans of one chunk, or of chunks that print the same
+        # (same document, section and page), are merged.
+        groups: dict[tuple[object, ...], list[_Candidate]] = {}
+        for c in chosen:
+            h = c.hit
+            key = (h.kb, h.doc_id, h.section, h.label, h.page_start)
+            groups.setdefault(key, []).append(c)
         citations: list[Citation] = []
         parts: list[str] = []
-        by_hit: dict[int, list[_Candidate]] = {}
-        for c in chosen:
-            by_hit.setdefault(c.hit.chunk_id, []).append(c)
-        for group in by_hit.values():
-            group.sort(key=lambda c: c.start)
+        for group in groups.values():
+            group.sort(key=lambda c: (c.hit.ord, c.start))
             hit = group[0].hit
-            quote = "".join(hit.text[c.start : c.end] for c in group)
+            quotes: list[str] = []
+            for c in group:
+                q = c.hit.text[c.start:c.end]
+                if q not in quotes:
+                    quotes.append(q)
+            quote = "".join(quotes) if len({c.hit.chunk_id for c in group}) == 1 \
+                else "\n".join(quotes)
             citations.append(Citation(hit=hit, text=quote))
-            lead = "根據" if not parts else "另據"
-            said = _without_label(quote, hit.label)
+            said = _said(quote, hit)
             if lang() == "en":
                 lead = "According to" if not parts else "Also, according to"
                 parts.append(f"{lead} {source_phrase(hit)}: {said}")
             else:
+                lead = "根據" if not parts else "另據"
                 parts.append(f"{lead}{source_phrase(hit)}：{said}")
         return Answer(text="\n".join(parts), citations=citations, refused=False,
-                      timings={"relevance": rel})
+                      timings=timings)

@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from zhiku import __version__
+from zhiku.calibration import RefusalCalibration
 from zhiku.cli_common import (
     HomeOpt,
     JsonOpt,
@@ -320,6 +321,9 @@ def kb_show(
         info = {"name": k.name, "created_at": k.created_at, "documents": len(docs_),
                 "chunks": sum(d.chunks for d in docs_), "settings": k.settings}
         rows = zk.pii_policy(k).describe(lang())
+        cal = zk.refusal_calibration(name)
+        threshold = zk.refusal_threshold(name)
+    info["refusal_threshold"] = threshold
     if as_json:
         print_json(info)
         return
@@ -329,7 +333,50 @@ def kb_show(
     t.add_row("段落數", str(info["chunks"]))
     for a, b in rows:
         t.add_row(esc(a), esc(b))
+    t.add_row("拒答門檻", _refusal_line(threshold, cal))
     out.print(t)
+    if cal is not None:
+        out.print(_refusal_curve(cal))
+
+
+def _refusal_line(threshold: float, cal: RefusalCalibration | None) -> str:
+    if cal is None:
+        return f"{threshold:.3f}（預設值，尚未校準：zhiku kb calibrate）"
+    return (f"{threshold:.3f}（{cal.at[:16]} 以 {cal.positives} 題可答、{cal.negatives} "
+            f"題無關問題校準：可答題拒答 {cal.answerable_refused:.0%}，"
+            f"無關題拒答 {cal.offtopic_refused:.0%}）")
+
+
+def _refusal_curve(cal: RefusalCalibration) -> Table:
+    t = Table(title="拒答曲線（信心低於門檻即拒答）")
+    for col in ("信心門檻", "可答題被拒", "無關題被拒"):
+        t.add_column(col, justify="right")
+    for thr, a, u in cal.curve[1::2]:
+        mark = " ◀" if abs(thr - cal.threshold) < 0.05 else ""
+        t.add_row(f"{thr:.2f}{mark}", f"{a:.0%}", f"{u:.0%}")
+    return t
+
+
+@kb_app.command("calibrate")
+def kb_calibrate(
+    name: Annotated[str, typer.Argument(help="知識庫名稱")] = DEFAULT_KB,
+    max_refused: Annotated[float, typer.Option(
+        "--max-refused", min=0.0, max=0.5, help="可答問題最多被拒答的比例")] = 0.05,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """以知識庫自己的段落重新校準拒答門檻，並顯示拒答曲線。"""
+    with engine(home) as zk:
+        zk.kb(name)
+        cal = zk.calibrate_refusal(name, max_refused=max_refused)
+    if cal is None:
+        err.print(f"知識庫「{esc(name)}」的段落太少，無法校準；沿用預設門檻")
+        raise typer.Exit(1)
+    if as_json:
+        print_json(cal.to_dict())
+        return
+    out.print(f"拒答門檻：{_refusal_line(cal.threshold, cal)}")
+    out.print(_refusal_curve(cal))
 
 
 @kb_app.command("set")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import hashlib
+import json
 import logging
 import random
 import threading
@@ -41,6 +42,8 @@ from zhiku.backends import (
     build,
     load_settings,
 )
+from zhiku.calibration import MAX_REFUSED, POSITIVES, RefusalCalibration, needs_refit
+from zhiku.calibration import calibrate as calibrate_refusal
 from zhiku.chunk import chunk_blocks
 from zhiku.config import DEFAULT_KB, home_dir
 from zhiku.generate import GenerationSettings, GenerativeAnswerer, condense_question
@@ -48,9 +51,13 @@ from zhiku.hybrid import CalibrationResult, calibrate, rrf
 from zhiku.lexical import LexicalIndex, ProgressFn, index_text
 from zhiku.models import Answer, Hit, LoadedDocument
 from zhiku.pii import PiiPolicy, redact, redact_for_ingest
+from zhiku.rank import DEPTH as RANK_DEPTH
+from zhiku.rank import collapse_duplicates, reinforce
 from zhiku.store import KnowledgeBase, Store, now_iso
 from zhiku.vectors import SyncReport, TooMuchToEmbed, VectorIndex, VectorsBusy
 from zhiku.vectors import discard_if_stale as discard_stale_vectors
+from zhiku.vocab import expand as expand_terms
+from zhiku.vocab import mine as mine_abbreviations
 
 log = logging.getLogger("zhiku")
 
@@ -60,6 +67,8 @@ SEARCH_MODES = ("lexical", "dense", "hybrid")
 # At query time at most this many chunks are embedded to catch the vectors up; a bigger
 # backlog is left to ingest / ``zhiku models embed`` and the search runs on what exists.
 QUERY_EMBED_LIMIT = 256
+# Passages sampled to learn a KB's abbreviations (zhiku/vocab.py).
+VOCAB_SAMPLE = 10_000
 
 
 _SHARED_MODELS: dict[BackendConfig, Any] = {}
@@ -140,6 +149,7 @@ class Zhiku:
         self._models: dict[BackendConfig, Any] = {}
         self._lock = threading.RLock()
         self.answerer = ExtractiveAnswerer()
+        self._abbrev: dict[int, tuple[int, dict[str, str]]] = {}
         # Front-end hooks: a progress display for embedding, and where warnings that
         # have no Answer to travel in (embedding failures during ingest) are shown.
         self.embed_progress: EmbedProgressFactory | None = None
@@ -255,6 +265,8 @@ class Zhiku:
             except (ModelError, VectorsBusy) as exc:
                 self._warn(f"vectors_pending: 向量尚未更新（{exc}）；下次匯入或執行 "
                            "zhiku models embed 時會補上，檢索暫以關鍵字為主")
+            if n:
+                self.refit_refusal_if_needed(kb)
         return n
 
     # --- models -----------------------------------------------------------------------
@@ -452,12 +464,7 @@ class Zhiku:
         t = time.perf_counter()
         lexical: list[tuple[int, float]] = []
         if mode != "dense" or not want_dense:
-            tokens = ztext.query_tokens(query)
-            for kbo in kbos:
-                lexical.extend(self.index(kbo).search(tokens, k=depth))
-            if len(kbos) > 1:
-                lexical.sort(key=lambda x: x[1], reverse=True)
-                lexical = lexical[:depth]
+            lexical = self._lexical(query, kbos, depth)
         timings["lexical_ms"] = (time.perf_counter() - t) * 1000
 
         dense: list[tuple[int, float]] = []
@@ -490,19 +497,18 @@ class Zhiku:
             ranked = rrf([(lexical, hyb.lexical_weight), (dense, hyb.dense_weight)], hyb.rrf_k)
             used = "hybrid"
         elif mode == "dense" and not lexical:  # no usable vectors: BM25 after all
-            tokens = ztext.query_tokens(query)
-            for kbo in kbos:
-                lexical.extend(self.index(kbo).search(tokens, k=depth))
-            lexical.sort(key=lambda x: x[1], reverse=True)
-            ranked = lexical = lexical[:depth]
-            bm25 = dict(lexical)
+            ranked = lexical = self._lexical(query, kbos, depth)
+            bm25 = {}
         else:
             ranked = lexical
+        if not bm25:
+            bm25 = dict(lexical)
 
         reranked = False
         if reranker is None:
-            # A few spare ids: a stale vector may name a chunk deleted since.
-            hits = self.store.hits_for(ranked[: k + 10], kb_ids)[:k]
+            # A few spare ids: a stale vector may name a chunk deleted since, and
+            # near-duplicates are collapsed.
+            hits = collapse_duplicates(self.store.hits_for(ranked[: k + 10], kb_ids), k)
             self._redact_hits(hits, names)
         else:
             top = self._redact_hits(self.store.hits_for(ranked[: hyb.rerank_top], kb_ids), names)
@@ -529,6 +535,8 @@ class Zhiku:
         for h in hits:
             if h.chunk_id in bm25:
                 h.scores["bm25"] = bm25[h.chunk_id]
+                if used == "lexical" and not reranked:
+                    h.score = bm25[h.chunk_id]  # the citation's score stays the BM25 score
             if h.chunk_id in cos:
                 h.scores["dense"] = cos[h.chunk_id]
         if used == "hybrid":
@@ -537,6 +545,20 @@ class Zhiku:
                 h.scores["rrf"] = fused.get(h.chunk_id, 0.0)
         return Retrieval(hits=hits, mode=used + ("+rerank" if reranked else ""),
                          warnings=warnings, timings=timings)
+
+    def _lexical(self, query: str, kbos: Sequence[KnowledgeBase],
+                 depth: int) -> list[tuple[int, float]]:
+        """BM25 candidates of the KBs, reordered by :func:`zhiku.rank.reinforce` (the
+        order is what counts; the raw BM25 of each stays available in the scores)."""
+        want = max(depth, RANK_DEPTH)
+        found: list[tuple[int, float]] = []
+        for kbo in kbos:
+            found.extend(self.index(kbo).search(self.query_terms(query, kbo), k=want))
+        found.sort(key=lambda x: x[1], reverse=True)
+        found = found[:want]
+        order = reinforce(found, self.store.chunk_docs([c for c, _ in found]))
+        raw = dict(found)
+        return [(cid, raw[cid]) for cid, _ in order[:max(depth, 1) + 10]]
 
     def search(
         self,
@@ -562,7 +584,7 @@ class Zhiku:
     ) -> dict[str, tuple[int, float]]:
         """(df, idf) of the query's tokens; over several KBs, the sum of dfs."""
         names = [kbs] if isinstance(kbs, str) else list(kbs)
-        tokens = ztext.query_tokens(query)
+        tokens = self.query_terms(query, names)
         out: dict[str, tuple[int, float]] = {}
         for name in names:
             for t, (df, idf) in self.index(name).term_stats(tokens).items():
@@ -588,6 +610,44 @@ class Zhiku:
                          section="\n".join(h.section or "" for h in hits),
                          text="\n".join(h.text for h in hits), scores={})
         return coverage(ztext.query_tokens(query), stats, joined)
+
+    # --- the KB's vocabulary -----------------------------------------------------------------
+
+    def abbreviations(self, kb: str | KnowledgeBase) -> dict[str, str]:
+        """The KB's learned abbreviations (:mod:`zhiku.vocab`), cached per KB."""
+        kbo = kb if isinstance(kb, KnowledgeBase) else self.store.get_kb(kb)
+        key = f"abbreviations:{kbo.id}"
+        raw = self.store.get_meta(key, "") or ""
+        cached = self._abbrev.get(kbo.id)
+        if cached is not None and cached[0] == len(raw):
+            return cached[1]
+        try:
+            found = json.loads(raw) if raw else {}
+        except ValueError:
+            found = {}
+        self._abbrev[kbo.id] = (len(raw), found)
+        return found
+
+    def learn_vocabulary(self, kb: str) -> int:
+        """Re-learn the KB's abbreviations from a sample of its passages and titles."""
+        kbo = self.store.get_kb(kb)
+        texts = self.store.sample_chunk_texts(kbo.id, VOCAB_SAMPLE)
+        texts += [d.title for d in self.store.list_documents(kb)]
+        idx = self.index(kbo)
+        found = mine_abbreviations(
+            texts, lambda terms: {t: v[0] for t, v in idx.term_stats(terms).items()})
+        self.store.set_meta(f"abbreviations:{kbo.id}", json.dumps(found, ensure_ascii=False))
+        return len(found)
+
+    def query_terms(self, query: str, kbs: str | KnowledgeBase | Sequence[str],
+                    *, replace: bool = False) -> list[str]:
+        """The query's index terms, with the compounds its abbreviations stand for."""
+        if isinstance(kbs, (str, KnowledgeBase)):
+            kbs = [kbs]  # type: ignore[list-item]
+        abbr: dict[str, str] = {}
+        for kb in kbs:
+            abbr.update(self.abbreviations(kb))
+        return expand_terms(ztext.query_tokens(query), abbr, replace=replace)
 
     def iter_answer(
         self,
@@ -627,14 +687,16 @@ class Zhiku:
         warnings.extend(ret.warnings)
         t2 = time.perf_counter()
         stats = self.term_stats(query, names)
-        extractive = self.answerer.answer(query, ret.hits, stats)
+        threshold = self.refusal_threshold(names)
+        extractive = self.answerer.answer(query, ret.hits, stats, refuse_below=threshold,
+                                          tokens=self.query_terms(query, names, replace=True))
         timings = {**ret.timings, "condense_ms": (t1 - t0) * 1000,
                    "retrieve_ms": (t2 - t1) * 1000}
         relevant = not extractive.refused
         if chat is not None and not relevant and ret.hits:
             # A question with several parts can be covered by several passages together.
             relevant = self._joint_coverage(query, ret.hits[:3], stats) \
-                >= self.answerer.refuse_below
+                >= threshold
         hits = self._stored(ret.hits) if chat is not None and relevant else []
         if chat is None or not relevant or not hits:
             extractive.warnings.extend(warnings)
@@ -761,7 +823,56 @@ class Zhiku:
 
     def _answerable_alone(self, question: str, names: Sequence[str], k: int) -> bool:
         hits = self.retrieve(question, names, k=k).hits
-        return not self.answerer.answer(question, hits, self.term_stats(question, names)).refused
+        return not self.answerer.answer(question, hits, self.term_stats(question, names),
+                                        refuse_below=self.refusal_threshold(names)).refused
 
     def stats(self) -> dict[str, Any]:
         return self.store.stats()
+
+    # --- refusal calibration (per KB) ---------------------------------------------------
+
+    def refusal_calibration(self, kb: str) -> RefusalCalibration | None:
+        """The KB's stored refusal calibration, when it has a current one."""
+        return RefusalCalibration.from_dict(self.store.get_kb(kb).settings.get("refusal"))
+
+    def refusal_threshold(self, kb: str | Sequence[str]) -> float:
+        """The confidence below which ``kb`` refuses; over several KBs, the lowest."""
+        names = [kb] if isinstance(kb, str) else list(kb)
+        out: list[float] = []
+        for name in names:
+            kbo = self.store.find_kb(name)
+            cal = RefusalCalibration.from_dict(kbo.settings.get("refusal")) if kbo else None
+            out.append(cal.threshold if cal is not None else self.answerer.refuse_below)
+        return min(out) if out else self.answerer.refuse_below
+
+    def _confidence(self, question: str, names: Sequence[str], k: int = 5) -> float:
+        hits = self.retrieve(question, names, k=k).hits
+        ans = self.answerer.answer(question, hits, self.term_stats(question, names),
+                                   refuse_below=0.0,
+                                   tokens=self.query_terms(question, names, replace=True))
+        return float(ans.timings.get("confidence", 0.0))
+
+    def calibrate_refusal(self, kb: str, *, save: bool = True,
+                          max_refused: float = MAX_REFUSED) -> RefusalCalibration | None:
+        """Fit ``kb``'s refusal threshold on its own passages (:mod:`zhiku.calibration`).
+
+        None when the KB has too few passages to draw questions from."""
+        kbo = self.store.get_kb(kb)
+        chunks = self.store.chunk_count(kbo.id)
+        texts = self.store.sample_chunk_texts(kbo.id, 4 * POSITIVES)
+        cal = calibrate_refusal(lambda q: self._confidence(q, [kb]), texts, chunks=chunks,
+                                at=now_iso(), max_refused=max_refused)
+        if cal is not None and save:
+            self.store.update_kb_settings(kb, {"refusal": cal.to_dict()})
+        return cal
+
+    def refit_refusal_if_needed(self, kb: str) -> RefusalCalibration | None:
+        """Recalibrate when the KB changed by a quarter since its last calibration."""
+        kbo = self.store.find_kb(kb)
+        if kbo is None:
+            return None
+        cal = RefusalCalibration.from_dict(kbo.settings.get("refusal"))
+        if needs_refit(cal, self.store.chunk_count(kbo.id)):
+            self.learn_vocabulary(kb)
+            return self.calibrate_refusal(kb)
+        return None

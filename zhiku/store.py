@@ -482,6 +482,42 @@ class Store:
                 part,
             )
 
+    def chunk_docs(self, chunk_ids: Sequence[int]) -> dict[int, tuple[int, str]]:
+        """chunk id → (document id, document title)."""
+        out: dict[int, tuple[int, str]] = {}
+        ids = list(chunk_ids)
+        for i in range(0, len(ids), 500):
+            part = ids[i:i + 500]
+            marks = ",".join("?" * len(part))
+            for r in self.db.execute(
+                    f"SELECT c.id, c.doc_id, d.title FROM chunks c JOIN documents d "
+                    f"ON d.id=c.doc_id WHERE c.id IN ({marks})", part):
+                out[int(r[0])] = (int(r[1]), str(r[2]))
+        return out
+
+    def chunk_count(self, kb_id: int) -> int:
+        row = self.db.execute(
+            "SELECT COUNT(*) FROM chunks c JOIN documents d ON d.id=c.doc_id WHERE d.kb_id=?",
+            (kb_id,)).fetchone()
+        return int(row[0])
+
+    def sample_chunk_texts(self, kb_id: int, n: int, seed: int = 7) -> list[str]:
+        """Up to ``n`` chunk texts of a KB, spread evenly over it (deterministic)."""
+        ids = [r[0] for r in self.db.execute(
+            "SELECT c.id FROM chunks c JOIN documents d ON d.id=c.doc_id WHERE d.kb_id=? "
+            "ORDER BY c.id", (kb_id,))]
+        if len(ids) > n:
+            import random
+
+            ids = sorted(random.Random(seed).sample(ids, n))
+        out: list[str] = []
+        for i in range(0, len(ids), 500):
+            part = ids[i:i + 500]
+            marks = ",".join("?" * len(part))
+            out.extend(r[0] for r in self.db.execute(
+                f"SELECT text FROM chunks WHERE id IN ({marks}) ORDER BY id", part))
+        return out
+
     def kb_doc_ids(self, kb_id: int) -> list[int]:
         return [r[0] for r in self.db.execute("SELECT id FROM documents WHERE kb_id=?", (kb_id,))]
 

@@ -1,0 +1,247 @@
+"""Answers people can trust: the behaviours seen with real questions (issue 8).
+
+Each test builds real files, ingests them through the real loaders and asks through the
+engine or the CLI, the way a user does.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from zhiku.answer import answer_type
+from zhiku.cli import app
+from zhiku.engine import Zhiku
+from zhiku.ingest import ingest_paths
+from zhiku.models import Block, LoadedDocument
+
+RAG = """大型語言模型並不知道公司內部的文件，也不知道上週才修訂的規章。
+
+RAG 架構正好解決了這個問題，其運作邏輯是：
+1. 先把文件切成段落，為每個段落建立索引；
+2. 使用者提問時，先檢索出最相關的幾個段落；
+3. 再把這些段落交給模型，請它根據段落回答並附上出處。
+
+導入 RAG 時，權限控管與個人資料保護是最常被忽略的兩件事。
+"""
+
+PM = """目錄
+1. 產品經理分為哪三種背景? ........ 2
+2. 轉職成產品經理要準備什麼? ........ 5
+
+產品經理分為哪三種背景?
+
+產品經理大致來自三種背景：技術背景、設計背景與商業背景。技術背景的產品經理熟悉工程限制，設計背景的產品經理擅長使用者研究，商業背景的產品經理則對營收模式最敏感。
+
+轉職成產品經理要準備什麼?
+
+建議先累積一個完整的作品集，並且主動參與跨部門專案，了解需求訪談與排定優先順序的方法。
+"""
+
+TEA = """山嵐茶行由陳阿水創立，最初只在坪林的老街販售包種茶。
+
+陳阿水堅持手工焙火，每一批茶都要經過三次焙火才出貨。茶行後來由他的女兒陳美玉接手經營，陳美玉把門市搬到台北大稻埕，並開始經營網路商店。
+
+茶行目前有兩家門市與一座焙茶工坊，工坊每年焙製約十二噸茶葉。
+"""
+
+SOP = """咖啡廳食品安全作業要點
+
+冷藏櫃的溫度必須維持在攝氏 7 度以下，每天開店與打烊時各記錄一次。
+
+牛奶開封後須在 3 天內用完，並在瓶身寫上開封日期。
+
+員工進入吧台前必須洗手至少 20 秒，手部有傷口時應戴手套。
+"""
+
+
+@pytest.fixture
+def articles(tmp_path: Path) -> Path:
+    root = tmp_path / "articles"
+    root.mkdir()
+    (root / "rag.txt").write_text(RAG, "utf-8")
+    (root / "pm.txt").write_text(PM, "utf-8")
+    (root / "tea.txt").write_text(TEA, "utf-8")
+    (root / "cafe.txt").write_text(SOP, "utf-8")
+    return root
+
+
+@pytest.fixture
+def kb(engine: Zhiku, articles: Path) -> str:
+    report = ingest_paths(engine, [articles], "web")
+    assert not report.failed
+    return "web"
+
+
+def test_a_sentence_ending_in_a_colon_carries_the_list_after_it(engine: Zhiku, kb: str) -> None:
+    ans = engine.ask("RAG 的運作邏輯是什麼？", kb)
+    assert not ans.refused
+    assert "其運作邏輯是：" in ans.text
+    # The list is the answer: every item comes with the sentence that introduces it.
+    for item in ("建立索引", "先檢索出最相關的幾個段落", "附上出處"):
+        assert item in ans.text
+    assert "權限控管" not in ans.text  # the block ends at the blank line
+    quoted = ans.citations[0].text
+    assert quoted in ans.citations[0].hit.text  # quoted from the stored passage
+    assert "架構" in quoted and "架构" not in quoted  # the original, never the folded form
+
+
+def test_headings_toc_lines_and_restated_questions_are_never_the_answer(
+        engine: Zhiku, kb: str) -> None:
+    ans = engine.ask("產品經理分為哪三種背景？", kb)
+    assert not ans.refused
+    assert "技術背景、設計背景與商業背景" in ans.text
+    assert "........" not in ans.text
+    assert "分為哪三種背景?" not in ans.text
+
+
+def test_off_topic_questions_are_refused_with_exit_code_1(
+        engine: Zhiku, kb: str, zhiku_home: Path) -> None:
+    for q in ("台積電今天的股價是多少？", "明天台北會下雨嗎？"):
+        assert engine.ask(q, kb).refused, q
+    engine.close()
+    res = CliRunner().invoke(app, ["ask", "台積電今天的股價是多少？", "--kb", kb, "--json"])
+    assert res.exit_code == 1
+    assert json.loads(res.stdout)["refused"] is True
+
+
+def test_a_question_whose_answer_type_no_passage_has_is_refused(engine: Zhiku, kb: str) -> None:
+    # The KB names 陳阿水 several times but never says when he was born.
+    assert answer_type("陳阿水是哪一年出生的？") == "date"
+    assert engine.ask("陳阿水是哪一年出生的？", kb).refused
+    # When the passage has what is asked for, the typed sentence is chosen.
+    ans = engine.ask("焙茶工坊每年焙多少茶葉？", kb)
+    assert not ans.refused and "十二噸" in ans.text
+    ans = engine.ask("牛奶開封後要幾天內用完？", kb)
+    assert not ans.refused and "3 天內用完" in ans.text
+
+
+def test_answer_types() -> None:
+    assert answer_type("客服專線是多少？") == "quantity"
+    assert answer_type("是誰創立了茶行？") == "person"
+    assert answer_type("門市在哪裡？") == "place"
+    assert answer_type("為什麼要焙火三次？") == "reason"
+    assert answer_type("什麼是 RAG？") == "definition"
+    assert answer_type("When was it founded?") == "date"
+    assert answer_type("冷藏櫃的溫度規定") is None
+
+
+def test_a_faq_question_line_is_not_quoted_as_the_answer(engine: Zhiku) -> None:
+    engine.kb("faq", create=True)
+    engine.add_loaded("faq", "faq.xlsx", LoadedDocument("客服常見問題", "xlsx", [
+        Block("問：客服專線是幾號？\n答：客服專線為 0800-088-168（免付費）。", (),
+              "客服專線是幾號？", kind="qa"),
+        Block("問：可以開立統一編號發票嗎？\n答：可以，請於結帳時填寫統一編號。", (),
+              "可以開立統一編號發票嗎？", kind="qa"),
+    ]))
+    engine.sync_index("faq")
+    ans = engine.ask("客服專線是幾號？", "faq")
+    assert not ans.refused
+    assert "0800-088-168" in ans.text and "問：" not in ans.text
+
+
+def test_citations_of_one_place_are_merged(engine: Zhiku, tmp_path: Path) -> None:
+    # A plain text without structure: its passages all print as the same place.
+    body = ("退貨須在收到商品後七天內提出申請。" + "說明文字。" * 70 + "\n\n"
+            + "退貨運費由買方負擔，但商品瑕疵時由賣方負擔。" + "補充說明。" * 70 + "\n\n"
+            + "退貨商品須保持完整包裝並附上發票。")
+    f = tmp_path / "退貨須知.txt"
+    f.write_text(body, "utf-8")
+    ingest_paths(engine, [f], "shop")
+    assert engine.store.list_documents("shop")[0].chunks >= 2
+    ans = engine.ask("退貨要在幾天內申請？運費誰負擔？", "shop")
+    assert not ans.refused
+    places = [(c.hit.doc_title, c.hit.section, c.hit.page_start) for c in ans.citations]
+    assert len(places) == len(set(places)) == 1
+    assert "七天內" in ans.text and "運費由買方負擔" in ans.text
+
+
+def test_each_kb_is_calibrated_on_itself_and_refitted_as_it_grows(
+        engine: Zhiku, articles: Path, tmp_path: Path) -> None:
+    ingest_paths(engine, [articles], "web")
+    cal = engine.refusal_calibration("web")
+    assert cal is not None and cal.positives > 20 and cal.negatives > 100
+    assert cal.answerable_refused <= cal.max_refused
+    assert 0.0 < engine.refusal_threshold("web") < 1.0
+    assert len(cal.curve) == 19
+    first = cal.chunks
+    more = tmp_path / "more"
+    more.mkdir()
+    for i in range(12):
+        (more / f"公告{i}.txt").write_text(
+            f"第 {i} 號公告：本公司第 {i} 倉庫自下個月起調整出貨時間為每日上午 {i % 5 + 8} 點。",
+            "utf-8")
+    ingest_paths(engine, [more], "web")
+    again = engine.refusal_calibration("web")
+    assert again is not None and again.chunks > first  # refitted on the grown KB
+    # A small change does not refit.
+    (more / "公告0.txt").write_text("第 0 號公告：倉庫改為上午 9 點出貨。", "utf-8")
+    ingest_paths(engine, [more], "web")
+    assert engine.refusal_calibration("web").at == again.at  # type: ignore[union-attr]
+
+
+def test_kb_calibrate_and_show_expose_the_curve(articles: Path, zhiku_home: Path) -> None:
+    runner = CliRunner()
+    assert runner.invoke(app, ["ingest", str(articles), "--kb", "web", "-q"]).exit_code == 0
+    res = runner.invoke(app, ["kb", "calibrate", "web"])
+    assert res.exit_code == 0, res.output
+    assert "拒答門檻" in res.stdout and "拒答曲線" in res.stdout
+    res = runner.invoke(app, ["kb", "calibrate", "web", "--json"])
+    data = json.loads(res.stdout)
+    assert 0 < data["threshold"] < 1 and len(data["curve"]) == 19
+    res = runner.invoke(app, ["kb", "show", "web", "--json"])
+    info = json.loads(res.stdout)
+    assert info["refusal_threshold"] == pytest.approx(data["threshold"])
+    assert info["settings"]["refusal"]["curve"]
+    res = runner.invoke(app, ["kb", "show", "web"])
+    assert "拒答門檻" in res.stdout and "校準" in res.stdout
+
+
+def _leave_docs(n: int) -> list[tuple[str, LoadedDocument]]:
+    docs = []
+    for i in range(n):
+        docs.append((f"hr/{i}.txt", LoadedDocument(f"人事公告{i}", "txt", [Block(
+            f"員工第 {i} 年的特別休假依年資計算，特別休假未休完的日數依勞工保險規定另計；"
+            f"勞工保險投保薪資依月薪調整，特別休假期間照常投保勞工保險。")])))
+    docs.append(("hr/defer.txt", LoadedDocument("特別休假遞延辦法", "txt", [Block(
+        "員工的特別休假未休完者，經勞雇雙方協商可以遞延至次一年度實施，遞延的日數於次年度"
+        "終結時仍未休完者，應發給工資。")])))
+    return docs
+
+
+def test_abbreviations_are_learned_from_the_kb_and_expand_queries(engine: Zhiku) -> None:
+    engine.kb("hr", create=True)
+    for path, doc in _leave_docs(30):
+        engine.add_loaded("hr", path, doc)
+    engine.sync_index("hr")  # learns the vocabulary with the calibration
+    abbr = engine.abbreviations("hr")
+    assert abbr.get("特休") == "特别休假"  # folded, like the index
+    assert abbr.get("劳保") == "劳工保险"
+    terms = engine.query_terms("特休可以遞延嗎？", "hr")
+    assert {"特别", "休假"} <= set(terms)
+    ans = engine.ask("特休沒休完可以遞延嗎？", "hr")
+    assert not ans.refused
+    assert ans.citations[0].hit.doc_title == "特別休假遞延辦法"
+
+
+def test_a_parent_statute_is_preferred_to_its_rules_and_copies_collapse(
+        engine: Zhiku) -> None:
+    clause = ("勞工在同一雇主或事業單位，繼續工作滿一定期間者，應依下列規定給予特別休假："
+              "六個月以上一年未滿者，三日。一年以上二年未滿者，七日。")
+    engine.kb("law", create=True)
+    engine.add_loaded("law", "twlaw://rules", LoadedDocument("勞動基準法施行細則", "law", [
+        Block("第 24 條 " + clause, label="第 24 條")]))
+    engine.add_loaded("law", "twlaw://act", LoadedDocument("勞動基準法", "law", [
+        Block("第 38 條 " + clause, label="第 38 條")]))
+    for i in range(6):
+        engine.add_loaded("law", f"twlaw://other{i}", LoadedDocument(f"其他法規{i}", "law", [
+            Block(f"第 {i + 1} 條 本規則所稱事業單位，指適用本法之各業雇主。",
+                  label=f"第 {i + 1} 條")]))
+    engine.sync_index("law")
+    hits = engine.search("特別休假幾天？", "law", k=5)
+    assert hits[0].doc_title == "勞動基準法"
+    # The rules' copy of the same clause does not take a second place in the results.
+    assert "勞動基準法施行細則" not in [h.doc_title for h in hits[:2]]
