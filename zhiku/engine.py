@@ -43,6 +43,7 @@ from zhiku.backends import (
 )
 from zhiku.chunk import chunk_blocks
 from zhiku.config import DEFAULT_KB, home_dir
+from zhiku.followup import is_elliptical, standalone, weigh_carried
 from zhiku.generate import GenerationSettings, GenerativeAnswerer, condense_question
 from zhiku.hybrid import CalibrationResult, calibrate, rrf
 from zhiku.lexical import LexicalIndex, ProgressFn, index_text
@@ -614,13 +615,14 @@ class Zhiku:
             except ModelError as exc:
                 warnings.append(f"chat_failed: {exc}；改用摘錄式回答")
         query = question
-        if history and chat is None and not self._answerable_alone(question, names, k):
-            # Without a model, only a follow-up the knowledge base cannot answer on its
-            # own borrows the previous question; a new topic is not pulled back.
-            query, cw = condense_question(None, question, history)
-            warnings.extend(cw)
+        if history and chat is None:
+            # Without a model, an elliptical follow-up (or one the knowledge base cannot
+            # answer alone) carries the previous turn's subject; a new topic is not
+            # pulled back (zhiku.followup).
+            query = self.standalone_query(question, history, names, k)
         elif history and chat is not None:
-            query, cw = condense_question(chat, question, history)
+            query, cw = condense_question(chat, question, history, fallback=lambda: (
+                self.standalone_query(question, history, names, k)))
             warnings.extend(cw)
         t1 = time.perf_counter()
         ret = self.retrieve(query, names, k=k)
@@ -628,6 +630,13 @@ class Zhiku:
         t2 = time.perf_counter()
         stats = self.term_stats(query, names)
         extractive = self.answerer.answer(query, ret.hits, stats)
+        if query != question and chat is None and not extractive.refused:
+            # The sentence that answers the follow-up's own words, not the one that
+            # repeats the carried subject (relevance was judged on the whole query).
+            weighted = self.answerer.answer(query, ret.hits,
+                                            weigh_carried(stats, question, query))
+            if not weighted.refused:
+                extractive = weighted
         timings = {**ret.timings, "condense_ms": (t1 - t0) * 1000,
                    "retrieve_ms": (t2 - t1) * 1000}
         relevant = not extractive.refused
@@ -758,6 +767,17 @@ class Zhiku:
                 "dense_r_at_1": round(res.dense_r_at_1, 4),
                 "questions": res.questions, "at": now_iso()}})
         return res
+
+    def standalone_query(self, question: str, history: Sequence[dict[str, str]],
+                         names: Sequence[str], k: int = 5) -> str:
+        """A follow-up completed with the previous turn's subject, without a model
+        (:func:`zhiku.followup.standalone`, weighted by these KBs' own statistics)."""
+
+        def needs_context(q: str) -> bool:
+            return is_elliptical(q) or not self._answerable_alone(q, names, k)
+
+        return standalone(question, history, lambda s: self.term_stats(s, names),
+                          needs_context)
 
     def _answerable_alone(self, question: str, names: Sequence[str], k: int) -> bool:
         hits = self.retrieve(question, names, k=k).hits

@@ -461,18 +461,24 @@ def heuristic_condense(question: str, history: Sequence[dict[str, str]]) -> str:
 
 
 def condense_question(
-    chat: ChatModel | None, question: str, history: Sequence[dict[str, str]]
+    chat: ChatModel | None, question: str, history: Sequence[dict[str, str]],
+    fallback: Callable[[], str] | None = None,
 ) -> tuple[str, list[str]]:
     """A standalone query for retrieval from a follow-up question and the conversation.
 
     Returns (query, warnings). With no history the question is returned unchanged; with
-    no model, or when the model fails or answers nonsense, the heuristic is used.
+    no model, or when the model fails or answers nonsense, ``fallback()`` (the engine's
+    subject carrying, :mod:`zhiku.followup`) or else the heuristic is used.
     """
     turns = [t for t in history if t.get("role") in ("user", "assistant")]
     if not turns:
         return question, []
+
+    def heuristic() -> str:
+        return fallback() if fallback is not None else heuristic_condense(question, turns)
+
     if chat is None:
-        return heuristic_condense(question, turns), []
+        return heuristic(), []
     convo = "\n".join(
         f"{'使用者' if t['role'] == 'user' else '助理'}：{strip_markers(t['content'])[:400]}"
         for t in turns[-HISTORY_TURNS:]
@@ -484,8 +490,8 @@ def condense_question(
     try:
         out = _clean_condensed(chat.complete(messages, max_tokens=128, temperature=0.0))
     except ModelError as exc:
-        return heuristic_condense(question, turns), [f"condense_failed: {exc}；改用簡易改寫"]
+        return heuristic(), [f"condense_failed: {exc}；改用簡易改寫"]
     if not out or len(out) > 4 * (len(question) + 40):
-        return heuristic_condense(question, turns), [
+        return heuristic(), [
             "condense_failed: 模型改寫結果不可用；改用簡易改寫"]
     return out, []
