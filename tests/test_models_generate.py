@@ -224,6 +224,8 @@ def test_no_model_call_when_nothing_relevant(zhiku_home: Path, server: FakeOpenA
 def test_streams_in_pieces_that_concatenate(zhiku_home: Path, server: FakeOpenAI) -> None:
     server.reply = reply_for("根據辦法[1]，特別休假應於休假二日前提出申請，病假另計[1]。")
     zk = chat_engine(zhiku_home, server)
+    # (Taiwan conversion, on by default, releases whole clauses: tests/test_tw.py.)
+    zk.store.update_kb_settings("default", {"tw_output": False})
     events = list(zk.ask_stream("特別休假要提前幾天申請？", "default"))
     deltas = [e["text"] for e in events if e["type"] == "delta"]
     assert len(deltas) > 5  # token by token after the first citation

@@ -318,7 +318,8 @@ def kb_show(
         k = zk.kb(name)
         docs_ = zk.store.list_documents(name)
         info = {"name": k.name, "created_at": k.created_at, "documents": len(docs_),
-                "chunks": sum(d.chunks for d in docs_), "settings": k.settings}
+                "chunks": sum(d.chunks for d in docs_), "settings": k.settings,
+                "tw_output": zk.tw_output(name, zk.settings.for_kb(name).language)}
         rows = zk.pii_policy(k).describe(lang())
     if as_json:
         print_json(info)
@@ -327,6 +328,7 @@ def kb_show(
     t.add_row("建立時間", k.created_at)
     t.add_row("文件數", str(info["documents"]))
     t.add_row("段落數", str(info["chunks"]))
+    t.add_row("生成回答轉臺灣正體", "開" if info["tw_output"] else "關")
     for a, b in rows:
         t.add_row(esc(a), esc(b))
     out.print(t)
@@ -355,11 +357,19 @@ def kb_set(
         float | None,
         typer.Option("--pii-min-confidence", min=0.0, max=1.0, help="遮罩的最低信心值（0–1）"),
     ] = None,
+    tw_output: Annotated[
+        bool | None,
+        typer.Option("--tw-output/--no-tw-output",
+                     help="對話模型輸出的簡體中文轉為臺灣正體（OpenCC s2twp；預設開）"),
+    ] = None,
     home: HomeOpt = None,
 ) -> None:
-    """變更知識庫的個資政策（之後匯入的文件適用；既有文件請重新匯入）。"""
+    """變更知識庫的個資政策（之後匯入的文件適用；既有文件請重新匯入）與輸出設定。"""
     with engine(home) as zk:
         k = zk.kb(name)
+        if tw_output is not None:
+            zk.store.update_kb_settings(name, {"tw_output": tw_output})
+            out.print(f"生成回答轉臺灣正體：{'開' if tw_output else '關'}")
         changes: dict[str, Any] = {}
         if pii_mode is not None:
             changes["mode"] = pii_mode

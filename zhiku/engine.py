@@ -185,6 +185,14 @@ class Zhiku:
     def pii_policy(kb: KnowledgeBase) -> PiiPolicy:
         return PiiPolicy.from_dict(kb.settings.get("pii"))
 
+    def tw_output(self, name: str, language: str = "zh-TW") -> bool:
+        """Whether a chat model's Simplified output is converted to Taiwan Traditional
+        (:mod:`zhiku.tw`): the KB's ``tw_output`` setting, on by default, and only when
+        answers are to be in Traditional Chinese."""
+        kbo = self.store.find_kb(name)
+        on = kbo is None or bool(kbo.settings.get("tw_output", True))
+        return on and language.lower() in ("zh-tw", "zh-hant")
+
     def set_pii_policy(self, name: str, policy: PiiPolicy) -> KnowledgeBase:
         """Change a KB's policy. Stricter ingest masking applies to files ingested from
         now on; ``zhiku sync`` does not re-read unchanged files, ``reingest`` does."""
@@ -653,7 +661,8 @@ class Zhiku:
             yield extractive
             return
         gen = GenerativeAnswerer(chat, GenerationSettings(
-            persona=mcfg.system_prompt, language=mcfg.language, uncited=mcfg.uncited))
+            persona=mcfg.system_prompt, language=mcfg.language, uncited=mcfg.uncited,
+            tw_output=self.tw_output(names[0], mcfg.language)))
         for item in gen.stream(question, hits, extractive, history or ()):
             if isinstance(item, Answer):
                 item.warnings[:0] = warnings

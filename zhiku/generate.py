@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from zhiku.answer import refusal_text
 from zhiku.backends.base import ChatModel, Message, ModelError
 from zhiku.models import Answer, Citation, Hit
+from zhiku.tw import TaiwanStream
 
 LANGUAGE_NAMES = {
     "zh-tw": "繁體中文（台灣用語）",
@@ -328,6 +329,7 @@ class GenerationSettings:
     language: str = "zh-TW"
     uncited: str = "extractive"  # extractive | refuse | keep
     reserve_tokens: int = 64  # margin for the chat template's own tokens
+    tw_output: bool = False  # Simplified output → Taiwan Traditional (zhiku.tw)
 
 
 def _is_refusal(text: str) -> bool:
@@ -372,15 +374,20 @@ class GenerativeAnswerer:
         warnings: list[str] = []
         first_token: float | None = None
         error: ModelError | None = None
+        tw = TaiwanStream() if s.tw_output else None
         try:
             for piece in self.chat.stream(messages):
                 if first_token is None:
                     first_token = time.perf_counter()
-                out = filt.feed(piece)
+                out = filt.feed(tw.feed(piece) if tw is not None else piece)
                 if out:
                     yield out
         except ModelError as exc:
             error = exc
+        if tw is not None:
+            out = filt.feed(tw.finish())
+            if out:
+                yield out
         tail = filt.finish() if error is None or filt.cited else ""
         if tail:
             yield tail
