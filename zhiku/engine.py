@@ -44,7 +44,13 @@ from zhiku.backends import (
 from zhiku.chunk import chunk_blocks
 from zhiku.config import DEFAULT_KB, home_dir
 from zhiku.followup import is_elliptical, standalone, weigh_carried
-from zhiku.generate import GenerationSettings, GenerativeAnswerer, condense_question
+from zhiku.generate import (
+    REWRITE_HINTS,
+    GenerationSettings,
+    GenerativeAnswerer,
+    condense_question,
+    rewrite_query,
+)
 from zhiku.hybrid import CalibrationResult, calibrate, rrf
 from zhiku.lexical import LexicalIndex, ProgressFn, index_text
 from zhiku.models import Answer, Hit, LoadedDocument
@@ -607,10 +613,12 @@ class Zhiku:
     ) -> Iterator[str | Answer]:
         """Yield the answer's text pieces as they come, then the final :class:`Answer`.
 
-        Retrieval first; when it finds nothing relevant the refusal comes without any
-        model call. With a chat model the answer is generated and its citations checked
-        (:mod:`zhiku.generate`); without one, or when it fails, it is the extractive
-        answer, with the reason in ``Answer.warnings``.
+        Retrieval first (with a chat model, of the question and the model's rewrite of
+        it into the KB's vocabulary); when it finds nothing relevant the refusal comes
+        without asking the model for an answer. With a chat model the answer is
+        generated and its citations checked (:mod:`zhiku.generate`); without one, or
+        when it fails, it is the extractive answer, with the reason in
+        ``Answer.warnings``.
         """
         t0 = time.perf_counter()
         names = [kbs] if isinstance(kbs, str) else list(kbs)
@@ -632,8 +640,13 @@ class Zhiku:
             query, cw = condense_question(chat, question, history, fallback=lambda: (
                 self.standalone_query(question, history, names, k)))
             warnings.extend(cw)
+        # The rewrite changes what is retrieved, nothing else: relevance, refusal and
+        # the extractive answer are judged on the question as asked (or condensed).
+        search_query = query
+        if chat is not None and mcfg.rewrite_query:
+            search_query = self._rewritten(chat, query, names)
         t1 = time.perf_counter()
-        ret = self.retrieve(query, names, k=k)
+        ret = self.retrieve(search_query, names, k=k)
         warnings.extend(ret.warnings)
         t2 = time.perf_counter()
         stats = self.term_stats(query, names)
@@ -776,6 +789,19 @@ class Zhiku:
                 "dense_r_at_1": round(res.dense_r_at_1, 4),
                 "questions": res.questions, "at": now_iso()}})
         return res
+
+    def _rewritten(self, chat: ChatModel, query: str, names: Sequence[str]) -> str:
+        """``query`` followed by the chat model's rewrite of it into the KB's vocabulary
+        (:func:`zhiku.generate.rewrite_query`), or ``query`` alone when the model fails.
+        It changes what is retrieved only: citations are stored passages, and the model
+        answers the question as asked."""
+        hints = self.retrieve(query, names, k=REWRITE_HINTS, mode="lexical",
+                              rerank=False).hits
+        rewrite = rewrite_query(chat, query, hints)
+        if rewrite is None:
+            log.info("query rewrite unavailable; retrieving with the question as asked")
+            return query
+        return f"{query}\n{rewrite}"
 
     def standalone_query(self, question: str, history: Sequence[dict[str, str]],
                          names: Sequence[str], k: int = 5) -> str:

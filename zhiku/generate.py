@@ -51,6 +51,14 @@ CONDENSE_PROMPT = (
     "（補上代名詞與省略的主詞）。只輸出改寫後的問題本身，不要回答、不要加任何說明。"
 )
 
+REWRITE_PROMPT = (
+    "你負責改寫檢索用的問題。下面列出知識庫中與問題可能相關的文件標題與段落，請把使用者的"
+    "口語、簡稱、俗稱換成這些文件實際使用的正式用詞（例如「特休」→「特別休假」），問題不是"
+    "中文時翻成文件所用的語言。只輸出一行改寫後的檢索用語，不要回答問題、不要加任何說明。"
+)
+REWRITE_HINTS = 5  # passages whose wording is shown to the model
+REWRITE_HINT_CHARS = 120
+
 REFUSAL_HINTS = ("找不到相關資料", "找不到相关资料", "無法回答", "无法回答", "沒有相關資料",
                  "没有相关资料", "No relevant information")
 
@@ -502,3 +510,28 @@ def condense_question(
         return heuristic(), [
             "condense_failed: 模型改寫結果不可用；改用簡易改寫"]
     return out, []
+
+
+def rewrite_query(chat: ChatModel, question: str, hints: Sequence[Hit]) -> str | None:
+    """``question`` rewritten by the model into the knowledge base's vocabulary, for
+    retrieval only; ``hints`` are passages (already masked for output) whose titles,
+    sections and wording show the model that vocabulary. None when the model fails
+    or answers something unusable: the caller then retrieves with the question alone.
+    """
+    lines = []
+    for h in hints[:REWRITE_HINTS]:
+        where = f"《{h.doc_title}》" + (f" {h.section}" if h.section else "")
+        lines.append(f"- {where}：{h.text[:REWRITE_HINT_CHARS]}")
+    vocab = "\n".join(lines) or "（沒有找到相關段落）"
+    messages: list[Message] = [
+        {"role": "system", "content": REWRITE_PROMPT},
+        {"role": "user", "content": f"知識庫用語參考：\n{vocab}\n\n問題：{question}\n\n"
+                                    "改寫後的檢索用語："},
+    ]
+    try:
+        out = _clean_condensed(chat.complete(messages, max_tokens=96, temperature=0.0))
+    except ModelError:
+        return None
+    if not out or len(out) > 4 * (len(question) + 40) or out == question.strip():
+        return None
+    return out
