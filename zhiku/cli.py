@@ -9,11 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape as esc
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from zhiku import __version__
@@ -31,9 +30,11 @@ from zhiku.cli_common import (
 from zhiku.cli_models import install as install_models
 from zhiku.cli_models import print_sources, stream_answer
 from zhiku.config import DEFAULT_KB, lang
-from zhiku.ingest import FileResult, IngestReport, ingest_paths, sync_kb, walk
 from zhiku.pii import format_counts
 from zhiku.pii.cli import app as pii_app
+
+if TYPE_CHECKING:  # ingesting imports the loaders: only the commands that ingest need them
+    from zhiku.ingest import FileResult, IngestReport
 
 app = typer.Typer(
     name="zhiku",
@@ -101,6 +102,14 @@ def _progress(total: int | None, label: str, quiet: bool) -> Iterator[Callable[[
     if quiet:
         yield lambda _r: None
         return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), TextColumn("{task.fields[name]}"), console=err, transient=True,
@@ -122,6 +131,8 @@ def ingest(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="不顯示進度")] = False,
 ) -> None:
     """匯入文件（PDF、DOCX、XLSX/CSV、Markdown、HTML、TXT）；未變更的檔案會略過。"""
+    from zhiku.ingest import FileResult, ingest_paths, walk
+
     missing = [p for p in paths if not p.exists()]
     for p in missing:
         err.print(f"[red]找不到[/red] {esc(str(p))}")
@@ -137,6 +148,8 @@ def ingest(
 @app.command()
 def sync(kb: KbOpt = DEFAULT_KB, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """重新檢查已匯入的檔案：變更者重新匯入，已刪除者自知識庫移除。"""
+    from zhiku.ingest import sync_kb
+
     with engine(home) as zk:
         zk.kb(kb)
         with _progress(len(zk.store.document_hashes(kb)), "同步中", as_json) as step:

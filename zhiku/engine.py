@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zhiku import text as ztext
 from zhiku.answer import ExtractiveAnswerer, coverage
@@ -56,8 +56,9 @@ from zhiku.lexical import LexicalIndex, ProgressFn, index_text
 from zhiku.models import Answer, Hit, LoadedDocument
 from zhiku.pii import PiiPolicy, redact, redact_for_ingest
 from zhiku.store import KnowledgeBase, Store, now_iso
-from zhiku.vectors import SyncReport, TooMuchToEmbed, VectorIndex, VectorsBusy
-from zhiku.vectors import discard_if_stale as discard_stale_vectors
+
+if TYPE_CHECKING:  # numpy comes with the vectors, imported when a KB has an embedder
+    from zhiku.vectors import SyncReport, VectorIndex
 
 log = logging.getLogger("zhiku")
 
@@ -154,7 +155,10 @@ class Zhiku:
         self.query_embed_limit = QUERY_EMBED_LIMIT
         for kb in self.store.list_kbs():
             LexicalIndex.discard_if_stale(self.home / "index", self.store, kb)
-            discard_stale_vectors(self.home / "vectors", self.store, kb)
+            if (self.home / "vectors" / f"kb-{kb.id}").exists():
+                from zhiku.vectors import discard_if_stale as discard_stale_vectors
+
+                discard_stale_vectors(self.home / "vectors", self.store, kb)
 
     def close(self) -> None:
         with self._lock:
@@ -265,6 +269,8 @@ class Zhiku:
         (``keep_writer`` false) and the KB has an embedder, to its vectors."""
         n = self.index(kb).sync(progress, keep_writer=keep_writer)
         if not keep_writer:
+            from zhiku.vectors import VectorsBusy
+
             try:
                 self.sync_vectors(kb)
             except (ModelError, VectorsBusy) as exc:
@@ -335,6 +341,8 @@ class Zhiku:
 
     def vectors(self, kb: str | KnowledgeBase) -> VectorIndex:
         """The KB's embedding matrix."""
+        from zhiku.vectors import VectorIndex
+
         return self._derived(self._vectors, VectorIndex, "vectors", kb)
 
     def sync_vectors(self, kb: str, *, rebuild: bool = False, wait: bool = True,
@@ -349,6 +357,8 @@ class Zhiku:
             return None
         vi = self.vectors(kb)
         if not rebuild and vi.is_current(embedder):
+            from zhiku.vectors import SyncReport
+
             return SyncReport()
         factory = self.embed_progress
         if factory is None:
@@ -399,6 +409,8 @@ class Zhiku:
     def _dense(self, kbo: KnowledgeBase, embedder: Embedder, query: str, depth: int,
                qvecs: dict[str, Any], warnings: list[str]) -> list[tuple[int, float]] | None:
         """The KB's vector list for ``query``; None when it has no vectors of this model."""
+        from zhiku.vectors import TooMuchToEmbed, VectorsBusy
+
         vi = self.vectors(kbo)
         if not vi.is_current(embedder):
             try:
