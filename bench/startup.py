@@ -6,7 +6,8 @@ Builds a small knowledge base from samples/ in a temporary ZHIKU_HOME, then:
 - runs ``python -m zhiku ask …`` ``--runs`` times after one warm-up run (the OS file
   cache warm, as for someone asking a second question) and reports the fastest and the
   median wall time of the whole process;
-- the same for ``python -c pass`` (the interpreter alone, the floor nobody can beat);
+- the same for ``python -c pass`` (the interpreter alone, the floor nobody can beat)
+  and for importing Typer with the pydantic adapters it loads for every command;
 - ``python -X importtime -c "import zhiku.cli"``: the cumulative import time of
   zhiku.cli, the slowest modules, and which heavy packages were imported.
 
@@ -89,10 +90,13 @@ def main() -> None:
                        env=env, cwd=tree, capture_output=True, check=True)
         ask = timed([sys.executable, "-m", "zhiku", "ask", QUESTION], env, args.runs)
         bare = timed([sys.executable, "-c", "pass"], env, args.runs)
+        # Typer ≥ 0.2x coerces every parameter through pydantic: a floor of its own.
+        cli_floor = timed([sys.executable, "-c", "import typer, typer._adapters"], env,
+                          args.runs)
         prof = import_profile(tree, env)
     row = {"label": args.label, "ask_min_s": min(ask), "ask_median_s": statistics.median(ask),
-           "python_min_s": min(bare), **prof, "runs": args.runs,
-           "load": os.getloadavg()[0]}
+           "python_min_s": min(bare), "typer_min_s": min(cli_floor), **prof,
+           "runs": args.runs, "load": os.getloadavg()[0]}
     print(json.dumps(row, ensure_ascii=False, indent=1))
     store = json.loads(STORE.read_text("utf-8")) if STORE.exists() else {}
     store[args.label] = row
@@ -104,17 +108,20 @@ def main() -> None:
             f"{machine()}; a KB of the 5 sample files; `{QUESTION}`; one warm-up run, then "
             "the fastest / median of the runs. The machine was shared with other jobs "
             "(1-minute load average in the last column), so medians are noisy; "
-            "`python -c pass` is the floor.",
+            "`python -c pass` is the floor, and `import typer, typer._adapters` (Typer "
+            "≥ 0.2x imports pydantic to coerce the parameters of every command) the floor "
+            "of any Typer command line.",
             "",
-            "| tree | `zhiku ask` fastest | median | `python -c pass` | import zhiku.cli "
-            "| heavy modules imported | load |",
-            "|---|---|---|---|---|---|---|",
+            "| tree | `zhiku ask` fastest | median | `python -c pass` | typer + pydantic "
+            "| import zhiku.cli | heavy modules imported | load |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for r in store.values():
             heavy = ", ".join(r["heavy"]) or "none"
             lines.append(
                 f"| {r['label']} | {r['ask_min_s']:.3f} s | {r['ask_median_s']:.3f} s | "
-                f"{r['python_min_s']:.3f} s | {r['import_ms']:.0f} ms | {heavy} "
+                f"{r['python_min_s']:.3f} s | {r.get('typer_min_s', 0):.3f} s | "
+                f"{r['import_ms']:.0f} ms | {heavy} "
                 f"| {r['load']:.1f} |")
         lines += ["", "Slowest imports (self time, ms) of the last tree measured: "
                   + "; ".join(row["slowest"]) + "."]
