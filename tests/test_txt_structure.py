@@ -76,6 +76,8 @@ def test_markdown_txt_title_falls_back_to_the_first_heading(tmp_path: Path) -> N
     assert doc.title == "會議紀錄"
     plain = load(make_text(tmp_path / "hash.txt", "今天的主題標籤是 #台灣 與 #旅遊，請多分享。\n"))
     assert plain.meta.get("markup") is None  # a hashtag is not a heading
+    log = load(make_text(tmp_path / "deploy.log", "# started by cron\nstep 1 ok\nstep 2 ok\n"))
+    assert log.meta.get("markup") is None and "# started by cron" in log.blocks[0].text
 
 
 def test_heading_like_lines_in_plain_text(tmp_path: Path) -> None:

@@ -58,7 +58,8 @@ def load_txt(path: Path) -> LoadedDocument:
     chat = parse_chat(text, path, meta)
     if chat is not None:
         return chat
-    if looks_like_markdown(text):
+    prose = path.suffix.lower() != ".log"  # a log's "# …" lines are comments, not headings
+    if prose and looks_like_markdown(text):
         # Front matter and ## headings: read as Markdown, so no markup reaches a passage.
         return markdown_document(text, path, encoding, plain_text=True)
     lines = text_lines(text)
@@ -71,5 +72,5 @@ def load_txt(path: Path) -> LoadedDocument:
     ):
         title = lines[0].text
         title_line = True
-    blocks = segment(lines, wrapped=False, title_line=title_line, find_headings=True)
+    blocks = segment(lines, wrapped=False, title_line=title_line, find_headings=prose)
     return LoadedDocument(title=title, kind="txt", blocks=blocks, meta=meta)
