@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from tests.fake_openai import FakeOpenAI, free_port
 from zhiku.cli import app
-from zhiku.generate import CONDENSE_PROMPT
+from zhiku.generate import CONDENSE_PROMPT, REWRITE_PROMPT
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
@@ -95,7 +95,9 @@ def test_refusal_exit_code_without_model_call(runner: CliRunner, server: FakeOpe
     res = runner.invoke(app, ["ask", "火星基地的氧氣配額是多少公升？", "--json"],
                         env=env_for(server, "chat"))
     assert res.exit_code == 1 and json.loads(res.stdout)["refused"] is True
-    assert server.count("chat") == 0
+    # Only the query rewrite (never shown) asked the model anything.
+    assert [b["messages"][0]["content"] for r, b in server.requests
+            if r == "chat"] == [REWRITE_PROMPT]
 
 
 def test_chat_keeps_the_conversation(runner: CliRunner, server: FakeOpenAI) -> None:

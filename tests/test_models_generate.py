@@ -15,7 +15,7 @@ from tests.fake_openai import FakeOpenAI, free_port
 from tests.models_util import fill, make_engine
 from zhiku.backends import estimate_tokens
 from zhiku.engine import Zhiku
-from zhiku.generate import CONDENSE_PROMPT, CitationStream, pack_sources
+from zhiku.generate import CONDENSE_PROMPT, REWRITE_PROMPT, CitationStream, pack_sources
 from zhiku.models import Hit
 
 ANSWER = "特別休假應於休假二日前提出申請[1]。"
@@ -25,6 +25,8 @@ def reply_for(answer: str, condensed: str = "特別休假要提前幾天申請�
     def reply(req: dict[str, Any]) -> str:
         if req["messages"][0]["content"] == CONDENSE_PROMPT:
             return condensed
+        if req["messages"][0]["content"] == REWRITE_PROMPT:
+            return ""  # no rewrite (tests/test_rewrite.py tests it)
         return answer
 
     return reply
@@ -217,13 +219,17 @@ def test_no_model_call_when_nothing_relevant(zhiku_home: Path, server: FakeOpenA
     zk = chat_engine(zhiku_home, server)
     ans = zk.ask("火星基地的氧氣配額是多少公升？", "default")
     assert ans.refused
-    assert server.count("chat") == 0
+    # Only the query rewrite (never shown) asked the model anything.
+    assert [b["messages"][0]["content"] for r, b in server.requests
+            if r == "chat"] == [REWRITE_PROMPT]
     zk.close()
 
 
 def test_streams_in_pieces_that_concatenate(zhiku_home: Path, server: FakeOpenAI) -> None:
     server.reply = reply_for("根據辦法[1]，特別休假應於休假二日前提出申請，病假另計[1]。")
     zk = chat_engine(zhiku_home, server)
+    # (Taiwan conversion, on by default, releases whole clauses: tests/test_tw.py.)
+    zk.store.update_kb_settings("default", {"tw_output": False})
     events = list(zk.ask_stream("特別休假要提前幾天申請？", "default"))
     deltas = [e["text"] for e in events if e["type"] == "delta"]
     assert len(deltas) > 5  # token by token after the first citation

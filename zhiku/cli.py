@@ -9,11 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape as esc
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from zhiku import __version__
@@ -32,9 +31,11 @@ from zhiku.cli_common import (
 from zhiku.cli_models import install as install_models
 from zhiku.cli_models import print_sources, stream_answer
 from zhiku.config import DEFAULT_KB, lang
-from zhiku.ingest import FileResult, IngestReport, ingest_paths, sync_kb, walk
 from zhiku.pii import format_counts
 from zhiku.pii.cli import app as pii_app
+
+if TYPE_CHECKING:  # ingesting imports the loaders: only the commands that ingest need them
+    from zhiku.ingest import FileResult, IngestReport
 
 app = typer.Typer(
     name="zhiku",
@@ -102,6 +103,14 @@ def _progress(total: int | None, label: str, quiet: bool) -> Iterator[Callable[[
     if quiet:
         yield lambda _r: None
         return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), TextColumn("{task.fields[name]}"), console=err, transient=True,
@@ -123,6 +132,8 @@ def ingest(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="不顯示進度")] = False,
 ) -> None:
     """匯入文件（PDF、DOCX、XLSX/CSV、Markdown、HTML、TXT）；未變更的檔案會略過。"""
+    from zhiku.ingest import FileResult, ingest_paths, walk
+
     missing = [p for p in paths if not p.exists()]
     for p in missing:
         err.print(f"[red]找不到[/red] {esc(str(p))}")
@@ -138,6 +149,8 @@ def ingest(
 @app.command()
 def sync(kb: KbOpt = DEFAULT_KB, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """重新檢查已匯入的檔案：變更者重新匯入，已刪除者自知識庫移除。"""
+    from zhiku.ingest import sync_kb
+
     with engine(home) as zk:
         zk.kb(kb)
         with _progress(len(zk.store.document_hashes(kb)), "同步中", as_json) as step:
@@ -319,7 +332,8 @@ def kb_show(
         k = zk.kb(name)
         docs_ = zk.store.list_documents(name)
         info = {"name": k.name, "created_at": k.created_at, "documents": len(docs_),
-                "chunks": sum(d.chunks for d in docs_), "settings": k.settings}
+                "chunks": sum(d.chunks for d in docs_), "settings": k.settings,
+                "tw_output": zk.tw_output(name, zk.settings.for_kb(name).language)}
         rows = zk.pii_policy(k).describe(lang())
         cal = zk.refusal_calibration(name)
         threshold = zk.refusal_threshold(name)
@@ -331,6 +345,7 @@ def kb_show(
     t.add_row("建立時間", k.created_at)
     t.add_row("文件數", str(info["documents"]))
     t.add_row("段落數", str(info["chunks"]))
+    t.add_row("生成回答轉臺灣正體", "開" if info["tw_output"] else "關")
     for a, b in rows:
         t.add_row(esc(a), esc(b))
     t.add_row("拒答門檻", _refusal_line(threshold, cal))
@@ -402,11 +417,19 @@ def kb_set(
         float | None,
         typer.Option("--pii-min-confidence", min=0.0, max=1.0, help="遮罩的最低信心值（0–1）"),
     ] = None,
+    tw_output: Annotated[
+        bool | None,
+        typer.Option("--tw-output/--no-tw-output",
+                     help="對話模型輸出的簡體中文轉為臺灣正體（OpenCC s2twp；預設開）"),
+    ] = None,
     home: HomeOpt = None,
 ) -> None:
-    """變更知識庫的個資政策（之後匯入的文件適用；既有文件請重新匯入）。"""
+    """變更知識庫的個資政策（之後匯入的文件適用；既有文件請重新匯入）與輸出設定。"""
     with engine(home) as zk:
         k = zk.kb(name)
+        if tw_output is not None:
+            zk.store.update_kb_settings(name, {"tw_output": tw_output})
+            out.print(f"生成回答轉臺灣正體：{'開' if tw_output else '關'}")
         changes: dict[str, Any] = {}
         if pii_mode is not None:
             changes["mode"] = pii_mode

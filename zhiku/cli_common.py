@@ -16,7 +16,6 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from zhiku.engine import Zhiku
 from zhiku.errors import ZhikuError
@@ -65,6 +64,14 @@ def _embed_progress(kb: str, total: int) -> Iterator[Callable[[int], None]]:
         err.print(f"建立向量：知識庫「{escape(kb)}」{total} 段")
         yield lambda _n: None
     else:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
         with Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), console=err, transient=True,

@@ -18,7 +18,6 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from zhiku.backends.check import check_backend
 from zhiku.cli_common import (
     HomeOpt,
     JsonOpt,
@@ -76,6 +75,8 @@ def models_check(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """呼叫每個已設定的模型一次，逐一說明是否可用。"""
     with engine(home) as zk:
         backends = zk.settings.configured()
+        from zhiku.backends.check import check_backend
+
         results = [check_backend(cfg) for cfg in backends.values()]
     if as_json:
         print_json({"backends": [r.to_dict() for r in results],

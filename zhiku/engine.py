@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zhiku import text as ztext
 from zhiku.answer import ExtractiveAnswerer, coverage
@@ -46,7 +46,14 @@ from zhiku.calibration import MAX_REFUSED, POSITIVES, RefusalCalibration, needs_
 from zhiku.calibration import calibrate as calibrate_refusal
 from zhiku.chunk import chunk_blocks
 from zhiku.config import DEFAULT_KB, home_dir
-from zhiku.generate import GenerationSettings, GenerativeAnswerer, condense_question
+from zhiku.followup import is_elliptical, standalone, weigh_carried
+from zhiku.generate import (
+    REWRITE_HINTS,
+    GenerationSettings,
+    GenerativeAnswerer,
+    condense_question,
+    rewrite_query,
+)
 from zhiku.hybrid import CalibrationResult, calibrate, rrf
 from zhiku.lexical import LexicalIndex, ProgressFn, index_text
 from zhiku.models import Answer, Hit, LoadedDocument
@@ -54,10 +61,11 @@ from zhiku.pii import PiiPolicy, redact, redact_for_ingest
 from zhiku.rank import DEPTH as RANK_DEPTH
 from zhiku.rank import collapse_duplicates, reinforce
 from zhiku.store import KnowledgeBase, Store, now_iso
-from zhiku.vectors import SyncReport, TooMuchToEmbed, VectorIndex, VectorsBusy
-from zhiku.vectors import discard_if_stale as discard_stale_vectors
 from zhiku.vocab import expand as expand_terms
 from zhiku.vocab import mine as mine_abbreviations
+
+if TYPE_CHECKING:  # numpy comes with the vectors, imported when a KB has an embedder
+    from zhiku.vectors import SyncReport, VectorIndex
 
 log = logging.getLogger("zhiku")
 
@@ -157,7 +165,10 @@ class Zhiku:
         self.query_embed_limit = QUERY_EMBED_LIMIT
         for kb in self.store.list_kbs():
             LexicalIndex.discard_if_stale(self.home / "index", self.store, kb)
-            discard_stale_vectors(self.home / "vectors", self.store, kb)
+            if (self.home / "vectors" / f"kb-{kb.id}").exists():
+                from zhiku.vectors import discard_if_stale as discard_stale_vectors
+
+                discard_stale_vectors(self.home / "vectors", self.store, kb)
 
     def close(self) -> None:
         with self._lock:
@@ -193,6 +204,14 @@ class Zhiku:
     @staticmethod
     def pii_policy(kb: KnowledgeBase) -> PiiPolicy:
         return PiiPolicy.from_dict(kb.settings.get("pii"))
+
+    def tw_output(self, name: str, language: str = "zh-TW") -> bool:
+        """Whether a chat model's Simplified output is converted to Taiwan Traditional
+        (:mod:`zhiku.tw`): the KB's ``tw_output`` setting, on by default, and only when
+        answers are to be in Traditional Chinese."""
+        kbo = self.store.find_kb(name)
+        on = kbo is None or bool(kbo.settings.get("tw_output", True))
+        return on and language.lower() in ("zh-tw", "zh-hant")
 
     def set_pii_policy(self, name: str, policy: PiiPolicy) -> KnowledgeBase:
         """Change a KB's policy. Stricter ingest masking applies to files ingested from
@@ -260,6 +279,8 @@ class Zhiku:
         (``keep_writer`` false) and the KB has an embedder, to its vectors."""
         n = self.index(kb).sync(progress, keep_writer=keep_writer)
         if not keep_writer:
+            from zhiku.vectors import VectorsBusy
+
             try:
                 self.sync_vectors(kb)
             except (ModelError, VectorsBusy) as exc:
@@ -332,6 +353,8 @@ class Zhiku:
 
     def vectors(self, kb: str | KnowledgeBase) -> VectorIndex:
         """The KB's embedding matrix."""
+        from zhiku.vectors import VectorIndex
+
         return self._derived(self._vectors, VectorIndex, "vectors", kb)
 
     def sync_vectors(self, kb: str, *, rebuild: bool = False, wait: bool = True,
@@ -346,6 +369,8 @@ class Zhiku:
             return None
         vi = self.vectors(kb)
         if not rebuild and vi.is_current(embedder):
+            from zhiku.vectors import SyncReport
+
             return SyncReport()
         factory = self.embed_progress
         if factory is None:
@@ -396,6 +421,8 @@ class Zhiku:
     def _dense(self, kbo: KnowledgeBase, embedder: Embedder, query: str, depth: int,
                qvecs: dict[str, Any], warnings: list[str]) -> list[tuple[int, float]] | None:
         """The KB's vector list for ``query``; None when it has no vectors of this model."""
+        from zhiku.vectors import TooMuchToEmbed, VectorsBusy
+
         vi = self.vectors(kbo)
         if not vi.is_current(embedder):
             try:
@@ -658,10 +685,12 @@ class Zhiku:
     ) -> Iterator[str | Answer]:
         """Yield the answer's text pieces as they come, then the final :class:`Answer`.
 
-        Retrieval first; when it finds nothing relevant the refusal comes without any
-        model call. With a chat model the answer is generated and its citations checked
-        (:mod:`zhiku.generate`); without one, or when it fails, it is the extractive
-        answer, with the reason in ``Answer.warnings``.
+        Retrieval first (with a chat model, of the question and the model's rewrite of
+        it into the KB's vocabulary); when it finds nothing relevant the refusal comes
+        without asking the model for an answer. With a chat model the answer is
+        generated and its citations checked (:mod:`zhiku.generate`); without one, or
+        when it fails, it is the extractive answer, with the reason in
+        ``Answer.warnings``.
         """
         t0 = time.perf_counter()
         names = [kbs] if isinstance(kbs, str) else list(kbs)
@@ -674,22 +703,37 @@ class Zhiku:
             except ModelError as exc:
                 warnings.append(f"chat_failed: {exc}；改用摘錄式回答")
         query = question
-        if history and chat is None and not self._answerable_alone(question, names, k):
-            # Without a model, only a follow-up the knowledge base cannot answer on its
-            # own borrows the previous question; a new topic is not pulled back.
-            query, cw = condense_question(None, question, history)
-            warnings.extend(cw)
+        if history and chat is None:
+            # Without a model, an elliptical follow-up (or one the knowledge base cannot
+            # answer alone) carries the previous turn's subject; a new topic is not
+            # pulled back (zhiku.followup).
+            query = self.standalone_query(question, history, names, k)
         elif history and chat is not None:
-            query, cw = condense_question(chat, question, history)
+            query, cw = condense_question(chat, question, history, fallback=lambda: (
+                self.standalone_query(question, history, names, k)))
             warnings.extend(cw)
+        # The rewrite changes what is retrieved, nothing else: relevance, refusal and
+        # the extractive answer are judged on the question as asked (or condensed).
+        search_query = query
+        if chat is not None and mcfg.rewrite_query:
+            search_query = self._rewritten(chat, query, names)
         t1 = time.perf_counter()
-        ret = self.retrieve(query, names, k=k)
+        ret = self.retrieve(search_query, names, k=k)
         warnings.extend(ret.warnings)
         t2 = time.perf_counter()
         stats = self.term_stats(query, names)
         threshold = self.refusal_threshold(names)
+        terms = self.query_terms(query, names, replace=True)
         extractive = self.answerer.answer(query, ret.hits, stats, refuse_below=threshold,
-                                          tokens=self.query_terms(query, names, replace=True))
+                                          tokens=terms)
+        if query != question and chat is None and not extractive.refused:
+            # The sentence that answers the follow-up's own words, not the one that
+            # repeats the carried subject (relevance was judged on the whole query).
+            weighted = self.answerer.answer(query, ret.hits,
+                                            weigh_carried(stats, question, query),
+                                            refuse_below=threshold, tokens=terms)
+            if not weighted.refused:
+                extractive = weighted
         timings = {**ret.timings, "condense_ms": (t1 - t0) * 1000,
                    "retrieve_ms": (t2 - t1) * 1000}
         relevant = not extractive.refused
@@ -706,7 +750,8 @@ class Zhiku:
             yield extractive
             return
         gen = GenerativeAnswerer(chat, GenerationSettings(
-            persona=mcfg.system_prompt, language=mcfg.language, uncited=mcfg.uncited))
+            persona=mcfg.system_prompt, language=mcfg.language, uncited=mcfg.uncited,
+            tw_output=self.tw_output(names[0], mcfg.language)))
         for item in gen.stream(question, hits, extractive, history or ()):
             if isinstance(item, Answer):
                 item.warnings[:0] = warnings
@@ -820,6 +865,30 @@ class Zhiku:
                 "dense_r_at_1": round(res.dense_r_at_1, 4),
                 "questions": res.questions, "at": now_iso()}})
         return res
+
+    def _rewritten(self, chat: ChatModel, query: str, names: Sequence[str]) -> str:
+        """``query`` followed by the chat model's rewrite of it into the KB's vocabulary
+        (:func:`zhiku.generate.rewrite_query`), or ``query`` alone when the model fails.
+        It changes what is retrieved only: citations are stored passages, and the model
+        answers the question as asked."""
+        hints = self.retrieve(query, names, k=REWRITE_HINTS, mode="lexical",
+                              rerank=False).hits
+        rewrite = rewrite_query(chat, query, hints)
+        if rewrite is None:
+            log.info("query rewrite unavailable; retrieving with the question as asked")
+            return query
+        return f"{query}\n{rewrite}"
+
+    def standalone_query(self, question: str, history: Sequence[dict[str, str]],
+                         names: Sequence[str], k: int = 5) -> str:
+        """A follow-up completed with the previous turn's subject, without a model
+        (:func:`zhiku.followup.standalone`, weighted by these KBs' own statistics)."""
+
+        def needs_context(q: str) -> bool:
+            return is_elliptical(q) or not self._answerable_alone(q, names, k)
+
+        return standalone(question, history, lambda s: self.term_stats(s, names),
+                          needs_context)
 
     def _answerable_alone(self, question: str, names: Sequence[str], k: int) -> bool:
         hits = self.retrieve(question, names, k=k).hits

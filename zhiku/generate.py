@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from zhiku.answer import refusal_text
 from zhiku.backends.base import ChatModel, Message, ModelError
 from zhiku.models import Answer, Citation, Hit
+from zhiku.tw import TaiwanStream
 
 LANGUAGE_NAMES = {
     "zh-tw": "繁體中文（台灣用語）",
@@ -49,6 +50,14 @@ CONDENSE_PROMPT = (
     "你負責改寫問題。根據對話紀錄，把使用者最後的追問改寫成一個不需要上下文也能理解的完整問題"
     "（補上代名詞與省略的主詞）。只輸出改寫後的問題本身，不要回答、不要加任何說明。"
 )
+
+REWRITE_PROMPT = (
+    "你負責改寫檢索用的問題。下面列出知識庫中與問題可能相關的文件標題與段落，請把使用者的"
+    "口語、簡稱、俗稱換成這些文件實際使用的正式用詞（例如「特休」→「特別休假」），問題不是"
+    "中文時翻成文件所用的語言。只輸出一行改寫後的檢索用語，不要回答問題、不要加任何說明。"
+)
+REWRITE_HINTS = 5  # passages whose wording is shown to the model
+REWRITE_HINT_CHARS = 120
 
 REFUSAL_HINTS = ("找不到相關資料", "找不到相关资料", "無法回答", "无法回答", "沒有相關資料",
                  "没有相关资料", "No relevant information")
@@ -328,6 +337,7 @@ class GenerationSettings:
     language: str = "zh-TW"
     uncited: str = "extractive"  # extractive | refuse | keep
     reserve_tokens: int = 64  # margin for the chat template's own tokens
+    tw_output: bool = False  # Simplified output → Taiwan Traditional (zhiku.tw)
 
 
 def _is_refusal(text: str) -> bool:
@@ -372,15 +382,20 @@ class GenerativeAnswerer:
         warnings: list[str] = []
         first_token: float | None = None
         error: ModelError | None = None
+        tw = TaiwanStream() if s.tw_output else None
         try:
             for piece in self.chat.stream(messages):
                 if first_token is None:
                     first_token = time.perf_counter()
-                out = filt.feed(piece)
+                out = filt.feed(tw.feed(piece) if tw is not None else piece)
                 if out:
                     yield out
         except ModelError as exc:
             error = exc
+        if tw is not None:
+            out = filt.feed(tw.finish())
+            if out:
+                yield out
         tail = filt.finish() if error is None or filt.cited else ""
         if tail:
             yield tail
@@ -461,18 +476,24 @@ def heuristic_condense(question: str, history: Sequence[dict[str, str]]) -> str:
 
 
 def condense_question(
-    chat: ChatModel | None, question: str, history: Sequence[dict[str, str]]
+    chat: ChatModel | None, question: str, history: Sequence[dict[str, str]],
+    fallback: Callable[[], str] | None = None,
 ) -> tuple[str, list[str]]:
     """A standalone query for retrieval from a follow-up question and the conversation.
 
     Returns (query, warnings). With no history the question is returned unchanged; with
-    no model, or when the model fails or answers nonsense, the heuristic is used.
+    no model, or when the model fails or answers nonsense, ``fallback()`` (the engine's
+    subject carrying, :mod:`zhiku.followup`) or else the heuristic is used.
     """
     turns = [t for t in history if t.get("role") in ("user", "assistant")]
     if not turns:
         return question, []
+
+    def heuristic() -> str:
+        return fallback() if fallback is not None else heuristic_condense(question, turns)
+
     if chat is None:
-        return heuristic_condense(question, turns), []
+        return heuristic(), []
     convo = "\n".join(
         f"{'使用者' if t['role'] == 'user' else '助理'}：{strip_markers(t['content'])[:400]}"
         for t in turns[-HISTORY_TURNS:]
@@ -484,8 +505,33 @@ def condense_question(
     try:
         out = _clean_condensed(chat.complete(messages, max_tokens=128, temperature=0.0))
     except ModelError as exc:
-        return heuristic_condense(question, turns), [f"condense_failed: {exc}；改用簡易改寫"]
+        return heuristic(), [f"condense_failed: {exc}；改用簡易改寫"]
     if not out or len(out) > 4 * (len(question) + 40):
-        return heuristic_condense(question, turns), [
+        return heuristic(), [
             "condense_failed: 模型改寫結果不可用；改用簡易改寫"]
     return out, []
+
+
+def rewrite_query(chat: ChatModel, question: str, hints: Sequence[Hit]) -> str | None:
+    """``question`` rewritten by the model into the knowledge base's vocabulary, for
+    retrieval only; ``hints`` are passages (already masked for output) whose titles,
+    sections and wording show the model that vocabulary. None when the model fails
+    or answers something unusable: the caller then retrieves with the question alone.
+    """
+    lines = []
+    for h in hints[:REWRITE_HINTS]:
+        where = f"《{h.doc_title}》" + (f" {h.section}" if h.section else "")
+        lines.append(f"- {where}：{h.text[:REWRITE_HINT_CHARS]}")
+    vocab = "\n".join(lines) or "（沒有找到相關段落）"
+    messages: list[Message] = [
+        {"role": "system", "content": REWRITE_PROMPT},
+        {"role": "user", "content": f"知識庫用語參考：\n{vocab}\n\n問題：{question}\n\n"
+                                    "改寫後的檢索用語："},
+    ]
+    try:
+        out = _clean_condensed(chat.complete(messages, max_tokens=96, temperature=0.0))
+    except ModelError:
+        return None
+    if not out or len(out) > 4 * (len(question) + 40) or out == question.strip():
+        return None
+    return out

@@ -11,11 +11,12 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from typing import TypedDict
-
-import numpy as np
+from typing import TYPE_CHECKING, TypedDict
 
 from zhiku.errors import ZhikuError
+
+if TYPE_CHECKING:  # numpy is imported where vectors are made (start-up: bench/startup.py)
+    import numpy as np
 
 
 class Message(TypedDict):
@@ -134,6 +135,8 @@ class Reranker(ABC):
 
 def normalise_rows(matrix: np.ndarray, backend: str = "") -> np.ndarray:
     """float32 rows scaled to unit length; rejects NaN/inf and empty rows."""
+    import numpy as np
+
     m = np.asarray(matrix, dtype=np.float32)
     if m.ndim != 2 or m.shape[1] == 0:
         raise ModelBadResponse(f"嵌入向量的形狀不正確：{m.shape}", backend)

@@ -130,6 +130,7 @@ class KbModelConfig:
     system_prompt: str = ""
     language: str = "zh-TW"
     uncited: str = "extractive"
+    rewrite_query: bool = True  # chat model rewrites the question before retrieval
     hybrid: HybridConfig = field(default_factory=HybridConfig)
     hybrid_explicit: frozenset[str] = frozenset()  # hybrid keys set for this KB in the file
 
@@ -169,7 +170,7 @@ class ModelSettings:
                 chosen[role] = _backend(role, str(ref), raw, f"backends.{ref}")
         hyb = spec.get("hybrid", {})
         answer = {**self.answer, **{k: v for k, v in spec.items()
-                                    if k in ("system_prompt", "language", "uncited")}}
+                                    if k in _ANSWER_KEYS}}
         return KbModelConfig(
             kb=kb,
             chat=chosen["chat"],
@@ -178,6 +179,7 @@ class ModelSettings:
             system_prompt=str(answer.get("system_prompt", "")),
             language=str(answer.get("language", "zh-TW")),
             uncited=str(answer.get("uncited", "extractive")),
+            rewrite_query=bool(answer.get("rewrite_query", True)),
             hybrid=_hybrid(hyb, f"kb.{kb}.hybrid", self.hybrid),
             hybrid_explicit=frozenset(hyb),
         )
@@ -204,7 +206,7 @@ class ModelSettings:
 
 _BACKEND_KEYS = {f.name for f in fields(BackendConfig)} - {"role", "name"}
 _HYBRID_KEYS = {f.name for f in fields(HybridConfig)}
-_ANSWER_KEYS = {"system_prompt", "language", "uncited"}
+_ANSWER_KEYS = {"system_prompt", "language", "uncited", "rewrite_query"}
 _KB_KEYS = {*ROLES, "hybrid", *_ANSWER_KEYS}
 _TOP_KEYS = {*ROLES, "hybrid", "answer", "backends", "kb"}
 
@@ -336,6 +338,9 @@ def load_settings(home: Path, env: Mapping[str, str] | None = None) -> ModelSett
                              answer=answer, source=path if path.exists() else None)
     for name in [*kbs, "\0default"]:
         cfg = settings.for_kb(name)  # validates references and values now, not at use
+        spec = {**answer, **kbs.get(name, {})}
+        if not isinstance(spec.get("rewrite_query", True), bool):
+            raise ConfigError("設定檔的 rewrite_query 應為 true 或 false")
         if cfg.uncited not in UNCITED_POLICIES:
             raise ConfigError(
                 f"設定檔的 uncited 應為 {' / '.join(UNCITED_POLICIES)}，而非「{cfg.uncited}」"

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from zhiku.loaders._common import display_width
 from zhiku.models import Block
 from zhiku.text import detect_label, join_wrapped_lines
 
@@ -96,11 +97,76 @@ def is_heading_ish(text: str) -> bool:
     return sum(ch.isalpha() for ch in t) >= 2
 
 
-def segment(lines: list[Line], *, wrapped: bool, title_line: bool = False) -> list[Block]:
+# Heading levels of plain-text headings, below 編/章/節 (0–2): 一、 > （一） > 1. > 1.1 >
+# an unlabelled short line.
+_HEADING_LEVELS = {"cn": 3, "paren": 4, "num": 5, "dotted": 6, None: 7}
+_LABEL_PREFIX_RE = re.compile(
+    rf"^(?:[{_CN_NUM}]{{1,4}}、|[（(][{_CN_NUM}\d]{{1,4}}[）)]|\d{{1,3}}(?:\.\d{{1,3}})*[.、]?)\s*"
+)
+
+
+def _label_style(label: str) -> str | None:
+    """The numbering family of a clause label, or None for articles and chapters."""
+    if label.startswith("第"):
+        return None
+    if label[0] in "（(":
+        return "paren"
+    if _DOTTED_LABEL_RE.match(label):
+        return "dotted"
+    if label.isdigit():
+        return "num"
+    return "cn"
+
+
+def _labelled_heading(text: str) -> tuple[str, str] | None:
+    """(style, rest) when ``text`` is a numbered line whose rest reads like a title
+    (「一、總則」「2. 產品經理的三種背景」), else None."""
+    label = detect_label(text)
+    if label is None:
+        return None
+    style = _label_style(label)
+    m = _LABEL_PREFIX_RE.match(text)
+    if style is None or m is None:
+        return None
+    rest = text[m.end():].strip()
+    if not rest or len(rest) > 30 or not is_heading_ish(rest) or re.search("[：:]", rest):
+        return None
+    return style, rest
+
+
+def _heading_level(line: Line, nxt: Line, starts_block: bool,
+                   list_style: str | None) -> int | None:
+    """The level of a plain-text heading line, or None (see :func:`segment`)."""
+    if not starts_block:
+        return None
+    t = line.text.strip()
+    found = _labelled_heading(t)
+    if found is not None:
+        style = found[0]
+        nxt_found = _labelled_heading(nxt.text.strip())
+        if style == list_style or (nxt_found is not None and nxt_found[0] == style):
+            return None  # one item of a list of short items, not a heading
+        return _HEADING_LEVELS[style]
+    if detect_label(t) is not None or len(t) > 30 or not is_heading_ish(t):
+        return None
+    if re.search("[：:]", t):
+        return None  # a field line (作者：…)
+    n = nxt.text.strip()
+    if is_heading_ish(n) or display_width(n) <= 2 * len(t):
+        return None  # a heading is followed by a (longer) paragraph
+    return _HEADING_LEVELS[None]
+
+
+def segment(lines: list[Line], *, wrapped: bool, title_line: bool = False,
+            find_headings: bool = False) -> list[Block]:
     """Group lines into blocks (see the module docstring).
 
     ``wrapped``: lines come from a layout engine (PDF) and break wherever the margin
     fell. ``title_line``: the first line is the document title and stands alone.
+    ``find_headings`` (plain text): a line that starts a block and reads like a title —
+    numbered (「一、總則」「（二）申請資格」「2. 產品經理的三種背景」) or a short unlabelled
+    line followed by a longer paragraph — is a heading, not a paragraph; numbered lines
+    that follow one another as a list (「1. 準備證件」「2. 填寫表單」) stay items.
     """
     blocks: list[Block] = []
     headings: list[tuple[int, str]] = []
@@ -125,6 +191,8 @@ def segment(lines: list[Line], *, wrapped: bool, title_line: bool = False) -> li
 
     prev: Line | None = None
     prev_opened_label = False
+    prev_heading = False
+    list_style: str | None = None  # numbering of the last item that was not a heading
     for i, line in enumerate(lines):
         t = line.text.strip()
         if not t:
@@ -132,8 +200,15 @@ def segment(lines: list[Line], *, wrapped: bool, title_line: bool = False) -> li
         if i == 0 and title_line:
             blocks.append(Block(t, (), None, line.page, line.page, "heading"))
             prev = None
+            prev_heading = True
             continue
         ch = chapter_heading(t)
+        if ch is None and find_headings and i + 1 < len(lines):
+            starts = (prev is None or prev_heading or line.blank_before
+                      or _TERMINAL_RE.search(prev.text.rstrip()) is not None)
+            level = _heading_level(line, lines[i + 1], starts, list_style)
+            if level is not None:
+                ch = (level, t)
         if ch is not None:
             flush()
             level, head = ch
@@ -143,7 +218,10 @@ def segment(lines: list[Line], *, wrapped: bool, title_line: bool = False) -> li
             blocks.append(Block(head, path(), None, line.page, line.page, "heading"))
             top_label = None
             prev = line
+            prev_heading = True
+            list_style = None
             continue
+        prev_heading = False
         label = _opening_label(line, prev, wrapped)
         new_para = False
         if label is None and cur and prev is not None:
@@ -160,6 +238,7 @@ def segment(lines: list[Line], *, wrapped: bool, title_line: bool = False) -> li
             flush()
             if label is not None:
                 cur_label = label
+                list_style = _label_style(label)
                 if _ARTICLE_LABEL_RE.match(label):
                     top_label = label
                 elif _DOTTED_LABEL_RE.match(label):

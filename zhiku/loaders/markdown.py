@@ -1,9 +1,10 @@
 """Markdown (``.md``, ``.markdown``) via markdown-it-py, including Notion exports.
 
-Headings build the heading path; paragraphs, list items, table rows and code blocks
-become blocks with markup stripped (link text kept, images dropped). A leading YAML
-front-matter block and Notion's property lines (``Tags: …`` under the title) go to
-``meta``; the 32-hex Notion id is stripped from the file-name title.
+:func:`markdown_document` also reads ``.txt`` files that are really Markdown
+(:func:`looks_like_markdown`). Headings build the heading path; paragraphs, list items,
+table rows and code blocks become blocks with markup stripped (link text kept, images
+dropped). A leading YAML front-matter block and Notion's property lines (``Tags: …``
+under the title) go to ``meta``; the 32-hex Notion id is stripped from the file-name title.
 """
 
 from __future__ import annotations
@@ -67,14 +68,22 @@ def parse_front_matter(text: str) -> tuple[dict[str, Any], str]:
     return meta, text[m.end() :]
 
 
-def inline_text(token: Token) -> str:
+_SENTENCE_END = tuple("。！？；：!?;:")
+
+
+def inline_text(token: Token, sentence_breaks: bool = False) -> str:
     """Plain text of an ``inline`` token: link text kept, images and HTML tags dropped;
-    soft breaks joined without spaces between CJK characters, hard breaks kept."""
+    soft breaks joined without spaces between CJK characters, hard breaks kept.
+    ``sentence_breaks``: a soft break after a sentence end is a line break too (plain
+    text written one paragraph per line)."""
     lines: list[list[str]] = [[""]]
     for child in token.children or []:
         t = child.type
         if t in ("text", "code_inline"):
             lines[-1][-1] += child.content
+        elif t == "softbreak" and sentence_breaks and lines[-1][-1].rstrip().endswith(
+                _SENTENCE_END):
+            lines.append([""])
         elif t == "softbreak":
             lines[-1].append("")
         elif t == "hardbreak" or (t == "html_inline" and _BR_RE.match(child.content)):
@@ -163,13 +172,42 @@ def _is_property_block(text: str, notion: bool) -> dict[str, str] | None:
     return None
 
 
+_ATX_HEADING_RE = re.compile(r"^ {0,3}#{1,6}[ \t]+\S", re.MULTILINE)
+_MARKUP_RES = (
+    re.compile(r"\[[^\]\n]+\]\([^)\s]+\)"),  # [link](url)
+    re.compile(r"\*\*[^*\n]+\*\*"),  # **bold**
+    re.compile(r"^```", re.MULTILINE),  # fenced code
+    re.compile(r"^\|?\s*:?-{3,}:?\s*\|", re.MULTILINE),  # table separator row
+)
+
+
+def looks_like_markdown(text: str) -> bool:
+    """Plain text that is really Markdown: front matter, an ATX heading (``## 標題``),
+    or two kinds of inline markup (links, bold, code fences, tables)."""
+    if _FRONT_MATTER_RE.match(text) or _ATX_HEADING_RE.search(text):
+        return True
+    return sum(1 for r in _MARKUP_RES if r.search(text)) >= 2
+
+
 @register(".md", ".markdown")
 def load_markdown(path: Path) -> LoadedDocument:
     raw, encoding = decode_bytes(path.read_bytes(), path)
-    text = clean_text(raw)
+    return markdown_document(clean_text(raw), path, encoding)
+
+
+def markdown_document(text: str, path: Path, encoding: str, *,
+                      plain_text: bool = False) -> LoadedDocument:
+    """A Markdown document from its decoded, cleaned ``text``.
+
+    ``plain_text``: the text came in a ``.txt`` file (:mod:`zhiku.loaders.txt`): lines
+    that end a sentence end a paragraph (such files are often one paragraph per line),
+    the title falls back to the first heading of any level, and the kind stays ``txt``.
+    """
     front, body = parse_front_matter(text)
     notion = bool(_NOTION_ID_RE.search(path.stem))
     meta: dict[str, Any] = {"encoding": encoding}
+    if plain_text:
+        meta["markup"] = "markdown"
     if front:
         meta["front_matter"] = front
     if notion:
@@ -201,7 +239,7 @@ def load_markdown(path: Path) -> LoadedDocument:
         elif t == "list_item_open":
             item_prefix = f"{tok.info}. " if ordered and ordered[-1] and tok.info else None
         elif t == "inline":
-            content = inline_text(tok)
+            content = inline_text(tok, sentence_breaks=plain_text)
             if not props_checked and content:
                 props_checked = True
                 only_title_before = all(blk.kind == "heading" for blk in b.blocks)
@@ -213,11 +251,15 @@ def load_markdown(path: Path) -> LoadedDocument:
             if item_prefix:
                 content = item_prefix + content
                 item_prefix = None
-            b.para(content)
+            for piece in content.split("\n") if plain_text else [content]:
+                b.para(piece)
         elif t in ("fence", "code_block"):
             b.para(tok.content.rstrip("\n"), kind="para")
         elif t == "html_block":
             b.para(_html_text(tok.content))
         i += 1
-    title = b.first_h1 or (str(front["title"]) if front.get("title") else None) or stem_title(path)
-    return LoadedDocument(title=title, kind="markdown", blocks=b.blocks, meta=meta)
+    first_any = next((blk.text for blk in b.blocks if blk.kind == "heading"), None)
+    title = (b.first_h1 or (str(front["title"]) if front.get("title") else None)
+             or (first_any if plain_text else None) or stem_title(path))
+    return LoadedDocument(title=title, kind="txt" if plain_text else "markdown",
+                          blocks=b.blocks, meta=meta)

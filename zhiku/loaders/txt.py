@@ -1,4 +1,11 @@
-"""Plain text (``.txt``, ``.text``, ``.log``), including LINE and generic chat logs."""
+"""Plain text (``.txt``, ``.text``, ``.log``), including LINE and generic chat logs.
+
+A ``.txt`` that is really Markdown (front matter, ``##`` headings) is read by the
+Markdown loader's logic. Otherwise heading-like lines (「第一章」「一、總則」
+「2. 產品經理的三種背景」, a short line followed by a paragraph) become headings
+(:func:`zhiku.loaders._segment.segment`), so passages cite their section; the title is
+a title-like first line, else the file name.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,7 @@ from zhiku.loaders._common import clean_text, display_width, stem_title
 from zhiku.loaders._segment import Line, is_heading_ish, segment
 from zhiku.loaders._textio import decode_bytes
 from zhiku.loaders.chat import parse_chat
+from zhiku.loaders.markdown import looks_like_markdown, markdown_document
 from zhiku.models import LoadedDocument
 
 
@@ -50,6 +58,10 @@ def load_txt(path: Path) -> LoadedDocument:
     chat = parse_chat(text, path, meta)
     if chat is not None:
         return chat
+    prose = path.suffix.lower() != ".log"  # a log's "# …" lines are comments, not headings
+    if prose and looks_like_markdown(text):
+        # Front matter and ## headings: read as Markdown, so no markup reaches a passage.
+        return markdown_document(text, path, encoding, plain_text=True)
     lines = text_lines(text)
     title = stem_title(path)
     title_line = False
@@ -60,5 +72,5 @@ def load_txt(path: Path) -> LoadedDocument:
     ):
         title = lines[0].text
         title_line = True
-    blocks = segment(lines, wrapped=False, title_line=title_line)
+    blocks = segment(lines, wrapped=False, title_line=title_line, find_headings=prose)
     return LoadedDocument(title=title, kind="txt", blocks=blocks, meta=meta)

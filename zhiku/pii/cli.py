@@ -14,14 +14,14 @@ import os
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from zhiku.pii.detect import TYPES, detect
 from zhiku.pii.i18n import msg, resolve_lang, subtype_label, type_label
+from zhiku.pii.pii_types import TYPES
 from zhiku.pii.policy import (
     PERSONAL_TYPES,
     STRATEGIES,
@@ -30,7 +30,9 @@ from zhiku.pii.policy import (
     format_counts,
     parse_types,
 )
-from zhiku.pii.scan import FileReport, ScanError, expand_paths, redact_file, scan_file
+
+if TYPE_CHECKING:  # the detectors and file readers are imported by the commands
+    from zhiku.pii.scan import FileReport, ScanError
 
 app = typer.Typer(help="個資偵測、掃描與去識別化", no_args_is_help=True, add_completion=False)
 
@@ -84,6 +86,8 @@ def find_cmd(
             _fail(msg("no_input", lg))
             raise typer.Exit(EXIT_BAD_INPUT)
         text = sys.stdin.read()
+    from zhiku.pii.detect import detect
+
     found = detect(text, min_confidence=min_confidence, types=wanted)
     if json_out:
         payload = {"findings": [f.to_dict() for f in found]}
@@ -118,6 +122,8 @@ def scan_cmd(
 
     結束碼：0 未發現個資、1 發現個資、2 有檔案無法讀取。
     """
+    from zhiku.pii.scan import ScanError, expand_paths, scan_file
+
     lg = resolve_lang(lang)
     wanted = _types(types, None, lg)
     reports: list[FileReport] = []
@@ -239,6 +245,8 @@ def redact_cmd(
         min_confidence=min_confidence,
         keep_business=keep_business,
     )
+    from zhiku.pii.scan import ScanError, redact_file
+
     try:
         counts: Counter[str] = redact_file(src, dst, policy, secret=secret)
     except ScanError as exc:

@@ -41,6 +41,7 @@ from typing import Any
 
 from zhiku.pii import _data
 from zhiku.pii.fold import fold_width
+from zhiku.pii.pii_types import BUSINESS_SUBTYPES, TYPES
 from zhiku.pii.validators import (
     arc_new_valid,
     arc_old_valid,
@@ -51,15 +52,6 @@ from zhiku.pii.validators import (
     tw_id_valid,
     ubn_valid,
 )
-
-TYPES: tuple[str, ...] = (
-    "tw_id", "arc", "ubn", "mobile", "landline", "email", "credit_card", "nhi_card",
-    "passport", "bank_account", "birthday", "address", "name",
-)  # fmt: skip
-
-# Subtypes that mark a finding as an organisation's contact point rather than a
-# person's: a role mailbox, a toll-free or service line, a business address.
-BUSINESS_SUBTYPES: frozenset[str] = frozenset({"role", "tollfree", "service", "business"})
 
 
 @dataclass(frozen=True, slots=True)

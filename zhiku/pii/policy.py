@@ -14,12 +14,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zhiku.errors import ZhikuError
-from zhiku.pii.detect import TYPES, Finding, detect, detect_field
 from zhiku.pii.i18n import msg, resolve_lang, type_label
 from zhiku.pii.mask import mask_value, pseudonym, tag
+from zhiku.pii.pii_types import TYPES
+
+if TYPE_CHECKING:  # the detectors are imported when text is scanned
+    from zhiku.pii.detect import Finding
 
 MODES: tuple[str, ...] = ("ingest", "output", "off")
 STRATEGIES: tuple[str, ...] = ("mask", "tag", "pseudonym")
@@ -246,6 +249,8 @@ def redact(
         return text, Counter()
     if policy.strategy == "pseudonym" and secret is None:
         raise PiiError(msg("no_secret", env="ZHIKU_PII_SECRET"))
+    from zhiku.pii.detect import detect
+
     findings = detect(text, min_confidence=policy.min_confidence, types=policy.types)
     return apply_findings(text, findings, policy, secret)
 
@@ -258,6 +263,8 @@ def redact_field(
         return value, Counter()
     if policy.strategy == "pseudonym" and secret is None:
         raise PiiError(msg("no_secret", env="ZHIKU_PII_SECRET"))
+    from zhiku.pii.detect import detect_field
+
     findings = detect_field(
         value, field_name, min_confidence=policy.min_confidence, types=policy.types
     )
