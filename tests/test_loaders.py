@@ -213,19 +213,15 @@ def test_pdf_without_text_layer_is_empty(tmp_path: Path) -> None:
     assert_load_error(p, "empty", "掃描")
 
 
-def test_pdf_is_fast(tmp_path: Path) -> None:
-    import time
-
+def test_pdf_of_40_pages_loads_every_page(tmp_path: Path) -> None:
     text = (
         "員工因普通傷害、疾病或生理原因必須治療或休養者，得請普通傷病假，一年內合計不得超過三十日。"
     )
     pages = [wrap_cjk(f"第 {i} 條 " + text * 12, 76)[:36] for i in range(1, 41)]
     p = make_pdf(tmp_path / "big.pdf", pages, header="晨光物流", page_numbers=True, font_size=11)
-    start = time.perf_counter()
-    doc = load(p)
-    elapsed = time.perf_counter() - start
+    doc = load(p)  # speed is measured in bench/ingest.py, never asserted in a test
     assert doc.pages == 40
-    assert 40 / elapsed >= 50, f"{40 / elapsed:.0f} pages/s"
+    assert {b.page_start for b in doc.blocks} == set(range(1, 41))
 
 
 # --- DOCX --------------------------------------------------------------------------------

@@ -732,7 +732,9 @@ class Zhiku:
             weighted = self.answerer.answer(query, ret.hits,
                                             weigh_carried(stats, question, query),
                                             refuse_below=threshold, tokens=terms)
-            if not weighted.refused:
+            # The carried subject decides the passage, the follow-up's words the sentence.
+            cited = {c.hit.doc_id for c in extractive.citations}
+            if not weighted.refused and weighted.citations[0].hit.doc_id in cited:
                 extractive = weighted
         timings = {**ret.timings, "condense_ms": (t1 - t0) * 1000,
                    "retrieve_ms": (t2 - t1) * 1000}

@@ -9,6 +9,7 @@ a title-like first line, else the file name.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from zhiku.loaders import register
@@ -49,6 +50,9 @@ def text_lines(text: str) -> list[Line]:
     return lines
 
 
+_TOC_HEADING = re.compile(r"^\s*(?:目\s*錄|目\s*次|contents|table of contents)\s*$", re.I)
+
+
 @register(".txt", ".text", ".log")
 def load_txt(path: Path) -> LoadedDocument:
     data = path.read_bytes()
@@ -68,6 +72,7 @@ def load_txt(path: Path) -> LoadedDocument:
     if (
         len(lines) > 1
         and is_heading_ish(lines[0].text)
+        and not _TOC_HEADING.match(lines[0].text)  # 「目錄」 opens a table of contents
         and (lines[1].blank_before or lines[0].short)
     ):
         title = lines[0].text
