@@ -43,6 +43,7 @@ from zhiku.backends import (
 )
 from zhiku.chunk import chunk_blocks
 from zhiku.config import DEFAULT_KB, home_dir
+from zhiku.filters import Filter, normalize_meta
 from zhiku.generate import GenerationSettings, GenerativeAnswerer, condense_question
 from zhiku.hybrid import CalibrationResult, calibrate, rrf
 from zhiku.lexical import LexicalIndex, ProgressFn, index_text
@@ -227,9 +228,15 @@ class Zhiku:
         content_hash: str | None = None,
         size: int | None = None,
         mtime: float | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> tuple[int, int, Counter[str]]:
-        """Store a loaded document (atomically). Returns (doc id, chunks, masked counts)."""
+        """Store a loaded document (atomically). Returns (doc id, chunks, masked counts).
+
+        ``meta`` (department, tags, dates… set by the uploader or a source) is merged
+        over the loader's metadata; filterable keys are normalised (:mod:`zhiku.filters`).
+        """
         kbo = self.store.get_kb(kb)
+        loaded.meta = normalize_meta({**loaded.meta, **(meta or {})})
         masked = _mask_at_ingest(loaded, self.pii_policy(kbo), kbo.secret)
         chunks, full = chunk_blocks(loaded.blocks)
         if content_hash is None:
@@ -382,7 +389,9 @@ class Zhiku:
         return hits
 
     def _dense(self, kbo: KnowledgeBase, embedder: Embedder, query: str, depth: int,
-               qvecs: dict[str, Any], warnings: list[str]) -> list[tuple[int, float]] | None:
+               qvecs: dict[str, Any], warnings: list[str],
+               allowed: set[int] | None = None,
+               excluded: set[int] | None = None) -> list[tuple[int, float]] | None:
         """The KB's vector list for ``query``; None when it has no vectors of this model."""
         vi = self.vectors(kbo)
         if not vi.is_current(embedder):
@@ -399,7 +408,7 @@ class Zhiku:
         qvec = qvecs.get(embedder.model_id)
         if qvec is None:
             qvec = qvecs[embedder.model_id] = embedder.embed_query(query)
-        return vi.search(qvec, depth)
+        return vi.search(qvec, depth, allowed=allowed, excluded=excluded)
 
     def retrieve(
         self,
@@ -409,6 +418,7 @@ class Zhiku:
         *,
         mode: str | None = None,
         rerank: bool | None = None,
+        where: Filter | None = None,
     ) -> Retrieval:
         """Ranked passages with the details: which mode ran, warnings, timings.
 
@@ -416,7 +426,10 @@ class Zhiku:
         None for hybrid when the first KB has an embedder and lexical otherwise.
         ``rerank``: None reranks when a reranker is configured. Model failures degrade
         to what still works (BM25 always does) and are reported in ``warnings``.
+        ``where``: metadata conditions applied inside the lexical and vector queries;
+        repealed law is left out unless it names ``status`` (:mod:`zhiku.filters`).
         """
+        flt = (where or Filter()).effective()
         if mode is not None and mode not in SEARCH_MODES:
             raise ConfigError(f"不支援的檢索模式「{mode}」（可用：{', '.join(SEARCH_MODES)}）")
         names = [kbs] if isinstance(kbs, str) else list(kbs)
@@ -454,7 +467,7 @@ class Zhiku:
         if mode != "dense" or not want_dense:
             tokens = ztext.query_tokens(query)
             for kbo in kbos:
-                lexical.extend(self.index(kbo).search(tokens, k=depth))
+                lexical.extend(self.index(kbo).search(tokens, k=depth, where=flt))
             if len(kbos) > 1:
                 lexical.sort(key=lambda x: x[1], reverse=True)
                 lexical = lexical[:depth]
@@ -465,12 +478,18 @@ class Zhiku:
         if want_dense:
             t = time.perf_counter()
             qvecs: dict[str, Any] = {}
+            # The filter as chunk ids, for the vector search (lexical applies it itself):
+            # the allowed set for a caller's filter, else the (few) repealed-law chunks.
+            allowed = self.store.filtered_chunk_ids(kb_ids, flt) if where else None
+            excluded = None if where else self.store.filtered_chunk_ids(
+                kb_ids, Filter.parse(["status=repealed"])) or None
             for kbo in kbos:
                 emb = embedders.get(kbo.id)
                 if emb is None:
                     continue
                 try:
-                    found = self._dense(kbo, emb, query, depth, qvecs, warnings)
+                    found = self._dense(kbo, emb, query, depth, qvecs, warnings,
+                                        allowed, excluded)
                 except ModelError as exc:
                     warnings.append(f"embed_failed: {exc}；改用關鍵字檢索")
                     continue
@@ -492,7 +511,7 @@ class Zhiku:
         elif mode == "dense" and not lexical:  # no usable vectors: BM25 after all
             tokens = ztext.query_tokens(query)
             for kbo in kbos:
-                lexical.extend(self.index(kbo).search(tokens, k=depth))
+                lexical.extend(self.index(kbo).search(tokens, k=depth, where=flt))
             lexical.sort(key=lambda x: x[1], reverse=True)
             ranked = lexical = lexical[:depth]
             bm25 = dict(lexical)
@@ -546,13 +565,14 @@ class Zhiku:
         *,
         mode: str | None = None,
         rerank: bool | None = None,
+        where: Filter | None = None,
     ) -> list[Hit]:
         """Ranked passages for ``query`` from the given knowledge bases only.
 
         Hybrid (BM25 + vectors) when the KB has an embedder, else BM25; see
         :meth:`retrieve` for ``mode`` and ``rerank`` and for the warnings.
         """
-        ret = self.retrieve(query, kbs, k, mode=mode, rerank=rerank)
+        ret = self.retrieve(query, kbs, k, mode=mode, rerank=rerank, where=where)
         for w in ret.warnings:
             log.warning(w)
         return ret.hits
@@ -595,6 +615,7 @@ class Zhiku:
         kbs: str | Sequence[str] = DEFAULT_KB,
         k: int = 5,
         history: Sequence[dict[str, str]] | None = None,
+        where: Filter | None = None,
     ) -> Iterator[str | Answer]:
         """Yield the answer's text pieces as they come, then the final :class:`Answer`.
 
@@ -614,7 +635,7 @@ class Zhiku:
             except ModelError as exc:
                 warnings.append(f"chat_failed: {exc}；改用摘錄式回答")
         query = question
-        if history and chat is None and not self._answerable_alone(question, names, k):
+        if history and chat is None and not self._answerable_alone(question, names, k, where):
             # Without a model, only a follow-up the knowledge base cannot answer on its
             # own borrows the previous question; a new topic is not pulled back.
             query, cw = condense_question(None, question, history)
@@ -623,7 +644,7 @@ class Zhiku:
             query, cw = condense_question(chat, question, history)
             warnings.extend(cw)
         t1 = time.perf_counter()
-        ret = self.retrieve(query, names, k=k)
+        ret = self.retrieve(query, names, k=k, where=where)
         warnings.extend(ret.warnings)
         t2 = time.perf_counter()
         stats = self.term_stats(query, names)
@@ -654,10 +675,11 @@ class Zhiku:
                     log.info(w)
             yield item
 
-    def ask(self, question: str, kbs: str | Sequence[str] = DEFAULT_KB, k: int = 5) -> Answer:
+    def ask(self, question: str, kbs: str | Sequence[str] = DEFAULT_KB, k: int = 5,
+            where: Filter | None = None) -> Answer:
         """The answer to ``question`` with its citations (see :meth:`iter_answer`)."""
         final: Answer | None = None
-        for item in self.iter_answer(question, kbs, k):
+        for item in self.iter_answer(question, kbs, k, where=where):
             if isinstance(item, Answer):
                 final = item
         assert final is not None
@@ -669,6 +691,7 @@ class Zhiku:
         kbs: str | Sequence[str] = DEFAULT_KB,
         k: int = 5,
         history: Sequence[dict[str, str]] | None = None,
+        where: Filter | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Answer as a stream of events, for the CLI and for Server-Sent Events.
 
@@ -678,7 +701,7 @@ class Zhiku:
         ``history`` holds earlier turns (``{"role": "user"|"assistant", "content": str}``);
         a follow-up is condensed into a standalone query before retrieval.
         """
-        for item in self.iter_answer(question, kbs, k, history):
+        for item in self.iter_answer(question, kbs, k, history, where=where):
             if isinstance(item, Answer):
                 yield {"type": "done", "answer": item.to_dict(), "mode": item.mode,
                        "warnings": list(item.warnings)}
@@ -759,8 +782,9 @@ class Zhiku:
                 "questions": res.questions, "at": now_iso()}})
         return res
 
-    def _answerable_alone(self, question: str, names: Sequence[str], k: int) -> bool:
-        hits = self.retrieve(question, names, k=k).hits
+    def _answerable_alone(self, question: str, names: Sequence[str], k: int,
+                          where: Filter | None = None) -> bool:
+        hits = self.retrieve(question, names, k=k, where=where).hits
         return not self.answerer.answer(question, hits, self.term_stats(question, names)).refused
 
     def stats(self) -> dict[str, Any]:
