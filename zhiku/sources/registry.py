@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from zhiku.engine import Zhiku
 from zhiku.errors import ZhikuError
@@ -93,7 +94,7 @@ _SELECT = "SELECT s.*, k.name AS kb FROM sources s JOIN kbs k ON k.id=s.kb_id "
 def add_source(zk: Zhiku, kb: str, name: str, target: str, *, every: str | int | None = "1d",
                settings: dict[str, Any] | None = None) -> dict[str, Any]:
     """Register (or replace the settings of) a source of ``kb``; its first run is due now."""
-    from zhiku.sources.web import Crawler, CrawlSettings
+    from zhiku.sources.web import Crawler, CrawlSettings, Refused
 
     name = name.strip()
     if not name or len(name) > 64:
@@ -102,9 +103,17 @@ def add_source(zk: Zhiku, kb: str, name: str, target: str, *, every: str | int |
     settings = dict(settings or {})
     if target.startswith(("http://", "https://")):
         kind = "web"
-        crawl = CrawlSettings.from_dict(settings)  # validates the crawl settings
-        Crawler(zk, kb, target, crawl)  # validates the URL and the address list
-        target = target.strip()
+        try:
+            crawl = CrawlSettings.from_dict(settings)
+        except TypeError as exc:
+            raise SourceError(f"網站來源的設定不正確：{exc}") from exc
+        crawler = Crawler(zk, kb, target, crawl)  # validates the URL and the address list
+        parts = urlsplit(crawler.start)
+        try:  # the start host must pass the address policy already
+            crawler.policy.resolve(parts.hostname or "", parts.port or 80)
+        except Refused as r:
+            raise SourceError(r.message) from r
+        target = crawler.start
     else:
         kind = "folder"
         path = Path(target).expanduser()
