@@ -166,7 +166,8 @@ def answer_events(
         with state.pool.engine() as zk:
             # iter_answer rather than ask_stream: the final Answer object still has each
             # citation's hit, hence the chunk it was taken from.
-            for item in zk.iter_answer(question, [kb.name], k=k, history=hist, where=where):
+            filt = {"where": where} if where else {}  # only when given: the call stays as before
+            for item in zk.iter_answer(question, [kb.name], k=k, history=hist, **filt):
                 if isinstance(item, Answer):
                     final = item
                 elif item:
