@@ -300,6 +300,12 @@ class LexicalIndex:
                 [(should, tantivy.Query.term_query(schema, "body", t)) for t in tokens]
             )
             if where:
+                # An exclusion no document of this KB has (status!=repealed in a KB
+                # without repealed law) is dropped: it could only cost time.
+                where = Filter(tuple(
+                    c for c in where.conditions if c.op != "!=" or c.key in zfilters.DATE_KEYS
+                    or any(searcher.doc_freq("facet", f"{c.key}={v}") for v in c.values)))
+            if where:
                 query = tantivy.Query.boolean_query(
                     [(tantivy.Occur.Must, query), *filter_clauses(schema, where)])
             res = searcher.search(query, limit=k, count=False)
