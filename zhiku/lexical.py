@@ -27,6 +27,7 @@ import fcntl
 import json
 import math
 import shutil
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -63,7 +64,7 @@ def _schema() -> tantivy.Schema:
     return sb.build()
 
 
-def _facet_fields(row: Mapping[str, object]) -> dict[str, object]:
+def _facet_fields(row: sqlite3.Row) -> dict[str, object]:
     """The filter fields of a chunk's tantivy document, from its document's meta."""
     raw = row["meta"]
     try:

@@ -136,7 +136,8 @@ def add_source(zk: Zhiku, kb: str, name: str, target: str, *, every: str | int |
 
 def list_sources(store: Store, kb: str | None = None,
                  kb_ids: list[int] | None = None) -> list[dict[str, Any]]:
-    sql, args = _SELECT + "WHERE 1=1 ", []
+    sql = _SELECT + "WHERE 1=1 "
+    args: list[Any] = []
     if kb is not None:
         sql += "AND k.name=? "
         args.append(kb)

@@ -257,7 +257,8 @@ def _sitemap_urls(xml: bytes) -> tuple[list[str], list[str]]:
         root = ET.fromstring(xml)
     except ET.ParseError:
         return [], []
-    pages, maps = [], []
+    pages: list[str] = []
+    maps: list[str] = []
     for loc in root.iter():
         if loc.tag.rsplit("}", 1)[-1] != "loc" or not (loc.text or "").strip():
             continue
@@ -322,13 +323,13 @@ class Crawler:
             f = self.client.get(key + "/robots.txt", allowed_host=self.allowed_host,
                                 max_bytes=512 * 1024)
             if f.status in (401, 403) or f.status >= 500:
-                rp.disallow_all = True
+                rp.parse(["User-agent: *", "Disallow: /"])
             elif f.status >= 400:
-                rp.allow_all = True
+                rp.parse([])  # no robots.txt: everything allowed
             else:
                 rp.parse(f.body.decode("utf-8", "replace").splitlines())
         except (Refused, httpx.HTTPError):
-            rp.allow_all = True  # no robots.txt reachable: RFC 9309 treats it as absent
+            rp.parse([])  # no robots.txt reachable: treated as absent
         delay = rp.crawl_delay(ROBOTS_AGENT)
         if delay:
             self.delay = max(self.delay, min(float(delay), MAX_CRAWL_DELAY_S))
