@@ -163,3 +163,25 @@ def test_watch_cli_survives_sigkill(tmp_path: Path) -> None:
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+def test_watch_keeps_documents_when_the_share_goes_away(engine: Zhiku, tmp_path: Path) -> None:
+    root = tmp_path / "nas"
+    root.mkdir()
+    for name in ("a.txt", "b.txt"):
+        (root / name).write_text(f"{name}：資料保存年限為五年。", "utf-8")
+    events: list[FileResult] = []
+    w = Watcher(engine, "w", root, debounce_s=0.3, on_file=events.append)
+    t = threading.Thread(target=w.run, daemon=True)
+    t.start()
+    assert w.ready.wait(30) and w.error is None
+    for name in ("a.txt", "b.txt"):  # everything vanishes at once, as on an unmount
+        (root / name).unlink()
+    time.sleep(2.0)
+    assert len(_paths(engine)) == 2  # removals postponed, nothing lost
+    w.stop()
+    t.join(10)
+    # Restarting on the empty folder refuses to start rather than deleting everything.
+    w2 = Watcher(engine, "w", root, debounce_s=0.3)
+    w2.run()
+    assert isinstance(w2.error, FolderUnavailable) and len(_paths(engine)) == 2

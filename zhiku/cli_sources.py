@@ -96,6 +96,8 @@ def install(app: typer.Typer, summary: Summary, progress: Any) -> None:
             t.start()
             while t.is_alive():
                 t.join(0.5)
+            if w.error is not None:
+                raise w.error  # the engine context turns it into a message and exit code
         err.print("已停止監看")
 
     @app.command()

@@ -32,8 +32,9 @@ from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
 from zhiku.engine import Zhiku
+from zhiku.errors import ZhikuError
 from zhiku.ingest import FileResult, IngestReport, ingest_file
-from zhiku.sources.folder import sync_folder, under
+from zhiku.sources.folder import FolderUnavailable, sync_folder, under
 
 log = logging.getLogger("zhiku.watch")
 
@@ -106,6 +107,7 @@ class Watcher:
         self.on_reconciled = on_reconciled
         self.stop_event = threading.Event()
         self.ready = threading.Event()  # set once the first reconciliation is done
+        self.error: ZhikuError | None = None  # why run() gave up (the folder is unavailable)
         self.collector = _Collector(str(self.root))
 
     def stop(self) -> None:
@@ -137,11 +139,22 @@ class Watcher:
                 self._emit_all(sync_folder(self.zk, self.kb, path, meta=self.meta,
                                            should_stop=self.stop_event.is_set,
                                            allow_empty=True))
+            elif not self._root_present():
+                # An unmounted share looks like every file deleted: remove nothing.
+                log.warning("watched folder unavailable; removals postponed",
+                            extra={"root": str(self.root)})
+                return
             else:
                 for spath in sorted(s for s in known if under(s, p)):
                     if self.zk.remove(self.kb, spath):
                         self._emit(FileResult(spath, "removed"))
         self.zk.sync_index(self.kb)
+
+    def _root_present(self) -> bool:
+        try:
+            return self.root.is_dir() and any(self.root.iterdir())
+        except OSError:
+            return False
 
     def _emit_all(self, report: IngestReport) -> None:
         for f in report.files:
@@ -156,18 +169,31 @@ class Watcher:
         observer.schedule(self.collector, str(self.root), recursive=True)
         observer.start()
         try:
-            self.reconcile()
-            self.ready.set()
+            try:
+                self.reconcile()
+            except ZhikuError as exc:  # unavailable folder, unknown KB: nothing to watch
+                self.error = exc
+                return
+            finally:
+                self.ready.set()
             last_scan = time.monotonic()
             while not self.stop_event.is_set():
                 self.collector.wake.wait(min(self.debounce_s / 2, 1.0))
                 self.collector.wake.clear()
                 due = self.collector.due(self.debounce_s)
-                if due:
-                    self.apply(due)
-                if self.rescan_s and time.monotonic() - last_scan >= self.rescan_s:
-                    self.reconcile()
-                    last_scan = time.monotonic()
+                try:
+                    if due:
+                        self.apply(due)
+                    if self.rescan_s and time.monotonic() - last_scan >= self.rescan_s:
+                        last_scan = time.monotonic()
+                        self.reconcile()
+                except FolderUnavailable as exc:  # a share gone away: retried next rescan
+                    log.warning("%s", exc)
+                    self._emit(FileResult(str(self.root), "failed", "unavailable", str(exc)))
+                except Exception as exc:  # noqa: BLE001 - one bad batch must not end the watch
+                    log.exception("watch batch failed")
+                    self._emit(FileResult(str(self.root), "failed", "error",
+                                          f"{type(exc).__name__}: {exc}"))
         finally:
             observer.stop()
             observer.join(5.0)
