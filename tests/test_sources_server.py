@@ -144,3 +144,36 @@ def test_schedule_queues_each_run_once(tmp_path: Path) -> None:
         with pytest.raises(registry.SourceError):
             registry.parse_every("every day")
         assert registry.parse_every("manual") is None and registry.parse_every("1d") == 86400
+
+
+def test_uploader_sets_metadata(env: tuple[TestClient, Any, Path]) -> None:
+    client, keys, _ = env
+    files = [("files", ("加班.txt", "延長工時每月不得超過四十六小時。".encode(), "text/plain"))]
+    r = client.post("/api/v1/kbs/hr/documents", headers=auth(keys.hr_editor), files=files,
+                    data={"meta": '{"dept": "HR", "tags": ["規章", "工時"], '
+                                  '"effective": "2024/1/1"}'})
+    assert r.status_code == 202, r.text
+    end = time.monotonic() + 30
+    while client.get(f"/api/v1/jobs/{r.json()['id']}",
+                     headers=auth(keys.hr_editor)).json()["status"] != "done":
+        assert time.monotonic() < end
+        time.sleep(0.05)
+    docs = client.get("/api/v1/kbs/hr/documents", headers=auth(keys.hr_reader)).json()
+    doc = next(d for d in docs["documents"] if d["path"].endswith("加班.txt"))
+    assert doc["meta"] == {"dept": "hr", "tags": ["規章", "工時"], "effective": "2024-01-01"}
+    hits = client.post("/api/v1/kbs/hr/search", headers=auth(keys.hr_reader), json={
+        "query": "延長工時", "where": ["tag=工時", "effective>=2024-01-01"]}).json()["hits"]
+    assert [h["doc"] for h in hits] == ["加班"]
+    # An editor changes it later; a reader may not.
+    url = f"/api/v1/kbs/hr/documents/{doc['id']}"
+    assert client.patch(url, headers=auth(keys.hr_reader),
+                        json={"meta": {"dept": "legal"}}).status_code == 403
+    r = client.patch(url, headers=auth(keys.hr_editor),
+                     json={"meta": {"dept": "legal", "effective": None}})
+    assert r.status_code == 200 and r.json()["meta"] == {"dept": "legal", "tags": ["規章", "工時"]}
+    hits = client.post("/api/v1/kbs/hr/search", headers=auth(keys.hr_reader), json={
+        "query": "延長工時", "where": {"dept": "legal"}}).json()["hits"]
+    assert [h["doc"] for h in hits] == ["加班"]
+    bad = client.post("/api/v1/kbs/hr/documents", headers=auth(keys.hr_editor), files=files,
+                      data={"meta": "amended=someday"})
+    assert bad.status_code == 400

@@ -31,7 +31,7 @@ from zhiku.cli_common import (
 from zhiku.cli_models import install as install_models
 from zhiku.cli_models import print_sources, stream_answer
 from zhiku.config import DEFAULT_KB, lang
-from zhiku.filters import Filter, meta_key, parse_meta_args
+from zhiku.filters import FILTER_META, Filter, meta_key, parse_meta_args
 from zhiku.ingest import FileResult, IngestReport, ingest_paths, sync_kb, walk
 from zhiku.pii import format_counts
 from zhiku.pii.cli import app as pii_app
@@ -189,7 +189,7 @@ def docs(kb: KbOpt = DEFAULT_KB, home: HomeOpt = None, as_json: JsonOpt = False,
         print_json({"documents": [
             {"title": d.title, "path": d.path, "kind": d.kind, "chunks": d.chunks,
              "size": d.size, "updated_at": d.updated_at,
-             "meta": {k: d.meta[k] for k in _FILTER_META if k in d.meta}} for d in items]})
+             "meta": {k: d.meta[k] for k in FILTER_META if k in d.meta}} for d in items]})
         return
     t = Table(title=f"知識庫「{kb}」的文件（{len(items)}）")
     for col in ("標題", "類型", "段落", "路徑", "更新時間"):
@@ -197,9 +197,6 @@ def docs(kb: KbOpt = DEFAULT_KB, home: HomeOpt = None, as_json: JsonOpt = False,
     for d in items:
         t.add_row(esc(d.title), d.kind, str(d.chunks), esc(d.path), d.updated_at)
     out.print(t)
-
-
-_FILTER_META = ("dept", "tags", "effective", "amended", "status", "source")
 
 
 @app.command("meta")

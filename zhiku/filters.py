@@ -38,6 +38,8 @@ from zhiku.errors import ZhikuError
 FACET_KEYS = ("dept", "tag", "kind", "status", "source")
 DATE_KEYS = ("effective", "amended")
 KEYS = FACET_KEYS + DATE_KEYS
+# The metadata keys filters read (as stored in a document's meta).
+FILTER_META = ("dept", "tags", "effective", "amended", "status", "source")
 STATUS_VALUES = ("current", "repealed", "any")
 _ALIASES = {
     "department": "dept", "部門": "dept", "單位": "dept", "tags": "tag", "標籤": "tag",

@@ -211,6 +211,7 @@ _MIGRATIONS: dict[int, str] = {
         UNIQUE(kb_id, name)
     );
     ALTER TABLE jobs ADD COLUMN source_id INTEGER REFERENCES sources(id) ON DELETE SET NULL;
+    ALTER TABLE job_files ADD COLUMN meta TEXT;
     CREATE TABLE crawl_pages(
         kb_id INTEGER NOT NULL REFERENCES kbs(id) ON DELETE CASCADE,
         origin TEXT NOT NULL,

@@ -24,6 +24,7 @@ without touching the new owner's state.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -70,9 +71,10 @@ def create_job(
         )
         store.db.executemany(
             "INSERT INTO job_files(job_id, ord, name, path, stored, sha256, size, status, reason,"
-            " message) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            " message, meta) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             [(job_id, i, f["name"], f.get("path"), f.get("stored"), f.get("sha256"),
-              f.get("size", 0), f["status"], f.get("reason"), f.get("message"))
+              f.get("size", 0), f["status"], f.get("reason"), f.get("message"),
+              json.dumps(f["meta"], ensure_ascii=False) if f.get("meta") else None)
              for i, f in enumerate(files)],
         )
     return job_id
@@ -295,7 +297,7 @@ class IngestWorker(threading.Thread):
             self._run_source(zk, job_id, lost)
             return
         files = store.db.execute(
-            "SELECT ord, name, path, stored, sha256, size FROM job_files "
+            "SELECT ord, name, path, stored, sha256, size, meta FROM job_files "
             "WHERE job_id=? AND status='pending' ORDER BY ord", (job_id,)
         ).fetchall()
         log.info("ingestion job started",
@@ -360,7 +362,7 @@ class IngestWorker(threading.Thread):
         existed = store.get_document(kb, f["path"]) is not None
         try:
             res = ingest_file(zk, kb, src, {} if kind == "reingest" else None,
-                              doc_path=f["path"])
+                              doc_path=f["path"], meta=json.loads(f["meta"] or "null"))
         except KnowledgeBaseNotFound:
             raise
         except ZhikuError as exc:

@@ -66,6 +66,13 @@ class DocumentInfo(BaseModel):
     size: int
     updated_at: str
     uploaded: bool
+    meta: dict[str, Any] = Field(default_factory=dict,
+                                 description="Filterable metadata (dept, tags, dates, status)")
+
+
+class DocumentMetaUpdate(BaseModel):
+    meta: dict[str, str | list[str] | None] = Field(
+        examples=[{"dept": "hr", "tags": ["規章"], "effective": "2024-01-01"}])
 
 
 class DocumentList(BaseModel):

@@ -110,7 +110,8 @@ def add_source(zk: Zhiku, kb: str, name: str, target: str, *, every: str | int |
         crawler = Crawler(zk, kb, target, crawl)  # validates the URL and the address list
         parts = urlsplit(crawler.start)
         try:  # the start host must pass the address policy already
-            crawler.policy.resolve(parts.hostname or "", parts.port or 80)
+            crawler.policy.resolve(parts.hostname or "",
+                                   parts.port or (443 if parts.scheme == "https" else 80))
         except Refused as r:
             raise SourceError(r.message) from r
         target = crawler.start

@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -199,8 +200,6 @@ def import_laws(zk: Zhiku, paths: Iterable[Path], kb: str,
     A bad file, or a bad law inside a bulk file, is reported with its name and reason;
     the others go on. Unchanged laws are skipped.
     """
-    import time
-
     zk.kb(kb, create=True)
     report = IngestReport()
     t0 = time.perf_counter()

@@ -153,10 +153,6 @@ class CrawlSettings:
                 known[k] = tuple(known[k])
         return cls(**known)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v
-                for k in self.__slots__ if (v := getattr(self, k)) is not None}  # type: ignore[attr-defined]
-
 
 @dataclass(slots=True)
 class Fetched:
