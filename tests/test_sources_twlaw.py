@@ -51,7 +51,8 @@ def _files(tmp: Path) -> Path:
     folder.mkdir()
     # The bulk download: UTF-8 with a BOM, {"UpdateDate", "Laws": [...]}.
     (folder / "ChLaw.json").write_bytes(b"\xef\xbb\xbf" + json.dumps(
-        {"UpdateDate": "2024/10/11", "Laws": [LABOR, OLD, {"LawName": ""}]},
+        {"UpdateDate": "2024/10/11", "Laws": [LABOR, OLD, {"LawName": ""}, _api_law(
+            "某條例", "X0000001", [("A", "第 1 條", "（刪除）")])]},
         ensure_ascii=False).encode("utf-8"))
     # A split file with the older Chinese keys.
     (folder / "A0030133.json").write_text(json.dumps({
@@ -77,6 +78,8 @@ def test_import_structure_and_metadata(engine: Zhiku, tmp_path: Path) -> None:
     assert report.count("added") == 3
     failed = {Path(f.path).name: f.reason for f in report.failed}
     assert failed == {"broken.json": "corrupt", "other.json": "format", "ChLaw.json#3": "format"}
+    assert [(Path(f.path).name, f.reason) for f in report.files if f.status == "skipped"] == [
+        ("ChLaw.json#4", "empty")]
     docs = {d.path: d for d in engine.store.list_documents("law")}
     labor = docs["twlaw://N0030001"]
     assert labor.title == "勞動基準法" and labor.kind == "law"

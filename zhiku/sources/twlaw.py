@@ -56,6 +56,10 @@ class LawFormatError(ValueError):
     """A JSON file that is not in a known 全國法規資料庫 layout."""
 
 
+class EmptyLaw(LawFormatError):
+    """A law without any article text (every article deleted): nothing to import."""
+
+
 @dataclass(slots=True)
 class Law:
     pcode: str
@@ -165,7 +169,7 @@ def law_document(law: dict[str, Any]) -> Law:
             continue
         blocks.append(Block(text, heading_path=tuple(h for _, h in heads), label=_label(number)))
     if not blocks:
-        raise LawFormatError(f"「{name}」沒有條文")
+        raise EmptyLaw(f"「{name}」沒有條文內容（條文皆已刪除），未匯入")
     digest = hashlib.sha256(
         json.dumps(law, ensure_ascii=False, sort_keys=True).encode("utf-8")).hexdigest()
     return Law(pcode, name, LoadedDocument(title=title, kind="law", blocks=blocks, meta=meta),
@@ -234,6 +238,9 @@ def import_laws(zk: Zhiku, paths: Iterable[Path], kb: str,
             for i, raw in enumerate(laws):
                 try:
                     law = law_document(raw)
+                except EmptyLaw as exc:
+                    record(FileResult(f"{path}#{i + 1}", "skipped", "empty", str(exc)))
+                    continue
                 except LawFormatError as exc:
                     where = f"{path}#{i + 1}" if len(laws) > 1 else str(path)
                     record(FileResult(where, "failed", "format", str(exc)))
