@@ -5,6 +5,7 @@ dates and the repealed status; bad files reported by name, the rest imported."""
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -100,6 +101,19 @@ def test_import_structure_and_metadata(engine: Zhiku, tmp_path: Path) -> None:
     assert [r[0] for r in nested] == ["第 一 章 總則 > 第 1 條",
                                       "第 一 章 總則 > 第 一 節 通則 > 第 2 條",
                                       "第 二 章 法規之制定 > 第 4 條"]
+
+
+def test_zip_bulk_download(engine: Zhiku, tmp_path: Path) -> None:
+    zpath = tmp_path / "ChLaw.json.zip"
+    with zipfile.ZipFile(zpath, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("ChLaw.json", json.dumps({"Laws": [LABOR, OLD]}, ensure_ascii=False))
+        zf.writestr("readme.txt", "not a law")
+    (tmp_path / "bad.zip").write_bytes(b"PK\x03\x04 truncated")
+    report = import_laws(engine, [zpath, tmp_path / "bad.zip"], "law")
+    assert report.count("added") == 2
+    assert [(Path(f.path).name, f.reason) for f in report.failed] == [("bad.zip", "corrupt")]
+    assert {d.path for d in engine.store.list_documents("law")} == {
+        "twlaw://N0030001", "twlaw://N0000001"}
 
 
 def test_repealed_law_not_mixed_in(engine: Zhiku, tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ Accepted input, all UTF-8 (with or without a BOM):
   ``shared/data/twlaw``), with the same keys or the older Chinese ones (``法規名稱``,
   ``法規網址``, ``法規性質``, ``法規類別``, ``最新異動日期``, ``廢止註記``, ``法規內容`` with
   ``編章節`` / ``條號`` + ``條文內容``);
-- a folder of such files (recursively).
+- a folder of such files (recursively), and ``.zip`` files of them (``ChLaw.json.zip``).
+  Each file or member is read up to 512 MB, counted while reading.
 
 Each law becomes the document ``twlaw://<PCODE>``: one labelled block per article
 (label ``第 30-1 條``), under its heading path (編 > 章 > 節 > 款 > 目), so a citation
@@ -33,10 +34,11 @@ import hashlib
 import json
 import re
 import time
+import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from zhiku.engine import Zhiku
 from zhiku.filters import parse_date
@@ -186,12 +188,54 @@ def _laws_in(data: Any) -> list[dict[str, Any]]:
     raise LawFormatError("不是法規 JSON（應為一部法規、法規清單或含 Laws 的物件）")
 
 
-def _files(paths: Iterable[Path]) -> Iterator[Path]:
+class _TooLarge(Exception):
+    pass
+
+
+def _read_limited(fh: IO[bytes]) -> bytes:
+    """At most :data:`MAX_FILE_BYTES`, counted while reading (sizes in headers lie)."""
+    data = fh.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise _TooLarge
+    return data
+
+
+def _inputs(paths: Iterable[Path]) -> Iterator[tuple[str, Callable[[], bytes]]]:
+    """(name, reader) of every JSON file: plain files, folders (recursively), and the
+    ``.json`` members of a ``.zip`` (the form law.moj.gov.tw distributes)."""
     for p in paths:
         if p.is_dir():
-            yield from sorted(q for q in p.rglob("*.json") if not q.name.startswith("."))
+            for q in sorted(p.rglob("*")):
+                if q.suffix.lower() in (".json", ".zip") and not q.name.startswith("."):
+                    yield from _inputs([q])
+        elif p.suffix.lower() == ".zip":
+            try:
+                zf = zipfile.ZipFile(p)
+            except (OSError, zipfile.BadZipFile) as exc:
+                msg = str(exc)
+
+                def bad(msg: str = msg) -> bytes:
+                    raise zipfile.BadZipFile(msg)
+
+                yield str(p), bad
+                continue
+            with zf:
+                for info in zf.infolist():
+                    if info.is_dir() or not info.filename.lower().endswith(".json"):
+                        continue
+
+                    def member(info: zipfile.ZipInfo = info,
+                               zf: zipfile.ZipFile = zf) -> bytes:
+                        with zf.open(info) as fh:
+                            return _read_limited(fh)
+
+                    yield f"{p}!{info.filename}", member
         else:
-            yield p
+            def plain(p: Path = p) -> bytes:
+                with p.open("rb") as fh:
+                    return _read_limited(fh)
+
+            yield str(p), plain
 
 
 OnLaw = Callable[[FileResult], None]
@@ -215,25 +259,25 @@ def import_laws(zk: Zhiku, paths: Iterable[Path], kb: str,
             on_law(res)
 
     try:
-        for path in _files(paths):
+        for path, read in _inputs(paths):
             try:
-                size = path.stat().st_size
-                if size > MAX_FILE_BYTES:
-                    record(FileResult(str(path), "failed", "too_large",
-                                      f"檔案過大（{size / 1e6:.0f} MB）"))
-                    continue
-                with path.open("r", encoding="utf-8-sig") as fh:
-                    data = json.load(fh)
-                laws = _laws_in(data)
+                laws = _laws_in(json.loads(read().decode("utf-8-sig")))
+            except _TooLarge:
+                record(FileResult(path, "failed", "too_large",
+                                  f"檔案超過 {MAX_FILE_BYTES / 1e6:.0f} MB 上限"))
+                continue
+            except zipfile.BadZipFile as exc:
+                record(FileResult(path, "failed", "corrupt", f"ZIP 檔損毀：{exc}"))
+                continue
             except OSError as exc:
-                record(FileResult(str(path), "failed", "unreadable",
+                record(FileResult(path, "failed", "unreadable",
                                   f"無法讀取檔案：{exc.strerror or exc}"))
                 continue
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                record(FileResult(str(path), "failed", "corrupt", f"不是有效的 JSON：{exc}"))
+                record(FileResult(path, "failed", "corrupt", f"不是有效的 JSON：{exc}"))
                 continue
             except LawFormatError as exc:
-                record(FileResult(str(path), "failed", "format", str(exc)))
+                record(FileResult(path, "failed", "format", str(exc)))
                 continue
             for i, raw in enumerate(laws):
                 try:
@@ -242,7 +286,7 @@ def import_laws(zk: Zhiku, paths: Iterable[Path], kb: str,
                     record(FileResult(f"{path}#{i + 1}", "skipped", "empty", str(exc)))
                     continue
                 except LawFormatError as exc:
-                    where = f"{path}#{i + 1}" if len(laws) > 1 else str(path)
+                    where = f"{path}#{i + 1}" if len(laws) > 1 else path
                     record(FileResult(where, "failed", "format", str(exc)))
                     continue
                 doc_path = PREFIX + law.pcode
