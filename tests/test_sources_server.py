@@ -177,3 +177,38 @@ def test_uploader_sets_metadata(env: tuple[TestClient, Any, Path]) -> None:
     bad = client.post("/api/v1/kbs/hr/documents", headers=auth(keys.hr_editor), files=files,
                       data={"meta": "amended=someday"})
     assert bad.status_code == 400
+
+
+def test_cli_sources_and_crawl(tmp_path: Path, site: tuple[Site, str]) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from zhiku.cli import app
+
+    runner = CliRunner()
+    share = tmp_path / "share"
+    share.mkdir()
+    (share / "a.txt").write_text("採購：十萬元以上需三家報價。", "utf-8")
+    r = runner.invoke(app, ["source", "add", "nas", str(share), "--kb", "k", "--every", "2h",
+                            "--meta", "dept=總務", "--json"])
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["every"] == "2h"
+    assert runner.invoke(app, ["source", "add", "x", "rel/path", "--kb", "k"]).exit_code == 2
+    r = runner.invoke(app, ["source", "run", "nas", "--kb", "k", "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["last_counts"]["added"] == 1
+    r = runner.invoke(app, ["source", "list", "--json"])
+    assert [s["last_status"] for s in json.loads(r.stdout)["sources"]] == ["ok"]
+    r = runner.invoke(app, ["search", "報價", "--kb", "k", "--json", "--where", "dept=總務"])
+    assert len(json.loads(r.stdout)["hits"]) == 1
+    assert runner.invoke(app, ["source", "rm", "nas", "--kb", "k"]).exit_code == 0
+    assert runner.invoke(app, ["source", "run", "nas", "--kb", "k"]).exit_code == 3
+    # zhiku crawl: refused without --allow-ip (exit 2), then a crawl with failures (exit 1).
+    _, base = site
+    r = runner.invoke(app, ["crawl", base, "--kb", "web", "-q"])
+    assert r.exit_code == 2 and "loopback" in r.stderr
+    r = runner.invoke(app, ["crawl", base, "--kb", "web", "--allow-ip", "127.0.0.1",
+                            "--max-mb", "1", "--json"])
+    assert r.exit_code == 1
+    out = json.loads(r.stdout)
+    assert out["added"] == 4 and {f["reason"] for f in out["failed"]} >= {"not_found", "too_large"}
