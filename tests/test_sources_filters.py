@@ -78,6 +78,8 @@ def test_filter_inside_the_lexical_query(engine: Zhiku) -> None:
     assert [h.path for h in engine.search(
         q, "kb", where=Filter.parse(["effective=2020-01-01"]))] == ["mem://hr"]
     assert engine.search(q, "kb", where=Filter.parse(["dept=legal"])) == []
+    assert len(engine.search(q, "kb", where=Filter.parse(["kind=TXT"]))) == 2
+    assert engine.search(q, "kb", where=Filter.parse(["kind=pdf"])) == []
 
 
 def test_repealed_excluded_unless_asked(engine: Zhiku) -> None:
