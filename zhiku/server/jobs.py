@@ -362,7 +362,7 @@ class IngestWorker(threading.Thread):
         existed = store.get_document(kb, f["path"]) is not None
         try:
             res = ingest_file(zk, kb, src, {} if kind == "reingest" else None,
-                              doc_path=f["path"], meta=json.loads(f["meta"] or "null"))
+                              doc_path=f["path"], meta=json.loads(f.get("meta") or "null"))
         except KnowledgeBaseNotFound:
             raise
         except ZhikuError as exc:
