@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import httpx
@@ -191,6 +192,22 @@ def test_login_upload_ask_cite_feedback(server) -> None:  # type: ignore[no-unty
         page.get_by_test_id("create-user").click()
         page.get_by_test_id("users").filter(has_text="王小明").wait_for()
         assert "upload" in page.get_by_test_id("audit").inner_text()
+        # A folder source: registered here, synced by the server's worker, shown as done.
+        share = files / "nas"
+        share.mkdir()
+        (share / "加班規定.txt").write_text("延長工時每月不得超過四十六小時。", "utf-8")
+        page.get_by_test_id("source-name").fill("nas")
+        page.get_by_test_id("source-target").fill(str(share))
+        page.get_by_test_id("create-source").click()
+        page.get_by_test_id("sources").filter(has_text="nas").wait_for()
+        for _ in range(60):  # the first run is due at once; re-render until it is done
+            if "完成" in page.get_by_test_id("sources").inner_text():
+                break
+            page.get_by_test_id("tab-chat").click()
+            page.get_by_test_id("tab-admin").click()
+            page.get_by_test_id("sources").wait_for()
+            time.sleep(0.5)
+        assert "added 1" in page.get_by_test_id("sources").inner_text()
         page.screenshot(path=str(SHOTS / "admin.png"), full_page=True)
         page.get_by_test_id("lang-toggle").click()
         page.get_by_test_id("tab-chat").filter(has_text="Chat").wait_for()

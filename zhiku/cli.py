@@ -31,6 +31,7 @@ from zhiku.cli_common import (
 from zhiku.cli_models import install as install_models
 from zhiku.cli_models import print_sources, stream_answer
 from zhiku.config import DEFAULT_KB, lang
+from zhiku.filters import FILTER_META, Filter, meta_key, parse_meta_args
 from zhiku.pii import format_counts
 from zhiku.pii.cli import app as pii_app
 
@@ -47,6 +48,17 @@ app = typer.Typer(
 kb_app = typer.Typer(help="管理知識庫（建立、列出、檢視、刪除、個資政策）。", no_args_is_help=True)
 app.add_typer(kb_app, name="kb")
 app.add_typer(pii_app, name="pii")
+
+WhereOpt = Annotated[
+    list[str] | None,
+    typer.Option("--where", help="篩選條件（可重複，皆須符合），如 dept=hr、tag=規章、"
+                 "amended>=2020-01-01、status=repealed；見 docs/sources.md"),
+]
+MetaOpt = Annotated[
+    list[str] | None,
+    typer.Option("--meta", help="文件中繼資料（可重複），如 dept=hr、tag=規章,差勤、"
+                 "effective=2024-01-01"),
+]
 
 
 
@@ -130,6 +142,7 @@ def ingest(
     home: HomeOpt = None,
     as_json: JsonOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="不顯示進度")] = False,
+    meta: MetaOpt = None,
 ) -> None:
     """匯入文件（PDF、DOCX、XLSX/CSV、Markdown、HTML、TXT）；未變更的檔案會略過。"""
     from zhiku.ingest import FileResult, ingest_paths, walk
@@ -138,9 +151,10 @@ def ingest(
     for p in missing:
         err.print(f"[red]找不到[/red] {esc(str(p))}")
     with engine(home) as zk:
+        extra = parse_meta_args(meta or [])
         files = list(walk([p for p in paths if p.exists()]))
         with _progress(len(files), "匯入中", quiet or as_json) as step:
-            report = ingest_paths(zk, files, kb, on_file=step)
+            report = ingest_paths(zk, files, kb, on_file=step, meta=extra)
         for p in missing:
             report.files.append(FileResult(str(p), "failed", "missing", "找不到檔案或資料夾"))
         raise typer.Exit(_summary(report, as_json))
@@ -180,14 +194,16 @@ def rm(
 
 
 @app.command()
-def docs(kb: KbOpt = DEFAULT_KB, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
-    """列出知識庫中的文件。"""
+def docs(kb: KbOpt = DEFAULT_KB, home: HomeOpt = None, as_json: JsonOpt = False,
+         where: WhereOpt = None) -> None:
+    """列出知識庫中的文件（可用 --where 篩選）。"""
     with engine(home) as zk:
-        items = zk.store.list_documents(kb)
+        items = zk.store.list_documents(kb, Filter.parse(where) if where else None)
     if as_json:
         print_json({"documents": [
             {"title": d.title, "path": d.path, "kind": d.kind, "chunks": d.chunks,
-             "size": d.size, "updated_at": d.updated_at} for d in items]})
+             "size": d.size, "updated_at": d.updated_at,
+             "meta": {k: d.meta[k] for k in FILTER_META if k in d.meta}} for d in items]})
         return
     t = Table(title=f"知識庫「{kb}」的文件（{len(items)}）")
     for col in ("標題", "類型", "段落", "路徑", "更新時間"):
@@ -195,6 +211,26 @@ def docs(kb: KbOpt = DEFAULT_KB, home: HomeOpt = None, as_json: JsonOpt = False)
     for d in items:
         t.add_row(esc(d.title), d.kind, str(d.chunks), esc(d.path), d.updated_at)
     out.print(t)
+
+
+@app.command("meta")
+def meta_set(
+    path: Annotated[str, typer.Argument(help="文件路徑（如 docs 所列）")],
+    items: Annotated[list[str], typer.Argument(help="鍵=值，如 dept=hr tag=規章；鍵= 表示移除")],
+    kb: KbOpt = DEFAULT_KB,
+    home: HomeOpt = None,
+) -> None:
+    """設定文件的中繼資料（部門、標籤、施行／修正日期），供 --where 篩選。"""
+    with engine(home) as zk:
+        changes: dict[str, Any] = parse_meta_args([i for i in items if not i.endswith("=")])
+        changes.update({meta_key(i[:-1]): None for i in items if i.endswith("=")})
+        zk.kb(kb)
+        candidates = dict.fromkeys([path, str(Path(path).expanduser().resolve())])
+        if not any(zk.store.set_document_meta(kb, c, changes) for c in candidates):
+            err.print(f"[red]知識庫「{esc(kb)}」中沒有文件[/red] {esc(path)}")
+            raise typer.Exit(3)
+        zk.sync_index(kb)
+    err.print(f"已更新 {esc(path)} 的中繼資料")
 
 
 # --- search / ask ------------------------------------------------------------------------
@@ -213,10 +249,11 @@ def search(
     k: Annotated[int, typer.Option("-k", "--top", min=1, max=200, help="回傳筆數")] = 5,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
+    where: WhereOpt = None,
 ) -> None:
-    """檢索最相關的段落。"""
+    """檢索最相關的段落（--where 篩選在索引查詢之內套用）。"""
     with engine(home) as zk:
-        hits = zk.search(query, _kbs(kb), k=k)
+        hits = zk.search(query, _kbs(kb), k=k, where=Filter.parse(where))
     if as_json:
         print_json({"hits": [h.citation() for h in hits]})
         return
@@ -239,13 +276,15 @@ def ask(
     k: Annotated[int, typer.Option("-k", "--top", min=1, max=50, help="參考的段落數")] = 5,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
+    where: WhereOpt = None,
 ) -> None:
     """回答問題並附上出處；知識庫沒有答案時會明說。設定對話模型時逐字輸出生成的回答。"""
     with engine(home) as zk:
+        flt = Filter.parse(where)
         if as_json:
-            ans = zk.ask(question, _kbs(kb), k=k)
+            ans = zk.ask(question, _kbs(kb), k=k, where=flt)
         else:
-            ans = stream_answer(zk, question, _kbs(kb), k)
+            ans = stream_answer(zk, question, _kbs(kb), k, where=flt)
     show_warnings(ans.warnings)  # stderr, zh-TW: model down, fallback used…
     if as_json:
         print_json(ans.to_dict())
@@ -459,6 +498,13 @@ def kb_delete(
     with engine(home) as zk:
         zk.delete_kb(name)
     err.print(f"已刪除知識庫「{esc(name)}」")
+
+
+# --- sources: Taiwan law, watch, crawl (zhiku/sources) -------------------------------------
+
+from zhiku.cli_sources import install as _install_sources  # noqa: E402
+
+_install_sources(app, _summary, _progress)
 
 
 # --- server: serve, users, keys, audit (zhiku/server/cli.py) --------------------------------

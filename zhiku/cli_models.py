@@ -31,6 +31,7 @@ from zhiku.cli_common import (
 )
 from zhiku.config import DEFAULT_KB
 from zhiku.engine import Zhiku
+from zhiku.filters import Filter
 from zhiku.models import Answer
 
 models_app = typer.Typer(
@@ -39,10 +40,11 @@ models_app = typer.Typer(
 
 
 def stream_answer(zk: Zhiku, question: str, kbs: list[str], k: int,
-                  history: Sequence[dict[str, str]] | None = None) -> Answer:
+                  history: Sequence[dict[str, str]] | None = None,
+                  where: Filter | None = None) -> Answer:
     """Print the answer to stdout as it is generated; return the final Answer."""
     final: Answer | None = None
-    for item in zk.iter_answer(question, kbs, k=k, history=history):
+    for item in zk.iter_answer(question, kbs, k=k, history=history, where=where):
         if isinstance(item, Answer):
             final = item
         else:

@@ -46,6 +46,7 @@ from zhiku.calibration import MAX_REFUSED, POSITIVES, RefusalCalibration, needs_
 from zhiku.calibration import calibrate as calibrate_refusal
 from zhiku.chunk import chunk_blocks
 from zhiku.config import DEFAULT_KB, home_dir
+from zhiku.filters import Filter, normalize_meta
 from zhiku.followup import is_elliptical, standalone, weigh_carried
 from zhiku.generate import (
     REWRITE_HINTS,
@@ -256,9 +257,15 @@ class Zhiku:
         content_hash: str | None = None,
         size: int | None = None,
         mtime: float | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> tuple[int, int, Counter[str]]:
-        """Store a loaded document (atomically). Returns (doc id, chunks, masked counts)."""
+        """Store a loaded document (atomically). Returns (doc id, chunks, masked counts).
+
+        ``meta`` (department, tags, dates… set by the uploader or a source) is merged
+        over the loader's metadata; filterable keys are normalised (:mod:`zhiku.filters`).
+        """
         kbo = self.store.get_kb(kb)
+        loaded.meta = normalize_meta({**loaded.meta, **(meta or {})})
         masked = _mask_at_ingest(loaded, self.pii_policy(kbo), kbo.secret)
         chunks, full = chunk_blocks(loaded.blocks)
         if content_hash is None:
@@ -419,7 +426,9 @@ class Zhiku:
         return hits
 
     def _dense(self, kbo: KnowledgeBase, embedder: Embedder, query: str, depth: int,
-               qvecs: dict[str, Any], warnings: list[str]) -> list[tuple[int, float]] | None:
+               qvecs: dict[str, Any], warnings: list[str],
+               allowed: set[int] | None = None,
+               excluded: set[int] | None = None) -> list[tuple[int, float]] | None:
         """The KB's vector list for ``query``; None when it has no vectors of this model."""
         from zhiku.vectors import TooMuchToEmbed, VectorsBusy
 
@@ -438,7 +447,7 @@ class Zhiku:
         qvec = qvecs.get(embedder.model_id)
         if qvec is None:
             qvec = qvecs[embedder.model_id] = embedder.embed_query(query)
-        return vi.search(qvec, depth)
+        return vi.search(qvec, depth, allowed=allowed, excluded=excluded)
 
     def retrieve(
         self,
@@ -448,6 +457,7 @@ class Zhiku:
         *,
         mode: str | None = None,
         rerank: bool | None = None,
+        where: Filter | None = None,
     ) -> Retrieval:
         """Ranked passages with the details: which mode ran, warnings, timings.
 
@@ -455,7 +465,10 @@ class Zhiku:
         None for hybrid when the first KB has an embedder and lexical otherwise.
         ``rerank``: None reranks when a reranker is configured. Model failures degrade
         to what still works (BM25 always does) and are reported in ``warnings``.
+        ``where``: metadata conditions applied inside the lexical and vector queries;
+        repealed law is left out unless it names ``status`` (:mod:`zhiku.filters`).
         """
+        flt = (where or Filter()).effective()
         if mode is not None and mode not in SEARCH_MODES:
             raise ConfigError(f"不支援的檢索模式「{mode}」（可用：{', '.join(SEARCH_MODES)}）")
         names = [kbs] if isinstance(kbs, str) else list(kbs)
@@ -491,7 +504,7 @@ class Zhiku:
         t = time.perf_counter()
         lexical: list[tuple[int, float]] = []
         if mode != "dense" or not want_dense:
-            lexical = self._lexical(query, kbos, depth)
+            lexical = self._lexical(query, kbos, depth, flt)
         timings["lexical_ms"] = (time.perf_counter() - t) * 1000
 
         dense: list[tuple[int, float]] = []
@@ -499,12 +512,18 @@ class Zhiku:
         if want_dense:
             t = time.perf_counter()
             qvecs: dict[str, Any] = {}
+            # The filter as chunk ids, for the vector search (lexical applies it itself):
+            # the allowed set for a caller's filter, else the (few) repealed-law chunks.
+            allowed = self.store.filtered_chunk_ids(kb_ids, flt) if where else None
+            excluded = None if where else self.store.filtered_chunk_ids(
+                kb_ids, Filter.parse(["status=repealed"])) or None
             for kbo in kbos:
                 emb = embedders.get(kbo.id)
                 if emb is None:
                     continue
                 try:
-                    found = self._dense(kbo, emb, query, depth, qvecs, warnings)
+                    found = self._dense(kbo, emb, query, depth, qvecs, warnings,
+                                        allowed, excluded)
                 except ModelError as exc:
                     warnings.append(f"embed_failed: {exc}；改用關鍵字檢索")
                     continue
@@ -524,7 +543,7 @@ class Zhiku:
             ranked = rrf([(lexical, hyb.lexical_weight), (dense, hyb.dense_weight)], hyb.rrf_k)
             used = "hybrid"
         elif mode == "dense" and not lexical:  # no usable vectors: BM25 after all
-            ranked = lexical = self._lexical(query, kbos, depth)
+            ranked = lexical = self._lexical(query, kbos, depth, flt)
             bm25 = {}
         else:
             ranked = lexical
@@ -573,14 +592,15 @@ class Zhiku:
         return Retrieval(hits=hits, mode=used + ("+rerank" if reranked else ""),
                          warnings=warnings, timings=timings)
 
-    def _lexical(self, query: str, kbos: Sequence[KnowledgeBase],
-                 depth: int) -> list[tuple[int, float]]:
+    def _lexical(self, query: str, kbos: Sequence[KnowledgeBase], depth: int,
+                 where: Filter | None = None) -> list[tuple[int, float]]:
         """BM25 candidates of the KBs, reordered by :func:`zhiku.rank.reinforce` (the
         order is what counts; the raw BM25 of each stays available in the scores)."""
         want = max(depth, RANK_DEPTH)
         found: list[tuple[int, float]] = []
         for kbo in kbos:
-            found.extend(self.index(kbo).search(self.query_terms(query, kbo), k=want))
+            found.extend(self.index(kbo).search(self.query_terms(query, kbo), k=want,
+                                                where=where))
         found.sort(key=lambda x: x[1], reverse=True)
         found = found[:want]
         order = reinforce(found, self.store.chunk_docs([c for c, _ in found]))
@@ -595,13 +615,14 @@ class Zhiku:
         *,
         mode: str | None = None,
         rerank: bool | None = None,
+        where: Filter | None = None,
     ) -> list[Hit]:
         """Ranked passages for ``query`` from the given knowledge bases only.
 
         Hybrid (BM25 + vectors) when the KB has an embedder, else BM25; see
         :meth:`retrieve` for ``mode`` and ``rerank`` and for the warnings.
         """
-        ret = self.retrieve(query, kbs, k, mode=mode, rerank=rerank)
+        ret = self.retrieve(query, kbs, k, mode=mode, rerank=rerank, where=where)
         for w in ret.warnings:
             log.warning(w)
         return ret.hits
@@ -682,6 +703,7 @@ class Zhiku:
         kbs: str | Sequence[str] = DEFAULT_KB,
         k: int = 5,
         history: Sequence[dict[str, str]] | None = None,
+        where: Filter | None = None,
     ) -> Iterator[str | Answer]:
         """Yield the answer's text pieces as they come, then the final :class:`Answer`.
 
@@ -707,7 +729,7 @@ class Zhiku:
             # Without a model, an elliptical follow-up (or one the knowledge base cannot
             # answer alone) carries the previous turn's subject; a new topic is not
             # pulled back (zhiku.followup).
-            query = self.standalone_query(question, history, names, k)
+            query = self.standalone_query(question, history, names, k, where)
         elif history and chat is not None:
             query, cw = condense_question(chat, question, history, fallback=lambda: (
                 self.standalone_query(question, history, names, k)))
@@ -716,9 +738,9 @@ class Zhiku:
         # the extractive answer are judged on the question as asked (or condensed).
         search_query = query
         if chat is not None and mcfg.rewrite_query:
-            search_query = self._rewritten(chat, query, names)
+            search_query = self._rewritten(chat, query, names, where)
         t1 = time.perf_counter()
-        ret = self.retrieve(search_query, names, k=k)
+        ret = self.retrieve(search_query, names, k=k, where=where)
         warnings.extend(ret.warnings)
         t2 = time.perf_counter()
         stats = self.term_stats(query, names)
@@ -763,10 +785,11 @@ class Zhiku:
                     log.info(w)
             yield item
 
-    def ask(self, question: str, kbs: str | Sequence[str] = DEFAULT_KB, k: int = 5) -> Answer:
+    def ask(self, question: str, kbs: str | Sequence[str] = DEFAULT_KB, k: int = 5,
+            where: Filter | None = None) -> Answer:
         """The answer to ``question`` with its citations (see :meth:`iter_answer`)."""
         final: Answer | None = None
-        for item in self.iter_answer(question, kbs, k):
+        for item in self.iter_answer(question, kbs, k, where=where):
             if isinstance(item, Answer):
                 final = item
         assert final is not None
@@ -778,6 +801,7 @@ class Zhiku:
         kbs: str | Sequence[str] = DEFAULT_KB,
         k: int = 5,
         history: Sequence[dict[str, str]] | None = None,
+        where: Filter | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Answer as a stream of events, for the CLI and for Server-Sent Events.
 
@@ -787,7 +811,7 @@ class Zhiku:
         ``history`` holds earlier turns (``{"role": "user"|"assistant", "content": str}``);
         a follow-up is condensed into a standalone query before retrieval.
         """
-        for item in self.iter_answer(question, kbs, k, history):
+        for item in self.iter_answer(question, kbs, k, history, where=where):
             if isinstance(item, Answer):
                 yield {"type": "done", "answer": item.to_dict(), "mode": item.mode,
                        "warnings": list(item.warnings)}
@@ -868,13 +892,14 @@ class Zhiku:
                 "questions": res.questions, "at": now_iso()}})
         return res
 
-    def _rewritten(self, chat: ChatModel, query: str, names: Sequence[str]) -> str:
+    def _rewritten(self, chat: ChatModel, query: str, names: Sequence[str],
+                   where: Filter | None = None) -> str:
         """``query`` followed by the chat model's rewrite of it into the KB's vocabulary
         (:func:`zhiku.generate.rewrite_query`), or ``query`` alone when the model fails.
         It changes what is retrieved only: citations are stored passages, and the model
         answers the question as asked."""
         hints = self.retrieve(query, names, k=REWRITE_HINTS, mode="lexical",
-                              rerank=False).hits
+                              rerank=False, where=where).hits
         rewrite = rewrite_query(chat, query, hints)
         if rewrite is None:
             log.info("query rewrite unavailable; retrieving with the question as asked")
@@ -882,20 +907,24 @@ class Zhiku:
         return f"{query}\n{rewrite}"
 
     def standalone_query(self, question: str, history: Sequence[dict[str, str]],
-                         names: Sequence[str], k: int = 5) -> str:
+                         names: Sequence[str], k: int = 5,
+                         where: Filter | None = None) -> str:
         """A follow-up completed with the previous turn's subject, without a model
         (:func:`zhiku.followup.standalone`, weighted by these KBs' own statistics)."""
 
         def needs_context(q: str) -> bool:
-            return is_elliptical(q) or not self._answerable_alone(q, names, k)
+            return is_elliptical(q) or not self._answerable_alone(q, names, k, where)
 
         return standalone(question, history, lambda s: self.term_stats(s, names),
                           needs_context)
 
-    def _answerable_alone(self, question: str, names: Sequence[str], k: int) -> bool:
-        hits = self.retrieve(question, names, k=k).hits
-        return not self.answerer.answer(question, hits, self.term_stats(question, names),
-                                        refuse_below=self.refusal_threshold(names)).refused
+    def _answerable_alone(self, question: str, names: Sequence[str], k: int,
+                          where: Filter | None = None) -> bool:
+        hits = self.retrieve(question, names, k=k, where=where).hits
+        return not self.answerer.answer(
+            question, hits, self.term_stats(question, names),
+            refuse_below=self.refusal_threshold(names),
+            tokens=self.query_terms(question, names, replace=True)).refused
 
     def stats(self) -> dict[str, Any]:
         return self.store.stats()

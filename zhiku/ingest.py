@@ -14,12 +14,15 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from zhiku import loaders
 from zhiku.engine import Zhiku, file_hash
 from zhiku.errors import LoadError
 
-VIRTUAL_PREFIXES = ("drcd://", "twlaw://", "upload://", "mem://")
+# Documents that are not files on this machine (``sync`` never removes them as missing):
+# benchmark corpora, server uploads, crawled web pages (zhiku.sources.web).
+VIRTUAL_PREFIXES = ("drcd://", "twlaw://", "upload://", "mem://", "http://", "https://")
 
 
 @dataclass(slots=True)
@@ -100,11 +103,14 @@ def ingest_file(
     known: dict[str, tuple[str, int, float | None]] | None = None,
     *,
     doc_path: str | None = None,
+    meta: dict[str, Any] | None = None,
 ) -> FileResult:
     """Ingest one file; never raises for a bad file, returns its result instead.
 
     ``doc_path`` stores the document under another path than the file's own, such as
     the server's ``upload://<kb>/<name>`` for a file kept in its upload area.
+    ``meta`` (normalised by :func:`zhiku.filters.normalize_meta`) is merged over the
+    loader's metadata; for an unchanged file it is applied to the stored document.
     """
     spath = doc_path or str(path.resolve())
     if loaders.loader_for(path) is None:
@@ -120,6 +126,10 @@ def ingest_file(
         doc = zk.store.get_document(kb, spath)
         prev = (doc.content_hash, doc.size, None) if doc else None
     if prev is not None and prev[0] == digest:
+        if meta:
+            doc = zk.store.get_document(kb, spath)
+            if doc is not None and any(doc.meta.get(k) != v for k, v in meta.items()):
+                zk.store.set_document_meta(kb, spath, meta)
         return FileResult(spath, "unchanged")
     try:
         loaded = loaders.load(path)
@@ -129,7 +139,7 @@ def ingest_file(
         msg = f"無法解析檔案（{type(exc).__name__}: {exc}）"
         return FileResult(spath, "failed", "corrupt", msg)
     _, n_chunks, masked = zk.add_loaded(
-        kb, spath, loaded, content_hash=digest, size=st.st_size, mtime=st.st_mtime
+        kb, spath, loaded, content_hash=digest, size=st.st_size, mtime=st.st_mtime, meta=meta
     )
     return FileResult(spath, "updated" if prev is not None else "added", chunks=n_chunks,
                       pages=loaded.pages or 0, masked=masked)
@@ -141,8 +151,9 @@ def ingest_paths(
     kb: str,
     on_file: OnFile | None = None,
     sync_every: float = 5.0,
+    meta: dict[str, Any] | None = None,
 ) -> IngestReport:
-    """Ingest files and folders into ``kb`` (created if missing)."""
+    """Ingest files and folders into ``kb`` (created if missing), each with ``meta``."""
     zk.kb(kb, create=True)
     report = IngestReport()
     t0 = time.perf_counter()
@@ -153,7 +164,7 @@ def ingest_paths(
             if not path.exists():
                 res = FileResult(str(path), "failed", "missing", "找不到檔案或資料夾")
             else:
-                res = ingest_file(zk, kb, path, known)
+                res = ingest_file(zk, kb, path, known, meta=meta)
                 report.masked.update(res.masked)
                 if res.status in ("added", "updated"):
                     report.bytes += path.stat().st_size

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from zhiku.errors import KnowledgeBaseNotFound, StoreError
+from zhiku.filters import Filter
 from zhiku.models import Chunk, Document, Hit
 
 _MIGRATIONS: dict[int, str] = {
@@ -184,6 +185,44 @@ _MIGRATIONS: dict[int, str] = {
         ip TEXT
     );
     CREATE INDEX audit_ts ON audit(ts);
+    """,
+    # 4: sources that stay in sync (zhiku.sources): folders and web sites registered on a
+    # KB with a schedule, synced by the server's job workers, with the last run's counts
+    # and errors; and the crawler's per-URL state (ETag / Last-Modified, links found) so
+    # a re-crawl asks only for what changed and still follows links of unchanged pages.
+    4: """
+    CREATE TABLE sources(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kb_id INTEGER NOT NULL REFERENCES kbs(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('folder', 'web')),
+        target TEXT NOT NULL,
+        settings TEXT NOT NULL DEFAULT '{}',
+        every_s INTEGER,
+        enabled INTEGER NOT NULL DEFAULT 1,
+        created_at TEXT NOT NULL,
+        next_run REAL,
+        last_job TEXT,
+        last_started_at TEXT,
+        last_finished_at TEXT,
+        last_status TEXT,
+        last_counts TEXT NOT NULL DEFAULT '{}',
+        last_errors TEXT NOT NULL DEFAULT '[]',
+        UNIQUE(kb_id, name)
+    );
+    ALTER TABLE jobs ADD COLUMN source_id INTEGER REFERENCES sources(id) ON DELETE SET NULL;
+    ALTER TABLE job_files ADD COLUMN meta TEXT;
+    CREATE TABLE crawl_pages(
+        kb_id INTEGER NOT NULL REFERENCES kbs(id) ON DELETE CASCADE,
+        origin TEXT NOT NULL,
+        url TEXT NOT NULL,
+        etag TEXT,
+        last_modified TEXT,
+        links TEXT NOT NULL DEFAULT '[]',
+        status INTEGER,
+        fetched_at TEXT NOT NULL,
+        PRIMARY KEY(kb_id, origin, url)
+    );
     """,
 }
 
@@ -372,10 +411,11 @@ class Store:
         "FROM documents d JOIN kbs k ON k.id=d.kb_id "
     )
 
-    def list_documents(self, kb: str) -> list[Document]:
+    def list_documents(self, kb: str, where: Filter | None = None) -> list[Document]:
         kbo = self.get_kb(kb)
+        clause, args = where.sql("d") if where else ("1", [])
         rows = self.db.execute(
-            self._DOC_SELECT + "WHERE d.kb_id=? ORDER BY d.path", (kbo.id,)
+            self._DOC_SELECT + f"WHERE d.kb_id=? AND {clause} ORDER BY d.path", (kbo.id, *args)
         ).fetchall()
         return [self._doc_from_row(r) for r in rows]
 
@@ -448,6 +488,34 @@ class Store:
             )
         return doc_id
 
+    def set_document_meta(self, kb: str, path: str, changes: dict[str, Any]) -> bool:
+        """Merge ``changes`` into a document's metadata (a ``None`` value removes the key)
+        and queue its re-indexing, in one transaction; False when there is no such
+        document. Filters read the new values as soon as the index applies the queue."""
+        kbo = self.get_kb(kb)
+        with self.tx(immediate=True):
+            row = self.db.execute(
+                "SELECT id, meta FROM documents WHERE kb_id=? AND path=?", (kbo.id, path)
+            ).fetchone()
+            if row is None:
+                return False
+            meta = {**json.loads(row["meta"]), **changes}
+            meta = {k: v for k, v in meta.items() if v is not None}
+            self.db.execute("UPDATE documents SET meta=?, updated_at=? WHERE id=?",
+                            (json.dumps(meta, ensure_ascii=False), now_iso(), row["id"]))
+            self.db.execute(
+                "INSERT INTO index_log(kb_id, doc_id) VALUES (?, ?)", (kbo.id, row["id"]))
+        return True
+
+    def filtered_chunk_ids(self, kb_ids: Sequence[int], where: Filter) -> set[int]:
+        """Ids of the chunks of ``kb_ids`` whose documents pass ``where`` (one SQL query;
+        the vector search ranks only these)."""
+        clause, args = where.sql("d")
+        kmarks = ",".join("?" * len(kb_ids))
+        return {r[0] for r in self.db.execute(
+            "SELECT c.id FROM chunks c JOIN documents d ON d.id=c.doc_id "
+            f"WHERE d.kb_id IN ({kmarks}) AND {clause}", [*kb_ids, *args])}
+
     def touch_document(self, kb: str, path: str, mtime: float | None) -> None:
         kbo = self.get_kb(kb)
         self.db.execute(
@@ -477,7 +545,7 @@ class Store:
             part = ids[i : i + 500]
             marks = ",".join("?" * len(part))
             yield from self.db.execute(
-                "SELECT c.id, c.doc_id, c.text, c.section, d.title FROM chunks c "
+                "SELECT c.id, c.doc_id, c.text, c.section, d.title, d.meta, d.kind FROM chunks c "
                 f"JOIN documents d ON d.id=c.doc_id WHERE c.doc_id IN ({marks})",
                 part,
             )

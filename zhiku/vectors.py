@@ -424,8 +424,11 @@ class VectorIndex:
 
     # --- reading ------------------------------------------------------------------
 
-    def search(self, query_vec: np.ndarray, k: int = 10) -> list[tuple[int, float]]:
-        """Exact cosine search; (chunk id, similarity), best first."""
+    def search(self, query_vec: np.ndarray, k: int = 10,
+               allowed: set[int] | None = None,
+               excluded: set[int] | None = None) -> list[tuple[int, float]]:
+        """Exact cosine search; (chunk id, similarity), best first. With ``allowed``
+        (a metadata filter's chunk ids) only those rows are ranked, ``excluded`` never."""
         with self._lock:
             if self.meta() is None or self._vectors is None or self._ids is None:
                 return []
@@ -438,7 +441,12 @@ class VectorIndex:
                 f"查詢向量維度 {q.shape[0]} 與索引 {vectors.shape[1]} 不同", "embed")
         scores = vectors @ q
         chunk_ids = ids[:, 0]
-        scores = np.where(chunk_ids >= 0, scores, -np.inf)
+        live = chunk_ids >= 0
+        if allowed is not None:
+            live &= np.isin(chunk_ids, np.fromiter(allowed, dtype=chunk_ids.dtype))
+        if excluded:
+            live &= ~np.isin(chunk_ids, np.fromiter(excluded, dtype=chunk_ids.dtype))
+        scores = np.where(live, scores, -np.inf)
         k = min(k, int(scores.shape[0]))
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top], kind="stable")]

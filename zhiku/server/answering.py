@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from zhiku.filters import Filter
 from zhiku.models import Answer
 from zhiku.server import audit
 from zhiku.server.deps import Principal, ServerState, placeholders
@@ -150,6 +151,7 @@ def answer_events(
     conversation: Conversation | None = None,
     history: Sequence[dict[str, str]] | None = None,
     action: str = "ask",
+    where: Filter | None = None,
 ) -> Iterator[dict[str, Any]]:
     """``delta`` events, then one ``done`` event with the answer, its ids and sources.
 
@@ -164,7 +166,8 @@ def answer_events(
         with state.pool.engine() as zk:
             # iter_answer rather than ask_stream: the final Answer object still has each
             # citation's hit, hence the chunk it was taken from.
-            for item in zk.iter_answer(question, [kb.name], k=k, history=hist):
+            filt = {"where": where} if where else {}  # only when given: the call stays as before
+            for item in zk.iter_answer(question, [kb.name], k=k, history=hist, **filt):
                 if isinstance(item, Answer):
                     final = item
                 elif item:

@@ -30,7 +30,7 @@ from zhiku.server.jobs import IngestWorker
 from zhiku.server.observability import Metrics
 from zhiku.server.pool import EnginePool, PoolTimeout
 from zhiku.server.ratelimit import RateLimiter
-from zhiku.server.routes import admin, ask, documents, kbs, openai, system
+from zhiku.server.routes import admin, ask, documents, kbs, openai, sources, system
 from zhiku.server.settings import ServerSettings
 from zhiku.server.writes import WriteGate
 
@@ -226,7 +226,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         return errors.error_response(request, 500, "internal")
 
     for r in (system.router, kbs.router, documents.router, ask.router, admin.router,
-              openai.router):
+              openai.router, sources.router):
         app.include_router(r)
 
     web = web_dir()

@@ -31,6 +31,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "document_not_found": ("找不到文件", "Document not found"),
     "passage_not_found": ("找不到段落", "Passage not found"),
     "job_not_found": ("找不到匯入工作", "Ingestion job not found"),
+    "source_not_found": ("找不到來源「{name}」", "Source “{name}” not found"),
     "conversation_not_found": ("找不到對話", "Conversation not found"),
     "answer_not_found": ("找不到回答", "Answer not found"),
     "conversation_kb_mismatch": ("這段對話屬於另一個知識庫", "This conversation belongs to another "

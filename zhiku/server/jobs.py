@@ -9,7 +9,9 @@ as it goes. Progress is therefore visible from any worker process.
 
 Stopping (server shutdown) is graceful: the worker finishes the file in hand, applies
 the index work, puts the job back in the queue with its remaining files and exits; the
-next process to start picks it up. A job whose worker died without that (a ``kill -9``)
+next process to start picks it up. Jobs of kind ``source`` sync a registered folder or
+web site (:mod:`zhiku.sources.registry`); the worker queues them itself when a source is
+due, on every poll. A job whose worker died without that (a ``kill -9``)
 is re-claimed once its heartbeat is older than ``stale_job_s``.
 
 While a job runs, a small heartbeat thread refreshes its heartbeat every few seconds,
@@ -22,6 +24,7 @@ without touching the new owner's state.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -40,6 +43,7 @@ from zhiku.lexical import IndexBusy
 from zhiku.server import uploads
 from zhiku.server.deps import placeholders
 from zhiku.server.ids import new_token
+from zhiku.sources import registry
 from zhiku.store import KnowledgeBase, Store, now_iso
 
 log = logging.getLogger("zhiku.server.jobs")
@@ -67,9 +71,10 @@ def create_job(
         )
         store.db.executemany(
             "INSERT INTO job_files(job_id, ord, name, path, stored, sha256, size, status, reason,"
-            " message) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            " message, meta) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             [(job_id, i, f["name"], f.get("path"), f.get("stored"), f.get("sha256"),
-              f.get("size", 0), f["status"], f.get("reason"), f.get("message"))
+              f.get("size", 0), f["status"], f.get("reason"), f.get("message"),
+              json.dumps(f["meta"], ensure_ascii=False) if f.get("meta") else None)
              for i, f in enumerate(files)],
         )
     return job_id
@@ -238,6 +243,7 @@ class IngestWorker(threading.Thread):
         try:
             while not self.stopping:
                 try:
+                    registry.enqueue_due(zk.store)
                     job = claim(zk.store, self.worker_id, self.stale_s)
                 except Exception:  # noqa: BLE001 - a locked database must not kill the thread
                     log.exception("job claim failed")
@@ -287,8 +293,11 @@ class IngestWorker(threading.Thread):
         if row is None:  # the KB was deleted (its jobs go with it)
             return
         kb = row[0]
+        if kind == "source":
+            self._run_source(zk, job_id, lost)
+            return
         files = store.db.execute(
-            "SELECT ord, name, path, stored, sha256, size FROM job_files "
+            "SELECT ord, name, path, stored, sha256, size, meta FROM job_files "
             "WHERE job_id=? AND status='pending' ORDER BY ord", (job_id,)
         ).fetchall()
         log.info("ingestion job started",
@@ -319,6 +328,32 @@ class IngestWorker(threading.Thread):
             raise JobLost(job_id)
         log.info("ingestion job done", extra={"job": job_id, "kb": kb})
 
+    def _run_source(self, zk: Zhiku, job_id: str, lost: threading.Event | None) -> None:
+        """Sync the job's source; a shutdown mid-run re-queues the job (the sync is
+        idempotent, the next run picks up where the store is)."""
+        row = zk.store.db.execute("SELECT source_id FROM jobs WHERE id=?", (job_id,)).fetchone()
+        if row is None or row[0] is None:  # the source was deleted
+            if not self._finish(zk.store, job_id, "done"):
+                raise JobLost(job_id)
+            return
+
+        def stop() -> bool:
+            return self.stopping or (lost is not None and lost.is_set())
+
+        log.info("source sync started", extra={"job": job_id, "source": row[0]})
+        try:
+            info = registry.run_source(zk, int(row[0]), job_id=job_id, should_stop=stop)
+        except registry.SourceNotFound:
+            info = None
+        if lost is not None and lost.is_set():
+            raise JobLost(job_id)
+        status = "queued" if info is not None and info["last_status"] == "interrupted" \
+            else "done"
+        if not self._finish(zk.store, job_id, status):
+            raise JobLost(job_id)
+        log.info("source sync finished", extra={
+            "job": job_id, "source": row[0], "status": info and info["last_status"]})
+
     def _ingest_one(
         self, zk: Zhiku, kb: str, kb_id: int, job_id: str, kind: str, f: dict[str, Any]
     ) -> None:
@@ -327,7 +362,7 @@ class IngestWorker(threading.Thread):
         existed = store.get_document(kb, f["path"]) is not None
         try:
             res = ingest_file(zk, kb, src, {} if kind == "reingest" else None,
-                              doc_path=f["path"])
+                              doc_path=f["path"], meta=json.loads(f.get("meta") or "null"))
         except KnowledgeBaseNotFound:
             raise
         except ZhikuError as exc:

@@ -66,6 +66,13 @@ class DocumentInfo(BaseModel):
     size: int
     updated_at: str
     uploaded: bool
+    meta: dict[str, Any] = Field(default_factory=dict,
+                                 description="Filterable metadata (dept, tags, dates, status)")
+
+
+class DocumentMetaUpdate(BaseModel):
+    meta: dict[str, str | list[str] | None] = Field(
+        examples=[{"dept": "hr", "tags": ["規章"], "effective": "2024-01-01"}])
 
 
 class DocumentList(BaseModel):
@@ -108,6 +115,10 @@ class JobList(BaseModel):
 class SearchRequest(BaseModel):
     query: str = Field(min_length=1, examples=["請假規定"])
     k: int = Field(5, ge=1, le=200)
+    where: list[str] | dict[str, str | list[str]] | None = Field(
+        None, description='Metadata filter applied inside the index query: expressions '
+        '(`["dept=hr", "amended>=2020-01-01"]`) or `{"dept": "hr", "tag": ["a"]}`; repealed '
+        'law is excluded unless `status` is named (docs/sources.md)')
 
 
 class MultiSearchRequest(SearchRequest):
@@ -134,6 +145,10 @@ class AskRequest(BaseModel):
     k: int = Field(5, ge=1, le=50, description="Passages to consider")
     conversation_id: str | None = Field(None, description="Continue this conversation")
     stream: bool = Field(False, description="Answer as Server-Sent Events")
+    where: list[str] | dict[str, str | list[str]] | None = Field(
+        None, description='Metadata filter applied inside the index query: expressions '
+        '(`["dept=hr", "amended>=2020-01-01"]`) or `{"dept": "hr", "tag": ["a"]}`; repealed '
+        'law is excluded unless `status` is named (docs/sources.md)')
 
 
 class Citation(BaseModel):
@@ -290,3 +305,46 @@ class ChatCompletionRequest(BaseModel):
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
     stream_options: dict[str, Any] | None = None
+
+
+# --- sources (zhiku.sources.registry) ------------------------------------------------------
+
+
+class SourceCreate(BaseModel):
+    """A folder (absolute path on the server) or a web site, synced on a schedule."""
+
+    name: str = Field(min_length=1, max_length=64, examples=["hr-share"])
+    target: str = Field(min_length=1, examples=["/mnt/nas/hr", "https://intranet.example/"])
+    every: str | None = Field("1d", description="`30m`, `6h`, `1d`…, or `manual`",
+                              examples=["6h"])
+    meta: dict[str, Any] = Field(default_factory=dict,
+                                 description="Metadata of every document (dept, tags…)")
+    crawl: dict[str, Any] = Field(
+        default_factory=dict, description="Web sources: max_pages, max_depth, "
+        "max_page_bytes, delay_s, allow_hosts, allow_ips, use_sitemap")
+
+
+class SourceInfo(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: int
+    kb: str
+    name: str
+    kind: Literal["folder", "web"]
+    target: str
+    every: str | None
+    next_run_at: str | None
+    last_status: str | None
+    last_started_at: str | None
+    last_finished_at: str | None
+    last_counts: dict[str, int]
+    last_errors: list[dict[str, Any]]
+
+
+class SourceList(BaseModel):
+    sources: list[SourceInfo]
+
+
+class SourceRun(BaseModel):
+    job: str
+    created: bool = Field(description="False when a run was already queued or running")

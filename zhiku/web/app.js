@@ -580,9 +580,9 @@ async function renderKnowledge() {
 
 async function renderAdmin() {
   await loadKbs();
-  const [{ users }, { keys }, { entries }] = await Promise.all([
+  const [{ users }, { keys }, { entries }, { sources }] = await Promise.all([
     api("GET", "/api/v1/users"), api("GET", "/api/v1/keys"),
-    api("GET", "/api/v1/audit?limit=50")]);
+    api("GET", "/api/v1/audit?limit=50"), api("GET", "/api/v1/sources")]);
   const kbNames = app.kbs.map((k) => k.name);
   const rerender = () => renderAdmin().catch(showError);
 
@@ -705,6 +705,50 @@ async function renderAdmin() {
             t("admin.revoke"))) act(() => api("DELETE", `/api/v1/keys/${k.id}`));
         } }, t("admin.revoke")) : null)))));
 
+  // Sources (docs/sources.md): register a folder or a web site, see the last run, sync now.
+  const srcKb = h("select", { name: "kb", "aria-label": t("admin.kb"),
+    "data-testid": "source-kb" }, kbNames.map((n) => h("option", { value: n }, n)));
+  const srcName = h("input", { name: "name", required: true, maxlength: 64,
+    placeholder: t("admin.name"), "data-testid": "source-name" });
+  const srcTarget = h("input", { name: "target", required: true,
+    placeholder: t("src.target"), "data-testid": "source-target" });
+  const srcEvery = h("input", { name: "every", value: "1d", size: 6,
+    "aria-label": t("src.everyHint"), title: t("src.everyHint"),
+    "data-testid": "source-every" });
+  const createSource = h("form", { class: "create-user", onsubmit: (e) => {
+    e.preventDefault();
+    act(() => api("POST", `/api/v1/kbs/${encodeURIComponent(srcKb.value)}/sources`, {
+      name: srcName.value.trim(), target: srcTarget.value.trim(), every: srcEvery.value.trim(),
+    }), t("src.created", { name: srcName.value.trim() }));
+  } }, srcKb, srcName, srcTarget, srcEvery,
+  h("button", { type: "submit", class: "primary", "data-testid": "create-source" },
+    t("src.add")));
+  const srcBadge = (st) => ({ ok: "done", running: "running" })[st] || (st ? "failed" : "pending");
+  const sourcesTable = h("table", { class: "table", "data-testid": "sources" },
+    h("thead", {}, h("tr", {}, ["kb", "name", "target", "every", "last", "status", "counts",
+      "actions"].map((c) => h("th", {}, t(`src.${c}`))))),
+    h("tbody", {}, sources.map((s) => h("tr", {},
+      h("td", {}, s.kb),
+      h("td", {}, s.name),
+      h("td", { class: "mono detail" }, s.target),
+      h("td", {}, s.every || t("src.manual")),
+      h("td", { class: "nowrap" }, fmtTime(s.last_finished_at, lang())),
+      h("td", {}, h("span", { class: `badge ${srcBadge(s.last_status)}`,
+        title: (s.last_errors || []).slice(0, 5).map((x) => `${x.path}: ${x.message}`)
+          .join("\n") }, s.last_status ? t(`src.st.${s.last_status}`) : "—")),
+      h("td", { class: "small" }, Object.entries(s.last_counts || {})
+        .filter(([, v]) => v).map(([k, v]) => `${k} ${v}`).join(" · ")),
+      h("td", {},
+        h("button", { type: "button", class: "ghost small", "data-testid": "source-run",
+          onclick: () => act(() => api("POST", `/api/v1/kbs/${encodeURIComponent(s.kb)}`
+            + `/sources/${encodeURIComponent(s.name)}/run`), t("src.queued")) }, t("src.run")),
+        h("button", { type: "button", class: "ghost small danger-text", onclick: async () => {
+          if (await confirmDialog(t("src.deleteConfirm", { name: s.name }), t("admin.delete"))) {
+            act(() => api("DELETE", `/api/v1/kbs/${encodeURIComponent(s.kb)}/sources/`
+              + encodeURIComponent(s.name)));
+          }
+        } }, t("admin.delete")))))));
+
   const summary = (e) => {
     const d = e.detail || {};
     if (d.question) return d.question;
@@ -727,6 +771,7 @@ async function renderAdmin() {
     h("div", { class: "page-head" }, h("h1", {}, t("nav.admin"))),
     h("div", { class: "card" }, h("h2", {}, t("admin.users")), createUser, usersTable),
     h("div", { class: "card" }, h("h2", {}, t("admin.keys")), keysTable),
+    h("div", { class: "card" }, h("h2", {}, t("src.title")), createSource, sourcesTable),
     h("div", { class: "card" },
       h("div", { class: "card-head" }, h("h2", {}, t("admin.audit")),
         h("div", { class: "actions" },

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from zhiku.engine import Zhiku
 from zhiku.errors import ZhikuError
+from zhiku.filters import Filter
 from zhiku.server import audit
 from zhiku.server.answering import answer_events, open_conversation
 from zhiku.server.deps import (
@@ -54,14 +55,15 @@ def sse(event: dict[str, Any]) -> str:
 
 
 def _search(
-    state: ServerState, p: Principal, kbs: list[KnowledgeBase], query: str, k: int
+    state: ServerState, p: Principal, kbs: list[KnowledgeBase], query: str, k: int,
+    where: Filter | None = None,
 ) -> dict[str, Any]:
     if not kbs:
         raise ApiError(404, "no_kb")
     with state.pool.engine() as zk:
         # Only the caller's KBs reach the engine: each has its own index, and the store
         # joins hits with ``d.kb_id IN (those KBs)``.
-        hits = zk.search(query, [kb.name for kb in kbs], k=k)
+        hits = zk.search(query, [kb.name for kb in kbs], k=k, where=where)
     store = state.store
     by_name = {kb.name: kb for kb in kbs}
     out = []
@@ -80,7 +82,8 @@ def _search(
              summary="Passages of one KB ranked for a query (`zhiku search --json` shape)")
 def search(kb: str, body: SearchRequest, p: Caller, state: State) -> dict[str, Any]:
     _check_length(state, body.query)
-    return _search(state, p, [readable_kb(state.store, p, kb)], body.query, body.k)
+    return _search(state, p, [readable_kb(state.store, p, kb)], body.query, body.k,
+                   Filter.from_api(body.where))
 
 
 @router.post("/search", response_model=SearchResponse,
@@ -90,7 +93,7 @@ def search_many(body: MultiSearchRequest, p: Caller, state: State) -> dict[str, 
     store = state.store
     names = body.kbs if body.kbs is not None else list(p.kbs)
     kbs = [readable_kb(store, p, n) for n in dict.fromkeys(names)]
-    return _search(state, p, kbs, body.query, body.k)
+    return _search(state, p, kbs, body.query, body.k, Filter.from_api(body.where))
 
 
 # --- ask ---------------------------------------------------------------------------------
@@ -122,7 +125,8 @@ def ask(kb: str, body: AskRequest, request: Request, p: Caller, state: State) ->
     store = state.store
     kbo = readable_kb(store, p, kb)
     conv = open_conversation(store, p, kbo, body.conversation_id)
-    events = answer_events(state, p, kbo, body.question, k=body.k, conversation=conv)
+    events = answer_events(state, p, kbo, body.question, k=body.k, conversation=conv,
+                           where=Filter.from_api(body.where))
     if _wants_stream(request, body):
         return StreamingResponse(_sse_stream(request, events), media_type="text/event-stream",
                                  headers=SSE_HEADERS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -14,13 +15,14 @@ from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
 from zhiku.engine import Zhiku
+from zhiku.filters import FILTER_META, meta_key, parse_meta_args
 from zhiku.ingest import VIRTUAL_PREFIXES
 from zhiku.lexical import IndexBusy
 from zhiku.server import jobs, uploads
 from zhiku.server.deps import Caller, Principal, ServerState, State, editable_kb, readable_kb
 from zhiku.server.deps import readable_kb_ids as _kb_ids
 from zhiku.server.errors import ApiError
-from zhiku.server.schemas import ERRORS, DocumentList, Job, JobList
+from zhiku.server.schemas import ERRORS, DocumentList, DocumentMetaUpdate, Job, JobList
 from zhiku.store import KnowledgeBase, Store
 
 log = logging.getLogger("zhiku.server.documents")
@@ -101,11 +103,37 @@ async def upload(kb: str, request: Request, p: Caller, state: State) -> JSONResp
             raise ApiError(422, "no_files")
         if len(files) > limit:
             raise ApiError(413, "too_many_files", limit=limit)
+        meta = _upload_meta(form.getlist("meta"))
         entries = await run_in_threadpool(_store_files, state, kbo, files)
+        for e in entries:
+            e["meta"] = meta
         info = await run_in_threadpool(_create_upload_job, state, p, kbo, entries)
     finally:
         await form.close()
     return JSONResponse(info, status_code=202)
+
+
+def _upload_meta(values: list[Any]) -> dict[str, Any]:
+    """The optional multipart field(s) ``meta``: a JSON object (``{"dept": "hr", "tags":
+    ["規章"]}``) or ``key=value`` lines; the metadata of every uploaded file."""
+    items: list[str] = []
+    for v in values:
+        if not isinstance(v, str) or not v.strip():
+            continue
+        text = v.strip()
+        if text.startswith("{"):
+            try:
+                obj = json.loads(text)
+            except ValueError as exc:
+                raise ApiError(400, "invalid_request", detail="meta is not valid JSON") from exc
+            if not isinstance(obj, dict):
+                raise ApiError(400, "invalid_request", detail="meta must be an object")
+            for key, val in obj.items():
+                vals = val if isinstance(val, list) else [val]
+                items.append(f"{key}={','.join(str(x) for x in vals)}")
+        else:
+            items.extend(line for line in text.splitlines() if line.strip())
+    return parse_meta_args(items)
 
 
 def _masked_title(title: str, kb: KnowledgeBase) -> str:
@@ -120,7 +148,30 @@ def list_documents(kb: str, p: Caller, state: State) -> dict[str, Any]:
     return {"documents": [
         {"id": state.ids.encode("d", d.id), "title": _masked_title(d.title, kbo), "path": d.path,
          "kind": d.kind, "chunks": d.chunks, "size": d.size, "updated_at": d.updated_at,
-         "uploaded": d.path.startswith("upload://")} for d in docs]}
+         "uploaded": d.path.startswith("upload://"),
+         "meta": {k: d.meta[k] for k in FILTER_META if k in d.meta}} for d in docs]}
+
+
+@router.patch("/kbs/{kb}/documents/{doc_id}", summary="Set a document's metadata for filters "
+              "(dept, tags, effective, amended…; null removes a key)")
+def update_document(kb: str, doc_id: str, body: DocumentMetaUpdate, p: Caller,
+                    state: State) -> dict[str, Any]:
+    store = state.store
+    kbo = editable_kb(store, p, kb)
+    row = _doc_row(state, store, kbo, doc_id)
+    changes: dict[str, Any] = _upload_meta([json.dumps(
+        {k: v for k, v in body.meta.items() if v is not None}, ensure_ascii=False)])
+    changes.update({meta_key(k): None for k, v in body.meta.items() if v is None})
+    with state.pool.engine() as zk:
+        zk.store.set_document_meta(kbo.name, row["path"], changes)
+        try:
+            zk.index(kbo).sync()
+        except IndexBusy:
+            pass  # queued in index_log, applied by the process holding the writer
+    state.record(p.actor, "document_meta", kb=kbo.name, target=row["path"], detail=changes)
+    doc = store.get_document(kbo.name, row["path"])
+    assert doc is not None
+    return {"id": doc_id, "meta": {k: doc.meta[k] for k in FILTER_META if k in doc.meta}}
 
 
 def _doc_row(state: ServerState, store: Store, kb: KnowledgeBase, doc_id: str) -> Any:
