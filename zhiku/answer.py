@@ -274,7 +274,8 @@ class ExtractiveAnswerer:
         self.second_other = second_other
 
     def relevance(self, question: str, hits: Sequence[Hit], stats: TermStats,
-                  tokens: Sequence[str] | None = None) -> float:
+                  tokens: Sequence[str] | None = None,
+                  present: set[str] | None = None) -> float:
         """How well the top passage answers the question, in [0, 1], before the
         answer-type factor. Four fifths: the mean of its query coverage and of its BM25
         score relative to the query's total idf (capped at 1); one fifth: how far it
@@ -283,7 +284,7 @@ class ExtractiveAnswerer:
         if not hits:
             return 0.0
         q_tokens = ztext.query_tokens(question) if tokens is None else tokens
-        cov = coverage(q_tokens, stats, hits[0])
+        cov = coverage(q_tokens, stats, hits[0], present)
         bm25 = hits[0].scores.get("bm25")
         if bm25 is None or bm25 <= 0:
             return cov
@@ -294,16 +295,22 @@ class ExtractiveAnswerer:
         return 0.8 * (cov + strength) / 2 + 0.2 * margin
 
     def _sentences(self, q_tokens: Sequence[str], hits: Sequence[Hit], stats: TermStats,
-                   kind: str | None) -> list[list[_Candidate | None]]:
-        """Per top passage, its sentences as candidates (None: never an answer)."""
+                   kind: str | None) -> tuple[list[list[_Candidate | None]], set[str]]:
+        """Per top passage, its sentences as candidates (None: never an answer); and the
+        tokens of the top passage with its title and section (each passage is tokenised
+        once per answer)."""
         q_set = set(q_tokens)
         out: list[list[_Candidate | None]] = []
+        first: set[str] = set()
         for rank, hit in enumerate(hits[: self.passages]):
             weight = self.rank_decay**rank
             row: list[_Candidate | None] = []
             covered_to = 0
             spans = ztext.sentence_spans(hit.text)
             toksets = [set(ztext.tokenize(hit.text[s:e])) for s, e in spans]
+            if rank == 0:
+                first = set(ztext.tokenize(f"{hit.doc_title}\n{hit.section or ''}"))
+                first.update(*toksets)
             # Within the passage, a query token found in most sentences (its topic's name)
             # tells the sentences apart less than one found in a single sentence.
             sf: dict[str, int] = {}
@@ -336,7 +343,7 @@ class ExtractiveAnswerer:
                 score /= 1 + 0.15 * math.log1p(max(0, len(sent) - 120) / 120)
                 row.append(_Candidate(score, rank, hit, s, e, typed, len(row), fresh))
             out.append(row)
-        return out
+        return out, first
 
     def answer(self, question: str, hits: Sequence[Hit], stats: TermStats,
                refuse_below: float | None = None,
@@ -346,8 +353,8 @@ class ExtractiveAnswerer:
         threshold = self.refuse_below if refuse_below is None else refuse_below
         kind = answer_type(question)
         q_tokens = ztext.query_tokens(question) if tokens is None else list(tokens)
-        rel = self.relevance(question, hits, stats, q_tokens)
-        rows = self._sentences(q_tokens, hits, stats, kind) if hits else []
+        rows, present = self._sentences(q_tokens, hits, stats, kind) if hits else ([], set())
+        rel = self.relevance(question, hits, stats, q_tokens, present if hits else None)
         # A sentence that only restates the question is context, never the answer.
         cands = [c for row in rows for c in row
                  if c is not None and c.score > 0 and c.fresh >= 0.15]
