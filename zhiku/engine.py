@@ -946,7 +946,9 @@ class Zhiku:
         return min(out) if out else self.answerer.refuse_below
 
     def _confidence(self, question: str, names: Sequence[str], k: int = 5) -> float:
-        hits = self.retrieve(question, names, k=k).hits
+        # Lexical retrieval only: the confidence is a lexical measure, and calibrating a
+        # KB must not cost hundreds of calls to its embedding or reranking server.
+        hits = self.retrieve(question, names, k=k, mode="lexical", rerank=False).hits
         ans = self.answerer.answer(question, hits, self.term_stats(question, names),
                                    refuse_below=0.0,
                                    tokens=self.query_terms(question, names, replace=True))
