@@ -128,7 +128,7 @@ def _cases(tmp: Path) -> list[tuple[str, bytes, str, str | None]]:
         ("掃描.txt", pdf, "failed", "type_mismatch"),
         ("空殼.docx", _zip({"evil.sh": b"rm -rf /"}), "failed", "type_mismatch"),
         ("炸彈.docx", _zip({"word/document.xml": b"\0" * (3 * 1024 * 1024)}), "failed",
-         "zip_bomb"),
+         "bomb"),
         ("加密.docx", ole, "failed", "encrypted"),
         ("工具.exe", b"MZ\x90\x00", "failed", "unsupported"),
         ("沒有副檔名", "純文字".encode(), "failed", "unsupported"),

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zhiku import loaders
+from zhiku import limits, loaders
 from zhiku.engine import Zhiku, file_hash
 from zhiku.errors import LoadError
 
@@ -122,7 +122,7 @@ def ingest_file(
     if prev is not None and prev[0] == digest:
         return FileResult(spath, "unchanged")
     try:
-        loaded = loaders.load(path)
+        loaded = limits.load_isolated(path)
     except LoadError as exc:
         return FileResult(spath, "failed", exc.reason, exc.message)
     except Exception as exc:  # noqa: BLE001 - a parser library choking must not stop the batch
