@@ -36,7 +36,8 @@ class ServerSettings:
     # between events without holding a thread, so keep this well above ``threads``.
     engines: int = 32
     threads: int = 8  # request threads per process; more only adds GIL contention
-    ingest_worker: bool = True  # run a background ingestion thread in this process
+    ingest_worker: bool = True  # run background ingestion threads in this process
+    ingest_threads: int = 2  # so that a small upload passes a slow one
     stale_job_s: float = 600.0  # a running job without heartbeat for this long is re-claimed
     shutdown_timeout_s: float = 60.0  # wait this long for the current file on shutdown
     metrics_token: str = ""  # lets a scraper read /metrics without an admin key
@@ -69,7 +70,7 @@ class ServerSettings:
 
     def validate(self) -> None:
         positive = ("max_upload_mb", "max_files", "max_request_mb", "max_json_kb",
-                    "max_unzipped_mb", "engines", "threads", "max_question_chars",
+                    "max_unzipped_mb", "engines", "threads", "max_question_chars", "ingest_threads",
                     "metrics_flush_s")
         for name in positive:
             if getattr(self, name) <= 0:

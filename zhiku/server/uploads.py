@@ -22,7 +22,9 @@ import hashlib
 import os
 import re
 import shutil
+import socket
 import tempfile
+import time
 import unicodedata
 import zipfile
 from dataclasses import dataclass
@@ -158,7 +160,7 @@ def spool(src: BinaryIO, dest_dir: Path, max_bytes: int) -> tuple[Path, str, int
     dest_dir.mkdir(parents=True, exist_ok=True)
     h = hashlib.sha256()
     size = 0
-    fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=".upload-")
+    fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=_tmp_prefix())
     try:
         with os.fdopen(fd, "wb") as out:
             while chunk := src.read(1 << 20):
@@ -177,6 +179,43 @@ def spool(src: BinaryIO, dest_dir: Path, max_bytes: int) -> tuple[Path, str, int
         Path(tmp).unlink(missing_ok=True)
         raise Rejected("empty", "檔案是空的")
     return Path(tmp), h.hexdigest(), size
+
+
+def _tmp_prefix() -> str:
+    return f".upload-{socket.gethostname()}-{os.getpid()}-"
+
+
+def clean_stale_tmp(home: Path, max_age_s: float = 24 * 3600) -> int:
+    """Delete the temporary files of interrupted uploads: those of a process of this host
+    that is gone, and any older than ``max_age_s``. Returns how many were removed."""
+    tmp_dir = home / "uploads" / ".tmp"
+    if not tmp_dir.is_dir():
+        return 0
+    host = socket.gethostname()
+    now = time.time()
+    removed = 0
+    for f in tmp_dir.iterdir():
+        if not f.name.startswith(".upload-") or not f.is_file():
+            continue
+        m = re.match(r"\.upload-(.+)-(\d+)-[^-]*$", f.name)
+        dead = False
+        if m and m.group(1) == host:
+            pid = int(m.group(2))
+            if pid != os.getpid():
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    dead = True
+                except PermissionError:
+                    pass
+        try:
+            old = now - f.stat().st_mtime > max_age_s
+        except OSError:
+            continue
+        if dead or old or not m:
+            f.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def place(home: Path, kb_id: int, tmp: Path, name: str, digest: str, size: int) -> StoredFile:
