@@ -27,6 +27,8 @@ from zhiku.pii.policy import (
     redact_field,
     redact_for_ingest,
     redact_for_output,
+    redact_name,
+    redact_path,
     replacement,
 )
 
@@ -55,6 +57,8 @@ __all__ = [
     "redact_field",
     "redact_for_ingest",
     "redact_for_output",
+    "redact_name",
+    "redact_path",
     "replacement",
     "tag",
     "type_label",

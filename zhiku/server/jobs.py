@@ -92,8 +92,10 @@ def job_info(store: Store, job_id: str, kb_ids: list[int] | None) -> dict[str, A
     row = store.db.execute(sql, args).fetchone()
     if row is None:
         return None
+    kbo = store.get_kb(row["kb"])
     files = [
-        {"name": f["name"], "path": f["path"], "size": f["size"], "status": f["status"],
+        {"name": Zhiku.redact_path(kbo, f["name"]), "path": Zhiku.redact_path(kbo, f["path"]),
+         "size": f["size"], "status": f["status"],
          "reason": f["reason"], "message": f["message"], "chunks": f["chunks"]}
         for f in store.db.execute(
             "SELECT * FROM job_files WHERE job_id=? ORDER BY ord", (job_id,))
@@ -444,3 +446,6 @@ class IngestWorkers:
     @property
     def busy(self) -> bool:
         return any(w.busy for w in self.workers)
+
+    def is_alive(self) -> bool:
+        return any(w.is_alive() for w in self.workers)

@@ -43,6 +43,10 @@ class ServerSettings:
     metrics_token: str = ""  # lets a scraper read /metrics without an admin key
     metrics_flush_s: float = 5.0  # how often a process shares its metrics with the others
     max_question_chars: int = 2000
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (comma-separated
+    # addresses or networks, "*" for any). Empty: the headers are ignored, so a client
+    # cannot forge its address in the audit log or dodge the failed-login limit.
+    trusted_proxies: str = ""
 
     @classmethod
     def from_env(

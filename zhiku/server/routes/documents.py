@@ -46,7 +46,8 @@ def _store_files(
     tmp_dir = s.home / "uploads" / ".tmp"
     out: list[dict[str, Any]] = []
     for up in files:
-        name = uploads.safe_name(up.filename)
+        # Masked before it becomes a file on disk, a document path or a log entry.
+        name = Zhiku.ingest_name(kb, uploads.safe_name(up.filename))
         entry: dict[str, Any] = {"name": name, "path": uploads.doc_path(kb.name, name),
                                  "status": "pending", "size": 0}
         try:
@@ -118,7 +119,8 @@ def list_documents(kb: str, p: Caller, state: State) -> dict[str, Any]:
     kbo = readable_kb(store, p, kb)
     docs = store.list_documents(kbo.name)
     return {"documents": [
-        {"id": state.ids.encode("d", d.id), "title": _masked_title(d.title, kbo), "path": d.path,
+        {"id": state.ids.encode("d", d.id), "title": _masked_title(d.title, kbo),
+         "path": Zhiku.redact_path(kbo, d.path),
          "kind": d.kind, "chunks": d.chunks, "size": d.size, "updated_at": d.updated_at,
          "uploaded": d.path.startswith("upload://")} for d in docs]}
 
