@@ -378,6 +378,20 @@ class Zhiku:
         return redact_path(path, pol, kb.secret)
 
     @staticmethod
+    def redact_json(kb: KnowledgeBase, value: Any, key: str | None = None) -> Any:
+        """A stored JSON value (an answer with its citations) as a reader may see it:
+        ``path`` strings through :meth:`redact_path`, every other string through
+        :meth:`redact_output`."""
+        if isinstance(value, dict):
+            return {k: Zhiku.redact_json(kb, v, k) for k, v in value.items()}
+        if isinstance(value, list):
+            return [Zhiku.redact_json(kb, v, key) for v in value]
+        if isinstance(value, str):
+            return Zhiku.redact_path(kb, value) if key == "path" else \
+                Zhiku.redact_output(kb, value)
+        return value
+
+    @staticmethod
     def ingest_name(kb: KnowledgeBase, name: str) -> str:
         """An uploaded file's name as it is stored (on disk and as the document path):
         masked when the KB masks at ingest, so raw values never reach the store."""

@@ -146,6 +146,6 @@ def list_feedback(p: Admin, state: State, kb: str | None = None,
                     "rating": "up" if r["rating"] > 0 else "down",
                     "comment": audit.mask_question(r["comment"], kbo) if r["comment"] else None,
                     "question": audit.mask_question(r["question"], kbo),
-                    "answer": Zhiku.redact_output(kbo, json.loads(r["answer"])["answer"]),
+                    "answer": Zhiku.redact_json(kbo, json.loads(r["answer"])["answer"]),
                     "created_at": r["created_at"]})
     return {"feedback": out}

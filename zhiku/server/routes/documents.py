@@ -58,7 +58,9 @@ def _store_files(
             except uploads.Rejected:
                 tmp.unlink(missing_ok=True)
                 raise
-            stored = uploads.place(s.home, kb.id, tmp, name, digest, size)
+            # On disk the name is only a label: masked in every mode that masks.
+            disk_name = Zhiku.redact_path(kb, name)
+            stored = uploads.place(s.home, kb.id, tmp, disk_name, digest, size)
             entry.update(stored=stored.stored, sha256=digest)
         except uploads.Rejected as r:
             entry.update(status="failed", reason=r.reason, message=r.message)
