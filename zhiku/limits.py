@@ -384,6 +384,23 @@ def _child_main(fd: int) -> None:
         conn.close()
 
 
+def _peak(pid: int) -> int | None:
+    """Peak resident memory (``VmHWM``) of ``pid`` in bytes, ``None`` where unknown."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+# Called after every isolated load with (path, seconds, peak RSS of the worker in bytes,
+# error reason or None): for metrics and ``bench/hostile.py``.
+observe: Callable[[str, float, int, str | None], None] | None = None
+
+
 def _rss(pid: int) -> int | None:
     """Resident memory of ``pid`` in bytes (Linux ``/proc``), ``None`` where unknown."""
     try:
@@ -441,9 +458,32 @@ class LoadWorker:
 
     def load(self, path: Path, limits: Limits) -> Any:
         """The loaded document of ``path``, or :class:`LoadError` raised."""
+        t0 = time.monotonic()
+        reason: str | None = None
+        try:
+            return self._load(path, limits)
+        except LoadError as exc:
+            reason = exc.reason
+            raise
+        finally:
+            if observe is not None:
+                observe(str(path), time.monotonic() - t0, self.peak_rss, reason)
+
+    def _note_peak(self) -> None:
+        if self.proc is not None:
+            peak = _peak(self.proc.pid)
+            if peak is not None:
+                self.peak_rss = max(self.peak_rss, peak)
+
+    def ensure_started(self) -> None:
+        """Start the worker process now (it imports the loaders: about a second), so the
+        first file does not wait for it."""
         if self.proc is None or self.proc.poll() is not None:
             self._kill()
             self._start()
+
+    def _load(self, path: Path, limits: Limits) -> Any:
+        self.ensure_started()
         assert self.conn is not None and self.proc is not None
         size = path.stat().st_size
         seconds = limits.seconds_for(size)
@@ -466,9 +506,11 @@ class LoadWorker:
             if rss is not None:
                 self.peak_rss = max(self.peak_rss, rss)
                 if rss > memory:
+                    self._note_peak()
                     self._kill()
                     raise bomb(spath, f"讀取時記憶體超過 {memory / MB:.0f} MB")
             if time.monotonic() - t0 > seconds:
+                self._note_peak()
                 self._kill()
                 raise too_complex(spath, f"讀取超過 {seconds:.0f} 秒")
             if self.proc.poll() is not None:
@@ -477,6 +519,7 @@ class LoadWorker:
             code = self.proc.poll() if self.proc is not None else None
             self._kill()
             raise LoadError(spath, "corrupt", f"讀取檔案的工作行程意外結束（代碼 {code}）")
+        self._note_peak()
         rss = _rss(pid)
         if rss is not None:
             self.peak_rss = max(self.peak_rss, rss)

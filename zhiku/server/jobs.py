@@ -40,6 +40,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from zhiku import limits
 from zhiku.engine import Zhiku
 from zhiku.errors import KnowledgeBaseNotFound, ZhikuError
 from zhiku.ingest import ingest_file
@@ -275,6 +276,11 @@ class IngestWorker(threading.Thread):
 
     def run(self) -> None:
         zk = Zhiku(self.home)
+        try:
+            if limits.current().isolate:
+                limits.worker().ensure_started()  # ready before the first upload
+        except Exception:  # noqa: BLE001 - it is started again on the first file
+            log.exception("could not start the load worker process")
         try:
             while not self.stopping:
                 try:
