@@ -58,7 +58,7 @@ from zhiku.errors import LoadError, ZhikuError
 
 MB = 1024 * 1024
 ZIP_MAGIC = b"PK\x03\x04"
-_READ = 1 << 16
+_READ = 1 << 20
 _XML_SUFFIXES = (".xml", ".rels", ".vml")
 
 
@@ -84,7 +84,7 @@ class Limits:
     max_passage_chars: int = 5_000_000  # characters in one block of text
     file_seconds: float = 20.0  # wall time to read one file …
     seconds_per_mb: float = 1.0  # … plus this per MB of file
-    file_memory_mb: float = 1024.0  # resident memory of the reading process …
+    file_memory_mb: float = 960.0  # resident memory of the reading process …
     memory_per_mb: float = 8.0  # … or this times the file size when larger
     isolate: bool = True  # read in a worker process (time and memory budgets)
 
@@ -413,7 +413,7 @@ def _rss(pid: int) -> int | None:
 class LoadWorker:
     """One worker process that loads files on request, within time and memory budgets."""
 
-    POLL_S = 0.02
+    POLL_S = 0.01
     RETIRE_RSS = 384 * MB  # a worker that grew beyond this is retired after its file
 
     def __init__(self) -> None:
