@@ -23,11 +23,9 @@ is shared (2 cores, several other jobs), so times are noisy.
 from __future__ import annotations
 
 import argparse
-import io
 import sys
 import tempfile
 import time
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,14 +39,6 @@ from tests.filegen import make_docx, make_pdf, make_text  # noqa: E402
 from zhiku import limits  # noqa: E402
 
 MB = 1024 * 1024
-
-
-def _zip(entries: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in entries.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
 
 
 def _bytes(name: str, data: bytes) -> Callable[[Path], Path]:
@@ -77,7 +67,7 @@ ATTACKS: list[tuple[str, str, Callable[[Path], Path]]] = [
      lambda d: make_text(d / "long-line.txt", "很長的一行" * 1_200_000)),
     # The files of tests/test_server_hostile.py:
     ("zip-bomb.docx", "3 MB of zeros in document.xml (test_server_hostile)",
-     _bytes("zip-bomb.docx", _zip({"word/document.xml": b"\0" * (3 * MB)}))),
+     _bytes("zip-bomb.docx", hg.zip_bytes({"word/document.xml": b"\0" * (3 * MB)}))),
     ("html-as.pdf", "HTML named .pdf", _bytes("html-as.pdf", b"<html><body>x</body></html>")),
     ("exe-as.docx", "executable named .docx", _bytes("exe-as.docx", b"MZ\x90\x00" + bytes(200))),
     ("encrypted.docx", "encrypted Office file",

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import io
 import struct
 import zipfile
 import zlib
@@ -13,6 +14,15 @@ from pathlib import Path
 from tests.filegen import make_docx, make_xlsx
 
 W_NS = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+
+
+def zip_bytes(entries: dict[str, bytes]) -> bytes:
+    """A ZIP (deflated) holding ``entries`` (name → bytes)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in entries.items():
+            z.writestr(name, data)
+    return buf.getvalue()
 
 
 def _rewrite_zip(path: Path, replace: dict[str, Callable[[bytes], bytes | Iterator[bytes]]],

@@ -54,6 +54,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import IO, Any
 
+from zhiku.config import parse_env
 from zhiku.errors import LoadError, ZhikuError
 
 MB = 1024 * 1024
@@ -126,18 +127,9 @@ class Limits:
 
 def _parse(name: str, type_name: str, raw: str) -> Any:
     try:
-        if "bool" in type_name:
-            low = raw.strip().lower()
-            if low in ("1", "true", "yes", "on"):
-                return True
-            if low in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(raw)
-        if "int" in type_name:
-            return int(raw)
-        return float(raw)
+        return parse_env(f"ZHIKU_LIMIT_{name.upper()}", type_name or "float", raw)
     except ValueError as exc:
-        raise LimitsError(f"環境變數 ZHIKU_LIMIT_{name.upper()} 的值不合法：「{raw}」") from exc
+        raise LimitsError(str(exc)) from exc
 
 
 _current: contextvars.ContextVar[Limits | None] = contextvars.ContextVar("zhiku_limits",

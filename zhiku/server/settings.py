@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from zhiku.config import home_dir
+from zhiku.config import home_dir, parse_env
 from zhiku.errors import ZhikuError
 
 
@@ -108,17 +108,6 @@ class ServerSettings:
 
 def _parse(name: str, type_name: str, raw: str) -> Any:
     try:
-        if "bool" in type_name:
-            low = raw.strip().lower()
-            if low in ("1", "true", "yes", "on"):
-                return True
-            if low in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(raw)
-        if "int" in type_name:
-            return int(raw)
-        if "float" in type_name:
-            return float(raw)
+        return parse_env(f"ZHIKU_{name.upper()}", type_name, raw)
     except ValueError as exc:
-        raise SettingsError(f"環境變數 ZHIKU_{name.upper()} 的值不合法：「{raw}」") from exc
-    return raw
+        raise SettingsError(str(exc)) from exc
