@@ -4,9 +4,7 @@ malformed requests. Every refusal is a JSON error with a stable code."""
 
 from __future__ import annotations
 
-import io
 import re
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.filegen import make_docx, make_pdf
+from tests.hostile_gen import zip_bytes
 from tests.server_util import auth, build_home, wait_job
 from zhiku.server.app import create_app, web_dir
 from zhiku.server.settings import ServerSettings
@@ -105,14 +104,6 @@ def test_too_many_files_and_no_files(client: TestClient, base: Any) -> None:
 # --- type by content --------------------------------------------------------------------------
 
 
-def _zip(entries: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, data in entries.items():
-            z.writestr(name, data)
-    return buf.getvalue()
-
-
 def _cases(tmp: Path) -> list[tuple[str, bytes, str, str | None]]:
     docx = make_docx(tmp / "ok.docx", [("para", "正常的文件內容。")]).read_bytes()
     pdf = make_pdf(tmp / "ok.pdf", [["正常的 PDF 內容。"]]).read_bytes()
@@ -126,9 +117,9 @@ def _cases(tmp: Path) -> list[tuple[str, bytes, str, str | None]]:
         ("圖.txt", b"\x89PNG\r\n\x1a\n" + b"\x00" * 100, "failed", "type_mismatch"),
         ("表.xlsx", docx, "failed", "type_mismatch"),
         ("掃描.txt", pdf, "failed", "type_mismatch"),
-        ("空殼.docx", _zip({"evil.sh": b"rm -rf /"}), "failed", "type_mismatch"),
-        ("炸彈.docx", _zip({"word/document.xml": b"\0" * (3 * 1024 * 1024)}), "failed",
-         "zip_bomb"),
+        ("空殼.docx", zip_bytes({"evil.sh": b"rm -rf /"}), "failed", "type_mismatch"),
+        ("炸彈.docx", zip_bytes({"word/document.xml": b"\0" * (3 * 1024 * 1024)}), "failed",
+         "bomb"),
         ("加密.docx", ole, "failed", "encrypted"),
         ("工具.exe", b"MZ\x90\x00", "failed", "unsupported"),
         ("沒有副檔名", "純文字".encode(), "failed", "unsupported"),

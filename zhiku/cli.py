@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape as esc
 from rich.table import Table
 
 from zhiku import __version__
@@ -24,6 +23,8 @@ from zhiku.cli_common import (
     MultiKbOpt,
     engine,
     err,
+    esc,
+    fail,
     out,
     print_json,
     show_warnings,
@@ -31,6 +32,7 @@ from zhiku.cli_common import (
 from zhiku.cli_models import install as install_models
 from zhiku.cli_models import print_sources, stream_answer
 from zhiku.config import DEFAULT_KB, lang
+from zhiku.errors import ZhikuError
 from zhiku.filters import FILTER_META, Filter, meta_key, parse_meta_args
 from zhiku.pii import format_counts
 from zhiku.pii.cli import app as pii_app
@@ -130,9 +132,13 @@ def _progress(total: int | None, label: str, quiet: bool) -> Iterator[Callable[[
         task = prog.add_task(label, total=total, name="")
 
         def step(res: FileResult) -> None:
-            prog.update(task, advance=1, name=Path(res.path).name[:40])
+            prog.update(task, advance=1, name=esc(Path(res.path).name[:40]))
 
         yield step
+
+
+def _say_waiting() -> None:
+    err.print("[yellow]另一個匯入或同步正在使用這個資料目錄，等待它完成…[/yellow]")
 
 
 @app.command()
@@ -154,7 +160,8 @@ def ingest(
         extra = parse_meta_args(meta or [])
         files = list(walk([p for p in paths if p.exists()]))
         with _progress(len(files), "匯入中", quiet or as_json) as step:
-            report = ingest_paths(zk, files, kb, on_file=step, meta=extra)
+            report = ingest_paths(zk, files, kb, on_file=step, meta=extra,
+                                  on_wait=_say_waiting)
         for p in missing:
             report.files.append(FileResult(str(p), "failed", "missing", "找不到檔案或資料夾"))
         raise typer.Exit(_summary(report, as_json))
@@ -168,7 +175,7 @@ def sync(kb: KbOpt = DEFAULT_KB, home: HomeOpt = None, as_json: JsonOpt = False)
     with engine(home) as zk:
         zk.kb(kb)
         with _progress(len(zk.store.document_hashes(kb)), "同步中", as_json) as step:
-            report = sync_kb(zk, kb, on_file=step)
+            report = sync_kb(zk, kb, on_file=step, on_wait=_say_waiting)
         raise typer.Exit(_summary(report, as_json))
 
 
@@ -198,7 +205,11 @@ def docs(kb: KbOpt = DEFAULT_KB, home: HomeOpt = None, as_json: JsonOpt = False,
          where: WhereOpt = None) -> None:
     """列出知識庫中的文件（可用 --where 篩選）。"""
     with engine(home) as zk:
+        kbo = zk.store.get_kb(kb)
         items = zk.store.list_documents(kb, Filter.parse(where) if where else None)
+        for d in items:  # as every reader sees them (file names masked)
+            d.path = zk.redact_path(kbo, d.path)
+            d.title = zk.redact_output(kbo, d.title)
     if as_json:
         print_json({"documents": [
             {"title": d.title, "path": d.path, "kind": d.kind, "chunks": d.chunks,
@@ -338,6 +349,29 @@ def backup(
             zk.store.db.backup(target)
         target.close()
     err.print(f"已備份至 {dest}")
+
+
+@app.command()
+def restore(
+    src: Annotated[Path, typer.Argument(help="zhiku backup 產生的備份檔")],
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """由備份還原資料庫：確認沒有程序使用中、移開舊檔與殘留的 WAL、檢查完整性、重建索引。"""
+    from zhiku.config import home_dir
+    from zhiku.restore import restore as do_restore
+
+    try:
+        rep = do_restore(home_dir(home), src)
+    except ZhikuError as exc:
+        raise fail(exc) from exc
+    if as_json:
+        print_json({"database": rep.database, "previous": rep.previous, "kbs": rep.kbs,
+                    "seconds": round(rep.seconds, 3)})
+        return
+    if rep.previous:
+        err.print(f"原資料庫已移至 {rep.previous}")
+    err.print(f"已由 {src} 還原：{len(rep.kbs)} 個知識庫，索引已重建")
 
 
 @kb_app.command("list")

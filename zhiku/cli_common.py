@@ -7,6 +7,7 @@ the error's exit code here, and nowhere else in the CLI.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -19,9 +20,25 @@ from rich.markup import escape
 
 from zhiku.engine import Zhiku
 from zhiku.errors import ZhikuError
+from zhiku.text import visible
 
-out = Console(soft_wrap=True, highlight=False)
-err = Console(stderr=True, soft_wrap=True, highlight=False)
+
+class SafeConsole(Console):
+    """A console that shows control and format characters as escapes (``\x1b``), so text
+    from documents, file names or KB names cannot drive the terminal. Every string
+    printed, and every table cell and title, goes through :meth:`render_str`."""
+
+    def render_str(self, text: str, **kwargs: Any) -> Any:
+        return super().render_str(visible(text), **kwargs)
+
+
+def esc(text: str) -> str:
+    """``text`` for a console line: markup escaped, control characters made visible."""
+    return escape(visible(text))
+
+
+out = SafeConsole(soft_wrap=True, highlight=False)
+err = SafeConsole(stderr=True, soft_wrap=True, highlight=False)
 
 HomeOpt = Annotated[
     str | None,
@@ -34,9 +51,14 @@ MultiKbOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="輸出一個 JSON 物件到 stdout")]
 
 
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+
+
 def print_json(obj: Any) -> None:
     """Exactly one JSON object on stdout (messages go to stderr)."""
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    # json escapes C0 controls; DEL, C1 and bidi controls are escaped here as well.
+    sys.stdout.write(_JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}",
+                                      json.dumps(obj, ensure_ascii=False)) + "\n")
 
 
 def fail(exc: ZhikuError) -> typer.Exit:

@@ -58,7 +58,7 @@ from zhiku.generate import (
 from zhiku.hybrid import CalibrationResult, calibrate, rrf
 from zhiku.lexical import LexicalIndex, ProgressFn, index_text
 from zhiku.models import Answer, Hit, LoadedDocument
-from zhiku.pii import PiiPolicy, redact, redact_for_ingest
+from zhiku.pii import PiiPolicy, redact, redact_for_ingest, redact_name, redact_path
 from zhiku.rank import DEPTH as RANK_DEPTH
 from zhiku.rank import collapse_duplicates, reinforce
 from zhiku.store import KnowledgeBase, Store, now_iso
@@ -411,18 +411,60 @@ class Zhiku:
             return text
         return redact(text, pol, secret=kb.secret)[0]
 
-    def _redact_hits(self, hits: list[Hit], names: Sequence[str]) -> list[Hit]:
-        # Only KBs in "output" mode mask here; the policy is parsed once per KB.
-        masking = {n: kb for n in names
-                   if (kb := self.store.get_kb(n)).settings.get("pii", {}).get("mode") == "output"}
-        for h in hits:
-            kb = masking.get(h.kb)
-            if kb is None:
-                continue
+    @staticmethod
+    def redact_path(kb: KnowledgeBase, path: str) -> str:
+        """A document path as a reader may see it: file and folder names masked in every
+        mode that masks (a local file's path is its identity for ``zhiku sync`` and is
+        stored as it is, so it is masked on the way out even in ``ingest`` mode)."""
+        pol = Zhiku.pii_policy(kb)
+        if pol.mode == "off" or not pol.types:
+            return path
+        return redact_path(path, pol, kb.secret)
+
+    @staticmethod
+    def redact_json(kb: KnowledgeBase, value: Any, key: str | None = None) -> Any:
+        """A stored JSON value (an answer with its citations) as a reader may see it:
+        ``path`` strings through :meth:`redact_path`, every other string through
+        :meth:`redact_output`."""
+        if isinstance(value, dict):
+            return {k: Zhiku.redact_json(kb, v, k) for k, v in value.items()}
+        if isinstance(value, list):
+            return [Zhiku.redact_json(kb, v, key) for v in value]
+        if isinstance(value, str):
+            return Zhiku.redact_path(kb, value) if key == "path" else \
+                Zhiku.redact_output(kb, value)
+        return value
+
+    @staticmethod
+    def ingest_name(kb: KnowledgeBase, name: str) -> str:
+        """An uploaded file's name as it is stored (on disk and as the document path):
+        masked when the KB masks at ingest, so raw values never reach the store."""
+        pol = Zhiku.pii_policy(kb)
+        if not pol.masks_at_ingest or not pol.types:
+            return name
+        return redact_name(name, pol, kb.secret)
+
+    def redact_hit(self, kb: KnowledgeBase, h: Hit) -> Hit:
+        """Every string of a hit as a reader may see it (text, title, section, label,
+        path): the one place hits are masked on output."""
+        if self.pii_policy(kb).mode == "output":
             h.text = self.redact_output(kb, h.text)
             h.doc_title = self.redact_output(kb, h.doc_title)
             if h.section:
                 h.section = self.redact_output(kb, h.section)
+            if h.label:
+                h.label = self.redact_output(kb, h.label)
+        h.path = self.redact_path(kb, h.path)
+        return h
+
+    def _redact_hits(self, hits: list[Hit], names: Sequence[str]) -> list[Hit]:
+        kbs = {n: self.store.get_kb(n) for n in names}
+        masking = {n: kb for n, kb in kbs.items()
+                   if kb.settings.get("pii", {}).get("mode", "ingest") != "off"}
+        for h in hits:
+            kb = masking.get(h.kb)
+            if kb is not None:
+                self.redact_hit(kb, h)
         return hits
 
     def _dense(self, kbo: KnowledgeBase, embedder: Embedder, query: str, depth: int,

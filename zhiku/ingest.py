@@ -4,10 +4,19 @@ Each file is hashed; an unchanged file is skipped, a changed one is replaced, an
 document with all its chunks is written in one SQLite transaction. The lexical index
 is brought up to date in batches from the store's ``index_log``: killing the process
 at any moment loses nothing, and a re-run finishes the job.
+
+Files are read through :func:`zhiku.limits.load_isolated` (a worker process with time
+and memory budgets). Two ingest or sync runs on one data directory take turns on
+``run/ingest.lock``: the second waits (``on_wait`` tells the user) instead of racing
+the first for the index writer and the database; an index writer held by another
+process (a server) leaves the index work queued instead of failing the run.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import logging
 import os
 import time
 from collections import Counter
@@ -16,9 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zhiku import loaders
+from zhiku import limits, loaders
 from zhiku.engine import Zhiku, file_hash
 from zhiku.errors import LoadError
+from zhiku.lexical import IndexBusy
+
+log = logging.getLogger("zhiku.ingest")
 
 # Documents that are not files on this machine (``sync`` never removes them as missing):
 # benchmark corpora, server uploads, crawled web pages (zhiku.sources.web).
@@ -96,6 +108,33 @@ def walk(paths: Iterable[Path]) -> Iterator[Path]:
 OnFile = Callable[[FileResult], None]
 
 
+@contextlib.contextmanager
+def ingest_lock(home: Path, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    """One ingest/sync run at a time per data directory; waits for the one running."""
+    run = home / "run"
+    run.mkdir(parents=True, exist_ok=True)
+    with open(run / "ingest.lock", "a+b") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is not None:
+                on_wait()
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _sync_quietly(zk: Zhiku, kb: str, keep_writer: bool = False) -> None:
+    """Apply queued index work; when another process holds the index writer the work
+    stays queued in ``index_log`` and that process (or the next search) applies it."""
+    try:
+        zk.sync_index(kb, keep_writer=keep_writer)
+    except IndexBusy:
+        log.info("index writer busy in another process; index work left queued")
+
+
 def ingest_file(
     zk: Zhiku,
     kb: str,
@@ -132,7 +171,7 @@ def ingest_file(
                 zk.store.set_document_meta(kb, spath, meta)
         return FileResult(spath, "unchanged")
     try:
-        loaded = loaders.load(path)
+        loaded = limits.load_isolated(path)
     except LoadError as exc:
         return FileResult(spath, "failed", exc.reason, exc.message)
     except Exception as exc:  # noqa: BLE001 - a parser library choking must not stop the batch
@@ -152,8 +191,15 @@ def ingest_paths(
     on_file: OnFile | None = None,
     sync_every: float = 5.0,
     meta: dict[str, Any] | None = None,
+    on_wait: Callable[[], None] | None = None,
 ) -> IngestReport:
     """Ingest files and folders into ``kb`` (created if missing), each with ``meta``."""
+    with ingest_lock(zk.home, on_wait):
+        return _ingest_paths(zk, paths, kb, on_file, sync_every, meta)
+
+
+def _ingest_paths(zk: Zhiku, paths: Iterable[Path], kb: str, on_file: OnFile | None,
+                  sync_every: float, meta: dict[str, Any] | None) -> IngestReport:
     zk.kb(kb, create=True)
     report = IngestReport()
     t0 = time.perf_counter()
@@ -172,16 +218,22 @@ def ingest_paths(
             if on_file is not None:
                 on_file(res)
             if time.monotonic() - last_sync > sync_every:
-                zk.sync_index(kb, keep_writer=True)
+                _sync_quietly(zk, kb, keep_writer=True)
                 last_sync = time.monotonic()
     finally:
-        zk.sync_index(kb)
+        _sync_quietly(zk, kb)
     report.seconds = time.perf_counter() - t0
     return report
 
 
-def sync_kb(zk: Zhiku, kb: str, on_file: OnFile | None = None) -> IngestReport:
+def sync_kb(zk: Zhiku, kb: str, on_file: OnFile | None = None,
+            on_wait: Callable[[], None] | None = None) -> IngestReport:
     """Re-check every stored document: re-ingest changed files, remove vanished ones."""
+    with ingest_lock(zk.home, on_wait):
+        return _sync_kb(zk, kb, on_file)
+
+
+def _sync_kb(zk: Zhiku, kb: str, on_file: OnFile | None) -> IngestReport:
     report = IngestReport()
     t0 = time.perf_counter()
     known = zk.store.document_hashes(kb)
@@ -199,6 +251,6 @@ def sync_kb(zk: Zhiku, kb: str, on_file: OnFile | None = None) -> IngestReport:
             if on_file is not None:
                 on_file(res)
     finally:
-        zk.sync_index(kb)
+        _sync_quietly(zk, kb)
     report.seconds = time.perf_counter() - t0
     return report

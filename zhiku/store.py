@@ -10,6 +10,7 @@ replay is idempotent) on the next open.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
@@ -19,11 +20,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from zhiku.errors import KnowledgeBaseNotFound, StoreError
 from zhiku.filters import Filter
 from zhiku.models import Chunk, Document, Hit
+from zhiku.text import bad_name_chars, visible
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -242,12 +244,27 @@ class KnowledgeBase:
     secret: bytes
 
 
+def lock_path(db: Path) -> Path:
+    return db.with_name(db.name + ".lock")
+
+
+def open_lock(db: Path) -> IO[bytes]:
+    """Hold a shared ``flock`` on the database's lock file (released by closing it, or
+    by the process's death)."""
+    fh = lock_path(db).open("ab")
+    fcntl.flock(fh, fcntl.LOCK_SH)
+    return fh
+
+
 class Store:
     """SQLite-backed store. Safe to open from several processes (WAL, busy timeout)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
+        # A shared lock for as long as the store is open: ``zhiku restore`` takes it
+        # exclusively, so it never replaces a database some process still has open.
+        self._open_lock = open_lock(path)
         try:
             self.db = sqlite3.connect(
                 path, timeout=30.0, isolation_level=None, check_same_thread=False
@@ -319,6 +336,7 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+        self._open_lock.close()
 
     # --- meta -------------------------------------------------------------------
 
@@ -358,12 +376,14 @@ class Store:
 
     def ensure_kb(self, name: str, settings: dict[str, Any] | None = None) -> KnowledgeBase:
         name = name.strip()
-        if not name or len(name) > 64 or any(c in name for c in "/\\\0"):
-            raise StoreError(f"知識庫名稱不合法：「{name}」（1–64 字，不可含 / \\）")
         with self.tx(immediate=True):
             kb = self.find_kb(name)
             if kb is not None:
                 return kb
+            if not name or len(name) > 64 or any(c in name for c in "/\\") or \
+                    bad_name_chars(name):
+                raise StoreError(f"知識庫名稱不合法：「{visible(name)}」"
+                                 "（1–64 字，不可含 / \\ 或控制字元）")
             self.db.execute(
                 "INSERT INTO kbs(name, created_at, settings, secret) VALUES (?, ?, ?, ?)",
                 (name, now_iso(), json.dumps(settings or {}, ensure_ascii=False),

@@ -178,3 +178,25 @@ def section_string(heading_path: tuple[str, ...] | list[str], label: str | None)
     if label and not any(p.startswith(label) for p in parts[-1:]):
         parts.append(label)
     return " > ".join(parts) or None
+
+
+# C0/C1 controls except tab and newline, DEL, and the invisible format characters that
+# reorder or hide text on a terminal (bidi overrides and isolates, zero-width marks).
+_UNSAFE_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e"
+                        "\u2060-\u2069\ufeff]")
+
+
+def visible(text: str) -> str:
+    """``text`` safe for a terminal: control and format characters shown as ``\\xNN`` /
+    ``\\uNNNN`` escapes, so a stored name cannot move the cursor, recolour or hide text."""
+    return _UNSAFE_RE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                          else f"\\u{ord(m.group()):04x}", text)
+
+
+def bad_name_chars(name: str) -> list[str]:
+    """The characters that make ``name`` unfit as a knowledge-base name: controls,
+    format characters, separators of lines and paragraphs, unassigned code points."""
+    import unicodedata
+
+    return [c for c in name if unicodedata.category(c)[0] == "C"
+            or unicodedata.category(c) in ("Zl", "Zp")]

@@ -12,9 +12,11 @@ from typing import Any
 import docx
 from docx.document import Document as DocxDocument
 from docx.oxml.ns import qn
+from docx.styles import BabelFish
 from docx.table import Table
 from docx.text.paragraph import Paragraph
 
+from zhiku import limits
 from zhiku.errors import LoadError
 from zhiku.loaders import register
 from zhiku.loaders._common import (
@@ -167,7 +169,7 @@ class Numbering:
     abstract list continue one sequence unless a ``startOverride`` restarts it).
     """
 
-    def __init__(self, document: DocxDocument) -> None:
+    def __init__(self, document: DocxDocument, styles: _Styles) -> None:
         self.abstract: dict[str, dict[int, _Level]] = {}
         self.num_abs: dict[str, str] = {}
         self.overrides: dict[str, dict[int, int]] = {}
@@ -208,7 +210,7 @@ class Numbering:
                     self.overrides.setdefault(nid, {})[ilvl] = int(start)
         # A numStyleLink abstract list takes its levels from the style's list.
         for aid, style_id in style_links.items():
-            target = _style_num_id(document, style_id)
+            target = _style_num_id(styles, style_id)
             if target and target in self.num_abs and not self.abstract.get(aid):
                 self.abstract[aid] = self.abstract.get(self.num_abs[target], {})
 
@@ -252,44 +254,91 @@ class Numbering:
         return text or None
 
 
-def _style_num_id(document: DocxDocument, style_id: str) -> str | None:
-    styles = document.styles.element
-    for st in styles.findall(qn("w:style")):
-        if st.get(qn("w:styleId")) == style_id:
-            ppr = st.find(qn("w:pPr"))
-            num_pr = ppr.find(qn("w:numPr")) if ppr is not None else None
-            return _val(num_pr, "w:numId") if num_pr is not None else None
-    return None
+def _style_num_id(styles: _Styles, style_id: str) -> str | None:
+    st = styles.by_id.get(style_id)
+    if st is None:
+        return None
+    ppr = st.find(qn("w:pPr"))
+    num_pr = ppr.find(qn("w:numPr")) if ppr is not None else None
+    return _val(num_pr, "w:numId") if num_pr is not None else None
 
 
 # --- paragraphs -------------------------------------------------------------------------
 
 
-def _style_chain(paragraph: Paragraph) -> Iterator[Any]:
-    try:
-        style = paragraph.style
-    except (KeyError, ValueError):
-        return
-    seen = 0
-    while style is not None and seen < 10:
-        yield style
-        style = style.base_style
-        seen += 1
+@dataclass(slots=True, frozen=True)
+class _Style:
+    style_id: str | None
+    name: str
+    element: Any
 
 
-def _is_toc(paragraph: Paragraph) -> bool:
+class _Styles:
+    """The document's styles, indexed once.
+
+    python-docx finds a paragraph's style (and the default style) by scanning every
+    style definition, and the loader asks several times per paragraph: with thousands
+    of styles and paragraphs that cost paragraphs × styles. Here each paragraph costs
+    a dictionary look-up and a chain of at most ten ``basedOn`` links, cached per style.
+    """
+
+    def __init__(self, document: DocxDocument) -> None:
+        self.by_id: dict[str, Any] = {}
+        self.default: Any = None
+        self._chains: dict[str | None, tuple[_Style, ...]] = {}
+        try:
+            root = document.styles.element
+        except (KeyError, ValueError, AttributeError):
+            return
+        count = 0
+        for st in root.iterchildren(qn("w:style")):
+            count += 1
+            sid = st.get(qn("w:styleId"))
+            if sid is not None and sid not in self.by_id:
+                self.by_id[sid] = st
+            if (st.get(qn("w:type")) or "paragraph") == "paragraph" and \
+                    st.get(qn("w:default")) in ("1", "true"):
+                self.default = st  # the last default wins, as in python-docx
+        limits.budget().styles(count)
+
+    @staticmethod
+    def _style(el: Any) -> _Style:
+        name_el = el.find(qn("w:name"))
+        raw = name_el.get(qn("w:val")) if name_el is not None else None
+        return _Style(el.get(qn("w:styleId")), BabelFish.internal2ui(raw or ""), el)
+
+    def chain(self, paragraph: Paragraph) -> tuple[_Style, ...]:
+        """The paragraph's style and the styles it is based on, nearest first."""
+        ppr = paragraph._p.pPr
+        sid = _val(ppr, "w:pStyle") if ppr is not None else None
+        found = self._chains.get(sid)
+        if found is not None:
+            return found
+        el = self.by_id.get(sid) if sid is not None else None
+        if el is None or (el.get(qn("w:type")) or "paragraph") != "paragraph":
+            el = self.default
+        out: list[_Style] = []
+        while el is not None and len(out) < 10:
+            out.append(self._style(el))
+            base = _val(el, "w:basedOn")
+            el = self.by_id.get(base) if base is not None else None
+        found = self._chains[sid] = tuple(out)
+        return found
+
+
+def _is_toc(paragraph: Paragraph, styles: _Styles) -> bool:
     """Table-of-contents entries (styles 「TOC 1」/「目錄 1」) only repeat the headings."""
-    for style in _style_chain(paragraph):
+    for style in styles.chain(paragraph):
         name = (style.name or "").strip().lower()
         if name.startswith(("toc", "目錄", "目录")):
             return True
     return False
 
 
-def _heading_level(paragraph: Paragraph) -> int | None:
+def _heading_level(paragraph: Paragraph, styles: _Styles) -> int | None:
     """0 for a Title paragraph, 1–9 for headings, ``None`` for body text."""
     ppr = paragraph._p.pPr
-    for style in _style_chain(paragraph):
+    for style in styles.chain(paragraph):
         name = (style.name or "").strip()
         if name.lower() in _TITLE_STYLES:
             return 0
@@ -298,7 +347,7 @@ def _heading_level(paragraph: Paragraph) -> int | None:
             return max(1, int(m.group(1)))
     outline = _val(ppr, "w:outlineLvl") if ppr is not None else None
     if outline is None:
-        for style in _style_chain(paragraph):
+        for style in styles.chain(paragraph):
             sppr = style.element.find(qn("w:pPr"))
             outline = _val(sppr, "w:outlineLvl") if sppr is not None else None
             if outline is not None:
@@ -308,7 +357,8 @@ def _heading_level(paragraph: Paragraph) -> int | None:
     return None
 
 
-def _num_pr(paragraph: Paragraph, numbering: Numbering) -> tuple[str, int] | None:
+def _num_pr(paragraph: Paragraph, numbering: Numbering,
+            styles: _Styles) -> tuple[str, int] | None:
     ppr = paragraph._p.pPr
     num_pr = ppr.find(qn("w:numPr")) if ppr is not None else None
     if num_pr is not None:
@@ -317,7 +367,7 @@ def _num_pr(paragraph: Paragraph, numbering: Numbering) -> tuple[str, int] | Non
         if nid is None:
             return None
         return nid, int(ilvl) if ilvl and ilvl.isdigit() else 0
-    for style in _style_chain(paragraph):
+    for style in styles.chain(paragraph):
         sppr = style.element.find(qn("w:pPr"))
         snum = sppr.find(qn("w:numPr")) if sppr is not None else None
         if snum is not None:
@@ -392,7 +442,8 @@ def load_docx(path: Path) -> LoadedDocument:
         document = docx.Document(str(path))
     except Exception as exc:  # python-docx raises zip, KeyError, lxml and its own errors
         raise LoadError(str(path), "corrupt", _CORRUPT_DOCX) from exc
-    numbering = Numbering(document)
+    styles = _Styles(document)
+    numbering = Numbering(document, styles)
     blocks: list[Block] = []
     headings: list[tuple[int, str]] = []
     top_label: str | None = None
@@ -422,11 +473,11 @@ def load_docx(path: Path) -> LoadedDocument:
                 if text:
                     blocks.append(Block(text, path_(), None, kind="table_row"))
             continue
-        if _is_toc(item):
+        if _is_toc(item, styles):
             continue
         text = _para_text(item)
-        level = _heading_level(item)
-        num = _num_pr(item, numbering)
+        level = _heading_level(item, styles)
+        num = _num_pr(item, numbering, styles)
         number = numbering.render(*num) if num else None
         if not text:
             continue

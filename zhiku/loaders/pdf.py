@@ -16,6 +16,7 @@ from pathlib import Path
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 
+from zhiku import limits
 from zhiku.errors import LoadError
 from zhiku.loaders import register
 from zhiku.loaders._common import clean_text, display_width, sensible_title, stem_title
@@ -174,6 +175,7 @@ def load_pdf(path: Path) -> LoadedDocument:
     meta: dict[str, object] = {}
     try:
         n_pages = len(pdf)
+        limits.budget().pages(n_pages)
         raw_pages: list[list[_PLine]] = []
         bad_pages: list[int] = []
         for i in range(n_pages):

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from zhiku import limits
 from zhiku.errors import LoadError
 from zhiku.loaders import register
 from zhiku.loaders._common import (
@@ -85,8 +86,12 @@ def rows_to_blocks(
 def _xlsx_rows(ws: Any) -> Iterable[list[str]]:
     if hasattr(ws, "reset_dimensions"):
         ws.reset_dimensions()  # stored dimensions are often wrong in non-Excel files
+    count = limits.budget().rows
     for row in ws.iter_rows(values_only=True):
-        yield [cell_str(v) for v in row]
+        cells = [cell_str(v) for v in row]
+        if any(cells):
+            count(1)
+        yield cells
 
 
 @register(".xlsx", ".xlsm")
@@ -134,7 +139,12 @@ def load_csv(path: Path) -> LoadedDocument:
     text = clean_text(text)
     delimiter = _sniff_delimiter(text, path.suffix.lower())
     try:
-        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+        count = limits.budget().rows
+        rows = []
+        for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter):
+            if any(row):
+                count(1)
+            rows.append(row)
     except csv.Error as exc:
         raise LoadError(str(path), "corrupt", f"CSV 格式錯誤：{exc}") from exc
     blocks = rows_to_blocks([cell_text(c) for c in row] for row in rows)

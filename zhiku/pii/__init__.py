@@ -32,6 +32,8 @@ from zhiku.pii.policy import (
     redact_field,
     redact_for_ingest,
     redact_for_output,
+    redact_name,
+    redact_path,
     replacement,
 )
 
@@ -90,6 +92,8 @@ __all__ = [
     "redact_field",
     "redact_for_ingest",
     "redact_for_output",
+    "redact_name",
+    "redact_path",
     "replacement",
     "tag",
     "type_label",

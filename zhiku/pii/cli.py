@@ -30,6 +30,7 @@ from zhiku.pii.policy import (
     format_counts,
     parse_types,
 )
+from zhiku.text import visible
 
 if TYPE_CHECKING:  # the detectors and file readers are imported by the commands
     from zhiku.pii.scan import FileReport, ScanError
@@ -51,11 +52,13 @@ MinConfOpt = Annotated[
 
 
 def _console(stderr: bool = False) -> Console:
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    from zhiku.cli_common import SafeConsole
+
+    return SafeConsole(stderr=stderr, highlight=False, soft_wrap=True)
 
 
 def _fail(message: str) -> None:
-    typer.echo(message, err=True)
+    typer.echo(visible(message), err=True)
 
 
 def _types(spec: str | None, default: set[str] | None, lang: str) -> set[str] | None:
@@ -146,7 +149,7 @@ def scan_cmd(
     if csv_out is not None:
         _write_csv_report(csv_out, reports, lg)
         if not json_out:
-            typer.echo(msg("csv_written", lg, path=csv_out))
+            typer.echo(visible(msg("csv_written", lg, path=csv_out)))
     if errors:
         raise typer.Exit(EXIT_BAD_INPUT)
     raise typer.Exit(EXIT_FOUND if any(r.total for r in reports) else EXIT_CLEAN)
@@ -263,6 +266,6 @@ def redact_cmd(
         }
         typer.echo(json.dumps(payload, ensure_ascii=False))
         return
-    typer.echo(msg("redacted", lg, path=dst))
+    typer.echo(visible(msg("redacted", lg, path=dst)))
     if counts:
         typer.echo(msg("masked_counts", lg, counts=format_counts(counts, lg)))

@@ -11,6 +11,9 @@ addresses written as a company's, a shop's or an office's.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -315,3 +318,47 @@ def format_counts(counts: Counter[str] | dict[str, int], lang: str | None = None
     sep = "、" if lang == "zh-TW" else ", "
     items = [(t, counts.get(t, 0)) for t in TYPES if counts.get(t, 0)]
     return sep.join(f"{type_label(t, lang)} {c}" for t, c in items)
+
+
+_NAME_SEPARATORS = re.compile(r"[_\-.+~,;=()\[\]{}]")
+_PATH_SPLIT = re.compile(r"([/\\])")
+
+
+def redact_name(name: str, policy: PiiPolicy, secret: bytes | None = None) -> str:
+    """One file or folder name with personal data masked (``王小明_A123456789.md``).
+
+    Names glue words with ``_``, ``-`` and ``.``, which hide values from detection; they
+    are read as spaces (same length, so the spans fit the original). A name that changed
+    gets a short keyed digest of the original, so two files whose masked names would be
+    the same stay two documents; without ``secret`` the digest is unkeyed.
+    """
+    if not name or not policy.types:
+        return name
+    from zhiku.pii.detect import detect
+
+    probe = _NAME_SEPARATORS.sub(" ", name)
+    findings = detect(probe, min_confidence=policy.min_confidence, types=policy.types)
+    strategy = policy.strategy if secret is not None or policy.strategy != "pseudonym" \
+        else "mask"
+    pol = replace(policy, strategy=strategy)
+    out, counts = apply_findings(name, findings, pol, secret)
+    if not counts:
+        return name
+    digest = hmac.new(secret or b"zhiku-name", name.encode("utf-8"), hashlib.sha256)
+    stem, dot, suffix = out.rpartition(".")
+    if not dot or "/" in suffix or len(suffix) > 16:
+        stem, dot, suffix = out, "", ""
+    return f"{stem}~{digest.hexdigest()[:6]}{dot}{suffix}"
+
+
+def redact_path(path: str, policy: PiiPolicy, secret: bytes | None = None) -> str:
+    """A document path (``/data/王小明_A123….md``, ``upload://kb/…``) with every component
+    masked by :func:`redact_name`; separators and the scheme are kept."""
+    if not path or not policy.types or policy.mode == "off":
+        return path
+    scheme, sep, rest = path.partition("://")
+    if not sep:
+        scheme, rest = "", path
+    parts = _PATH_SPLIT.split(rest)
+    masked = "".join(p if p in ("/", "\\") else redact_name(p, policy, secret) for p in parts)
+    return f"{scheme}{sep}{masked}"

@@ -22,11 +22,11 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from zhiku import __version__
-from zhiku.server import errors
+from zhiku.server import errors, uploads
 from zhiku.server.deps import LocalStores, ServerState
 from zhiku.server.errors import ApiError, error_body
 from zhiku.server.ids import IdCodec, new_token
-from zhiku.server.jobs import IngestWorker
+from zhiku.server.jobs import IngestWorkers, reclaim_dead_workers
 from zhiku.server.observability import Metrics
 from zhiku.server.pool import EnginePool, PoolTimeout
 from zhiku.server.ratelimit import RateLimiter
@@ -173,12 +173,14 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         # CPU-bound Python: more threads than this only queue on the GIL, unfairly, while
         # requests waiting for a token queue in arrival order.
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
+        uploads.clean_stale_tmp(settings.home)  # left by an interrupted upload
         if settings.ingest_worker:
             def on_file(status: str, _info: dict[str, Any]) -> None:
                 state.metrics.inc("zhiku_ingest_files_total", {"status": status})
 
-            state.worker = IngestWorker(settings.home, stale_s=settings.stale_job_s,
-                                        on_file=on_file)
+            reclaim_dead_workers(state.store)
+            state.worker = IngestWorkers(settings.home, settings.ingest_threads,
+                                         stale_s=settings.stale_job_s, on_file=on_file)
             state.worker.start()
         state.metrics.start(settings.metrics_flush_s)
         state.ready = True

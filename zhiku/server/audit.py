@@ -56,13 +56,41 @@ def record(
     target: str | None = None,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    """Append one entry (inside the caller's transaction when there is one)."""
+    """Append one entry (inside the caller's transaction when there is one).
+
+    With a ``kb``, the document paths, file names and titles in ``target`` and
+    ``detail`` are masked with its policy here, the one place log entries are written.
+    """
+    if kb is not None:
+        kbo = store.find_kb(kb)
+        if kbo is not None:
+            target, detail = _masked(kbo, target, detail)
     store.db.execute(
         "INSERT INTO audit(ts, user_name, key_prefix, action, kb, target, detail, ip) "
         "VALUES (?,?,?,?,?,?,?,?)",
         (now_iso(), actor.user, actor.key, action, kb, target,
          json.dumps(detail or {}, ensure_ascii=False), actor.ip),
     )
+
+
+def _masked(kb: KnowledgeBase, target: str | None,
+            detail: dict[str, Any] | None) -> tuple[str | None, dict[str, Any] | None]:
+    from zhiku.engine import Zhiku
+
+    def walk(value: Any, key: str | None) -> Any:
+        if isinstance(value, dict):
+            return {k: walk(v, k) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v, key) for v in value]
+        if isinstance(value, str) and key in ("name", "path"):
+            return Zhiku.redact_path(kb, value)
+        if isinstance(value, str) and key == "title":
+            return Zhiku.redact_output(kb, value)
+        return value
+
+    if target is not None and ("/" in target or "\\" in target):
+        target = Zhiku.redact_path(kb, target)
+    return target, walk(detail, None) if detail is not None else None
 
 
 def query(

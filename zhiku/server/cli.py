@@ -327,6 +327,9 @@ def serve(
         "zhiku.server.app:app_from_env", factory=True, host=host, port=port, workers=workers,
         log_config=log_config(log_level), access_log=False, timeout_graceful_shutdown=30,
         server_header=False, http="zhiku.server.protocol:NoDelayH11Protocol",
+        # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise.
+        proxy_headers=bool(settings.trusted_proxies.strip()),
+        forwarded_allow_ips=settings.trusted_proxies.strip() or None,
     )
 
 

@@ -33,7 +33,7 @@ from zhiku.server.writes import WriteGate
 from zhiku.store import KnowledgeBase, Store
 
 if TYPE_CHECKING:  # jobs imports this module (for placeholders)
-    from zhiku.server.jobs import IngestWorker
+    from zhiku.server.jobs import IngestWorkers
 
 
 def placeholders(values: Sequence[object]) -> str:
@@ -80,7 +80,7 @@ class ServerState:
     auth_failures: RateLimiter
     ids: IdCodec
     gate: WriteGate
-    worker: IngestWorker | None = None
+    worker: IngestWorkers | None = None
     ready: bool = False
     _touched: dict[int, float] = field(default_factory=dict)
 

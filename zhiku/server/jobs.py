@@ -12,7 +12,14 @@ the index work, puts the job back in the queue with its remaining files and exit
 next process to start picks it up. Jobs of kind ``source`` sync a registered folder or
 web site (:mod:`zhiku.sources.registry`); the worker queues them itself when a source is
 due, on every poll. A job whose worker died without that (a ``kill -9``)
-is re-claimed once its heartbeat is older than ``stale_job_s``.
+is re-claimed once its heartbeat is older than ``stale_job_s``, or at once when a server
+starts on the same host and finds the job's worker process gone
+(:func:`reclaim_dead_workers`).
+
+A process runs ``ingest_threads`` workers (:class:`IngestWorkers`), so a small upload
+is not queued behind a slow one; each reads files through
+:func:`zhiku.limits.load_isolated`, in a worker process of its own with time and
+memory budgets.
 
 While a job runs, a small heartbeat thread refreshes its heartbeat every few seconds,
 whatever the worker is doing (one large file, or embedding a whole batch during the
@@ -36,6 +43,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from zhiku import limits
 from zhiku.engine import Zhiku
 from zhiku.errors import KnowledgeBaseNotFound, ZhikuError
 from zhiku.ingest import ingest_file
@@ -90,8 +98,10 @@ def job_info(store: Store, job_id: str, kb_ids: list[int] | None) -> dict[str, A
     row = store.db.execute(sql, args).fetchone()
     if row is None:
         return None
+    kbo = store.get_kb(row["kb"])
     files = [
-        {"name": f["name"], "path": f["path"], "size": f["size"], "status": f["status"],
+        {"name": Zhiku.redact_path(kbo, f["name"]), "path": Zhiku.redact_path(kbo, f["path"]),
+         "size": f["size"], "status": f["status"],
          "reason": f["reason"], "message": f["message"], "chunks": f["chunks"]}
         for f in store.db.execute(
             "SELECT * FROM job_files WHERE job_id=? ORDER BY ord", (job_id,))
@@ -141,6 +151,37 @@ def claim(store: Store, worker: str, stale_s: float) -> tuple[str, int, str] | N
             (worker, now, now_iso(), row["id"]),
         )
     return row["id"], row["kb_id"], row["kind"]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reclaim_dead_workers(store: Store) -> list[str]:
+    """Re-queue running jobs whose worker process, on this host, is gone (``kill -9``);
+    returns their ids. Jobs of other hosts wait for their heartbeat to go stale."""
+    host = socket.gethostname()
+    out: list[str] = []
+    with store.tx(immediate=True):
+        for row in store.db.execute(
+                "SELECT id, worker FROM jobs WHERE status='running'").fetchall():
+            parts = (row["worker"] or "").rsplit(":", 2)
+            if len(parts) != 3 or parts[0] != host or not parts[1].isdigit():
+                continue
+            if int(parts[1]) == os.getpid() or _alive(int(parts[1])):
+                continue
+            store.db.execute("UPDATE jobs SET status='queued', worker=NULL, heartbeat=NULL "
+                             "WHERE id=? AND worker=?", (row["id"], row["worker"]))
+            out.append(row["id"])
+    if out:
+        log.warning("re-queued ingestion jobs of a dead worker process", extra={"jobs": out})
+    return out
 
 
 def beat(db: sqlite3.Connection, job_id: str, worker: str) -> bool:
@@ -240,6 +281,11 @@ class IngestWorker(threading.Thread):
 
     def run(self) -> None:
         zk = Zhiku(self.home)
+        try:
+            if limits.current().isolate:
+                limits.worker().ensure_started()  # ready before the first upload
+        except Exception:  # noqa: BLE001 - it is started again on the first file
+            log.exception("could not start the load worker process")
         try:
             while not self.stopping:
                 try:
@@ -406,3 +452,41 @@ class IngestWorker(threading.Thread):
             uploads.remove_stored(self.home, f["stored"])
         if self.on_file is not None:
             self.on_file(status, {"job": job_id, "kb": kb, "name": f["name"]})
+
+
+class _WakeAll:
+    def __init__(self, workers: list[IngestWorker]) -> None:
+        self.workers = workers
+
+    def set(self) -> None:
+        for w in self.workers:
+            w.wake.set()
+
+
+class IngestWorkers:
+    """``n`` ingestion threads of one process, started and stopped together."""
+
+    def __init__(self, home: Path, n: int = 2, **kw: Any) -> None:
+        self.workers = [IngestWorker(home, **kw) for _ in range(max(1, n))]
+        self.wake = _WakeAll(self.workers)
+
+    def start(self) -> None:
+        for w in self.workers:
+            w.start()
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Ask every thread to stop after its current file; True when all have stopped."""
+        for w in self.workers:
+            w._stop_event.set()
+            w.wake.set()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for w in self.workers:
+            w.stop(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return not any(w.is_alive() for w in self.workers)
+
+    @property
+    def busy(self) -> bool:
+        return any(w.busy for w in self.workers)
+
+    def is_alive(self) -> bool:
+        return any(w.is_alive() for w in self.workers)

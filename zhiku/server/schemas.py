@@ -86,7 +86,7 @@ class JobFile(BaseModel):
     status: str = Field(description="pending, added, updated, unchanged, skipped or failed")
     reason: str | None = Field(
         None, description="Error code of a failed file: too_large, type_mismatch, unsupported, "
-        "empty, zip_bomb, corrupt, encrypted…")
+        "empty, bomb, too_complex, corrupt, encrypted…")
     message: str | None
     chunks: int
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from zhiku.config import home_dir
+from zhiku.config import home_dir, parse_env
 from zhiku.errors import ZhikuError
 
 
@@ -36,12 +36,17 @@ class ServerSettings:
     # between events without holding a thread, so keep this well above ``threads``.
     engines: int = 32
     threads: int = 8  # request threads per process; more only adds GIL contention
-    ingest_worker: bool = True  # run a background ingestion thread in this process
+    ingest_worker: bool = True  # run background ingestion threads in this process
+    ingest_threads: int = 2  # so that a small upload passes a slow one
     stale_job_s: float = 600.0  # a running job without heartbeat for this long is re-claimed
     shutdown_timeout_s: float = 60.0  # wait this long for the current file on shutdown
     metrics_token: str = ""  # lets a scraper read /metrics without an admin key
     metrics_flush_s: float = 5.0  # how often a process shares its metrics with the others
     max_question_chars: int = 2000
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (comma-separated
+    # addresses or networks, "*" for any). Empty: the headers are ignored, so a client
+    # cannot forge its address in the audit log or dodge the failed-login limit.
+    trusted_proxies: str = ""
 
     @classmethod
     def from_env(
@@ -69,7 +74,7 @@ class ServerSettings:
 
     def validate(self) -> None:
         positive = ("max_upload_mb", "max_files", "max_request_mb", "max_json_kb",
-                    "max_unzipped_mb", "engines", "threads", "max_question_chars",
+                    "max_unzipped_mb", "engines", "threads", "max_question_chars", "ingest_threads",
                     "metrics_flush_s")
         for name in positive:
             if getattr(self, name) <= 0:
@@ -103,17 +108,6 @@ class ServerSettings:
 
 def _parse(name: str, type_name: str, raw: str) -> Any:
     try:
-        if "bool" in type_name:
-            low = raw.strip().lower()
-            if low in ("1", "true", "yes", "on"):
-                return True
-            if low in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(raw)
-        if "int" in type_name:
-            return int(raw)
-        if "float" in type_name:
-            return float(raw)
+        return parse_env(f"ZHIKU_{name.upper()}", type_name, raw)
     except ValueError as exc:
-        raise SettingsError(f"環境變數 ZHIKU_{name.upper()} 的值不合法：「{raw}」") from exc
-    return raw
+        raise SettingsError(str(exc)) from exc

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
+from zhiku.engine import Zhiku
 from zhiku.server import accounts, audit
 from zhiku.server.deps import Admin, State
 from zhiku.server.errors import ApiError
@@ -137,9 +138,14 @@ def list_feedback(p: Admin, state: State, kb: str | None = None,
     sql += "ORDER BY f.created_at DESC LIMIT ?"
     args.append(max(1, min(limit, 10_000)))
     out = []
+    kbs: dict[str, Any] = {}
     for r in state.store.db.execute(sql, args):
+        kbo = kbs.get(r["kb"]) or kbs.setdefault(r["kb"], state.store.get_kb(r["kb"]))
+        # As the audit log shows questions; answers and comments under the KB's policy.
         out.append({"answer_id": r["answer_id"], "kb": r["kb"], "user": r["user"],
-                    "rating": "up" if r["rating"] > 0 else "down", "comment": r["comment"],
-                    "question": r["question"], "answer": json.loads(r["answer"])["answer"],
+                    "rating": "up" if r["rating"] > 0 else "down",
+                    "comment": audit.mask_question(r["comment"], kbo) if r["comment"] else None,
+                    "question": audit.mask_question(r["question"], kbo),
+                    "answer": Zhiku.redact_json(kbo, json.loads(r["answer"])["answer"]),
                     "created_at": r["created_at"]})
     return {"feedback": out}

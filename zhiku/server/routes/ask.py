@@ -178,7 +178,8 @@ def passage(passage_id: str, p: Caller, state: State) -> dict[str, Any]:
     return {
         "passage_id": passage_id, "kb": row["kb"],
         "document_id": state.ids.encode("d", row["doc_id"]), "doc": out(row["title"]),
-        "path": row["path"], "section": out(row["section"]), "label": row["label"],
+        "path": Zhiku.redact_path(kb, row["path"]), "section": out(row["section"]),
+        "label": out(row["label"]),
         "page_start": row["page_start"], "page_end": row["page_end"], "text": out(row["text"]),
         "before": out(near.get(row["ord"] - 1)), "after": out(near.get(row["ord"] + 1)),
     }

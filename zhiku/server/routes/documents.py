@@ -48,7 +48,8 @@ def _store_files(
     tmp_dir = s.home / "uploads" / ".tmp"
     out: list[dict[str, Any]] = []
     for up in files:
-        name = uploads.safe_name(up.filename)
+        # Masked before it becomes a file on disk, a document path or a log entry.
+        name = Zhiku.ingest_name(kb, uploads.safe_name(up.filename))
         entry: dict[str, Any] = {"name": name, "path": uploads.doc_path(kb.name, name),
                                  "status": "pending", "size": 0}
         try:
@@ -59,7 +60,9 @@ def _store_files(
             except uploads.Rejected:
                 tmp.unlink(missing_ok=True)
                 raise
-            stored = uploads.place(s.home, kb.id, tmp, name, digest, size)
+            # On disk the name is only a label: masked in every mode that masks.
+            disk_name = Zhiku.redact_path(kb, name)
+            stored = uploads.place(s.home, kb.id, tmp, disk_name, digest, size)
             entry.update(stored=stored.stored, sha256=digest)
         except uploads.Rejected as r:
             entry.update(status="failed", reason=r.reason, message=r.message)
@@ -146,7 +149,8 @@ def list_documents(kb: str, p: Caller, state: State) -> dict[str, Any]:
     kbo = readable_kb(store, p, kb)
     docs = store.list_documents(kbo.name)
     return {"documents": [
-        {"id": state.ids.encode("d", d.id), "title": _masked_title(d.title, kbo), "path": d.path,
+        {"id": state.ids.encode("d", d.id), "title": _masked_title(d.title, kbo),
+         "path": Zhiku.redact_path(kbo, d.path),
          "kind": d.kind, "chunks": d.chunks, "size": d.size, "updated_at": d.updated_at,
          "uploaded": d.path.startswith("upload://"),
          "meta": {k: d.meta[k] for k in FILTER_META if k in d.meta}} for d in docs]}
