@@ -7,7 +7,7 @@ import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape as esc
@@ -16,9 +16,11 @@ from rich.table import Table
 from zhiku.cli_common import HomeOpt, JsonOpt, KbOpt, engine, err, out, print_json
 from zhiku.config import DEFAULT_KB
 from zhiku.filters import parse_meta_args
-from zhiku.ingest import FileResult, IngestReport
 
-Summary = Callable[[IngestReport, bool], int]
+if TYPE_CHECKING:
+    from zhiku.ingest import FileResult, IngestReport
+
+Summary = Callable[["IngestReport", bool], int]
 
 _STATUS = {"added": "新增", "updated": "更新", "removed": "移除", "failed": "失敗",
            "skipped": "略過", "unchanged": "未變更"}
@@ -50,6 +52,8 @@ def install(app: typer.Typer, summary: Summary, progress: Any) -> None:
         with engine(home) as zk, progress(None, "匯入法規", quiet or as_json) as step:
             report = import_laws(zk, [p for p in paths if p.exists()], kb, on_law=step)
         for p in missing:
+            from zhiku.ingest import FileResult
+
             report.files.append(FileResult(str(p), "failed", "missing", "找不到檔案或資料夾"))
         raise typer.Exit(summary(report, as_json))
 

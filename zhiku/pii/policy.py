@@ -351,10 +351,26 @@ def redact_name(name: str, policy: PiiPolicy, secret: bytes | None = None) -> st
     return f"{stem}~{digest.hexdigest()[:6]}{dot}{suffix}"
 
 
+_PII_HINT: re.Pattern[str] | None = None
+
+
+def _may_hold_pii(text: str) -> bool:
+    """Whether the detectors could find anything in ``text``: every detected type needs a
+    digit, an ``@``, or (names) a label or honorific next to it. Checked before the
+    detectors are imported, so listing paths costs nothing when they hold none."""
+    global _PII_HINT
+    if _PII_HINT is None:
+        from zhiku.pii import _data
+
+        words = sorted({*_data.HONORIFICS, *_data.NAME_LABELS}, key=len, reverse=True)
+        _PII_HINT = re.compile("[0-9０-９@＠]|" + "|".join(map(re.escape, words)), re.I)
+    return _PII_HINT.search(text) is not None
+
+
 def redact_path(path: str, policy: PiiPolicy, secret: bytes | None = None) -> str:
     """A document path (``/data/王小明_A123….md``, ``upload://kb/…``) with every component
     masked by :func:`redact_name`; separators and the scheme are kept."""
-    if not path or not policy.types or policy.mode == "off":
+    if not path or not policy.types or policy.mode == "off" or not _may_hold_pii(path):
         return path
     scheme, sep, rest = path.partition("://")
     if not sep:

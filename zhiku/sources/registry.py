@@ -19,12 +19,11 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from zhiku.engine import Zhiku
 from zhiku.errors import ZhikuError
-from zhiku.ingest import IngestReport
 from zhiku.server.ids import new_token
 from zhiku.store import Store, now_iso
 
@@ -32,6 +31,9 @@ MIN_EVERY_S = 60
 MAX_ERRORS = 100
 _EVERY = re.compile(r"^\s*(\d+)\s*([smhd])\s*$", re.I)
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+if TYPE_CHECKING:
+    pass
 
 
 class SourceError(ZhikuError):
@@ -232,6 +234,8 @@ def run_source(zk: Zhiku, source_id: int, *, job_id: str | None = None,
             last_status="running", **({"last_job": job_id} if job_id else {}))
     settings = src["settings"]
     meta = {**(settings.get("meta") or {}), "source": src["name"]}
+    from zhiku.ingest import IngestReport
+
     report = IngestReport()
     status = "ok"
     errors: list[dict[str, Any]] = []
