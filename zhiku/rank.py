@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 
 from zhiku.models import Hit
 
-DOC_WEIGHT = 0.2
+DOC_WEIGHT = 0.05
 DOC_TOP = 3
 DERIVED_FACTOR = 0.8
 DEPTH = 100
