@@ -4,20 +4,32 @@ Each file is hashed; an unchanged file is skipped, a changed one is replaced, an
 document with all its chunks is written in one SQLite transaction. The lexical index
 is brought up to date in batches from the store's ``index_log``: killing the process
 at any moment loses nothing, and a re-run finishes the job.
+
+Files inside files (e-mail attachments, ZIP members) are ingested as documents of their
+own, stored under ``<parent path>#<name>`` with a link to their parent (deleted with it),
+titled 「parent › name」 so that their citations name the message or archive they came
+from; nesting is limited to :data:`MAX_NESTING` levels. OCR results are cached per page
+under ``<ZHIKU_HOME>/ocr-cache`` (see :mod:`zhiku.ocr`), so an interrupted ingest of a
+scan resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zhiku import loaders
+from zhiku import loaders, ocr
 from zhiku.engine import Zhiku, file_hash
 from zhiku.errors import LoadError
+from zhiku.models import ChildFile
+
+MAX_NESTING = 3  # an attachment of a message inside an archive inside an archive: refused
 
 VIRTUAL_PREFIXES = ("drcd://", "twlaw://", "upload://", "mem://")
 
@@ -31,6 +43,14 @@ class FileResult:
     chunks: int = 0
     pages: int = 0
     masked: dict[str, int] = field(default_factory=dict)
+    children: list[FileResult] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def flat(self) -> Iterator[FileResult]:
+        """This result and those of the files found inside it, depth first."""
+        yield self
+        for c in self.children:
+            yield from c.flat()
 
 
 @dataclass(slots=True)
@@ -91,6 +111,15 @@ def walk(paths: Iterable[Path]) -> Iterator[Path]:
 
 
 OnFile = Callable[[FileResult], None]
+_UNSAFE_NAME_RE = re.compile(r"[^\w.\-\u3000-\u9fff\uf900-\uffef]+")
+
+
+def _ocr_warnings(meta: dict[str, object]) -> list[str]:
+    info = meta.get("ocr")
+    if not isinstance(info, dict) or not info.get("low_confidence_pages"):
+        return []
+    pages = "、".join(str(p) for p in info["low_confidence_pages"])
+    return [f"OCR 辨識信心偏低的頁面：第 {pages} 頁（請人工確認）"]
 
 
 def ingest_file(
@@ -100,13 +129,19 @@ def ingest_file(
     known: dict[str, tuple[str, int, float | None]] | None = None,
     *,
     doc_path: str | None = None,
+    on_page: ocr.PageProgress | None = None,
+    parent: tuple[int, str] | None = None,
+    depth: int = 0,
 ) -> FileResult:
     """Ingest one file; never raises for a bad file, returns its result instead.
 
     ``doc_path`` stores the document under another path than the file's own, such as
     the server's ``upload://<kb>/<name>`` for a file kept in its upload area.
+    ``on_page`` is told about every page OCR'd. ``parent`` (doc id, title) and ``depth``
+    are set for files found inside another file; their results are in ``children``.
     """
     spath = doc_path or str(path.resolve())
+    parent_id, parent_title = parent if parent is not None else (None, None)
     if loaders.loader_for(path) is None:
         return FileResult(spath, "skipped", "unsupported", "不支援的檔案格式")
     try:
@@ -122,17 +157,57 @@ def ingest_file(
     if prev is not None and prev[0] == digest:
         return FileResult(spath, "unchanged")
     try:
-        loaded = loaders.load(path)
+        with ocr.ocr_session(zk.home / "ocr-cache", on_page):
+            loaded = loaders.load(path)
     except LoadError as exc:
         return FileResult(spath, "failed", exc.reason, exc.message)
     except Exception as exc:  # noqa: BLE001 - a parser library choking must not stop the batch
         msg = f"無法解析檔案（{type(exc).__name__}: {exc}）"
         return FileResult(spath, "failed", "corrupt", msg)
-    _, n_chunks, masked = zk.add_loaded(
-        kb, spath, loaded, content_hash=digest, size=st.st_size, mtime=st.st_mtime
+    if parent_title is not None:
+        loaded.title = f"{parent_title} › {loaded.title}"
+        loaded.meta["parent"] = spath.rsplit("#", 1)[0]
+    doc_id, n_chunks, masked = zk.add_loaded(
+        kb, spath, loaded, content_hash=digest, size=st.st_size, mtime=st.st_mtime,
+        parent_id=parent_id,
     )
-    return FileResult(spath, "updated" if prev is not None else "added", chunks=n_chunks,
-                      pages=loaded.pages or 0, masked=masked)
+    res = FileResult(spath, "updated" if prev is not None else "added", chunks=n_chunks,
+                     pages=loaded.pages or 0, masked=masked, warnings=_ocr_warnings(loaded.meta))
+    if loaded.children or prev is not None:
+        res.children = _ingest_children(zk, kb, spath, doc_id, loaded.title, loaded.children,
+                                        depth, on_page)
+    return res
+
+
+def _ingest_children(
+    zk: Zhiku, kb: str, parent_path: str, parent_id: int, parent_title: str,
+    children: list[ChildFile], depth: int, on_page: ocr.PageProgress | None,
+) -> list[FileResult]:
+    """Ingest the files found inside a stored document; drop those no longer inside it."""
+    results: list[FileResult] = []
+    seen: set[str] = set()
+    with tempfile.TemporaryDirectory(prefix="zhiku-inner-") as tmp:
+        for i, child in enumerate(children):
+            cpath = f"{parent_path}#{child.name}"
+            seen.add(cpath)
+            if child.error is not None:
+                results.append(FileResult(cpath, "failed", child.error[0], child.error[1]))
+                continue
+            if depth + 1 > MAX_NESTING:
+                results.append(FileResult(cpath, "failed", "too_deep",
+                                          f"檔案內嵌套層數超過 {MAX_NESTING} 層，未匯入"))
+                continue
+            base = _UNSAFE_NAME_RE.sub("_", child.name.replace("\\", "/").rsplit("/", 1)[-1])
+            local = Path(tmp) / f"{i}-{base[-120:] or 'file'}"
+            local.write_bytes(child.data)
+            res = ingest_file(zk, kb, local, doc_path=cpath, on_page=on_page,
+                              parent=(parent_id, parent_title), depth=depth + 1)
+            local.unlink()
+            results.append(res)
+    for gone in sorted(zk.store.child_paths(kb, parent_path) - seen):
+        zk.remove(kb, gone)
+        results.append(FileResult(gone, "removed"))
+    return results
 
 
 def ingest_paths(
@@ -141,8 +216,12 @@ def ingest_paths(
     kb: str,
     on_file: OnFile | None = None,
     sync_every: float = 5.0,
+    on_page: ocr.PageProgress | None = None,
 ) -> IngestReport:
-    """Ingest files and folders into ``kb`` (created if missing)."""
+    """Ingest files and folders into ``kb`` (created if missing).
+
+    ``on_file`` is called once per file given (its ``children`` hold the results of the
+    files found inside it); ``report.files`` lists them all, children included."""
     zk.kb(kb, create=True)
     report = IngestReport()
     t0 = time.perf_counter()
@@ -153,11 +232,12 @@ def ingest_paths(
             if not path.exists():
                 res = FileResult(str(path), "failed", "missing", "找不到檔案或資料夾")
             else:
-                res = ingest_file(zk, kb, path, known)
-                report.masked.update(res.masked)
+                res = ingest_file(zk, kb, path, known, on_page=on_page)
+                for r in res.flat():
+                    report.masked.update(r.masked)
                 if res.status in ("added", "updated"):
                     report.bytes += path.stat().st_size
-            report.files.append(res)
+            report.files.extend(res.flat())
             if on_file is not None:
                 on_file(res)
             if time.monotonic() - last_sync > sync_every:
@@ -174,9 +254,10 @@ def sync_kb(zk: Zhiku, kb: str, on_file: OnFile | None = None) -> IngestReport:
     report = IngestReport()
     t0 = time.perf_counter()
     known = zk.store.document_hashes(kb)
+    inner = zk.store.child_paths(kb)  # re-checked through the file they are inside
     try:
         for spath in sorted(known):
-            if spath.startswith(VIRTUAL_PREFIXES):
+            if spath.startswith(VIRTUAL_PREFIXES) or spath in inner:
                 continue
             p = Path(spath)
             if not p.exists():
@@ -184,7 +265,7 @@ def sync_kb(zk: Zhiku, kb: str, on_file: OnFile | None = None) -> IngestReport:
                 res = FileResult(spath, "removed")
             else:
                 res = ingest_file(zk, kb, p, known)
-            report.files.append(res)
+            report.files.extend(res.flat())
             if on_file is not None:
                 on_file(res)
     finally:

@@ -1,0 +1,358 @@
+"""OCR for scanned pages: Tesseract (``chi_tra+eng``) by default, RapidOCR as an option.
+
+The engine was chosen by measurement (``bench/ocr.py``, figures in bench/RESULTS.md):
+character error rate against the source text and pages/s on the same rendered pages.
+``ZHIKU_OCR_ENGINE=tesseract|rapidocr`` picks one explicitly.
+
+- Every page is recognised on its own and its result is cached on disk under
+  ``<ZHIKU_HOME>/ocr-cache/<sha256 of the file>/`` as soon as it is done, so an interrupted
+  ingest (Ctrl-C, a killed server worker) resumes at the first page not yet read, and a
+  re-ingest of an unchanged scan costs nothing. The cache is keyed by file content,
+  engine and render resolution.
+- Progress is reported per page through :func:`ocr_session`'s callback (the CLI shows it,
+  the server's job workers run the same code).
+- Each line keeps its confidence; a page whose mean confidence is below
+  ``LOW_CONFIDENCE`` is listed in the document's ``ocr.low_confidence_pages`` metadata.
+- Limits: a page image larger than ``MAX_PIXELS`` is refused before it is decoded, and a
+  file with more than ``max_pages()`` pages to OCR is refused (``ZHIKU_OCR_MAX_PAGES``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import hashlib
+import json
+import os
+import re
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from zhiku.errors import LoadError
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+LOW_CONFIDENCE = 0.80
+MAX_PIXELS = 80_000_000  # ≈ A3 at 600 dpi; 20,000 × 20,000 is refused
+DEFAULT_MAX_PAGES = 300
+OCR_DPI = 300
+_MAX_SIDE = 4200  # larger page images are scaled down before recognition
+
+DEFAULT_ENGINE = "tesseract"
+ENGINES = ("tesseract", "rapidocr")
+
+
+@dataclass(slots=True)
+class OcrLine:
+    """One recognised text line with its box in pixels and confidence in [0, 1]."""
+
+    text: str
+    conf: float
+    left: float
+    top: float
+    right: float
+    bottom: float
+
+
+@dataclass(slots=True)
+class OcrPage:
+    lines: list[OcrLine] = field(default_factory=list)
+
+    @property
+    def confidence(self) -> float:
+        """Character-weighted mean confidence (1.0 for a page without text)."""
+        n = sum(len(ln.text) for ln in self.lines)
+        if not n:
+            return 1.0
+        return sum(ln.conf * len(ln.text) for ln in self.lines) / n
+
+    @property
+    def text(self) -> str:
+        return "\n".join(ln.text for ln in self.lines)
+
+
+class OcrEngine(Protocol):
+    name: str
+
+    def read(self, image: Image) -> OcrPage: ...
+
+
+def _ascii_word(ch: str) -> bool:
+    return ch.isascii() and ch.isalnum()
+
+
+_CJK = "\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"
+_HALF_PUNCT_RE = re.compile(rf"(?<=[{_CJK}])\s*([,;:!?()])|([,;:!?()])\s*(?=[{_CJK}])")
+_FULL = {",": "，", ";": "；", ":": "：", "!": "！", "?": "？", "(": "（", ")": "）"}
+
+
+def join_tokens(tokens: list[str]) -> str:
+    """Words of one line joined: a space only between two Latin/digit words; ASCII
+    punctuation next to a CJK character becomes full-width (「，」 not 「,」), as zh-TW
+    text is written."""
+    out = ""
+    for tok in tokens:
+        tok = tok.strip()
+        if not tok:
+            continue
+        if out and _ascii_word(out[-1]) and _ascii_word(tok[0]):
+            out += " "
+        out += tok
+    return _HALF_PUNCT_RE.sub(lambda m: _FULL[m.group(1) or m.group(2)], out)
+
+
+class TesseractEngine:
+    """Tesseract 5 through pytesseract, Traditional Chinese + English (``chi_tra+eng``)."""
+
+    name = "tesseract"
+
+    def __init__(self, lang: str = "chi_tra+eng") -> None:
+        try:
+            import pytesseract
+        except ImportError as exc:
+            raise OcrUnavailable("tesseract", "pip install pytesseract") from exc
+        if shutil.which("tesseract") is None:
+            raise OcrUnavailable("tesseract", "apt-get install tesseract-ocr tesseract-ocr-chi-tra")
+        try:
+            langs = set(pytesseract.get_languages(config=""))
+        except Exception as exc:  # noqa: BLE001 - a broken tesseract install
+            raise OcrUnavailable("tesseract", f"tesseract 無法執行：{exc}") from exc
+        missing = [x for x in lang.split("+") if x not in langs]
+        if missing:
+            pkgs = " ".join(f"tesseract-ocr-{m.replace('_', '-')}" for m in missing)
+            raise OcrUnavailable("tesseract", f"apt-get install {pkgs}")
+        self._tess = pytesseract
+        self.lang = lang
+
+    def read(self, image: Image) -> OcrPage:
+        data = self._tess.image_to_data(
+            image, lang=self.lang, config="--psm 3",
+            output_type=self._tess.Output.DICT,
+        )
+        groups: dict[tuple[int, int, int], list[int]] = {}
+        for i, word in enumerate(data["text"]):
+            if not str(word).strip() or float(data["conf"][i]) < 0:
+                continue
+            key = (data["block_num"][i], data["par_num"][i], data["line_num"][i])
+            groups.setdefault(key, []).append(i)
+        page = OcrPage()
+        for idx in groups.values():
+            text = join_tokens([str(data["text"][i]) for i in idx])
+            if not text:
+                continue
+            confs = [float(data["conf"][i]) / 100 for i in idx]
+            weights = [len(str(data["text"][i]).strip()) for i in idx]
+            conf = sum(c * w for c, w in zip(confs, weights, strict=True)) / sum(weights)
+            page.lines.append(OcrLine(
+                text, round(conf, 4),
+                min(data["left"][i] for i in idx), min(data["top"][i] for i in idx),
+                max(data["left"][i] + data["width"][i] for i in idx),
+                max(data["top"][i] + data["height"][i] for i in idx),
+            ))
+        return page
+
+
+class RapidOcrEngine:
+    """PP-OCRv4 (det + rec, Chinese dictionary) in ONNX, as shipped in ``rapidocr-onnxruntime``."""
+
+    name = "rapidocr"
+
+    def __init__(self) -> None:
+        try:
+            from rapidocr_onnxruntime import RapidOCR
+        except ImportError as exc:
+            raise OcrUnavailable("rapidocr", 'pip install "zhiku[rapidocr]"') from exc
+        self._ocr = RapidOCR()
+
+    def read(self, image: Image) -> OcrPage:
+        import numpy as np
+
+        result, _ = self._ocr(np.asarray(image.convert("RGB")))
+        boxes = []
+        for box, text, score in result or []:
+            xs = [p[0] for p in box]
+            ys = [p[1] for p in box]
+            boxes.append((min(ys), max(ys), min(xs), max(xs), str(text), float(score)))
+        boxes.sort()
+        # Boxes whose vertical centres fall inside the previous box's span form one line.
+        rows: list[list[tuple[float, float, float, float, str, float]]] = []
+        for b in boxes:
+            centre = (b[0] + b[1]) / 2
+            if rows and rows[-1][0][0] <= centre <= rows[-1][0][1]:
+                rows[-1].append(b)
+            else:
+                rows.append([b])
+        page = OcrPage()
+        for row in rows:
+            row.sort(key=lambda b: b[2])
+            text = join_tokens([b[4] for b in row])
+            if not text:
+                continue
+            n = sum(len(b[4]) for b in row) or 1
+            conf = sum(b[5] * len(b[4]) for b in row) / n
+            page.lines.append(OcrLine(
+                text, round(conf, 4), min(b[2] for b in row), min(b[0] for b in row),
+                max(b[3] for b in row), max(b[1] for b in row),
+            ))
+        return page
+
+
+class OcrUnavailable(LoadError):
+    """The OCR engine (or its language data) is not installed."""
+
+    def __init__(self, engine: str, hint: str, path: str = "") -> None:
+        super().__init__(path, "ocr_unavailable", f"需要 OCR 引擎 {engine}，但尚未安裝（{hint}）")
+        self.engine = engine
+        self.hint = hint
+
+
+_ENGINES: dict[str, OcrEngine] = {}
+
+
+def engine_name() -> str:
+    name = os.environ.get("ZHIKU_OCR_ENGINE", DEFAULT_ENGINE).strip().lower()
+    return name if name in ENGINES else DEFAULT_ENGINE
+
+
+def get_engine(name: str | None = None) -> OcrEngine:
+    """The engine ``name`` (default: ``ZHIKU_OCR_ENGINE`` or Tesseract), created once."""
+    name = name or engine_name()
+    if name not in _ENGINES:
+        _ENGINES[name] = RapidOcrEngine() if name == "rapidocr" else TesseractEngine()
+    return _ENGINES[name]
+
+
+def max_pages() -> int:
+    try:
+        return max(1, int(os.environ.get("ZHIKU_OCR_MAX_PAGES", DEFAULT_MAX_PAGES)))
+    except ValueError:
+        return DEFAULT_MAX_PAGES
+
+
+# --- session: cache, progress, interruption ------------------------------------------
+
+PageProgress = Callable[[str, int, int], None]  # (file name, page done, pages to OCR)
+
+
+@dataclass(slots=True)
+class OcrSession:
+    cache_dir: Path | None = None
+    progress: PageProgress | None = None
+
+
+_SESSION: contextvars.ContextVar[OcrSession | None] = contextvars.ContextVar(
+    "zhiku_ocr_session", default=None
+)
+
+
+@contextlib.contextmanager
+def ocr_session(cache_dir: Path | None = None,
+                progress: PageProgress | None = None) -> Iterator[OcrSession]:
+    """Within this block, OCR results are cached under ``cache_dir`` and each page done is
+    reported to ``progress``. The ingest functions open one per file."""
+    prev = _SESSION.get()
+    sess = OcrSession(cache_dir if cache_dir is not None else (prev and prev.cache_dir),
+                      progress if progress is not None else (prev and prev.progress))
+    token = _SESSION.set(sess)
+    try:
+        yield sess
+    finally:
+        _SESSION.reset(token)
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class PageReader:
+    """OCRs the pages of one file, with the per-page cache and progress of the session."""
+
+    def __init__(self, path: Path, total: int, dpi: int = OCR_DPI) -> None:
+        if total > max_pages():
+            raise LoadError(
+                str(path), "too_large",
+                f"需要 OCR 的掃描頁數 {total} 頁，超過上限 {max_pages()} 頁"
+                "（可用環境變數 ZHIKU_OCR_MAX_PAGES 提高上限）",
+            )
+        try:
+            self.engine = get_engine()
+        except OcrUnavailable as exc:
+            raise OcrUnavailable(exc.engine, exc.hint, str(path)) from exc
+        self.path = path
+        self.total = total
+        self.done = 0
+        sess = _SESSION.get()
+        self._progress = sess.progress if sess else None
+        self._dir: Path | None = None
+        if sess is not None and sess.cache_dir is not None:
+            self._dir = sess.cache_dir / file_digest(path)
+            self._dir.mkdir(parents=True, exist_ok=True)
+        self._dpi = dpi
+
+    def _cache_file(self, page: int) -> Path | None:
+        if self._dir is None:
+            return None
+        return self._dir / f"{self.engine.name}-{self._dpi}-p{page}.json"
+
+    def read(self, page: int, render: Callable[[], Image]) -> OcrPage:
+        """The OCR result of ``page`` (1-based): from the cache, or rendered and read."""
+        cache = self._cache_file(page)
+        result: OcrPage | None = None
+        if cache is not None and cache.exists():
+            try:
+                raw = json.loads(cache.read_text("utf-8"))
+                result = OcrPage([OcrLine(**ln) for ln in raw["lines"]])
+            except (OSError, ValueError, KeyError, TypeError):
+                result = None
+        if result is None:
+            image = prepare(render(), self.path, page)
+            result = self.engine.read(image)
+            if cache is not None:
+                tmp = cache.with_suffix(".tmp")
+                tmp.write_text(json.dumps({"lines": [asdict(ln) for ln in result.lines]},
+                                          ensure_ascii=False), "utf-8")
+                os.replace(tmp, cache)
+        self.done += 1
+        if self._progress is not None:
+            self._progress(self.path.name, self.done, self.total)
+        return result
+
+
+def check_pixels(width: int, height: int, path: Path, page: int | None = None) -> None:
+    if width * height > MAX_PIXELS:
+        where = f"第 {page} 頁" if page else "影像"
+        raise LoadError(
+            str(path), "too_large",
+            f"{where}尺寸 {width}×{height} 像素過大（上限 {MAX_PIXELS // 1_000_000} 百萬像素）",
+        )
+
+
+def prepare(image: Image, path: Path, page: int) -> Image:
+    """Grayscale, bounded size: what both engines read best and fastest."""
+    check_pixels(image.width, image.height, path, page)
+    if image.mode not in ("L", "RGB"):
+        image = image.convert("RGB")
+    side = max(image.size)
+    if side > _MAX_SIDE:
+        scale = _MAX_SIDE / side
+        image = image.resize((max(1, int(image.width * scale)), max(1, int(image.height * scale))))
+    return image.convert("L")
+
+
+def page_meta(pages: dict[int, OcrPage], engine: str) -> dict[str, Any]:
+    """The ``ocr`` metadata of a document: engine, pages read, their confidence."""
+    low = [p for p, r in sorted(pages.items()) if r.lines and r.confidence < LOW_CONFIDENCE]
+    return {
+        "engine": engine,
+        "pages": sorted(pages),
+        "confidence": {str(p): round(r.confidence, 3) for p, r in sorted(pages.items())},
+        "low_confidence_pages": low,
+    }
