@@ -34,18 +34,23 @@ def _env_int(name: str, default: int) -> int:
         return default
 
 
+_MB = 1024 * 1024
+DEFAULT_MAX_TOTAL_MB = 512
+DEFAULT_MAX_MEMBERS = 10_000
+
+
 @dataclass(frozen=True, slots=True)
 class ZipLimits:
-    max_total: int = 1024 * 1024 * 1024  # expanded bytes, all members together
-    max_member: int = 200 * 1024 * 1024  # expanded bytes of one member (= a file's limit)
-    max_members: int = 10_000
-    max_ratio: int = 200  # expanded / compressed, per member above 1 MB
+    max_total: int = DEFAULT_MAX_TOTAL_MB * _MB  # expanded bytes, all members together
+    max_member: int = 200 * _MB  # expanded bytes of one member (= a file's size limit)
+    max_members: int = DEFAULT_MAX_MEMBERS
+    max_ratio: int = 200  # expanded / compressed, per member once past 1 MB
 
     @classmethod
     def from_env(cls) -> ZipLimits:
-        total = _env_int("ZHIKU_ZIP_MAX_MB", cls.max_total // (1024 * 1024)) * 1024 * 1024
-        return cls(max_total=total, max_member=min(cls.max_member, total),
-                   max_members=_env_int("ZHIKU_ZIP_MAX_MEMBERS", cls.max_members))
+        total = _env_int("ZHIKU_ZIP_MAX_MB", DEFAULT_MAX_TOTAL_MB) * _MB
+        return cls(max_total=total, max_member=min(200 * _MB, total),
+                   max_members=_env_int("ZHIKU_ZIP_MAX_MEMBERS", DEFAULT_MAX_MEMBERS))
 
 
 class ZipBomb(LoadError):

@@ -1,5 +1,9 @@
-"""Legacy Office binaries: ``.doc`` (Debian ``antiword``), ``.xls`` (PyPI ``xlrd``),
-``.ppt`` (Debian ``catppt`` from ``catdoc``).
+"""Legacy Office binaries: ``.doc`` through Debian's ``catdoc``, ``.xls`` through PyPI's
+``xlrd``, ``.ppt`` through LibreOffice headless (converted to PPTX, then read by the PPTX
+loader, so slide numbers stay pages). What was tried and dropped: ``antiword`` refuses
+small documents (「text stream of this file is too small」) and ``catppt`` printed nothing
+for the PowerPoint 97 files LibreOffice writes; no maintained PyPI reader for ``.ppt``
+text exists.
 
 A file is sniffed before it is read: many "``.doc``" and "``.xls``" files are really
 HTML or MHTML (web-page exports, government report systems), RTF, CSV or a renamed
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from zhiku.errors import LoadError
@@ -96,20 +101,57 @@ def load_doc(path: Path) -> LoadedDocument:
         if real in ("binary", "mhtml"):
             raise LoadError(str(path), "corrupt", "不是有效的 Word 97-2003 (.doc) 檔案")
         return _as(path, real, "doc")
-    # -w 0: one line per paragraph; -m UTF-8.txt: Unicode output (Chinese Word 97+ text).
-    text = _run(["antiword", "-w", "0", "-m", "UTF-8.txt"], path, "antiword")
-    return _text_document(path, text, "doc", {"reader": "antiword"})
+    # -w: one line per paragraph (no re-wrapping); -d utf-8: Unicode output.
+    text = _run(["catdoc", "-w", "-d", "utf-8"], path, "catdoc")
+    return _text_document(path, text, "doc", {"reader": "catdoc"})
+
+
+def soffice() -> str | None:
+    return shutil.which("soffice") or shutil.which("libreoffice")
+
+
+def _convert(path: Path, fmt: str, package: str) -> tuple[Path, tempfile.TemporaryDirectory[str]]:
+    exe = soffice()
+    if exe is None:
+        raise LoadError(str(path), "missing_tool",
+                        f"讀取 {path.suffix} 需要 LibreOffice，但尚未安裝（apt-get install {package}）")
+    tmp = tempfile.TemporaryDirectory(prefix="zhiku-lo-")
+    work = Path(tmp.name)
+    src = work / f"in{path.suffix.lower()}"
+    shutil.copyfile(path, src)  # LibreOffice names its output after the input
+    cmd = [exe, f"-env:UserInstallation=file://{work / 'profile'}", "--headless",
+           "--convert-to", fmt, "--outdir", str(work), str(src)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, timeout=_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired as exc:
+        tmp.cleanup()
+        raise LoadError(str(path), "timeout", f"LibreOffice 轉檔超過 {_TIMEOUT_S} 秒") from exc
+    out = work / f"in.{fmt}"
+    if proc.returncode != 0 or not out.exists():
+        tmp.cleanup()
+        err = proc.stderr.decode("utf-8", "replace").strip()[:200]
+        raise LoadError(str(path), "corrupt",
+                        f"舊版 Office 檔案已損毀、已加密或無法轉檔（LibreOffice：{err or '沒有輸出'}）")
+    return out, tmp
 
 
 @register(".ppt", ".pps")
 def load_ppt(path: Path) -> LoadedDocument:
+    from zhiku.loaders.pptx import load_pptx
+
     real = sniff(path)
     if real != "cfb":
         if real in ("binary", "mhtml", "text"):
             raise LoadError(str(path), "corrupt", "不是有效的 PowerPoint 97-2003 (.ppt) 檔案")
         return _as(path, real, "ppt")
-    text = _run(["catppt", "-d", "utf-8"], path, "catdoc")
-    return _text_document(path, text, "ppt", {"reader": "catppt"})
+    out, tmp = _convert(path, "pptx", "libreoffice-impress-nogui")
+    with tmp:
+        doc = load_pptx(out)
+    if doc.title == "in":
+        doc.title = stem_title(path)
+    doc.kind = "ppt"
+    doc.meta["reader"] = "libreoffice"
+    return doc
 
 
 @register(".xls")
