@@ -198,7 +198,8 @@ def _ingest_children(
                                           f"檔案內嵌套層數超過 {MAX_NESTING} 層，未匯入"))
                 continue
             base = _UNSAFE_NAME_RE.sub("_", child.name.replace("\\", "/").rsplit("/", 1)[-1])
-            local = Path(tmp) / f"{i}-{base[-120:] or 'file'}"
+            local = Path(tmp) / str(i) / (base[-120:] or "file")  # the name gives the title
+            local.parent.mkdir()
             local.write_bytes(child.data)
             res = ingest_file(zk, kb, local, doc_path=cpath, on_page=on_page,
                               parent=(parent_id, parent_title), depth=depth + 1)
