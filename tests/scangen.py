@@ -61,7 +61,7 @@ def wrap_to_width(text: str, font: Any, width: float) -> list[str]:
 
 def render_page(
     paragraphs: Sequence[str], dpi: int = 300, *, font_pt: float = 12, skew: float = 0.0,
-    noise: float = 0.0, seed: int = 0,
+    noise: float = 0.0, seed: int = 0, size: tuple[float, float] = A4_INCHES,
 ) -> tuple[Any, str]:
     """An A4 page (Pillow ``L`` image) with ``paragraphs`` wrapped to the margins, and
     the text actually drawn (lines joined by newlines; what did not fit is left out).
@@ -70,12 +70,12 @@ def render_page(
     pixels to black or white (salt-and-pepper) and blurs slightly, as a cheap scanner."""
     from PIL import Image, ImageDraw, ImageFilter
 
-    w, h = int(A4_INCHES[0] * dpi), int(A4_INCHES[1] * dpi)
+    w, h = int(size[0] * dpi), int(size[1] * dpi)
     img = Image.new("L", (w, h), 255)
     draw = ImageDraw.Draw(img)
     px = int(round(font_pt * dpi / 72))
     font = _font(px)
-    margin = int(0.9 * dpi)
+    margin = int(min(0.9, size[1] / 8) * dpi)
     y = margin
     lead = int(px * 1.6)
     drawn: list[str] = []
