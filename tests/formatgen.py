@@ -122,12 +122,11 @@ def make_ods(path: Path, sheets: dict[str, Sequence[Sequence[Any]]],
 def make_odp(path: Path, slides: Sequence[tuple[str, Sequence[str], str | None]]) -> Path:
     """Slides of (title, body paragraphs, speaker notes)."""
     from odf.draw import Frame, Page, TextBox
+    from odf.namespaces import PRESENTATIONNS
     from odf.opendocument import OpenDocumentPresentation
     from odf.presentation import Notes
     from odf.style import MasterPage, PageLayout, PageLayoutProperties
     from odf.text import P
-
-    from odf.namespaces import PRESENTATIONNS
 
     def frame(cls: str, **kw: str) -> Any:
         f = Frame(**kw)

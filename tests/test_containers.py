@@ -105,7 +105,8 @@ def test_not_an_email_is_reported(tmp_path: Path) -> None:
 def test_zip_recursive_big5_names_and_member_updates(tmp_path: Path, engine: Zhiku) -> None:
     docx = make_docx(tmp_path / "sop.docx", [("heading", 1, "出貨流程"),
                                              ("para", "4.3 出貨前應由倉儲課複核數量。")])
-    inner = make_zip(tmp_path / "inner.zip", {"附錄/說明.txt": "內層壓縮檔的附錄說明文字。".encode()})
+    inner = make_zip(tmp_path / "inner.zip",
+                     {"附錄/說明.txt": "內層壓縮檔的附錄說明文字。".encode()})
     outer = make_zip(tmp_path / "資料.zip", {"程序/出貨SOP.docx": docx, "inner.zip": inner,
                                              "__MACOSX/._x": b"junk"}, cp950=True)
     report = ingest_paths(engine, [outer], "kb")
@@ -166,7 +167,8 @@ def test_nesting_limit(tmp_path: Path, engine: Zhiku) -> None:
 
 def test_parent_link_migration_on_disk(tmp_path: Path, engine: Zhiku) -> None:
     mail = make_eml(tmp_path / "m.eml", subject="s", sender="a@example.com", to="b@example.com",
-                    body="本文內容。", attachments=[("a.txt", "附件內容文字".encode(), "text/plain")])
+                    body="本文內容。",
+                    attachments=[("a.txt", "附件內容文字".encode(), "text/plain")])
     ingest_paths(engine, [mail], "kb")
     db = sqlite3.connect(engine.home / "zhiku.db")
     rows = db.execute("SELECT c.path, p.path FROM documents c JOIN documents p "

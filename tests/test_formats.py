@@ -161,11 +161,13 @@ def legacy_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         ("para", "第 1 條　員工請假應事先以書面申請。"),
         ("para", "第 2 條　病假全年以三十日為限。"),
     ])
-    x = make_xlsx(t / "常見問題.xlsx", [["問題", "答案"], ["加班費怎麼算？", "依勞基法第 24 條計算。"]])
+    x = make_xlsx(t / "常見問題.xlsx",
+                  [["問題", "答案"], ["加班費怎麼算？", "依勞基法第 24 條計算。"]])
     p = make_pptx(t / "消防.pptx", [{"title": "消防演練", "body": ["滅火器位置"],
                                      "notes": "記得點名"}, {"title": "集合", "body": ["停車場"]}])
-    return {"doc": soffice_convert(d, "doc", t / "out"), "xls": soffice_convert(x, "xls", t / "out"),
-            "ppt": soffice_convert(p, "ppt", t / "out"), "rtf": soffice_convert(d, "rtf", t / "out")}
+    out = t / "out"
+    return {"doc": soffice_convert(d, "doc", out), "xls": soffice_convert(x, "xls", out),
+            "ppt": soffice_convert(p, "ppt", out), "rtf": soffice_convert(d, "rtf", out)}
 
 
 def test_legacy_doc_xls_ppt(legacy_files: dict[str, Path]) -> None:
@@ -220,11 +222,15 @@ def test_rtf_written_by_libreoffice(legacy_files: dict[str, Path], tmp_path: Pat
 def test_subtitles_timestamp_is_the_cited_location(tmp_path: Path, engine: Zhiku) -> None:
     srt = tmp_path / "訪談.srt"
     cues = []
+
+    def topic(i: int) -> str:
+        return "退休金制度" if i == 7 else "日常業務"
+
     for i in range(12):
         start = i * 20
         cues.append(f"{i + 1}\n00:{start // 60:02d}:{start % 60:02d},000 --> "
                     f"00:{(start + 15) // 60:02d}:{(start + 15) % 60:02d},500\n"
-                    f"第{i + 1}段談話，內容是關於{'退休金制度' if i == 7 else '日常業務'}的說明與補充。\n")
+                    f"第{i + 1}段談話，內容是關於{topic(i)}的說明與補充。\n")
     srt.write_text("\n".join(cues), "big5")
     vtt = tmp_path / "training.vtt"
     vtt.write_text("WEBVTT\n\n00:00:01.000 --> 00:00:04.000\n<v 講師>今天介紹個資保護\n\n"

@@ -32,6 +32,7 @@ from zhiku.cli_models import install as install_models
 from zhiku.cli_models import print_sources, stream_answer
 from zhiku.config import DEFAULT_KB, lang
 from zhiku.ingest import FileResult, IngestReport, ingest_paths, sync_kb, walk
+from zhiku.ocr import PageProgress
 from zhiku.pii import format_counts
 from zhiku.pii.cli import app as pii_app
 
@@ -93,13 +94,18 @@ def _summary(report: IngestReport, as_json: bool) -> int:
             err.print(f"[yellow]略過[/yellow] {esc(f.path)}：{esc(f.message or '')}")
     for f in report.failed:
         err.print(f"[red]失敗[/red] {esc(f.path)}：{esc(f.message or '')}（{f.reason}）")
+    for f in report.files:
+        for w in f.warnings:
+            err.print(f"[yellow]注意[/yellow] {esc(f.path)}：{esc(w)}")
     return code
 
 
 @contextmanager
-def _progress(total: int | None, label: str, quiet: bool) -> Iterator[Callable[[FileResult], None]]:
+def _progress(total: int | None, label: str, quiet: bool
+              ) -> Iterator[tuple[Callable[[FileResult], None], PageProgress | None]]:
+    """(one step per file, one update per OCR'd page)."""
     if quiet:
-        yield lambda _r: None
+        yield (lambda _r: None), None
         return
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -110,7 +116,10 @@ def _progress(total: int | None, label: str, quiet: bool) -> Iterator[Callable[[
         def step(res: FileResult) -> None:
             prog.update(task, advance=1, name=Path(res.path).name[:40])
 
-        yield step
+        def page(name: str, done: int, total: int) -> None:  # OCR, page by page
+            prog.update(task, name=f"{name[:30]} OCR {done}/{total} 頁")
+
+        yield step, page
 
 
 @app.command()
@@ -121,14 +130,14 @@ def ingest(
     as_json: JsonOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="不顯示進度")] = False,
 ) -> None:
-    """匯入文件（PDF、DOCX、XLSX/CSV、Markdown、HTML、TXT）；未變更的檔案會略過。"""
+    """匯入文件（PDF、Office、ODF、掃描影像、郵件、ZIP 等）；未變更的檔案會略過。"""
     missing = [p for p in paths if not p.exists()]
     for p in missing:
         err.print(f"[red]找不到[/red] {esc(str(p))}")
     with engine(home) as zk:
         files = list(walk([p for p in paths if p.exists()]))
-        with _progress(len(files), "匯入中", quiet or as_json) as step:
-            report = ingest_paths(zk, files, kb, on_file=step)
+        with _progress(len(files), "匯入中", quiet or as_json) as (step, page):
+            report = ingest_paths(zk, files, kb, on_file=step, on_page=page)
         for p in missing:
             report.files.append(FileResult(str(p), "failed", "missing", "找不到檔案或資料夾"))
         raise typer.Exit(_summary(report, as_json))
@@ -139,7 +148,7 @@ def sync(kb: KbOpt = DEFAULT_KB, home: HomeOpt = None, as_json: JsonOpt = False)
     """重新檢查已匯入的檔案：變更者重新匯入，已刪除者自知識庫移除。"""
     with engine(home) as zk:
         zk.kb(kb)
-        with _progress(len(zk.store.document_hashes(kb)), "同步中", as_json) as step:
+        with _progress(len(zk.store.document_hashes(kb)), "同步中", as_json) as (step, _page):
             report = sync_kb(zk, kb, on_file=step)
         raise typer.Exit(_summary(report, as_json))
 

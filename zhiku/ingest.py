@@ -85,6 +85,9 @@ class IngestReport:
             "failed": [
                 {"path": f.path, "reason": f.reason, "message": f.message} for f in self.failed
             ],
+            "warnings": [
+                {"path": f.path, "message": w} for f in self.files for w in f.warnings
+            ],
             "chunks": self.chunks,
             "pages": self.pages,
             "bytes": self.bytes,

@@ -264,8 +264,10 @@ def ocr_session(cache_dir: Path | None = None,
     """Within this block, OCR results are cached under ``cache_dir`` and each page done is
     reported to ``progress``. The ingest functions open one per file."""
     prev = _SESSION.get()
-    sess = OcrSession(cache_dir if cache_dir is not None else (prev and prev.cache_dir),
-                      progress if progress is not None else (prev and prev.progress))
+    if prev is not None:
+        cache_dir = cache_dir if cache_dir is not None else prev.cache_dir
+        progress = progress if progress is not None else prev.progress
+    sess = OcrSession(cache_dir, progress)
     token = _SESSION.set(sess)
     try:
         yield sess

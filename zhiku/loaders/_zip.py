@@ -123,7 +123,8 @@ def _over(budget: Budget, info: zipfile.ZipInfo, n: int, max_bytes: int | None,
     limits = budget.limits
     if ratio:
         raise ZipBomb(str(budget.path),
-                      f"疑似壓縮炸彈：「{info.filename}」解壓倍率超過 {limits.max_ratio} 倍，已停止")
+                      f"疑似壓縮炸彈：「{info.filename}」解壓倍率超過 "
+                      f"{limits.max_ratio} 倍，已停止")
     if max_bytes is not None and n > max_bytes and max_bytes < min(limits.max_member,
                                                                    budget.left):
         raise LoadError(str(budget.path), "too_large",
@@ -154,8 +155,9 @@ def check_container(path: Path, kind: str, limits: ZipLimits | None = None) -> N
     budget = Budget(path, limits)
     with open_zip(path, kind) as zf:
         for info in members(zf, path, limits):
+            locked = f"{kind} 檔案已設定密碼（已加密），無法讀取"
             if is_encrypted(info):
-                raise LoadError(str(path), "encrypted", f"{kind} 檔案已設定密碼（已加密），無法讀取")
+                raise LoadError(str(path), "encrypted", locked)
             data = budget.read(zf, info)
             if info.filename == "META-INF/manifest.xml" and b"encryption-data" in data:
-                raise LoadError(str(path), "encrypted", f"{kind} 檔案已設定密碼（已加密），無法讀取")
+                raise LoadError(str(path), "encrypted", locked)

@@ -20,6 +20,7 @@ from zhiku.loaders._common import stem_title
 from zhiku.loaders._zip import Budget, ZipBomb, ZipLimits, is_encrypted, members, open_zip
 from zhiku.models import Block, ChildFile, LoadedDocument
 
+_LOCKED = "壓縮檔成員已設定密碼，無法讀取"
 _SKIP_PARTS = ("__MACOSX/", ".DS_Store", "Thumbs.db", "desktop.ini")
 
 
@@ -59,7 +60,7 @@ def load_zip(path: Path) -> LoadedDocument:
                 children.append(ChildFile(name, error=(bomb.reason, "壓縮炸彈之後的成員未解壓")))
                 continue
             if is_encrypted(info):
-                children.append(ChildFile(name, error=("encrypted", "壓縮檔成員已設定密碼，無法讀取")))
+                children.append(ChildFile(name, error=("encrypted", _LOCKED)))
                 continue
             try:
                 children.append(ChildFile(name, budget.read(zf, info)))

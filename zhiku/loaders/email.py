@@ -16,7 +16,7 @@ from __future__ import annotations
 import email
 import email.policy
 import os
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
@@ -87,7 +87,7 @@ def _unique(name: str, seen: set[str]) -> str:
 # --- .eml ------------------------------------------------------------------------------
 
 
-def _is_attachment(part: EmailMessage) -> bool:
+def _is_attachment(part: Message) -> bool:
     if part.get_content_maintype() == "multipart":
         return False
     disp = part.get_content_disposition()
@@ -109,11 +109,13 @@ def _eml_children(msg: EmailMessage) -> list[ChildFile]:
         if part is msg or not _is_attachment(part):
             continue
         if part.get_content_type() == "message/rfc822":
-            inner = part.get_payload()
-            inner_msg = inner[0] if isinstance(inner, list) and inner else inner
-            subject = str(inner_msg.get("Subject", "") or "") if inner_msg else ""
+            inner: Any = part.get_payload()
+            inner_msg: Any = inner[0] if isinstance(inner, list) and inner else inner
+            if not isinstance(inner_msg, Message):
+                continue
+            subject = str(inner_msg.get("Subject", "") or "")
             name = _unique(f"{squash_spaces(subject)[:60] or f'message-{i}'}.eml", seen)
-            data = inner_msg.as_bytes() if inner_msg is not None else b""
+            data = inner_msg.as_bytes()
             children.append(_too_large(name, len(data)) if len(data) > limit
                             else ChildFile(name, data))
             continue
@@ -123,7 +125,8 @@ def _eml_children(msg: EmailMessage) -> list[ChildFile]:
         if encoded * 3 // 4 > limit:  # checked before decoding: base64 is 4/3 the size
             children.append(_too_large(name, encoded * 3 // 4))
             continue
-        data = part.get_payload(decode=True) or b""
+        payload: Any = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
         if len(data) > limit:
             children.append(_too_large(name, len(data)))
             continue
@@ -140,8 +143,8 @@ def _eml_body(msg: EmailMessage) -> tuple[str | None, str | None]:
         try:
             content = part.get_content()
         except (LookupError, ValueError, AssertionError):
-            payload = part.get_payload(decode=True) or b""
-            content = payload.decode("utf-8", "replace")
+            payload: Any = part.get_payload(decode=True)
+            content = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
         if pref == "plain":
             plain = str(content)
         else:
@@ -187,7 +190,8 @@ def load_msg(path: Path) -> LoadedDocument:
         import extract_msg
     except ImportError as exc:
         raise LoadError(str(path), "missing_tool",
-                        "讀取 .msg 需要 extract-msg，但尚未安裝（pip install extract-msg）") from exc
+                        "讀取 .msg 需要 extract-msg，但尚未安裝"
+                        "（pip install extract-msg）") from exc
     try:
         msg = extract_msg.openMsg(str(path))
     except Exception as exc:  # noqa: BLE001 - olefile / extract_msg raise many kinds

@@ -72,7 +72,8 @@ def _run(cmd: list[str], path: Path, package: str) -> str:
     tool = shutil.which(cmd[0])
     if tool is None:
         raise LoadError(str(path), "missing_tool",
-                        f"讀取 {path.suffix} 需要 {cmd[0]}，但尚未安裝（apt-get install {package}）")
+                        f"讀取 {path.suffix} 需要 {cmd[0]}，但尚未安裝"
+                        f"（apt-get install {package}）")
     try:
         proc = subprocess.run([tool, *cmd[1:], str(path)], capture_output=True,
                               timeout=_TIMEOUT_S, check=False)
@@ -114,7 +115,8 @@ def _convert(path: Path, fmt: str, package: str) -> tuple[Path, tempfile.Tempora
     exe = soffice()
     if exe is None:
         raise LoadError(str(path), "missing_tool",
-                        f"讀取 {path.suffix} 需要 LibreOffice，但尚未安裝（apt-get install {package}）")
+                        f"讀取 {path.suffix} 需要 LibreOffice，但尚未安裝"
+                        f"（apt-get install {package}）")
     tmp = tempfile.TemporaryDirectory(prefix="zhiku-lo-")
     work = Path(tmp.name)
     src = work / f"in{path.suffix.lower()}"
@@ -131,7 +133,8 @@ def _convert(path: Path, fmt: str, package: str) -> tuple[Path, tempfile.Tempora
         tmp.cleanup()
         err = proc.stderr.decode("utf-8", "replace").strip()[:200]
         raise LoadError(str(path), "corrupt",
-                        f"舊版 Office 檔案已損毀、已加密或無法轉檔（LibreOffice：{err or '沒有輸出'}）")
+                        "舊版 Office 檔案已損毀、已加密或無法轉檔"
+                        f"（LibreOffice：{err or '沒有輸出'}）")
     return out, tmp
 
 
@@ -170,7 +173,8 @@ def load_xls(path: Path) -> LoadedDocument:
         book = xlrd.open_workbook(str(path), on_demand=True)
     except xlrd.XLRDError as exc:
         if "encrypt" in str(exc).lower():
-            raise LoadError(str(path), "encrypted", "Excel 檔案已設定密碼（已加密），無法讀取") from exc
+            raise LoadError(str(path), "encrypted",
+                            "Excel 檔案已設定密碼（已加密），無法讀取") from exc
         raise LoadError(str(path), "corrupt", f"Excel 97-2003 檔案無法讀取（{exc}）") from exc
     except Exception as exc:  # noqa: BLE001 - xlrd raises struct/assert/index errors
         raise LoadError(str(path), "corrupt", "Excel 97-2003 檔案已損毀，無法開啟") from exc

@@ -231,10 +231,10 @@ def load_pdf(path: Path) -> LoadedDocument:
                 raw_pages.append([])
                 continue
             try:
-                lines = _page_lines(page, i + 1)
-                if not lines and _has_image(page):
+                page_lines = _page_lines(page, i + 1)
+                if not page_lines and _has_image(page):
                     scanned.append(i)
-                raw_pages.append(lines)
+                raw_pages.append(page_lines)
             finally:
                 page.close()
         if scanned:

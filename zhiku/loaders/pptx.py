@@ -44,10 +44,11 @@ def _shapes(shapes: Any) -> Iterator[Any]:
 def _slide_blocks(slide: Any, no: int) -> list[Block]:
     title_shape = slide.shapes.title
     title = _clean(title_shape.text_frame.text) if title_shape is not None else ""
-    heads = (title.replace("\n", " "),) if title else ()
+    section = title.replace("\n", " ")
+    heads: tuple[str, ...] = (section,) if section else ()
     blocks: list[Block] = []
-    if title:
-        blocks.append(Block(heads[0], heads, None, no, kind="heading"))
+    if section:
+        blocks.append(Block(section, heads, None, no, kind="heading"))
     for shape in _shapes(slide.shapes):
         if title_shape is not None and shape.shape_id == title_shape.shape_id:
             continue

@@ -337,6 +337,13 @@ class IngestWorker(threading.Thread):
             status, reason, message, chunks = res.status, res.reason, res.message, res.chunks
             if status == "added" and existed:
                 status = "updated"
+            inner = list(res.flat())[1:]  # attachments, archive members
+            if inner:
+                bad = [f"{r.path.rsplit('#', 1)[-1]}（{r.message}）" for r in inner
+                       if r.status == "failed"]
+                message = "；".join([m for m in (message, f"內含 {len(inner)} 個檔案"
+                                     + (f"，失敗：{'、'.join(bad)}" if bad else "")) if m])
+                chunks += sum(r.chunks for r in inner)
         with store.tx(immediate=True):
             # Ownership first: a worker that lost the job records nothing (the document
             # itself is stored; the new owner finds it unchanged).
