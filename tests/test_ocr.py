@@ -1,5 +1,5 @@
-"""OCR with the real engines (Debian tesseract-ocr + chi_tra, RapidOCR's shipped models) on
-pages rendered here with a real CJK font: images, multi-page TIFF, mixed PDFs, the
+"""OCR with the real engine (Debian tesseract-ocr + tesseract-ocr-chi-tra) on pages rendered
+here with a real CJK font: images, multi-page TIFF, mixed PDFs, the
 per-page cache that makes OCR resumable, confidence flags, limits, and the server's
 ingest workers."""
 
@@ -158,14 +158,6 @@ def test_missing_tesseract_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         load(png)
     assert info.value.reason == "ocr_unavailable"
     assert "tesseract-ocr-chi-tra" in info.value.message and info.value.path == str(png)
-
-
-def test_rapidocr_engine_option(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ZHIKU_OCR_ENGINE", "rapidocr")
-    doc = load(_png(tmp_path / "invoice.png", ["Invoice 2026-0042 total 12,500"]))
-    assert doc.meta["ocr"]["engine"] == "rapidocr"
-    text = " ".join(b.text for b in doc.blocks)
-    assert "2026" in text and "Invoice" in text
 
 
 def test_server_ingest_worker_ocrs_an_uploaded_scan(tmp_path: Path) -> None:

@@ -195,15 +195,16 @@ def _open(path: Path) -> pdfium.PdfDocument:
 def _ocr_pages(pdf: pdfium.PdfDocument, path: Path, scanned: list[int],
                raw_pages: list[list[_PLine]]) -> dict[str, object]:
     reader = ocr.PageReader(path, len(scanned))
-    scale = ocr.OCR_DPI / 72
     results: dict[int, ocr.OcrPage] = {}
     for i in scanned:
         page = pdf[i]
         try:
             w, h = page.get_size()
-            ocr.check_pixels(int(w * scale), int(h * scale), path, i + 1)
+            # 300 dpi, or less for a page so large (a poster, an A0 plan) that 300 dpi
+            # would pass the pixel limit.
+            scale = min(ocr.OCR_DPI / 72, (ocr.MAX_PIXELS / max(w * h, 1.0)) ** 0.5 * 0.99)
 
-            def render(page: pdfium.PdfPage = page) -> object:
+            def render(page: pdfium.PdfPage = page, scale: float = scale) -> object:
                 return page.render(scale=scale, grayscale=True).to_pil()
 
             result = reader.read(i + 1, render)  # type: ignore[arg-type]
