@@ -97,8 +97,10 @@ def _is_attachment(part: Message) -> bool:
         return True
     if part.get("Content-ID") and part.get_content_maintype() == "image":
         return False  # an inline image of the HTML body (a logo, a signature)
-    return bool(part.get_filename()) and disp != "inline" or bool(
-        disp == "inline" and part.get_filename() and part.get_content_maintype() != "text")
+    if not part.get_filename():
+        return False
+    # A named part is an attachment unless it is inline text (part of the body).
+    return disp != "inline" or part.get_content_maintype() != "text"
 
 
 def _eml_children(msg: EmailMessage) -> list[ChildFile]:

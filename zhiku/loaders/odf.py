@@ -243,14 +243,18 @@ def _table_rows(table: Any) -> Iterator[list[str]]:
     for row in rows_of(table):
         repeat = min(int(_attr(row, TABLENS, "number-rows-repeated") or 1), _MAX_REPEAT)
         cells: list[str] = []
+        gap = 0  # empty cells not yet placed: only kept when a value follows them
         for cell in row.childNodes:
             if _local(cell) not in ((TABLENS, "table-cell"), (TABLENS, "covered-table-cell")):
                 continue
             value = _cell_value(cell)
-            n = int(_attr(cell, TABLENS, "number-columns-repeated") or 1)
-            cells.extend([value] * (min(n, _MAX_REPEAT) if value else min(n, 64)))
-        while cells and not cells[-1]:
-            cells.pop()
+            n = min(int(_attr(cell, TABLENS, "number-columns-repeated") or 1), _MAX_REPEAT)
+            if not value:
+                gap += n
+                continue
+            cells.extend([""] * min(gap, _MAX_REPEAT))
+            gap = 0
+            cells.extend([value] * n)
         if not cells:
             pending_blank += repeat
             if pending_blank > _MAX_REPEAT:
