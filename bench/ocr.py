@@ -227,7 +227,8 @@ def main() -> None:
         "## OCR (bench/ocr.py)",
         "",
         f"`python bench/ocr.py --pages {args.pages} --retrieval {args.retrieval} --write` "
-        f"on {machine()} (shared with other work: timings are noisy). Tesseract "
+        f"on {machine()}, load average {os.getloadavg()[0]:.1f} at the end (the machine "
+        "is shared with other work: pages/s are noisy and low). Tesseract "
         "5 (Debian `tesseract-ocr-chi-tra`, `chi_tra+eng`, `--psm 3`) versus RapidOCR "
         "(`rapidocr-onnxruntime` 1.4, PP-OCRv4 det/rec with the Chinese dictionary "
         "shipped in the wheel). Law articles rendered with Noto Sans CJK TC 12 pt on A4.",
