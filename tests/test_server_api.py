@@ -24,6 +24,7 @@ from zhiku.models import Answer, Citation
 from zhiku.server.app import create_app
 from zhiku.server.observability import JsonFormatter
 from zhiku.server.settings import ServerSettings
+from zhiku.store import SCHEMA_VERSION
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +60,8 @@ def test_health_ready_and_openapi(env: Any) -> None:
     client, _, _ = env
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz").json()
-    assert ready["status"] == "ready" and ready["schema"] == 3 and ready["ingest_worker"]
+    assert ready["status"] == "ready" and ready["schema"] == SCHEMA_VERSION
+    assert ready["ingest_worker"]
     schema = client.get("/openapi.json").json()
     for path in ("/api/v1/kbs", "/api/v1/kbs/{kb}/documents", "/api/v1/kbs/{kb}/ask",
                  "/api/v1/kbs/{kb}/search", "/api/v1/conversations",
