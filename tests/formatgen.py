@@ -266,6 +266,25 @@ def make_zip_bomb(path: Path, expanded_mb: int = 300, name: str = "bomb.txt") ->
 # --- legacy Office through LibreOffice ---------------------------------------------------
 
 
+def uno_python() -> str:
+    """A Python interpreter that can ``import uno`` (Debian's python3-uno)."""
+    import sys
+
+    for exe in (sys.executable, "/usr/bin/python3"):
+        if Path(exe).exists() and subprocess.run([exe, "-c", "import uno"],
+                                                 capture_output=True).returncode == 0:
+            return exe
+    raise RuntimeError("python3-uno missing: apt-get install python3-uno")
+
+
+def encrypt_with_libreoffice(src: Path, dst: Path, password: str = "secret") -> Path:
+    """A copy of ``src`` (ODT/ODS/ODP…) saved with a password by LibreOffice."""
+    script = Path(__file__).with_name("lo_encrypt.py")
+    subprocess.run([uno_python(), str(script), str(src), str(dst), password], check=True,
+                   capture_output=True, timeout=240)
+    return dst
+
+
 def soffice() -> str | None:
     return shutil.which("soffice") or shutil.which("libreoffice")
 

@@ -11,6 +11,7 @@ import pytest
 from tests.filegen import make_docx, make_xlsx
 from tests.formatgen import (
     encrypt_ooxml,
+    encrypt_with_libreoffice,
     make_odp,
     make_ods,
     make_odt,
@@ -92,20 +93,7 @@ def test_odp_slide_is_page_title_is_section_notes_kept(tmp_path: Path) -> None:
 
 def test_encrypted_and_corrupt_odf_are_reported(tmp_path: Path) -> None:
     good = make_odt(tmp_path / "a.odt", [("para", "內容")])
-    # An ODF package whose manifest declares encrypted content, as LibreOffice writes
-    # password-protected files (the content streams themselves are ciphertext).
-    enc = tmp_path / "密.odt"
-    with zipfile.ZipFile(good) as src, zipfile.ZipFile(enc, "w") as dst:
-        for info in src.infolist():
-            data = src.read(info)
-            if info.filename == "META-INF/manifest.xml":
-                data = data.replace(b'manifest:full-path="content.xml"',
-                                    b'manifest:full-path="content.xml"><manifest:encryption-data '
-                                    b'manifest:checksum-type="SHA1/1K" manifest:checksum="x"/'
-                                    b'></manifest:file-entry><manifest:file-entry '
-                                    b'manifest:media-type="" manifest:full-path="x"')
-            dst.writestr(info, data)
-    _err(enc, "encrypted", "密碼")
+    _err(encrypt_with_libreoffice(good, tmp_path / "密.odt"), "encrypted", "密碼")
     bad = tmp_path / "壞.ods"
     bad.write_bytes(good.read_bytes()[:200])
     _err(bad, "corrupt", "OpenDocument")
