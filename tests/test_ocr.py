@@ -181,3 +181,53 @@ def test_server_ingest_worker_ocrs_an_uploaded_scan(tmp_path: Path) -> None:
                            headers=auth(keys.hr_editor)).json()["hits"]
     assert any(h["path"] == "upload://hr/工資掃描.png" and h["page"] == 1 for h in hits), hits
     assert (home / "ocr-cache").is_dir()
+
+
+def test_server_worker_shutdown_mid_scan_requeues_and_resumes(tmp_path: Path) -> None:
+    import time
+
+    from zhiku.server import jobs
+    from zhiku.server.jobs import IngestWorker
+
+    tiff = save_tiff(tmp_path / "三頁.tif", [render_page([a], 300, size=HALF_PAGE)[0]
+                                             for a in (ART_12, ART_13, ART_12 + "（續）")])
+    home = tmp_path / "home"
+    with Zhiku(home) as zk:
+        kb = zk.kb("hr", create=True)
+        job_id = jobs.create_job(zk.store, kb, "upload", None, [{
+            "name": tiff.name, "path": str(tiff), "stored": None,
+            "size": tiff.stat().st_size, "status": "pending"}])
+
+        def state() -> tuple[str, str]:
+            row = zk.store.db.execute(
+                "SELECT j.status, f.status FROM jobs j JOIN job_files f ON f.job_id=j.id "
+                "WHERE j.id=?", (job_id,)).fetchone()
+            return row[0], row[1]
+
+        cache = home / "ocr-cache"
+        worker = IngestWorker(home, stale_s=5, poll_s=0.05, heartbeat_s=0.2)
+        worker.start()
+        deadline = time.monotonic() + 240
+        while not list(cache.rglob("*-p1.json")):  # page 1 read: shut the server down
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert worker.stop(240)
+        done_before = sorted(p.name for p in cache.rglob("*.json"))
+        assert len(done_before) < 3 and state() == ("queued", "pending")
+        assert zk.store.get_document("hr", str(tiff)) is None
+        mtimes = {p.name: p.stat().st_mtime_ns for p in cache.rglob("*.json")}
+
+        worker = IngestWorker(home, stale_s=5, poll_s=0.05, heartbeat_s=0.2)
+        worker.start()
+        try:
+            while state()[0] != "done":
+                assert time.monotonic() < deadline + 240, state()
+                time.sleep(0.1)
+        finally:
+            assert worker.stop(60)
+        assert state() == ("done", "added")
+        doc = zk.store.get_document("hr", str(tiff))
+        assert doc is not None and doc.meta["ocr"]["pages"] == [1, 2, 3]
+        for p in cache.rglob("*.json"):  # the pages read before the shutdown were reused
+            if p.name in mtimes:
+                assert p.stat().st_mtime_ns == mtimes[p.name]

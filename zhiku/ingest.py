@@ -135,13 +135,16 @@ def ingest_file(
     on_page: ocr.PageProgress | None = None,
     parent: tuple[int, str] | None = None,
     depth: int = 0,
+    should_stop: Callable[[], bool] | None = None,
 ) -> FileResult:
     """Ingest one file; never raises for a bad file, returns its result instead.
 
     ``doc_path`` stores the document under another path than the file's own, such as
     the server's ``upload://<kb>/<name>`` for a file kept in its upload area.
-    ``on_page`` is told about every page OCR'd. ``parent`` (doc id, title) and ``depth``
-    are set for files found inside another file; their results are in ``children``.
+    ``on_page`` is told about every page OCR'd; ``should_stop`` ends a long OCR before
+    its next page (:class:`zhiku.ocr.OcrInterrupted` propagates, nothing is stored).
+    ``parent`` (doc id, title) and ``depth`` are set for files found inside another
+    file; their results are in ``children``.
     """
     spath = doc_path or str(path.resolve())
     parent_id, parent_title = parent if parent is not None else (None, None)
@@ -160,7 +163,7 @@ def ingest_file(
     if prev is not None and prev[0] == digest:
         return FileResult(spath, "unchanged")
     try:
-        with ocr.ocr_session(zk.home / "ocr-cache", on_page):
+        with ocr.ocr_session(zk.home / "ocr-cache", on_page, should_stop):
             loaded = loaders.load(path)
     except LoadError as exc:
         return FileResult(spath, "failed", exc.reason, exc.message)
@@ -177,8 +180,9 @@ def ingest_file(
     res = FileResult(spath, "updated" if prev is not None else "added", chunks=n_chunks,
                      pages=loaded.pages or 0, masked=masked, warnings=_ocr_warnings(loaded.meta))
     if loaded.children or prev is not None:
-        res.children = _ingest_children(zk, kb, spath, doc_id, loaded.title, loaded.children,
-                                        depth, on_page)
+        with ocr.ocr_session(should_stop=should_stop):  # inherited by the children
+            res.children = _ingest_children(zk, kb, spath, doc_id, loaded.title,
+                                            loaded.children, depth, on_page)
     return res
 
 

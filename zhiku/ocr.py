@@ -13,7 +13,8 @@ adapter lives in the benchmark to keep the comparison reproducible.
   re-ingest of an unchanged scan costs nothing. The cache is keyed by file content,
   engine and render resolution.
 - Progress is reported per page through :func:`ocr_session`'s callback (the CLI shows it,
-  the server's job workers run the same code).
+  the server's job workers run the same code). A server worker that is shutting down
+  stops before the next page (:class:`OcrInterrupted`) and re-queues its job.
 - Each line keeps its confidence; a page whose mean confidence is below
   ``LOW_CONFIDENCE`` is listed in the document's ``ocr.low_confidence_pages`` metadata.
 - Limits: a page image larger than ``MAX_PIXELS`` is refused before it is decoded, and a
@@ -197,10 +198,17 @@ def max_pages() -> int:
 PageProgress = Callable[[str, int, int], None]  # (file name, page done, pages to OCR)
 
 
+class OcrInterrupted(BaseException):  # noqa: N818 - named like KeyboardInterrupt
+    """Raised before a page when the session's ``should_stop`` says so (a server worker
+    shutting down). A BaseException, like KeyboardInterrupt, so that per-file error
+    handling never records it as a bad file; the pages read so far are in the cache."""
+
+
 @dataclass(slots=True)
 class OcrSession:
     cache_dir: Path | None = None
     progress: PageProgress | None = None
+    should_stop: Callable[[], bool] | None = None
 
 
 _SESSION: contextvars.ContextVar[OcrSession | None] = contextvars.ContextVar(
@@ -209,15 +217,17 @@ _SESSION: contextvars.ContextVar[OcrSession | None] = contextvars.ContextVar(
 
 
 @contextlib.contextmanager
-def ocr_session(cache_dir: Path | None = None,
-                progress: PageProgress | None = None) -> Iterator[OcrSession]:
-    """Within this block, OCR results are cached under ``cache_dir`` and each page done is
-    reported to ``progress``. The ingest functions open one per file."""
+def ocr_session(cache_dir: Path | None = None, progress: PageProgress | None = None,
+                should_stop: Callable[[], bool] | None = None) -> Iterator[OcrSession]:
+    """Within this block, OCR results are cached under ``cache_dir``, each page done is
+    reported to ``progress``, and :class:`OcrInterrupted` is raised before a page once
+    ``should_stop()`` is true. The ingest functions open one per file."""
     prev = _SESSION.get()
     if prev is not None:
         cache_dir = cache_dir if cache_dir is not None else prev.cache_dir
         progress = progress if progress is not None else prev.progress
-    sess = OcrSession(cache_dir, progress)
+        should_stop = should_stop if should_stop is not None else prev.should_stop
+    sess = OcrSession(cache_dir, progress, should_stop)
     token = _SESSION.set(sess)
     try:
         yield sess
@@ -244,6 +254,7 @@ class PageReader:
         self.done = 0
         sess = _SESSION.get()
         self._progress = sess.progress if sess else None
+        self._should_stop = sess.should_stop if sess else None
         self._dir: Path | None = None
         if sess is not None and sess.cache_dir is not None:
             from zhiku.engine import file_hash  # the same digest ingest keys files by
@@ -268,6 +279,8 @@ class PageReader:
             except (OSError, ValueError, KeyError, TypeError):
                 result = None
         if result is None:
+            if self._should_stop is not None and self._should_stop():
+                raise OcrInterrupted(f"{self.path}: stopped before page {page}")
             image = prepare(render(), self.path, page)
             result = self.engine.read(image)
             if cache is not None:

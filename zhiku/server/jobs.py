@@ -37,6 +37,7 @@ from zhiku.engine import Zhiku
 from zhiku.errors import KnowledgeBaseNotFound, ZhikuError
 from zhiku.ingest import ingest_file
 from zhiku.lexical import IndexBusy
+from zhiku.ocr import OcrInterrupted
 from zhiku.server import uploads
 from zhiku.server.deps import placeholders
 from zhiku.server.ids import new_token
@@ -308,7 +309,15 @@ class IngestWorker(threading.Thread):
                         raise JobLost(job_id)
                     log.info("ingestion job re-queued on shutdown", extra={"job": job_id})
                     return
-                self._ingest_one(zk, kb, kb_id, job_id, kind, dict(f))
+                try:
+                    self._ingest_one(zk, kb, kb_id, job_id, kind, dict(f))
+                except OcrInterrupted:  # shutdown in the middle of a long scan
+                    _sync(zk, kb)
+                    if not self._finish(store, job_id, "queued"):
+                        raise JobLost(job_id) from None
+                    log.info("ingestion job re-queued on shutdown during OCR; the pages "
+                             "read are cached", extra={"job": job_id})
+                    return
                 if time.monotonic() - last_sync > 2.0:
                     _sync(zk, kb)
                     last_sync = time.monotonic()
@@ -327,7 +336,7 @@ class IngestWorker(threading.Thread):
         existed = store.get_document(kb, f["path"]) is not None
         try:
             res = ingest_file(zk, kb, src, {} if kind == "reingest" else None,
-                              doc_path=f["path"])
+                              doc_path=f["path"], should_stop=lambda: self.stopping)
         except KnowledgeBaseNotFound:
             raise
         except ZhikuError as exc:
