@@ -8,6 +8,13 @@ FAQ sheets, deterministic), then measures with zhiku's own ingest path:
 - a re-ingest with nothing changed (should cost little more than hashing), next to
   the time to merely SHA-256 the same files;
 - PDF only: text-PDF pages/s.
+
+    python bench/ingest.py --formats 20 [--write]
+
+measures instead, per format of docs/formats.md, ``N`` generated files of each (ODT, ODS,
+ODP, PPTX, EML with a PDF attachment, ZIP with three members, SRT, and, when LibreOffice
+is installed to write them, DOC, XLS, PPT, RTF): files/s, pages/s and passages, each
+format ingested into its own KB. Scanned pages (OCR) are measured in ``bench/ocr.py``.
 """
 
 from __future__ import annotations
@@ -96,12 +103,128 @@ def _hash_all(files: list[Path]) -> float:
     return time.perf_counter() - t0
 
 
+def generate_formats(root: Path, n: int, seed: int = 11) -> dict[str, list[Path]]:
+    """``n`` files of each format, in one folder per format (deterministic)."""
+    from tests.formatgen import (
+        make_eml,
+        make_odp,
+        make_ods,
+        make_odt,
+        make_pptx,
+        make_zip,
+        soffice,
+        soffice_convert_many,
+    )
+
+    rng = random.Random(seed)
+    out: dict[str, list[Path]] = {}
+
+    def folder(name: str) -> Path:
+        d = root / name
+        d.mkdir(parents=True, exist_ok=True)
+        out[name] = []
+        return d
+
+    for fmt in ("odt", "ods", "odp", "pptx", "eml", "zip", "srt"):
+        d = folder(fmt)
+        for i in range(n):
+            topic = TOPICS[i % len(TOPICS)]
+            p = d / f"{topic}{i:03d}.{fmt}"
+            sentences = [_sentence(rng, topic) for _ in range(12)]
+            if fmt == "odt":
+                items: list[tuple] = []
+                for sec in range(1, 4):
+                    items.append(("heading", 1, f"作業程序{sec}"))
+                    items += [("para", f"第 {sec * 4 + k} 條　{sentences[k]}") for k in range(4)]
+                items.append(("table", [["項目", "時限"], [topic, "24 小時"]]))
+                make_odt(p, items, outline=[("1", "", "", 1)])
+            elif fmt == "ods":
+                make_ods(p, {"FAQ": [["問題", "答案"]] + [[f"{topic}第 {q} 題？", s]
+                                                          for q, s in enumerate(sentences)]})
+            elif fmt == "odp":
+                make_odp(p, [(f"{topic}訓練 {k}", sentences[k:k + 2], "講者備註")
+                             for k in range(6)])
+            elif fmt == "pptx":
+                make_pptx(p, [{"title": f"{topic}訓練 {k}", "body": sentences[k:k + 2],
+                               "notes": "講者備註"} for k in range(6)])
+            elif fmt == "eml":
+                pdf = root / f"att{i}.pdf"
+                make_pdf(pdf, [[f"第{_cn(k + 1)}條　{s}" for k, s in enumerate(sentences[:6])]])
+                make_eml(p, subject=f"{topic}通知 {i}", sender="ops@example.com",
+                         to="all@example.com", body="\n\n".join(sentences[:3]),
+                         attachments=[("附件.pdf", pdf.read_bytes(), "application/pdf")])
+            elif fmt == "zip":
+                md = "# 說明\n\n" + "\n\n".join(sentences[:4])
+                make_zip(p, {"說明.md": md.encode(), "紀錄.txt": sentences[5].encode(),
+                             "子資料夾/規定.md": ("# 規定\n\n" + sentences[6]).encode()})
+            else:
+                cues = [f"{k + 1}\n00:{k // 6:02d}:{k % 6 * 10:02d},000 --> "
+                        f"00:{k // 6:02d}:{k % 6 * 10 + 8:02d},000\n{s}\n"
+                        for k, s in enumerate(sentences * 4)]
+                p.write_text("\n".join(cues), "utf-8")
+            out[fmt].append(p)
+    if soffice() is not None:
+        srcs: dict[str, list[Path]] = {"doc": [], "xls": []}
+        gen = root / "_src"
+        gen.mkdir(exist_ok=True)
+        for i in range(n):
+            topic = TOPICS[i % len(TOPICS)]
+            items = [("heading", 1, f"{topic}規定")] + [
+                ("para", f"第 {k + 1} 條　{_sentence(rng, topic)}") for k in range(10)]
+            srcs["doc"].append(make_docx(gen / f"{topic}規定{i:03d}.docx", items))
+            srcs["xls"].append(make_xlsx(gen / f"{topic}FAQ{i:03d}.xlsx", [["問題", "答案"]] + [
+                [f"{topic}第 {q} 題？", _sentence(rng, topic)] for q in range(12)]))
+        for fmt, files in srcs.items():
+            if files:
+                out[fmt] = soffice_convert_many(files, fmt, folder(fmt))
+        out["ppt"] = soffice_convert_many(out["pptx"], "ppt", folder("ppt"))
+        out["rtf"] = soffice_convert_many(srcs["doc"], "rtf", folder("rtf"))
+    return out
+
+
+def bench_formats(n: int, write: bool) -> int:
+    work = Path(tempfile.mkdtemp(prefix="zhiku-formats-bench-"))
+    t0 = time.perf_counter()
+    sets = generate_formats(work / "files", n)
+    gen_s = time.perf_counter() - t0
+    rows = ["| format | files | inner files | pages | passages | seconds | files/s | pages/s |",
+            "|---|---|---|---|---|---|---|---|"]
+    with Zhiku(work / "home") as zk:
+        for fmt, files in sets.items():
+            rep = ingest_paths(zk, files, fmt)
+            inner = len(rep.files) - len(files)
+            failed = [f"{f.path}: {f.message}" for f in rep.failed]
+            assert not failed, failed
+            s = rep.seconds
+            pages = f"{rep.pages / s:.1f}" if rep.pages else "–"
+            rows.append(f"| {fmt} | {len(files)} | {inner} | {rep.pages or '–'} | "
+                        f"{rep.chunks} | {s:.2f} | {len(files) / s:.1f} | {pages} |")
+            print(rows[-1], flush=True)
+    table = "\n".join(rows)
+    note = ("DOC/XLS/PPT/RTF files are written by LibreOffice from generated DOCX/XLSX/PPTX; "
+            ".ppt is read through a LibreOffice conversion (one process start per file, "
+            "which dominates its time). EML files carry one PDF attachment and ZIPs three "
+            "members, ingested as child documents (the *inner files* column). Shared "
+            f"2-core machine: timings are noisy. (Generating the files took {gen_s:.0f} s.)")
+    print(note)
+    if write:
+        write_section("ingest-formats", (
+            "### Ingest throughput per format (bench/ingest.py --formats)\n\n"
+            f"`python bench/ingest.py --formats {n} --write` on {machine()}, "
+            f"{time.strftime('%Y-%m-%d')}.\n\n{table}\n\n{note}"))
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--files", type=int, default=1000)
     ap.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
+    ap.add_argument("--formats", type=int, default=0,
+                    help="per-format run with N files of each format (instead of the mix)")
     args = ap.parse_args()
+    if args.formats:
+        return bench_formats(args.formats, args.write)
     work = Path(tempfile.mkdtemp(prefix="zhiku-ingest-bench-"))
     t0 = time.perf_counter()
     folder = generate(work / "files", args.files)

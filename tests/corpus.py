@@ -41,5 +41,6 @@ def build_office_folder(root: Path) -> Path:
         "# IT 帳號\n\n## 密碼規則\n\n密碼每 180 天須變更一次。\n", "utf-8"
     )
     make_big5_txt(root / "notes" / "公告.txt", "公告\n\n本公司自六月一日起實施週休二日。\n")
-    (root / "notes" / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"0" * 64)
+    # A format zhiku does not read (a video), which ingest must skip by name.
+    (root / "notes" / "宣導影片.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"0" * 64)
     return root

@@ -23,7 +23,7 @@ def office(tmp_path: Path) -> Path:
 def test_ingest_folder_reports_each_file(engine: Zhiku, office: Path) -> None:
     report = ingest_paths(engine, [office], "ops")
     assert report.count("added") == 5
-    assert [Path(f.path).name for f in report.files if f.status == "skipped"] == ["logo.png"]
+    assert [Path(f.path).name for f in report.files if f.status == "skipped"] == ["宣導影片.mp4"]
     assert not report.failed
     titles = {d.title for d in engine.store.list_documents("ops")}
     assert {"出貨異常處理SOP", "員工請假辦法"} <= titles

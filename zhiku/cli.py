@@ -39,6 +39,7 @@ from zhiku.pii.cli import app as pii_app
 
 if TYPE_CHECKING:  # ingesting imports the loaders: only the commands that ingest need them
     from zhiku.ingest import FileResult, IngestReport
+    from zhiku.ocr import PageProgress
 
 app = typer.Typer(
     name="zhiku",
@@ -109,13 +110,18 @@ def _summary(report: IngestReport, as_json: bool) -> int:
             err.print(f"[yellow]略過[/yellow] {esc(f.path)}：{esc(f.message or '')}")
     for f in report.failed:
         err.print(f"[red]失敗[/red] {esc(f.path)}：{esc(f.message or '')}（{f.reason}）")
+    for f in report.files:
+        for w in f.warnings:
+            err.print(f"[yellow]注意[/yellow] {esc(f.path)}：{esc(w)}")
     return code
 
 
 @contextmanager
-def _progress(total: int | None, label: str, quiet: bool) -> Iterator[Callable[[FileResult], None]]:
+def _progress(total: int | None, label: str, quiet: bool
+              ) -> Iterator[tuple[Callable[[FileResult], None], PageProgress | None]]:
+    """(one step per file, one update per OCR'd page)."""
     if quiet:
-        yield lambda _r: None
+        yield (lambda _r: None), None
         return
     from rich.progress import (
         BarColumn,
@@ -134,7 +140,10 @@ def _progress(total: int | None, label: str, quiet: bool) -> Iterator[Callable[[
         def step(res: FileResult) -> None:
             prog.update(task, advance=1, name=esc(Path(res.path).name[:40]))
 
-        yield step
+        def page(name: str, done: int, total: int) -> None:  # OCR, page by page
+            prog.update(task, name=f"{name[:30]} OCR {done}/{total} 頁")
+
+        yield step, page
 
 
 def _say_waiting() -> None:
@@ -150,7 +159,7 @@ def ingest(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="不顯示進度")] = False,
     meta: MetaOpt = None,
 ) -> None:
-    """匯入文件（PDF、DOCX、XLSX/CSV、Markdown、HTML、TXT）；未變更的檔案會略過。"""
+    """匯入文件（PDF、Office、ODF、掃描影像、郵件、ZIP 等）；未變更的檔案會略過。"""
     from zhiku.ingest import FileResult, ingest_paths, walk
 
     missing = [p for p in paths if not p.exists()]
@@ -159,9 +168,9 @@ def ingest(
     with engine(home) as zk:
         extra = parse_meta_args(meta or [])
         files = list(walk([p for p in paths if p.exists()]))
-        with _progress(len(files), "匯入中", quiet or as_json) as step:
+        with _progress(len(files), "匯入中", quiet or as_json) as (step, page):
             report = ingest_paths(zk, files, kb, on_file=step, meta=extra,
-                                  on_wait=_say_waiting)
+                                  on_wait=_say_waiting, on_page=page)
         for p in missing:
             report.files.append(FileResult(str(p), "failed", "missing", "找不到檔案或資料夾"))
         raise typer.Exit(_summary(report, as_json))
@@ -174,7 +183,7 @@ def sync(kb: KbOpt = DEFAULT_KB, home: HomeOpt = None, as_json: JsonOpt = False)
 
     with engine(home) as zk:
         zk.kb(kb)
-        with _progress(len(zk.store.document_hashes(kb)), "同步中", as_json) as step:
+        with _progress(len(zk.store.document_hashes(kb)), "同步中", as_json) as (step, _page):
             report = sync_kb(zk, kb, on_file=step, on_wait=_say_waiting)
         raise typer.Exit(_summary(report, as_json))
 

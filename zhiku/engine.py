@@ -258,6 +258,7 @@ class Zhiku:
         size: int | None = None,
         mtime: float | None = None,
         meta: dict[str, Any] | None = None,
+        parent_id: int | None = None,
     ) -> tuple[int, int, Counter[str]]:
         """Store a loaded document (atomically). Returns (doc id, chunks, masked counts).
 
@@ -273,7 +274,7 @@ class Zhiku:
         doc_id = self.store.put_document(
             kb, path=path, title=loaded.title, kind=loaded.kind, content_hash=content_hash,
             size=len(full.encode("utf-8")) if size is None else size, chunks=chunks,
-            mtime=mtime, pages=loaded.pages, meta=loaded.meta,
+            mtime=mtime, pages=loaded.pages, meta=loaded.meta, parent_id=parent_id,
         )
         return doc_id, len(chunks), masked
 

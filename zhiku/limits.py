@@ -369,6 +369,7 @@ def _child(conn: multiprocessing.connection.Connection) -> None:
 
 def _child_main(fd: int) -> None:
     """Entry point of the worker process (``python -c``), talking over socket ``fd``."""
+    os.environ["ZHIKU_OCR_DEFER"] = "1"  # OCR runs in the parent (zhiku.ocr.PageReader)
     conn = multiprocessing.connection.Connection(fd)
     try:
         _child(conn)

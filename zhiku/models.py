@@ -29,14 +29,26 @@ class Block:
 
 
 @dataclass(slots=True)
+class ChildFile:
+    """A file inside another one (an e-mail attachment, a ZIP member), ingested as a
+    document of its own that cites its parent. ``error`` is ``(reason, message)`` when
+    the container refused it (too large, a bomb…); then ``data`` is empty."""
+
+    name: str
+    data: bytes = b""
+    error: tuple[str, str] | None = None
+
+
+@dataclass(slots=True)
 class LoadedDocument:
     """What a loader returns for one file."""
 
     title: str
-    kind: str  # pdf | docx | xlsx | csv | markdown | html | txt | chat
+    kind: str  # pdf | docx | xlsx | csv | markdown | html | txt | chat | eml | zip | …
     blocks: list[Block]
     meta: dict[str, Any] = field(default_factory=dict)
     pages: int | None = None
+    children: list[ChildFile] = field(default_factory=list)
 
 
 @dataclass(slots=True)

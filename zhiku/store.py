@@ -226,6 +226,13 @@ _MIGRATIONS: dict[int, str] = {
         PRIMARY KEY(kb_id, origin, url)
     );
     """,
+    # 5: formats (zhiku.loaders): a document found inside another one (an e-mail
+    # attachment, a ZIP member) links to its parent; deleting the parent deletes it.
+    5: """
+    ALTER TABLE documents ADD COLUMN parent_id INTEGER REFERENCES documents(id)
+        ON DELETE CASCADE;
+    CREATE INDEX documents_parent ON documents(parent_id);
+    """,
 }
 
 SCHEMA_VERSION = max(_MIGRATIONS)
@@ -469,8 +476,11 @@ class Store:
         mtime: float | None = None,
         pages: int | None = None,
         meta: dict[str, Any] | None = None,
+        parent_id: int | None = None,
     ) -> int:
-        """Add or replace a document and all its chunks in one transaction."""
+        """Add or replace a document and all its chunks in one transaction.
+
+        ``parent_id`` links a document found inside another one (an attachment)."""
         kbo = self.get_kb(kb)
         ts = now_iso()
         meta_json = json.dumps(meta or {}, ensure_ascii=False)
@@ -481,9 +491,10 @@ class Store:
             if row is None:
                 cur = self.db.execute(
                     "INSERT INTO documents(kb_id, path, title, kind, content_hash, size, mtime,"
-                    " pages, meta, added_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    " pages, meta, added_at, updated_at, parent_id)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                     (kbo.id, path, title, kind, content_hash, size, mtime, pages, meta_json,
-                     ts, ts),
+                     ts, ts, parent_id),
                 )
                 doc_id = int(cur.lastrowid or 0)
             else:
@@ -491,8 +502,9 @@ class Store:
                 self.db.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
                 self.db.execute(
                     "UPDATE documents SET title=?, kind=?, content_hash=?, size=?, mtime=?,"
-                    " pages=?, meta=?, updated_at=? WHERE id=?",
-                    (title, kind, content_hash, size, mtime, pages, meta_json, ts, doc_id),
+                    " pages=?, meta=?, updated_at=?, parent_id=? WHERE id=?",
+                    (title, kind, content_hash, size, mtime, pages, meta_json, ts, parent_id,
+                     doc_id),
                 )
             self.db.executemany(
                 "INSERT INTO chunks(doc_id, ord, text, section, label, page_start, page_end,"
@@ -550,11 +562,29 @@ class Store:
             ).fetchone()
             if row is None:
                 return False
+            # The document and, through parent_id's ON DELETE CASCADE, its attachments.
+            ids = [r[0] for r in self.db.execute(
+                "WITH RECURSIVE t(id) AS (SELECT ? UNION ALL "
+                "SELECT d.id FROM documents d JOIN t ON d.parent_id=t.id) SELECT id FROM t",
+                (row[0],))]
             self.db.execute("DELETE FROM documents WHERE id=?", (row[0],))
-            self.db.execute(
-                "INSERT INTO index_log(kb_id, doc_id) VALUES (?, ?)", (kbo.id, row[0])
+            self.db.executemany(
+                "INSERT INTO index_log(kb_id, doc_id) VALUES (?, ?)", [(kbo.id, i) for i in ids]
             )
         return True
+
+    def child_paths(self, kb: str, parent_path: str | None = None) -> set[str]:
+        """Paths of documents that live inside another one (of ``parent_path`` only, when
+        given: its direct children)."""
+        kbo = self.get_kb(kb)
+        if parent_path is None:
+            rows = self.db.execute(
+                "SELECT path FROM documents WHERE kb_id=? AND parent_id IS NOT NULL", (kbo.id,))
+        else:
+            rows = self.db.execute(
+                "SELECT c.path FROM documents c JOIN documents p ON p.id=c.parent_id "
+                "WHERE p.kb_id=? AND p.path=?", (kbo.id, parent_path))
+        return {r[0] for r in rows}
 
     # --- chunks -------------------------------------------------------------------
 

@@ -45,7 +45,22 @@ def _ensure_builtins() -> None:
         return
     _BUILTINS_LOADED = True
     # Importing the modules runs their @register decorators.
-    from zhiku.loaders import docx, html, markdown, pdf, sheet, txt  # noqa: F401
+    from zhiku.loaders import (  # noqa: F401
+        archive,
+        docx,
+        email,
+        html,
+        image,
+        legacy,
+        markdown,
+        odf,
+        pdf,
+        pptx,
+        rtf,
+        sheet,
+        subtitles,
+        txt,
+    )
 
 
 def supported_suffixes() -> list[str]:

@@ -282,11 +282,21 @@ def load_html(path: Path) -> LoadedDocument:
         content = node.attributes.get("content") if node is not None else None
         if content:
             meta[name] = content.strip()
+    blocks, first_h1 = _main_blocks(tree)
+    title = sensible_title(page_title) or first_h1 or stem_title(path)
+    return LoadedDocument(title=title, kind="html", blocks=blocks, meta=meta)
+
+
+def _main_blocks(tree: LexborHTMLParser) -> tuple[list[Block], str | None]:
     _remove_noise(tree)
     walker = _Walker()
     root = _content_root(tree)
     if root is not None:
         walker.walk(root)
         walker.flush()
-    title = sensible_title(page_title) or walker.first_h1 or stem_title(path)
-    return LoadedDocument(title=title, kind="html", blocks=walker.blocks, meta=meta)
+    return walker.blocks, walker.first_h1
+
+
+def html_blocks(html: str) -> list[Block]:
+    """The main-text blocks of an HTML string (an e-mail's HTML body)."""
+    return _main_blocks(LexborHTMLParser(html))[0]

@@ -4,6 +4,11 @@ whole across page breaks.
 Line geometry (left/right edge of each text line, from pdfium's char boxes) tells the
 segmenter whether a line was wrapped at the margin, ended short (paragraph end) or is
 indented; when pdfium's text and char lists disagree we fall back to character widths.
+
+Pages without a text layer that carry an image (scanned pages) are rendered at
+:data:`zhiku.ocr.OCR_DPI` and read by OCR (:mod:`zhiku.ocr`); pages with text are never
+OCR'd, so a mixed PDF costs OCR only for its scanned pages. OCR'd lines keep their boxes
+(converted to PDF points) so the same segmenter finds paragraphs and clauses.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from pathlib import Path
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 
-from zhiku import limits
+from zhiku import limits, ocr
 from zhiku.errors import LoadError
 from zhiku.loaders import register
 from zhiku.loaders._common import clean_text, display_width, sensible_title, stem_title
@@ -91,6 +96,24 @@ def _page_lines(page: pdfium.PdfPage, pageno: int) -> list[_PLine]:
         return out
     finally:
         textpage.close()
+
+
+def ocr_lines(page: ocr.OcrPage, pageno: int, scale: float = 1.0) -> list[_PLine]:
+    """OCR lines as :class:`_PLine` with geometry in the page's units (pixels / ``scale``)."""
+    out: list[_PLine] = []
+    for ln in page.lines:
+        text = clean_text(ln.text).strip()
+        if not text:
+            continue
+        em = (ln.bottom - ln.top) / scale
+        out.append(_PLine(text, pageno, em > 0, ln.left / scale, ln.right / scale, em))
+    return out
+
+
+def _has_image(page: pdfium.PdfPage) -> bool:
+    for _obj in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE], max_depth=2):
+        return True
+    return False
 
 
 def _edge_key(text: str) -> str:
@@ -169,6 +192,29 @@ def _open(path: Path) -> pdfium.PdfDocument:
         raise LoadError(str(path), "corrupt", "PDF 檔案已損毀或格式不正確，無法開啟") from exc
 
 
+def _ocr_pages(pdf: pdfium.PdfDocument, path: Path, scanned: list[int],
+               raw_pages: list[list[_PLine]]) -> dict[str, object]:
+    reader = ocr.PageReader(path, len(scanned))
+    results: dict[int, ocr.OcrPage] = {}
+    for i in scanned:
+        page = pdf[i]
+        try:
+            w, h = page.get_size()
+            # 300 dpi, or less for a page so large (a poster, an A0 plan) that 300 dpi
+            # would pass the pixel limit.
+            scale = min(ocr.OCR_DPI / 72, (ocr.MAX_PIXELS / max(w * h, 1.0)) ** 0.5 * 0.99)
+
+            def render(page: pdfium.PdfPage = page, scale: float = scale) -> object:
+                return page.render(scale=scale, grayscale=True).to_pil()
+
+            result = reader.read(i + 1, render)  # type: ignore[arg-type]
+        finally:
+            page.close()
+        results[i + 1] = result
+        raw_pages[i] = ocr_lines(result, i + 1, scale)
+    return ocr.page_meta(results, reader.engine.name)
+
+
 @register(".pdf")
 def load_pdf(path: Path) -> LoadedDocument:
     pdf = _open(path)
@@ -178,6 +224,7 @@ def load_pdf(path: Path) -> LoadedDocument:
         limits.budget().pages(n_pages)
         raw_pages: list[list[_PLine]] = []
         bad_pages: list[int] = []
+        scanned: list[int] = []  # 0-based pages without text but with an image
         for i in range(n_pages):
             try:
                 page = pdf[i]
@@ -186,9 +233,14 @@ def load_pdf(path: Path) -> LoadedDocument:
                 raw_pages.append([])
                 continue
             try:
-                raw_pages.append(_page_lines(page, i + 1))
+                page_lines = _page_lines(page, i + 1)
+                if not page_lines and _has_image(page):
+                    scanned.append(i)
+                raw_pages.append(page_lines)
             finally:
                 page.close()
+        if scanned:
+            meta["ocr"] = _ocr_pages(pdf, path, scanned, raw_pages)
         try:
             info = pdf.get_metadata_dict(skip_empty=True)
         except pdfium.PdfiumError:

@@ -48,6 +48,7 @@ from zhiku.engine import Zhiku
 from zhiku.errors import KnowledgeBaseNotFound, ZhikuError
 from zhiku.ingest import ingest_file
 from zhiku.lexical import IndexBusy
+from zhiku.ocr import OcrInterrupted
 from zhiku.server import uploads
 from zhiku.server.deps import placeholders
 from zhiku.server.ids import new_token
@@ -363,7 +364,15 @@ class IngestWorker(threading.Thread):
                         raise JobLost(job_id)
                     log.info("ingestion job re-queued on shutdown", extra={"job": job_id})
                     return
-                self._ingest_one(zk, kb, kb_id, job_id, kind, dict(f))
+                try:
+                    self._ingest_one(zk, kb, kb_id, job_id, kind, dict(f))
+                except OcrInterrupted:  # shutdown in the middle of a long scan
+                    _sync(zk, kb)
+                    if not self._finish(store, job_id, "queued"):
+                        raise JobLost(job_id) from None
+                    log.info("ingestion job re-queued on shutdown during OCR; the pages "
+                             "read are cached", extra={"job": job_id})
+                    return
                 if time.monotonic() - last_sync > 2.0:
                     _sync(zk, kb)
                     last_sync = time.monotonic()
@@ -408,7 +417,8 @@ class IngestWorker(threading.Thread):
         existed = store.get_document(kb, f["path"]) is not None
         try:
             res = ingest_file(zk, kb, src, {} if kind == "reingest" else None,
-                              doc_path=f["path"], meta=json.loads(f.get("meta") or "null"))
+                              doc_path=f["path"], meta=json.loads(f.get("meta") or "null"),
+                              should_stop=lambda: self.stopping)
         except KnowledgeBaseNotFound:
             raise
         except ZhikuError as exc:
@@ -418,6 +428,13 @@ class IngestWorker(threading.Thread):
             status, reason, message, chunks = res.status, res.reason, res.message, res.chunks
             if status == "added" and existed:
                 status = "updated"
+            inner = list(res.flat())[1:]  # attachments, archive members
+            if inner:
+                bad = [f"{r.path.rsplit('#', 1)[-1]}（{r.message}）" for r in inner
+                       if r.status == "failed"]
+                message = "；".join([m for m in (message, f"內含 {len(inner)} 個檔案"
+                                     + (f"，失敗：{'、'.join(bad)}" if bad else "")) if m])
+                chunks += sum(r.chunks for r in inner)
         with store.tx(immediate=True):
             # Ownership first: a worker that lost the job records nothing (the document
             # itself is stored; the new owner finds it unchanged).

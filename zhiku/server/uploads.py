@@ -40,6 +40,7 @@ _BINARY_MAGIC = (
     (b"MZ", "executable"), (b"\x7fELF", "executable"), (b"\x89PNG", "image"),
     (b"\xff\xd8\xff", "image"), (b"GIF8", "image"), (b"Rar!", "archive"),
     (b"7z\xbc\xaf", "archive"), (b"\x1f\x8b", "archive"), (b"%!PS", "postscript"),
+    (b"II*\x00", "image"), (b"MM\x00*", "image"),
 )
 _RESERVED = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]')
 _WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
@@ -95,6 +96,8 @@ def _zip_kind(path: Path, max_unzipped: int) -> str:
         return "docx"
     if "xl/workbook.xml" in names:
         return "xlsx"
+    if "ppt/presentation.xml" in names:
+        return "pptx"
     return "zip"
 
 
@@ -124,9 +127,17 @@ _ACCEPTS: dict[str, set[str]] = {
     ".xlsx": {"xlsx", "ole"},
     ".xlsm": {"xlsx", "ole"},
     **{s: {"text"} for s in TEXT_SUFFIXES},
+    # Formats of issue 11 (docs/formats.md). ODF files and archives are plain ZIPs; a
+    # legacy .doc/.xls may really be HTML or RTF text, which its loader reads as such.
+    **{s: {"image"} for s in (".png", ".jpg", ".jpeg", ".tif", ".tiff")},
+    **{s: {"zip"} for s in (".odt", ".ods", ".odp", ".zip")},
+    ".pptx": {"pptx", "ole"}, ".doc": {"ole", "text"}, ".xls": {"ole", "text"},
+    ".ppt": {"ole"}, ".msg": {"ole"},
+    **{s: {"text"} for s in (".rtf", ".eml", ".srt", ".vtt")},
 }
 
 _KIND_ZH = {"pdf": "PDF", "docx": "Word（DOCX）", "xlsx": "Excel（XLSX）", "ole": "舊版 Office",
+            "pptx": "PowerPoint（PPTX）",
             "zip": "ZIP 壓縮檔", "text": "純文字", "executable": "執行檔", "image": "圖片",
             "archive": "壓縮檔", "postscript": "PostScript", "binary": "二進位檔"}
 
