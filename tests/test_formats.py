@@ -135,7 +135,7 @@ def test_zip_bomb_disguised_as_pptx_is_refused(tmp_path: Path, monkeypatch:
             zf.open("ppt/slides/slide1.xml", "w") as fh:
         for _ in range(8):
             fh.write(b" " * (1 << 20))
-    _err(p, "zip_bomb", "壓縮炸彈")
+    _err(p, "bomb", "壓縮炸彈")
 
 
 # --- legacy Office (LibreOffice writes the files, zhiku reads them without it) --------------

@@ -501,8 +501,13 @@ class Zhiku:
         mode: str | None = None,
         rerank: bool | None = None,
         where: Filter | None = None,
+        collapse: bool = False,
     ) -> Retrieval:
         """Ranked passages with the details: which mode ran, warnings, timings.
+
+        ``collapse`` drops near-duplicates of better-ranked passages (keeping a parent
+        document's copy, :func:`zhiku.rank.collapse_duplicates`): answers use it, a
+        search lists every passage.
 
         ``mode``: ``lexical`` (BM25), ``dense`` (vectors), ``hybrid`` (both, fused), or
         None for hybrid when the first KB has an embedder and lexical otherwise.
@@ -597,7 +602,8 @@ class Zhiku:
         if reranker is None:
             # A few spare ids: a stale vector may name a chunk deleted since, and
             # near-duplicates are collapsed.
-            hits = collapse_duplicates(self.store.hits_for(ranked[: k + 10], kb_ids), k)
+            hits = self.store.hits_for(ranked[: k + 10], kb_ids)
+            hits = collapse_duplicates(hits, k) if collapse else hits[:k]
             self._redact_hits(hits, names)
         else:
             top = self._redact_hits(self.store.hits_for(ranked[: hyb.rerank_top], kb_ids), names)
@@ -783,7 +789,7 @@ class Zhiku:
         if chat is not None and mcfg.rewrite_query:
             search_query = self._rewritten(chat, query, names, where)
         t1 = time.perf_counter()
-        ret = self.retrieve(search_query, names, k=k, where=where)
+        ret = self.retrieve(search_query, names, k=k, where=where, collapse=True)
         warnings.extend(ret.warnings)
         t2 = time.perf_counter()
         stats = self.term_stats(query, names)

@@ -15,7 +15,7 @@ class LoadError(ZhikuError):
     def __init__(self, path: str, reason: str, message: str) -> None:
         super().__init__(f"{path}: {message}")
         self.path = path
-        # unsupported | empty | corrupt | encrypted | too_large | encoding | zip_bomb |
+        # unsupported | empty | corrupt | encrypted | too_large | encoding | bomb |
         # too_deep | missing_tool | ocr_unavailable | timeout (docs/formats.md)
         self.reason = reason
         self.message = message

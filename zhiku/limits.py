@@ -348,7 +348,13 @@ def _child(conn: multiprocessing.connection.Connection) -> None:
             return
         if msg is None:
             return
-        path, limits = msg
+        path, limits, env = msg
+        # The loaders' own settings (ZHIKU_*) as the parent has them now, not as they
+        # were when this worker started.
+        for k in [k for k in os.environ if k.startswith("ZHIKU_") and k not in env]:
+            if k != "ZHIKU_OCR_DEFER":
+                del os.environ[k]
+        os.environ.update(env)
         try:
             with using(limits):
                 doc = loaders.load_here(Path(path), limits)
@@ -482,7 +488,8 @@ class LoadWorker:
         seconds = limits.seconds_for(size)
         memory = limits.memory_for(size)
         spath = str(path)
-        self.conn.send((spath, limits))
+        env = {k: v for k, v in os.environ.items() if k.startswith("ZHIKU_")}
+        self.conn.send((spath, limits, env))
         t0 = time.monotonic()
         pid = self.proc.pid
         self.peak_rss = 0

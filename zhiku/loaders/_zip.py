@@ -58,7 +58,7 @@ class ZipBomb(LoadError):
     spent (nothing more can be read from it)."""
 
     def __init__(self, path: str, message: str, exhausted: bool = False) -> None:
-        super().__init__(path, "zip_bomb", message)
+        super().__init__(path, "bomb", message)
         self.exhausted = exhausted
 
 
