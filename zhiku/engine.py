@@ -651,7 +651,7 @@ class Zhiku:
         stats = self.term_stats(query, names)
         extractive = self.answerer.answer(query, ret.hits, stats)
         if extractive.refused:
-            extractive = self._dense_answer(names[0], ret) or extractive
+            extractive = self._dense_answer(names[0], query, ret) or extractive
         timings = {**ret.timings, "condense_ms": (t1 - t0) * 1000,
                    "retrieve_ms": (t2 - t1) * 1000}
         relevant = not extractive.refused
@@ -678,20 +678,22 @@ class Zhiku:
                     log.info(w)
             yield item
 
-    def _dense_answer(self, kb: str, ret: Retrieval) -> Answer | None:
+    def _dense_answer(self, kb: str, query: str, ret: Retrieval) -> Answer | None:
         """An extractive answer resting on the dense match alone, or None.
 
-        For a question whose words the passages do not share (English or colloquial
-        over Chinese text: weak lexical evidence) the lexical answerer refuses. When the
-        best hit's cosine similarity clears the embedder's calibrated threshold, its
-        sentence closest to the question (by the same embedder) is quoted, in the
-        original, with its citation.
+        For a question in another script than the passages (English over Chinese) the
+        lexical answerer finds no shared words and refuses. When the best hit's cosine
+        similarity clears the embedder's threshold (measured on English questions
+        against off-topic ones, so only such questions use it), its sentence closest to
+        the question (by the same embedder) is quoted, in the original, with its
+        citation.
         """
         if not ret.hits or ret.query_vector is None or ret.evidence is None:
             return None
         hyb = self.model_config(kb).hybrid
         embedder = self.embedder(kb)
-        if embedder is None or ret.evidence > hyb.evidence_low:
+        if embedder is None or ret.evidence > hyb.evidence_low or ztext.has_cjk(query) \
+                or not ztext.has_cjk(ret.hits[0].text):
             return None
         floor = hyb.dense_answer_min if hyb.dense_answer_min >= 0 \
             else embedder.answer_min_similarity
