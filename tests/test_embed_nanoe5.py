@@ -206,3 +206,15 @@ def test_english_question_over_chinese_kb_is_answered_citing_the_original(
         assert off.refused
     finally:
         zk.close()
+
+
+def test_fusion_settings_are_validated(zhiku_home: Path) -> None:
+    zhiku_home.mkdir(parents=True, exist_ok=True)
+    (zhiku_home / "zhiku.toml").write_text(
+        "[hybrid]\nevidence_low = 0.8\nevidence_high = 0.4\n", "utf-8")
+    with pytest.raises(ConfigError, match="evidence_low"):
+        load_settings(zhiku_home, env={})
+    (zhiku_home / "zhiku.toml").write_text(
+        "[hybrid]\nadaptive = false\ndense_weight_max = 3\n", "utf-8")
+    h = load_settings(zhiku_home, env={}).hybrid
+    assert h.adaptive is False and h.dense_weight_max == 3.0
