@@ -44,7 +44,7 @@ from zhiku.backends import (
 from zhiku.chunk import chunk_blocks
 from zhiku.config import DEFAULT_KB, home_dir, lang
 from zhiku.generate import GenerationSettings, GenerativeAnswerer, condense_question
-from zhiku.hybrid import CalibrationResult, calibrate, dense_weight_for, lexical_evidence, rrf
+from zhiku.hybrid import CalibrationResult, calibrate, query_dense_weight, rrf
 from zhiku.lexical import LexicalIndex, ProgressFn, index_text
 from zhiku.models import Answer, Citation, Hit, LoadedDocument
 from zhiku.pii import PiiPolicy, redact, redact_for_ingest
@@ -407,16 +407,16 @@ class Zhiku:
         return vi.search(qvec, depth)
 
     def _fusion_weight(self, query: str, names: Sequence[str], kb_ids: Sequence[int],
-                       lexical: Sequence[tuple[int, float]], hyb: HybridConfig
-                       ) -> tuple[float, float | None]:
-        """(dense weight, lexical evidence) for this query (see :mod:`zhiku.hybrid`)."""
+                       lexical: Sequence[tuple[int, float]], dense: Sequence[tuple[int, float]],
+                       hyb: HybridConfig) -> tuple[float, float | None]:
+        """(dense weight, lexical evidence) for this query (see :mod:`zhiku.hybrid`); with
+        no BM25 hit at all the best dense hit tells the KB's script."""
         if not hyb.adaptive:
             return hyb.dense_weight, None
-        top = self.store.hits_for(list(lexical[:1]), kb_ids) if lexical else []
-        evidence = lexical_evidence(query, self.term_stats(query, names),
-                                    top[0] if top else None)
-        return dense_weight_for(evidence, hyb.dense_weight, hyb.dense_weight_max,
-                                hyb.evidence_low, hyb.evidence_high), evidence
+        first = list(lexical[:1] or dense[:1])
+        top = self.store.hits_for(first, kb_ids) if first else []
+        return query_dense_weight(query, self.term_stats(query, names),
+                                  top[0] if top else None, hyb)
 
     def retrieve(
         self,
@@ -506,7 +506,7 @@ class Zhiku:
         if dense_ok and mode == "dense":
             ranked, used = dense, "dense"
         elif dense_ok:
-            weight, evidence = self._fusion_weight(query, names, kb_ids, lexical, hyb)
+            weight, evidence = self._fusion_weight(query, names, kb_ids, lexical, dense, hyb)
             ranked = rrf([(lexical, hyb.lexical_weight), (dense, weight)], hyb.rrf_k)
             used = "hybrid"
         elif mode == "dense" and not lexical:  # no usable vectors: BM25 after all

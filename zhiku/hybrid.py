@@ -18,7 +18,9 @@ not contain (BM25 ranks noise; the dense list is the only signal). The engine me
 the *lexical evidence* of each query (:func:`lexical_evidence`: the idf-weighted share
 of the query's tokens found in the best BM25 hit, zero when the query has no CJK
 characters and the hit is Chinese) and moves the dense weight from ``dense_weight`` to
-``dense_weight_max`` as that evidence falls from ``evidence_high`` to ``evidence_low``.
+``dense_weight_max`` as that evidence falls from ``evidence_high`` to ``evidence_low``;
+a query in another script than the KB (English over Chinese: BM25 has nothing to match)
+gets ``dense_weight_other_script``, the dense list leading.
 Unseen characters and Latin words count at the highest idf (see
 :func:`zhiku.answer.coverage`), so "words absent from the KB" lower the evidence too.
 The defaults were fitted on layperson legal questions and English questions and checked
@@ -63,17 +65,33 @@ def _cjk_share(text: str) -> float:
     return sum(1 for c in letters if ztext.has_cjk(c)) / len(letters)
 
 
+def other_script(query: str, top: Any) -> bool:
+    """A query without CJK characters over a mostly-CJK hit (English over Chinese)."""
+    return (top is not None and not ztext.has_cjk(query)
+            and _cjk_share(f"{top.doc_title}\n{top.text}") > 0.5)
+
+
 def lexical_evidence(query: str, stats: Mapping[str, tuple[int, float]], top: Any) -> float:
     """How well the best BM25 hit ``top`` (a :class:`~zhiku.models.Hit`) backs the query,
-    0–1: the idf-weighted share of query tokens it contains; 0 for a query without
-    CJK characters over a mostly-CJK hit (an English question over Chinese text)."""
+    0–1: the idf-weighted share of query tokens it contains; 0 for a query in another
+    script (:func:`other_script`)."""
     from zhiku.answer import coverage
 
-    if top is None:
-        return 0.0
-    if not ztext.has_cjk(query) and _cjk_share(f"{top.doc_title}\n{top.text}") > 0.5:
+    if top is None or other_script(query, top):
         return 0.0
     return coverage(ztext.query_tokens(query), stats, top)
+
+
+def query_dense_weight(query: str, stats: Mapping[str, tuple[int, float]], top: Any,
+                       hyb: Any) -> tuple[float, float]:
+    """(dense weight, lexical evidence) for a query, under a
+    :class:`~zhiku.backends.HybridConfig`: ``dense_weight_other_script`` for a query in
+    another script than the KB, else :func:`dense_weight_for` of its evidence."""
+    evidence = lexical_evidence(query, stats, top)
+    if other_script(query, top):
+        return max(hyb.dense_weight, hyb.dense_weight_other_script), evidence
+    return dense_weight_for(evidence, hyb.dense_weight, hyb.dense_weight_max,
+                            hyb.evidence_low, hyb.evidence_high), evidence
 
 
 def dense_weight_for(evidence: float, low_weight: float, high_weight: float,

@@ -136,7 +136,8 @@ class HybridConfig:
     # dense_weight to dense_weight_max as the lexical evidence of the best BM25 hit falls
     # from evidence_high to evidence_low. adaptive = false keeps dense_weight throughout.
     adaptive: bool = True
-    dense_weight_max: float = 2.0
+    dense_weight_other_script: float = 4.0  # a query in another script (English over 中文)
+    dense_weight_max: float = 0.5
     evidence_low: float = 0.3
     evidence_high: float = 0.7
     # With weak lexical evidence (≤ evidence_low: another language, other words) the
@@ -294,7 +295,8 @@ def _hybrid(raw: Mapping[str, Any], where: str, base: HybridConfig) -> HybridCon
     values = {k: _coerce(HybridConfig, k, v, where) for k, v in raw.items()}
     cfg = replace(base, **values)
     if (cfg.rrf_k < 0 or cfg.lexical_weight < 0 or cfg.dense_weight < 0 or cfg.candidates < 1
-            or cfg.dense_weight_max < 0 or not 0 <= cfg.evidence_low <= cfg.evidence_high <= 1):
+            or cfg.dense_weight_max < 0 or cfg.dense_weight_other_script < 0
+            or not 0 <= cfg.evidence_low <= cfg.evidence_high <= 1):
         raise ConfigError(f"設定檔 [{where}] 的權重與 rrf_k 不可為負，"
                           "且 0 ≤ evidence_low ≤ evidence_high ≤ 1")
     return cfg
