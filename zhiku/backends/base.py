@@ -98,23 +98,36 @@ class Embedder(ABC):
     """Texts to L2-normalised float32 vectors.
 
     ``model_id`` is recorded beside the vectors and in the embedding cache: a different
-    id means different vectors, so changing the model triggers a re-embed.
+    id means different vectors, so changing the model (or its prefixes) triggers a
+    re-embed. Queries and passages go through :meth:`embed_queries` and
+    :meth:`embed_documents`, which apply the model's prefixes (never twice); a backend
+    that marks them another way (an ``input_type`` field, a native call) overrides them.
     """
 
     model_id: str = "embed"
     batch_size: int = 32
     query_prefix: str = ""
     document_prefix: str = ""
+    # The cosine similarity above which a query's best match is trusted on its own (when
+    # the query shares no words with it); measured per model, None when not measured.
+    answer_min_similarity: float | None = None
 
     @abstractmethod
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """One row per text, shape ``(len(texts), dim)``, float32, unit length."""
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-        return self.embed([self.document_prefix + t for t in texts])
+        from zhiku.backends.prefixes import with_prefix
+
+        return self.embed([with_prefix(self.document_prefix, t) for t in texts])
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        from zhiku.backends.prefixes import with_prefix
+
+        return self.embed([with_prefix(self.query_prefix, t) for t in texts])
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self.embed([self.query_prefix + text])[0]
+        return self.embed_queries([text])[0]
 
     def close(self) -> None:  # noqa: B027 - optional hook
         pass

