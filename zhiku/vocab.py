@@ -3,9 +3,10 @@
 People write 特休, 勞保, 職災, 個資 where documents write 特別休假, 勞工保險, 職業災害,
 個人資料. Chinese abbreviations of a four-character compound ABCD usually keep its first
 and third characters (A C). So, from a sample of the KB's passages (folded, like the
-index), every frequent four-character run ABCD whose halves AB and CD are common index
-terms proposes the abbreviation AC; it is kept when AC itself is rare in the KB compared
-with those halves (the KB spells the compound out). At query time a question's bigram
+index), every frequent four-character run ABCD that is a unit — its halves AB and CD are
+common index terms seen mostly inside it, and it is not always preceded or followed by
+the same character — proposes the abbreviation AC; it is kept when AC itself is rare in
+the KB compared with those halves (the KB spells the compound out). At query time a question's bigram
 found in the map brings the compound's bigrams into the query (:func:`expand`).
 
 Nothing here is a hand-written list: what is learned depends only on the corpus, and
@@ -27,6 +28,7 @@ MIN_HALF_DF = 20
 MAX_ABBR_SHARE = 0.2
 MAX_ENTRIES = 5000
 MIN_COHESION = 0.1
+MAX_CONTEXT_SHARE = 0.7
 
 _HAN_RUN = re.compile(r"[\u4e00-\u9fff]{4,}")
 
@@ -46,6 +48,27 @@ def mine(texts: Iterable[str], df: Callable[[Sequence[str]], Mapping[str, int]],
                 if c >= min_count and c >= MIN_COHESION * min(pairs[w[:2]], pairs[w[2:]])]
     if not frequent:
         return {}
+    # ... and it stands on its own: not always preceded or followed by the same character
+    # (「丁國家公」 is always 墾丁國家公園, 「年矯正學」 always 少年矯正學校).
+    candidates = {w for w, _ in frequent}
+    left: dict[str, Counter[str]] = {w: Counter() for w in candidates}
+    right: dict[str, Counter[str]] = {w: Counter() for w in candidates}
+    for text in texts:
+        for run in _HAN_RUN.findall(ztext.fold(text)):
+            for i in range(len(run) - 3):
+                w = run[i:i + 4]
+                if w in candidates:
+                    left[w][run[i - 1] if i else "^"] += 1
+                    right[w][run[i + 4] if i + 4 < len(run) else "$"] += 1
+
+    def free(w: str) -> bool:
+        for ctx in (left[w], right[w]):
+            n = sum(ctx.values())
+            if n and max(ctx.values()) > MAX_CONTEXT_SHARE * n:
+                return False
+        return True
+
+    frequent = [(w, c) for w, c in frequent if free(w)]
     needed = {w[:2] for w, _ in frequent} | {w[2:] for w, _ in frequent} | \
         {w[0] + w[2] for w, _ in frequent}
     dfs = df(sorted(needed))
