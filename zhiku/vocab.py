@@ -6,8 +6,9 @@ and third characters (A C). So, from a sample of the KB's passages (folded, like
 index), every frequent four-character run ABCD that is a unit — its halves AB and CD are
 common index terms seen mostly inside it, and it is not always preceded or followed by
 the same character — proposes the abbreviation AC; it is kept when AC itself is rare in
-the KB compared with those halves (the KB spells the compound out). At query time a question's bigram
-found in the map brings the compound's bigrams into the query (:func:`expand`).
+the KB compared with those halves (the KB spells the compound out). At query time a
+question's bigram found in the map brings the compound's bigrams into the query
+(:func:`expand`).
 
 Nothing here is a hand-written list: what is learned depends only on the corpus, and
 the map is rebuilt with the KB's refusal calibration when the KB has changed by a quarter.
