@@ -49,7 +49,7 @@ def install(app: typer.Typer, summary: Summary, progress: Any) -> None:
         from zhiku.sources.twlaw import import_laws
 
         missing = [p for p in paths if not p.exists()]
-        with engine(home) as zk, progress(None, "匯入法規", quiet or as_json) as step:
+        with engine(home) as zk, progress(None, "匯入法規", quiet or as_json) as (step, _page):
             report = import_laws(zk, [p for p in paths if p.exists()], kb, on_law=step)
         for p in missing:
             from zhiku.ingest import FileResult
@@ -131,7 +131,7 @@ def install(app: typer.Typer, summary: Summary, progress: Any) -> None:
                 max_pages=max_pages, max_depth=max_depth, max_page_bytes=int(max_mb * 1e6),
                 allow_hosts=tuple(allow_host or ()), allow_ips=tuple(allow_ip or ()),
                 delay_s=delay, use_sitemap=not no_sitemap, meta=parse_meta_args(meta or []))
-            with progress(max_pages, "抓取中", quiet or as_json) as step:
+            with progress(max_pages, "抓取中", quiet or as_json) as (step, _page):
                 report = Crawler(zk, kb, url, settings, on_page=step).run()
         raise typer.Exit(summary(report, as_json))
 
