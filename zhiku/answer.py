@@ -44,6 +44,11 @@ DEFAULT_REFUSE_BELOW = 0.49
 MAX_SPAN_CHARS = 400
 MAX_SPAN_LINES = 12
 
+# A sentence with fewer new characters or words than this (or this share) only restates
+# the question: never the answer.
+MIN_NEW_UNITS = 2
+MIN_FRESH = 0.1
+
 # When no candidate has what the question asks for, the confidence is scaled: strongly
 # where the evidence is reliable (digits, dates), mildly where it is a guess (a person).
 UNTYPED_FACTOR = {"quantity": 0.6, "date": 0.6}
@@ -332,9 +337,11 @@ class ExtractiveAnswerer:
                     sent = hit.text[s:e]
                     toks = set(ztext.tokenize(sent))
                 shared = toks & q_set
-                w_old = sum(stats[t][1] for t in shared if t in stats)
-                w_new = sum((stats.get(t) or (0, 1.0))[1] or 1.0 for t in toks - q_set)
-                fresh = w_new / (w_old + w_new) if (w_old + w_new) > 0 else 0.0
+                # What the sentence says beyond the question, by characters and words (an
+                # idf of the question's tokens is known, of the others not: scale-free).
+                units = [t for t in toks if len(t) == 1 or t.isascii()]
+                new = sum(1 for t in units if t not in q_set)
+                fresh = new / len(units) if units and new >= MIN_NEW_UNITS else 0.0
                 typed = has_type(sent, kind)
                 w_rank = sum(stats[t][1] * (1 + self.local_idf * math.log(
                     (n_s + 1) / (sf.get(t, 0) + 0.5))) for t in shared if t in stats)
@@ -357,7 +364,7 @@ class ExtractiveAnswerer:
         rel = self.relevance(question, hits, stats, q_tokens, present if hits else None)
         # A sentence that only restates the question is context, never the answer.
         cands = [c for row in rows for c in row
-                 if c is not None and c.score > 0 and c.fresh >= 0.15]
+                 if c is not None and c.score > 0 and c.fresh >= MIN_FRESH]
         conf = rel
         if kind is not None and not any(c.typed for c in cands):
             conf *= UNTYPED_FACTOR.get(kind, self.untyped_factor)
