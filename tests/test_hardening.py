@@ -9,7 +9,6 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import httpx
@@ -144,13 +143,19 @@ def test_ingest_waits_for_a_held_lock_in_process(tmp_path: Path) -> None:
     waited: list[bool] = []
     import threading
 
+    told = threading.Event()
+
+    def on_wait() -> None:
+        waited.append(True)
+        told.set()
+
     with Zhiku(tmp_path / "h") as zk:
         with ingest_lock(zk.home):
             t = threading.Thread(target=lambda: ingest_paths(
-                zk, [src], "default", on_wait=lambda: waited.append(True)))
+                zk, [src], "default", on_wait=on_wait))
             t.start()
-            time.sleep(0.5)
-            assert waited == [True] and t.is_alive()
+            assert told.wait(30)  # the second ingest says it waits …
+            assert waited == [True] and t.is_alive()  # … and does wait
         t.join(30)
         assert not t.is_alive()
         assert len(zk.store.list_documents("default")) == 1

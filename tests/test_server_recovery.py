@@ -93,7 +93,11 @@ def test_a_small_upload_passes_a_slow_one(tmp_path: Path) -> None:
     with _client(home, ingest_threads=2) as c:
         r1 = c.post("/api/v1/kbs/hr/documents", headers=auth(keys.hr_editor),
                     files=[("files", ("大檔.pdf", slow.read_bytes(), "application/pdf"))])
-        time.sleep(0.3)  # the slow job is claimed first
+        deadline = time.monotonic() + 60  # the slow job is claimed first
+        while c.get(f"/api/v1/jobs/{r1.json()['id']}",
+                    headers=auth(keys.hr_editor)).json()["status"] == "queued":
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
         t0 = time.monotonic()
         r2 = c.post("/api/v1/kbs/hr/documents", headers=auth(keys.hr_editor),
                     files=[("files", ("小檔.md", "# 門禁\n\n夜間門禁密碼每月更換。".encode(),
