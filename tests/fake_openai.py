@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import socket
 import threading
 import time
@@ -34,6 +35,12 @@ def hashed_embedding(text: str, dim: int = 32) -> list[float]:
     if not v.any():
         v[0] = 1.0
     return (v / np.linalg.norm(v)).tolist()
+
+
+def cited_leave_answer(req: dict[str, Any]) -> str:
+    """A generated answer citing the source numbered for 《員工請假管理辦法》 in the prompt."""
+    n = re.search(r"\[(\d+)\] 《員工請假管理辦法》", req["messages"][-1]["content"])
+    return f"特別休假應於休假二日前提出申請[{n.group(1) if n else 9}]。"
 
 
 class FakeOpenAI:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from tests.fake_openai import FakeOpenAI, free_port
+from tests.fake_openai import FakeOpenAI, cited_leave_answer, free_port
 from zhiku.cli import app
 from zhiku.generate import CONDENSE_PROMPT, REWRITE_PROMPT
 
@@ -22,9 +22,7 @@ SAMPLES = ROOT / "samples"
 def reply(req: dict[str, Any]) -> str:
     if req["messages"][0]["content"] == CONDENSE_PROMPT:
         return "特別休假要提前幾天申請？"
-    user = req["messages"][-1]["content"]
-    n = re.search(r"\[(\d+)\] 《員工請假管理辦法》", user)
-    return f"特別休假應於休假二日前提出申請[{n.group(1) if n else 9}]。"
+    return cited_leave_answer(req)
 
 
 @pytest.fixture

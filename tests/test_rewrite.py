@@ -4,14 +4,13 @@ retrieved, never what is cited or what the model is asked; a failing model is ig
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.fake_openai import FakeOpenAI
+from tests.fake_openai import FakeOpenAI, cited_leave_answer
 from tests.models_util import add, make_engine
 from zhiku.engine import Zhiku
 from zhiku.generate import CONDENSE_PROMPT, REWRITE_PROMPT
@@ -36,9 +35,7 @@ def reply(req: dict[str, Any]) -> str:
         return f"改寫後的檢索用語：{REWRITE}"
     if system == CONDENSE_PROMPT:
         return QUESTION
-    user = req["messages"][-1]["content"]
-    n = re.search(r"\[(\d+)\] 《員工請假管理辦法》", user)
-    return f"特別休假應於休假二日前提出申請[{n.group(1) if n else 9}]。"
+    return cited_leave_answer(req)
 
 
 @pytest.fixture

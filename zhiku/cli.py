@@ -160,7 +160,7 @@ def ingest(
     meta: MetaOpt = None,
 ) -> None:
     """匯入文件（PDF、Office、ODF、掃描影像、郵件、ZIP 等）；未變更的檔案會略過。"""
-    from zhiku.ingest import FileResult, ingest_paths, walk
+    from zhiku.ingest import ingest_paths, missing_file, walk
 
     missing = [p for p in paths if not p.exists()]
     for p in missing:
@@ -172,7 +172,7 @@ def ingest(
             report = ingest_paths(zk, files, kb, on_file=step, meta=extra,
                                   on_wait=_say_waiting, on_page=page)
         for p in missing:
-            report.files.append(FileResult(str(p), "failed", "missing", "找不到檔案或資料夾"))
+            report.files.append(missing_file(p))
         raise typer.Exit(_summary(report, as_json))
 
 

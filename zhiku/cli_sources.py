@@ -51,10 +51,9 @@ def install(app: typer.Typer, summary: Summary, progress: Any) -> None:
         missing = [p for p in paths if not p.exists()]
         with engine(home) as zk, progress(None, "匯入法規", quiet or as_json) as (step, _page):
             report = import_laws(zk, [p for p in paths if p.exists()], kb, on_law=step)
-        for p in missing:
-            from zhiku.ingest import FileResult
+        from zhiku.ingest import missing_file
 
-            report.files.append(FileResult(str(p), "failed", "missing", "找不到檔案或資料夾"))
+        report.files.extend(missing_file(p) for p in missing)
         raise typer.Exit(summary(report, as_json))
 
     @app.command()

@@ -182,6 +182,11 @@ def _load(zk: Zhiku, path: Path, on_page: ocr.PageProgress | None,
         return loaders.load(path)
 
 
+def missing_file(path: Path) -> FileResult:
+    """The result for a path given to ingest that does not exist."""
+    return FileResult(str(path), "failed", "missing", "找不到檔案或資料夾")
+
+
 def ingest_file(
     zk: Zhiku,
     kb: str,
@@ -310,7 +315,7 @@ def _ingest_paths(zk: Zhiku, paths: Iterable[Path], kb: str, on_file: OnFile | N
     try:
         for path in walk(paths):
             if not path.exists():
-                res = FileResult(str(path), "failed", "missing", "找不到檔案或資料夾")
+                res = missing_file(path)
             else:
                 res = ingest_file(zk, kb, path, known, meta=meta, on_page=on_page)
                 for r in res.flat():
