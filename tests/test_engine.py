@@ -122,7 +122,10 @@ def test_pending_index_work_is_replayed_after_a_crash(zhiku_home: Path) -> None:
 
 def test_store_written_by_a_newer_zhiku_is_refused(zhiku_home: Path) -> None:
     with Zhiku(zhiku_home) as zk:
-        zk.store.db.execute("INSERT INTO migrations(version, applied_at) VALUES (999, 'x')")
+        zk.store.db.execute(
+            "INSERT INTO schema_migrations(component, version, applied_at) "
+            "VALUES ('core', 999, 'x')"
+        )
     with pytest.raises(StoreError, match="較新版本"):
         Zhiku(zhiku_home)
 

@@ -216,12 +216,14 @@ def test_migration_2_applies_after_3(tmp_path: Path) -> None:
     Store(db).close()
     con = sqlite3.connect(db)
     con.execute("DROP TABLE embeddings")
-    con.execute("DELETE FROM migrations WHERE version=2")
+    con.execute("DELETE FROM schema_migrations WHERE component='core' AND version=2")
     con.commit()
     con.close()
     st = Store(db)
     assert st.db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0] == 0
-    versions = [r[0] for r in st.db.execute("SELECT version FROM migrations ORDER BY version")]
+    versions = [r[0] for r in st.db.execute(
+        "SELECT version FROM schema_migrations WHERE component='core' ORDER BY version"
+    )]
     assert 2 in versions and 3 in versions
     st.close()
 

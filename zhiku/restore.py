@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from zhiku.errors import StoreError
+from zhiku.storage import migrate
+from zhiku.storage.db import SQLiteDatabase
 from zhiku.store import SCHEMA_VERSION, lock_path
 
 SIDE_FILES = ("-wal", "-shm", "-journal")
@@ -62,9 +64,11 @@ def check_backup(path: Path) -> int:
         if [r[0] for r in result] != ["ok"]:
             raise RestoreError(f"備份檔 {path} 未通過完整性檢查：{result[0][0]}")
         names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if not {"kbs", "documents", "chunks", "migrations"} <= names:
+        if not {"kbs", "documents", "chunks"} <= names or not (
+            {"migrations", "schema_migrations"} & names
+        ):
             raise RestoreError(f"{path} 不是 zhiku 的資料庫")
-        version = db.execute("SELECT MAX(version) FROM migrations").fetchone()[0] or 0
+        version = migrate.schema_version(SQLiteDatabase(db, str(path)))
     except sqlite3.DatabaseError as exc:
         raise RestoreError(f"備份檔 {path} 已損毀：{exc}") from exc
     finally:

@@ -12,7 +12,7 @@ from zhiku.server import accounts, jobs
 from zhiku.server.deps import Caller, State
 from zhiku.server.errors import ApiError
 from zhiku.server.schemas import ERRORS, Me
-from zhiku.store import SCHEMA_VERSION
+from zhiku.storage import migrate
 
 router = APIRouter(tags=["system"])
 
@@ -36,14 +36,15 @@ def healthz() -> dict[str, str]:
 @router.get("/readyz", summary="Readiness: the database is reachable and up to date")
 def readyz(state: State) -> JSONResponse:
     try:
-        version = state.store.db.execute("SELECT MAX(version) FROM migrations").fetchone()[0]
+        version = migrate.schema_version(state.store.database)
+        current = migrate.is_current(state.store.database)
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
         return JSONResponse({"status": "unavailable", "reason": type(exc).__name__}, 503)
     if not state.ready:
         return JSONResponse({"status": "starting"}, 503)
     return JSONResponse({"status": "ready", "schema": version,
                          "ingest_worker": bool(state.worker and state.worker.is_alive())},
-                        200 if version == SCHEMA_VERSION else 503)
+                        200 if current else 503)
 
 
 @router.get("/metrics", response_class=PlainTextResponse,

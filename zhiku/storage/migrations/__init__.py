@@ -1,0 +1,1 @@
+"""Migration components: one module each (see :mod:`zhiku.storage.migrate`)."""
