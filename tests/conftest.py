@@ -29,14 +29,28 @@ def engine(zhiku_home: Path) -> Iterator[object]:
     zk.close()
 
 
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
+    """A module skipped as a whole (``importorskip`` at module level) fails in CI too."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.skipped and in_ci():
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"module skipped in CI, which must run every test: {reason}"
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     """In CI (``CI=true``) a skipped test is a failure: CI installs every optional part
     (local models, llama-cpp-python, Chromium), so a skip means something is missing."""
     outcome = yield
     report = outcome.get_result()  # type: ignore[attr-defined]
-    in_ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-    if report.skipped and in_ci and not hasattr(report, "wasxfail"):
+    if report.skipped and in_ci() and not hasattr(report, "wasxfail"):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
         report.longrepr = f"skipped in CI, which must run every test: {reason}"
