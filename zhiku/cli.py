@@ -281,9 +281,9 @@ def search(
         err.print("沒有找到相關段落。")
         return
     for i, h in enumerate(hits, 1):
-        where = " > ".join(x for x in (h.section,) if x)
+        section = " > ".join(x for x in (h.section,) if x)
         page = f"　第 {h.page_start} 頁" if h.page_start else ""
-        out.print(f"[bold]\\[{i}] 《{esc(h.doc_title)}》[/bold] {esc(where)}{page}"
+        out.print(f"[bold]\\[{i}] 《{esc(h.doc_title)}》[/bold] {esc(section)}{page}"
                   f"　[dim]{h.score:.2f}[/dim]")
         out.print(f"    {esc(h.text[:300])}")
         out.print(f"    [dim]{esc(h.path)}[/dim]")

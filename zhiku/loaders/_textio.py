@@ -112,11 +112,11 @@ def decode_bytes(data: bytes, path: Path, preferred: str | None = None) -> tuple
                 return text, enc + ("-sig" if enc == "utf-8" else "")
             break
     if preferred:
-        enc = _normalize_encoding_name(preferred)
-        if enc:
-            text = _strict(data, enc)
+        named = _normalize_encoding_name(preferred)
+        if named:
+            text = _strict(data, named)
             if text is not None and _clean_enough(text):
-                return text, enc
+                return text, named
     text = _strict(data, "utf-8")
     if text is not None and _clean_enough(text):
         return text, "utf-8"

@@ -180,7 +180,7 @@ class _Walker:
         text = _text(node)
         if not text:
             return
-        level = _HEADINGS[node.tag]
+        level = _HEADINGS[node.tag or ""]  # called for h1…h6 only
         while self.headings and self.headings[-1][0] >= level:
             self.headings.pop()
         self.headings.append((level, text))

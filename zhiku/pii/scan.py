@@ -485,7 +485,8 @@ def _redact_xlsx(
                 v = cell.value
                 if v is None or cell.data_type == "f" or isinstance(v, str) and v.startswith("="):
                     continue
-                name = "" if header else names[j] if j < len(names) else _col_letter(j)
+                name = "" if header or names is None else names[j] if j < len(names) \
+                    else _col_letter(j)
                 text = _cell_text(v, name)
                 if text is None:
                     continue

@@ -105,7 +105,8 @@ def query(
     newest_first: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """Entries matching every given filter (``since``/``until``: ISO-8601 prefixes)."""
-    where, args = [], []
+    where: list[str] = []
+    args: list[str | int] = []
     for col, op, value in (("ts", ">=", since), ("ts", "<", until), ("user_name", "=", user),
                            ("kb", "=", kb), ("action", "=", action)):
         if value:

@@ -106,7 +106,7 @@ class ServerState:
 
 
 def get_state(request: Request) -> ServerState:
-    return request.app.state.zhiku  # type: ignore[no-any-return]
+    return request.app.state.zhiku
 
 
 State = Annotated[ServerState, Depends(get_state)]

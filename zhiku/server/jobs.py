@@ -415,6 +415,8 @@ class IngestWorker(threading.Thread):
         store = zk.store
         src = (self.home / f["stored"]) if f["stored"] else Path(f["path"])
         existed = store.get_document(kb, f["path"]) is not None
+        reason: str | None
+        message: str | None
         try:
             res = ingest_file(zk, kb, src, {} if kind == "reingest" else None,
                               doc_path=f["path"], meta=json.loads(f.get("meta") or "null"),
