@@ -24,9 +24,9 @@ from zhiku.loaders._common import (
     sensible_title,
     stem_title,
 )
-from zhiku.loaders._textio import decode_bytes
 from zhiku.models import Block, LoadedDocument
 from zhiku.text import detect_label
+from zhiku.textcodec import decode_bytes
 
 _NOISE_SELECTOR = ", ".join(
     [
