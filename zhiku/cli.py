@@ -21,6 +21,7 @@ from zhiku.cli_common import (
     JsonOpt,
     KbOpt,
     MultiKbOpt,
+    check_settings,
     engine,
     err,
     esc,
@@ -79,6 +80,7 @@ def _root(
     ] = None,
 ) -> None:
     """知庫 zhiku：把公司文件變成會引用出處的問答知識庫；資料不離開你的伺服器。"""
+    check_settings()
 
 
 # --- ingest ---------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ZhikuError(Exception):
     """Base class for every error zhiku raises on purpose."""
@@ -75,7 +77,7 @@ def exit_code(exc: BaseException) -> int:
     return int(getattr(exc, "exit_code", 1)) if isinstance(exc, ZhikuError) else 1
 
 
-def http_error(exc: ZhikuError) -> tuple[int, str, str | None, dict[str, object]]:
+def http_error(exc: ZhikuError) -> tuple[int, str, str | None, dict[str, Any]]:
     """``(status, code, message, params)`` of the JSON error answering ``exc``.
 
     ``code`` is the stable error code (a key ``api.<code>`` of :mod:`zhiku.messages`);
@@ -89,7 +91,7 @@ def http_error(exc: ZhikuError) -> tuple[int, str, str | None, dict[str, object]
         return status, "document_not_found", None, {}
     if isinstance(exc, StoreError):
         return status, "store_error", None, {"detail": str(exc)}
-    detail = {"detail": str(exc)}
+    detail: dict[str, Any] = {"detail": str(exc)}
     if code_ == 3:
         return status, "not_found", str(exc), {}
     if code_ == 4:

@@ -97,7 +97,7 @@ def resolve(lang: str | None = None) -> str:
     return current()
 
 
-def t(key: str, lang: str | None = None, **params: Any) -> str:
+def t(key: str, lang: str | None = None, /, **params: Any) -> str:
     """The message ``key`` in ``lang`` (default: ``ZHIKU_LANG``), formatted with ``params``.
 
     A placeholder without a value is left as it is (a message never fails to render)."""

@@ -134,7 +134,7 @@ class CoreSettings(ZhikuSettings):
     lang: str = "zh-TW"  # user-facing language: zh-TW, or English with any "en…"
     config: Path | None = None  # the model configuration file (default: HOME/zhiku.toml)
     pii_secret: str | None = None  # pseudonym key of `zhiku pii redact --strategy pseudonym`
-    ocr_max_pages: int = 200  # pages of one file that OCR may read
+    ocr_max_pages: int = 300  # pages of one file that OCR may read
     ocr_defer: bool = False  # set in loading workers: OCR runs in the parent process
     max_attachment_mb: float = 50.0  # one e-mail attachment
     zip_max_mb: int = 512  # expanded bytes of one ZIP-based file (DOCX, XLSX, ODF…)
@@ -210,6 +210,7 @@ class ModelEnv(ZhikuSettings):
     rerank_context: str | None = None
     rerank_device: str | None = None
     rerank_provider: str | None = None
+    dense_weight: str | None = None  # ZHIKU_DENSE_WEIGHT: [hybrid] dense_weight
 
 
 def model_env(role: str, env: Mapping[str, str] | None = None) -> dict[str, Any]:

@@ -480,7 +480,7 @@ def _redact_json(
         text = "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in redacted)
     else:
         text = json.dumps(redacted[0], ensure_ascii=False, indent=2) + "\n"
-    _write_text(dst, text, "utf-8")
+    _write_text(dst, text, "utf-8", b"")
 
 
 def _redact_docx(
