@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from zhiku import __version__
+from zhiku import __version__, citations
 from zhiku.calibration import RefusalCalibration
 from zhiku.cli_common import (
     HomeOpt,
@@ -283,9 +283,7 @@ def search(
         err.print("沒有找到相關段落。")
         return
     for i, h in enumerate(hits, 1):
-        section = " > ".join(x for x in (h.section,) if x)
-        page = f"　第 {h.page_start} 頁" if h.page_start else ""
-        out.print(f"[bold]\\[{i}] 《{esc(h.doc_title)}》[/bold] {esc(section)}{page}"
+        out.print(f"[bold]\\[{i}][/bold] {esc(citations.where(h.citation()))}"
                   f"　[dim]{h.score:.2f}[/dim]")
         out.print(f"    {esc(h.text[:300])}")
         out.print(f"    [dim]{esc(h.path)}[/dim]")

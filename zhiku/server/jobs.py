@@ -50,8 +50,8 @@ from zhiku.ingest import ingest_file
 from zhiku.lexical import IndexBusy
 from zhiku.ocr import OcrInterrupted
 from zhiku.server import uploads
-from zhiku.server.deps import placeholders
 from zhiku.server.ids import new_token
+from zhiku.server.sql import placeholders
 from zhiku.sources import registry
 from zhiku.store import KnowledgeBase, Store, now_iso
 
