@@ -30,6 +30,13 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "cli.too_few_passages": ("知識庫「{kb}」的段落太少，無法校準；沿用預設門檻",
                              "Knowledge base “{kb}” has too few passages to calibrate; the "
                              "default threshold stays"),
+    "cli.masked": ("個資已遮罩：{counts}", "Personal data masked: {counts}"),
+    "cli.skipped": ("略過", "Skipped"),
+    "cli.failed": ("失敗", "Failed"),
+    "cli.note": ("注意", "Note"),
+    "cli.moved_aside": ("原資料庫已移至 {path}", "The previous database was moved to {path}"),
+    "cli.restored": ("已由 {src} 還原：{n} 個知識庫，索引已重建",
+                     "Restored from {src}: {n} knowledge bases, indexes rebuilt"),
     "cli.waiting_lock": ("另一個匯入或同步正在使用這個資料目錄，等待它完成…",
                          "Another ingest or sync is using this data directory; waiting for it…"),
     # --- settings ----------------------------------------------------------------------

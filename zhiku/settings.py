@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import ValidationError, field_validator
+from pydantic import ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -92,23 +92,26 @@ def load(cls: type[S], env: Mapping[str, str] | None = None, **overrides: Any) -
     try:
         return cls(**given)
     except ValidationError as exc:
-        raise _settings_error(cls, exc, env, given) from None
+        failed = exc
     finally:
         _ENV.reset(token)
+    # Worded outside the block: the message's language is the process's ZHIKU_LANG.
+    raise _settings_error(cls, failed, env, given) from None
 
 
 def _settings_error(cls: type[ZhikuSettings], exc: ValidationError,
                     env: Mapping[str, str] | None, given: Mapping[str, Any]) -> SettingsError:
     from zhiku.messages import t
 
+    lg = _raw_lang()
     err = exc.errors()[0]
     field = str(err["loc"][0]) if err.get("loc") else ""
     if field in given or not field:
-        return SettingsError(t("settings.bad_option", key=field or "?",
+        return SettingsError(t("settings.bad_option", lg, key=field or "?",
                                value=given.get(field, ""), reason=err.get("msg", "")))
     name = cls.env_name(field)
     source = os.environ if env is None else env
-    return SettingsError(t("settings.bad_env", key=name, value=source.get(name, ""),
+    return SettingsError(t("settings.bad_env", lg, key=name, value=source.get(name, ""),
                            reason=err.get("msg", "")))
 
 
@@ -120,6 +123,12 @@ def environment(env: Mapping[str, str]) -> Iterator[None]:
         yield
     finally:
         _ENV.reset(token)
+
+
+def _raw_lang() -> str:
+    """The language straight from ``ZHIKU_LANG``, for the messages about bad settings
+    (the settings that hold the language may be the bad ones)."""
+    return normalize_lang(os.environ.get("ZHIKU_LANG", "zh-TW"))
 
 
 def normalize_lang(value: object) -> str:
@@ -147,9 +156,11 @@ class CoreSettings(ZhikuSettings):
 
     @field_validator("ocr_max_pages", "max_attachment_mb", "zip_max_mb", "zip_max_members")
     @classmethod
-    def _positive(cls, v: float) -> float:
+    def _positive(cls, v: float, info: ValidationInfo) -> float:
         if v <= 0:
-            raise ValueError("must be > 0")
+            from zhiku.messages import t
+
+            raise ValueError(t("settings.positive", _raw_lang(), key=info.field_name, value=v))
         return v
 
 
@@ -171,8 +182,12 @@ def core(env: Mapping[str, str] | None = None) -> CoreSettings:
 
 
 def lang() -> str:
-    """User-facing language: ``zh-TW`` (default) or ``en`` (``ZHIKU_LANG=en``)."""
-    return core().lang
+    """User-facing language: ``zh-TW`` (default) or ``en`` (``ZHIKU_LANG=en``); readable
+    even while another setting is bad (to word the error about it)."""
+    try:
+        return core().lang
+    except SettingsError:
+        return _raw_lang()
 
 
 MODEL_ROLES = ("chat", "embed", "rerank")

@@ -68,7 +68,7 @@ class ServerSettings(ZhikuSettings):
     ) -> ServerSettings:
         """Settings from ``ZHIKU_*`` variables (or ``env``), then ``overrides``; raises
         :class:`SettingsError` on bad values."""
-        overrides["home"] = home_dir(overrides.get("home"))
+        overrides["home"] = home_dir(overrides.get("home") or (env or {}).get("ZHIKU_HOME"))
         return load(cls, env, **overrides)
 
     def with_(self, **changes: Any) -> ServerSettings:
