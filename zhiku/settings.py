@@ -13,15 +13,15 @@ Each group of settings is a pydantic-settings class with its own prefix:
 Values are parsed and validated by pydantic; a bad one fails fast with
 :class:`SettingsError`, whose zh-TW (or English) message names the variable and the
 value. :func:`load` takes an explicit mapping instead of ``os.environ`` (tests, and the
-``zhiku serve`` options that set the same variables for its worker processes).
+``zhiku serve`` options that set the same variables for its worker processes); read
+without overrides, a class is parsed again only when one of its variables changes.
 """
 
 from __future__ import annotations
 
 import contextvars
 import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -80,6 +80,9 @@ class ZhikuSettings(BaseSettings):
 
 
 S = TypeVar("S", bound=ZhikuSettings)
+# Per settings class: the values of its variables when last read, and what they gave.
+_CACHE: dict[type[ZhikuSettings], tuple[tuple[str | None, ...], ZhikuSettings]] = {}
+_NAMES: dict[type[ZhikuSettings], tuple[str, ...]] = {}
 
 
 def load(cls: type[S], env: Mapping[str, str] | None = None, **overrides: Any) -> S:
@@ -88,11 +91,25 @@ def load(cls: type[S], env: Mapping[str, str] | None = None, **overrides: Any) -
     Raises :class:`SettingsError` naming the variable and its value when one is bad.
     """
     given = {k: v for k, v in overrides.items() if v is not None}
+    key: tuple[str | None, ...] | None = None
+    if not given:  # settings read on hot paths (language, limits): parsed once per value
+        source = os.environ if env is None else env
+        names = _NAMES.get(cls)
+        if names is None:
+            names = _NAMES[cls] = tuple(cls.env_name(f) for f in cls.model_fields)
+        key = tuple(map(source.get, names))
+        cached = _CACHE.get(cls)
+        if cached is not None and cached[0] == key:
+            return cached[1]  # type: ignore[return-value]
     token = _ENV.set(env)
     try:
-        return cls(**given)
+        made = cls(**given)
     except ValidationError as exc:
         failed = exc
+    else:
+        if key is not None:
+            _CACHE[cls] = (key, made)
+        return made
     finally:
         _ENV.reset(token)
     # Worded outside the block: the message's language is the process's ZHIKU_LANG.
@@ -113,16 +130,6 @@ def _settings_error(cls: type[ZhikuSettings], exc: ValidationError,
     source = os.environ if env is None else env
     return SettingsError(t("settings.bad_env", lg, key=name, value=source.get(name, ""),
                            reason=err.get("msg", "")))
-
-
-@contextmanager
-def environment(env: Mapping[str, str]) -> Iterator[None]:
-    """Read every setting from ``env`` instead of ``os.environ`` inside the block."""
-    token = _ENV.set(env)
-    try:
-        yield
-    finally:
-        _ENV.reset(token)
 
 
 def _raw_lang() -> str:
@@ -164,21 +171,9 @@ class CoreSettings(ZhikuSettings):
         return v
 
 
-_CORE: tuple[tuple[tuple[str, str], ...], CoreSettings] | None = None
-
-
 def core(env: Mapping[str, str] | None = None) -> CoreSettings:
-    """The current :class:`CoreSettings` (re-read when a ``ZHIKU_`` variable changes)."""
-    global _CORE
-    source = _ENV.get() if env is None else env
-    source = os.environ if source is None else source
-    key = tuple(sorted((k, v) for k, v in source.items() if k[:6].upper() == "ZHIKU_"))
-    cached = _CORE
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    found = load(CoreSettings, dict(source))
-    _CORE = (key, found)
-    return found
+    """The current :class:`CoreSettings` (re-read when one of its variables changes)."""
+    return load(CoreSettings, env)
 
 
 def lang() -> str:
