@@ -169,7 +169,8 @@ def test_kb_names_with_control_characters_are_refused(tmp_path: Path, name: str)
     with Zhiku(tmp_path / "h") as zk, pytest.raises(InvalidInput, match="控制字元"):
         zk.kb(name, create=True)
     r = runner.invoke(app, ["kb", "create", name, "--home", str(tmp_path / "h")])
-    assert r.exit_code == InvalidInput.exit_code and "\x1b" not in r.output and "\u202e" not in r.output
+    assert r.exit_code == InvalidInput.exit_code
+    assert "\x1b" not in r.output and "\u202e" not in r.output
 
 
 def test_terminal_output_escapes_control_characters(tmp_path: Path) -> None:
