@@ -21,7 +21,7 @@ from tests.models_util import make_engine
 from tests.server_util import auth, running_server
 from zhiku.cli import app
 from zhiku.engine import Zhiku
-from zhiku.errors import StoreError
+from zhiku.errors import InvalidInput, StoreError
 from zhiku.generate import DATA_BEGIN, DATA_END, Source, build_messages, neutralize
 from zhiku.ingest import ingest_paths
 from zhiku.models import Block, Hit, LoadedDocument
@@ -166,10 +166,11 @@ def test_ingest_waits_for_a_held_lock_in_process(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["財務\x1b[2J", "a\nb", "x\u202ey", "tab\tname", "nul\x00"])
 def test_kb_names_with_control_characters_are_refused(tmp_path: Path, name: str) -> None:
-    with Zhiku(tmp_path / "h") as zk, pytest.raises(StoreError, match="控制字元"):
+    with Zhiku(tmp_path / "h") as zk, pytest.raises(InvalidInput, match="控制字元"):
         zk.kb(name, create=True)
     r = runner.invoke(app, ["kb", "create", name, "--home", str(tmp_path / "h")])
-    assert r.exit_code != 0 and "\x1b" not in r.output and "\u202e" not in r.output
+    assert r.exit_code == InvalidInput.exit_code
+    assert "\x1b" not in r.output and "\u202e" not in r.output
 
 
 def test_terminal_output_escapes_control_characters(tmp_path: Path) -> None:

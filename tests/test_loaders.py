@@ -28,9 +28,9 @@ from tests.filegen import (
 from zhiku.errors import LoadError, UnsupportedFile
 from zhiku.loaders import load, supported_suffixes
 from zhiku.loaders._segment import Line, segment
-from zhiku.loaders._textio import decode_bytes
 from zhiku.loaders.docx import format_number
 from zhiku.models import Block, LoadedDocument
+from zhiku.textcodec import decode_bytes
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "samples"

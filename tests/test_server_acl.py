@@ -11,9 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.server_util import auth, build_home, wait_job
-from zhiku.engine import Zhiku
 from zhiku.server.app import create_app
 from zhiku.server.settings import ServerSettings
+from zhiku.services.retrieval import RetrievalService
 from zhiku.store import Store
 
 # Strings that only exist in the finance KB: none may appear in any answer to an hr user.
@@ -177,16 +177,18 @@ def test_retrieval_is_filtered_inside_the_store_query(env: Any,
     finance_id = Store(home / "zhiku.db").get_kb("finance").id
     calls: list[tuple[str, list[str]]] = []
     joined: list[list[int]] = []
-    orig_retrieve, orig_search, orig_hits = Zhiku.retrieve, Zhiku.search, Store.hits_for
+    orig_retrieve, orig_search = RetrievalService.retrieve, RetrievalService.search
+    orig_hits = Store.hits_for
 
     def names(kbs: Any) -> list[str]:
         return [kbs] if isinstance(kbs, str) else list(kbs)
 
-    def retrieve(self: Zhiku, query: str, kbs: Any = "default", *a: Any, **kw: Any) -> Any:
+    def retrieve(self: RetrievalService, query: str, kbs: Any = "default", *a: Any,
+                 **kw: Any) -> Any:
         calls.append(("retrieve", names(kbs)))
         return orig_retrieve(self, query, kbs, *a, **kw)
 
-    def search(self: Zhiku, query: str, kbs: Any = "default", *a: Any, **kw: Any) -> Any:
+    def search(self: RetrievalService, query: str, kbs: Any = "default", *a: Any, **kw: Any) -> Any:
         calls.append(("search", names(kbs)))
         return orig_search(self, query, kbs, *a, **kw)
 
@@ -194,8 +196,8 @@ def test_retrieval_is_filtered_inside_the_store_query(env: Any,
         joined.append(list(kb_ids))
         return orig_hits(self, scored, kb_ids)
 
-    monkeypatch.setattr(Zhiku, "retrieve", retrieve)
-    monkeypatch.setattr(Zhiku, "search", search)
+    monkeypatch.setattr(RetrievalService, "retrieve", retrieve)
+    monkeypatch.setattr(RetrievalService, "search", search)
     monkeypatch.setattr(Store, "hits_for", hits_for)
     h = auth(keys.hr_reader)
     requests = {

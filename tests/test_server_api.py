@@ -24,6 +24,7 @@ from zhiku.models import Answer, Citation
 from zhiku.server.app import create_app
 from zhiku.server.observability import JsonFormatter
 from zhiku.server.settings import ServerSettings
+from zhiku.services.indexes import IndexService
 from zhiku.store import SCHEMA_VERSION
 
 
@@ -220,6 +221,7 @@ def test_delete_does_not_wait_for_vectors_or_the_index_writer(
         m.setattr(LexicalIndex, "sync", busy)
         m.setattr(Zhiku, "sync_vectors", no_vectors)
         m.setattr(Zhiku, "sync_index", no_vectors)
+        m.setattr(IndexService, "sync_vectors", no_vectors)
         r = client.delete(f"/api/v1/kbs/hr/documents/{doc['id']}", headers=h)
     assert r.status_code == 200 and synced == ["lexical"]
     hits = client.post("/api/v1/kbs/hr/search", json={"query": "停車證"}, headers=h).json()

@@ -122,7 +122,7 @@ class RefusalCalibration:
                 negatives=int(d["negatives"]),  # type: ignore[call-overload]
                 chunks=int(d["chunks"]),  # type: ignore[call-overload]
                 max_refused=float(d.get("max_refused", MAX_REFUSED)),  # type: ignore[arg-type]
-                curve=[tuple(map(float, x)) for x in d.get("curve", [])],  # type: ignore[misc, union-attr, attr-defined]
+                curve=[tuple(map(float, x)) for x in d.get("curve", [])],  # type: ignore[misc, attr-defined]
                 at=str(d.get("at", "")),
             )
         except (KeyError, TypeError, ValueError):

@@ -14,13 +14,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from zhiku import __version__
+from zhiku import __version__, citations
+from zhiku import messages as m
 from zhiku.calibration import RefusalCalibration
 from zhiku.cli_common import (
     HomeOpt,
     JsonOpt,
     KbOpt,
     MultiKbOpt,
+    check_settings,
     engine,
     err,
     esc,
@@ -79,6 +81,7 @@ def _root(
     ] = None,
 ) -> None:
     """知庫 zhiku：把公司文件變成會引用出處的問答知識庫；資料不離開你的伺服器。"""
+    check_settings()
 
 
 # --- ingest ---------------------------------------------------------------------------
@@ -104,15 +107,17 @@ def _summary(report: IngestReport, as_json: bool) -> int:
     t.add_row("耗時（秒）", f"{report.seconds:.2f}")
     err.print(t)
     if report.masked:
-        err.print("個資已遮罩：" + format_counts(report.masked))
+        err.print(m.t("cli.masked", counts=format_counts(report.masked)))
     for f in report.files:
         if f.status == "skipped":
-            err.print(f"[yellow]略過[/yellow] {esc(f.path)}：{esc(f.message or '')}")
+            err.print(f"[yellow]{m.t('cli.skipped')}[/yellow] {esc(f.path)}："
+                      f"{esc(f.message or '')}")
     for f in report.failed:
-        err.print(f"[red]失敗[/red] {esc(f.path)}：{esc(f.message or '')}（{f.reason}）")
+        err.print(f"[red]{m.t('cli.failed')}[/red] {esc(f.path)}：{esc(f.message or '')}"
+                  f"（{f.reason}）")
     for f in report.files:
         for w in f.warnings:
-            err.print(f"[yellow]注意[/yellow] {esc(f.path)}：{esc(w)}")
+            err.print(f"[yellow]{m.t('cli.note')}[/yellow] {esc(f.path)}：{esc(w)}")
     return code
 
 
@@ -147,7 +152,7 @@ def _progress(total: int | None, label: str, quiet: bool
 
 
 def _say_waiting() -> None:
-    err.print("[yellow]另一個匯入或同步正在使用這個資料目錄，等待它完成…[/yellow]")
+    err.print(f"[yellow]{m.t('cli.waiting_lock')}[/yellow]")
 
 
 @app.command()
@@ -164,7 +169,7 @@ def ingest(
 
     missing = [p for p in paths if not p.exists()]
     for p in missing:
-        err.print(f"[red]找不到[/red] {esc(str(p))}")
+        err.print(f"[red]{m.t('cli.path_not_found')}[/red] {esc(str(p))}")
     with engine(home) as zk:
         extra = parse_meta_args(meta or [])
         files = list(walk([p for p in paths if p.exists()]))
@@ -201,9 +206,9 @@ def rm(
         for p in paths:
             candidates = [p, str(Path(p).expanduser().resolve())]
             if any(zk.remove(kb, c) for c in dict.fromkeys(candidates)):
-                err.print(f"已移除 {esc(p)}")
+                err.print(m.t("cli.removed", path=esc(p)))
             else:
-                err.print(f"[red]知識庫「{esc(kb)}」中沒有文件[/red] {esc(p)}")
+                err.print(f"[red]{m.t('cli.no_document', kb=esc(kb))}[/red] {esc(p)}")
                 code = 3
         zk.sync_index(kb)
     raise typer.Exit(code)
@@ -247,10 +252,10 @@ def meta_set(
         zk.kb(kb)
         candidates = dict.fromkeys([path, str(Path(path).expanduser().resolve())])
         if not any(zk.store.set_document_meta(kb, c, changes) for c in candidates):
-            err.print(f"[red]知識庫「{esc(kb)}」中沒有文件[/red] {esc(path)}")
+            err.print(f"[red]{m.t('cli.no_document', kb=esc(kb))}[/red] {esc(path)}")
             raise typer.Exit(3)
         zk.sync_index(kb)
-    err.print(f"已更新 {esc(path)} 的中繼資料")
+    err.print(m.t("cli.meta_updated", path=esc(path)))
 
 
 # --- search / ask ------------------------------------------------------------------------
@@ -278,12 +283,10 @@ def search(
         print_json({"hits": [h.citation() for h in hits]})
         return
     if not hits:
-        err.print("沒有找到相關段落。")
+        err.print(m.t("cli.no_hits"))
         return
     for i, h in enumerate(hits, 1):
-        where = " > ".join(x for x in (h.section,) if x)
-        page = f"　第 {h.page_start} 頁" if h.page_start else ""
-        out.print(f"[bold]\\[{i}] 《{esc(h.doc_title)}》[/bold] {esc(where)}{page}"
+        out.print(f"[bold]\\[{i}][/bold] {esc(citations.where(h.citation()))}"
                   f"　[dim]{h.score:.2f}[/dim]")
         out.print(f"    {esc(h.text[:300])}")
         out.print(f"    [dim]{esc(h.path)}[/dim]")
@@ -338,7 +341,7 @@ def reindex(kb: KbOpt = DEFAULT_KB, home: HomeOpt = None) -> None:
     """由資料庫重建知識庫的檢索索引。"""
     with engine(home) as zk:
         n = zk.index(kb).rebuild()
-    err.print(f"已重建索引：{n} 份文件")
+    err.print(m.t("cli.reindexed", n=n))
 
 
 @app.command()
@@ -350,14 +353,14 @@ def backup(
     import sqlite3
 
     if dest.exists():
-        err.print(f"[red]錯誤：[/red]{dest} 已存在，不覆寫")
+        err.print(f"[red]{m.t('cli.error')}[/red]{m.t('cli.exists_no_overwrite', path=dest)}")
         raise typer.Exit(2)
     with engine(home) as zk:
         target = sqlite3.connect(dest)
         with target:
             zk.store.db.backup(target)
         target.close()
-    err.print(f"已備份至 {dest}")
+    err.print(m.t("cli.backed_up", dest=dest))
 
 
 @app.command()
@@ -379,8 +382,8 @@ def restore(
                     "seconds": round(rep.seconds, 3)})
         return
     if rep.previous:
-        err.print(f"原資料庫已移至 {rep.previous}")
-    err.print(f"已由 {src} 還原：{len(rep.kbs)} 個知識庫，索引已重建")
+        err.print(m.t("cli.moved_aside", path=rep.previous))
+    err.print(m.t("cli.restored", src=src, n=len(rep.kbs)))
 
 
 @kb_app.command("list")
@@ -400,7 +403,7 @@ def kb_create(name: str, home: HomeOpt = None) -> None:
     """建立知識庫（已存在則不變）。"""
     with engine(home) as zk:
         zk.kb(name, create=True)
-    err.print(f"知識庫「{esc(name)}」已就緒")
+    err.print(m.t("cli.kb_ready", kb=esc(name)))
 
 
 @kb_app.command("show")
@@ -467,7 +470,7 @@ def kb_calibrate(
         zk.kb(name)
         cal = zk.calibrate_refusal(name, max_refused=max_refused)
     if cal is None:
-        err.print(f"知識庫「{esc(name)}」的段落太少，無法校準；沿用預設門檻")
+        err.print(m.t("cli.too_few_passages", kb=esc(name)))
         raise typer.Exit(1)
     if as_json:
         print_json(cal.to_dict())
@@ -540,7 +543,7 @@ def kb_delete(
         typer.confirm(f"確定刪除知識庫「{name}」與其中所有文件？", abort=True)
     with engine(home) as zk:
         zk.delete_kb(name)
-    err.print(f"已刪除知識庫「{esc(name)}」")
+    err.print(m.t("cli.kb_deleted", kb=esc(name)))
 
 
 # --- sources: Taiwan law, watch, crawl (zhiku/sources) -------------------------------------

@@ -19,7 +19,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from zhiku.engine import Zhiku
-from zhiku.errors import ZhikuError
+from zhiku.errors import ZhikuError, exit_code
+from zhiku.messages import t
+from zhiku.settings import SettingsError, core
 from zhiku.text import visible
 
 
@@ -62,8 +64,17 @@ def print_json(obj: Any) -> None:
 
 
 def fail(exc: ZhikuError) -> typer.Exit:
-    err.print(f"[red]錯誤：[/red]{escape(str(exc))}")
-    return typer.Exit(exc.exit_code)
+    """Print ``exc`` on stderr; the exit carries its code (:func:`zhiku.errors.exit_code`)."""
+    err.print(f"[red]{t('cli.error')}[/red]{escape(str(exc))}")
+    return typer.Exit(exit_code(exc))
+
+
+def check_settings() -> None:
+    """Fail fast, before any command runs, when a ``ZHIKU_*`` variable is unusable."""
+    try:
+        core()
+    except SettingsError as exc:
+        raise fail(exc) from exc
 
 
 def warning_text(warning: str) -> str:
@@ -76,7 +87,7 @@ def show_warnings(warnings: Sequence[str], console: Console | None = None) -> No
     """Model warnings on stderr, in zh-TW (the answer itself stays on stdout)."""
     c = console or err
     for w in warnings:
-        c.print(f"[yellow]注意：[/yellow]{escape(warning_text(w))}")
+        c.print(f"[yellow]{t('cli.warning')}[/yellow]{escape(warning_text(w))}")
 
 
 @contextmanager

@@ -18,6 +18,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from zhiku import citations
 from zhiku.cli_common import (
     HomeOpt,
     JsonOpt,
@@ -59,14 +60,11 @@ def stream_answer(zk: Zhiku, question: str, kbs: list[str], k: int,
 def print_sources(ans: Answer, english: bool = False) -> None:
     if not ans.citations:
         return
-    out.print("\n[bold]Sources[/bold]" if english else "\n[bold]出處[/bold]")
-    for i, c in enumerate(ans.citations, 1):
-        h = c.hit
-        page = ""
-        if h.page_start:
-            page = f", p. {h.page_start}" if english else f"，第 {h.page_start} 頁"
-        out.print(f"[{i}] 《{escape(h.doc_title)}》{escape(h.section or '')}{page}"
-                  f"　[dim]{escape(h.path)}[/dim]")
+    lang = "en" if english else "zh-TW"
+    out.print(f"\n[bold]{escape(citations.heading(lang).rstrip('：:'))}[/bold]")
+    lines = citations.numbered([c.to_dict() for c in ans.citations], lang)
+    for line, c in zip(lines, ans.citations, strict=True):
+        out.print(f"{escape(line)}　[dim]{escape(c.hit.path)}[/dim]")
 
 
 # --- models check / show ---------------------------------------------------------------------

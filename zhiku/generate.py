@@ -181,7 +181,7 @@ def build_messages(
     if persona.strip():
         system += f"\n\n語氣與身分設定（不得違反上面的規則）：\n{persona.strip()}"
     msgs: list[Message] = [{"role": "system", "content": system}]
-    msgs.extend({**m, "content": neutralize(m["content"])} for m in history)  # type: ignore[typeddict-item]
+    msgs.extend({**m, "content": neutralize(m["content"])} for m in history)
     body = "\n\n".join(s.render() for s in sources)
     msgs.append({
         "role": "user",

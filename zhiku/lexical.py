@@ -31,6 +31,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import cast
 
 import tantivy
 
@@ -106,7 +107,7 @@ def filter_clauses(schema: tantivy.Schema, flt: Filter) -> list[Clause]:
     return out
 
 
-def index_text(row: Mapping[str, str | None]) -> str:
+def index_text(row: Mapping[str, str | None] | sqlite3.Row) -> str:
     """What the index sees of a chunk: title, heading path, then the text."""
     return f"{row['title']}\n{row['section'] or ''}\n{row['text']}"
 
@@ -314,7 +315,9 @@ class LexicalIndex:
             res = searcher.search(query, limit=k, count=False)
             if not res.hits:
                 return []
-            ids = searcher.fast_field_values("chunk_id", [a for _, a in res.hits])
+            # chunk_id is a fast field every document has, so no value is None
+            ids = cast("list[int]", searcher.fast_field_values(
+                "chunk_id", [a for _, a in res.hits]))
         return [(int(cid), float(score)) for (score, _), cid in zip(res.hits, ids, strict=True)]
 
     def term_stats(self, tokens: Sequence[str]) -> dict[str, tuple[int, float]]:

@@ -49,13 +49,16 @@ import threading
 import time
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, fields, replace
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from zhiku.config import parse_env
-from zhiku.errors import LoadError, ZhikuError
+from pydantic import ValidationInfo, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from zhiku.errors import LoadError
+from zhiku.messages import t
+from zhiku.settings import SettingsError, ZhikuSettings, load
 
 MB = 1024 * 1024
 ZIP_MAGIC = b"PK\x03\x04"
@@ -63,15 +66,22 @@ _READ = 1 << 20
 _XML_SUFFIXES = (".xml", ".rels", ".vml")
 
 
-class LimitsError(ZhikuError):
+class LimitsError(SettingsError):
     """A limit setting has a value that cannot be used."""
 
     exit_code = 2
 
 
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """Limits on reading one file. Sizes in MB; ``0`` never means "unlimited"."""
+_MAY_BE_ZERO = ("seconds_per_mb", "memory_per_mb")
+
+
+class Limits(ZhikuSettings):
+    """Limits on reading one file. Sizes in MB; ``0`` never means "unlimited".
+
+    Every field can be set with ``ZHIKU_LIMIT_<FIELD>`` (:mod:`zhiku.settings`)."""
+
+    model_config = SettingsConfigDict(env_prefix="ZHIKU_LIMIT_", extra="ignore", frozen=True,
+                                      env_ignore_empty=True, validate_default=True)
 
     max_file_mb: float = 200.0  # size on disk
     max_expanded_mb: float = 1024.0  # bytes that come out of a container, measured
@@ -89,26 +99,26 @@ class Limits:
     memory_per_mb: float = 8.0  # … or this times the file size when larger
     isolate: bool = True  # read in a worker process (time and memory budgets)
 
+    @field_validator("*")
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Limits:
-        """Limits from ``ZHIKU_LIMIT_*`` variables, then ``overrides``; raises on bad values."""
-        env = dict(os.environ) if env is None else env
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            raw = env.get(f"ZHIKU_LIMIT_{f.name.upper()}")
-            if raw is None or raw.strip() == "":
-                continue
-            values[f.name] = _parse(f.name, f.type if isinstance(f.type, str) else "", raw)
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        lim = cls(**values)
-        lim.validate()
-        return lim
+    def _positive(cls, v: Any, info: ValidationInfo) -> Any:
+        # The per-MB allowances may be 0 (the fixed budget alone); nothing else may.
+        if isinstance(v, bool) or (v == 0 and info.field_name in _MAY_BE_ZERO):
+            return v
+        if v <= 0:
+            raise ValueError(t("settings.positive", key=info.field_name, value=v))
+        return v
 
-    def validate(self) -> None:
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if not isinstance(v, bool) and v <= 0:
-                raise LimitsError(f"限制 {f.name} 必須大於 0（目前為 {v}）")
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Limits:
+        """Limits from ``ZHIKU_LIMIT_*`` variables, then ``overrides``; raises on bad values."""
+        try:
+            return load(cls, env, **overrides)
+        except SettingsError as exc:
+            raise LimitsError(str(exc)) from None
+
+    def validate_all(self) -> None:
+        self.from_env({}, **self.model_dump())
 
     def seconds_for(self, size: int) -> float:
         return self.file_seconds + self.seconds_per_mb * size / MB
@@ -118,18 +128,10 @@ class Limits:
 
     def to_env(self) -> dict[str, str]:
         out: dict[str, str] = {}
-        for f in fields(self):
-            v = getattr(self, f.name)
-            out[f"ZHIKU_LIMIT_{f.name.upper()}"] = ("1" if v else "0") if isinstance(v, bool) \
-                else str(v)
+        for name in type(self).model_fields:
+            v = getattr(self, name)
+            out[self.env_name(name)] = ("1" if v else "0") if isinstance(v, bool) else str(v)
         return out
-
-
-def _parse(name: str, type_name: str, raw: str) -> Any:
-    try:
-        return parse_env(f"ZHIKU_LIMIT_{name.upper()}", type_name or "float", raw)
-    except ValueError as exc:
-        raise LimitsError(str(exc)) from exc
 
 
 _current: contextvars.ContextVar[Limits | None] = contextvars.ContextVar("zhiku_limits",
@@ -572,6 +574,4 @@ def load_isolated(path: Path, limits: Limits | None = None) -> Any:
 
 
 def with_limits(limits: Limits, **changes: Any) -> Limits:
-    out = replace(limits, **changes)
-    out.validate()
-    return out
+    return Limits.from_env({}, **{**limits.model_dump(), **changes})

@@ -35,13 +35,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from zhiku.errors import LoadError
+from zhiku.settings import core
 
 if TYPE_CHECKING:
     from PIL.Image import Image
 
 LOW_CONFIDENCE = 0.70  # clean pages measured 0.78–0.91 (bench/ocr.py); unreadable ones < 0.4
 MAX_PIXELS = 80_000_000  # ≈ A3 at 600 dpi; 20,000 × 20,000 is refused
-DEFAULT_MAX_PAGES = 300
 OCR_DPI = 300
 _MAX_SIDE = 4200  # larger page images are scaled down before recognition
 
@@ -187,10 +187,7 @@ def get_engine() -> OcrEngine:
 
 
 def max_pages() -> int:
-    try:
-        return max(1, int(os.environ.get("ZHIKU_OCR_MAX_PAGES", DEFAULT_MAX_PAGES)))
-    except ValueError:
-        return DEFAULT_MAX_PAGES
+    return core().ocr_max_pages
 
 
 # --- session: cache, progress, interruption ------------------------------------------
@@ -244,7 +241,7 @@ class PageReader:
     """OCRs the pages of one file, with the per-page cache and progress of the session."""
 
     def __init__(self, path: Path, total: int, dpi: int = OCR_DPI) -> None:
-        if _SESSION.get() is None and os.environ.get(DEFER_ENV):
+        if _SESSION.get() is None and core().ocr_defer:
             # In a loading worker process (zhiku.limits): the file opened within its
             # budgets; its OCR runs in the ingesting process, which has the page cache,
             # the progress display and the interruption (zhiku.ingest).

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from zhiku.errors import KnowledgeBaseNotFound, StoreError
+from zhiku.errors import InvalidInput, KnowledgeBaseNotFound, StoreError
 from zhiku.filters import Filter
 from zhiku.models import Chunk, Document, Hit
 from zhiku.storage import migrate
@@ -158,7 +158,7 @@ class Store:
                 return kb
             if not name or len(name) > 64 or any(c in name for c in "/\\") or \
                     bad_name_chars(name):
-                raise StoreError(f"知識庫名稱不合法：「{visible(name)}」"
+                raise InvalidInput(f"知識庫名稱不合法：「{visible(name)}」"
                                  "（1–64 字，不可含 / \\ 或控制字元）")
             self.db.execute(
                 "INSERT INTO kbs(name, created_at, settings, secret) VALUES (?, ?, ?, ?)",

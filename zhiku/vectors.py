@@ -39,7 +39,6 @@ import fcntl
 import hashlib
 import json
 import os
-import shutil
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -414,13 +413,6 @@ class VectorIndex:
                     os.fsync(fh.fileno())
         self._write_meta({**meta, "rows": rows + len(new_ids), "dead": dead, "seq": seq})
         self.meta()
-
-    def drop(self) -> None:
-        """Delete the matrix (it is rebuilt from the cache on the next sync)."""
-        with self._lock:
-            self._meta = self._vectors = self._ids = None
-            self._meta_key = None
-            shutil.rmtree(self.dir, ignore_errors=True)
 
     # --- reading ------------------------------------------------------------------
 

@@ -44,7 +44,6 @@ role off.
 
 from __future__ import annotations
 
-import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -52,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from zhiku.errors import ZhikuError
+from zhiku.settings import ModelEnv, core, load, model_env
 
 ROLES = ("chat", "embed", "rerank")
 CONFIG_NAME = "zhiku.toml"
@@ -305,26 +305,16 @@ def _hybrid(raw: Mapping[str, Any], where: str, base: HybridConfig) -> HybridCon
 
 
 def config_path(home: Path, env: Mapping[str, str] | None = None) -> Path:
-    env = os.environ if env is None else env
-    explicit = env.get("ZHIKU_CONFIG")
+    explicit = core(env).config
     return Path(explicit).expanduser() if explicit else home / CONFIG_NAME
 
 
-def _env_overrides(role: str, env: Mapping[str, str]) -> dict[str, Any]:
-    prefix = f"ZHIKU_{role.upper()}_"
-    out: dict[str, Any] = {}
-    for key, attr in (("URL", "url"), ("MODEL", "model"), ("API_KEY", "api_key"),
-                      ("PATH", "path"), ("TIMEOUT", "timeout"), ("CONTEXT", "context_tokens"),
-                      ("DEVICE", "device"), ("PROVIDER", "provider")):
-        value = env.get(prefix + key)
-        if value is not None and value.strip() != "":
-            out[attr] = value.strip()
-    return out
+def _env_overrides(role: str, env: Mapping[str, str] | None) -> dict[str, Any]:
+    return model_env(role, env)
 
 
 def load_settings(home: Path, env: Mapping[str, str] | None = None) -> ModelSettings:
     """Read ``zhiku.toml`` (if any) and apply the environment overrides."""
-    env = os.environ if env is None else env
     path = config_path(home, env)
     raw: dict[str, Any] = {}
     if path.exists():
@@ -332,7 +322,7 @@ def load_settings(home: Path, env: Mapping[str, str] | None = None) -> ModelSett
             raw = tomllib.loads(path.read_text("utf-8"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"無法讀取設定檔 {path}：{exc}") from exc
-    elif env.get("ZHIKU_CONFIG"):
+    elif core(env).config:
         raise ConfigError(f"找不到 ZHIKU_CONFIG 指定的設定檔：{path}")
     _check_keys(raw, _TOP_KEYS, "（最上層）")
 
@@ -368,8 +358,9 @@ def load_settings(home: Path, env: Mapping[str, str] | None = None) -> ModelSett
         _check_keys(spec, _BACKEND_KEYS | {"role"}, f"backends.{name}")
 
     hybrid_raw = dict(raw.get("hybrid", {}))
-    if env.get("ZHIKU_DENSE_WEIGHT"):
-        hybrid_raw["dense_weight"] = env["ZHIKU_DENSE_WEIGHT"]
+    dense_weight = load(ModelEnv, env).dense_weight
+    if dense_weight:
+        hybrid_raw["dense_weight"] = dense_weight
     hybrid = _hybrid(hybrid_raw, "hybrid", HybridConfig())
 
     answer = dict(raw.get("answer", {}))

@@ -16,22 +16,15 @@ Defaults are in :class:`ZipLimits`; ``ZHIKU_ZIP_MAX_MB`` (expanded bytes per fil
 
 from __future__ import annotations
 
-import os
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from zhiku.errors import LoadError
+from zhiku.settings import core
 
 _CHUNK = 1 << 16
-
-
-def _env_int(name: str, default: int) -> int:
-    try:
-        return max(1, int(os.environ.get(name, default)))
-    except ValueError:
-        return default
 
 
 _MB = 1024 * 1024
@@ -48,9 +41,10 @@ class ZipLimits:
 
     @classmethod
     def from_env(cls) -> ZipLimits:
-        total = _env_int("ZHIKU_ZIP_MAX_MB", DEFAULT_MAX_TOTAL_MB) * _MB
+        settings = core()
+        total = settings.zip_max_mb * _MB
         return cls(max_total=total, max_member=min(200 * _MB, total),
-                   max_members=_env_int("ZHIKU_ZIP_MAX_MEMBERS", DEFAULT_MAX_MEMBERS))
+                   max_members=settings.zip_max_members)
 
 
 class ZipBomb(LoadError):

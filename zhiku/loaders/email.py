@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import os
 from email.message import EmailMessage, Message
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -26,16 +25,13 @@ from zhiku.loaders import register
 from zhiku.loaders._common import clean_text, squash_spaces, stem_title
 from zhiku.loaders._segment import segment
 from zhiku.models import Block, ChildFile, LoadedDocument
+from zhiku.settings import core
 
 DEFAULT_MAX_ATTACHMENT_MB = 50
 
 
 def max_attachment_bytes() -> int:
-    try:
-        mb = float(os.environ.get("ZHIKU_MAX_ATTACHMENT_MB", DEFAULT_MAX_ATTACHMENT_MB))
-    except ValueError:
-        mb = DEFAULT_MAX_ATTACHMENT_MB
-    return int(mb * 1024 * 1024)
+    return int(core().max_attachment_mb * 1024 * 1024)
 
 
 def _too_large(name: str, size: int) -> ChildFile:

@@ -24,9 +24,9 @@ from zhiku.loaders._common import (
     sensible_title,
     stem_title,
 )
-from zhiku.loaders._textio import decode_bytes
 from zhiku.models import Block, LoadedDocument
 from zhiku.text import detect_label
+from zhiku.textcodec import decode_bytes
 
 _NOISE_SELECTOR = ", ".join(
     [
@@ -180,7 +180,7 @@ class _Walker:
         text = _text(node)
         if not text:
             return
-        level = _HEADINGS[node.tag]
+        level = _HEADINGS[node.tag or ""]  # called for h1…h6 only
         while self.headings and self.headings[-1][0] >= level:
             self.headings.pop()
         self.headings.append((level, text))

@@ -25,9 +25,9 @@ from zhiku.loaders._common import (
     squash_spaces,
     stem_title,
 )
-from zhiku.loaders._textio import decode_bytes
 from zhiku.models import Block, LoadedDocument
 from zhiku.text import detect_label, join_wrapped_lines
+from zhiku.textcodec import decode_bytes
 
 _FRONT_MATTER_RE = re.compile(r"\A---[ \t]*\n(.*?)\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
 _YAML_LINE_RE = re.compile(r"^([A-Za-z_\u3400-\u9fff][\w\u3400-\u9fff \-]{0,40}):\s*(.*)$")

@@ -28,9 +28,9 @@ from zhiku.loaders._common import (
     sensible_title,
     stem_title,
 )
-from zhiku.loaders._textio import decode_bytes
 from zhiku.loaders.docx import check_ooxml_container
 from zhiku.models import Block, LoadedDocument
+from zhiku.textcodec import decode_bytes
 
 _MAX_LEADING_CAPTION_ROWS = 5
 _CORRUPT_XLSX = "Excel 檔案已損毀或不是有效的 .xlsx，無法開啟"

@@ -15,8 +15,8 @@ from pathlib import Path
 from zhiku.errors import LoadError
 from zhiku.loaders import register
 from zhiku.loaders._common import clean_text, squash_spaces, stem_title
-from zhiku.loaders._textio import decode_bytes
 from zhiku.models import Block, LoadedDocument
+from zhiku.textcodec import decode_bytes
 
 _TARGET = 200
 _MAX_SPAN_S = 90

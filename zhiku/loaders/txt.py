@@ -15,10 +15,10 @@ from pathlib import Path
 from zhiku.loaders import register
 from zhiku.loaders._common import clean_text, display_width, stem_title
 from zhiku.loaders._segment import Line, is_heading_ish, segment
-from zhiku.loaders._textio import decode_bytes
 from zhiku.loaders.chat import parse_chat
 from zhiku.loaders.markdown import looks_like_markdown, markdown_document
 from zhiku.models import LoadedDocument
+from zhiku.textcodec import decode_bytes
 
 
 def text_lines(text: str) -> list[Line]:

@@ -30,6 +30,7 @@ from zhiku.pii.policy import (
     format_counts,
     parse_types,
 )
+from zhiku.settings import core
 from zhiku.text import visible
 
 if TYPE_CHECKING:  # the detectors and file readers are imported by the commands
@@ -236,7 +237,8 @@ def redact_cmd(
         raise typer.Exit(EXIT_BAD_INPUT)
     secret = None
     if strategy == "pseudonym":
-        raw = os.environ.get(secret_env)
+        raw = core().pii_secret if secret_env == "ZHIKU_PII_SECRET" \
+            else os.environ.get(secret_env)
         if not raw:
             _fail(msg("no_secret", lg, env=secret_env))
             raise typer.Exit(EXIT_BAD_INPUT)

@@ -423,11 +423,11 @@ def _birthday(n: str, s: int, e: int, span: str, floor: int = 0) -> _Cand | None
     parts = [int(p) for p in _DATE_PARTS_RE.findall(span)]
     roc = False
     if len(parts) == 1:  # 19850312 / 0740312 / 740312
-        d = span
-        if len(d) == 8:
-            parts = [int(d[:4]), int(d[4:6]), int(d[6:])]
-        elif len(d) == 7:
-            parts, roc = [int(d[:3]), int(d[3:5]), int(d[5:])], True
+        digits = span
+        if len(digits) == 8:
+            parts = [int(digits[:4]), int(digits[4:6]), int(digits[6:])]
+        elif len(digits) == 7:
+            parts, roc = [int(digits[:3]), int(digits[3:5]), int(digits[5:])], True
         else:
             return None
     if len(parts) != 3:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 TYPE_LABELS: dict[str, dict[str, str]] = {
     "zh-TW": {
         "tw_id": "身分證字號",
@@ -134,8 +132,10 @@ MESSAGES: dict[str, dict[str, str]] = {
 
 def resolve_lang(lang: str | None = None) -> str:
     """``zh-TW`` unless ``lang`` or ``$ZHIKU_LANG`` asks for English."""
-    value = (lang or os.environ.get("ZHIKU_LANG") or "zh-TW").lower()
-    return "en" if value.startswith("en") else "zh-TW"
+    from zhiku.settings import lang as current
+    from zhiku.settings import normalize_lang
+
+    return normalize_lang(lang) if lang else current()
 
 
 def type_label(type_: str, lang: str | None = "zh-TW") -> str:

@@ -10,7 +10,6 @@ keep their layout (same sheets, rows, cells and styles; only PII cells change).
 
 from __future__ import annotations
 
-import codecs
 import csv
 import datetime as dt
 import io
@@ -24,10 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zhiku import loaders
+from zhiku.errors import LoadError
 from zhiku.pii.detect import TYPES, detect, detect_field
 from zhiku.pii.i18n import msg
 from zhiku.pii.mask import mask_value
 from zhiku.pii.policy import PiiError, PiiPolicy, apply_findings, redact_field, replacement
+from zhiku.textcodec import decode_bytes, encode_like
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".xlsx", ".xlsm", ".json", ".jsonl", ".ndjson")
 TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".log")
@@ -92,23 +94,12 @@ class FileReport:
 
 
 def decode_text(data: bytes, path: str | os.PathLike[str]) -> tuple[str, str]:
-    """``(text, encoding)``: BOM, then strict UTF-8, then Big5 (cp950)."""
-    for bom, enc in (
-        (codecs.BOM_UTF8, "utf-8-sig"),
-        (codecs.BOM_UTF16_LE, "utf-16"),
-        (codecs.BOM_UTF16_BE, "utf-16"),
-    ):
-        if data.startswith(bom):
-            try:
-                return data.decode(enc), enc
-            except UnicodeDecodeError:
-                break
-    for enc in ("utf-8", "cp950"):
-        try:
-            return data.decode(enc), enc
-        except UnicodeDecodeError:
-            continue
-    raise ScanError(path, "encoding")
+    """``(text, encoding)`` by the decoder ``zhiku ingest`` uses (:mod:`zhiku.textcodec`:
+    BOM, UTF-8, BOM-less UTF-16, Big5 / GB18030, then detection)."""
+    try:
+        return decode_bytes(data, Path(path))
+    except LoadError as exc:
+        raise ScanError(path, "encoding") from exc
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -126,10 +117,12 @@ class _Csv:
     encoding: str
     delimiter: str
     newline: str
+    head: bytes  # the file's first bytes: its byte-order mark, written back as it was
 
 
 def _read_csv(path: Path) -> _Csv:
-    text, enc = decode_text(_read_bytes(path), path)
+    raw = _read_bytes(path)
+    text, enc = decode_text(raw, path)
     if path.suffix.lower() == ".tsv":
         delim = "\t"
     else:
@@ -142,7 +135,7 @@ def _read_csv(path: Path) -> _Csv:
         rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delim))
     except csv.Error as exc:
         raise ScanError(path, "corrupt", reason=exc) from exc
-    return _Csv(rows, enc, delim, newline)
+    return _Csv(rows, enc, delim, newline, raw[:4])
 
 
 def _column_names(header: list[Any]) -> list[str]:
@@ -230,48 +223,16 @@ def _load_json(path: Path) -> list[Any]:
 
 
 def _document_text(path: Path) -> str:
-    """Text of a DOCX / PDF: the shared loaders when present, else a light reader."""
+    """Text of a DOCX / PDF, read by the same loaders as ``zhiku ingest``."""
     if not path.exists():
         raise ScanError(path, "not_found")
     try:
-        from zhiku import loaders
-        from zhiku.errors import LoadError
-    except ImportError:  # pragma: no cover - loaders are part of zhiku
-        loaders = None  # type: ignore[assignment]
-    if loaders is not None:
-        try:
-            doc = loaders.load(path)
-        except ImportError:
-            pass
-        except LoadError as exc:
-            raise ScanError(path, "raw", text=f"{path}: {exc.message}") from exc
-        except Exception as exc:  # noqa: BLE001 - a parser choking must not stop a batch
-            raise ScanError(path, "corrupt", reason=type(exc).__name__) from exc
-        else:
-            return "\n".join(b.text for b in doc.blocks)
-    return _light_document_text(path)
-
-
-def _light_document_text(path: Path) -> str:
-    try:
-        if path.suffix.lower() == ".docx":
-            import docx
-
-            d = docx.Document(str(path))
-            parts = [p.text for p in d.paragraphs]
-            for table in d.tables:
-                for row in table.rows:
-                    parts.append(" | ".join(c.text for c in row.cells))
-            return "\n".join(parts)
-        import pypdfium2 as pdfium
-
-        pdf = pdfium.PdfDocument(str(path))
-        try:
-            return "\n".join(page.get_textpage().get_text_range() for page in pdf)
-        finally:
-            pdf.close()
-    except Exception as exc:  # noqa: BLE001
+        doc = loaders.load(path)
+    except LoadError as exc:
+        raise ScanError(path, "raw", text=f"{path}: {exc.message}") from exc
+    except Exception as exc:  # noqa: BLE001 - a parser choking must not stop a batch
         raise ScanError(path, "corrupt", reason=type(exc).__name__) from exc
+    return "\n".join(b.text for b in doc.blocks)
 
 
 def _check_supported(path: Path) -> str:
@@ -420,10 +381,11 @@ def redact_file(
     elif suffix in (".json", ".jsonl", ".ndjson"):
         _redact_json(src, dst, policy, secret, counts)
     elif suffix in TEXT_SUFFIXES:
-        text, enc = decode_text(_read_bytes(src), src)
+        raw = _read_bytes(src)
+        text, enc = decode_text(raw, src)
         out, c = _redact_text(text, policy, secret)
         counts.update(c)
-        _write_text(dst, out, enc)
+        _write_text(dst, out, enc, raw[:4])
     elif suffix == ".docx":
         _redact_docx(src, dst, policy, secret, counts)
     else:  # .pdf
@@ -431,7 +393,7 @@ def redact_file(
             raise ScanError(dst, "pdf_redact")
         out, c = _redact_text(_document_text(src), policy, secret)
         counts.update(c)
-        _write_text(dst, out, "utf-8")
+        _write_text(dst, out, "utf-8", b"")
     return counts
 
 
@@ -440,12 +402,8 @@ def _redact_text(text: str, policy: PiiPolicy, secret: bytes | None) -> tuple[st
     return apply_findings(text, found, policy, secret)
 
 
-def _write_text(dst: Path, text: str, encoding: str) -> None:
-    try:
-        data = text.encode(encoding)
-    except UnicodeEncodeError:
-        data = text.encode("utf-8-sig")
-    dst.write_bytes(data)
+def _write_text(dst: Path, text: str, encoding: str, head: bytes) -> None:
+    dst.write_bytes(encode_like(text, encoding, head))
 
 
 def _redact_csv(
@@ -466,7 +424,7 @@ def _redact_csv(
                     counts.update(c)
     buf = io.StringIO()
     csv.writer(buf, delimiter=data.delimiter, lineterminator=data.newline).writerows(rows)
-    _write_text(dst, buf.getvalue(), data.encoding)
+    _write_text(dst, buf.getvalue(), data.encoding, data.head)
 
 
 def _redact_xlsx(
@@ -485,7 +443,8 @@ def _redact_xlsx(
                 v = cell.value
                 if v is None or cell.data_type == "f" or isinstance(v, str) and v.startswith("="):
                     continue
-                name = "" if header else names[j] if j < len(names) else _col_letter(j)
+                name = "" if header or names is None else names[j] if j < len(names) \
+                    else _col_letter(j)
                 text = _cell_text(v, name)
                 if text is None:
                     continue
@@ -521,7 +480,7 @@ def _redact_json(
         text = "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in redacted)
     else:
         text = json.dumps(redacted[0], ensure_ascii=False, indent=2) + "\n"
-    _write_text(dst, text, "utf-8")
+    _write_text(dst, text, "utf-8", b"")
 
 
 def _redact_docx(

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from zhiku.citations import sources_block, strip_sources
 from zhiku.filters import Filter
 from zhiku.models import Answer
 from zhiku.server import audit
@@ -25,8 +26,9 @@ from zhiku.store import KnowledgeBase, Store, now_iso
 
 log = logging.getLogger("zhiku.server.ask")
 
+__all__ = ["answer_events", "sources_block", "strip_sources"]
+
 HISTORY_TURNS = 10
-SOURCES_HEADING = {"zh": "出處：", "en": "Sources:"}
 
 
 @dataclass(slots=True)
@@ -193,28 +195,3 @@ def answer_events(
                     "question": audit.mask_question(question, kb), "aborted": True})
             except Exception:  # noqa: BLE001 - never mask the original error
                 log.exception("audit of an aborted answer failed")
-
-
-def sources_block(answer: dict[str, Any], lang: str = "zh") -> str:
-    """The citations as text appended to a chat message: 「出處：\\n[1] 《…》…」."""
-    cites = answer.get("citations") or []
-    if not cites:
-        return ""
-    lines = [SOURCES_HEADING[lang]]
-    for i, c in enumerate(cites, 1):
-        where = f"《{c.get('doc')}》"
-        if c.get("section"):
-            where += f" {c['section']}"
-        if c.get("page"):
-            where += f"，第 {c['page']} 頁" if lang == "zh" else f", p. {c['page']}"
-        lines.append(f"[{i}] {where}")
-    return "\n\n" + "\n".join(lines)
-
-
-def strip_sources(text: str) -> str:
-    """An assistant message without the sources block this server appended to it."""
-    for heading in SOURCES_HEADING.values():
-        marker = "\n\n" + heading + "\n"
-        if marker in text:
-            text = text.split(marker, 1)[0]
-    return text

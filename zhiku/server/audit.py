@@ -14,13 +14,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from zhiku.pii import PiiPolicy, mask_for_log
 from zhiku.store import KnowledgeBase, Store, now_iso
-
-try:  # the PII module is part of zhiku; the guard keeps the audit log usable without it
-    from zhiku.pii import PiiPolicy, mask_for_log
-except ImportError:  # pragma: no cover
-    PiiPolicy = None  # type: ignore[assignment,misc]
-    mask_for_log = None  # type: ignore[assignment]
 
 FIELDS = ("id", "ts", "user", "key", "action", "kb", "target", "detail", "ip")
 
@@ -36,10 +31,8 @@ class Actor:
 
 def mask_question(text: str, kb: KnowledgeBase | None) -> str:
     """``text`` safe for the log, masked with ``kb``'s PII policy (or the default types)."""
-    if mask_for_log is None:
-        return text
     policy = None
-    if kb is not None and PiiPolicy is not None:
+    if kb is not None:
         try:
             policy = PiiPolicy.from_dict(kb.settings.get("pii"))
         except Exception:  # noqa: BLE001 - a broken stored policy must not stop logging
@@ -105,7 +98,8 @@ def query(
     newest_first: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """Entries matching every given filter (``since``/``until``: ISO-8601 prefixes)."""
-    where, args = [], []
+    where: list[str] = []
+    args: list[str | int] = []
     for col, op, value in (("ts", ">=", since), ("ts", "<", until), ("user_name", "=", user),
                            ("kb", "=", kb), ("action", "=", action)):
         if value:

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -25,21 +25,16 @@ from zhiku.server import accounts, audit
 from zhiku.server.audit import Actor
 from zhiku.server.errors import ApiError, not_found
 from zhiku.server.ids import IdCodec
+from zhiku.server.jobs import IngestWorkers
 from zhiku.server.observability import Metrics
 from zhiku.server.pool import EnginePool
 from zhiku.server.ratelimit import RateLimiter
 from zhiku.server.settings import ServerSettings
+from zhiku.server.sql import placeholders
 from zhiku.server.writes import WriteGate
 from zhiku.store import KnowledgeBase, Store
 
-if TYPE_CHECKING:  # jobs imports this module (for placeholders)
-    from zhiku.server.jobs import IngestWorkers
-
-
-def placeholders(values: Sequence[object]) -> str:
-    """The ``?,?,?`` of an SQL ``IN (…)`` list with one mark per value; ``NULL`` when
-    there are none, so ``x IN (NULL)`` matches nothing (no grants: no rows)."""
-    return ",".join("?" * len(values)) or "NULL"
+__all__ = ["placeholders"]  # re-exported: the routes import it from here
 
 
 class LocalStores:
@@ -106,7 +101,7 @@ class ServerState:
 
 
 def get_state(request: Request) -> ServerState:
-    return request.app.state.zhiku  # type: ignore[no-any-return]
+    return request.app.state.zhiku
 
 
 State = Annotated[ServerState, Depends(get_state)]

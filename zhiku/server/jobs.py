@@ -50,8 +50,8 @@ from zhiku.ingest import ingest_file
 from zhiku.lexical import IndexBusy
 from zhiku.ocr import OcrInterrupted
 from zhiku.server import uploads
-from zhiku.server.deps import placeholders
 from zhiku.server.ids import new_token
+from zhiku.server.sql import placeholders
 from zhiku.sources import registry
 from zhiku.store import KnowledgeBase, Store, now_iso
 
@@ -415,6 +415,8 @@ class IngestWorker(threading.Thread):
         store = zk.store
         src = (self.home / f["stored"]) if f["stored"] else Path(f["path"])
         existed = store.get_document(kb, f["path"]) is not None
+        reason: str | None
+        message: str | None
         try:
             res = ingest_file(zk, kb, src, {} if kind == "reingest" else None,
                               doc_path=f["path"], meta=json.loads(f.get("meta") or "null"),

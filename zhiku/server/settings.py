@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from zhiku.config import home_dir, parse_env
-from zhiku.errors import ZhikuError
+from pydantic import ValidationInfo, field_validator, model_validator
+
+from zhiku.config import home_dir
+from zhiku.messages import t
+from zhiku.settings import SettingsError, ZhikuSettings, load
+
+__all__ = ["ServerSettings", "SettingsError"]
+
+_POSITIVE = ("max_upload_mb", "max_files", "max_request_mb", "max_json_kb", "max_unzipped_mb",
+             "engines", "threads", "max_question_chars", "ingest_threads", "metrics_flush_s")
 
 
-class SettingsError(ZhikuError):
-    exit_code = 2
-
-
-@dataclass(frozen=True, slots=True)
-class ServerSettings:
-    """Everything the server reads from its environment.
+class ServerSettings(ZhikuSettings):
+    """Everything the server reads from its environment (:mod:`zhiku.settings`).
 
     Every field can be set with ``ZHIKU_<FIELD>`` (``ZHIKU_MAX_UPLOAD_MB=20``); the
     ``zhiku serve`` options set the same variables, so ``--workers N`` processes agree.
@@ -48,39 +49,35 @@ class ServerSettings:
     # cannot forge its address in the audit log or dodge the failed-login limit.
     trusted_proxies: str = ""
 
+    @field_validator(*_POSITIVE)
+    @classmethod
+    def _positive(cls, v: float, info: ValidationInfo) -> float:
+        if v <= 0:
+            raise ValueError(t("settings.positive", key=info.field_name, value=v))
+        return v
+
+    @model_validator(mode="after")
+    def _rates(self) -> ServerSettings:
+        if self.rate_limit < 0 or self.rate_burst < 1:
+            raise ValueError("rate_limit 不可為負數，rate_burst 至少為 1")
+        return self
+
     @classmethod
     def from_env(
         cls, env: Mapping[str, str] | None = None, **overrides: Any
     ) -> ServerSettings:
-        """Settings from ``ZHIKU_*`` variables, then ``overrides``; raises on bad values."""
-        env = os.environ if env is None else env
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            if f.name == "home":
-                continue
-            raw = env.get(f"ZHIKU_{f.name.upper()}")
-            if raw is None or raw == "":
-                continue
-            values[f.name] = _parse(f.name, str(f.type), raw)
-        values.update({k: v for k, v in overrides.items() if v is not None and k != "home"})
-        settings = cls(home=home_dir(overrides.get("home")), **values)
-        settings.validate()
-        return settings
+        """Settings from ``ZHIKU_*`` variables (or ``env``), then ``overrides``; raises
+        :class:`SettingsError` on bad values."""
+        overrides["home"] = home_dir(overrides.get("home") or (env or {}).get("ZHIKU_HOME"))
+        return load(cls, env, **overrides)
 
     def with_(self, **changes: Any) -> ServerSettings:
-        s = replace(self, **changes)
-        s.validate()
-        return s
+        return load(ServerSettings, {}, **{**self.model_dump(), **changes})
 
-    def validate(self) -> None:
-        positive = ("max_upload_mb", "max_files", "max_request_mb", "max_json_kb",
-                    "max_unzipped_mb", "engines", "threads", "max_question_chars", "ingest_threads",
-                    "metrics_flush_s")
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise SettingsError(f"設定 {name} 必須大於 0（目前為 {getattr(self, name)}）")
-        if self.rate_limit < 0 or self.rate_burst < 1:
-            raise SettingsError("rate_limit 不可為負數，rate_burst 至少為 1")
+    def validate_all(self) -> None:
+        """Raise :class:`SettingsError` unless every value is usable (they are checked
+        when the settings are made; kept for callers that change them)."""
+        load(ServerSettings, {}, **self.model_dump())
 
     @property
     def max_upload_bytes(self) -> int:
@@ -97,17 +94,10 @@ class ServerSettings:
     def to_env(self) -> dict[str, str]:
         """The variables that reproduce these settings in another process."""
         out = {"ZHIKU_HOME": str(self.home)}
-        for f in fields(self):
-            if f.name != "home":
-                value = getattr(self, f.name)
-                out[f"ZHIKU_{f.name.upper()}"] = (
+        for name in type(self).model_fields:
+            if name != "home":
+                value = getattr(self, name)
+                out[self.env_name(name)] = (
                     ("1" if value else "0") if isinstance(value, bool) else str(value)
                 )
         return out
-
-
-def _parse(name: str, type_name: str, raw: str) -> Any:
-    try:
-        return parse_env(f"ZHIKU_{name.upper()}", type_name, raw)
-    except ValueError as exc:
-        raise SettingsError(str(exc)) from exc

@@ -147,7 +147,7 @@ class CrawlSettings:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CrawlSettings:
-        known = {k: d[k] for k in cls.__slots__ if k in d}  # type: ignore[attr-defined]
+        known = {k: d[k] for k in cls.__slots__ if k in d}
         for k in ("allow_hosts", "allow_ips"):
             if k in known:
                 known[k] = tuple(known[k])

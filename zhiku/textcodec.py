@@ -1,4 +1,8 @@
-"""Encoding detection for plain-text formats (txt, csv, html).
+"""The one text decoder: encoding detection for plain-text files (txt, csv, html, md…).
+
+``zhiku ingest`` (the loaders) and ``zhiku pii scan`` / ``redact`` read bytes through
+:func:`decode_bytes`, so a file one accepts the other accepts too; :func:`encode_like`
+writes text back in the encoding it was read in (byte-order mark included).
 
 Order: byte-order mark → strict UTF-8 → BOM-less UTF-16 (NUL bytes on one parity) →
 cp950 / Big5-HKSCS when the strict decode is mostly CJK (GB18030 is preferred only
@@ -82,9 +86,12 @@ def _chinese_legacy(data: bytes) -> tuple[str, str] | None:
     if big5 is None:
         big5 = _strict(data, "big5hkscs")
         big5_enc = "big5hkscs"
-    if big5 is None or not _mostly_cjk(big5) or not _clean_enough(big5):
-        return None
     gb = _strict(data, "gb18030")
+    if big5 is None or not _mostly_cjk(big5) or not _clean_enough(big5):
+        # Not Big5 at all: GB18030 when that decodes strictly to Chinese text.
+        if big5 is None and gb is not None and _mostly_cjk(gb) and _clean_enough(gb):
+            return gb, "gb18030"
+        return None
     if gb is not None and _mostly_cjk(gb):
         # Bytes valid in both: let charset-normalizer's language model arbitrate.
         best = from_bytes(data, cp_isolation=["cp950", "gb18030"]).best()
@@ -112,11 +119,11 @@ def decode_bytes(data: bytes, path: Path, preferred: str | None = None) -> tuple
                 return text, enc + ("-sig" if enc == "utf-8" else "")
             break
     if preferred:
-        enc = _normalize_encoding_name(preferred)
-        if enc:
-            text = _strict(data, enc)
+        named = _normalize_encoding_name(preferred)
+        if named:
+            text = _strict(data, named)
             if text is not None and _clean_enough(text):
-                return text, enc
+                return text, named
     text = _strict(data, "utf-8")
     if text is not None and _clean_enough(text):
         return text, "utf-8"
@@ -158,3 +165,22 @@ def _normalize_encoding_name(name: str) -> str | None:
         return codecs.lookup(name).name
     except LookupError:
         return None
+
+
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+
+
+def encode_like(text: str, encoding: str, original: bytes) -> bytes:
+    """``text`` encoded as :func:`decode_bytes` found ``original`` to be: the same
+    encoding and, for UTF-16/32, the same byte-order mark (``utf-8-sig`` writes its own).
+    Text the encoding cannot hold (a legacy code page) is written as UTF-8 with a BOM."""
+    bom = next((b for b, enc in _BOMS if enc == encoding and original.startswith(b)), b"")
+    try:
+        return bom + text.encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        return text.encode("utf-8-sig")

@@ -1,0 +1,116 @@
+"""The message catalogue: every user-facing CLI and server message, in zh-TW and English.
+
+``t(key, **params)`` formats the message ``key`` in the current language (``ZHIKU_LANG``,
+:func:`zhiku.settings.lang`) or the one given (``lang="en"``, e.g. a request's
+``Accept-Language``). Keys are dotted by area: ``cli.*`` (the command line), ``api.*``
+(the server's JSON errors, one per stable error ``code``), ``settings.*`` and
+``error.*`` (domain errors). A key missing from the catalogue is a bug: ``t`` raises
+``KeyError`` (tests check that every key used in the code is here).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# key -> (zh-TW, English)
+MESSAGES: dict[str, tuple[str, str]] = {
+    # --- the command line ---------------------------------------------------------------
+    "cli.error": ("錯誤：", "Error: "),
+    "cli.warning": ("注意：", "Note: "),
+    "cli.path_not_found": ("找不到", "Not found:"),
+    "cli.no_document": ("知識庫「{kb}」中沒有文件", "Knowledge base “{kb}” has no document"),
+    "cli.no_hits": ("沒有找到相關段落。", "No matching passage found."),
+    "cli.exists_no_overwrite": ("{path} 已存在，不覆寫", "{path} exists; not overwriting it"),
+    "cli.removed": ("已移除 {path}", "Removed {path}"),
+    "cli.meta_updated": ("已更新 {path} 的中繼資料", "Updated the metadata of {path}"),
+    "cli.reindexed": ("已重建索引：{n} 份文件", "Index rebuilt: {n} documents"),
+    "cli.backed_up": ("已備份至 {dest}", "Backed up to {dest}"),
+    "cli.kb_ready": ("知識庫「{kb}」已就緒", "Knowledge base “{kb}” is ready"),
+    "cli.kb_deleted": ("已刪除知識庫「{kb}」", "Deleted knowledge base “{kb}”"),
+    "cli.too_few_passages": ("知識庫「{kb}」的段落太少，無法校準；沿用預設門檻",
+                             "Knowledge base “{kb}” has too few passages to calibrate; the "
+                             "default threshold stays"),
+    "cli.masked": ("個資已遮罩：{counts}", "Personal data masked: {counts}"),
+    "cli.skipped": ("略過", "Skipped"),
+    "cli.failed": ("失敗", "Failed"),
+    "cli.note": ("注意", "Note"),
+    "cli.moved_aside": ("原資料庫已移至 {path}", "The previous database was moved to {path}"),
+    "cli.restored": ("已由 {src} 還原：{n} 個知識庫，索引已重建",
+                     "Restored from {src}: {n} knowledge bases, indexes rebuilt"),
+    "cli.waiting_lock": ("另一個匯入或同步正在使用這個資料目錄，等待它完成…",
+                         "Another ingest or sync is using this data directory; waiting for it…"),
+    # --- settings ----------------------------------------------------------------------
+    "settings.bad_env": ("環境變數 {key} 的值不合法：「{value}」（{reason}）",
+                         "Environment variable {key} has an invalid value: “{value}” ({reason})"),
+    "settings.bad_option": ("設定 {key} 的值不合法：「{value}」（{reason}）",
+                            "Setting {key} has an invalid value: “{value}” ({reason})"),
+    "settings.positive": ("設定 {key} 必須大於 0（目前為 {value}）",
+                          "Setting {key} must be greater than 0 (it is {value})"),
+    # --- the server's JSON errors (zhiku/server/errors.py) -----------------------------
+
+    "api.unauthorized": ("需要有效的 API 金鑰（Authorization: Bearer …）",
+                     "A valid API key is required (Authorization: Bearer …)"),
+    "api.forbidden": ("你的角色沒有這項操作的權限", "Your role does not allow this operation"),
+    "api.admin_only": ("只有管理員可以執行這項操作", "Only administrators can do this"),
+    "api.kb_not_found": ("找不到知識庫「{kb}」", "Knowledge base “{kb}” not found"),
+    "api.kb_exists": ("知識庫「{kb}」已存在", "Knowledge base “{kb}” already exists"),
+    "api.no_kb": ("沒有可用的知識庫", "No knowledge base is available to you"),
+    "api.document_not_found": ("找不到文件", "Document not found"),
+    "api.passage_not_found": ("找不到段落", "Passage not found"),
+    "api.job_not_found": ("找不到匯入工作", "Ingestion job not found"),
+    "api.source_not_found": ("找不到來源「{name}」", "Source “{name}” not found"),
+    "api.conversation_not_found": ("找不到對話", "Conversation not found"),
+    "api.answer_not_found": ("找不到回答", "Answer not found"),
+    "api.conversation_kb_mismatch": ("這段對話屬於另一個知識庫",
+                                     "This conversation belongs to another "
+                                 "knowledge base"),
+    "api.not_reingestable": ("這份文件的原始檔不在伺服器上，無法重新匯入",
+                         "The original file of this document is not on the server"),
+    "api.not_found": ("找不到這個網址", "No such URL"),
+    "api.method_not_allowed": ("不支援這個 HTTP 方法", "HTTP method not allowed"),
+    "api.invalid_request": ("請求格式錯誤：{detail}", "Invalid request: {detail}"),
+    "api.invalid_json": ("請求內容不是合法的 JSON", "The request body is not valid JSON"),
+    "api.question_too_long": ("問題太長（上限 {limit} 字）",
+                          "The question is too long (limit {limit})"),
+    "api.no_files": ("請以 multipart 欄位 files 上傳至少一個檔案",
+                 "Upload at least one file in the multipart field “files”"),
+    "api.too_many_files": ("一次最多上傳 {limit} 個檔案", "At most {limit} files per upload"),
+    "api.payload_too_large": ("請求內容過大（上限 {limit}）",
+                              "Request body too large (limit {limit})"),
+    "api.rate_limited": ("請求過於頻繁，請 {retry} 秒後再試",
+                         "Too many requests; retry in {retry} s"),
+    "api.too_many_auth_failures": ("驗證失敗次數過多，請稍後再試",
+                               "Too many failed authentications; try again later"),
+    "api.model_not_found": ("找不到模型（知識庫）「{kb}」",
+                            "Model (knowledge base) “{kb}” not found"),
+    "api.no_user_message": ("messages 中沒有使用者提問", "messages holds no user message"),
+    "api.overloaded": ("伺服器忙碌中，請稍後再試", "The server is busy; try again shortly"),
+    "api.store_error": ("資料庫錯誤：{detail}", "Store error: {detail}"),
+    "api.invalid_policy": ("個資政策不合法：{detail}", "Invalid PII policy: {detail}"),
+    "api.internal": ("伺服器內部錯誤（request id：{request_id}）",
+                 "Internal server error (request id: {request_id})"),
+    "api.model_error": ("模型服務錯誤：{detail}", "Model service error: {detail}"),
+    "api.unavailable": ("服務暫時無法使用：{detail}", "Service unavailable: {detail}"),
+}
+
+
+def resolve(lang: str | None = None) -> str:
+    """``en`` or ``zh-TW``: ``lang`` when given (any ``en…`` / ``zh…`` tag), else
+    ``ZHIKU_LANG``."""
+    if lang:
+        return "en" if lang.strip().lower().startswith("en") else "zh-TW"
+    from zhiku.settings import lang as current
+
+    return current()
+
+
+def t(key: str, lang: str | None = None, /, **params: Any) -> str:
+    """The message ``key`` in ``lang`` (default: ``ZHIKU_LANG``), formatted with ``params``.
+
+    A placeholder without a value is left as it is (a message never fails to render)."""
+    zh, en = MESSAGES[key]
+    template = en if resolve(lang) == "en" else zh
+    try:
+        return template.format(**params)
+    except (KeyError, IndexError):
+        return template

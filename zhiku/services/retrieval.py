@@ -1,0 +1,350 @@
+"""Retrieval: plan → lexical → dense → fuse → rerank, and the KB's vocabulary.
+
+``mode`` and the KB's models decide the plan; BM25 (tantivy) candidates are reordered by
+:func:`zhiku.rank.reinforce`; with an embedder the vector list is fused with them by
+weighted reciprocal rank (:mod:`zhiku.hybrid`, the dense weight chosen per query); with a
+reranker the fused top N is reordered. A model that fails degrades to what still works
+(BM25 always does) and says so in :attr:`Retrieval.warnings`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from zhiku import text as ztext
+from zhiku.backends import ConfigError, Embedder, HybridConfig, ModelError, Reranker
+from zhiku.config import DEFAULT_KB
+from zhiku.filters import Filter
+from zhiku.hybrid import query_dense_weight, rrf
+from zhiku.lexical import index_text
+from zhiku.models import Hit
+from zhiku.rank import DEPTH as RANK_DEPTH
+from zhiku.rank import collapse_duplicates, reinforce
+from zhiku.services.context import EngineContext
+from zhiku.services.indexes import IndexService
+from zhiku.services.models import ModelService
+from zhiku.services.privacy import redact_hits
+from zhiku.store import KnowledgeBase
+from zhiku.vocab import expand as expand_terms
+from zhiku.vocab import mine as mine_abbreviations
+
+log = logging.getLogger("zhiku")
+
+SEARCH_MODES = ("lexical", "dense", "hybrid")
+# Passages sampled to learn a KB's abbreviations (zhiku/vocab.py).
+VOCAB_SAMPLE = 10_000
+
+
+@dataclass(slots=True)
+class Retrieval:
+    """What :meth:`RetrievalService.retrieve` found, how, and what went wrong on the way."""
+
+    hits: list[Hit]
+    mode: str = "lexical"
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    # Query-dependent fusion: the lexical evidence measured and the dense weight used
+    # (None when no fusion ran); the query's vector, for answers that rest on it.
+    evidence: float | None = None
+    dense_weight: float | None = None
+    query_vector: Any = None
+
+
+class RetrievalService:
+    """Ranked passages of one or more KBs for a query, masked for the reader."""
+
+    def __init__(self, ctx: EngineContext, models: ModelService, indexes: IndexService) -> None:
+        self.ctx = ctx
+        self.models = models
+        self.indexes = indexes
+        self._abbrev: dict[int, tuple[int, dict[str, str]]] = {}
+
+    # --- the KB's vocabulary -------------------------------------------------------------
+
+    def abbreviations(self, kb: str | KnowledgeBase) -> dict[str, str]:
+        """The KB's learned abbreviations (:mod:`zhiku.vocab`), cached per KB."""
+        store = self.ctx.store
+        kbo = kb if isinstance(kb, KnowledgeBase) else store.get_kb(kb)
+        key = f"abbreviations:{kbo.id}"
+        raw = store.get_meta(key, "") or ""
+        cached = self._abbrev.get(kbo.id)
+        if cached is not None and cached[0] == len(raw):
+            return cached[1]
+        try:
+            found = json.loads(raw) if raw else {}
+        except ValueError:
+            found = {}
+        self._abbrev[kbo.id] = (len(raw), found)
+        return found
+
+    def learn_vocabulary(self, kb: str) -> int:
+        """Re-learn the KB's abbreviations from a sample of its passages and titles."""
+        store = self.ctx.store
+        kbo = store.get_kb(kb)
+        texts = store.sample_chunk_texts(kbo.id, VOCAB_SAMPLE)
+        texts += [d.title for d in store.list_documents(kb)]
+        idx = self.indexes.index(kbo)
+        found = mine_abbreviations(
+            texts, lambda terms: {t: v[0] for t, v in idx.term_stats(terms).items()})
+        store.set_meta(f"abbreviations:{kbo.id}", json.dumps(found, ensure_ascii=False))
+        return len(found)
+
+    def query_terms(self, query: str, kbs: str | KnowledgeBase | Sequence[str],
+                    *, replace: bool = False) -> list[str]:
+        """The query's index terms, with the compounds its abbreviations stand for."""
+        many: Sequence[str | KnowledgeBase] = (
+            [kbs] if isinstance(kbs, (str, KnowledgeBase)) else kbs)
+        abbr: dict[str, str] = {}
+        for kb in many:
+            abbr.update(self.abbreviations(kb))
+        return expand_terms(ztext.query_tokens(query), abbr, replace=replace)
+
+    def term_stats(
+        self, query: str, kbs: str | Sequence[str] = DEFAULT_KB
+    ) -> dict[str, tuple[int, float]]:
+        """(df, idf) of the query's tokens; over several KBs, the sum of dfs."""
+        names = [kbs] if isinstance(kbs, str) else list(kbs)
+        tokens = self.query_terms(query, names)
+        out: dict[str, tuple[int, float]] = {}
+        for name in names:
+            for t, (df, idf) in self.indexes.index(name).term_stats(tokens).items():
+                pdf, pidf = out.get(t, (0, 0.0))
+                out[t] = (pdf + df, max(pidf, idf) if df or not pdf else pidf)
+        return out
+
+    # --- retrieval -----------------------------------------------------------------------
+
+    def _redact_hits(self, hits: list[Hit], names: Sequence[str]) -> list[Hit]:
+        return redact_hits(hits, {n: self.ctx.store.get_kb(n) for n in names})
+
+    def _dense(self, kbo: KnowledgeBase, embedder: Embedder, query: str, depth: int,
+               qvecs: dict[str, Any], warnings: list[str],
+               allowed: set[int] | None = None,
+               excluded: set[int] | None = None) -> list[tuple[int, float]] | None:
+        """The KB's vector list for ``query``; None when it has no vectors of this model."""
+        from zhiku.vectors import TooMuchToEmbed, VectorsBusy
+
+        vi = self.indexes.vectors(kbo)
+        if not vi.is_current(embedder):
+            try:
+                vi.sync(embedder, wait=False, max_embed=self.ctx.query_embed_limit)
+            except VectorsBusy:
+                pass  # another process is writing; search what is there
+            except TooMuchToEmbed as exc:
+                warnings.append(
+                    f"vectors_stale: 知識庫「{kbo.name}」有 {exc.missing} 段尚未建立向量，"
+                    "請執行 zhiku models embed；本次以現有向量檢索")
+        if vi.model() != embedder.model_id:
+            return None
+        qvec = qvecs.get(embedder.model_id)
+        if qvec is None:
+            qvec = qvecs[embedder.model_id] = embedder.embed_query(query)
+        return vi.search(qvec, depth, allowed=allowed, excluded=excluded)
+
+    def _fusion_weight(self, query: str, names: Sequence[str], kb_ids: Sequence[int],
+                       lexical: Sequence[tuple[int, float]], dense: Sequence[tuple[int, float]],
+                       hyb: HybridConfig) -> tuple[float, float | None]:
+        """(dense weight, lexical evidence) for this query (see :mod:`zhiku.hybrid`); with
+        no BM25 hit at all the best dense hit tells the KB's script."""
+        if not hyb.adaptive:
+            return hyb.dense_weight, None
+        first = list(lexical[:1] or dense[:1])
+        top = self.ctx.store.hits_for(first, kb_ids) if first else []
+        return query_dense_weight(query, self.term_stats(query, names),
+                                  top[0] if top else None, hyb)
+
+    def retrieve(
+        self,
+        query: str,
+        kbs: str | Sequence[str] = DEFAULT_KB,
+        k: int = 10,
+        *,
+        mode: str | None = None,
+        rerank: bool | None = None,
+        where: Filter | None = None,
+        collapse: bool = False,
+    ) -> Retrieval:
+        """Ranked passages with the details: which mode ran, warnings, timings.
+
+        ``collapse`` drops near-duplicates of better-ranked passages (keeping a parent
+        document's copy, :func:`zhiku.rank.collapse_duplicates`): answers use it, a
+        search lists every passage.
+
+        ``mode``: ``lexical`` (BM25), ``dense`` (vectors), ``hybrid`` (both, fused), or
+        None for hybrid when the first KB has an embedder and lexical otherwise.
+        ``rerank``: None reranks when a reranker is configured. Model failures degrade
+        to what still works (BM25 always does) and are reported in ``warnings``.
+        ``where``: metadata conditions applied inside the lexical and vector queries;
+        repealed law is left out unless it names ``status`` (:mod:`zhiku.filters`).
+        """
+        store = self.ctx.store
+        flt = (where or Filter()).effective()
+        if mode is not None and mode not in SEARCH_MODES:
+            raise ConfigError(f"不支援的檢索模式「{mode}」（可用：{', '.join(SEARCH_MODES)}）")
+        names = [kbs] if isinstance(kbs, str) else list(kbs)
+        kbos = [store.get_kb(n) for n in names]
+        kb_ids = [kbo.id for kbo in kbos]
+        warnings: list[str] = []
+        timings: dict[str, float] = {}
+        mcfg = self.models.model_config(names[0])
+        hyb: HybridConfig = mcfg.hybrid
+        embedders: dict[int, Embedder] = {}
+        if mode != "lexical":
+            for kbo in kbos:
+                try:
+                    emb = self.models.embedder(kbo.name)
+                except ModelError as exc:
+                    warnings.append(f"embed_failed: {exc}")
+                    continue
+                if emb is not None:
+                    embedders[kbo.id] = emb
+            if mode in ("dense", "hybrid") and not embedders and not warnings:
+                warnings.append("no_embedder: 未設定嵌入模型（embed），改用關鍵字檢索")
+        reranker: Reranker | None = None
+        if rerank is not False and mcfg.rerank is not None:
+            try:
+                reranker = self.models.reranker(names[0])
+            except ModelError as exc:
+                warnings.append(f"rerank_failed: {exc}")
+        want_dense = bool(embedders) and mode != "lexical"
+        depth = max(k, hyb.candidates) if (want_dense or reranker) else k
+        if reranker is not None:
+            depth = max(depth, hyb.rerank_top)
+
+        t = time.perf_counter()
+        lexical: list[tuple[int, float]] = []
+        if mode != "dense" or not want_dense:
+            lexical = self._lexical(query, kbos, depth, flt)
+        timings["lexical_ms"] = (time.perf_counter() - t) * 1000
+
+        dense: list[tuple[int, float]] = []
+        dense_ok = False
+        qvecs: dict[str, Any] = {}
+        if want_dense:
+            t = time.perf_counter()
+            # The filter as chunk ids, for the vector search (lexical applies it itself):
+            # the allowed set for a caller's filter, else the (few) repealed-law chunks.
+            allowed = store.filtered_chunk_ids(kb_ids, flt) if where else None
+            excluded = None if where else store.filtered_chunk_ids(
+                kb_ids, Filter.parse(["status=repealed"])) or None
+            for kbo in kbos:
+                emb = embedders.get(kbo.id)
+                if emb is None:
+                    continue
+                try:
+                    found = self._dense(kbo, emb, query, depth, qvecs, warnings,
+                                        allowed, excluded)
+                except ModelError as exc:
+                    warnings.append(f"embed_failed: {exc}；改用關鍵字檢索")
+                    continue
+                if found is not None:
+                    dense.extend(found)
+                    dense_ok = True
+            dense.sort(key=lambda x: x[1], reverse=True)
+            dense = dense[:depth]
+            timings["dense_ms"] = (time.perf_counter() - t) * 1000
+
+        bm25 = dict(lexical)
+        cos = dict(dense)
+        used = "lexical"
+        evidence: float | None = None
+        weight: float | None = None
+        if dense_ok and mode == "dense":
+            ranked, used = dense, "dense"
+        elif dense_ok:
+            weight, evidence = self._fusion_weight(query, names, kb_ids, lexical, dense, hyb)
+            ranked = rrf([(lexical, hyb.lexical_weight), (dense, weight)], hyb.rrf_k)
+            used = "hybrid"
+        elif mode == "dense" and not lexical:  # no usable vectors: BM25 after all
+            ranked = lexical = self._lexical(query, kbos, depth, flt)
+            bm25 = {}
+        else:
+            ranked = lexical
+        if not bm25:
+            bm25 = dict(lexical)
+
+        reranked = False
+        if reranker is None:
+            # A few spare ids: a stale vector may name a chunk deleted since, and
+            # near-duplicates are collapsed.
+            hits = store.hits_for(ranked[: k + 10], kb_ids)
+            hits = collapse_duplicates(hits, k) if collapse else hits[:k]
+            self._redact_hits(hits, names)
+        else:
+            top = self._redact_hits(store.hits_for(ranked[: hyb.rerank_top], kb_ids), names)
+            t = time.perf_counter()
+            scores: list[float] | None
+            try:
+                scores = reranker.score(query, [index_text(
+                    {"title": h.doc_title, "section": h.section, "text": h.text}) for h in top])
+            except ModelError as exc:
+                warnings.append(f"rerank_failed: {exc}；保留原排序")
+                scores = None
+            timings["rerank_ms"] = (time.perf_counter() - t) * 1000
+            if scores is not None:
+                reranked = True
+                for h, sc in zip(top, scores, strict=True):
+                    h.scores["rerank"] = sc
+                order = sorted(range(len(top)), key=lambda i: -scores[i])
+                top = [top[i] for i in order]
+                for h in top:
+                    h.score = h.scores["rerank"]
+            hits = top[:k]
+            if len(hits) < k and len(ranked) > len(top):
+                rest = store.hits_for(ranked[len(top):][: k - len(hits)], kb_ids)
+                hits.extend(self._redact_hits(rest, names))
+        for h in hits:
+            if h.chunk_id in bm25:
+                h.scores["bm25"] = bm25[h.chunk_id]
+                if used == "lexical" and not reranked:
+                    h.score = bm25[h.chunk_id]  # the citation's score stays the BM25 score
+            if h.chunk_id in cos:
+                h.scores["dense"] = cos[h.chunk_id]
+        if used == "hybrid":
+            fused = dict(ranked)
+            for h in hits:
+                h.scores["rrf"] = fused.get(h.chunk_id, 0.0)
+        qvec = next(iter(qvecs.values()), None) if want_dense else None
+        return Retrieval(hits=hits, mode=used + ("+rerank" if reranked else ""),
+                         warnings=warnings, timings=timings, evidence=evidence,
+                         dense_weight=weight, query_vector=qvec)
+
+    def _lexical(self, query: str, kbos: Sequence[KnowledgeBase], depth: int,
+                 where: Filter | None = None) -> list[tuple[int, float]]:
+        """BM25 candidates of the KBs, reordered by :func:`zhiku.rank.reinforce` (the
+        order is what counts; the raw BM25 of each stays available in the scores)."""
+        want = max(depth, RANK_DEPTH)
+        found: list[tuple[int, float]] = []
+        for kbo in kbos:
+            found.extend(self.indexes.index(kbo).search(self.query_terms(query, kbo), k=want,
+                                                        where=where))
+        found.sort(key=lambda x: x[1], reverse=True)
+        found = found[:want]
+        order = reinforce(found, self.ctx.store.chunk_docs([c for c, _ in found]))
+        raw = dict(found)
+        return [(cid, raw[cid]) for cid, _ in order[:max(depth, 1) + 10]]
+
+    def search(
+        self,
+        query: str,
+        kbs: str | Sequence[str] = DEFAULT_KB,
+        k: int = 10,
+        *,
+        mode: str | None = None,
+        rerank: bool | None = None,
+        where: Filter | None = None,
+    ) -> list[Hit]:
+        """Ranked passages for ``query`` from the given knowledge bases only.
+
+        Hybrid (BM25 + vectors) when the KB has an embedder, else BM25; see
+        :meth:`retrieve` for ``mode`` and ``rerank`` and for the warnings.
+        """
+        ret = self.retrieve(query, kbs, k, mode=mode, rerank=rerank, where=where)
+        for w in ret.warnings:
+            log.warning(w)
+        return ret.hits
