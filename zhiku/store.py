@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from zhiku.errors import InvalidInput, KnowledgeBaseNotFound, StoreError
+from zhiku.errors import InvalidInput, KnowledgeBaseNotFound
 from zhiku.filters import Filter
 from zhiku.models import Chunk, Document, Hit
 from zhiku.storage import migrate

@@ -137,7 +137,7 @@ class Row(tuple[Any, ...]):
         row._names = names
         return row
 
-    def __getitem__(self, key: Any) -> Any:  # type: ignore[override]
+    def __getitem__(self, key: Any) -> Any:
         if isinstance(key, str):
             try:
                 return tuple.__getitem__(self, self._names[key])
@@ -208,14 +208,14 @@ class PostgresDatabase:
         with self._lock:
             # Without parameters psycopg sends the text as it is: no ``%`` escaping.
             if not params:
-                return self.conn.execute(sql)  # type: ignore[return-value,arg-type]
-            return self.conn.execute(pg_sql(sql), params)  # type: ignore[return-value,arg-type]
+                return self.conn.execute(sql)
+            return self.conn.execute(pg_sql(sql), params)
 
     def executemany(self, sql: str, rows: Iterable[Params]) -> Cursor:
         with self._lock:
             cur = self.conn.cursor()
             cur.executemany(pg_sql(sql), list(rows))
-            return cur  # type: ignore[return-value]
+            return cur
 
     @property
     def in_transaction(self) -> bool:
