@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zhiku import text as ztext
+from zhiku.access import access_guard
 from zhiku.answer import ExtractiveAnswerer, coverage, source_phrase
 from zhiku.backends import (
     BackendConfig,
@@ -534,6 +535,8 @@ class Zhiku:
         repealed law is left out unless it names ``status`` (:mod:`zhiku.filters`).
         """
         flt = (where or Filter()).effective()
+        # A caller's access scope is checked once more where hits are read (zhiku.access).
+        guard = access_guard(flt)
         if mode is not None and mode not in SEARCH_MODES:
             raise ConfigError(f"不支援的檢索模式「{mode}」（可用：{', '.join(SEARCH_MODES)}）")
         names = [kbs] if isinstance(kbs, str) else list(kbs)
@@ -622,11 +625,12 @@ class Zhiku:
         if reranker is None:
             # A few spare ids: a stale vector may name a chunk deleted since, and
             # near-duplicates are collapsed.
-            hits = self.store.hits_for(ranked[: k + 10], kb_ids)
+            hits = self.store.hits_for(ranked[: k + 10], kb_ids, guard)
             hits = collapse_duplicates(hits, k) if collapse else hits[:k]
             self._redact_hits(hits, names)
         else:
-            top = self._redact_hits(self.store.hits_for(ranked[: hyb.rerank_top], kb_ids), names)
+            top = self._redact_hits(
+                self.store.hits_for(ranked[: hyb.rerank_top], kb_ids, guard), names)
             t = time.perf_counter()
             try:
                 scores = reranker.score(query, [index_text(
@@ -645,7 +649,8 @@ class Zhiku:
                     h.score = h.scores["rerank"]
             hits = top[:k]
             if len(hits) < k and len(ranked) > len(top):
-                rest = self.store.hits_for(ranked[len(top):][: k - len(hits)], kb_ids)
+                rest = self.store.hits_for(ranked[len(top):][: k - len(hits)], kb_ids,
+                                             guard)
                 hits.extend(self._redact_hits(rest, names))
         for h in hits:
             if h.chunk_id in bm25:

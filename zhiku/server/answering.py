@@ -18,6 +18,7 @@ from typing import Any
 from zhiku.filters import Filter
 from zhiku.models import Answer
 from zhiku.server import audit
+from zhiku.server.access import hidden_turns
 from zhiku.server.deps import Principal, ServerState, placeholders
 from zhiku.server.errors import ApiError
 from zhiku.server.ids import new_token
@@ -61,7 +62,10 @@ def open_conversation(
         (conversation_id, HISTORY_TURNS),
     ).fetchall()
     history: list[dict[str, str]] = []
-    for q, a in reversed(turns):
+    hidden = hidden_turns(store, p, [json.loads(a) for _, a in turns])
+    for i, (q, a) in reversed(list(enumerate(turns))):
+        if i in hidden:  # cites a document the caller may no longer see
+            continue
         history.append({"role": "user", "content": q})
         history.append({"role": "assistant", "content": json.loads(a)["answer"]["answer"]})
     return Conversation(conversation_id, history)
@@ -166,8 +170,9 @@ def answer_events(
         with state.pool.engine() as zk:
             # iter_answer rather than ask_stream: the final Answer object still has each
             # citation's hit, hence the chunk it was taken from.
-            filt = {"where": where} if where else {}  # only when given: the call stays as before
-            for item in zk.iter_answer(question, [kb.name], k=k, history=hist, **filt):
+            # Always the caller's access scope (zhiku.access), inside every query.
+            for item in zk.iter_answer(question, [kb.name], k=k, history=hist,
+                                       where=p.where(where)):
                 if isinstance(item, Answer):
                     final = item
                 elif item:

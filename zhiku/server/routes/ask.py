@@ -13,6 +13,7 @@ from zhiku.engine import Zhiku
 from zhiku.errors import ZhikuError
 from zhiku.filters import Filter
 from zhiku.server import audit
+from zhiku.server.access import hidden_turns, withheld_answer
 from zhiku.server.answering import answer_events, open_conversation
 from zhiku.server.deps import (
     Caller,
@@ -63,7 +64,7 @@ def _search(
     with state.pool.engine() as zk:
         # Only the caller's KBs reach the engine: each has its own index, and the store
         # joins hits with ``d.kb_id IN (those KBs)``.
-        hits = zk.search(query, [kb.name for kb in kbs], k=k, where=where)
+        hits = zk.search(query, [kb.name for kb in kbs], k=k, where=p.where(where))
     store = state.store
     by_name = {kb.name: kb for kb in kbs}
     out = []
@@ -161,10 +162,12 @@ def _sse_stream(request: Request, events: Iterator[dict[str, Any]]) -> Iterator[
 def passage(passage_id: str, p: Caller, state: State) -> dict[str, Any]:
     store = state.store
     n = state.ids.decode("p", passage_id)
+    visible, vargs = p.where().sql("d")  # a passage of a document the caller may not see: 404
     row = None if n is None else store.db.execute(
         "SELECT c.*, d.title, d.path, d.kb_id, k.name AS kb FROM chunks c "
         "JOIN documents d ON d.id=c.doc_id JOIN kbs k ON k.id=d.kb_id "
-        f"WHERE c.id=? AND k.name IN ({placeholders(p.kbs)})", (n, *p.kbs)).fetchone()
+        f"WHERE c.id=? AND k.name IN ({placeholders(p.kbs)}) AND {visible}",
+        (n, *p.kbs, *vargs)).fetchone()
     if row is None:
         raise ApiError(404, "passage_not_found")
     kb = store.get_kb(row["kb"])
@@ -241,11 +244,13 @@ def get_conversation(conv_id: str, p: Caller, state: State) -> dict[str, Any]:
     store = state.store
     row = _own_conversation(store, p, conv_id)
     turns = []
-    for m in store.db.execute(
+    rows = store.db.execute(
         "SELECT m.*, f.rating, f.comment FROM messages m LEFT JOIN feedback f "
         "ON f.answer_id=m.id WHERE m.conversation_id=? ORDER BY m.seq", (conv_id,)
-    ):
-        stored = json.loads(m["answer"])
+    ).fetchall()
+    hidden = hidden_turns(store, p, [json.loads(m["answer"]) for m in rows])
+    for i, m in enumerate(rows):
+        stored = json.loads(m["answer"]) if i not in hidden else withheld_answer()
         fb = None
         if m["rating"] is not None:
             fb = {"answer_id": m["id"], "rating": "up" if m["rating"] > 0 else "down",
