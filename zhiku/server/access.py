@@ -50,7 +50,7 @@ def log_viewed(state: ServerState, p: Principal, hits: Sequence[Any], via: str) 
     """Record which passages with personal data ``p`` was shown (masked values only)."""
     from zhiku.pii.subject import access_entries
 
-    entries = access_entries(state.store, p.user, hits, via)
+    entries = access_entries(state.store.database, p.user, hits, via)
     if entries:
         from zhiku.storage.access import AccessRepository
 

@@ -18,7 +18,7 @@ from typing import Any
 from zhiku.filters import Filter
 from zhiku.models import Answer
 from zhiku.server import audit
-from zhiku.server.access import hidden_turns
+from zhiku.server.access import hidden_turns, log_viewed
 from zhiku.server.deps import Principal, ServerState, placeholders
 from zhiku.server.errors import ApiError
 from zhiku.server.ids import new_token
@@ -186,6 +186,7 @@ def answer_events(
         sources = resolve_sources(state, store, kb, [c.hit.chunk_id for c in final.citations])
         answer_id, conv_id = _record(state, p, kb, question, answer, sources, conversation, action,
                                      final.mode)
+        log_viewed(state, p, [c.hit for c in final.citations], action)
         state.metrics.inc("zhiku_answers_total",
                           {"refused": str(bool(answer.get("refused"))).lower(), "via": action})
         finished = True

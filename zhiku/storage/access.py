@@ -72,6 +72,16 @@ class AccessStore(Protocol):
     def retention(self) -> dict[str, dict[str, int]]: ...
     def record_retention_run(self, actor: str, counts: dict[str, Any]) -> int: ...
     def retention_runs(self, limit: int = 20) -> list[dict[str, Any]]: ...
+    def chunk_texts(self, chunk_ids: Sequence[int]) -> dict[int, str]:
+        """The stored text of these chunks (the access log looks for personal data in it)."""
+        ids = list(dict.fromkeys(chunk_ids))
+        out: dict[int, str] = {}
+        for i in range(0, len(ids), 500):
+            part = ids[i:i + 500]
+            out.update((int(r[0]), r[1]) for r in self.db.execute(
+                f"SELECT id, text FROM chunks WHERE id IN ({','.join('?' * len(part))})", part))
+        return out
+
     def purge_access_log(self, before: str) -> int: ...
 
 
@@ -137,6 +147,16 @@ class AccessRepository:
                                tuple(json.loads(r["kinds"])), "；".join(json.loads(r["masked"])),
                                r["via"])
                 for r in self.db.execute(sql + " ORDER BY id", args)]
+
+    def chunk_texts(self, chunk_ids: Sequence[int]) -> dict[int, str]:
+        """The stored text of these chunks (the access log looks for personal data in it)."""
+        ids = list(dict.fromkeys(chunk_ids))
+        out: dict[int, str] = {}
+        for i in range(0, len(ids), 500):
+            part = ids[i:i + 500]
+            out.update((int(r[0]), r[1]) for r in self.db.execute(
+                f"SELECT id, text FROM chunks WHERE id IN ({','.join('?' * len(part))})", part))
+        return out
 
     def purge_access_log(self, before: str) -> int:
         with self.db.tx(immediate=True):
@@ -206,3 +226,203 @@ class AccessRepository:
                  "counts": json.loads(r["counts"])}
                 for r in self.db.execute(
                     "SELECT * FROM retention_runs ORDER BY id DESC LIMIT ?", (limit,))]
+
+
+class SubjectData:
+    """Where a data subject's personal data may be, read and rewritten for 個資法
+    requests (find, export, erase): the rows of the core tables that hold free text.
+
+    Reads yield plain tuples; every rewrite queues the document for re-indexing in the
+    same transaction (``index_log``), as every document change does.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def kb_secrets(self) -> dict[str, bytes]:
+        return {r[0]: bytes(r[1]) for r in self.db.execute("SELECT name, secret FROM kbs")}
+
+    def chunks(self, batch: int = 2000) -> Iterable[tuple[int, int, str, str, str]]:
+        """(chunk id, document id, KB name, document path, text), in id order."""
+        last = 0
+        while True:
+            rows = self.db.execute(
+                "SELECT c.id, c.doc_id, k.name, d.path, c.text FROM chunks c "
+                "JOIN documents d ON d.id=c.doc_id JOIN kbs k ON k.id=d.kb_id "
+                "WHERE c.id>? ORDER BY c.id LIMIT ?", (last, batch)).fetchall()
+            if not rows:
+                return
+            yield from ((int(r[0]), int(r[1]), r[2], r[3], r[4]) for r in rows)
+            last = int(rows[-1][0])
+
+    def documents(self) -> list[tuple[int, str, str, str, str]]:
+        """(document id, KB name, path, title, meta JSON)."""
+        return [(int(r[0]), r[1], r[2], r[3], r[4]) for r in self.db.execute(
+            "SELECT d.id, k.name, d.path, d.title, d.meta FROM documents d "
+            "JOIN kbs k ON k.id=d.kb_id ORDER BY d.id")]
+
+    def conversations(self) -> list[tuple[str, str, str]]:
+        """(conversation id, KB name, title)."""
+        return [(r[0], r[1], r[2]) for r in self.db.execute(
+            "SELECT c.id, k.name, c.title FROM conversations c JOIN kbs k ON k.id=c.kb_id")]
+
+    def messages(self) -> list[tuple[str, str, str, str, str]]:
+        """(message id, conversation id, KB name, question, answer JSON)."""
+        return [(r[0], r[1], r[2], r[3], r[4]) for r in self.db.execute(
+            "SELECT m.id, m.conversation_id, k.name, m.question, m.answer FROM messages m "
+            "JOIN conversations c ON c.id=m.conversation_id JOIN kbs k ON k.id=c.kb_id "
+            "ORDER BY m.created_at, m.id")]
+
+    def feedback(self) -> list[tuple[str, str]]:
+        """(answer id, comment)."""
+        return [(r[0], r[1]) for r in self.db.execute(
+            "SELECT answer_id, comment FROM feedback WHERE comment<>''")]
+
+    def audit(self) -> list[tuple[int, str | None, str | None, str]]:
+        """(entry id, KB name, target, detail JSON)."""
+        return [(int(r[0]), r[1], r[2], r[3]) for r in self.db.execute(
+            "SELECT id, kb, target, detail FROM audit ORDER BY id")]
+
+    def uploads(self) -> list[tuple[str, str, str]]:
+        """(KB name, document path, stored file) of the uploads kept for re-ingest."""
+        return [(r[0], r[1], r[2]) for r in self.db.execute(
+            "SELECT k.name, u.path, u.stored FROM uploads u JOIN kbs k ON k.id=u.kb_id")]
+
+    # --- rewrites (erasure) ------------------------------------------------------------------
+
+    def set_chunk_texts(self, texts: dict[int, str]) -> None:
+        with self.db.tx(immediate=True):
+            for cid, text in texts.items():
+                self.db.execute("UPDATE chunks SET text=? WHERE id=?", (text, cid))
+            self._queue(list(texts), "SELECT DISTINCT c.doc_id, d.kb_id FROM chunks c "
+                        "JOIN documents d ON d.id=c.doc_id WHERE c.id IN ({})")
+
+    def set_document_fields(self, fields: dict[int, tuple[str, str]]) -> None:
+        """document id → (title, meta JSON)."""
+        with self.db.tx(immediate=True):
+            for did, (title, meta) in fields.items():
+                self.db.execute("UPDATE documents SET title=?, meta=?, updated_at=? WHERE id=?",
+                                (title, meta, now_iso(), did))
+            self._queue(list(fields), "SELECT id, kb_id FROM documents WHERE id IN ({})")
+
+    def _queue(self, ids: list[int], select: str) -> None:
+        for i in range(0, len(ids), 500):
+            part = ids[i:i + 500]
+            rows = self.db.execute(select.format(",".join("?" * len(part))), part).fetchall()
+            self.db.executemany("INSERT INTO index_log(kb_id, doc_id) VALUES (?, ?)",
+                                [(int(r[1]), int(r[0])) for r in rows])
+
+    def set_conversation_titles(self, titles: dict[str, str]) -> None:
+        with self.db.tx(immediate=True):
+            self.db.executemany("UPDATE conversations SET title=? WHERE id=?",
+                                [(t, i) for i, t in titles.items()])
+
+    def set_messages(self, messages: dict[str, tuple[str, str]]) -> None:
+        """message id → (question, answer JSON)."""
+        with self.db.tx(immediate=True):
+            self.db.executemany("UPDATE messages SET question=?, answer=? WHERE id=?",
+                                [(q, a, i) for i, (q, a) in messages.items()])
+
+    def set_feedback_comments(self, comments: dict[str, str]) -> None:
+        with self.db.tx(immediate=True):
+            self.db.executemany("UPDATE feedback SET comment=? WHERE answer_id=?",
+                                [(c, i) for i, c in comments.items()])
+
+    def set_audit(self, entries: dict[int, tuple[str | None, str]]) -> None:
+        """entry id → (target, detail JSON)."""
+        with self.db.tx(immediate=True):
+            self.db.executemany("UPDATE audit SET target=?, detail=? WHERE id=?",
+                                [(t, d, i) for i, (t, d) in entries.items()])
+
+    def forget_uploads(self, rows: Sequence[tuple[str, str]]) -> list[str]:
+        """Drop the kept uploads of (KB name, path); the stored files no row uses any more
+        (for the caller to delete)."""
+        gone: list[str] = []
+        with self.db.tx(immediate=True):
+            for kb, path in rows:
+                r = self.db.execute(
+                    "SELECT u.stored FROM uploads u JOIN kbs k ON k.id=u.kb_id "
+                    "WHERE k.name=? AND u.path=?", (kb, path)).fetchone()
+                if r is None:
+                    continue
+                self.db.execute(
+                    "DELETE FROM uploads WHERE path=? AND kb_id=(SELECT id FROM kbs WHERE name=?)",
+                    (path, kb))
+                if self.db.execute("SELECT 1 FROM uploads WHERE stored=?",
+                                   (r[0],)).fetchone() is None:
+                    gone.append(r[0])
+        return gone
+
+
+class RetentionData:
+    """The deletions retention makes: rows older than a cut-off, of one KB or of all."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def kb_names(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT name FROM kbs ORDER BY name")]
+
+    @staticmethod
+    def _kb(column: str, kb: str | None) -> tuple[str, list[Any]]:
+        if kb is None:
+            return "", []
+        return f" AND {column}=(SELECT id FROM kbs WHERE name=?)", [kb]
+
+    def purge_conversations(self, before: str, kb: str | None = None) -> int:
+        """Conversations last active before ``before`` (their messages and feedback go
+        with them); the number of conversations."""
+        extra, args = self._kb("kb_id", kb)
+        with self.db.tx(immediate=True):
+            ids = [r[0] for r in self.db.execute(
+                "SELECT id FROM conversations WHERE updated_at<?" + extra, [before, *args])]
+            for i in range(0, len(ids), 500):
+                part = ids[i:i + 500]
+                marks = ",".join("?" * len(part))
+                self.db.execute("DELETE FROM feedback WHERE answer_id IN (SELECT id FROM "
+                                f"messages WHERE conversation_id IN ({marks}))", part)
+                self.db.execute(f"DELETE FROM messages WHERE conversation_id IN ({marks})", part)
+                self.db.execute(f"DELETE FROM conversations WHERE id IN ({marks})", part)
+        return len(ids)
+
+    def purge_feedback(self, before: str, kb: str | None = None) -> int:
+        extra, args = self._kb("c.kb_id", kb)
+        with self.db.tx(immediate=True):
+            return self.db.execute(
+                "DELETE FROM feedback WHERE created_at<? AND answer_id IN (SELECT m.id FROM "
+                "messages m JOIN conversations c ON c.id=m.conversation_id WHERE 1=1"
+                + extra + ")", [before, *args]).rowcount
+
+    def purge_audit(self, before: str, kb: str | None = None,
+                    without_kb: bool = False) -> int:
+        """Audit entries before ``before``: of ``kb``, or (``without_kb``) those naming
+        no KB, or all."""
+        sql, args = "DELETE FROM audit WHERE ts<?", [before]
+        if kb is not None:
+            sql += " AND kb=?"
+            args.append(kb)
+        elif without_kb:
+            sql += " AND kb IS NULL"
+        with self.db.tx(immediate=True):
+            return self.db.execute(sql, args).rowcount
+
+    def purge_access_log(self, before: str, kb: str | None = None) -> int:
+        sql, args = "DELETE FROM access_log WHERE at<?", [before]
+        if kb is not None:
+            sql += " AND kb=?"
+            args.append(kb)
+        with self.db.tx(immediate=True):
+            return self.db.execute(sql, args).rowcount
+
+    def purge_uploads(self, before: str, kb: str | None = None) -> tuple[int, list[str]]:
+        """Kept uploads older than ``before`` (their documents stay; they can no longer be
+        re-ingested from the server); (rows, stored files no row uses any more)."""
+        extra, args = self._kb("kb_id", kb)
+        with self.db.tx(immediate=True):
+            rows = self.db.execute("SELECT kb_id, path, stored FROM uploads WHERE uploaded_at<?"
+                                   + extra, [before, *args]).fetchall()
+            for r in rows:
+                self.db.execute("DELETE FROM uploads WHERE kb_id=? AND path=?", (r[0], r[1]))
+            gone = sorted({r[2] for r in rows if self.db.execute(
+                "SELECT 1 FROM uploads WHERE stored=?", (r[2],)).fetchone() is None})
+        return len(rows), gone

@@ -13,7 +13,7 @@ from zhiku.engine import Zhiku
 from zhiku.errors import ZhikuError
 from zhiku.filters import Filter
 from zhiku.server import audit
-from zhiku.server.access import hidden_turns, withheld_answer
+from zhiku.server.access import hidden_turns, log_viewed, withheld_answer
 from zhiku.server.answering import answer_events, open_conversation
 from zhiku.server.deps import (
     Caller,
@@ -76,6 +76,7 @@ def _search(
         for kb in kbs:
             audit.record(store, p.actor, "search", kb=kb.name,
                          detail={"query": audit.mask_question(query, kb), "hits": len(out)})
+    log_viewed(state, p, hits, "search")
     return {"hits": out}
 
 
