@@ -6,7 +6,6 @@ title, not a count, not a passage by id, not a different error."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
