@@ -6,6 +6,7 @@ title, not a count, not a passage by id, not a different error."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -219,3 +220,32 @@ def test_the_lexical_and_vector_queries_themselves_exclude_what_is_hidden(env: A
         assert everything[0][0] in env["chunks"]["sec"]  # the hidden one ranks first…
         assert len(found) == 1 and found[0][0] in allowed  # …and is not even scored
         assert zk.store.filtered_chunk_ids([kb.id], scope.restrict(Filter())) == allowed
+
+
+def test_labels_set_at_upload_and_by_a_source_rule(env: Any, tmp_path: Path) -> None:
+    from tests.server_util import wait_job
+    from zhiku.sources.registry import add_source, run_source
+
+    client, keys = env["client"], env["keys"]
+    body = "# 上傳機密\n\n年度計畫預算審查附件 UPLOADCANARY6666。\n".encode()
+    r = client.post("/api/v1/kbs/mixed/documents", headers=auth(keys["eddie"]),
+                    files=[("files", ("附件.md", body))],
+                    data={"meta": json.dumps({"access_groups": ["hr"], "access_level": "機密"})})
+    assert r.status_code == 202, r.text
+    assert wait_job(client, r.json()["id"], keys["eddie"])["status"] == "done"
+    folder = tmp_path / "finance-share"
+    folder.mkdir()
+    (folder / "簽呈.md").write_text("# 財務簽呈\n\n年度計畫預算審查簽呈 SOURCECANARY7777。\n",
+                                   "utf-8")
+    with Zhiku(env["home"]) as zk:
+        src = add_source(zk, "mixed", "finance-share", str(folder), settings={
+            "meta": parse_meta_args(["access_groups=finance", "access_level=內部"])})
+        assert run_source(zk, src["id"])["last_status"] == "ok"
+    seen = {}
+    for user in ("hana", "finn", "pat", "sam"):
+        seen[user] = client.post("/api/v1/kbs/mixed/search", json={"query": QUERY, "k": 20},
+                                 headers=auth(keys[user])).text
+    assert "UPLOADCANARY6666" in seen["hana"] and "SOURCECANARY7777" not in seen["hana"]
+    assert "SOURCECANARY7777" in seen["finn"] and "UPLOADCANARY6666" not in seen["finn"]
+    assert "UPLOADCANARY" not in seen["pat"] and "SOURCECANARY" not in seen["pat"]
+    assert "UPLOADCANARY6666" in seen["sam"] and "SOURCECANARY7777" in seen["sam"]
