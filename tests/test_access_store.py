@@ -108,9 +108,11 @@ def test_subject_data_rewrites_queue_reindexing(db: Database) -> None:
     data = SubjectData(db)
     (cid, doc, kbname, path, text), = list(data.chunks())
     assert (doc, kbname, path) == (did, "hr", "/a.md") and "A123456789" in text
-    data.set_chunk_texts({cid: "王小明 〔身分證字號〕"})
+    moved = data.set_chunk_texts({cid: "王小明 〔身分證字號〕"})
     data.set_document_fields({did: ("〔姓名〕", "{}")})
-    assert [r[4] for r in data.chunks()] == ["王小明 〔身分證字號〕"]
+    # A new id: the vectors, keyed by chunk id, drop the old embedding and embed the new.
+    assert list(moved) == [cid] and moved[cid] != cid
+    assert [(r[0], r[4]) for r in data.chunks()] == [(moved[cid], "王小明 〔身分證字號〕")]
     assert data.documents()[0][3] == "〔姓名〕"
     queued = {int(r[0]) for r in db.execute("SELECT doc_id FROM index_log")}
     assert did in queued

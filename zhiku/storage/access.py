@@ -290,12 +290,24 @@ class SubjectData:
 
     # --- rewrites (erasure) ------------------------------------------------------------------
 
-    def set_chunk_texts(self, texts: dict[int, str]) -> None:
+    def set_chunk_texts(self, texts: dict[int, str]) -> dict[int, int]:
+        """Rewrite passages. Each gets a *new* id (old id → new id returned): the vector
+        index is keyed by chunk id, so the old embedding is dropped and the new text
+        embedded at its next sync, like any replaced passage."""
+        moved: dict[int, int] = {}
         with self.db.tx(immediate=True):
-            for cid, text in texts.items():
-                self.db.execute("UPDATE chunks SET text=? WHERE id=?", (text, cid))
             self._queue(list(texts), "SELECT DISTINCT c.doc_id, d.kb_id FROM chunks c "
                         "JOIN documents d ON d.id=c.doc_id WHERE c.id IN ({})")
+            for cid, text in texts.items():
+                row = self.db.execute(
+                    "INSERT INTO chunks(doc_id, ord, text, section, label, page_start, page_end,"
+                    " char_start, char_end) SELECT doc_id, ord, ?, section, label, page_start,"
+                    " page_end, char_start, char_end FROM chunks WHERE id=? RETURNING id",
+                    (text, cid)).fetchone()
+                if row is not None:
+                    moved[cid] = int(row[0])
+                    self.db.execute("DELETE FROM chunks WHERE id=?", (cid,))
+        return moved
 
     def set_document_fields(self, fields: dict[int, tuple[str, str]]) -> None:
         """document id → (title, meta JSON)."""
