@@ -220,11 +220,11 @@ class SubjectSearch:
             self._check("message", mid, kb, [question, answer], out)
         for aid, comment in self.data.feedback():
             self._check("feedback", aid, None, [comment], out)
-        for eid, kb, target, detail in self.data.audit():
-            self._check("audit", eid, kb, [target or "", detail], out)
-        for kb, path, stored in self.data.uploads():
-            if (kb, path) in docs_found:
-                out.append(Place("upload", stored, kb, {"document"}, 1, path))
+        for eid, akb, target, detail in self.data.audit():
+            self._check("audit", eid, akb, [target or "", detail], out)
+        for ukb, upath, stored in self.data.uploads():
+            if (ukb, upath) in docs_found:
+                out.append(Place("upload", stored, ukb, {"document"}, 1, upath))
         return out
 
     def export(self) -> dict[str, Any]:
