@@ -17,7 +17,7 @@ from zhiku.access import caller_scope, scale, set_user_access
 from zhiku.cli_common import HomeOpt, JsonOpt, KbOpt, engine, err, esc, out, print_json
 from zhiku.config import DEFAULT_KB
 from zhiku.engine import Zhiku
-from zhiku.filters import Filter, parse_meta_args
+from zhiku.filters import Filter
 from zhiku.pii.subject import Subject, SubjectSearch, open_request, request_rows
 from zhiku.retention import KINDS as RETENTION_KINDS
 from zhiku.retention import periods, run_retention, set_period
@@ -98,21 +98,13 @@ def access_label(
     if groups is None and level is None:
         err.print("[red]錯誤：[/red]請指定 --groups 或 --level")
         raise typer.Exit(2)
+    from zhiku.cli import meta_set  # the same path lookup, index sync and exit codes
+
+    items = ([] if groups is None else [f"access_groups={groups}"]) + \
+        ([] if level is None else [f"access_level={level}"])
+    meta_set(path, items, kb, home)  # "access_groups=" (empty) removes the label
     with engine(home) as zk:
-        changes: dict[str, Any] = {}
-        if groups is not None:
-            changes.update(parse_meta_args([f"access_groups={groups}"]) if groups.strip()
-                           else {"access_groups": None})
-        if level is not None:
-            changes.update(parse_meta_args([f"access_level={level}"]))
-        zk.kb(kb)
-        candidates = dict.fromkeys([path, str(Path(path).expanduser().resolve())])
-        if not any(zk.store.set_document_meta(kb, c, changes) for c in candidates):
-            err.print(f"[red]知識庫「{esc(kb)}」中沒有文件[/red] {esc(path)}")
-            raise typer.Exit(3)
-        zk.sync_index(kb)
-        _audit(zk, "document_access", kb=kb, target=path, detail=changes)
-    err.print(f"已更新 {esc(path)} 的存取標籤")
+        _audit(zk, "document_access", kb=kb, target=path, detail={"labels": items})
 
 
 @access_app.command("levels")
