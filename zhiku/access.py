@@ -135,9 +135,12 @@ def parse_groups(value: Any) -> list[str]:
 def doc_labels(meta: Mapping[str, Any]) -> tuple[list[str], int]:
     """(groups, level) of a document from its normalised meta."""
     groups = meta.get(GROUPS_KEY) or []
+    if isinstance(groups, str):  # not normalised: still a restriction (as SQL reads it)
+        groups = [groups]
     level = meta.get(LEVEL_KEY, 0)
-    return ([g for g in groups if isinstance(g, str)] if isinstance(groups, list) else [],
-            level if isinstance(level, int) and not isinstance(level, bool) else 0)
+    if not isinstance(level, int) or isinstance(level, bool):
+        level = len(scale()) - 1  # unreadable: fail closed
+    return [g for g in groups if isinstance(g, str)] if isinstance(groups, list) else [], level
 
 
 def label_terms(meta: Mapping[str, Any]) -> list[str]:
@@ -183,7 +186,7 @@ class AccessScope:
 
 def caller_groups(db: Database, user: str) -> frozenset[str]:
     """The groups of ``user``: the one place they come from (see the module docstring)."""
-    return AccessRepository(db).groups_of(user)
+    return frozenset(_fold(g) for g in AccessRepository(db).groups_of(user))
 
 
 def caller_scope(db: Database, user: str) -> AccessScope:
