@@ -138,3 +138,42 @@ def test_deadlines_follow_article_13() -> None:
     assert due_date("access", date(2026, 1, 1)) == date(2026, 1, 16)
     assert due_date("erase", date(2026, 1, 1)) == date(2026, 1, 31)
     assert Subject.parse("phone", "+886 912-345-678").spans("手機０９１２３４５６７８") != []
+
+
+def test_the_admin_api_answers_a_request_end_to_end(home: Path) -> None:
+    settings = ServerSettings.from_env({}, home=str(home), rate_limit=0)
+    with Zhiku(home) as zk:
+        key = accounts.create_key(zk.store, "root")[0]
+        accounts.create_user(zk.store, "ivy", "reader", ["raw"])
+        reader = accounts.create_key(zk.store, "ivy")[0]
+    h = auth(key)
+    with TestClient(create_app(settings)) as client:
+        body = {"kind": "id", "value": "Ａ１２３-４５６-７８９"}  # another spelling, same person
+        assert client.post("/api/v1/admin/subjects/find", json=body,
+                           headers=auth(reader)).status_code == 403
+        r = client.post("/api/v1/admin/subjects/requests", headers=h,
+                        json={"type": "access", "kind": "id", "value": PERSON,
+                              "received": "2026-11-01"})
+        assert r.status_code == 201 and r.json()["due_at"] == "2026-11-16"
+        found = client.post("/api/v1/admin/subjects/find", json=body, headers=h).json()
+        assert {p["where"] for p in found["places"]} >= {"chunk", "message", "feedback"}
+        assert PERSON not in json.dumps(found)
+        export = client.post("/api/v1/admin/subjects/export", json=body, headers=h).json()
+        assert any(PERSON in p["text"] for p in export["places"])
+        erased = client.post("/api/v1/admin/subjects/erase", headers=h,
+                             json={**body, "request_id": r.json()["id"]}).json()
+        assert erased["erased"]["chunk"] == 2
+        assert client.post("/api/v1/admin/subjects/find", json=body,
+                           headers=h).json()["places"] == []
+        reqs = client.get("/api/v1/admin/subjects/requests", headers=h).json()["requests"]
+        assert reqs[0]["status"] == "done" and reqs[0]["overdue"] is False
+        bad = client.post("/api/v1/admin/subjects/find", headers=h,
+                          json={"kind": "id", "value": "A123456788"})
+        assert bad.status_code == 400 and "A123456788" not in bad.text
+        audit = client.get("/api/v1/audit?action=subject_erase", headers=h).json()["entries"]
+        assert len(audit) == 1 and PERSON not in json.dumps(audit)
+        r = client.put("/api/v1/admin/access/users/ivy", headers=h,
+                       json={"groups": ["HR"], "clearance": "內部"})
+        assert r.json() == {"user": "ivy", "groups": ["hr"], "clearance": 1,
+                            "clearance_name": "內部"}
+        assert client.get("/api/v1/admin/access/users/nobody", headers=h).status_code == 404
