@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from zhiku.access import message
-from zhiku.server.deps import Principal, ServerState, placeholders
+from zhiku.server.deps import Principal, ServerState
+from zhiku.storage.access import AccessRepository
 from zhiku.store import Store
 
 
@@ -32,11 +33,7 @@ def hidden_turns(store: Store, p: Principal, answers: Sequence[dict[str, Any]]) 
                 cited.setdefault(n, set()).add(i)
     if not cited:
         return set()
-    ids = list(cited)
-    visible, vargs = p.where().sql("d")
-    hidden_docs = [r[0] for r in store.db.execute(
-        f"SELECT d.id FROM documents d WHERE d.id IN ({placeholders(ids)}) AND NOT ({visible})",
-        (*ids, *vargs))]
+    hidden_docs = AccessRepository(store.database).hidden_documents(list(cited), p.where())
     return {i for d in hidden_docs for i in cited[d]}
 
 
@@ -52,7 +49,5 @@ def log_viewed(state: ServerState, p: Principal, hits: Sequence[Any], via: str) 
 
     entries = access_entries(state.store.database, p.user, hits, via)
     if entries:
-        from zhiku.storage.access import AccessRepository
-
         with state.write() as store:
             AccessRepository(store.database).log_access(entries)

@@ -73,6 +73,7 @@ class AccessStore(Protocol):
     def record_retention_run(self, actor: str, counts: dict[str, Any]) -> int: ...
     def retention_runs(self, limit: int = 20) -> list[dict[str, Any]]: ...
     def chunk_texts(self, chunk_ids: Sequence[int]) -> dict[int, str]: ...
+    def hidden_documents(self, doc_ids: Sequence[int], scope: Any) -> list[int]: ...
     def purge_access_log(self, before: str) -> int: ...
 
 
@@ -147,6 +148,19 @@ class AccessRepository:
             part = ids[i:i + 500]
             out.update((int(r[0]), r[1]) for r in self.db.execute(
                 f"SELECT id, text FROM chunks WHERE id IN ({','.join('?' * len(part))})", part))
+        return out
+
+    def hidden_documents(self, doc_ids: Sequence[int], scope: Any) -> list[int]:
+        """Those of ``doc_ids`` (existing) that ``scope`` (a caller's
+        :class:`~zhiku.filters.Filter`) does not let through."""
+        ids = list(dict.fromkeys(doc_ids))
+        out: list[int] = []
+        visible, args = scope.sql("d")
+        for i in range(0, len(ids), 500):
+            part = ids[i:i + 500]
+            out += [int(r[0]) for r in self.db.execute(
+                f"SELECT d.id FROM documents d WHERE d.id IN ({','.join('?' * len(part))}) "
+                f"AND NOT ({visible})", (*part, *args))]
         return out
 
     def purge_access_log(self, before: str) -> int:
