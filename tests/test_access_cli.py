@@ -89,12 +89,15 @@ def test_passage_views_with_personal_data_are_logged_masked(home: Path,
         r = client.post("/api/v1/kbs/roster/search", json={"query": "值班人員手機"},
                         headers=auth(key))
         assert r.status_code == 200 and "0912-345-678" not in r.text
+        passage = r.json()["hits"][0]["passage_id"]
+        assert client.get(f"/api/v1/passages/{passage}", headers=auth(key)).status_code == 200
         r = client.post("/api/v1/kbs/default/search", json={"query": "員工餐廳"},
                         headers=auth(key))
         assert r.status_code == 200  # no personal data there: nothing logged
     out = _run(home, "audit", "access", "--since", "2000-01-01").stdout
     rows = [json.loads(line) for line in out.splitlines()]
-    assert [(r["user"], r["kb"], r["via"]) for r in rows] == [("hana", "roster", "search")]
+    assert [(r["user"], r["kb"], r["via"]) for r in rows] == [("hana", "roster", "search"),
+                                                              ("hana", "roster", "passage")]
     assert "mobile" in rows[0]["kinds"] and "0912-***-678" in rows[0]["masked"]
     assert "0912-345-678" not in out and "345" not in rows[0]["masked"]
 

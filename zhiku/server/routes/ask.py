@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -179,6 +180,8 @@ def passage(passage_id: str, p: Caller, state: State) -> dict[str, Any]:
     def out(text: str | None) -> str | None:
         return None if text is None else _redact(text, kb)
 
+    log_viewed(state, p, [SimpleNamespace(chunk_id=n, kb=row["kb"], doc_title=out(row["title"]),
+                                          text=row["text"])], "passage")
     return {
         "passage_id": passage_id, "kb": row["kb"],
         "document_id": state.ids.encode("d", row["doc_id"]), "doc": out(row["title"]),
