@@ -35,11 +35,14 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zhiku.errors import ZhikuError
 from zhiku.storage.access import AccessRepository
 from zhiku.storage.db import Database
+
+if TYPE_CHECKING:  # zhiku.filters imports this module
+    from zhiku.filters import Condition, Filter
 
 DEFAULT_SCALE: tuple[str, ...] = ("公開", "內部", "機密", "密")
 _LEVEL_ALIASES = {"public": 0, "internal": 1, "confidential": 2, "secret": 3,
@@ -162,13 +165,13 @@ class AccessScope:
     groups: frozenset[str]
     clearance: int
 
-    def conditions(self) -> tuple[Any, ...]:
+    def conditions(self) -> tuple[Condition, ...]:
         from zhiku.filters import Condition
 
         return (Condition(GROUP_COND, "=", tuple(sorted(self.groups))),
                 Condition(LEVEL_COND, "<=", (str(self.clearance),)))
 
-    def restrict(self, where: Any = None) -> Any:
+    def restrict(self, where: Filter | None = None) -> Filter:
         """``where`` (a Filter or None) with this scope's conditions added."""
         from zhiku.filters import Filter
 
@@ -205,7 +208,7 @@ def set_user_access(db: Database, user: str, groups: Iterable[str] | None = None
     return caller_scope(db, user)
 
 
-def access_guard(where: Any) -> Any:
+def access_guard(where: Filter | None) -> Filter | None:
     """Only the access-scope conditions of a Filter (None when it has none)."""
     from zhiku.filters import Filter
 

@@ -131,7 +131,7 @@ class Principal:
     def where(self, flt: Filter | None = None) -> Filter:
         """``flt`` restricted to the documents this caller may see (zhiku.access)."""
         scope = self.scope or AccessScope(self.user, frozenset(), 0)
-        return scope.restrict(flt)  # type: ignore[no-any-return]
+        return scope.restrict(flt)
 
     @property
     def is_admin(self) -> bool:
