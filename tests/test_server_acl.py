@@ -192,9 +192,9 @@ def test_retrieval_is_filtered_inside_the_store_query(env: Any,
         calls.append(("search", names(kbs)))
         return orig_search(self, query, kbs, *a, **kw)
 
-    def hits_for(self: Store, scored: Any, kb_ids: Any) -> Any:
+    def hits_for(self: Store, scored: Any, kb_ids: Any, where: Any = None) -> Any:
         joined.append(list(kb_ids))
-        return orig_hits(self, scored, kb_ids)
+        return orig_hits(self, scored, kb_ids, where)
 
     monkeypatch.setattr(RetrievalService, "retrieve", retrieve)
     monkeypatch.setattr(RetrievalService, "search", search)

@@ -301,8 +301,9 @@ def test_sources_link_the_cited_passage_not_the_first_with_its_text(
         quote = "請於三日前提出申請。"
 
         def cite_second(self: Zhiku, question: str, kbs: Any = "default", k: int = 5,
-                        history: Any = None) -> Any:
-            hit = next(x for x in self.search(quote, kbs, k=10) if x.section == second)
+                        history: Any = None, where: Any = None) -> Any:
+            hit = next(x for x in self.search(quote, kbs, k=10, where=where)
+                       if x.section == second)
             yield quote
             yield Answer(text=quote, citations=[Citation(hit=hit, text=quote)])
 
@@ -325,9 +326,9 @@ def test_conversation_history_reaches_the_engine(env: Any, monkeypatch: pytest.M
     original = Zhiku.iter_answer
 
     def spy(self: Zhiku, question: str, kbs: Any = "default", k: int = 5,
-            history: Any = None) -> Any:
+            history: Any = None, where: Any = None) -> Any:
         seen.append(list(history or []))
-        return original(self, question, kbs, k=k, history=history)
+        return original(self, question, kbs, k=k, history=history, where=where)
 
     monkeypatch.setattr(Zhiku, "iter_answer", spy)
     h = auth(keys.hr_reader)

@@ -17,6 +17,8 @@ from rich.table import Table
 from zhiku import __version__, citations
 from zhiku import messages as m
 from zhiku.calibration import RefusalCalibration
+from zhiku.cli_access import AsOpt, scoped
+from zhiku.cli_access import install as _install_access
 from zhiku.cli_common import (
     HomeOpt,
     JsonOpt,
@@ -216,11 +218,12 @@ def rm(
 
 @app.command()
 def docs(kb: KbOpt = DEFAULT_KB, home: HomeOpt = None, as_json: JsonOpt = False,
-         where: WhereOpt = None) -> None:
+         where: WhereOpt = None, as_user: AsOpt = None) -> None:
     """列出知識庫中的文件（可用 --where 篩選）。"""
     with engine(home) as zk:
         kbo = zk.store.get_kb(kb)
-        items = zk.store.list_documents(kb, Filter.parse(where) if where else None)
+        items = zk.store.list_documents(
+            kb, scoped(zk, as_user, Filter.parse(where) if where else None))
         for d in items:  # as every reader sees them (file names masked)
             d.path = zk.redact_path(kbo, d.path)
             d.title = zk.redact_output(kbo, d.title)
@@ -275,10 +278,11 @@ def search(
     home: HomeOpt = None,
     as_json: JsonOpt = False,
     where: WhereOpt = None,
+    as_user: AsOpt = None,
 ) -> None:
     """檢索最相關的段落（--where 篩選在索引查詢之內套用）。"""
     with engine(home) as zk:
-        hits = zk.search(query, _kbs(kb), k=k, where=Filter.parse(where))
+        hits = zk.search(query, _kbs(kb), k=k, where=scoped(zk, as_user, Filter.parse(where)))
     if as_json:
         print_json({"hits": [h.citation() for h in hits]})
         return
@@ -300,10 +304,11 @@ def ask(
     home: HomeOpt = None,
     as_json: JsonOpt = False,
     where: WhereOpt = None,
+    as_user: AsOpt = None,
 ) -> None:
     """回答問題並附上出處；知識庫沒有答案時會明說。設定對話模型時逐字輸出生成的回答。"""
     with engine(home) as zk:
-        flt = Filter.parse(where)
+        flt = scoped(zk, as_user, Filter.parse(where))
         if as_json:
             ans = zk.ask(question, _kbs(kb), k=k, where=flt)
         else:
@@ -558,6 +563,7 @@ _install_sources(app, _summary, _progress)
 from zhiku.server.cli import register as _register_server  # noqa: E402
 
 _register_server(app)
+_install_access(app, pii_app)  # zhiku access …, zhiku retention …, zhiku pii subject …
 install_models(app)  # zhiku models …, zhiku chat (zhiku/cli_models.py)
 
 

@@ -33,19 +33,25 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from zhiku import access as zaccess
 from zhiku.errors import ZhikuError
 
 FACET_KEYS = ("dept", "tag", "kind", "status", "source")
 DATE_KEYS = ("effective", "amended")
 KEYS = FACET_KEYS + DATE_KEYS
 # The metadata keys filters read (as stored in a document's meta).
-FILTER_META = ("dept", "tags", "effective", "amended", "status", "source")
+FILTER_META = ("dept", "tags", "effective", "amended", "status", "source", "access_groups",
+               "access_level")
 STATUS_VALUES = ("current", "repealed", "any")
 _ALIASES = {
     "department": "dept", "部門": "dept", "單位": "dept", "tags": "tag", "標籤": "tag",
     "keywords": "tag", "effective_date": "effective", "施行日期": "effective",
     "amended_date": "amended", "updated": "amended", "modified": "amended",
     "修正日期": "amended", "異動日期": "amended",
+    # Access labels (zhiku.access): who may see a document, and how confidential it is.
+    "access_groups": "access_groups", "access_group": "access_groups",
+    "可閱群組": "access_groups", "access_level": "access_level",
+    "confidentiality": "access_level", "機密等級": "access_level", "密等": "access_level",
 }
 _EXPR = re.compile(r"^\s*([^\s=!<>]+)\s*(>=|<=|!=|=|>|<)\s*(.*?)\s*$")
 _DATE = re.compile(r"^(\d{4})(?:[-/.]?(\d{1,2})(?:[-/.]?(\d{1,2}))?)?$")
@@ -104,6 +110,17 @@ def normalize_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
         if key == "tag":
             items = value if isinstance(value, list | tuple) else re.split(r"[,，;；]", str(value))
             tags.extend(fold(str(t)) for t in items if str(t).strip())
+        elif key == "access_groups":
+            # A label that cannot be read fails closed: a group no one is in.
+            try:
+                out[key] = zaccess.parse_groups(value)
+            except zaccess.AccessError:
+                out[key] = [zaccess.UNREADABLE_GROUP]
+        elif key == "access_level":
+            try:  # fails closed too: the highest level of the scale
+                out[key] = zaccess.parse_level(value)
+            except zaccess.AccessError:
+                out[key] = len(zaccess.scale()) - 1
         elif key in ("dept", "source") and isinstance(value, str) and value.strip():
             out[key] = fold(value)
         elif key == "status" and isinstance(value, str):
@@ -120,6 +137,8 @@ def normalize_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
         out["tags"] = list(dict.fromkeys(tags))
     if out.get("status") == "current":
         del out["status"]
+    if out.get("access_groups") == []:
+        del out["access_groups"]
     return out
 
 
@@ -131,6 +150,11 @@ def parse_meta_args(items: Sequence[str]) -> dict[str, Any]:
         if not sep or not key.strip():
             raise FilterError(f"中繼資料「{item}」格式應為 鍵=值（如 dept=hr、tag=規章）")
         k = canonical_key(key)
+        if k == "access_groups":
+            raw.setdefault("access_groups", []).extend(zaccess.parse_groups(value))
+            continue
+        if k == "access_level":
+            zaccess.parse_level(value)  # a clear error for the uploader, not a silent 密
         if k in DATE_KEYS and parse_date(value) is None:
             raise FilterError(f"中繼資料「{item}」的日期無法辨識（請用 YYYY-MM-DD）")
         if k == "tag":
@@ -149,7 +173,7 @@ def facet_terms(meta: Mapping[str, Any], kind: str | None = None) -> list[str]:
             terms.append(f"{key}={v}")
     if kind:
         terms.append(f"kind={fold(kind)}")
-    return terms
+    return terms + zaccess.label_terms(meta)
 
 
 def date_values(meta: Mapping[str, Any]) -> dict[str, int]:
@@ -239,6 +263,18 @@ class Filter:
         args: list[Any] = []
         for c in self.conditions:
             marks = ",".join("?" * len(c.values))
+            if c.key == zaccess.GROUP_COND:  # a caller's scope: open, or one of its groups
+                each = f"SELECT 1 FROM json_each({alias}.meta, '$.access_groups')"
+                expr = f"NOT EXISTS ({each})"
+                if c.values:
+                    expr = f"({expr} OR EXISTS ({each} WHERE value IN ({marks})))"
+                    args.extend(c.values)
+                parts.append(expr)
+                continue
+            if c.key == zaccess.LEVEL_COND:  # a caller's clearance
+                parts.append(f"COALESCE(json_extract({alias}.meta, '$.access_level'), 0) <= ?")
+                args.append(int(c.values[0]))
+                continue
             if c.key == "tag":
                 expr = (f"EXISTS (SELECT 1 FROM json_each({alias}.meta, '$.tags') "
                         f"WHERE value IN ({marks}))")

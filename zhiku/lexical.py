@@ -35,6 +35,7 @@ from typing import cast
 
 import tantivy
 
+from zhiku import access as zaccess
 from zhiku import filters as zfilters
 from zhiku import text as ztext
 from zhiku.filters import Filter
@@ -89,6 +90,9 @@ def filter_clauses(schema: tantivy.Schema, flt: Filter) -> list[Clause]:
     """The boolean clauses of ``flt`` (constant score 0: they select, never rank)."""
     out: list[Clause] = []
     for c in flt.conditions:
+        if c.key in (zaccess.GROUP_COND, zaccess.LEVEL_COND):
+            out.extend(access_clauses(schema, c))
+            continue
         if c.key in zfilters.DATE_KEYS:
             v = zfilters.date_int(c.values[0])
             lo = v if c.op in (">", ">=", "=") else None
@@ -105,6 +109,26 @@ def filter_clauses(schema: tantivy.Schema, flt: Filter) -> list[Clause]:
         occur = tantivy.Occur.MustNot if c.op == "!=" else tantivy.Occur.Must
         out.append((occur, tantivy.Query.const_score_query(q, 0.0)))
     return out
+
+
+def access_clauses(schema: tantivy.Schema, c: zfilters.Condition) -> list[Clause]:
+    """A caller's access scope (:mod:`zhiku.access`) as exclusions: documents restricted
+    to groups none of which is the caller's, and documents above the caller's clearance.
+    (Exclusions, so that an index written before labels existed still matches: its
+    documents carry no label terms and no labels.)"""
+    def term(value: str) -> tantivy.Query:
+        return tantivy.Query.term_query(schema, "facet", value)
+
+    if c.key == zaccess.GROUP_COND:
+        foreign = tantivy.Query.boolean_query(
+            [(tantivy.Occur.Must, term(f"{zaccess.GROUP_COND}:restricted")),
+             *[(tantivy.Occur.MustNot, term(f"{zaccess.GROUP_COND}={g}")) for g in c.values]])
+        return [(tantivy.Occur.MustNot, foreign)]
+    above = range(int(c.values[0]) + 1, zaccess.MAX_LEVELS)
+    if not above:
+        return []
+    return [(tantivy.Occur.MustNot, tantivy.Query.boolean_query(
+        [(tantivy.Occur.Should, term(f"{zaccess.LEVEL_COND}={n}")) for n in above]))]
 
 
 def index_text(row: Mapping[str, str | None] | sqlite3.Row) -> str:

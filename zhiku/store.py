@@ -215,6 +215,15 @@ class Store:
         ).fetchall()
         return [self._doc_from_row(r) for r in rows]
 
+    def document_counts(self, kb_id: int, where: Filter | None = None) -> tuple[int, int]:
+        """(documents, chunks) of a KB that pass ``where`` (a caller's access scope)."""
+        clause, args = where.sql("d") if where else ("1", [])
+        row = self.db.execute(
+            "SELECT COUNT(DISTINCT d.id), COUNT(c.id) FROM documents d "
+            f"LEFT JOIN chunks c ON c.doc_id=d.id WHERE d.kb_id=? AND {clause}",
+            (kb_id, *args)).fetchone()
+        return int(row[0]), int(row[1])
+
     def get_document(self, kb: str, path: str) -> Document | None:
         kbo = self.get_kb(kb)
         row = self.db.execute(
@@ -408,25 +417,28 @@ class Store:
     def kb_doc_ids(self, kb_id: int) -> list[int]:
         return [r[0] for r in self.db.execute("SELECT id FROM documents WHERE kb_id=?", (kb_id,))]
 
-    def hits_for(self, scored: Sequence[tuple[int, float]], kb_ids: Sequence[int]) -> list[Hit]:
+    def hits_for(self, scored: Sequence[tuple[int, float]], kb_ids: Sequence[int],
+                 where: Filter | None = None) -> list[Hit]:
         """Join (chunk id, score) pairs with their rows, keeping order.
 
         ``kb_ids`` is enforced again here, so a stale index can never surface a chunk
-        of a knowledge base the caller did not ask for.
+        of a knowledge base the caller did not ask for; so is ``where`` (a caller's
+        access scope), so a label changed since the index last synced cannot either.
         """
         if not scored:
             return []
         ids = [cid for cid, _ in scored]
         marks = ",".join("?" * len(ids))
         kmarks = ",".join("?" * len(kb_ids))
+        clause, wargs = where.sql("d") if where else ("1", [])
         rows = {
             r["id"]: r
             for r in self.db.execute(
                 # CROSS JOIN fixes the loop order: chunks by primary key first.
                 "SELECT c.*, d.title, d.path, k.name AS kb FROM chunks c "
                 "CROSS JOIN documents d ON d.id=c.doc_id CROSS JOIN kbs k ON k.id=d.kb_id "
-                f"WHERE c.id IN ({marks}) AND d.kb_id IN ({kmarks})",
-                [*ids, *kb_ids],
+                f"WHERE c.id IN ({marks}) AND d.kb_id IN ({kmarks}) AND {clause}",
+                [*ids, *kb_ids, *wargs],
             )
         }
         hits = []

@@ -19,6 +19,7 @@ from zhiku.citations import sources_block, strip_sources
 from zhiku.filters import Filter
 from zhiku.models import Answer
 from zhiku.server import audit
+from zhiku.server.access import hidden_turns, log_viewed
 from zhiku.server.deps import Principal, ServerState, placeholders
 from zhiku.server.errors import ApiError
 from zhiku.server.ids import new_token
@@ -63,7 +64,10 @@ def open_conversation(
         (conversation_id, HISTORY_TURNS),
     ).fetchall()
     history: list[dict[str, str]] = []
-    for q, a in reversed(turns):
+    hidden = hidden_turns(store, p, [json.loads(a) for _, a in turns])
+    for i, (q, a) in reversed(list(enumerate(turns))):
+        if i in hidden:  # cites a document the caller may no longer see
+            continue
         history.append({"role": "user", "content": q})
         history.append({"role": "assistant", "content": json.loads(a)["answer"]["answer"]})
     return Conversation(conversation_id, history)
@@ -168,8 +172,9 @@ def answer_events(
         with state.pool.engine() as zk:
             # iter_answer rather than ask_stream: the final Answer object still has each
             # citation's hit, hence the chunk it was taken from.
-            filt = {"where": where} if where else {}  # only when given: the call stays as before
-            for item in zk.iter_answer(question, [kb.name], k=k, history=hist, **filt):
+            # Always the caller's access scope (zhiku.access), inside every query.
+            for item in zk.iter_answer(question, [kb.name], k=k, history=hist,
+                                       where=p.where(where)):
                 if isinstance(item, Answer):
                     final = item
                 elif item:
@@ -183,6 +188,7 @@ def answer_events(
         sources = resolve_sources(state, store, kb, [c.hit.chunk_id for c in final.citations])
         answer_id, conv_id = _record(state, p, kb, question, answer, sources, conversation, action,
                                      final.mode)
+        log_viewed(state, p, [c.hit for c in final.citations], action)
         state.metrics.inc("zhiku_answers_total",
                           {"refused": str(bool(answer.get("refused"))).lower(), "via": action})
         finished = True

@@ -22,6 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from zhiku import __version__
+from zhiku.retention import RetentionScheduler
 from zhiku.server import errors, uploads
 from zhiku.server.deps import LocalStores, ServerState
 from zhiku.server.errors import ApiError, error_body
@@ -30,7 +31,7 @@ from zhiku.server.jobs import IngestWorkers, reclaim_dead_workers
 from zhiku.server.observability import Metrics
 from zhiku.server.pool import EnginePool, PoolTimeout
 from zhiku.server.ratelimit import RateLimiter
-from zhiku.server.routes import admin, ask, documents, kbs, openai, sources, system
+from zhiku.server.routes import access, admin, ask, documents, kbs, openai, sources, system
 from zhiku.server.settings import ServerSettings
 from zhiku.server.writes import WriteGate
 
@@ -183,6 +184,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
                                          stale_s=settings.stale_job_s, on_file=on_file)
             state.worker.start()
         state.metrics.start(settings.metrics_flush_s)
+        retention = RetentionScheduler(settings.home / "zhiku.db", settings.home).start()
         state.ready = True
         log.info("zhiku server ready", extra={"home": str(settings.home),
                                              "version": __version__})
@@ -197,6 +199,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
                 if not stopped:
                     log.warning("ingest worker still busy after the shutdown timeout")
             state.metrics.stop()
+            retention.stop()
             state.pool.close()
             state.stores.close()
             state.gate.close()
@@ -228,7 +231,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         return errors.error_response(request, 500, "internal")
 
     for r in (system.router, kbs.router, documents.router, ask.router, admin.router,
-              openai.router, sources.router):
+              openai.router, sources.router, access.router):
         app.include_router(r)
 
     web = web_dir()

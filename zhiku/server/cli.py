@@ -255,6 +255,8 @@ def keys_revoke(
 
 
 def audit_cmd(
+    what: Annotated[str | None, typer.Argument(
+        help="access：個資段落的存取紀錄（誰看了哪些含個資的段落，僅遮罩值）")] = None,
     since: Annotated[
         str | None, typer.Option("--since", help="起始時間（ISO 8601，如 2025-01-01）")
     ] = None,
@@ -270,6 +272,14 @@ def audit_cmd(
     home: HomeOpt = None,
 ) -> None:
     """匯出稽核紀錄：誰問了什麼（依個資政策遮罩）、引用了哪些文件、誰上傳或刪除了什麼。"""
+    if what is not None:
+        if what != "access":
+            err.print(f"[red]錯誤：[/red]未知的紀錄「{escape(what)}」（可用：access）")
+            raise typer.Exit(2)
+        from zhiku.cli_access import audit_access
+
+        audit_access(since, user, output, home)
+        return
     if fmt not in ("jsonl", "csv"):
         err.print("[red]錯誤：[/red]--format 必須是 jsonl 或 csv")
         raise typer.Exit(2)

@@ -21,6 +21,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from zhiku.access import AccessScope, caller_scope
+from zhiku.filters import Filter
 from zhiku.server import accounts, audit
 from zhiku.server.audit import Actor
 from zhiku.server.errors import ApiError, not_found
@@ -118,6 +120,13 @@ class Principal:
     key_prefix: str
     kbs: tuple[str, ...]  # names of the KBs this user may read
     ip: str | None = None
+    # Groups and clearance (zhiku.access); None: public documents only (fail closed).
+    scope: AccessScope | None = None
+
+    def where(self, flt: Filter | None = None) -> Filter:
+        """``flt`` restricted to the documents this caller may see (zhiku.access)."""
+        scope = self.scope or AccessScope(self.user, frozenset(), 0)
+        return scope.restrict(flt)
 
     @property
     def is_admin(self) -> bool:
@@ -165,7 +174,8 @@ def principal(
     request.state.user = user.name
     request.state.key = key.prefix
     kbs = tuple(accounts.granted_kbs(store, user.id, user.role))
-    return Principal(user.id, user.name, user.role, key.id, key.prefix, kbs, ip)
+    return Principal(user.id, user.name, user.role, key.id, key.prefix, kbs, ip,
+                     caller_scope(store.database, user.name))
 
 
 Caller = Annotated[Principal, Depends(principal)]

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from zhiku import text as ztext
+from zhiku.access import access_guard
 from zhiku.backends import ConfigError, Embedder, HybridConfig, ModelError, Reranker
 from zhiku.config import DEFAULT_KB
 from zhiku.filters import Filter
@@ -184,6 +185,8 @@ class RetrievalService:
         """
         store = self.ctx.store
         flt = (where or Filter()).effective()
+        # A caller's access scope is checked once more where hits are read (zhiku.access).
+        guard = access_guard(flt)
         if mode is not None and mode not in SEARCH_MODES:
             raise ConfigError(f"不支援的檢索模式「{mode}」（可用：{', '.join(SEARCH_MODES)}）")
         names = [kbs] if isinstance(kbs, str) else list(kbs)
@@ -272,11 +275,11 @@ class RetrievalService:
         if reranker is None:
             # A few spare ids: a stale vector may name a chunk deleted since, and
             # near-duplicates are collapsed.
-            hits = store.hits_for(ranked[: k + 10], kb_ids)
+            hits = store.hits_for(ranked[: k + 10], kb_ids, guard)
             hits = collapse_duplicates(hits, k) if collapse else hits[:k]
             self._redact_hits(hits, names)
         else:
-            top = self._redact_hits(store.hits_for(ranked[: hyb.rerank_top], kb_ids), names)
+            top = self._redact_hits(store.hits_for(ranked[: hyb.rerank_top], kb_ids, guard), names)
             t = time.perf_counter()
             scores: list[float] | None
             try:
@@ -296,7 +299,7 @@ class RetrievalService:
                     h.score = h.scores["rerank"]
             hits = top[:k]
             if len(hits) < k and len(ranked) > len(top):
-                rest = store.hits_for(ranked[len(top):][: k - len(hits)], kb_ids)
+                rest = store.hits_for(ranked[len(top):][: k - len(hits)], kb_ids, guard)
                 hits.extend(self._redact_hits(rest, names))
         for h in hits:
             if h.chunk_id in bm25:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -13,6 +14,7 @@ from zhiku.engine import Zhiku
 from zhiku.errors import ZhikuError
 from zhiku.filters import Filter
 from zhiku.server import audit
+from zhiku.server.access import hidden_turns, log_viewed, withheld_answer
 from zhiku.server.answering import answer_events, open_conversation
 from zhiku.server.deps import (
     Caller,
@@ -63,7 +65,7 @@ def _search(
     with state.pool.engine() as zk:
         # Only the caller's KBs reach the engine: each has its own index, and the store
         # joins hits with ``d.kb_id IN (those KBs)``.
-        hits = zk.search(query, [kb.name for kb in kbs], k=k, where=where)
+        hits = zk.search(query, [kb.name for kb in kbs], k=k, where=p.where(where))
     store = state.store
     by_name = {kb.name: kb for kb in kbs}
     out = []
@@ -75,6 +77,7 @@ def _search(
         for kb in kbs:
             audit.record(store, p.actor, "search", kb=kb.name,
                          detail={"query": audit.mask_question(query, kb), "hits": len(out)})
+    log_viewed(state, p, hits, "search")
     return {"hits": out}
 
 
@@ -161,10 +164,12 @@ def _sse_stream(request: Request, events: Iterator[dict[str, Any]]) -> Iterator[
 def passage(passage_id: str, p: Caller, state: State) -> dict[str, Any]:
     store = state.store
     n = state.ids.decode("p", passage_id)
+    visible, vargs = p.where().sql("d")  # a passage of a document the caller may not see: 404
     row = None if n is None else store.db.execute(
         "SELECT c.*, d.title, d.path, d.kb_id, k.name AS kb FROM chunks c "
         "JOIN documents d ON d.id=c.doc_id JOIN kbs k ON k.id=d.kb_id "
-        f"WHERE c.id=? AND k.name IN ({placeholders(p.kbs)})", (n, *p.kbs)).fetchone()
+        f"WHERE c.id=? AND k.name IN ({placeholders(p.kbs)}) AND {visible}",
+        (n, *p.kbs, *vargs)).fetchone()
     if row is None:
         raise ApiError(404, "passage_not_found")
     kb = store.get_kb(row["kb"])
@@ -175,6 +180,8 @@ def passage(passage_id: str, p: Caller, state: State) -> dict[str, Any]:
     def out(text: str | None) -> str | None:
         return None if text is None else _redact(text, kb)
 
+    log_viewed(state, p, [SimpleNamespace(chunk_id=n, kb=row["kb"], doc_title=out(row["title"]),
+                                          text=row["text"])], "passage")
     return {
         "passage_id": passage_id, "kb": row["kb"],
         "document_id": state.ids.encode("d", row["doc_id"]), "doc": out(row["title"]),
@@ -241,11 +248,13 @@ def get_conversation(conv_id: str, p: Caller, state: State) -> dict[str, Any]:
     store = state.store
     row = _own_conversation(store, p, conv_id)
     turns = []
-    for m in store.db.execute(
+    rows = store.db.execute(
         "SELECT m.*, f.rating, f.comment FROM messages m LEFT JOIN feedback f "
         "ON f.answer_id=m.id WHERE m.conversation_id=? ORDER BY m.seq", (conv_id,)
-    ):
-        stored = json.loads(m["answer"])
+    ).fetchall()
+    hidden = hidden_turns(store, p, [json.loads(m["answer"]) for m in rows])
+    for i, m in enumerate(rows):
+        stored = json.loads(m["answer"]) if i not in hidden else withheld_answer()
         fb = None
         if m["rating"] is not None:
             fb = {"answer_id": m["id"], "rating": "up" if m["rating"] > 0 else "down",

@@ -147,7 +147,7 @@ def _masked_title(title: str, kb: KnowledgeBase) -> str:
 def list_documents(kb: str, p: Caller, state: State) -> dict[str, Any]:
     store = state.store
     kbo = readable_kb(store, p, kb)
-    docs = store.list_documents(kbo.name)
+    docs = store.list_documents(kbo.name, p.where())
     return {"documents": [
         {"id": state.ids.encode("d", d.id), "title": _masked_title(d.title, kbo),
          "path": Zhiku.redact_path(kbo, d.path),
@@ -162,7 +162,7 @@ def update_document(kb: str, doc_id: str, body: DocumentMetaUpdate, p: Caller,
                     state: State) -> dict[str, Any]:
     store = state.store
     kbo = editable_kb(store, p, kb)
-    row = _doc_row(state, store, kbo, doc_id)
+    row = _doc_row(state, store, kbo, doc_id, p)
     changes: dict[str, Any] = _upload_meta([json.dumps(
         {k: v for k, v in body.meta.items() if v is not None}, ensure_ascii=False)])
     changes.update({meta_key(k): None for k, v in body.meta.items() if v is None})
@@ -178,10 +178,14 @@ def update_document(kb: str, doc_id: str, body: DocumentMetaUpdate, p: Caller,
     return {"id": doc_id, "meta": {k: doc.meta[k] for k in FILTER_META if k in doc.meta}}
 
 
-def _doc_row(state: ServerState, store: Store, kb: KnowledgeBase, doc_id: str) -> Any:
+def _doc_row(state: ServerState, store: Store, kb: KnowledgeBase, doc_id: str,
+             p: Principal) -> Any:
+    """The document ``doc_id`` of ``kb`` if ``p`` may see it (zhiku.access), else 404."""
     n = state.ids.decode("d", doc_id)
+    visible, vargs = p.where().sql("d")
     row = None if n is None else store.db.execute(
-        "SELECT id, path, title FROM documents WHERE id=? AND kb_id=?", (n, kb.id)).fetchone()
+        f"SELECT id, path, title FROM documents d WHERE id=? AND kb_id=? AND {visible}",
+        (n, kb.id, *vargs)).fetchone()
     if row is None:
         raise ApiError(404, "document_not_found")
     return row
@@ -191,7 +195,7 @@ def _doc_row(state: ServerState, store: Store, kb: KnowledgeBase, doc_id: str) -
 def delete_document(kb: str, doc_id: str, p: Caller, state: State) -> dict[str, Any]:
     store = state.store
     kbo = editable_kb(store, p, kb)
-    row = _doc_row(state, store, kbo, doc_id)
+    row = _doc_row(state, store, kbo, doc_id, p)
     with state.pool.engine() as zk:
         zk.remove(kbo.name, row["path"])
         # The lexical index only: never the vectors, whose sync waits for the ingest
@@ -218,7 +222,7 @@ def delete_document(kb: str, doc_id: str, p: Caller, state: State) -> dict[str, 
 def reingest(kb: str, doc_id: str, p: Caller, state: State) -> JSONResponse:
     store = state.store
     kbo = editable_kb(store, p, kb)
-    row = _doc_row(state, store, kbo, doc_id)
+    row = _doc_row(state, store, kbo, doc_id, p)
     up = store.db.execute("SELECT stored, sha256, size FROM uploads WHERE kb_id=? AND path=?",
                           (kbo.id, row["path"])).fetchone()
     name = row["path"].rsplit("/", 1)[-1]

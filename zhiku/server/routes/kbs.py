@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from zhiku.pii import PiiError
 from zhiku.server import uploads
-from zhiku.server.deps import Admin, Caller, State, readable_kb
+from zhiku.server.deps import Admin, Caller, Principal, State, readable_kb
 from zhiku.server.errors import ApiError
 from zhiku.server.schemas import ERRORS, KbCreate, KbInfo, KbList, PolicyUpdate
 from zhiku.store import KnowledgeBase, Store
@@ -17,17 +17,16 @@ from zhiku.store import KnowledgeBase, Store
 router = APIRouter(prefix="/api/v1", tags=["knowledge bases"], responses=ERRORS)
 
 
-def kb_info(store: Store, kb: KnowledgeBase) -> dict[str, Any]:
-    docs, chunks = store.db.execute(
-        "SELECT COUNT(DISTINCT d.id), COUNT(c.id) FROM documents d "
-        "LEFT JOIN chunks c ON c.doc_id=d.id WHERE d.kb_id=?", (kb.id,)).fetchone()
+def kb_info(store: Store, kb: KnowledgeBase, p: Principal | None = None) -> dict[str, Any]:
+    """A KB's counts, of the documents ``p`` may see (all of them for the creator)."""
+    docs, chunks = store.document_counts(kb.id, p.where() if p is not None else None)
     return {"name": kb.name, "created_at": kb.created_at, "documents": docs, "chunks": chunks}
 
 
 @router.get("/kbs", response_model=KbList, summary="List the knowledge bases you may read")
 def list_kbs(p: Caller, state: State) -> dict[str, Any]:
     store = state.store
-    return {"kbs": [kb_info(store, kb) for kb in store.list_kbs() if kb.name in p.kbs]}
+    return {"kbs": [kb_info(store, kb, p) for kb in store.list_kbs() if kb.name in p.kbs]}
 
 
 @router.post("/kbs", response_model=KbInfo, status_code=201, summary="Create a knowledge base")
@@ -46,7 +45,7 @@ def create_kb(body: KbCreate, p: Admin, state: State) -> dict[str, Any]:
 @router.get("/kbs/{kb}", response_model=KbInfo, summary="One knowledge base")
 def get_kb(kb: str, p: Caller, state: State) -> dict[str, Any]:
     store = state.store
-    return kb_info(store, readable_kb(store, p, kb))
+    return kb_info(store, readable_kb(store, p, kb), p)
 
 
 @router.delete("/kbs/{kb}", summary="Delete a knowledge base and all its documents")

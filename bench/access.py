@@ -1,0 +1,139 @@
+"""Department-level access: what a caller's scope costs, and whether hidden documents
+can be detected from the outside by timing or ranking.
+
+    python bench/access.py [--drcd ../shared/data/drcd/DRCD_dev.json] [--queries 400]
+                           [--write]
+
+Two KBs from the DRCD paragraphs: ``mixed`` holds every paragraph, every other article
+restricted to group ``secret`` at 密; ``public`` holds only the unrestricted half. A
+caller with no group and clearance 公開 sees the same documents in both. For each
+question (interleaved, alternating which KB goes first):
+
+1. latency of the caller's lexical search in ``mixed`` vs ``public``: the medians and a
+   Mann–Whitney U test (could timing tell whether hidden documents exist?);
+2. latency in ``mixed`` for an unrestricted caller vs the restricted one: the cost of
+   the scope inside the tantivy query;
+3. how often the restricted caller's top 5 in ``mixed`` equals their top 5 in
+   ``public`` (BM25's idf counts every indexed document: a residual ranking signal);
+4. R@5 of the restricted caller for questions whose gold paragraph they may see, in
+   both KBs (the scope never drops an allowed hit: k hits are k allowed hits).
+
+Timings on a shared 2-core machine are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from scipy.stats import mannwhitneyu
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import (  # noqa: E402
+    drcd_documents,
+    latency_ms,
+    machine,
+    rank_of,
+    read_drcd,
+    write_section,
+)
+from zhiku.access import AccessScope  # noqa: E402
+from zhiku.engine import Zhiku  # noqa: E402
+from zhiku.filters import Filter  # noqa: E402
+
+DEFAULT_DRCD = Path(__file__).resolve().parents[2] / "shared" / "data" / "drcd" / "DRCD_dev.json"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--drcd", type=Path, default=DEFAULT_DRCD)
+    ap.add_argument("--queries", type=int, default=400)
+    ap.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
+    args = ap.parse_args()
+    passages, questions = read_drcd(args.drcd)
+    articles = sorted({p.title for p in passages})
+    hidden_articles = set(articles[::2])
+    hidden = {p.key for p in passages if p.title in hidden_articles}
+    restricted = {"access_groups": ["secret"], "access_level": 3}
+    with tempfile.TemporaryDirectory() as tmp, Zhiku(Path(tmp)) as zk:
+        zk.kb("mixed", create=True)
+        zk.kb("public", create=True)
+        t0 = time.perf_counter()
+        for (path, doc), p in zip(drcd_documents(passages), passages, strict=True):
+            zk.add_loaded("mixed", path, doc, meta=restricted if p.key in hidden else None)
+            if p.key not in hidden:
+                zk.add_loaded("public", path, doc)
+        zk.sync_index("mixed")
+        zk.sync_index("public")
+        build_s = time.perf_counter() - t0
+        user = AccessScope("pat", frozenset(), 0).restrict(Filter())
+        rng = random.Random(7)
+        qs = rng.sample(questions, min(args.queries, len(questions)))
+        for q in qs[:20]:  # warm both indexes
+            for kb in ("mixed", "public"):
+                zk.search(q.text, kb, k=5, mode="lexical", where=user)
+        lat: dict[str, list[float]] = {"mixed": [], "public": [], "mixed_all": []}
+        same = 0
+        ranks: dict[str, list[int | None]] = {"mixed": [], "public": []}
+        leaked = 0
+        for i, q in enumerate(qs):
+            order = [("mixed", user), ("public", user), ("mixed_all", None)]
+            if i % 2:
+                order = order[::-1]
+            tops: dict[str, list[str]] = {}
+            for name, where in order:
+                kb = "mixed" if name.startswith("mixed") else "public"
+                t = time.perf_counter()
+                hits = zk.search(q.text, kb, k=5, mode="lexical", where=where)
+                lat[name].append(time.perf_counter() - t)
+                tops[name] = [h.path.removeprefix("drcd://") for h in hits]
+            leaked += sum(k in hidden for k in tops["mixed"])
+            same += tops["mixed"] == tops["public"]
+            if q.gold not in hidden:
+                for kb in ("mixed", "public"):
+                    ranks[kb].append(rank_of(tops[kb], q.gold))
+        u = mannwhitneyu(lat["mixed"], lat["public"], alternative="two-sided")
+    n = len(qs)
+
+    def r5(xs: list[int | None]) -> float:
+        return sum(r is not None and r < 5 for r in xs) / max(1, len(xs))
+
+    def ms(xs: list[float]) -> str:
+        d = latency_ms(xs)
+        return f"{d['p50_ms']:.2f} / {d['p95_ms']:.2f}"
+
+    cmd = f"python bench/access.py --queries {args.queries} --write"
+    body = (
+        "## Document access: cost and side channels\n\n"
+        f"`{cmd}` on {machine()} (shared machine: timings are noisy).\n\n"
+        f"DRCD dev: {len(passages)} paragraphs; `mixed` holds all, {len(hidden)} of them "
+        f"(every other article) restricted to group `secret` at 密; `public` holds the other "
+        f"{len(passages) - len(hidden)}. Built in {build_s:.1f} s. {n} questions, lexical "
+        "search, k=5, interleaved.\n\n"
+        "| search | p50 / p95 ms |\n|---|---:|\n"
+        f"| 公開 caller, `mixed` (hidden documents exist) | {ms(lat['mixed'])} |\n"
+        f"| 公開 caller, `public` (they do not) | {ms(lat['public'])} |\n"
+        f"| unrestricted caller, `mixed` | {ms(lat['mixed_all'])} |\n\n"
+        f"Mann–Whitney U, `mixed` vs `public` for the 公開 caller: U = {u.statistic:.0f}, "
+        f"p = {u.pvalue:.3g} (p < 0.05 would mean the existence of hidden documents shows in "
+        "the timing at this sample size).\n\n"
+        f"Hidden paragraphs in the 公開 caller's results: {leaked} of {5 * n}. "
+        f"Identical top 5 in `mixed` and `public`: {same / n:.1%} of questions (the rest "
+        "differ because BM25's idf counts every indexed document: a residual ranking "
+        "signal, see docs/access.md). R@5 on the questions whose gold paragraph is "
+        f"visible: {r5(ranks['mixed']):.3f} in `mixed`, {r5(ranks['public']):.3f} in "
+        "`public`.\n"
+    )
+    print(body)
+    if args.write:
+        write_section("access", body)
+
+
+if __name__ == "__main__":
+    main()
