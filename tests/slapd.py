@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 import pytest
-from ldap3.utils.hashed import hashed
 from ldap3 import HASHED_SALTED_SHA
+from ldap3.utils.hashed import hashed
 
 BASE = "dc=zhiku,dc=test"
 ADMIN_DN = f"cn=admin,{BASE}"
