@@ -32,6 +32,7 @@ PEOPLE: dict[str, tuple[str, tuple[str, ...], bool]] = {
     "mei": ("mei-correct-horse", ("hr-staff",), False),
     "chen": ("chen-battery-staple", ("finance", "kb-editors"), False),
     "lin": ("lin-left-the-company", ("hr-staff",), True),
+    "frank": ("frank-in-the-directory", ("finance",), False),  # also a local account
 }
 
 

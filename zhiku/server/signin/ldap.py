@@ -48,12 +48,14 @@ def _first_rdn_value(dn: str, attr: str) -> str:
 class LdapAuthenticator:
     def __init__(self, settings: AuthSettings) -> None:
         self.s = settings
-        self.server = ldap3.Server(settings.ldap_url, connect_timeout=settings.ldap_timeout_s,
+        # ldap3 packs the timeouts into socket options: whole seconds only
+        self.timeout = max(1, round(settings.ldap_timeout_s))
+        self.server = ldap3.Server(settings.ldap_url, connect_timeout=self.timeout,
                                    get_info=ldap3.NONE)
 
     def _connect(self, user: str | None, password: str | None) -> ldap3.Connection:
         conn = ldap3.Connection(self.server, user=user, password=password,
-                                receive_timeout=self.s.ldap_timeout_s, raise_exceptions=False,
+                                receive_timeout=self.timeout, raise_exceptions=False,
                                 read_only=True, auto_referrals=False)
         try:
             conn.open()
