@@ -3,6 +3,9 @@ sign-out (everywhere), groups → roles and grants; API keys keep working."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from itertools import count
@@ -247,3 +250,26 @@ def test_caller_groups_reads_the_principal() -> None:
 
     p = Principal(1, "a", "reader", 0, "password", (), None, frozenset({"hr", "it"}), 3)
     assert caller_groups(p) == {"hr", "it"}
+
+
+def test_cli_sets_a_password_that_signs_in(tmp_path: Any) -> None:
+    home = tmp_path / "home"
+    run = [sys.executable, "-m", "zhiku"]
+    env = {**os.environ, "ZHIKU_HOME": str(home)}
+    subprocess.run([*run, "users", "create", "阿美", "--role", "reader"], env=env,
+                   check=True, capture_output=True)
+    short = subprocess.run([*run, "users", "password", "阿美", "--stdin"], env=env,
+                           input="short\n", capture_output=True, text=True)
+    assert short.returncode == 2 and "至少需要 10 個字元" in short.stderr
+    missing = subprocess.run([*run, "users", "password", "沒有這人", "--stdin"], env=env,
+                             input="long-enough-password\n", capture_output=True, text=True)
+    assert missing.returncode == 3
+    ok = subprocess.run([*run, "users", "password", "阿美", "--stdin"], env=env,
+                        input="long-enough-password\n", capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    app = create_app(ServerSettings.from_env({}, home=str(home)))
+    app.state.signin = SignIn(AuthSettings(cookie_secure=False))
+    c = TestClient(app)
+    assert c.post("/api/v1/auth/login", json={"username": "阿美",
+                                              "password": "long-enough-password"}
+                  ).json()["user"] == "阿美"

@@ -173,6 +173,33 @@ def users_delete(
     err.print(f"已刪除使用者「{user.name}」")
 
 
+@users_app.command("password")
+def users_password(
+    name: str,
+    home: HomeOpt = None,
+    stdin: Annotated[bool, typer.Option("--stdin", help="從標準輸入讀取密碼（給腳本用）")] = False,
+) -> None:
+    """設定使用者的登入密碼（argon2id；其現有工作階段全部結束）。見 docs/signin.md。"""
+    from zhiku.config import lang
+    from zhiku.server.errors import ApiError, message_for
+    from zhiku.server.signin.config import AuthSettings
+    from zhiku.server.signin.core import set_password
+
+    if stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("新密碼", hide_input=True, confirmation_prompt=True)
+    with _store(home) as store:
+        try:
+            set_password(store, name, password, AuthSettings.from_env())
+        except ApiError as exc:
+            err.print("[red]錯誤：[/red]" + escape(message_for(
+                exc.code, "en" if lang() == "en" else "zh", **exc.params)))
+            raise typer.Exit(2) from None
+        audit.record(store, CLI, "password_set", target=name)
+    err.print(f"已設定「{escape(name)}」的密碼")
+
+
 # --- keys -------------------------------------------------------------------------------
 
 
