@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
 from zhiku.server import accounts
+from zhiku.server.audit import Actor
 from zhiku.server.deps import Admin, Caller, State
 from zhiku.server.errors import ApiError
 from zhiku.server.schemas import ERRORS
@@ -63,16 +64,10 @@ def _signed_in(request: Request, state: State, user: accounts.User, method: str,
     response.set_cookie(signin.cookie_name, token, httponly=True, **kw)
     response.set_cookie(signin.csrf_cookie_name, csrf, httponly=False, **kw)
     eff = core.effective(state.store, user.id, user.role)
-    state.record(accounts_actor(user, method, _ip(request)), "sign_in", target=user.name,
+    state.record(Actor(user.name, method, _ip(request)), "sign_in", target=user.name,
                  detail={"method": method})
     return {"user": user.name, "role": eff.role, "kbs": list(eff.kbs),
             "groups": sorted(eff.groups), "method": method, "csrf_token": csrf}
-
-
-def accounts_actor(user: accounts.User, method: str, ip: str | None) -> Any:
-    from zhiku.server.audit import Actor
-
-    return Actor(user.name, method, ip)
 
 
 def _clear(request: Request, response: Response) -> None:
@@ -125,10 +120,9 @@ def logout_all(request: Request, p: Caller, state: State) -> JSONResponse:
 @router.put("/auth/password", summary="Change my password (ends my other sessions)")
 def change_password(body: PasswordChange, request: Request, p: Caller,
                     state: State) -> dict[str, Any]:
-    store = state.store
-    if not core._verify(core.repo(store).password_hash(p.user_id), body.current):
+    if not core.verify_password(core.repo(state.store).password_hash(p.user_id), body.current):
         raise ApiError(401, "invalid_credentials")
-    with state.gate:
+    with state.write() as store:
         core.set_password(store, p.user_id, body.new, signin_of(request).settings)
     state.record(p.actor, "password_change", target=p.user)
     return {"changed": True}
@@ -164,7 +158,7 @@ def oidc_callback(request: Request, state: State,
             repo = core.repo(store)
             found = client.finish(repo, state_, code)
     except OidcError as exc:
-        state.record(accounts_actor_anon(_ip(request)), "sign_in_failed",
+        state.record(Actor(None, None, _ip(request)), "sign_in_failed",
                      detail={"method": "oidc", "reason": exc.reason})
         raise ApiError(400, "oidc_failed", reason=exc.reason) from exc
     user = core.provision_external(state, signin.settings, "oidc:" + found.issuer,
@@ -176,20 +170,14 @@ def oidc_callback(request: Request, state: State,
     return response
 
 
-def accounts_actor_anon(ip: str | None) -> Any:
-    from zhiku.server.audit import Actor
-
-    return Actor(None, None, ip)
-
-
 # --- administration -------------------------------------------------------------------
 
 
 @router.put("/users/{user_id}/password", summary="Set a user's password (admin)")
 def set_user_password(user_id: int, body: PasswordSet, request: Request, p: Admin,
                       state: State) -> dict[str, Any]:
-    with state.gate:
-        core.set_password(state.store, user_id, body.password, signin_of(request).settings)
+    with state.write() as store:
+        core.set_password(store, user_id, body.password, signin_of(request).settings)
     user = accounts.get_user(state.store, user_id)
     state.record(p.actor, "password_set", target=user.name)
     return {"user": user.name, "password": True}

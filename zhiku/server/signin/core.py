@@ -51,7 +51,8 @@ MAX_PASSWORD_CHARS = 1024
 
 
 class HasGroups(Protocol):
-    groups: frozenset[str]
+    @property
+    def groups(self) -> frozenset[str]: ...
 
 
 def caller_groups(principal: HasGroups) -> set[str]:
@@ -122,7 +123,8 @@ def set_password(store: Store, ref: str | int, password: str, settings: AuthSett
         r.delete_user_sessions(user.id)
 
 
-def _verify(hashed: str | None, password: str) -> bool:
+def verify_password(hashed: str | None, password: str) -> bool:
+    """Whether ``password`` matches ``hashed``; with no hash, the same work and ``False``."""
     try:
         return _hasher.verify(hashed or _DUMMY_HASH, password) and hashed is not None
     except (VerificationError, InvalidHashError):
@@ -196,7 +198,7 @@ def password_sign_in(state: ServerState, signin: SignIn, username: str, password
         user = None
     hashed = repo(store).password_hash(user.id) if user else None
     if hashed is not None or signin.ldap is None:
-        if not _verify(hashed, password):
+        if not verify_password(hashed, password):
             raise _fail(state, username, ip, now)
         assert user is not None
         if _hasher.check_needs_rehash(hashed or ""):
