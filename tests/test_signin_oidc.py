@@ -106,6 +106,12 @@ def test_no_mapped_group_and_open_redirects_are_refused(app: Any) -> None:
                 ).headers["location"]
     r = c.get(sign_in_at_provider(url, "u-1002", CALLBACK).removeprefix("http://testserver"))
     assert (r.status_code, r.json()["error"]["code"]) == (403, "no_mapped_group")
+    # a browser is sent to the sign-in page, which explains it
+    url = c.get("/api/v1/auth/oidc/start").headers["location"]
+    r = c.get(sign_in_at_provider(url, "u-1002", CALLBACK).removeprefix("http://testserver"),
+              headers={"Accept": "text/html,application/xhtml+xml"})
+    assert (r.status_code, r.headers["location"]) == (303, "/?signin_error=no_mapped_group")
+    assert "zhiku_session" not in c.cookies
     the_app.state.signin = SignIn(settings(app[2], external_default_role="reader"))
     try:
         url = c.get("/api/v1/auth/oidc/start", params={"next": "//evil.example/x"}

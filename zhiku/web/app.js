@@ -126,6 +126,12 @@ async function signedIn() {
 }
 
 async function renderLogin(error) {
+  const failed = new URLSearchParams(location.search).get("signin_error");
+  if (failed && !error) {
+    history.replaceState(null, "", "/");
+    const key = `login.err.${failed}`;
+    error = t(key) === key ? `${t("login.ssoFailed")}（${failed}）` : t(key);
+  }
   let config = { sso: false, ldap: false };
   try {
     config = await api("GET", "/api/v1/auth/config");

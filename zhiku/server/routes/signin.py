@@ -135,6 +135,7 @@ def oidc_start(request: Request, state: State,
     if client is None:
         raise ApiError(404, "sso_not_configured")
     try:
+        client.metadata()  # discovery over the network, before taking the write lock
         with state.write() as store:
             url = client.begin(core.repo(store), next)
     except OidcError as exc:
@@ -151,20 +152,26 @@ def oidc_callback(request: Request, state: State,
     client = signin.oidc
     if client is None:
         raise ApiError(404, "sso_not_configured")
-    if error:
-        raise ApiError(400, "oidc_failed", reason=error)
     try:
+        if error:
+            raise ApiError(400, "oidc_failed", reason=error)
         with state.write() as store:
-            repo = core.repo(store)
-            found = client.finish(repo, state_, code)
-    except OidcError as exc:
-        state.record(Actor(None, None, _ip(request)), "sign_in_failed",
-                     detail={"method": "oidc", "reason": exc.reason})
-        raise ApiError(400, "oidc_failed", reason=exc.reason) from exc
-    user = core.provision_external(state, signin.settings, "oidc:" + found.issuer,
-                                   found.subject, found.username, found.groups)
-    if user.disabled:
-        raise ApiError(403, "account_disabled")
+            pending = core.repo(store).take_pending(state_)
+        try:
+            found = client.finish(pending, code)
+        except OidcError as exc:
+            state.record(Actor(None, None, _ip(request)), "sign_in_failed",
+                         detail={"method": "oidc", "reason": exc.reason})
+            raise ApiError(400, "oidc_failed", reason=exc.reason) from exc
+        user = core.provision_external(state, signin.settings, "oidc:" + found.issuer,
+                                       found.subject, found.username, found.groups)
+        if user.disabled:
+            raise ApiError(403, "account_disabled")
+    except ApiError as exc:
+        # A browser lands on the sign-in page, which says what went wrong; programs get JSON.
+        if "text/html" in request.headers.get("accept", ""):
+            return RedirectResponse(f"/?signin_error={exc.code}", status_code=303)
+        raise
     response = RedirectResponse(found.next_url, status_code=303)
     _signed_in(request, state, user, "oidc", response)
     return response

@@ -4,10 +4,11 @@ audience, nonce, expiry).
 
 :meth:`OidcClient.begin` makes a ``state``, a ``nonce`` and a PKCE verifier, keeps them
 in the database (any node may receive the callback) and returns the provider's
-authorization URL. :meth:`OidcClient.finish` takes them back once — a replayed callback
-finds nothing —, exchanges the code with the verifier, validates the token and returns
-the claims, with the groups from ``oidc_groups_claim`` (read from the userinfo endpoint
-when the provider keeps them out of the token).
+authorization URL. The callback takes them back once (``take_pending``: a replayed
+callback finds nothing) and :meth:`OidcClient.finish` exchanges the code with the
+verifier, validates the token and returns the claims, with the groups from
+``oidc_groups_claim`` (read from the userinfo endpoint when the provider keeps them out
+of the token).
 """
 
 from __future__ import annotations
@@ -118,8 +119,10 @@ class OidcClient:
                                                 code_verifier=verifier, nonce=nonce)
         return str(url)
 
-    def finish(self, repo: AuthRepository, state: str, code: str) -> OidcIdentity:
-        pending = repo.take_pending(state)
+    def finish(self, pending: Pending | None, code: str) -> OidcIdentity:
+        """Complete the flow ``pending`` (taken with ``repo.take_pending(state)``, ``None``
+        when unknown) with the provider's ``code``: no database transaction is held
+        while the provider answers."""
         if pending is None or time.time() - pending.created_ts > PENDING_TTL_S:
             raise OidcError("unknown_state")
         meta = self.metadata()
