@@ -8,7 +8,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import time
 from html import unescape
@@ -18,13 +17,10 @@ from urllib.parse import urljoin
 import httpx
 import pytest
 
+from tests.server_util import free_port
+from tests.slapd import terminate
+
 HERE = Path(__file__).parent / "oidc"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Provider:
@@ -33,7 +29,7 @@ class Provider:
         node = shutil.which("node")
         if node is None or not (HERE / "node_modules" / "oidc-provider").is_dir():
             pytest.skip("oidc-provider is not installed (npm ci in tests/oidc; Debian nodejs)")
-        self.port = _free_port()
+        self.port = free_port()
         self.issuer = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "PORT": str(self.port), "CLIENTS": json.dumps(clients),
                "ACCOUNTS": json.dumps(accounts), "NODE_ENV": "test"}
@@ -53,11 +49,7 @@ class Provider:
         raise RuntimeError("oidc-provider did not start: " + "".join(lines)[-2000:])
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        terminate(self.proc)
 
 
 def _form(html: str, base: str) -> tuple[str, dict[str, str]]:

@@ -16,10 +16,13 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ldap3 import HASHED_SALTED_SHA
 from ldap3.utils.hashed import hashed
+
+from tests.server_util import free_port
 
 BASE = "dc=zhiku,dc=test"
 ADMIN_DN = f"cn=admin,{BASE}"
@@ -36,10 +39,13 @@ PEOPLE: dict[str, tuple[str, tuple[str, ...], bool]] = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def terminate(proc: subprocess.Popen[Any]) -> None:
+    """SIGTERM, then SIGKILL after 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def _ldif() -> str:
@@ -71,7 +77,7 @@ class Slapd:
         self.dir = Path(tempfile.mkdtemp(prefix="zhiku-slapd-"))
         data = self.dir / "data"
         data.mkdir()
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"ldap://127.0.0.1:{self.port}"
         conf = self.dir / "slapd.conf"
         conf.write_text(
@@ -119,9 +125,5 @@ class Slapd:
         raise RuntimeError("slapd did not start")
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        terminate(self.proc)
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -14,8 +14,8 @@ from zhiku.server.signin import SignIn
 from zhiku.server.signin.config import AuthSettings
 from zhiku.server.signin.ldap import LdapAuthenticator, LdapDisabled, LdapUnavailable
 
-from .server_util import auth, build_home
-from .slapd import BASE, PEOPLE, SERVICE_DN, SERVICE_PW, Slapd, _free_port
+from .server_util import auth, build_home, free_port
+from .slapd import BASE, PEOPLE, SERVICE_DN, SERVICE_PW, Slapd
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def test_disabled_and_unreachable(slapd: Slapd) -> None:
     bad_service = LdapAuthenticator(search_bind(slapd.url).with_(ldap_bind_password="nope"))
     with pytest.raises(LdapUnavailable, match="service account"):
         bad_service.authenticate("mei", PEOPLE["mei"][0])
-    down = LdapAuthenticator(search_bind(f"ldap://127.0.0.1:{_free_port()}"))
+    down = LdapAuthenticator(search_bind(f"ldap://127.0.0.1:{free_port()}"))
     with pytest.raises(LdapUnavailable, match="127.0.0.1"):
         down.authenticate("mei", PEOPLE["mei"][0])
 
@@ -127,7 +127,7 @@ def test_wrong_unknown_disabled_unmapped_conflict(app: Any) -> None:
 
 def test_directory_down_is_a_clear_503(app: Any) -> None:
     the_app = app[0]
-    the_app.state.signin = SignIn(search_bind(f"ldap://127.0.0.1:{_free_port()}"))
+    the_app.state.signin = SignIn(search_bind(f"ldap://127.0.0.1:{free_port()}"))
     try:
         r = login(TestClient(the_app), "mei", PEOPLE["mei"][0], "en")
         assert r.status_code == 503

@@ -22,7 +22,7 @@ from zhiku.server.signin.config import AuthSettings
 from zhiku.server.signin.oidc import OidcClient, OidcError
 
 from .oidc_util import Provider, sign_in_at_provider
-from .server_util import auth, build_home
+from .server_util import auth, build_home, free_port
 
 CALLBACK = "http://testserver/api/v1/auth/oidc/callback"
 OTHER_CALLBACK = "http://other.test/cb"
@@ -183,9 +183,7 @@ def test_id_token_checks_with_real_tokens(provider: Provider) -> None:
 
 
 def test_provider_down_is_a_clear_error() -> None:
-    from tests.slapd import _free_port
-
-    dead = AuthSettings(oidc_issuer=f"http://127.0.0.1:{_free_port()}", oidc_client_id="z",
+    dead = AuthSettings(oidc_issuer=f"http://127.0.0.1:{free_port()}", oidc_client_id="z",
                         oidc_redirect_uri=CALLBACK, oidc_timeout_s=2)
     with pytest.raises(OidcError) as e:
         OidcClient(dead).metadata()
