@@ -117,13 +117,14 @@ def logout_all(request: Request, p: Caller, state: State) -> JSONResponse:
     return response
 
 
-@router.put("/auth/password", summary="Change my password (ends my other sessions)")
+@router.put("/auth/password", summary="Change my password (ends all my sessions: sign in again)")
 def change_password(body: PasswordChange, request: Request, p: Caller,
                     state: State) -> dict[str, Any]:
     if not core.verify_password(core.repo(state.store).password_hash(p.user_id), body.current):
         raise ApiError(401, "invalid_credentials")
+    hashed = core.hash_password(body.new, signin_of(request).settings)
     with state.write() as store:
-        core.set_password(store, p.user_id, body.new, signin_of(request).settings)
+        core.store_password(store, p.user_id, hashed)
     state.record(p.actor, "password_change", target=p.user)
     return {"changed": True}
 
@@ -183,9 +184,10 @@ def oidc_callback(request: Request, state: State,
 @router.put("/users/{user_id}/password", summary="Set a user's password (admin)")
 def set_user_password(user_id: int, body: PasswordSet, request: Request, p: Admin,
                       state: State) -> dict[str, Any]:
+    accounts.get_user(state.store, user_id)  # 404 before the slow hash
+    hashed = core.hash_password(body.password, signin_of(request).settings)
     with state.write() as store:
-        core.set_password(store, user_id, body.password, signin_of(request).settings)
-    user = accounts.get_user(state.store, user_id)
+        user = core.store_password(store, user_id, hashed)
     state.record(p.actor, "password_set", target=user.name)
     return {"user": user.name, "password": True}
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
 import time
 import unicodedata
 from collections.abc import Iterable
@@ -46,6 +47,9 @@ ROLE_RANK = {"reader": 1, "agent": 1, "editor": 2, "admin": 3}
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "x-csrf-token"
 _hasher = PasswordHasher()  # argon2id, RFC 9106's second recommended parameters
+# Each hash takes 64 MiB and most of a core for a while: at most two at once per process,
+# so a burst of sign-ins queues instead of exhausting memory and the request threads' CPU.
+_hashing = threading.BoundedSemaphore(2)
 _DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
 MAX_PASSWORD_CHARS = 1024
 
@@ -110,23 +114,37 @@ def _fold(name: str) -> str:
 # --- passwords ------------------------------------------------------------------------
 
 
-def set_password(store: Store, ref: str | int, password: str, settings: AuthSettings) -> None:
-    """Give a user a (new) password; their other sessions end."""
+def hash_password(password: str, settings: AuthSettings) -> str:
+    """The argon2id hash of an acceptable new password (400 when too short or long).
+    Slow on purpose: call it before taking the write lock."""
     if len(password) < settings.password_min_length:
         raise ApiError(400, "password_too_short", limit=settings.password_min_length)
     if len(password) > MAX_PASSWORD_CHARS:
         raise ApiError(400, "password_too_long", limit=MAX_PASSWORD_CHARS)
+    with _hashing:
+        return _hasher.hash(password)
+
+
+def store_password(store: Store, ref: str | int, hashed: str) -> accounts.User:
+    """Give a user the password ``hashed``; their sessions end."""
     user = accounts.get_user(store, ref)
     r = repo(store)
     with store.database.tx(immediate=True):
-        r.set_password_hash(user.id, _hasher.hash(password))
+        r.set_password_hash(user.id, hashed)
         r.delete_user_sessions(user.id)
+    return user
+
+
+def set_password(store: Store, ref: str | int, password: str, settings: AuthSettings) -> None:
+    """Give a user a (new) password; all their sessions end."""
+    store_password(store, ref, hash_password(password, settings))
 
 
 def verify_password(hashed: str | None, password: str) -> bool:
     """Whether ``password`` matches ``hashed``; with no hash, the same work and ``False``."""
     try:
-        return _hasher.verify(hashed or _DUMMY_HASH, password) and hashed is not None
+        with _hashing:
+            return _hasher.verify(hashed or _DUMMY_HASH, password) and hashed is not None
     except (VerificationError, InvalidHashError):
         return False
 
@@ -202,8 +220,10 @@ def password_sign_in(state: ServerState, signin: SignIn, username: str, password
             raise _fail(state, username, ip, now)
         assert user is not None
         if _hasher.check_needs_rehash(hashed or ""):
+            with _hashing:
+                rehashed = _hasher.hash(password)
             with state.write() as s:
-                repo(s).set_password_hash(user.id, _hasher.hash(password))
+                repo(s).set_password_hash(user.id, rehashed)
         method = "password"
     else:
         try:
