@@ -102,10 +102,12 @@ def free_port() -> int:
 
 @contextmanager
 def running_server(
-    home: Path, *args: str, env: dict[str, str] | None = None, log: Path | None = None
+    home: Path, *args: str, env: dict[str, str] | None = None, log: Path | None = None,
+    port: int | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """``zhiku serve`` on a free loopback port; yields (base URL, process); SIGTERM at exit."""
-    port = free_port()
+    """``zhiku serve`` on ``port`` (default: a free loopback port); yields (base URL,
+    process); SIGTERM at exit."""
+    port = port or free_port()
     full_env = {**os.environ, "ZHIKU_HOME": str(home), **(env or {})}
     out = log.open("wb") if log else subprocess.DEVNULL
     proc = subprocess.Popen(

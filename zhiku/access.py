@@ -187,15 +187,18 @@ class AccessScope:
                 "clearance": self.clearance, "clearance_name": level_name(self.clearance)}
 
 
-def caller_groups(db: Database, user: str) -> frozenset[str]:
-    """The groups of ``user``: the one place they come from (see the module docstring)."""
-    return frozenset(_fold(g) for g in AccessRepository(db).groups_of(user))
+def caller_groups(db: Database, user: str,
+                  signed_in: Iterable[str] = ()) -> frozenset[str]:
+    """The groups of ``user``: the one place they come from (see the module docstring):
+    the access groups set for the user here, and ``signed_in``, the groups sign-in gave
+    (local groups, LDAP, OIDC: :func:`zhiku.server.signin.caller_groups`)."""
+    return frozenset(_fold(g) for g in (*AccessRepository(db).groups_of(user), *signed_in))
 
 
-def caller_scope(db: Database, user: str) -> AccessScope:
+def caller_scope(db: Database, user: str, signed_in: Iterable[str] = ()) -> AccessScope:
     """The scope of ``user``: their groups and clearance (公開 when none was set)."""
     level = AccessRepository(db).clearance_of(user)
-    return AccessScope(user, caller_groups(db, user), 0 if level is None else level)
+    return AccessScope(user, caller_groups(db, user, signed_in), 0 if level is None else level)
 
 
 def set_user_access(db: Database, user: str, groups: Iterable[str] | None = None,

@@ -31,8 +31,19 @@ from zhiku.server.jobs import IngestWorkers, reclaim_dead_workers
 from zhiku.server.observability import Metrics
 from zhiku.server.pool import EnginePool, PoolTimeout
 from zhiku.server.ratelimit import RateLimiter
-from zhiku.server.routes import access, admin, ask, documents, kbs, openai, sources, system
+from zhiku.server.routes import (
+    access,
+    admin,
+    ask,
+    documents,
+    kbs,
+    openai,
+    signin,
+    sources,
+    system,
+)
 from zhiku.server.settings import ServerSettings
+from zhiku.server.signin import SignIn
 from zhiku.server.writes import WriteGate
 
 log = logging.getLogger("zhiku.server")
@@ -218,6 +229,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.zhiku = state
+    app.state.signin = SignIn()  # ZHIKU_AUTH_*, ZHIKU_LDAP_*, ZHIKU_OIDC_* (docs/signin.md)
     errors.install(app)
 
     @app.exception_handler(PoolTimeout)
@@ -231,7 +243,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         return errors.error_response(request, 500, "internal")
 
     for r in (system.router, kbs.router, documents.router, ask.router, admin.router,
-              openai.router, sources.router, access.router):
+              openai.router, sources.router, access.router, signin.router):
         app.include_router(r)
 
     web = web_dir()

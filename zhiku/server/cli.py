@@ -65,15 +65,52 @@ def users_create(
     role: RoleOpt = "reader",
     kb: KbsOpt = None,
     home: HomeOpt = None,
+    password: Annotated[bool, typer.Option(
+        "--password", help="同時設定登入密碼（詢問兩次；見 docs/signin.md）")] = False,
+    password_stdin: Annotated[bool, typer.Option(
+        "--password-stdin", help="同時設定登入密碼，從標準輸入讀取（給腳本用）")] = False,
 ) -> None:
-    """建立使用者（第一位管理員：zhiku users create admin --role admin）。"""
+    """建立使用者（第一位管理員：zhiku users create admin --role admin --password）。"""
+    secret = _new_password(password, password_stdin)
     with _store(home) as store:
         _ensure_kbs(store, home, kb or [])
-        user = accounts.create_user(store, name, role, kb or [])
-        audit.record(store, CLI, "user_create", target=user.name,
-                     detail={"role": user.role, "kbs": user.kbs})
+        with store.tx(immediate=True):
+            user = accounts.create_user(store, name, role, kb or [])
+            if secret is not None:
+                _set_password(store, user.name, secret)
+            audit.record(store, CLI, "user_create", target=user.name,
+                         detail={"role": user.role, "kbs": user.kbs,
+                                 "password": secret is not None})
     err.print(f"已建立使用者「{user.name}」（{user.role}）；建立金鑰：zhiku keys create --user "
               f"{user.name}")
+
+
+def _new_password(prompt: bool, from_stdin: bool) -> str | None:
+    """The password to set (checked before anything is created), or ``None``."""
+    if not (prompt or from_stdin):
+        return None
+    from zhiku.config import lang
+    from zhiku.server.errors import message_for
+    from zhiku.server.signin.config import AuthSettings
+
+    if from_stdin:
+        secret = sys.stdin.readline().rstrip("\r\n")
+    else:
+        secret = typer.prompt("密碼", hide_input=True, confirmation_prompt=True)
+    least = AuthSettings.from_env().password_min_length
+    if not least <= len(secret) <= 1024:
+        code = "password_too_short" if len(secret) < least else "password_too_long"
+        err.print("[red]錯誤：[/red]" + escape(message_for(
+            code, "en" if lang() == "en" else "zh", limit=least if len(secret) < least else 1024)))
+        raise typer.Exit(2)
+    return secret
+
+
+def _set_password(store: Store, name: str, secret: str) -> None:
+    from zhiku.server.signin.config import AuthSettings
+    from zhiku.server.signin.core import set_password
+
+    set_password(store, name, secret, AuthSettings.from_env())
 
 
 @users_app.command("list")

@@ -32,6 +32,7 @@ from zhiku.server.observability import Metrics
 from zhiku.server.pool import EnginePool
 from zhiku.server.ratelimit import RateLimiter
 from zhiku.server.settings import ServerSettings
+from zhiku.server.signin import core as signin_core
 from zhiku.server.sql import placeholders
 from zhiku.server.writes import WriteGate
 from zhiku.store import KnowledgeBase, Store
@@ -120,6 +121,8 @@ class Principal:
     key_prefix: str
     kbs: tuple[str, ...]  # names of the KBs this user may read
     ip: str | None = None
+    groups: frozenset[str] = frozenset()  # read through zhiku.server.signin.caller_groups
+    session_id: int | None = None  # signed in with a session cookie (no key)
     # Groups and clearance (zhiku.access); None: public documents only (fail closed).
     scope: AccessScope | None = None
 
@@ -152,6 +155,12 @@ def principal(
     """Authenticate the request's key, apply the rate limit, load the user's grants."""
     ip = request.client.host if request.client else None
     if creds is None or creds.scheme.lower() != "bearer":
+        from zhiku.server.routes.signin import signin_of
+
+        signin = signin_of(request)
+        token = request.cookies.get(signin.cookie_name)
+        if token:
+            return _session_principal(request, state, signin, token, ip)
         raise ApiError(401, "unauthorized", headers={"WWW-Authenticate": "Bearer"})
     store = state.store
     found = accounts.authenticate(store, creds.credentials)
@@ -173,9 +182,26 @@ def principal(
             pass
     request.state.user = user.name
     request.state.key = key.prefix
-    kbs = tuple(accounts.granted_kbs(store, user.id, user.role))
-    return Principal(user.id, user.name, user.role, key.id, key.prefix, kbs, ip,
-                     caller_scope(store.database, user.name))
+    eff = signin_core.effective(store, user.id, user.role)
+    return Principal(user.id, user.name, eff.role, key.id, key.prefix, eff.kbs, ip,
+                     eff.groups, scope=caller_scope(store.database, user.name, eff.groups))
+
+
+def _session_principal(request: Request, state: ServerState, signin: signin_core.SignIn,
+                       token: str, ip: str | None) -> Principal:
+    found = signin_core.session_caller(state, signin, token, request.method,
+                                       request.headers.get(signin_core.CSRF_HEADER))
+    user = found.user
+    wait = state.limiter.hit(f"session:{user.id}")
+    if wait:
+        retry = max(1, int(wait + 0.999))
+        raise ApiError(429, "rate_limited", headers={"Retry-After": str(retry)}, retry=retry)
+    request.state.user = user.name
+    request.state.key = found.session.method
+    eff = signin_core.effective(state.store, user.id, user.role)
+    return Principal(user.id, user.name, eff.role, 0, found.session.method, eff.kbs, ip,
+                     eff.groups, found.session.id,
+                     caller_scope(state.store.database, user.name, eff.groups))
 
 
 Caller = Annotated[Principal, Depends(principal)]

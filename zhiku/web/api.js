@@ -1,4 +1,6 @@
-// The browser side of the API: the key, JSON calls, uploads with progress, SSE streams.
+// The browser side of the API: the key or the session, JSON calls, uploads with progress,
+// SSE streams. Signed in with a password or SSO, the session is an HttpOnly cookie the page
+// never sees; requests that change something carry the CSRF token from its readable cookie.
 
 import { lang } from "./i18n.js";
 
@@ -27,12 +29,24 @@ export class ApiError extends Error {
   }
 }
 
+function csrfToken() {
+  for (const part of document.cookie.split(";")) {
+    const [name, ...rest] = part.trim().split("=");
+    if (name === "__Host-zhiku_csrf" || name === "zhiku_csrf") return rest.join("=");
+  }
+  return "";
+}
+
 function headers(extra) {
-  return {
-    Authorization: `Bearer ${getKey()}`,
-    "Accept-Language": lang() === "en" ? "en" : "zh-TW",
-    ...extra,
-  };
+  const key = getKey();
+  const out = { "Accept-Language": lang() === "en" ? "en" : "zh-TW", ...extra };
+  if (key) out.Authorization = `Bearer ${key}`;
+  else if (csrfToken()) out["X-CSRF-Token"] = csrfToken();
+  return out;
+}
+
+export function hasSession() {
+  return !getKey() && Boolean(csrfToken());
 }
 
 async function fail(res) {

@@ -2,7 +2,8 @@
 // knowledge (upload, ingestion progress, documents) and administration.
 // Plain ES modules, no build step, no CDN. Data is only ever rendered as text.
 
-import { api, ApiError, clearKey, download, getKey, setKey, stream, upload } from "./api.js";
+import { api, ApiError, clearKey, download, getKey, hasSession, setKey, stream, upload }
+  from "./api.js";
 import { $, append, fmtBytes, fmtTime, h, highlighted } from "./dom.js";
 import { lang, setLang, t } from "./i18n.js";
 import { icon } from "./icons.js";
@@ -118,43 +119,89 @@ async function render() {
 
 // --- login ----------------------------------------------------------------------------------
 
-function renderLogin(error) {
+async function signedIn() {
+  app.me = await api("GET", "/api/v1/me");
+  if (!location.hash || location.hash === "#") location.hash = "#/chat";
+  await render();
+}
+
+async function renderLogin(error) {
+  const failed = new URLSearchParams(location.search).get("signin_error");
+  if (failed && !error) {
+    history.replaceState(null, "", "/");
+    const key = `login.err.${failed}`;
+    error = t(key) === key ? `${t("login.ssoFailed")}（${failed}）` : t(key);
+  }
+  let config = { sso: false, ldap: false };
+  try {
+    config = await api("GET", "/api/v1/auth/config");
+  } catch {
+    // an older server: API keys only
+  }
+  const user = h("input", { type: "text", id: "login-user", name: "username", required: true,
+    autocomplete: "username", spellcheck: "false", "data-testid": "login-user" });
+  const pass = h("input", { type: "password", id: "login-password", name: "password",
+    required: true, autocomplete: "current-password", "data-testid": "login-password" });
+  const passwordForm = h("form", { class: "login-form", "data-testid": "password-form",
+    onsubmit: async (e) => {
+      e.preventDefault();
+      clearKey();
+      try {
+        await api("POST", "/api/v1/auth/login", { username: user.value.trim(),
+          password: pass.value });
+        await signedIn();
+      } catch (err) {
+        const known = err instanceof ApiError && err.status !== 0 && err.status < 500;
+        renderLogin(known || (err instanceof ApiError && err.code === "ldap_unavailable")
+          ? err.message : t("common.network"));
+      }
+    } },
+  h("label", { for: "login-user" }, t(config.ldap ? "login.userLdap" : "login.user")), user,
+  h("label", { for: "login-password" }, t("login.password")), pass,
+  h("button", { type: "submit", class: "primary wide", "data-testid": "signin-submit" },
+    t("login.submit")));
+  const sso = config.sso ? h("a", { class: "button ghost wide sso", "data-testid": "sso",
+    href: `/api/v1/auth/oidc/start?next=${encodeURIComponent("/#/chat")}` }, t("login.sso"))
+    : null;
   const input = h("input", { type: "password", id: "login-key", name: "key", required: true,
     autocomplete: "off", spellcheck: "false", "data-testid": "login-key",
     placeholder: "zk_…" });
   const remember = h("input", { type: "checkbox", id: "login-remember" });
-  const form = h("form", { class: "login-card", "data-testid": "login-form",
+  const keyForm = h("form", { class: "login-form", "data-testid": "login-form",
     onsubmit: async (e) => {
       e.preventDefault();
       setKey(input.value.trim(), remember.checked);
       try {
-        app.me = await api("GET", "/api/v1/me");
-        if (!location.hash) location.hash = "#/chat";
-        await render();
+        await signedIn();
       } catch (err) {
         clearKey();
         renderLogin(err instanceof ApiError && err.status === 401 ? t("login.bad")
           : t("common.network"));
       }
     } },
-  h("img", { src: "/static/logo.svg", alt: "", width: 56, height: 56, class: "login-logo" }),
-  h("h1", {}, t("login.title")),
-  h("p", { class: "muted" }, t("login.lead")),
   h("label", { for: "login-key" }, t("login.key")),
   input,
   h("label", { class: "check" }, remember, t("login.remember")),
-  error ? h("p", { class: "form-error", role: "alert" }, error) : null,
-  h("button", { type: "submit", class: "primary wide", "data-testid": "login-submit" },
-    t("login.submit")),
-  h("p", { class: "hint" }, t("login.hint")),
-  h("p", { class: "login-lang" },
-    h("button", { type: "button", class: "linklike", onclick: () => {
-      setLang(lang() === "en" ? "zh-TW" : "en");
-      renderShell();
-      renderLogin();
-    } }, t("lang.switch"))));
-  view().replaceChildren(h("section", { class: "login" }, form));
-  input.focus();
+  h("button", { type: "submit", class: "ghost wide", "data-testid": "login-submit" },
+    t("login.keySubmit")),
+  h("p", { class: "hint" }, t("login.hint")));
+  const card = h("div", { class: "login-card" },
+    h("img", { src: "/static/logo.svg", alt: "", width: 56, height: 56, class: "login-logo" }),
+    h("h1", {}, t("login.title")),
+    h("p", { class: "muted" }, t("login.lead")),
+    error ? h("p", { class: "form-error", role: "alert" }, error) : null,
+    passwordForm,
+    sso,
+    h("p", { class: "login-or" }, t("login.orKey")),
+    keyForm,
+    h("p", { class: "login-lang" },
+      h("button", { type: "button", class: "linklike", onclick: () => {
+        setLang(lang() === "en" ? "zh-TW" : "en");
+        renderShell();
+        renderLogin();
+      } }, t("lang.switch"))));
+  view().replaceChildren(h("section", { class: "login" }, card));
+  user.focus();
 }
 
 // --- chat -------------------------------------------------------------------------------------
@@ -580,9 +627,10 @@ async function renderKnowledge() {
 
 async function renderAdmin() {
   await loadKbs();
-  const [{ users }, { keys }, { entries }, { sources }] = await Promise.all([
+  const [{ users }, { keys }, { entries }, { sources }, { groups }] = await Promise.all([
     api("GET", "/api/v1/users"), api("GET", "/api/v1/keys"),
-    api("GET", "/api/v1/audit?limit=50"), api("GET", "/api/v1/sources")]);
+    api("GET", "/api/v1/audit?limit=50"), api("GET", "/api/v1/sources"),
+    api("GET", "/api/v1/groups")]);
   const kbNames = app.kbs.map((k) => k.name);
   const rerender = () => renderAdmin().catch(showError);
 
@@ -642,6 +690,67 @@ async function renderAdmin() {
     }
   }
 
+  async function setPassword(user) {
+    const password = await modal((close) => {
+      const input = h("input", { type: "password", name: "password", minlength: 10,
+        required: true, autocomplete: "new-password", "data-testid": "new-password" });
+      return h("form", { class: "modal-body", onsubmit: (e) => {
+        e.preventDefault();
+        close(input.value);
+      } },
+      h("h2", {}, `${t("admin.setPassword")} — ${user.name}`),
+      h("label", {}, t("admin.passwordHint")), input,
+      h("div", { class: "modal-actions" },
+        h("button", { type: "button", class: "ghost", onclick: () => close(undefined) },
+          t("common.cancel")),
+        h("button", { type: "submit", class: "primary", "data-testid": "password-save" },
+          t("admin.setPassword"))));
+    });
+    if (password === undefined) return;
+    act(() => api("PUT", `/api/v1/users/${user.id}/password`, { password }),
+      t("admin.passwordSet", { name: user.name }));
+  }
+
+  // Groups (docs/signin.md): a group maps to a role and KB grants; directory (LDAP/OIDC)
+  // groups appear here after their first member signs in, and are mapped the same way.
+  const roleOptions = (selected) => [h("option", { value: "", selected: !selected },
+    t("admin.noRole")), ...["reader", "editor", "admin"].map((r) =>
+    h("option", { value: r, selected: r === selected }, t(`role.${r}`)))];
+  const saveGroup = (g, change) => act(() => api("PUT",
+    `/api/v1/groups/${encodeURIComponent(g.name)}`, { role: g.role, kbs: g.kbs,
+      description: g.description, ...change }), t("admin.saved"));
+  const groupName = h("input", { name: "group", required: true, maxlength: 200,
+    placeholder: t("admin.groupName"), "data-testid": "group-name" });
+  const groupRole = h("select", { name: "role", "data-testid": "group-role",
+    "aria-label": t("admin.role") }, roleOptions(""));
+  const groupKbs = kbNames.map((n) => h("label", { class: "check" },
+    h("input", { type: "checkbox", value: n }), n));
+  const createGroup = h("form", { class: "create-user", onsubmit: (e) => {
+    e.preventDefault();
+    const kbs = groupKbs.map((l) => l.firstChild).filter((c) => c.checked).map((c) => c.value);
+    act(() => api("PUT", `/api/v1/groups/${encodeURIComponent(groupName.value.trim())}`,
+      { role: groupRole.value || null, kbs }), t("admin.saved"));
+  } }, groupName, groupRole, h("div", { class: "checks" }, groupKbs),
+  h("button", { type: "submit", class: "primary", "data-testid": "create-group" },
+    t("admin.createGroup")));
+  const groupsTable = h("table", { class: "table", "data-testid": "groups" },
+    h("thead", {}, h("tr", {}, ["groupName", "role", "kbs", "members", "actions"].map((c) =>
+      h("th", {}, t(`admin.${c}`))))),
+    h("tbody", {}, groups.map((g) => h("tr", { "data-group": g.name },
+      h("td", { class: "strong" }, g.name),
+      h("td", {}, h("select", { "aria-label": t("admin.role"), "data-testid": "group-role-edit",
+        onchange: (e) => saveGroup(g, { role: e.target.value || null }) }, roleOptions(g.role))),
+      h("td", {}, h("div", { class: "checks" }, kbNames.map((n) => h("label", { class: "check" },
+        h("input", { type: "checkbox", checked: g.kbs.includes(n), onchange: (e) => saveGroup(g,
+          { kbs: e.target.checked ? [...g.kbs, n] : g.kbs.filter((x) => x !== n) }) }), n)))),
+      h("td", { class: "small" }, g.members.join("、") || "—"),
+      h("td", {}, h("button", { type: "button", class: "ghost small danger-text",
+        onclick: async () => {
+          if (await confirmDialog(t("admin.deleteGroup", { name: g.name }), t("admin.delete"))) {
+            act(() => api("DELETE", `/api/v1/groups/${encodeURIComponent(g.name)}`));
+          }
+        } }, t("admin.delete")))))));
+
   const nameInput = h("input", { name: "name", required: true, maxlength: 64,
     placeholder: t("admin.name"), "data-testid": "user-name" });
   const roleInput = h("select", { name: "role", "data-testid": "user-role" },
@@ -658,9 +767,9 @@ async function renderAdmin() {
     t("admin.createUser")));
 
   const usersTable = h("table", { class: "table", "data-testid": "users" },
-    h("thead", {}, h("tr", {}, ["name", "role", "kbs", "status", "actions"].map((c) =>
+    h("thead", {}, h("tr", {}, ["name", "role", "kbs", "groups", "status", "actions"].map((c) =>
       h("th", {}, t(`admin.${c}`))))),
-    h("tbody", {}, users.map((u) => h("tr", {},
+    h("tbody", {}, users.map((u) => h("tr", { "data-user": u.name },
       h("td", { class: "strong" }, u.name),
       h("td", {}, h("select", { "aria-label": t("admin.role"), onchange: (e) =>
         act(() => api("PATCH", `/api/v1/users/${u.id}`, { role: e.target.value }),
@@ -674,11 +783,22 @@ async function renderAdmin() {
             act(() => api("PUT", `/api/v1/users/${u.id}/grants`, { kbs: next }),
               t("admin.saved"));
           } }), n)))),
+      h("td", {}, h("input", { class: "groups-input", "data-testid": "user-groups",
+        "aria-label": t("admin.groups"), placeholder: t("admin.groupsHint"),
+        value: groups.filter((g) => g.members.includes(u.name)).map((g) => g.name).join(", "),
+        onchange: (e) => act(() => api("PUT", `/api/v1/users/${u.id}/groups`,
+          { groups: e.target.value.split(/[,，、]/).map((x) => x.trim()).filter(Boolean) }),
+        t("admin.saved")) })),
       h("td", {}, h("span", { class: `badge ${u.disabled ? "failed" : "done"}` },
         u.disabled ? t("admin.disabled") : t("admin.enabled"))),
       h("td", {}, h("div", { class: "actions" },
         h("button", { type: "button", class: "ghost small", onclick: () => newKey(u) },
           t("admin.newKey")),
+        h("button", { type: "button", class: "ghost small", "data-testid": "set-password",
+          onclick: () => setPassword(u) }, t("admin.setPassword")),
+        h("button", { type: "button", class: "ghost small", onclick: () =>
+          act(() => api("POST", `/api/v1/users/${u.id}/sessions/revoke`),
+            t("admin.signedOut", { name: u.name })) }, t("admin.signOutAll")),
         h("button", { type: "button", class: "ghost small", onclick: () =>
           act(() => api("PATCH", `/api/v1/users/${u.id}`, { disabled: !u.disabled }),
             t("admin.saved")) }, u.disabled ? t("admin.enable") : t("admin.disable")),
@@ -770,6 +890,8 @@ async function renderAdmin() {
   view().replaceChildren(h("section", { class: "admin" },
     h("div", { class: "page-head" }, h("h1", {}, t("nav.admin"))),
     h("div", { class: "card" }, h("h2", {}, t("admin.users")), createUser, usersTable),
+    h("div", { class: "card" }, h("h2", {}, t("admin.groupsTitle")),
+      h("p", { class: "muted small" }, t("admin.groupsLead")), createGroup, groupsTable),
     h("div", { class: "card" }, h("h2", {}, t("admin.keys")), keysTable),
     h("div", { class: "card" }, h("h2", {}, t("src.title")), createSource, sourcesTable),
     h("div", { class: "card" },
@@ -792,7 +914,14 @@ async function start() {
     setLang(lang() === "en" ? "zh-TW" : "en");
     render();
   });
-  $("#logout").addEventListener("click", () => {
+  $("#logout").addEventListener("click", async () => {
+    if (hasSession()) {
+      try {
+        await api("POST", "/api/v1/auth/logout");
+      } catch {
+        // already signed out
+      }
+    }
     clearKey();
     app.me = null;
     app.conversation = null;
@@ -805,7 +934,7 @@ async function start() {
     app.me = null;
     render();
   });
-  if (getKey()) {
+  if (getKey() || hasSession()) {
     try {
       app.me = await api("GET", "/api/v1/me");
     } catch {
