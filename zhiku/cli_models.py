@@ -26,6 +26,7 @@ from zhiku.cli_common import (
     engine,
     err,
     out,
+    pick_kbs,
     print_json,
     show_warnings,
 )
@@ -259,8 +260,8 @@ def chat(
     home: HomeOpt = None,
 ) -> None:
     """多輪對話：追問會結合前文改寫成完整問題再檢索。/new 開新對話，/exit 或 Ctrl-D 離開。"""
-    names = kb or [DEFAULT_KB]
     with engine(home) as zk:
+        names = pick_kbs(zk, kb)
         for name in names:
             zk.kb(name)
         chat_model = zk.model_config(names[0]).chat
