@@ -56,7 +56,7 @@ app.add_typer(pii_app, name="pii")
 WhereOpt = Annotated[
     list[str] | None,
     typer.Option("--where", help="篩選條件（可重複，皆須符合），如 dept=hr、tag=規章、"
-                 "amended>=2020-01-01、status=repealed；見 docs/sources.md"),
+                 "amended>=2020-01-01、status=repealed；見 docs/admins/sources.md"),
 ]
 MetaOpt = Annotated[
     list[str] | None,

@@ -29,7 +29,7 @@ EN: dict[str, str] = {
     "列出知識庫中的文件（可用 --where 篩選）。":
         "List the documents in a knowledge base (filter with --where).",
     "篩選條件（可重複，皆須符合），如 dept=hr、tag=規章、amended>=2020-01-01、"
-    "status=repealed；見 docs/sources.md":
+    "status=repealed；見 docs/admins/sources.md":
         "Filter (repeatable, all must match), e.g. dept=hr, tag=規章, amended>=2020-01-01, "
         "status=repealed; see docs/admins/sources.md.",
     "設定文件的中繼資料（部門、標籤、施行／修正日期），供 --where 篩選。":

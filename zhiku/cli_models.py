@@ -87,7 +87,7 @@ def models_check(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
         raise typer.Exit(0 if all(r.ok for r in results) else 1)
     if not results:
         out.print("沒有設定任何模型：檢索使用關鍵字（BM25），回答為摘錄式。"
-                  "設定方式見 docs/models.md（zhiku.toml 或 ZHIKU_CHAT_URL 等環境變數）。")
+                  "設定方式見 docs/admins/models.md（zhiku.toml 或 ZHIKU_CHAT_URL 等環境變數）。")
         return
     roles = {"chat": "對話", "embed": "嵌入", "rerank": "重排序"}
     out.print("[bold]模型檢查[/bold]")

@@ -1,4 +1,4 @@
-"""CLI commands for sources that stay in sync (docs/sources.md): ``zhiku law import``,
+"""CLI commands for sources that stay in sync (docs/admins/sources.md): ``zhiku law import``,
 ``zhiku watch``, ``zhiku crawl`` and ``zhiku source …`` (sources the server syncs)."""
 
 from __future__ import annotations
