@@ -11,7 +11,7 @@ FAQ sheets, deterministic), then measures with zhiku's own ingest path:
 
     python bench/ingest.py --formats 20 [--write]
 
-measures instead, per format of docs/formats.md, ``N`` generated files of each (ODT, ODS,
+measures instead, per format of docs/admins/formats.md, ``N`` generated files of each (ODT, ODS,
 ODP, PPTX, EML with a PDF attachment, ZIP with three members, SRT, and, when LibreOffice
 is installed to write them, DOC, XLS, PPT, RTF): files/s, pages/s and passages, each
 format ingested into its own KB. Scanned pages (OCR) are measured in ``bench/ocr.py``.

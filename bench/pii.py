@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
                 "in 2 KB blocks (the ingestion path).",
                 "",
                 "Names and addresses have no checksum: their figures come from the same "
-                "generator's templates and overstate real-world accuracy (see README, "
+                "generator's templates and overstate real-world accuracy (see docs/admins/pii.md, "
                 "「個資」 limitations).",
             ]
         )

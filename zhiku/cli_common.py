@@ -135,3 +135,29 @@ def engine(home: str | None) -> Iterator[Zhiku]:
         raise fail(exc) from exc
     finally:
         zk.close()
+
+
+def pick_kbs(zk: Zhiku, kb: list[str] | None) -> list[str]:
+    """The knowledge bases a question goes to: those named with ``--kb``, else ``default``
+    when it exists. Without either, list the knowledge bases there are, say how to pick
+    one, and exit 2 (a usage error)."""
+    from zhiku.config import DEFAULT_KB, lang
+
+    if kb:
+        return kb
+    names = [k.name for k in zk.store.list_kbs()]
+    if DEFAULT_KB in names:
+        return [DEFAULT_KB]
+    en = lang() == "en"
+    if not names:
+        err.print("No knowledge base yet: create one with  zhiku ingest PATH… --kb NAME"
+                  if en else "還沒有任何知識庫：先以  zhiku ingest 路徑… --kb 名稱  建立")
+    else:
+        err.print("Which knowledge base? Name it with --kb NAME (repeat for several). "
+                  "Knowledge bases:" if en else
+                  "要問哪個知識庫？請以 --kb 名稱 指定（可重複指定多個）。現有知識庫：")
+        for name in names:
+            err.print(f"  {esc(name)}")
+        err.print(f"  zhiku ask QUESTION --kb {esc(names[0])}" if en
+                  else f"  例：zhiku ask \"問題\" --kb {esc(names[0])}")
+    raise typer.Exit(2)

@@ -27,6 +27,7 @@ from zhiku.cli_common import (
     engine,
     err,
     out,
+    pick_kbs,
     print_json,
     show_warnings,
 )
@@ -84,7 +85,7 @@ def models_check(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
         raise typer.Exit(0 if all(r.ok for r in results) else 1)
     if not results:
         out.print("沒有設定任何模型：檢索使用關鍵字（BM25），回答為摘錄式。"
-                  "設定方式見 docs/models.md（zhiku.toml 或 ZHIKU_CHAT_URL 等環境變數）。")
+                  "設定方式見 docs/admins/models.md（zhiku.toml 或 ZHIKU_CHAT_URL 等環境變數）。")
         return
     roles = {"chat": "對話", "embed": "嵌入", "rerank": "重排序"}
     out.print("[bold]模型檢查[/bold]")
@@ -257,8 +258,8 @@ def chat(
     home: HomeOpt = None,
 ) -> None:
     """多輪對話：追問會結合前文改寫成完整問題再檢索。/new 開新對話，/exit 或 Ctrl-D 離開。"""
-    names = kb or [DEFAULT_KB]
     with engine(home) as zk:
+        names = pick_kbs(zk, kb)
         for name in names:
             zk.kb(name)
         chat_model = zk.model_config(names[0]).chat

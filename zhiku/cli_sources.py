@@ -1,4 +1,4 @@
-"""CLI commands for sources that stay in sync (docs/sources.md): ``zhiku law import``,
+"""CLI commands for sources that stay in sync (docs/admins/sources.md): ``zhiku law import``,
 ``zhiku watch``, ``zhiku crawl`` and ``zhiku source …`` (sources the server syncs)."""
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from zhiku.ingest import FileResult, IngestReport
 
 Summary = Callable[["IngestReport", bool], int]
+SourceName = Annotated[str, typer.Argument(help="來源名稱")]
 
 _STATUS = {"added": "新增", "updated": "更新", "removed": "移除", "failed": "失敗",
            "skipped": "略過", "unchanged": "未變更"}
@@ -152,9 +153,13 @@ def _install_source_commands(app: typer.Typer) -> None:
         every: Annotated[str, typer.Option(
             "--every", help="同步間隔，如 30m、6h、1d；manual 表示只手動")] = "1d",
         meta: MetaOpt = None,
-        allow_ip: Annotated[list[str] | None, typer.Option("--allow-ip")] = None,
-        allow_host: Annotated[list[str] | None, typer.Option("--allow-host")] = None,
-        max_pages: Annotated[int | None, typer.Option("--max-pages", min=1)] = None,
+        allow_ip: Annotated[list[str] | None, typer.Option(
+            "--allow-ip",
+            help="明確允許的位址或網段（預設拒絕本機、link-local、雲端中繼資料位址）")] = None,
+        allow_host: Annotated[list[str] | None, typer.Option(
+            "--allow-host", help="也可抓取的其他主機（預設只抓起始網址的主機）")] = None,
+        max_pages: Annotated[int | None, typer.Option(
+            "--max-pages", min=1, help="最多頁數")] = None,
         home: HomeOpt = None,
         as_json: JsonOpt = False,
     ) -> None:
@@ -174,7 +179,8 @@ def _install_source_commands(app: typer.Typer) -> None:
             err.print(f"已登記來源「{esc(name)}」（{src['kind']}，{src['every'] or '手動'}）")
 
     @src_app.command("list")
-    def source_list(kb: Annotated[str | None, typer.Option("--kb")] = None,
+    def source_list(kb: Annotated[str | None, typer.Option(
+                        "--kb", help="只看這個知識庫")] = None,
                     home: HomeOpt = None, as_json: JsonOpt = False) -> None:
         """列出來源與最近一次同步的結果。"""
         with engine(home) as zk:
@@ -194,7 +200,7 @@ def _install_source_commands(app: typer.Typer) -> None:
         out.print(t)
 
     @src_app.command("run")
-    def source_run(name: str, kb: KbOpt = DEFAULT_KB, home: HomeOpt = None,
+    def source_run(name: SourceName, kb: KbOpt = DEFAULT_KB, home: HomeOpt = None,
                    as_json: JsonOpt = False) -> None:
         """立即同步一個來源（在這個行程內執行）。"""
         with engine(home) as zk:
@@ -210,7 +216,7 @@ def _install_source_commands(app: typer.Typer) -> None:
         raise typer.Exit(0 if result["last_status"] == "ok" else 1)
 
     @src_app.command("rm")
-    def source_rm(name: str, kb: KbOpt = DEFAULT_KB, home: HomeOpt = None) -> None:
+    def source_rm(name: SourceName, kb: KbOpt = DEFAULT_KB, home: HomeOpt = None) -> None:
         """取消登記來源（已匯入的文件保留）。"""
         with engine(home) as zk:
             registry.delete_source(zk.store, kb, name)

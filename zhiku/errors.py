@@ -18,7 +18,7 @@ class LoadError(ZhikuError):
         super().__init__(f"{path}: {message}")
         self.path = path
         # unsupported | empty | corrupt | encrypted | too_large | encoding | bomb |
-        # too_deep | missing_tool | ocr_unavailable | timeout (docs/formats.md)
+        # too_deep | missing_tool | ocr_unavailable | timeout (docs/admins/formats.md)
         self.reason = reason
         self.message = message
 

@@ -30,7 +30,7 @@ format, so a loader added later gets them without doing anything:
    library (pdfium).
 
 Every limit is a field of :class:`Limits`, set with ``ZHIKU_LIMIT_<FIELD>`` variables
-(``ZHIKU_LIMIT_FILE_SECONDS=60``); see ``docs/security.md``. Defaults are far above
+(``ZHIKU_LIMIT_FILE_SECONDS=60``); see ``docs/operators/security.md``. Defaults are far above
 what real office documents need, so nothing that was stored before is refused.
 """
 

@@ -1,4 +1,4 @@
-"""Plain dataclasses that flow between zhiku's layers (see ARCHITECTURE in README)."""
+"""Plain dataclasses that flow between zhiku's layers (see docs/developers/architecture.md)."""
 
 from __future__ import annotations
 

@@ -184,20 +184,24 @@ def _set_disabled(home: str | None, name: str, disabled: bool) -> None:
 
 
 @users_app.command("disable")
-def users_disable(name: str, home: HomeOpt = None) -> None:
+def users_disable(
+    name: Annotated[str, typer.Argument(help="使用者名稱")], home: HomeOpt = None,
+) -> None:
     """停用使用者（其所有金鑰立即失效）。"""
     _set_disabled(home, name, True)
 
 
 @users_app.command("enable")
-def users_enable(name: str, home: HomeOpt = None) -> None:
+def users_enable(
+    name: Annotated[str, typer.Argument(help="使用者名稱")], home: HomeOpt = None,
+) -> None:
     """重新啟用使用者。"""
     _set_disabled(home, name, False)
 
 
 @users_app.command("delete")
 def users_delete(
-    name: str,
+    name: Annotated[str, typer.Argument(help="使用者名稱")],
     home: HomeOpt = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="不詢問直接刪除")] = False,
 ) -> None:

@@ -118,7 +118,7 @@ class SearchRequest(BaseModel):
     where: list[str] | dict[str, str | list[str]] | None = Field(
         None, description='Metadata filter applied inside the index query: expressions '
         '(`["dept=hr", "amended>=2020-01-01"]`) or `{"dept": "hr", "tag": ["a"]}`; repealed '
-        'law is excluded unless `status` is named (docs/sources.md)')
+        'law is excluded unless `status` is named (docs/admins/sources.md)')
 
 
 class MultiSearchRequest(SearchRequest):
@@ -148,7 +148,7 @@ class AskRequest(BaseModel):
     where: list[str] | dict[str, str | list[str]] | None = Field(
         None, description='Metadata filter applied inside the index query: expressions '
         '(`["dept=hr", "amended>=2020-01-01"]`) or `{"dept": "hr", "tag": ["a"]}`; repealed '
-        'law is excluded unless `status` is named (docs/sources.md)')
+        'law is excluded unless `status` is named (docs/admins/sources.md)')
 
 
 class Citation(BaseModel):

@@ -127,7 +127,7 @@ _ACCEPTS: dict[str, set[str]] = {
     ".xlsx": {"xlsx", "ole"},
     ".xlsm": {"xlsx", "ole"},
     **{s: {"text"} for s in TEXT_SUFFIXES},
-    # Formats of issue 11 (docs/formats.md). ODF files and archives are plain ZIPs; a
+    # Formats of issue 11 (docs/admins/formats.md). ODF files and archives are plain ZIPs; a
     # legacy .doc/.xls may really be HTML or RTF text, which its loader reads as such.
     **{s: {"image"} for s in (".png", ".jpg", ".jpeg", ".tif", ".tiff")},
     **{s: {"zip"} for s in (".odt", ".ods", ".odp", ".zip")},

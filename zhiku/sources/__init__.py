@@ -7,5 +7,5 @@
 - :mod:`zhiku.sources.twlaw` — the 全國法規資料庫 bulk JSON, one document per law;
 - :mod:`zhiku.sources.registry` — sources registered on a KB with a schedule (server).
 
-See docs/sources.md.
+See docs/admins/sources.md.
 """
