@@ -131,10 +131,10 @@ CITES: list[dict[str, Any]] = [
 
 def test_one_citation_formatter() -> None:
     assert citations.numbered(CITES, "zh-TW") == [
-        "[1] 《員工請假辦法》 第二章 > 第 5 條，第 3 頁", "[2] 《報銷規定》"]
+        "[1] 《員工請假辦法》第二章 > 第 5 條，第 3 頁", "[2] 《報銷規定》"]
     assert citations.numbered(CITES, "en")[0] == "[1] 《員工請假辦法》 第二章 > 第 5 條, p. 3"
     block = citations.sources_block({"citations": CITES}, "zh")
-    assert block == "\n\n出處：\n[1] 《員工請假辦法》 第二章 > 第 5 條，第 3 頁\n[2] 《報銷規定》"
+    assert block == "\n\n出處：\n[1] 《員工請假辦法》第二章 > 第 5 條，第 3 頁\n[2] 《報銷規定》"
     assert citations.sources_block({"citations": []}) == ""
     assert citations.strip_sources("七日。" + block) == "七日。"
     en = citations.sources_block({"citations": CITES}, "en")

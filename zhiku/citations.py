@@ -2,7 +2,7 @@
 
 ``zhiku ask`` (the CLI's 出處 list), ``zhiku search``, and the server's chat answers (the
 「出處：」 block the OpenAI-compatible endpoint appends to a message) all name a source
-the same way: 「《title》 section，第 3 頁」 (English: ``《title》 section, p. 3``).
+the same way: 「《title》section，第 3 頁」 (English: ``《title》 section, p. 3``).
 Input is the stable JSON citation shape (:meth:`zhiku.models.Hit.citation`). The prompt
 a chat model sees numbers its sources itself (:class:`zhiku.generate.Source`).
 """
@@ -22,10 +22,11 @@ def _lang(lang: str | None) -> str:
 
 
 def where(cite: Mapping[str, Any], lang: str | None = None) -> str:
-    """「《title》 section，第 3 頁」: the document, its section, its page."""
+    """「《title》section，第 3 頁」: the document, its section, its page."""
     out = f"《{cite.get('doc') or ''}》"
     if cite.get("section"):
-        out += f" {cite['section']}"
+        # No space after 》 in Chinese; English text sets the section off with one.
+        out += f" {cite['section']}" if _lang(lang) == "en" else str(cite["section"])
     if cite.get("page"):
         out += f", p. {cite['page']}" if _lang(lang) == "en" else f"，第 {cite['page']} 頁"
     return out
