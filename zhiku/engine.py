@@ -61,7 +61,7 @@ from zhiku.models import Answer, Citation, Hit, LoadedDocument
 from zhiku.pii import PiiPolicy, redact, redact_for_ingest, redact_name, redact_path
 from zhiku.rank import DEPTH as RANK_DEPTH
 from zhiku.rank import collapse_duplicates, reinforce
-from zhiku.store import KnowledgeBase, Store, now_iso
+from zhiku.store import KnowledgeBase, Store, database_target, now_iso
 from zhiku.vocab import expand as expand_terms
 from zhiku.vocab import mine as mine_abbreviations
 
@@ -157,7 +157,7 @@ class Zhiku:
         self.home.mkdir(parents=True, exist_ok=True)
         # Model configuration first: a broken zhiku.toml fails before anything opens.
         self.settings = load_settings(self.home) if settings is None else settings
-        self.store = Store(self.home / "zhiku.db")
+        self.store = Store(database_target(self.home, self.settings.database))
         self._indexes: dict[int, LexicalIndex] = {}
         self._vectors: dict[int, VectorIndex] = {}
         self._models: dict[BackendConfig, Any] = {}
@@ -717,10 +717,7 @@ class Zhiku:
         """The hits whose chunks are still in the database (a citation must be one)."""
         if not hits:
             return []
-        ids = [h.chunk_id for h in hits]
-        marks = ",".join("?" * len(ids))
-        alive = {r[0] for r in self.store.db.execute(
-            f"SELECT id FROM chunks WHERE id IN ({marks})", ids)}
+        alive = self.store.existing_chunk_ids([h.chunk_id for h in hits])
         return [h for h in hits if h.chunk_id in alive]
 
     @staticmethod
@@ -940,9 +937,7 @@ class Zhiku:
         for a weak embedder, conservative for a strong one. Real questions are better.
         """
         kbo = self.store.get_kb(kb)
-        rows = self.store.db.execute(
-            "SELECT c.text, d.path FROM chunks c JOIN documents d ON d.id=c.doc_id "
-            "WHERE d.kb_id=? AND LENGTH(c.text) >= 16", (kbo.id,)).fetchall()
+        rows = self.store.chunk_texts_with_paths(kbo.id, min_chars=16)
         rng = random.Random(seed)
         rng.shuffle(rows)
         out: list[tuple[str, str]] = []
@@ -974,9 +969,7 @@ class Zhiku:
         kbo = self.store.get_kb(kb)
         self.sync_vectors(kb)
         docs: dict[str, set[int]] = {}
-        for r in self.store.db.execute(
-                "SELECT c.id, d.path, d.title FROM chunks c JOIN documents d ON d.id=c.doc_id "
-                "WHERE d.kb_id=?", (kbo.id,)):
+        for r in self.store.chunk_paths_titles(kbo.id):
             docs.setdefault(r[1], set()).add(r[0])
             docs.setdefault(f"title:{r[2]}", set()).add(r[0])
         vi = self.vectors(kbo)

@@ -22,6 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from zhiku import __version__
+from zhiku.backends.config import load_settings
 from zhiku.server import errors, uploads
 from zhiku.server.deps import LocalStores, ServerState
 from zhiku.server.errors import ApiError, error_body
@@ -33,6 +34,7 @@ from zhiku.server.ratelimit import RateLimiter
 from zhiku.server.routes import admin, ask, documents, kbs, openai, sources, system
 from zhiku.server.settings import ServerSettings
 from zhiku.server.writes import WriteGate
+from zhiku.store import database_target
 
 log = logging.getLogger("zhiku.server")
 access_log = logging.getLogger("zhiku.server.access")
@@ -148,7 +150,7 @@ class EdgeMiddleware:
 
 
 def _state(settings: ServerSettings) -> ServerState:
-    stores = LocalStores(settings.home / "zhiku.db")
+    stores = LocalStores(database_target(settings.home, load_settings(settings.home).database))
     store = stores.get()  # opens the database and applies migrations
     return ServerState(
         settings=settings,

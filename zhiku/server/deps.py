@@ -45,7 +45,7 @@ def placeholders(values: Sequence[object]) -> str:
 class LocalStores:
     """One :class:`Store` (SQLite connection) per thread, for the server's own tables."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: str | Path) -> None:
         self.path = path
         self._local = threading.local()
         self._all: list[Store] = []
