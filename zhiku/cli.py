@@ -383,6 +383,41 @@ def restore(
     err.print(f"已由 {src} 還原：{len(rep.kbs)} 個知識庫，索引已重建")
 
 
+@app.command("migrate")
+def migrate_cmd(
+    to: Annotated[str, typer.Option("--to", help="空的 PostgreSQL 資料庫網址 postgresql://…")],
+    home: HomeOpt = None,
+    sample: Annotated[int, typer.Option("--sample", min=0,
+                                        help="每個知識庫用來比對搜尋結果的問題數")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """把內建的 SQLite 資料庫複製到空的 PostgreSQL：逐表複製、比對筆數與搜尋結果。
+
+    結束碼：0 完成且一致；1 複製完成但比對不一致；4 目標不是空的或無法連線。"""
+    from zhiku.pgmigrate import migrate_to
+
+    try:
+        rep = migrate_to(home, to, sample=sample)
+    except ZhikuError as exc:
+        raise fail(exc) from exc
+    if as_json:
+        print_json({"target": rep.target, "tables": rep.tables, "ok": rep.ok,
+                    "mismatched_tables": rep.mismatched_tables, "questions": rep.questions,
+                    "mismatched_searches": [list(x) for x in rep.mismatched_searches]})
+    else:
+        err.print(f"已複製 {len(rep.tables)} 個資料表、{sum(rep.tables.values())} 筆資料至 "
+                  f"{esc(rep.target)}")
+        for table, (src, dst) in rep.mismatched_tables.items():
+            err.print(f"[red]筆數不符：[/red]{table}：來源 {src}、目標 {dst}")
+        for kb, q in rep.mismatched_searches:
+            err.print(f"[red]搜尋結果不同：[/red]{esc(kb)}：{esc(q)}")
+        if rep.ok:
+            err.print(f"已比對 {rep.questions} 個問題的搜尋結果：一致。"
+                      "請在 zhiku.toml 設定 database = \"postgresql://…\" 後改用 PostgreSQL")
+    if not rep.ok:
+        raise typer.Exit(1)
+
+
 @kb_app.command("list")
 def kb_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """列出知識庫。"""

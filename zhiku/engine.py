@@ -151,13 +151,15 @@ class Zhiku:
     """The embedded engine on one data directory (``ZHIKU_HOME``)."""
 
     def __init__(
-        self, home: str | Path | None = None, *, settings: ModelSettings | None = None
+        self, home: str | Path | None = None, *, settings: ModelSettings | None = None,
+        database: str | Path | None = None,
     ) -> None:
         self.home = home_dir(home)
         self.home.mkdir(parents=True, exist_ok=True)
         # Model configuration first: a broken zhiku.toml fails before anything opens.
         self.settings = load_settings(self.home) if settings is None else settings
-        self.store = Store(database_target(self.home, self.settings.database))
+        # ``database``: a SQLite file or a postgresql:// URL, else the configured one.
+        self.store = Store(database or database_target(self.home, self.settings.database))
         self._indexes: dict[int, LexicalIndex] = {}
         self._vectors: dict[int, VectorIndex] = {}
         self._models: dict[BackendConfig, Any] = {}
