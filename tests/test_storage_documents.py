@@ -53,6 +53,8 @@ class DocumentStoreContract:
         kb = store.update_kb_settings("人資", {"embed": "x"})
         assert kb.settings == {"lang": "zh", "embed": "x"}
         assert store.find_kb("無") is None
+        b = store.ensure_kb("財務")
+        assert store.kb_ids(["財務", "無", "人資"]) == [a.id, b.id] and store.kb_ids([]) == []
         with pytest.raises(KnowledgeBaseNotFound):
             store.get_kb("無")
         with pytest.raises(StoreError, match="不合法"):

@@ -206,5 +206,4 @@ def editable_kb(store: Store, p: Principal, name: str) -> KnowledgeBase:
 def readable_kb_ids(store: Store, p: Principal) -> list[int]:
     if not p.kbs:
         return []
-    return [r[0] for r in store.db.execute(
-        f"SELECT id FROM kbs WHERE name IN ({placeholders(p.kbs)})", p.kbs)]
+    return store.kb_ids(p.kbs)

@@ -99,6 +99,7 @@ class DocumentStore(Protocol):
     def find_kb(self, name: str) -> KnowledgeBase | None: ...
     def ensure_kb(self, name: str,
                   settings: dict[str, Any] | None = None) -> KnowledgeBase: ...
+    def kb_ids(self, names: Sequence[str]) -> list[int]: ...
     def list_kbs(self) -> list[KnowledgeBase]: ...
     def update_kb_settings(self, name: str, settings: dict[str, Any]) -> KnowledgeBase: ...
     def delete_kb(self, name: str) -> list[int]: ...
@@ -263,6 +264,14 @@ class Store:
                  secrets.token_bytes(32)),
             )
         return self.get_kb(name)
+
+    def kb_ids(self, names: Sequence[str]) -> list[int]:
+        """The ids of the KBs named (those that exist), by id."""
+        if not names:
+            return []
+        marks = ",".join("?" * len(names))
+        return [int(r[0]) for r in self.database.execute(
+            f"SELECT id FROM kbs WHERE name IN ({marks}) ORDER BY id", list(names))]
 
     def list_kbs(self) -> list[KnowledgeBase]:
         rows = self.database.execute("SELECT * FROM kbs ORDER BY name").fetchall()
