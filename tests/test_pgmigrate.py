@@ -19,9 +19,11 @@ SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 ROOT = SAMPLES.parent
 
 
-def zhiku_cli(*args: str) -> subprocess.CompletedProcess[str]:
+def zhiku_cli(*args: str, database: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("ZHIKU_DATABASE_URL", None)
+    if database:
+        env["ZHIKU_DATABASE_URL"] = database
     return subprocess.run([sys.executable, "-m", "zhiku", *args], capture_output=True,
                           text=True, env=env, timeout=300, cwd=ROOT)
 
@@ -79,6 +81,14 @@ def test_migrate_copies_everything_and_the_copy_answers_the_same(tmp_path: Path,
         assert dst.get_document("ops", "信件.eml#旅費.txt") is None
     finally:
         dst.close()
+    # The CLI on the migrated home: the same documents, from PostgreSQL.
+    stats = zhiku_cli("stats", "--home", str(home), "--json", database=pg_url)
+    assert stats.returncode == 0, stats.stderr
+    kbs = json.loads(stats.stdout)["kbs"]
+    assert [(k["name"], k["documents"]) for k in kbs] == [("ops", len(docs) + 1 - 2)]
+    backup = zhiku_cli("backup", str(tmp_path / "b.db"), "--home", str(home), database=pg_url)
+    assert backup.returncode == 4 and "pg_dump" in backup.stderr
+    assert not (tmp_path / "b.db").exists()
     # The source is left as it was.
     src = Store(home / "zhiku.db")
     assert count_rows(src.database, "documents") == len(docs)

@@ -353,6 +353,10 @@ def backup(
         err.print(f"[red]錯誤：[/red]{dest} 已存在，不覆寫")
         raise typer.Exit(2)
     with engine(home) as zk:
+        if zk.store.database.dialect != "sqlite":
+            err.print(f"[red]錯誤：[/red]資料庫在 {esc(zk.store.database.location)}，"
+                      "請改用 pg_dump 備份（見 docs/postgresql.md）")
+            raise typer.Exit(4)
         target = sqlite3.connect(dest)
         with target:
             zk.store.db.backup(target)
