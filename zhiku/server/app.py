@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from zhiku import __version__
 from zhiku.backends.config import load_settings
+from zhiku.errors import StoreError
 from zhiku.server import errors, uploads
 from zhiku.server.deps import LocalStores, ServerState
 from zhiku.server.errors import ApiError, error_body
@@ -149,8 +150,18 @@ class EdgeMiddleware:
         await response(scope, receive, send)
 
 
+def serve_database(home: Path) -> Path:
+    """The server's database file. The server's own tables still use SQLite-only
+    statements, so a PostgreSQL setting is refused here (docs/postgresql.md)."""
+    target = database_target(home, load_settings(home).database)
+    if not isinstance(target, Path):
+        raise StoreError("zhiku serve 目前只支援內建的 SQLite 資料庫；PostgreSQL 請先用於 CLI"
+                         "（見 docs/postgresql.md）")
+    return target
+
+
 def _state(settings: ServerSettings) -> ServerState:
-    stores = LocalStores(database_target(settings.home, load_settings(settings.home).database))
+    stores = LocalStores(serve_database(settings.home))
     store = stores.get()  # opens the database and applies migrations
     return ServerState(
         settings=settings,
