@@ -30,7 +30,6 @@ NOT_YET_MOVED: dict[str, int] = {
     "server/routes/admin.py": 2,
     "server/routes/ask.py": 17,
     "server/routes/documents.py": 10,
-    "server/routes/kbs.py": 2,
     "sources/registry.py": 24,
     "sources/web.py": 8,
 }

@@ -189,6 +189,7 @@ class DocumentStoreContract:
         assert stats["kbs"] == [{"name": "kb", "documents": 1, "chunks": 1,
                                  "characters": 4}]
         assert stats["database_bytes"] > 0
+        assert store.kb_counts(store.get_kb("kb").id) == (1, 1, 4)
         assert stats["database"] == store.database.location
 
 

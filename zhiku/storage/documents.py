@@ -136,6 +136,7 @@ class DocumentStore(Protocol):
     def embeddings_get(self, model: str, hashes: Sequence[bytes]) -> dict[bytes, bytes]: ...
     def embeddings_put(self, model: str, items: Sequence[tuple[bytes, bytes]]) -> None: ...
     def embeddings_count(self, model: str | None = None) -> int: ...
+    def kb_counts(self, kb_id: int) -> tuple[int, int, int]: ...
     def stats(self) -> dict[str, Any]: ...
 
 
@@ -649,14 +650,19 @@ class Store:
 
     # --- stats ----------------------------------------------------------------------
 
+    def kb_counts(self, kb_id: int) -> tuple[int, int, int]:
+        """(documents, chunks, characters of chunk text) of a KB."""
+        docs, chunks, chars = self.database.execute(
+            "SELECT COUNT(DISTINCT d.id), COUNT(c.id), COALESCE(SUM(LENGTH(c.text)),0) "
+            "FROM documents d LEFT JOIN chunks c ON c.doc_id=d.id WHERE d.kb_id=?",
+            (kb_id,),
+        ).fetchone()
+        return int(docs), int(chunks), int(chars)
+
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = {"database": self.location, "kbs": []}
         for kb in self.list_kbs():
-            docs, chunks, chars = self.database.execute(
-                "SELECT COUNT(DISTINCT d.id), COUNT(c.id), COALESCE(SUM(LENGTH(c.text)),0) "
-                "FROM documents d LEFT JOIN chunks c ON c.doc_id=d.id WHERE d.kb_id=?",
-                (kb.id,),
-            ).fetchone()
+            docs, chunks, chars = self.kb_counts(kb.id)
             out["kbs"].append({"name": kb.name, "documents": docs, "chunks": chunks,
                                "characters": chars})
         if self.path is None:

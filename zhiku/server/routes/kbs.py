@@ -18,9 +18,7 @@ router = APIRouter(prefix="/api/v1", tags=["knowledge bases"], responses=ERRORS)
 
 
 def kb_info(store: Store, kb: KnowledgeBase) -> dict[str, Any]:
-    docs, chunks = store.db.execute(
-        "SELECT COUNT(DISTINCT d.id), COUNT(c.id) FROM documents d "
-        "LEFT JOIN chunks c ON c.doc_id=d.id WHERE d.kb_id=?", (kb.id,)).fetchone()
+    docs, chunks, _ = store.kb_counts(kb.id)
     return {"name": kb.name, "created_at": kb.created_at, "documents": docs, "chunks": chunks}
 
 
