@@ -379,6 +379,10 @@ def backup(
         err.print(f"[red]{m.t('cli.error')}[/red]{m.t('cli.exists_no_overwrite', path=dest)}")
         raise typer.Exit(2)
     with engine(home) as zk:
+        if zk.store.database.dialect != "sqlite":
+            err.print(f"[red]錯誤：[/red]資料庫在 {esc(zk.store.database.location)}，"
+                      "請改用 pg_dump 備份（見 docs/postgresql.md）")
+            raise typer.Exit(4)
         target = sqlite3.connect(dest)
         with target:
             zk.store.db.backup(target)
@@ -407,6 +411,41 @@ def restore(
     if rep.previous:
         err.print(m.t("cli.moved_aside", path=rep.previous))
     err.print(m.t("cli.restored", src=src, n=len(rep.kbs)))
+
+
+@app.command("migrate")
+def migrate_cmd(
+    to: Annotated[str, typer.Option("--to", help="空的 PostgreSQL 資料庫網址 postgresql://…")],
+    home: HomeOpt = None,
+    sample: Annotated[int, typer.Option("--sample", min=0,
+                                        help="每個知識庫用來比對搜尋結果的問題數")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """把內建的 SQLite 資料庫複製到空的 PostgreSQL：逐表複製、比對筆數與搜尋結果。
+
+    結束碼：0 完成且一致；1 複製完成但比對不一致；4 目標不是空的或無法連線。"""
+    from zhiku.pgmigrate import migrate_to
+
+    try:
+        rep = migrate_to(home, to, sample=sample)
+    except ZhikuError as exc:
+        raise fail(exc) from exc
+    if as_json:
+        print_json({"target": rep.target, "tables": rep.tables, "ok": rep.ok,
+                    "mismatched_tables": rep.mismatched_tables, "questions": rep.questions,
+                    "mismatched_searches": [list(x) for x in rep.mismatched_searches]})
+    else:
+        err.print(f"已複製 {len(rep.tables)} 個資料表、{sum(rep.tables.values())} 筆資料至 "
+                  f"{esc(rep.target)}")
+        for table, (src, dst) in rep.mismatched_tables.items():
+            err.print(f"[red]筆數不符：[/red]{table}：來源 {src}、目標 {dst}")
+        for kb, q in rep.mismatched_searches:
+            err.print(f"[red]搜尋結果不同：[/red]{esc(kb)}：{esc(q)}")
+        if rep.ok:
+            err.print(f"已比對 {rep.questions} 個問題的搜尋結果：一致。"
+                      "請在 zhiku.toml 設定 database = \"postgresql://…\" 後改用 PostgreSQL")
+    if not rep.ok:
+        raise typer.Exit(1)
 
 
 @kb_app.command("list")

@@ -97,8 +97,8 @@ def _metavar(p: Any) -> str:
 def _plain_argument(p: Any) -> None:
     """An argument's help row names it (``PATHS...``) without its Python type."""
     shown = (p.metavar or "") + ("..." if p.nargs != 1 else "")
-    p.display_type_rich = types.MethodType(lambda self, ctx: None, p)  # type: ignore[attr-defined]
-    p._rich_display_name = types.MethodType(lambda self: shown, p)  # type: ignore[attr-defined]
+    p.display_type_rich = types.MethodType(lambda self, ctx: None, p)
+    p._rich_display_name = types.MethodType(lambda self: shown, p)
 
 
 def _localize_help_option(cmd: Any, text: str) -> None:
@@ -110,7 +110,7 @@ def _localize_help_option(cmd: Any, text: str) -> None:
             opt.help = text
         return opt
 
-    cmd.get_help_option = types.MethodType(get_help_option, cmd)  # type: ignore[method-assign]
+    cmd.get_help_option = types.MethodType(get_help_option, cmd)
 
 
 def localize(root: Any, language: str | None = None) -> Any:
@@ -129,7 +129,7 @@ def localize(root: Any, language: str | None = None) -> Any:
         _localize_help_option(cmd, _HELP_OPTION[language])
         for p in cmd.params:
             if english and getattr(p, "help", None):
-                p.help = EN.get(p.help, p.help)  # type: ignore[attr-defined]
+                p.help = EN.get(p.help, p.help)
             if p.param_type_name == "option" and (p.is_flag or p.count):
                 continue
             if p.metavar is None:

@@ -45,7 +45,7 @@ from zhiku.services.ingestion import IngestionService, file_hash
 from zhiku.services.kbs import KbService, default_kb_settings
 from zhiku.services.models import ModelService
 from zhiku.services.retrieval import SEARCH_MODES, VOCAB_SAMPLE, Retrieval, RetrievalService
-from zhiku.store import KnowledgeBase, Store
+from zhiku.store import KnowledgeBase, Store, database_target
 
 if TYPE_CHECKING:
     from zhiku.vectors import SyncReport, VectorIndex
@@ -58,14 +58,16 @@ class Zhiku:
     """The embedded engine on one data directory (``ZHIKU_HOME``)."""
 
     def __init__(
-        self, home: str | Path | None = None, *, settings: ModelSettings | None = None
+        self, home: str | Path | None = None, *, settings: ModelSettings | None = None,
+        database: str | Path | None = None,
     ) -> None:
         home_path = home_dir(home)
         home_path.mkdir(parents=True, exist_ok=True)
         # Model configuration first: a broken zhiku.toml fails before anything opens.
         model_settings = load_settings(home_path) if settings is None else settings
-        self.ctx = EngineContext(home=home_path, store=Store(home_path / "zhiku.db"),
-                                 settings=model_settings)
+        # ``database``: a SQLite file or a postgresql:// URL, else the configured one.
+        store = Store(database or database_target(home_path, model_settings.database))
+        self.ctx = EngineContext(home=home_path, store=store, settings=model_settings)
         self.models = ModelService(self.ctx)
         self.indexes = IndexService(self.ctx, self.models)
         self.retrieval = RetrievalService(self.ctx, self.models, self.indexes)

@@ -222,12 +222,7 @@ class LexicalIndex:
                 self._write_marker(0)
 
     def _queue_all(self) -> None:
-        with self.store.tx(immediate=True):
-            self.store.db.execute("DELETE FROM index_log WHERE kb_id=?", (self.kb.id,))
-            self.store.db.executemany(
-                "INSERT INTO index_log(kb_id, doc_id) VALUES (?, ?)",
-                [(self.kb.id, d) for d in self.store.kb_doc_ids(self.kb.id)],
-            )
+        self.store.requeue_all(self.kb.id)
 
     def rebuild(self, progress: ProgressFn | None = None) -> int:
         """Drop the index and rebuild it from the database."""

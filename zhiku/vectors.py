@@ -87,30 +87,16 @@ class EmbeddingCache:
 
     def get_many(self, model: str, hashes: Sequence[bytes]) -> dict[bytes, np.ndarray]:
         out: dict[bytes, np.ndarray] = {}
-        uniq = list(dict.fromkeys(hashes))
-        for i in range(0, len(uniq), 500):
-            part = uniq[i : i + 500]
-            marks = ",".join("?" * len(part))
-            for h, blob in self.store.db.execute(
-                "SELECT text_hash, vector FROM embeddings "
-                f"WHERE model=? AND text_hash IN ({marks})",
-                [model, *part],
-            ):
-                out[bytes(h)] = np.frombuffer(blob, dtype=np.float32)
+        for h, blob in self.store.embeddings_get(model, hashes).items():
+            out[h] = np.frombuffer(blob, dtype=np.float32)
         return out
 
     def put_many(self, model: str, items: Sequence[tuple[bytes, np.ndarray]]) -> None:
-        with self.store.tx(immediate=True):
-            self.store.db.executemany(
-                "INSERT OR REPLACE INTO embeddings(model, text_hash, vector) VALUES (?, ?, ?)",
-                [(model, h, np.asarray(v, dtype="<f4").tobytes()) for h, v in items],
-            )
+        self.store.embeddings_put(
+            model, [(h, np.asarray(v, dtype="<f4").tobytes()) for h, v in items])
 
     def count(self, model: str | None = None) -> int:
-        if model is None:
-            return int(self.store.db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0])
-        return int(self.store.db.execute(
-            "SELECT COUNT(*) FROM embeddings WHERE model=?", (model,)).fetchone()[0])
+        return self.store.embeddings_count(model)
 
 
 @dataclass(slots=True)
@@ -273,25 +259,14 @@ class VectorIndex:
         return 0 if meta is None else int(meta["rows"]) - int(meta["dead"])
 
     def _store_chunks(self) -> np.ndarray:
-        rows = self.store.db.execute(
-            "SELECT c.id, c.doc_id FROM chunks c JOIN documents d ON d.id=c.doc_id "
-            "WHERE d.kb_id=? ORDER BY c.id",
-            (self.kb.id,),
-        ).fetchall()
+        rows = self.store.chunk_doc_pairs(self.kb.id)
         return np.array(rows, dtype=np.int64).reshape(-1, 2)
 
     def _texts(self, chunk_ids: Sequence[int]) -> list[str]:
         texts: dict[int, str] = {}
         ids = [int(c) for c in chunk_ids]
-        for i in range(0, len(ids), 500):
-            part = ids[i : i + 500]
-            marks = ",".join("?" * len(part))
-            for row in self.store.db.execute(
-                "SELECT c.id, c.text, c.section, d.title FROM chunks c "
-                f"JOIN documents d ON d.id=c.doc_id WHERE c.id IN ({marks})",
-                part,
-            ):
-                texts[int(row["id"])] = embed_text(row)
+        for row in self.store.chunk_embed_rows(ids):
+            texts[int(row["id"])] = embed_text(row)
         return [texts.get(c, "") for c in ids]
 
     # --- writing ------------------------------------------------------------------

@@ -173,6 +173,8 @@ class ModelSettings:
     hybrid: HybridConfig = field(default_factory=HybridConfig)
     answer: Mapping[str, Any] = field(default_factory=dict)
     source: Path | None = None
+    #: zhiku.toml's ``database`` (a ``postgresql://`` URL); None: the embedded SQLite.
+    database: str | None = None
 
     @classmethod
     def none(cls) -> ModelSettings:
@@ -236,7 +238,7 @@ _BACKEND_KEYS = {f.name for f in fields(BackendConfig)} - {"role", "name"}
 _HYBRID_KEYS = {f.name for f in fields(HybridConfig)}
 _ANSWER_KEYS = {"system_prompt", "language", "uncited", "rewrite_query"}
 _KB_KEYS = {*ROLES, "hybrid", *_ANSWER_KEYS}
-_TOP_KEYS = {*ROLES, "hybrid", "answer", "backends", "kb"}
+_TOP_KEYS = {*ROLES, "hybrid", "answer", "backends", "kb", "database"}
 
 
 def _check_keys(raw: Mapping[str, Any], allowed: set[str], where: str) -> None:
@@ -313,6 +315,14 @@ def _env_overrides(role: str, env: Mapping[str, str] | None) -> dict[str, Any]:
     return model_env(role, env)
 
 
+def _database(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigError("設定檔的 database 應為 postgresql:// 網址字串")
+    return value.strip() or None
+
+
 def load_settings(home: Path, env: Mapping[str, str] | None = None) -> ModelSettings:
     """Read ``zhiku.toml`` (if any) and apply the environment overrides."""
     path = config_path(home, env)
@@ -370,7 +380,8 @@ def load_settings(home: Path, env: Mapping[str, str] | None = None) -> ModelSett
     for name, spec in kbs.items():
         _check_keys(spec, _KB_KEYS, f"kb.{name}")
     settings = ModelSettings(defaults=defaults, backends=backends, kbs=kbs, hybrid=hybrid,
-                             answer=answer, source=path if path.exists() else None)
+                             answer=answer, source=path if path.exists() else None,
+                             database=_database(raw.get("database")))
     for name in [*kbs, "\0default"]:
         cfg = settings.for_kb(name)  # validates references and values now, not at use
         spec = {**answer, **kbs.get(name, {})}

@@ -22,6 +22,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from zhiku import __version__
+from zhiku.backends.config import load_settings
+from zhiku.errors import StoreError
 from zhiku.retention import RetentionScheduler
 from zhiku.server import errors, uploads
 from zhiku.server.deps import LocalStores, ServerState
@@ -45,6 +47,7 @@ from zhiku.server.routes import (
 from zhiku.server.settings import ServerSettings
 from zhiku.server.signin import SignIn
 from zhiku.server.writes import WriteGate
+from zhiku.store import database_target
 
 log = logging.getLogger("zhiku.server")
 access_log = logging.getLogger("zhiku.server.access")
@@ -159,8 +162,18 @@ class EdgeMiddleware:
         await response(scope, receive, send)
 
 
+def serve_database(home: Path) -> Path:
+    """The server's database file. The server's own tables still use SQLite-only
+    statements, so a PostgreSQL setting is refused here (docs/postgresql.md)."""
+    target = database_target(home, load_settings(home).database)
+    if not isinstance(target, Path):
+        raise StoreError("zhiku serve 目前只支援內建的 SQLite 資料庫；PostgreSQL 請先用於 CLI"
+                         "（見 docs/postgresql.md）")
+    return target
+
+
 def _state(settings: ServerSettings) -> ServerState:
-    stores = LocalStores(settings.home / "zhiku.db")
+    stores = LocalStores(serve_database(settings.home))
     store = stores.get()  # opens the database and applies migrations
     return ServerState(
         settings=settings,

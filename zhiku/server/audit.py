@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from zhiku.pii import PiiPolicy, mask_for_log
-from zhiku.store import KnowledgeBase, Store, now_iso
+from zhiku.storage.audit import SqlAuditLog
+from zhiku.store import KnowledgeBase, Store
 
 FIELDS = ("id", "ts", "user", "key", "action", "kb", "target", "detail", "ip")
 
@@ -58,12 +59,8 @@ def record(
         kbo = store.find_kb(kb)
         if kbo is not None:
             target, detail = _masked(kbo, target, detail)
-    store.db.execute(
-        "INSERT INTO audit(ts, user_name, key_prefix, action, kb, target, detail, ip) "
-        "VALUES (?,?,?,?,?,?,?,?)",
-        (now_iso(), actor.user, actor.key, action, kb, target,
-         json.dumps(detail or {}, ensure_ascii=False), actor.ip),
-    )
+    SqlAuditLog(store.database).append(user=actor.user, key=actor.key, action=action,
+                                       kb=kb, target=target, detail=detail, ip=actor.ip)
 
 
 def _masked(kb: KnowledgeBase, target: str | None,
@@ -98,24 +95,9 @@ def query(
     newest_first: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """Entries matching every given filter (``since``/``until``: ISO-8601 prefixes)."""
-    where: list[str] = []
-    args: list[str | int] = []
-    for col, op, value in (("ts", ">=", since), ("ts", "<", until), ("user_name", "=", user),
-                           ("kb", "=", kb), ("action", "=", action)):
-        if value:
-            where.append(f"{col} {op} ?")
-            args.append(value)
-    sql = "SELECT * FROM audit"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY id DESC" if newest_first else " ORDER BY id"
-    if limit:
-        sql += " LIMIT ?"
-        args.append(limit)
-    for r in store.db.execute(sql, args):
-        yield {"id": r["id"], "ts": r["ts"], "user": r["user_name"], "key": r["key_prefix"],
-               "action": r["action"], "kb": r["kb"], "target": r["target"],
-               "detail": json.loads(r["detail"]), "ip": r["ip"]}
+    yield from SqlAuditLog(store.database).query(
+        since=since, until=until, user=user, kb=kb, action=action, limit=limit,
+        newest_first=newest_first)
 
 
 def write(rows: Iterable[dict[str, Any]], fmt: str, out: TextIO) -> int:

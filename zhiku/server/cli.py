@@ -357,6 +357,7 @@ def serve(
     try:
         import uvicorn
 
+        from zhiku.server.app import serve_database
         from zhiku.server.observability import log_config
         from zhiku.server.settings import ServerSettings
     except ImportError as exc:
@@ -366,6 +367,7 @@ def serve(
     try:
         settings = ServerSettings.from_env(home=home, max_upload_mb=max_upload_mb,
                                            rate_limit=rate_limit)
+        serve_database(settings.home)
     except ZhikuError as exc:
         raise fail(exc) from exc
     os.environ.update(settings.to_env())  # worker processes read the same settings

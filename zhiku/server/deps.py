@@ -43,7 +43,7 @@ __all__ = ["placeholders"]  # re-exported: the routes import it from here
 class LocalStores:
     """One :class:`Store` (SQLite connection) per thread, for the server's own tables."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: str | Path) -> None:
         self.path = path
         self._local = threading.local()
         self._all: list[Store] = []
@@ -237,5 +237,4 @@ def editable_kb(store: Store, p: Principal, name: str) -> KnowledgeBase:
 def readable_kb_ids(store: Store, p: Principal) -> list[int]:
     if not p.kbs:
         return []
-    return [r[0] for r in store.db.execute(
-        f"SELECT id FROM kbs WHERE name IN ({placeholders(p.kbs)})", p.kbs)]
+    return store.kb_ids(p.kbs)

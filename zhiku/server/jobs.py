@@ -300,7 +300,8 @@ class IngestWorker(threading.Thread):
                     self.wake.clear()
                     continue
                 self.busy = True
-                hb = Heartbeat(zk.store.path, job[0], self.worker_id, self.heartbeat_s)
+                hb = Heartbeat(Path(zk.store.database.location), job[0], self.worker_id,
+                               self.heartbeat_s)
                 hb.start()
                 try:
                     self._run_job(zk, *job, lost=hb.lost)

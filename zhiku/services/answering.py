@@ -94,10 +94,7 @@ class AnsweringService:
         """The hits whose chunks are still in the database (a citation must be one)."""
         if not hits:
             return []
-        ids = [h.chunk_id for h in hits]
-        marks = ",".join("?" * len(ids))
-        alive = {r[0] for r in self.ctx.store.db.execute(
-            f"SELECT id FROM chunks WHERE id IN ({marks})", ids)}
+        alive = self.ctx.store.existing_chunk_ids([h.chunk_id for h in hits])
         return [h for h in hits if h.chunk_id in alive]
 
     @staticmethod

@@ -72,9 +72,7 @@ class KbService:
         """
         store = self.ctx.store
         kbo = store.get_kb(kb)
-        rows = store.db.execute(
-            "SELECT c.text, d.path FROM chunks c JOIN documents d ON d.id=c.doc_id "
-            "WHERE d.kb_id=? AND LENGTH(c.text) >= 16", (kbo.id,)).fetchall()
+        rows = store.chunk_texts_with_paths(kbo.id, min_chars=16)
         rng = random.Random(seed)
         rng.shuffle(rows)
         out: list[tuple[str, str]] = []
@@ -107,9 +105,7 @@ class KbService:
         kbo = store.get_kb(kb)
         self.indexes.sync_vectors(kb)
         docs: dict[str, set[int]] = {}
-        for r in store.db.execute(
-                "SELECT c.id, d.path, d.title FROM chunks c JOIN documents d ON d.id=c.doc_id "
-                "WHERE d.kb_id=?", (kbo.id,)):
+        for r in store.chunk_paths_titles(kbo.id):
             docs.setdefault(r[1], set()).add(r[0])
             docs.setdefault(f"title:{r[2]}", set()).add(r[0])
         vi = self.indexes.vectors(kbo)
