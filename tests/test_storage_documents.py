@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from zhiku.errors import KnowledgeBaseNotFound, StoreError
+from zhiku.errors import InvalidInput, KnowledgeBaseNotFound, StoreError
 from zhiku.filters import Filter
 from zhiku.ingest import ingest_paths
 from zhiku.models import Chunk
@@ -57,7 +57,7 @@ class DocumentStoreContract:
         assert store.kb_ids(["財務", "無", "人資"]) == [a.id, b.id] and store.kb_ids([]) == []
         with pytest.raises(KnowledgeBaseNotFound):
             store.get_kb("無")
-        with pytest.raises(StoreError, match="不合法"):
+        with pytest.raises(InvalidInput, match="不合法"):
             store.ensure_kb("a/b")
 
     def test_put_replace_and_read_documents(self, store: Store) -> None:
