@@ -22,6 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from zhiku import __version__
+from zhiku.channels.runtime import ChannelsRuntime
 from zhiku.server import errors, uploads
 from zhiku.server.deps import LocalStores, ServerState
 from zhiku.server.errors import ApiError, error_body
@@ -30,7 +31,7 @@ from zhiku.server.jobs import IngestWorkers, reclaim_dead_workers
 from zhiku.server.observability import Metrics
 from zhiku.server.pool import EnginePool, PoolTimeout
 from zhiku.server.ratelimit import RateLimiter
-from zhiku.server.routes import admin, ask, documents, kbs, openai, sources, system
+from zhiku.server.routes import admin, ask, channels, documents, kbs, openai, sources, system
 from zhiku.server.settings import ServerSettings
 from zhiku.server.writes import WriteGate
 
@@ -175,14 +176,16 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
         uploads.clean_stale_tmp(settings.home)  # left by an interrupted upload
         if settings.ingest_worker:
-            def on_file(status: str, _info: dict[str, Any]) -> None:
+            def on_file(status: str, info: dict[str, Any]) -> None:
                 state.metrics.inc("zhiku_ingest_files_total", {"status": status})
+                channels_runtime.document_ingested(status, info)
 
             reclaim_dead_workers(state.store)
             state.worker = IngestWorkers(settings.home, settings.ingest_threads,
                                          stale_s=settings.stale_job_s, on_file=on_file)
             state.worker.start()
         state.metrics.start(settings.metrics_flush_s)
+        channels_runtime.start()
         state.ready = True
         log.info("zhiku server ready", extra={"home": str(settings.home),
                                              "version": __version__})
@@ -196,6 +199,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
                                                   settings.shutdown_timeout_s)
                 if not stopped:
                     log.warning("ingest worker still busy after the shutdown timeout")
+            channels_runtime.stop()
             state.metrics.stop()
             state.pool.close()
             state.stores.close()
@@ -215,6 +219,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.zhiku = state
+    channels_runtime = ChannelsRuntime(state)
+    app.state.line = channels_runtime.line
     errors.install(app)
 
     @app.exception_handler(PoolTimeout)
@@ -228,7 +234,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         return errors.error_response(request, 500, "internal")
 
     for r in (system.router, kbs.router, documents.router, ask.router, admin.router,
-              openai.router, sources.router):
+              openai.router, sources.router, channels.router):
         app.include_router(r)
 
     web = web_dir()

@@ -56,6 +56,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "overloaded": ("伺服器忙碌中，請稍後再試", "The server is busy; try again shortly"),
     "store_error": ("資料庫錯誤：{detail}", "Store error: {detail}"),
     "invalid_policy": ("個資政策不合法：{detail}", "Invalid PII policy: {detail}"),
+    "line_channel_not_found": ("找不到 LINE 頻道「{name}」", "LINE channel “{name}” not found"),
+    "line_bad_signature": ("X-Line-Signature 簽章不符", "X-Line-Signature does not match"),
+    "channel_error": ("{detail}", "{detail}"),
+    "widget_key_invalid": ("網站小工具金鑰無效", "Invalid widget key"),
+    "widget_origin_refused": ("此網站未獲准使用這個小工具", "This site may not use this widget"),
+    "delivery_not_found": ("找不到 webhook 傳送紀錄", "Webhook delivery not found"),
     "internal": ("伺服器內部錯誤（request id：{request_id}）",
                  "Internal server error (request id: {request_id})"),
 }

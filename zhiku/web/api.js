@@ -31,6 +31,7 @@ function headers(extra) {
   return {
     Authorization: `Bearer ${getKey()}`,
     "Accept-Language": lang() === "en" ? "en" : "zh-TW",
+    "X-Zhiku-Client": "web", // conversations started here are recorded as channel "web"
     ...extra,
   };
 }
