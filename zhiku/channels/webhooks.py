@@ -4,7 +4,7 @@
 the caller's transaction when there is one), so an event is never lost to a restart;
 the :class:`Dispatcher` thread of each server process claims due deliveries with a lease
 and POSTs them. A failed attempt is retried with exponential backoff (30 s, 1 min,
-2 min, … capped at 1 h, with jitter) up to ``MAX_ATTEMPTS``; then the delivery is
+2 min, … capped at 1 h, with jitter; ``ZHIKU_WEBHOOK_RETRY_S`` sets the first delay) up to ``MAX_ATTEMPTS``; then the delivery is
 ``failed`` and an admin can redeliver it.
 
 Each request carries ``X-Zhiku-Event``, ``X-Zhiku-Delivery`` and
@@ -78,9 +78,9 @@ def verify(secret: str, body: bytes, header: str, tolerance_s: float = 300.0) ->
     return hmac.compare_digest(expected, parts.get("v1", ""))
 
 
-def backoff(attempts: int) -> float:
+def backoff(attempts: int, base: float = BASE_DELAY_S) -> float:
     """Seconds before attempt ``attempts + 1``: exponential with ±20 % jitter."""
-    delay = min(MAX_DELAY_S, BASE_DELAY_S * 2 ** max(0, attempts - 1))
+    delay = min(MAX_DELAY_S, base * 2 ** max(0, attempts - 1))
     return delay * random.uniform(0.8, 1.2)
 
 
@@ -196,7 +196,7 @@ def deliver_once(d: Delivery, policy: TargetPolicy,
 
 
 def run_due(db: Database, policy: TargetPolicy, client: httpx.Client,
-            limit: int = 20) -> int:
+            limit: int = 20, retry_s: float = BASE_DELAY_S) -> int:
     """Send what is due now; returns how many were attempted."""
     repo = SqlChannels(db)
     due = repo.claim_due(time.time(), LEASE_S, limit)
@@ -206,7 +206,7 @@ def run_due(db: Database, policy: TargetPolicy, client: httpx.Client,
             repo.delivered(d.id, status or 0)
         else:
             final = d.attempts >= MAX_ATTEMPTS
-            repo.retry_later(d.id, time.time() + backoff(d.attempts), status, error, final)
+            repo.retry_later(d.id, time.time() + backoff(d.attempts, retry_s), status, error, final)
             log.warning("webhook delivery failed", extra={
                 "delivery": d.id, "target": d.target, "attempt": d.attempts, "error": error,
                 "final": final})
@@ -217,10 +217,11 @@ class Dispatcher:
     """A daemon thread of a server process that delivers due webhooks."""
 
     def __init__(self, connect: Any, policy: TargetPolicy | None = None,
-                 poll_s: float = 5.0) -> None:
+                 poll_s: float = 2.0) -> None:
         self._connect = connect  # () -> Database, opened in the thread
         self.policy = policy or TargetPolicy.from_env()
         self.poll_s = poll_s
+        self.retry_s = float(os.environ.get("ZHIKU_WEBHOOK_RETRY_S") or BASE_DELAY_S)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -239,11 +240,17 @@ class Dispatcher:
         with httpx.Client(timeout=TIMEOUT_S, follow_redirects=False) as client:
             while not self._stop.is_set():
                 try:
-                    busy = run_due(db, self.policy, client)
+                    busy = run_due(db, self.policy, client, retry_s=self.retry_s)
                 except Exception:  # noqa: BLE001 - the thread must survive a bad moment
                     log.exception("webhook dispatcher error")
                     busy = 0
                 if not busy:
-                    WAKE.wait(self.poll_s)
+                    wait = self.poll_s
+                    try:
+                        due = SqlChannels(db).next_due()
+                        if due is not None:
+                            wait = min(wait, max(0.0, due - time.time()))
+                    except Exception:  # noqa: BLE001
+                        log.exception("webhook dispatcher error")
+                    WAKE.wait(wait)
                     WAKE.clear()
-        db.close()

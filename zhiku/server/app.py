@@ -220,6 +220,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     )
     app.state.zhiku = state
     channels_runtime = ChannelsRuntime(state)
+    app.state.channels = channels_runtime
     app.state.line = channels_runtime.line
     errors.install(app)
 

@@ -143,6 +143,8 @@ class ChannelsRepo(Protocol):
 
     def claim_due(self, now: float, lease_s: float, limit: int) -> list[Delivery]: ...
 
+    def next_due(self) -> float | None: ...
+
     def delivered(self, delivery_id: int, status: int) -> None: ...
 
     def retry_later(self, delivery_id: int, next_attempt: float, status: int | None,
@@ -326,6 +328,12 @@ class SqlChannels:
                 if d is not None:
                     out.append(d)
         return out
+
+    def next_due(self) -> float | None:
+        """When the earliest pending delivery is due (None: nothing pending)."""
+        row = self.db.execute(
+            "SELECT MIN(next_attempt) FROM webhook_deliveries WHERE status='pending'").fetchone()
+        return None if row is None or row[0] is None else float(row[0])
 
     def delivered(self, delivery_id: int, status: int) -> None:
         self.db.execute(

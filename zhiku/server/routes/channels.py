@@ -85,11 +85,13 @@ def list_webhooks(p: Admin, state: State) -> dict[str, Any]:
 
 @router.post("/api/v1/webhooks", status_code=201,
              summary="Add a target (its signing secret is shown once)")
-def add_webhook(body: WebhookCreate, p: Admin, state: State) -> dict[str, Any]:
+def add_webhook(body: WebhookCreate, request: Request, p: Admin,
+                state: State) -> dict[str, Any]:
+    policy = request.app.state.channels.dispatcher.policy  # read once at startup
     try:
         with state.write() as store:
             t, secret = registry.add_webhook(store, body.name, body.url, body.events,
-                                             body.secret)
+                                             body.secret, policy)
     except WebhookError as exc:
         raise _channel_error(exc) from exc
     state.record(p.actor, "webhook_add", target=t.name, detail={"events": list(t.events)})
