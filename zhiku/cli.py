@@ -555,6 +555,9 @@ _install_sources(app, _summary, _progress)
 from zhiku.server.cli import register as _register_server  # noqa: E402
 
 _register_server(app)
+from zhiku.channels.cli import register as _register_channels  # noqa: E402
+
+_register_channels(app)  # zhiku line …, zhiku webhooks … (zhiku/channels/cli.py)
 install_models(app)  # zhiku models …, zhiku chat (zhiku/cli_models.py)
 
 

@@ -24,6 +24,7 @@ class ChannelError(WebhookError):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
+        self.exit_code = 3 if status == 404 else 2
 
 
 def _check_name(name: str) -> str:

@@ -4,7 +4,8 @@
 the caller's transaction when there is one), so an event is never lost to a restart;
 the :class:`Dispatcher` thread of each server process claims due deliveries with a lease
 and POSTs them. A failed attempt is retried with exponential backoff (30 s, 1 min,
-2 min, … capped at 1 h, with jitter; ``ZHIKU_WEBHOOK_RETRY_S`` sets the first delay) up to ``MAX_ATTEMPTS``; then the delivery is
+2 min, … capped at 1 h, with jitter; ``ZHIKU_WEBHOOK_RETRY_S`` sets the
+first delay) up to ``MAX_ATTEMPTS``; then the delivery is
 ``failed`` and an admin can redeliver it.
 
 Each request carries ``X-Zhiku-Event``, ``X-Zhiku-Delivery`` and
