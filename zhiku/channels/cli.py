@@ -1,4 +1,5 @@
-"""``zhiku line`` (LINE channels) and ``zhiku webhooks`` (targets, delivery log).
+"""``zhiku line`` (LINE channels), ``zhiku widget`` (website widget keys) and
+``zhiku webhooks`` (targets, delivery log).
 
 Exit codes: 0 success; 2 bad input (name, KB list, a refused webhook address);
 3 channel, target or delivery not found.
@@ -20,6 +21,7 @@ from zhiku.server import audit
 from zhiku.storage.channels import SqlChannels
 
 line_app = typer.Typer(help="管理 LINE 頻道（每個頻道對應自己的知識庫）。", no_args_is_help=True)
+widget_app = typer.Typer(help="管理網站聊天小工具的公開金鑰。", no_args_is_help=True)
 hooks_app = typer.Typer(help="管理對外 webhook 與傳送紀錄。", no_args_is_help=True)
 CLI = audit.Actor(user=None, key="cli")
 KbsOpt = Annotated[list[str], typer.Option("--kb", help="知識庫名稱（可重複指定）")]
@@ -71,6 +73,53 @@ def line_remove(name: Annotated[str, typer.Argument(help="頻道名稱")],
         registry.remove_line_channel(zk.store, name)
         audit.record(zk.store, CLI, "line_channel_remove", target=name)
     err.print(f"已移除 LINE 頻道「{name}」")
+
+
+@widget_app.command("add")
+def widget_add(
+    name: Annotated[str, typer.Argument(help="名稱")],
+    kb: KbsOpt,
+    origin: Annotated[list[str], typer.Option(
+        "--origin", help="允許嵌入的網站來源，如 https://www.example.com（可重複）")],
+    rate: Annotated[float, typer.Option("--rate", help="每分鐘提問上限（整把金鑰）")] = 30.0,
+    burst: Annotated[int, typer.Option("--burst", help="瞬間上限")] = 10,
+    home: HomeOpt = None,
+) -> None:
+    """建立網站小工具的公開金鑰，並印出要貼到網站上的 <script> 標籤。"""
+    with engine(home) as zk:
+        w = registry.add_widget_key(zk.store, name, kb, origin, rate, burst)
+        audit.record(zk.store, CLI, "widget_add", target=name,
+                     detail={"kbs": kb, "origins": origin})
+    err.print(f"已建立網站小工具「{name}」；請在網站加上：")
+    sys.stdout.write(f'<script src="https://<伺服器>/widget.js" data-key="{w.public_key}" '
+                     'async></script>\n')
+
+
+@widget_app.command("list")
+def widget_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """列出網站小工具金鑰。"""
+    with engine(home) as zk:
+        rows = [w.to_dict() for w in SqlChannels(zk.store.database).widget_keys()]
+    if as_json:
+        _dump({"widgets": rows})
+        return
+    t = Table(title=f"網站小工具（{len(rows)}）")
+    for col in ("名稱", "金鑰", "知識庫", "允許來源", "每分鐘"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r["name"], r["key"], "、".join(r["kbs"]), " ".join(r["origins"]),
+                  f"{r['rate_limit']:g}")
+    out.print(t)
+
+
+@widget_app.command("remove")
+def widget_remove(name: Annotated[str, typer.Argument(help="名稱")],
+                  home: HomeOpt = None) -> None:
+    """移除網站小工具金鑰（連同它的對話）。"""
+    with engine(home) as zk:
+        registry.remove_widget_key(zk.store, name)
+        audit.record(zk.store, CLI, "widget_remove", target=name)
+    err.print(f"已移除網站小工具「{name}」")
 
 
 @hooks_app.command("add")
@@ -151,3 +200,4 @@ def hooks_redeliver(delivery_id: Annotated[int, typer.Argument(help="傳送紀�
 def register(app: typer.Typer) -> None:
     app.add_typer(line_app, name="line")
     app.add_typer(hooks_app, name="webhooks")
+    app.add_typer(widget_app, name="widget")

@@ -12,7 +12,7 @@ import secrets
 
 from zhiku.channels.webhooks import EVENTS, TargetPolicy, WebhookError
 from zhiku.server import accounts
-from zhiku.storage.channels import LineChannel, SqlChannels, WebhookTarget
+from zhiku.storage.channels import LineChannel, SqlChannels, WebhookTarget, WidgetKey
 from zhiku.store import Store
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,47}$")
@@ -64,6 +64,40 @@ def remove_line_channel(store: Store, name: str) -> LineChannel:
             raise ChannelError(f"找不到 LINE 頻道「{name}」", 404)
         accounts.delete_user(store, ch.user_id)  # its conversations go with it
     return ch
+
+
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
+
+
+def add_widget_key(store: Store, name: str, kbs: list[str], origins: list[str],
+                   rate_limit: float = 30.0, rate_burst: int = 10) -> WidgetKey:
+    """A public widget key for ``kbs``, usable from pages of ``origins`` only."""
+    _check_name(name)
+    kbs = _check_kbs(store, kbs)
+    clean = [o.strip().rstrip("/") for o in origins if o.strip()]
+    bad = [o for o in clean if not _ORIGIN.match(o)]
+    if not clean or bad:
+        raise ChannelError("請以 --origin 指定網站來源，如 https://www.example.com"
+                           + (f"（不合法：{'、'.join(bad)}）" if bad else ""))
+    if rate_limit <= 0 or rate_burst < 1:
+        raise ChannelError("rate_limit 必須大於 0，rate_burst 至少為 1")
+    repo = SqlChannels(store.database)
+    if any(w.name == name for w in repo.widget_keys()):
+        raise ChannelError(f"網站小工具「{name}」已存在", 409)
+    with store.database.tx(immediate=True):
+        user = accounts.create_user(store, f"widget:{name}", "reader", kbs)
+        return repo.add_widget_key(name, "zkw_" + secrets.token_urlsafe(18), kbs,
+                                   list(dict.fromkeys(clean)), rate_limit, rate_burst, user.id)
+
+
+def remove_widget_key(store: Store, name: str) -> WidgetKey:
+    repo = SqlChannels(store.database)
+    with store.database.tx(immediate=True):
+        w = repo.delete_widget_key(name)
+        if w is None:
+            raise ChannelError(f"找不到網站小工具「{name}」", 404)
+        accounts.delete_user(store, w.user_id)
+    return w
 
 
 def add_webhook(store: Store, name: str, url: str, events: list[str],

@@ -22,6 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from zhiku import __version__
+from zhiku.channels import widget
 from zhiku.channels.runtime import ChannelsRuntime
 from zhiku.server import errors, uploads
 from zhiku.server.deps import LocalStores, ServerState
@@ -90,7 +91,9 @@ class EdgeMiddleware:
                 hdrs = list(message.get("headers", []))
                 names = {k.lower() for k, _ in hdrs}
                 hdrs.append((b"x-request-id", rid.encode()))
-                hdrs.extend(h for h in SECURITY_HEADERS if h[0] not in names)
+                own_csp = b"content-security-policy" in names  # the widget frame's ancestors
+                hdrs.extend(h for h in SECURITY_HEADERS if h[0] not in names
+                            and not (own_csp and h[0] == b"x-frame-options"))
                 if path.startswith(("/api/", "/v1/")) and b"cache-control" not in names:
                     hdrs.append((b"cache-control", b"no-store"))
                 message = {**message, "headers": hdrs}
@@ -235,7 +238,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         return errors.error_response(request, 500, "internal")
 
     for r in (system.router, kbs.router, documents.router, ask.router, admin.router,
-              openai.router, sources.router, channels.router):
+              openai.router, sources.router, channels.router, widget.router):
         app.include_router(r)
 
     web = web_dir()

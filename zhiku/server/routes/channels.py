@@ -25,6 +25,14 @@ class LineChannelCreate(BaseModel):
     kbs: list[str] = Field(min_length=1)
 
 
+class WidgetKeyCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=48, examples=["www"])
+    kbs: list[str] = Field(min_length=1)
+    origins: list[str] = Field(min_length=1, examples=[["https://www.example.com"]])
+    rate_limit: float = Field(30.0, gt=0, description="Questions per minute for the whole key")
+    rate_burst: int = Field(10, ge=1)
+
+
 class WebhookCreate(BaseModel):
     name: str = Field(min_length=1, max_length=48, examples=["n8n"])
     url: str = Field(min_length=1, max_length=2000)
@@ -74,6 +82,36 @@ def remove_line(name: str, p: Admin, state: State) -> dict[str, Any]:
     except WebhookError as exc:
         raise _channel_error(exc) from exc
     state.record(p.actor, "line_channel_remove", target=name)
+    return {"deleted": name}
+
+
+@router.get("/api/v1/channels/widget", summary="Website widget keys")
+def list_widgets(p: Admin, state: State) -> dict[str, Any]:
+    return {"widgets": [w.to_dict() for w in SqlChannels(state.store.database).widget_keys()]}
+
+
+@router.post("/api/v1/channels/widget", status_code=201,
+             summary="Create a public widget key for chosen KBs and allowed site origins")
+def add_widget(body: WidgetKeyCreate, p: Admin, state: State) -> dict[str, Any]:
+    try:
+        with state.write() as store:
+            w = registry.add_widget_key(store, body.name, body.kbs, body.origins,
+                                        body.rate_limit, body.rate_burst)
+    except WebhookError as exc:
+        raise _channel_error(exc) from exc
+    state.record(p.actor, "widget_add", target=w.name,
+                 detail={"kbs": list(w.kbs), "origins": list(w.origins)})
+    return w.to_dict()
+
+
+@router.delete("/api/v1/channels/widget/{name}", summary="Remove a widget key")
+def remove_widget(name: str, p: Admin, state: State) -> dict[str, Any]:
+    try:
+        with state.write() as store:
+            registry.remove_widget_key(store, name)
+    except WebhookError as exc:
+        raise _channel_error(exc) from exc
+    state.record(p.actor, "widget_remove", target=name)
     return {"deleted": name}
 
 
