@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from zhiku.channels import registry, webhooks
+from zhiku.channels import EVENTS
 from zhiku.cli_common import HomeOpt, JsonOpt, engine, err, out
 from zhiku.server import audit
 from zhiku.storage.channels import SqlChannels
@@ -40,6 +40,8 @@ def line_add(
     home: HomeOpt = None,
 ) -> None:
     """登記 LINE 頻道：secret、access token 與回答用的知識庫。"""
+    from zhiku.channels import registry
+
     with engine(home) as zk:
         ch = registry.add_line_channel(zk.store, name, secret, token, kb)
         audit.record(zk.store, CLI, "line_channel_add", target=name, detail={"kbs": kb})
@@ -69,6 +71,8 @@ def line_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
 def line_remove(name: Annotated[str, typer.Argument(help="頻道名稱")],
                 home: HomeOpt = None) -> None:
     """移除 LINE 頻道（連同它的對話）。"""
+    from zhiku.channels import registry
+
     with engine(home) as zk:
         registry.remove_line_channel(zk.store, name)
         audit.record(zk.store, CLI, "line_channel_remove", target=name)
@@ -86,6 +90,8 @@ def widget_add(
     home: HomeOpt = None,
 ) -> None:
     """建立網站小工具的公開金鑰，並印出要貼到網站上的 <script> 標籤。"""
+    from zhiku.channels import registry
+
     with engine(home) as zk:
         w = registry.add_widget_key(zk.store, name, kb, origin, rate, burst)
         audit.record(zk.store, CLI, "widget_add", target=name,
@@ -116,6 +122,8 @@ def widget_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
 def widget_remove(name: Annotated[str, typer.Argument(help="名稱")],
                   home: HomeOpt = None) -> None:
     """移除網站小工具金鑰（連同它的對話）。"""
+    from zhiku.channels import registry
+
     with engine(home) as zk:
         registry.remove_widget_key(zk.store, name)
         audit.record(zk.store, CLI, "widget_remove", target=name)
@@ -127,10 +135,12 @@ def hooks_add(
     name: Annotated[str, typer.Argument(help="名稱")],
     url: Annotated[str, typer.Argument(help="接收端網址（http/https）")],
     event: Annotated[list[str] | None, typer.Option(
-        "--event", help=f"事件（可重複；預設全部）：{', '.join(webhooks.EVENTS)}")] = None,
+        "--event", help=f"事件（可重複；預設全部）：{', '.join(EVENTS)}")] = None,
     home: HomeOpt = None,
 ) -> None:
     """新增 webhook 接收端；簽章金鑰只顯示這一次。"""
+    from zhiku.channels import registry
+
     with engine(home) as zk:
         t, secret = registry.add_webhook(zk.store, name, url, event or [])
         audit.record(zk.store, CLI, "webhook_add", target=name, detail={"events": event or []})
@@ -158,6 +168,8 @@ def hooks_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
 def hooks_remove(name: Annotated[str, typer.Argument(help="名稱")],
                  home: HomeOpt = None) -> None:
     """移除 webhook 接收端與其傳送紀錄。"""
+    from zhiku.channels import registry
+
     with engine(home) as zk:
         registry.remove_webhook(zk.store, name)
         audit.record(zk.store, CLI, "webhook_remove", target=name)
@@ -190,6 +202,8 @@ def hooks_deliveries(
 def hooks_redeliver(delivery_id: Annotated[int, typer.Argument(help="傳送紀錄 ID")],
                     home: HomeOpt = None) -> None:
     """重新傳送一筆（次數歸零；執行中的伺服器會送出）。"""
+    from zhiku.channels import registry
+
     with engine(home) as zk:
         if not SqlChannels(zk.store.database).redeliver(delivery_id, time.time()):
             raise registry.ChannelError(f"找不到可重送的傳送紀錄 {delivery_id}", 404)

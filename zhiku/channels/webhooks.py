@@ -37,6 +37,7 @@ from typing import Any
 
 import httpx
 
+from zhiku.channels import EVENTS
 from zhiku.errors import ZhikuError
 from zhiku.sources.web import AddressPolicy, CrawlError, Refused
 from zhiku.storage.channels import Delivery, SqlChannels
@@ -44,8 +45,6 @@ from zhiku.storage.db import Database, now_iso
 
 log = logging.getLogger("zhiku.webhooks")
 
-EVENTS = ("question.answered", "question.refused", "feedback.negative",
-          "handoff.requested", "handoff.resolved", "document.ingested")
 MAX_ATTEMPTS = 8
 BASE_DELAY_S = 30.0
 MAX_DELAY_S = 3600.0
