@@ -623,6 +623,9 @@ from zhiku.server.cli import register as _register_server  # noqa: E402
 
 _register_server(app)
 _install_access(app, pii_app)  # zhiku access …, zhiku retention …, zhiku pii subject …
+from zhiku.channels.cli import register as _register_channels  # noqa: E402
+
+_register_channels(app)  # zhiku line …, zhiku webhooks … (zhiku/channels/cli.py)
 install_models(app)  # zhiku models …, zhiku chat (zhiku/cli_models.py)
 
 

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from zhiku.channels import webhooks
 from zhiku.citations import sources_block, strip_sources
 from zhiku.filters import Filter
 from zhiku.models import Answer
@@ -112,13 +113,20 @@ def _record(
     conversation: Conversation | None,
     action: str,
     mode: str | None = None,
+    channel: str = "api",
+    channel_ref: str | None = None,
 ) -> tuple[str | None, str | None]:
-    """Store the turn (when ``conversation`` is given) and the audit entry, atomically."""
+    """Store the turn (when ``conversation`` is given), the audit entry and the outbound
+    webhook event, atomically. Turns of outside channels (``channel_ref`` set: LINE users,
+    widget visitors) are stored with the question masked by the KB's policy."""
     answer_id = conv_id = None
-    detail = {"question": audit.mask_question(question, kb), "refused": bool(answer.get("refused")),
-              "cited": cited_documents(answer)}
+    masked = audit.mask_question(question, kb)
+    detail = {"question": masked, "refused": bool(answer.get("refused")),
+              "cited": cited_documents(answer), "channel": channel}
     if mode:
         detail["mode"] = mode
+    if channel_ref is not None:
+        question = masked
     with state.write() as store:
         if conversation is not None:
             conv_id = conversation.id
@@ -126,9 +134,10 @@ def _record(
             if conv_id is None:
                 conv_id = new_token()
                 store.db.execute(
-                    "INSERT INTO conversations(id, user_id, kb_id, title, created_at, updated_at)"
-                    " VALUES (?,?,?,?,?,?)",
-                    (conv_id, p.user_id, kb.id, question.strip().replace("\n", " ")[:80], ts, ts),
+                    "INSERT INTO conversations(id, user_id, kb_id, title, created_at, updated_at,"
+                    " channel, channel_ref) VALUES (?,?,?,?,?,?,?,?)",
+                    (conv_id, p.user_id, kb.id, question.strip().replace("\n", " ")[:80], ts, ts,
+                     channel, channel_ref),
                 )
             seq = store.db.execute(
                 "SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE conversation_id=?",
@@ -144,6 +153,8 @@ def _record(
             store.db.execute("UPDATE conversations SET updated_at=? WHERE id=?", (ts, conv_id))
             detail.update(answer_id=answer_id, conversation_id=conv_id)
         audit.record(store, p.actor, action, kb=kb.name, detail=detail)
+        webhooks.emit_answer(store.database, kb.name, channel, masked, answer, answer_id,
+                             conv_id)
     return answer_id, conv_id
 
 
@@ -158,11 +169,15 @@ def answer_events(
     history: Sequence[dict[str, str]] | None = None,
     action: str = "ask",
     where: Filter | None = None,
+    channel: str = "api",
+    channel_ref: str | None = None,
 ) -> Iterator[dict[str, Any]]:
     """``delta`` events, then one ``done`` event with the answer, its ids and sources.
 
     ``conversation`` records the turn (the zhiku API); ``None`` only audits (the
-    OpenAI-compatible endpoint, whose clients keep their own history).
+    OpenAI-compatible endpoint, whose clients keep their own history). ``channel`` is
+    where the question came from (web, api, openai, line, widget), ``channel_ref`` the
+    outside party a LINE or widget conversation belongs to.
     """
     final: Answer | None = None
     finished = False
@@ -187,7 +202,7 @@ def answer_events(
         store = state.store
         sources = resolve_sources(state, store, kb, [c.hit.chunk_id for c in final.citations])
         answer_id, conv_id = _record(state, p, kb, question, answer, sources, conversation, action,
-                                     final.mode)
+                                     final.mode, channel, channel_ref)
         log_viewed(state, p, [c.hit for c in final.citations], action)
         state.metrics.inc("zhiku_answers_total",
                           {"refused": str(bool(answer.get("refused"))).lower(), "via": action})

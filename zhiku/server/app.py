@@ -23,6 +23,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from zhiku import __version__
 from zhiku.backends.config import load_settings
+from zhiku.channels import widget
+from zhiku.channels.runtime import ChannelsRuntime
 from zhiku.errors import StoreError
 from zhiku.retention import RetentionScheduler
 from zhiku.server import errors, uploads
@@ -37,6 +39,7 @@ from zhiku.server.routes import (
     access,
     admin,
     ask,
+    channels,
     documents,
     kbs,
     openai,
@@ -104,7 +107,9 @@ class EdgeMiddleware:
                 hdrs = list(message.get("headers", []))
                 names = {k.lower() for k, _ in hdrs}
                 hdrs.append((b"x-request-id", rid.encode()))
-                hdrs.extend(h for h in SECURITY_HEADERS if h[0] not in names)
+                own_csp = b"content-security-policy" in names  # the widget frame's ancestors
+                hdrs.extend(h for h in SECURITY_HEADERS if h[0] not in names
+                            and not (own_csp and h[0] == b"x-frame-options"))
                 if path.startswith(("/api/", "/v1/")) and b"cache-control" not in names:
                     hdrs.append((b"cache-control", b"no-store"))
                 message = {**message, "headers": hdrs}
@@ -200,8 +205,9 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
         uploads.clean_stale_tmp(settings.home)  # left by an interrupted upload
         if settings.ingest_worker:
-            def on_file(status: str, _info: dict[str, Any]) -> None:
+            def on_file(status: str, info: dict[str, Any]) -> None:
                 state.metrics.inc("zhiku_ingest_files_total", {"status": status})
+                channels_runtime.document_ingested(status, info)
 
             reclaim_dead_workers(state.store)
             state.worker = IngestWorkers(settings.home, settings.ingest_threads,
@@ -209,6 +215,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             state.worker.start()
         state.metrics.start(settings.metrics_flush_s)
         retention = RetentionScheduler(settings.home / "zhiku.db", settings.home).start()
+        channels_runtime.start()
         state.ready = True
         log.info("zhiku server ready", extra={"home": str(settings.home),
                                              "version": __version__})
@@ -222,6 +229,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
                                                   settings.shutdown_timeout_s)
                 if not stopped:
                     log.warning("ingest worker still busy after the shutdown timeout")
+            channels_runtime.stop()
             state.metrics.stop()
             retention.stop()
             state.pool.close()
@@ -243,6 +251,9 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     )
     app.state.zhiku = state
     app.state.signin = SignIn()  # ZHIKU_AUTH_*, ZHIKU_LDAP_*, ZHIKU_OIDC_* (docs/signin.md)
+    channels_runtime = ChannelsRuntime(state)
+    app.state.channels = channels_runtime
+    app.state.line = channels_runtime.line
     errors.install(app)
 
     @app.exception_handler(PoolTimeout)
@@ -256,7 +267,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         return errors.error_response(request, 500, "internal")
 
     for r in (system.router, kbs.router, documents.router, ask.router, admin.router,
-              openai.router, sources.router, access.router, signin.router):
+              openai.router, sources.router, access.router, signin.router,
+              channels.router, widget.router):
         app.include_router(r)
 
     web = web_dir()

@@ -201,6 +201,7 @@ class ConversationInfo(BaseModel):
     title: str
     created_at: str
     updated_at: str
+    channel: str = Field("api", description="Where it started: web, api, openai, line or widget")
 
 
 class ConversationList(BaseModel):

@@ -39,7 +39,11 @@ function csrfToken() {
 
 function headers(extra) {
   const key = getKey();
-  const out = { "Accept-Language": lang() === "en" ? "en" : "zh-TW", ...extra };
+  const out = {
+    "Accept-Language": lang() === "en" ? "en" : "zh-TW",
+    "X-Zhiku-Client": "web", // conversations started here are recorded as channel "web"
+    ...extra,
+  };
   if (key) out.Authorization = `Bearer ${key}`;
   else if (csrfToken()) out["X-CSRF-Token"] = csrfToken();
   return out;

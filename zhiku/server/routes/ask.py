@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from zhiku.channels import webhooks
 from zhiku.engine import Zhiku
 from zhiku.errors import ZhikuError
 from zhiku.filters import Filter
@@ -110,6 +111,11 @@ def _check_length(state: ServerState, text: str) -> None:
         raise ApiError(422, "invalid_request", detail="empty question")
 
 
+def client_channel(request: Request) -> str:
+    """``web`` for the web UI (it sends ``X-Zhiku-Client: web``), else ``api``."""
+    return "web" if request.headers.get("x-zhiku-client", "").lower() == "web" else "api"
+
+
 def _wants_stream(request: Request, body: AskRequest) -> bool:
     return body.stream or "text/event-stream" in request.headers.get("accept", "")
 
@@ -129,7 +135,7 @@ def ask(kb: str, body: AskRequest, request: Request, p: Caller, state: State) ->
     kbo = readable_kb(store, p, kb)
     conv = open_conversation(store, p, kbo, body.conversation_id)
     events = answer_events(state, p, kbo, body.question, k=body.k, conversation=conv,
-                           where=Filter.from_api(body.where))
+                           where=Filter.from_api(body.where), channel=client_channel(request))
     if _wants_stream(request, body):
         return StreamingResponse(_sse_stream(request, events), media_type="text/event-stream",
                                  headers=SSE_HEADERS)
@@ -201,7 +207,8 @@ def _redact(text: str, kb: KnowledgeBase) -> str:
 
 def _conv_info(row: Any) -> dict[str, Any]:
     return {"id": row["id"], "kb": row["kb"], "title": row["title"],
-            "created_at": row["created_at"], "updated_at": row["updated_at"]}
+            "created_at": row["created_at"], "updated_at": row["updated_at"],
+            "channel": row["channel"]}
 
 
 _CONV_SELECT = ("SELECT c.*, k.name AS kb FROM conversations c JOIN kbs k ON k.id=c.kb_id "
@@ -231,15 +238,18 @@ def list_conversations(p: Caller, state: State, kb: str | None = None,
 
 @router.post("/conversations", response_model=ConversationInfo, status_code=201,
              summary="Start an empty conversation (asking without one also starts one)")
-def create_conversation(body: ConversationCreate, p: Caller, state: State) -> dict[str, Any]:
+def create_conversation(body: ConversationCreate, request: Request, p: Caller,
+                        state: State) -> dict[str, Any]:
     store = state.store
     kbo = readable_kb(store, p, body.kb)
     conv_id, ts = new_token(), now_iso()
+    channel = client_channel(request)
     with state.write():
         store.db.execute(
-            "INSERT INTO conversations(id, user_id, kb_id, title, created_at, updated_at) "
-            "VALUES (?,?,?,?,?,?)", (conv_id, p.user_id, kbo.id, "", ts, ts))
-    return {"id": conv_id, "kb": kbo.name, "title": "", "created_at": ts, "updated_at": ts}
+            "INSERT INTO conversations(id, user_id, kb_id, title, created_at, updated_at, "
+            "channel) VALUES (?,?,?,?,?,?,?)", (conv_id, p.user_id, kbo.id, "", ts, ts, channel))
+    return {"id": conv_id, "kb": kbo.name, "title": "", "created_at": ts, "updated_at": ts,
+            "channel": channel}
 
 
 @router.get("/conversations/{conv_id}", response_model=ConversationDetail,
@@ -298,5 +308,11 @@ def feedback(answer_id: str, body: FeedbackRequest, p: Caller, state: State) -> 
             (answer_id, p.user_id, rating, body.comment, now_iso()))
         audit.record(store, p.actor, "feedback", kb=row["kb"], target=answer_id,
                      detail={"rating": body.rating})
+        if rating < 0:
+            kbo = store.get_kb(row["kb"])
+            webhooks.emit(store.database, "feedback.negative", {
+                "kb": row["kb"], "answer_id": answer_id,
+                "question": audit.mask_question(row["question"], kbo),
+                "comment": audit.mask_question(body.comment, kbo)})
     state.metrics.inc("zhiku_feedback_total", {"rating": body.rating})
     return {"answer_id": answer_id, "rating": body.rating, "comment": body.comment}

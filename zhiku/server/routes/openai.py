@@ -76,7 +76,8 @@ def chat_completions(body: ChatCompletionRequest, request: Request, p: Caller,
     if len(question) > limit:
         raise ApiError(422, "question_too_long", limit=limit)
     history = [{"role": m.role, "content": strip_sources(_text(m))} for m in turns[:-1]]
-    events = answer_events(state, p, kb, question, history=history, action="chat")
+    events = answer_events(state, p, kb, question, history=history, action="chat",
+                           channel="openai")
     lang = request_lang(request)
     cid, created = f"chatcmpl-{new_token(18)}", int(time.time())
     base = {"id": cid, "created": created, "model": kb.name, "system_fingerprint": "zhiku"}
