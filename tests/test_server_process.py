@@ -77,7 +77,7 @@ def test_graceful_shutdown_finishes_the_file_and_requeues_the_rest(tmp_path: Pat
                        headers=auth(keys.hr_editor), timeout=60)
         assert r.status_code == 202
         job_id = r.json()["id"]
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120
         while httpx.get(f"{base}/api/v1/jobs/{job_id}",
                         headers=auth(keys.hr_editor)).json()["done"] < 1:
             assert time.monotonic() < deadline
@@ -104,7 +104,7 @@ def test_graceful_shutdown_finishes_the_file_and_requeues_the_rest(tmp_path: Pat
     db.close()
     # The next server picks the job up and finishes it.
     with running_server(home, env=env) as (base, _), httpx.Client(base_url=base) as client:
-        job = wait_job(client, job_id, keys.hr_editor, timeout=60)
+        job = wait_job(client, job_id, keys.hr_editor, timeout=240)
         assert [f["status"] for f in job["files"]] == ["added"] * n
         listed = httpx.get(f"{base}/api/v1/kbs/hr/documents", headers=auth(keys.hr_reader))
         assert sum(d["path"].startswith("upload://hr/規章") for d in
