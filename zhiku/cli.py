@@ -557,6 +557,10 @@ from zhiku.server.cli import register as _register_server  # noqa: E402
 _register_server(app)
 install_models(app)  # zhiku models …, zhiku chat (zhiku/cli_models.py)
 
+from zhiku.cli_loop import install as _install_loop  # noqa: E402
+
+_install_loop(app)  # zhiku report, zhiku export sft (zhiku/cli_loop.py)
+
 
 def main() -> None:
     """Console-script entry point."""

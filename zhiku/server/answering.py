@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from zhiku.filters import Filter
 from zhiku.models import Answer
-from zhiku.server import audit
+from zhiku.server import audit, loop
 from zhiku.server.deps import Principal, ServerState, placeholders
 from zhiku.server.errors import ApiError
 from zhiku.server.ids import new_token
@@ -106,6 +107,9 @@ def _record(
     conversation: Conversation | None,
     action: str,
     mode: str | None = None,
+    cites: Sequence[tuple[int, int]] = (),
+    answer_ms: int | None = None,
+    outcome: str | None = None,
 ) -> tuple[str | None, str | None]:
     """Store the turn (when ``conversation`` is given) and the audit entry, atomically."""
     answer_id = conv_id = None
@@ -136,6 +140,8 @@ def _record(
                  int(bool(answer.get("refused"))), ts),
             )
             store.db.execute("UPDATE conversations SET updated_at=? WHERE id=?", (ts, conv_id))
+            loop.record_turn(store, kb, answer_id, conv_id, question, answer, sources, cites,
+                             answer_ms, outcome)
             detail.update(answer_id=answer_id, conversation_id=conv_id)
         audit.record(store, p.actor, action, kb=kb.name, detail=detail)
     return answer_id, conv_id
@@ -160,6 +166,7 @@ def answer_events(
     """
     final: Answer | None = None
     finished = False
+    t0 = time.perf_counter()
     hist = list(history if history is not None else (conversation.history if conversation
                                                      else []))
     try:
@@ -179,8 +186,10 @@ def answer_events(
         extra: dict[str, Any] = {"mode": final.mode, "warnings": list(final.warnings)}
         store = state.store
         sources = resolve_sources(state, store, kb, [c.hit.chunk_id for c in final.citations])
-        answer_id, conv_id = _record(state, p, kb, question, answer, sources, conversation, action,
-                                     final.mode)
+        answer_id, conv_id = _record(
+            state, p, kb, question, answer, sources, conversation, action, final.mode,
+            cites=[(c.hit.doc_id, c.hit.chunk_id) for c in final.citations],
+            answer_ms=int((time.perf_counter() - t0) * 1000))
         state.metrics.inc("zhiku_answers_total",
                           {"refused": str(bool(answer.get("refused"))).lower(), "via": action})
         finished = True

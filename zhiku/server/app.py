@@ -30,7 +30,7 @@ from zhiku.server.jobs import IngestWorkers, reclaim_dead_workers
 from zhiku.server.observability import Metrics
 from zhiku.server.pool import EnginePool, PoolTimeout
 from zhiku.server.ratelimit import RateLimiter
-from zhiku.server.routes import admin, ask, documents, kbs, openai, sources, system
+from zhiku.server.routes import admin, ask, documents, kbs, loop, openai, sources, system
 from zhiku.server.settings import ServerSettings
 from zhiku.server.writes import WriteGate
 
@@ -228,7 +228,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         return errors.error_response(request, 500, "internal")
 
     for r in (system.router, kbs.router, documents.router, ask.router, admin.router,
-              openai.router, sources.router):
+              openai.router, sources.router, loop.router):
         app.include_router(r)
 
     web = web_dir()
