@@ -43,7 +43,7 @@ def record_turn(store: Store, kb: KnowledgeBase, answer_id: str, conv_id: str, q
     outcome = outcome or ("refused" if answer.get("refused") else "answered")
     repo(store).record_answer(answer_id, conv_id, kb.id, channel, outcome, masked,
                               question_key(masked), answer_ms, day, hour, citations,
-                              created_at=now.isoformat(timespec="seconds"))
+                              created_at=now.isoformat(timespec="microseconds"))
 
 
 def open_case(state: ServerState, p: Principal, kb: KnowledgeBase, conv_id: str,

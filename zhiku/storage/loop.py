@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from zhiku.storage.db import Database, now_iso
@@ -20,6 +21,12 @@ from zhiku.storage.db import Database, now_iso
 CASE_STATUSES = ("open", "resolved")
 CASE_REASONS = ("asked", "refused", "feedback")
 OUTCOMES = ("answered", "refused", "handoff")
+
+
+def precise_now() -> str:
+    """ISO-8601 UTC with microseconds: answers and curated entries are ordered by it
+    (a question asked in the same second as a curation is still before or after it)."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def _marks(values: Sequence[object]) -> str:
@@ -245,7 +252,7 @@ class SqlLoopRepository:
                       created_at: str | None = None) -> None:
         if outcome not in OUTCOMES:
             raise ValueError(f"unknown outcome {outcome!r}")
-        ts = created_at or now_iso()
+        ts = created_at or precise_now()
         with self.db.tx():
             self.db.execute(
                 "INSERT INTO answer_stats(message_id, conversation_id, kb_id, channel, outcome, "
@@ -274,7 +281,7 @@ class SqlLoopRepository:
             "author=excluded.author, created_at=excluded.created_at RETURNING id",
             (kb_id, doc_id, path, question, answer,
              json.dumps(list(questions), ensure_ascii=False),
-             json.dumps(list(source_messages)), author, now_iso())).fetchone()
+             json.dumps(list(source_messages)), author, precise_now())).fetchone()
         return int(row[0])
 
     def list_curated(self, kb_ids: Sequence[int]) -> list[dict[str, Any]]:
