@@ -96,6 +96,7 @@ def build(repo: SqlLoopRepository, kbs: Sequence[KnowledgeBase], since: datetime
     totals = repo.totals(ids, since_iso)
     q = totals["questions"]
     days = _days(since, now)
+    handoff_times = repo.handoff_times(ids, since_iso)
 
     def doc(d: dict[str, Any]) -> dict[str, Any]:
         kb = by_name[d["kb"]]
@@ -130,10 +131,11 @@ def build(repo: SqlLoopRepository, kbs: Sequence[KnowledgeBase], since: datetime
             **totals,
             "answered_rate": _rate(totals["answered"], q),
             "refused_rate": _rate(totals["refused"], q),
-            "handoff_rate": _rate(totals["handoff"], q),
+            # cases opened (typed 轉真人, or the button after a refusal / 👎) per question
+            "handoff_rate": _rate(handoff_times["cases"], q),
         },
         "per_day": repo.per_day(ids, since_iso),
-        "handoff": repo.handoff_times(ids, since_iso),
+        "handoff": handoff_times,
         "busiest_hours": repo.busiest_hours(ids, since_iso),
         "most_cited": [doc(d) for d in repo.most_cited(ids, since_iso)],
         "never_cited": {"count": never_n, "documents": [doc(d) for d in never]},
