@@ -129,7 +129,8 @@ def test_handoff_inbox_analytics_and_curation(server: Any) -> None:
         folder = files / "規章"
         folder.mkdir()
         for i in range(25):
-            (folder / f"公告{i:02d}.txt").write_text(f"第 {i} 號公告：辦公室第 {i} 區整修。", "utf-8")
+            text = f"第 {i} 號公告：辦公室第 {i} 區整修。"
+            (folder / f"公告{i:02d}.txt").write_text(text, "utf-8")
         admin.get_by_test_id("tab-kb").click()
         admin.get_by_test_id("dropzone").wait_for()
         admin.get_by_test_id("folder-input").set_input_files(str(folder))
