@@ -58,6 +58,8 @@ def open_case(state: ServerState, p: Principal, kb: KnowledgeBase, conv_id: str,
     case = repo(state.store).get_case(case_id)
     assert case is not None
     if created:
+        state.record(p.actor, "handoff.request", kb=kb.name, target=str(case_id),
+                     detail={"reason": reason, "conversation_id": conv_id})
         handoff.emit("handoff.requested", {"case_id": case_id, "kb": kb.name,
                                            "conversation_id": conv_id, "reason": reason,
                                            "department": case["department"]})
