@@ -149,3 +149,18 @@ def test_curated_entries(db: Database) -> None:
     [got] = r.list_curated([1])
     assert (got["answer"], got["doc_id"], got["questions"]) == ("十天內", 2, ["退貨期限？"])
     assert r.list_curated([]) == []
+
+
+def test_conversation_reads_and_rename(db: Database) -> None:
+    r = SqlLoopRepository(db)
+    assert r.conversation_of("c1", 1) == {"id": "c1", "kb_id": 1, "kb": "hr", "title": "t"}
+    assert r.conversation_of("c1", 2) is None  # another user's
+    assert r.last_question("c1") == "q" and r.last_question("nope") is None
+    assert r.rename_conversation("c1", 1, "新標題") and not r.rename_conversation("c1", 2, "x")
+    assert r.conversation_of("c1", 1)["title"] == "新標題"
+    db.execute("INSERT INTO feedback(answer_id, user_id, rating, created_at) "
+               "VALUES ('m3', 1, 1, 'x')")
+    turns = r.conversation_turns("c1")
+    assert [t["answer_id"] for t in turns] == ["m1", "m2", "m3", "m4", "m5"]
+    assert [t["rating"] for t in turns][2] == 1 and turns[0]["stored"] == {}
+    assert r.approved_turns(1)[0]["message_id"] == "m3"

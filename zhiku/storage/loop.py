@@ -431,3 +431,35 @@ class SqlLoopRepository:
                     "JOIN feedback f ON f.answer_id=m.id "
                     "WHERE c.kb_id=? AND f.rating=1 AND m.refused=0 ORDER BY m.created_at, m.id",
                     (kb_id,))]
+
+    # --- conversations (the parts the loop reads or changes) ------------------------
+
+    def conversation_of(self, conversation_id: str, user_id: int) -> dict[str, Any] | None:
+        """A user's own conversation: id, kb_id, kb (name), title."""
+        row = self.db.execute(
+            "SELECT c.id, c.kb_id, k.name AS kb, c.title FROM conversations c "
+            "JOIN kbs k ON k.id=c.kb_id WHERE c.id=? AND c.user_id=?",
+            (conversation_id, user_id)).fetchone()
+        return None if row is None else {"id": row["id"], "kb_id": int(row["kb_id"]),
+                                         "kb": row["kb"], "title": row["title"]}
+
+    def last_question(self, conversation_id: str) -> str | None:
+        row = self.db.execute(
+            "SELECT question FROM messages WHERE conversation_id=? ORDER BY seq DESC LIMIT 1",
+            (conversation_id,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def rename_conversation(self, conversation_id: str, user_id: int, title: str) -> bool:
+        cur = self.db.execute("UPDATE conversations SET title=? WHERE id=? AND user_id=?",
+                              (title, conversation_id, user_id))
+        return cur.rowcount > 0
+
+    def conversation_turns(self, conversation_id: str) -> list[dict[str, Any]]:
+        """Every turn with its stored answer JSON and rating (for an agent's view)."""
+        return [{"answer_id": m["id"], "question": m["question"],
+                 "stored": json.loads(m["answer"]), "created_at": m["created_at"],
+                 "rating": m["rating"]}
+                for m in self.db.execute(
+                    "SELECT m.id, m.question, m.answer, m.created_at, f.rating FROM messages m "
+                    "LEFT JOIN feedback f ON f.answer_id=m.id WHERE m.conversation_id=? "
+                    "ORDER BY m.seq", (conversation_id,))]

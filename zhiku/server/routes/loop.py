@@ -8,7 +8,6 @@ same 404 as for a case that does not exist.
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
 from fastapi import APIRouter
@@ -78,10 +77,7 @@ def _department(store: Store, name: str) -> int:
 
 
 def _own_conversation(store: Store, p: Principal, conv_id: str) -> Any:
-    row = store.database.execute(
-        "SELECT c.id, c.kb_id, k.name AS kb, c.title FROM conversations c "
-        "JOIN kbs k ON k.id=c.kb_id WHERE c.id=? AND c.user_id=?", (conv_id, p.user_id),
-    ).fetchone()
+    row = repo(store).conversation_of(conv_id, p.user_id)
     if row is None or row["kb"] not in p.kbs:
         raise ApiError(404, "conversation_not_found")
     return row
@@ -98,10 +94,7 @@ def request_handoff(conv_id: str, body: HandoffRequest, p: Caller,
     row = _own_conversation(store, p, conv_id)
     kb = store.get_kb(row["kb"])
     dept = _department(store, body.department) if body.department else None
-    last = store.database.execute(
-        "SELECT question FROM messages WHERE conversation_id=? ORDER BY seq DESC LIMIT 1",
-        (conv_id,)).fetchone()
-    question = last[0] if last else row["title"]
+    question = repo(store).last_question(conv_id) or row["title"]
     return open_case(state, p, kb, conv_id, body.reason, question or "", dept)
 
 
@@ -126,9 +119,8 @@ def rename_conversation(conv_id: str, body: ConversationRename, p: Caller,
     store = state.store
     _own_conversation(store, p, conv_id)
     title = " ".join(body.title.split())[:80]
-    with state.write():
-        store.database.execute("UPDATE conversations SET title=? WHERE id=? AND user_id=?",
-                               (title, conv_id, p.user_id))
+    with state.write() as s:
+        repo(s).rename_conversation(conv_id, p.user_id, title)
     return {"id": conv_id, "title": title}
 
 
@@ -169,16 +161,10 @@ def get_case(case_id: int, p: Caller, state: State) -> dict[str, Any]:
     case = _visible_case(state, p, case_id)
     store = state.store
     kb = store.get_kb(case["kb"])
-    turns = []
-    for m in store.database.execute(
-        "SELECT m.id, m.question, m.answer, m.created_at, f.rating FROM messages m "
-        "LEFT JOIN feedback f ON f.answer_id=m.id WHERE m.conversation_id=? ORDER BY m.seq",
-        (case["conversation_id"],),
-    ):
-        stored = json.loads(m["answer"])
-        turns.append(Zhiku.redact_json(kb, {
-            "answer_id": m["id"], "question": m["question"], "answer": stored["answer"],
-            "created_at": m["created_at"]}) | {"rating": m["rating"]})
+    turns = [Zhiku.redact_json(kb, {
+        "answer_id": m["answer_id"], "question": m["question"],
+        "answer": m["stored"].get("answer", {}), "created_at": m["created_at"],
+    }) | {"rating": m["rating"]} for m in repo(store).conversation_turns(case["conversation_id"])]
     entries = [{**e, "body": Zhiku.redact_output(kb, e["body"])}
                for e in repo(store).entries(case_id)]
     return {**case, "turns": turns, "entries": entries}
