@@ -1,7 +1,8 @@
 """Component ``loop``: the service loop (issue 12) — departments and their agents,
 hand-off cases with notes and agent replies, one row per recorded answer (its outcome,
 channel and time to answer) with the passages it cited, and curated FAQ entries.
-Everything the analytics aggregate has an index on (kb, time).
+Everything the analytics aggregate has an index on (kb, time); the one on
+``answer_stats`` covers every aggregate column, so a report reads only the index.
 
 Agents are the members of a department (``department_members``): the core ``users.role``
 CHECK is left as it is, so an agent is any user who belongs to at least one department,
@@ -64,7 +65,8 @@ MIGRATIONS: dict[int, str] = {
         hour INTEGER NOT NULL,
         created_at TEXT NOT NULL
     );
-    CREATE INDEX answer_stats_kb_time ON answer_stats(kb_id, created_at);
+    CREATE INDEX answer_stats_kb_time ON answer_stats(kb_id, created_at, outcome, day, hour,
+        channel, answer_ms, conversation_id);
     CREATE INDEX answer_stats_time ON answer_stats(created_at);
     CREATE INDEX answer_stats_qkey ON answer_stats(kb_id, qkey);
     CREATE TABLE answer_citations(
@@ -77,6 +79,7 @@ MIGRATIONS: dict[int, str] = {
         PRIMARY KEY(message_id, ord)
     );
     CREATE INDEX answer_citations_doc ON answer_citations(kb_id, doc_id, created_at);
+    CREATE INDEX answer_citations_time ON answer_citations(kb_id, created_at, doc_id);
     CREATE TABLE curated_entries(
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         kb_id INTEGER NOT NULL REFERENCES kbs(id) ON DELETE CASCADE,
