@@ -74,7 +74,7 @@ def record_masked_question(question: str, kb: KnowledgeBase) -> str:
 
 def _days(since: datetime, now: datetime) -> list[str]:
     start, end = since.astimezone(tz()).date(), now.astimezone(tz()).date()
-    out = []
+    out: list[str] = []
     while start <= end and len(out) < 400:
         out.append(start.isoformat())
         start += timedelta(days=1)

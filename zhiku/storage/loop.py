@@ -185,7 +185,8 @@ class SqlLoopRepository:
     def list_cases(self, department_ids: Sequence[int] | None, status: str | None = None,
                    limit: int = 100) -> list[dict[str, Any]]:
         """Cases of these departments (``None``: every case), oldest open first."""
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         if department_ids is not None:
             where.append(f"h.department_id IN ({_marks(department_ids)})")
             params.extend(department_ids)
