@@ -182,3 +182,24 @@ def test_burst_of_50_events_all_answered_once(env: Any) -> None:
     for c in burst:
         i = int(c.body["replyToken"].rsplit("-", 1)[1])
         assert ("七日" if i % 2 else "三十日") in c.body["messages"][0]["text"]
+
+
+def test_line_user_asks_for_a_person_and_gets_the_agents_reply(env: Any) -> None:
+    """Issue 12's loop on LINE: a cited answer, 「轉真人」 opens a case, and the agent's
+    reply from the inbox reaches the user by push."""
+    client, fake, keys, _home = env
+    n = len(fake.messages())
+    _post(client, [text_event("01HAND0000000000000000001", "Uhand", "病假全年上限？", "rt-h1")])
+    first = fake.wait(n + 1)[-1]
+    assert first.body["replyToken"] == "rt-h1" and first.body["messages"][1]["type"] == "flex"
+    _post(client, [text_event("01HAND0000000000000000002", "Uhand", "我要轉真人", "rt-h2")])
+    ack = fake.wait(n + 2)[-1]
+    assert ack.body["replyToken"] == "rt-h2" and len(ack.body["messages"]) == 1
+    inbox = client.get("/api/v1/inbox", headers=auth(keys.admin)).json()["cases"]
+    case = next(c for c in inbox if c["channel"] == "line")
+    r = client.post(f"/api/v1/cases/{case['id']}/replies", json={"body": "您好，我是人資小美。"},
+                    headers=auth(keys.admin))
+    assert r.status_code == 201, r.text
+    push = fake.wait(n + 3)[-1]
+    assert push.path == "/v2/bot/message/push" and push.body["to"] == "Uhand"
+    assert push.body["messages"][0]["text"] == "您好，我是人資小美。"

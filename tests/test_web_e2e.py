@@ -177,7 +177,7 @@ def test_login_upload_ask_cite_feedback(server) -> None:  # type: ignore[no-unty
         page.screenshot(path=str(SHOTS / "chat-pdf-page.png"))
 
         # --- history: both conversations are listed; the first reopens with its feedback ------
-        history = page.get_by_test_id("history").get_by_role("button")
+        history = page.get_by_test_id("history").locator("button.conv")  # not rename/delete
         history.nth(1).wait_for()
         assert history.count() == 2
         history.filter(has_text="到職滿一年有幾天特休").click()

@@ -628,6 +628,10 @@ from zhiku.channels.cli import register as _register_channels  # noqa: E402
 _register_channels(app)  # zhiku line …, zhiku webhooks … (zhiku/channels/cli.py)
 install_models(app)  # zhiku models …, zhiku chat (zhiku/cli_models.py)
 
+from zhiku.cli_loop import install as _install_loop  # noqa: E402
+
+_install_loop(app)  # zhiku report, zhiku export sft (zhiku/cli_loop.py)
+
 
 def command() -> Any:
     """The click command tree of ``zhiku``, its help in the language of ``ZHIKU_LANG``."""

@@ -47,9 +47,11 @@ from linebot.v3.messaging import (
 from linebot.v3.webhook import WebhookParser
 from linebot.v3.webhooks import MessageEvent, TextMessageContent
 
+from zhiku.loop.handoff import asks_for_person
 from zhiku.server.answering import answer_events, open_conversation, sources_block
 from zhiku.server.deps import Principal, ServerState
 from zhiku.server.errors import ApiError
+from zhiku.server.loop import handoff_events
 from zhiku.storage.channels import LineChannel, SqlChannels
 from zhiku.storage.db import now_iso
 
@@ -235,6 +237,21 @@ class LineService:
             api.push_message(PushMessageRequest(to=chat_id, messages=messages))
             return Outcome("push", True)
 
+    def deliver(self, conversation_id: str, text: str) -> bool:
+        """Push an agent's reply (hand-off, :mod:`zhiku.loop.handoff`) to the LINE user
+        of a conversation; False when the conversation is not a LINE one."""
+        repo = SqlChannels(self.state.store.database)
+        found = repo.conversation_channel(conversation_id)
+        if found is None or found[0] != "line" or not (found[1] or "").startswith("line:"):
+            return False
+        _, ch_id, user_id = str(found[1]).split(":", 2)
+        ch = next((c for c in repo.line_channels() if str(c.id) == ch_id), None)
+        if ch is None:
+            return False
+        self._api(ch).push_message(PushMessageRequest(to=user_id,
+                                                      messages=[TextMessage(text=text)]))
+        return True
+
     def principal(self, ch: LineChannel) -> Principal:
         return Principal(ch.user_id, f"line:{ch.name}", "reader", 0, f"line:{ch.name}",
                          ch.kbs)
@@ -264,8 +281,13 @@ class LineService:
                 kb = next(k for k in kbs if k.name == hits[0].kb)
         conv = open_conversation(store, p, kb, conv_id)
         done: dict[str, Any] = {}
-        for item in answer_events(state, p, kb, question, conversation=conv, action="line",
-                                  channel="line", channel_ref=ref):
+        if asks_for_person(question):  # 「轉真人」: a case for an agent, whose reply is pushed
+            events = handoff_events(state, p, kb, question, conv,
+                                    "en" if lang() == "en" else "zh", "line", ref)
+        else:
+            events = answer_events(state, p, kb, question, conversation=conv, action="line",
+                                   channel="line", channel_ref=ref)
+        for item in events:
             if item["type"] == "done":
                 done = item
         return dict(done["answer"])

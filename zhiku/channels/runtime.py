@@ -8,6 +8,7 @@ from typing import Any
 
 from zhiku.channels import webhooks
 from zhiku.channels.line import LineService
+from zhiku.loop import handoff
 from zhiku.server import audit
 from zhiku.server.deps import ServerState
 
@@ -22,8 +23,17 @@ class ChannelsRuntime:
 
     def start(self) -> None:
         self.dispatcher.start()
+        # Hand-off (zhiku.loop.handoff): its events become outbound webhooks, and an
+        # agent's reply reaches a LINE user by push.
+        handoff.on(self.handoff_event)
+        handoff.set_deliverer(self.line.deliver)
+
+    def handoff_event(self, event: str, payload: dict[str, Any]) -> None:
+        with self.state.write() as store:
+            webhooks.emit(store.database, event, payload)
 
     def stop(self) -> None:
+        handoff.clear()
         self.line.close()
         self.dispatcher.stop()
 

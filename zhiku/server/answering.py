@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +20,7 @@ from zhiku.channels import webhooks
 from zhiku.citations import sources_block, strip_sources
 from zhiku.filters import Filter
 from zhiku.models import Answer
-from zhiku.server import audit
+from zhiku.server import audit, loop
 from zhiku.server.access import hidden_turns, log_viewed
 from zhiku.server.deps import Principal, ServerState, placeholders
 from zhiku.server.errors import ApiError
@@ -115,6 +116,9 @@ def _record(
     mode: str | None = None,
     channel: str = "api",
     channel_ref: str | None = None,
+    cites: Sequence[tuple[int, int]] = (),
+    answer_ms: int | None = None,
+    outcome: str | None = None,
 ) -> tuple[str | None, str | None]:
     """Store the turn (when ``conversation`` is given), the audit entry and the outbound
     webhook event, atomically. Turns of outside channels (``channel_ref`` set: LINE users,
@@ -151,6 +155,8 @@ def _record(
                  int(bool(answer.get("refused"))), ts),
             )
             store.db.execute("UPDATE conversations SET updated_at=? WHERE id=?", (ts, conv_id))
+            loop.record_turn(store, kb, answer_id, conv_id, question, answer, sources, cites,
+                             answer_ms, outcome, channel)
             detail.update(answer_id=answer_id, conversation_id=conv_id)
         audit.record(store, p.actor, action, kb=kb.name, detail=detail)
         webhooks.emit_answer(store.database, kb.name, channel, masked, answer, answer_id,
@@ -181,6 +187,7 @@ def answer_events(
     """
     final: Answer | None = None
     finished = False
+    t0 = time.perf_counter()
     hist = list(history if history is not None else (conversation.history if conversation
                                                      else []))
     try:
@@ -201,8 +208,11 @@ def answer_events(
         extra: dict[str, Any] = {"mode": final.mode, "warnings": list(final.warnings)}
         store = state.store
         sources = resolve_sources(state, store, kb, [c.hit.chunk_id for c in final.citations])
-        answer_id, conv_id = _record(state, p, kb, question, answer, sources, conversation, action,
-                                     final.mode, channel, channel_ref)
+        answer_id, conv_id = _record(
+            state, p, kb, question, answer, sources, conversation, action, final.mode,
+            channel, channel_ref,
+            cites=[(c.hit.doc_id, c.hit.chunk_id) for c in final.citations],
+            answer_ms=int((time.perf_counter() - t0) * 1000))
         log_viewed(state, p, [c.hit for c in final.citations], action)
         state.metrics.inc("zhiku_answers_total",
                           {"refused": str(bool(answer.get("refused"))).lower(), "via": action})

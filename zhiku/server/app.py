@@ -42,6 +42,7 @@ from zhiku.server.routes import (
     channels,
     documents,
     kbs,
+    loop,
     openai,
     signin,
     sources,
@@ -268,7 +269,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
 
     for r in (system.router, kbs.router, documents.router, ask.router, admin.router,
               openai.router, sources.router, access.router, signin.router,
-              channels.router, widget.router):
+              channels.router, widget.router, loop.router):
         app.include_router(r)
 
     web = web_dir()

@@ -105,6 +105,8 @@ class ChannelsRepo(Protocol):
 
     def conversation_in(self, conv_id: str, channel_ref: str) -> int | None: ...
 
+    def conversation_channel(self, conv_id: str) -> tuple[str, str | None] | None: ...
+
     # LINE
     def add_line_channel(self, name: str, secret: str, token: str, kbs: list[str],
                          user_id: int) -> LineChannel: ...
@@ -181,6 +183,12 @@ class SqlChannels:
         row = self.db.execute("SELECT kb_id FROM conversations WHERE id=? AND channel_ref=?",
                               (conv_id, channel_ref)).fetchone()
         return None if row is None else int(row[0])
+
+    def conversation_channel(self, conv_id: str) -> tuple[str, str | None] | None:
+        """(channel, channel_ref) of a conversation (None when there is none)."""
+        row = self.db.execute("SELECT channel, channel_ref FROM conversations WHERE id=?",
+                              (conv_id,)).fetchone()
+        return None if row is None else (str(row[0]), row[1])
 
     # --- LINE -----------------------------------------------------------------------
 

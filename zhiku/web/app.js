@@ -7,6 +7,8 @@ import { api, ApiError, clearKey, download, getKey, hasSession, setKey, stream, 
 import { $, append, fmtBytes, fmtTime, h, highlighted } from "./dom.js";
 import { lang, setLang, t } from "./i18n.js";
 import { icon } from "./icons.js";
+import { conversationActions, followReplies, handoffButton, handoffOffer, renderAnalytics,
+  renderInbox } from "./loop.js";
 
 const app = {
   me: null,
@@ -69,6 +71,8 @@ function renderShell() {
   $("#user-name").textContent = app.me.user;
   $("#user-role").textContent = t(`role.${app.me.role}`);
   const tabs = [["chat", t("nav.chat")], ["kb", t("nav.kb")]];
+  if (app.agent || app.me.role === "admin") tabs.push(["inbox", t("nav.inbox")]);
+  if (app.me.role !== "reader") tabs.push(["analytics", t("nav.analytics")]);
   if (app.me.role === "admin") tabs.push(["admin", t("nav.admin")]);
   const current = route();
   $("#tabs").replaceChildren(...tabs.map(([id, label]) =>
@@ -78,7 +82,7 @@ function renderShell() {
 
 function route() {
   const r = (location.hash || "#/chat").replace(/^#\//, "").split("/")[0];
-  return ["chat", "kb", "admin"].includes(r) ? r : "chat";
+  return ["chat", "kb", "admin", "inbox", "analytics"].includes(r) ? r : "chat";
 }
 
 async function loadKbs() {
@@ -102,6 +106,13 @@ function kbSelect(onChange, testid = "kb-select") {
 async function render() {
   for (const stop of app.polls) stop();
   app.polls.clear();
+  if (app.me && app.agent === undefined) {
+    try {
+      app.agent = (await api("GET", "/api/v1/me/departments")).departments.length > 0;
+    } catch {
+      app.agent = false;
+    }
+  }
   renderShell();
   if (!app.me) {
     renderLogin();
@@ -110,6 +121,11 @@ async function render() {
   const r = route();
   try {
     if (r === "admin" && app.me.role === "admin") await renderAdmin();
+    else if (r === "inbox") await renderInbox(view(), showError, toast);
+    else if (r === "analytics" && app.me.role !== "reader") {
+      await loadKbs();
+      await renderAnalytics(view(), { app, showError, toast, modal });
+    }
     else if (r === "kb") await renderKnowledge();
     else await renderChat();
   } catch (err) {
@@ -223,7 +239,8 @@ async function renderChat() {
   const composer = h("form", { class: "composer", onsubmit: (e) => {
     e.preventDefault();
     ask();
-  } }, question, send);
+  } }, question, send, handoffButton(() => app.conversation, () => followReplies(
+    app.conversation, messages, app.polls)));
   question.addEventListener("keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
       e.preventDefault();
@@ -243,7 +260,10 @@ async function renderChat() {
       h("button", { type: "button", class: c.id === app.conversation ? "conv active" : "conv",
         title: c.title, onclick: () => openConversation(c.id) },
         h("span", { class: "conv-title" }, c.title || "…"),
-        h("span", { class: "conv-time" }, fmtTime(c.updated_at, lang()))))) :
+        h("span", { class: "conv-time" }, fmtTime(c.updated_at, lang()))),
+      conversationActions(c, refreshHistory, confirmDialog, (id) => {
+        if (id === app.conversation) newConversation();
+      }))) :
       [h("li", { class: "muted small" }, t("chat.noHistory"))]));
   }
 
@@ -256,6 +276,7 @@ async function renderChat() {
       return el;
     }));
     if (!conv.turns.length) messages.replaceChildren(emptyState());
+    followReplies(id, messages, app.polls);
     source.hidden = true;
     await refreshHistory();
     messages.scrollTop = messages.scrollHeight;
@@ -295,6 +316,7 @@ async function renderChat() {
         } else if (ev.type === "done") {
           app.conversation = ev.conversation_id;
           fillAnswer(el, ev.answer, ev.answer_id, ev.sources, null);
+          if (ev.handoff) followReplies(ev.conversation_id, messages, app.polls);
         } else if (ev.type === "error") {
           throw new ApiError(ev.error.status, ev);
         }
@@ -342,6 +364,12 @@ async function renderChat() {
         })));
     }
     if (answerId) wrap.append(feedbackView(answerId, feedback));
+    if (answer.refused && answerId) wrap.append(offer("refused"));
+  }
+
+  function offer(reason) {
+    return handoffOffer(() => app.conversation, () => followReplies(app.conversation, messages,
+      app.polls), reason);
   }
 
   function feedbackView(answerId, feedback) {
@@ -378,6 +406,9 @@ async function renderChat() {
       rating = value;
       mark();
       await submit(value, comment.value);
+      if (value === "down" && !form.parentElement.querySelector(".handoff-offer")) {
+        form.parentElement.append(offer("feedback"));
+      }
       form.hidden = false;
       comment.focus();
     }
@@ -473,6 +504,9 @@ async function renderKnowledge() {
 
   const fileInput = h("input", { type: "file", multiple: true, hidden: true,
     "data-testid": "file-input", onchange: (e) => send([...e.target.files]) });
+  const folderInput = h("input", { type: "file", multiple: true, hidden: true,
+    webkitdirectory: true, "data-testid": "folder-input",
+    onchange: (e) => send([...e.target.files]) });
   const drop = h("div", { class: "dropzone", tabindex: 0, "data-testid": "dropzone",
     role: "button", onkeydown: (e) => { if (e.key === "Enter" || e.key === " ") fileInput.click(); },
     ondragover: (e) => { e.preventDefault(); drop.classList.add("over"); },
@@ -482,23 +516,33 @@ async function renderKnowledge() {
   h("div", { class: "drop-icon" }, icon("upload", 30)),
   h("p", {}, t("kb.drop"), " ",
     h("button", { type: "button", class: "linklike", onclick: () => fileInput.click() },
-      t("kb.choose"))),
+      t("kb.choose")), " ",
+    h("button", { type: "button", class: "linklike", "data-testid": "choose-folder",
+      onclick: () => folderInput.click() }, t("kb.chooseFolder"))),
   h("p", { class: "muted small" },
     t("kb.dropHint", { mb: limits.max_upload_mb, n: limits.max_files })),
-  fileInput, progress);
+  fileInput, folderInput, progress);
 
   async function send(files) {
     if (!files.length) return;
     progress.hidden = false;
     progress.textContent = t("kb.uploading", { pct: 0 });
+    // More files than one request takes: several uploads of max_files each, one job each.
+    const size = Math.max(1, limits.max_files);
+    const batches = [];
+    for (let i = 0; i < files.length; i += size) batches.push(files.slice(i, i + size));
     try {
-      const job = await upload(`/api/v1/kbs/${encodeURIComponent(app.kb)}/documents`, files,
-        (f) => { progress.textContent = t("kb.uploading", { pct: Math.round(f * 100) }); });
+      for (const [b, batch] of batches.entries()) {
+        const job = await upload(`/api/v1/kbs/${encodeURIComponent(app.kb)}/documents`, batch,
+          (f) => { progress.textContent = t("kb.uploading",
+            { pct: Math.round(((b + f) / batches.length) * 100) }); });
+        jobsBox.prepend(jobCard(job));
+        jobsBox.querySelector(".jobs-empty")?.remove();
+        follow(job.id);
+      }
       progress.hidden = true;
       fileInput.value = "";
-      jobsBox.prepend(jobCard(job));
-      jobsBox.querySelector(".jobs-empty")?.remove();
-      follow(job.id);
+      folderInput.value = "";
     } catch (err) {
       progress.hidden = true;
       showError(err);
@@ -924,6 +968,7 @@ async function start() {
     }
     clearKey();
     app.me = null;
+    app.agent = undefined;
     app.conversation = null;
     render();
   });

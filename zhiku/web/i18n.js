@@ -349,6 +349,12 @@ export function setLang(value) {
   document.documentElement.lang = current === "en" ? "en" : "zh-Hant-TW";
 }
 
+// More strings from another module (zh-TW, English), e.g. loop.js.
+export function addStrings(zh, en) {
+  Object.assign(STRINGS["zh-TW"], zh);
+  Object.assign(STRINGS.en, en);
+}
+
 export function t(key, params = {}) {
   const table = STRINGS[current];
   const template = table[key] ?? STRINGS["zh-TW"][key] ?? key;

@@ -14,6 +14,7 @@ from zhiku.channels import webhooks
 from zhiku.engine import Zhiku
 from zhiku.errors import ZhikuError
 from zhiku.filters import Filter
+from zhiku.loop.handoff import asks_for_person
 from zhiku.server import audit
 from zhiku.server.access import hidden_turns, log_viewed, withheld_answer
 from zhiku.server.answering import answer_events, open_conversation
@@ -27,6 +28,7 @@ from zhiku.server.deps import (
 )
 from zhiku.server.errors import ApiError, error_body
 from zhiku.server.ids import new_token
+from zhiku.server.loop import handoff_events
 from zhiku.server.pool import PoolTimeout
 from zhiku.server.schemas import (
     ERRORS,
@@ -134,8 +136,13 @@ def ask(kb: str, body: AskRequest, request: Request, p: Caller, state: State) ->
     store = state.store
     kbo = readable_kb(store, p, kb)
     conv = open_conversation(store, p, kbo, body.conversation_id)
-    events = answer_events(state, p, kbo, body.question, k=body.k, conversation=conv,
-                           where=Filter.from_api(body.where), channel=client_channel(request))
+    if asks_for_person(body.question):  # 「轉真人」: a case for a person, no KB answer
+        events = handoff_events(state, p, kbo, body.question, conv,
+                                channel=client_channel(request))
+    else:
+        events = answer_events(state, p, kbo, body.question, k=body.k, conversation=conv,
+                               where=Filter.from_api(body.where),
+                               channel=client_channel(request))
     if _wants_stream(request, body):
         return StreamingResponse(_sse_stream(request, events), media_type="text/event-stream",
                                  headers=SSE_HEADERS)
