@@ -56,6 +56,7 @@ from zhiku.generate import (
     rewrite_query,
 )
 from zhiku.hybrid import CalibrationResult, calibrate, query_dense_weight, rrf
+from zhiku.index import IndexConfig, LexicalBackend, VectorBackend, open_lexical, open_vectors
 from zhiku.lexical import LexicalIndex, ProgressFn, index_text
 from zhiku.models import Answer, Citation, Hit, LoadedDocument
 from zhiku.pii import PiiPolicy, redact, redact_for_ingest, redact_name, redact_path
@@ -66,7 +67,7 @@ from zhiku.vocab import expand as expand_terms
 from zhiku.vocab import mine as mine_abbreviations
 
 if TYPE_CHECKING:  # numpy comes with the vectors, imported when a KB has an embedder
-    from zhiku.vectors import SyncReport, VectorIndex
+    from zhiku.vectors import SyncReport
 
 log = logging.getLogger("zhiku")
 
@@ -158,8 +159,8 @@ class Zhiku:
         # Model configuration first: a broken zhiku.toml fails before anything opens.
         self.settings = load_settings(self.home) if settings is None else settings
         self.store = Store(self.home / "zhiku.db")
-        self._indexes: dict[int, LexicalIndex] = {}
-        self._vectors: dict[int, VectorIndex] = {}
+        self._indexes: dict[int, LexicalBackend] = {}
+        self._vectors: dict[int, VectorBackend] = {}
         self._models: dict[BackendConfig, Any] = {}
         self._lock = threading.RLock()
         self.answerer = ExtractiveAnswerer()
@@ -234,9 +235,9 @@ class Zhiku:
                 found = cache[kbo.id] = cls(self.home / folder, self.store, kbo)
             return found
 
-    def index(self, kb: str | KnowledgeBase) -> LexicalIndex:
-        """The KB's lexical (BM25) index."""
-        return self._derived(self._indexes, LexicalIndex, "index", kb)
+    def index(self, kb: str | KnowledgeBase) -> LexicalBackend:
+        """The KB's lexical (BM25) index (embedded or Milvus: :mod:`zhiku.index`)."""
+        return self._derived(self._indexes, open_lexical, "index", kb)
 
     def delete_kb(self, name: str) -> None:
         kbo = self.store.get_kb(name)
@@ -244,6 +245,10 @@ class Zhiku:
             idx = self._indexes.pop(kbo.id, None)
             if idx is not None:
                 idx.close()
+            if IndexConfig.of(kbo).backend == "milvus":
+                from zhiku.index.milvus import drop_kb
+
+                drop_kb(IndexConfig.of(kbo), self.home, self.store, kbo)
             self.store.delete_kb(name)
             import shutil
 
@@ -364,11 +369,9 @@ class Zhiku:
 
     # --- vectors ----------------------------------------------------------------------
 
-    def vectors(self, kb: str | KnowledgeBase) -> VectorIndex:
-        """The KB's embedding matrix."""
-        from zhiku.vectors import VectorIndex
-
-        return self._derived(self._vectors, VectorIndex, "vectors", kb)
+    def vectors(self, kb: str | KnowledgeBase) -> VectorBackend:
+        """The KB's vector index (embedded matrix or Milvus: :mod:`zhiku.index`)."""
+        return self._derived(self._vectors, open_vectors, "vectors", kb)
 
     def sync_vectors(self, kb: str, *, rebuild: bool = False, wait: bool = True,
                      max_embed: int | None = None) -> SyncReport | None:
@@ -475,8 +478,8 @@ class Zhiku:
 
     def _dense(self, kbo: KnowledgeBase, embedder: Embedder, query: str, depth: int,
                qvecs: dict[str, Any], warnings: list[str],
-               allowed: set[int] | None = None,
-               excluded: set[int] | None = None) -> list[tuple[int, float]] | None:
+               excluded: set[int] | None = None,
+               where: Filter | None = None) -> list[tuple[int, float]] | None:
         """The KB's vector list for ``query``; None when it has no vectors of this model."""
         from zhiku.vectors import TooMuchToEmbed, VectorsBusy
 
@@ -495,7 +498,7 @@ class Zhiku:
         qvec = qvecs.get(embedder.model_id)
         if qvec is None:
             qvec = qvecs[embedder.model_id] = embedder.embed_query(query)
-        return vi.search(qvec, depth, allowed=allowed, excluded=excluded)
+        return vi.search(qvec, depth, excluded=excluded, where=where)
 
     def _fusion_weight(self, query: str, names: Sequence[str], kb_ids: Sequence[int],
                        lexical: Sequence[tuple[int, float]], dense: Sequence[tuple[int, float]],
@@ -577,9 +580,8 @@ class Zhiku:
         qvecs: dict[str, Any] = {}
         if want_dense:
             t = time.perf_counter()
-            # The filter as chunk ids, for the vector search (lexical applies it itself):
-            # the allowed set for a caller's filter, else the (few) repealed-law chunks.
-            allowed = self.store.filtered_chunk_ids(kb_ids, flt) if where else None
+            # A caller's filter goes into the vector query; without one, the (few)
+            # repealed-law chunks are excluded by id.
             excluded = None if where else self.store.filtered_chunk_ids(
                 kb_ids, Filter.parse(["status=repealed"])) or None
             for kbo in kbos:
@@ -588,7 +590,7 @@ class Zhiku:
                     continue
                 try:
                     found = self._dense(kbo, emb, query, depth, qvecs, warnings,
-                                        allowed, excluded)
+                                        excluded, flt if where else None)
                 except ModelError as exc:
                     warnings.append(f"embed_failed: {exc}；改用關鍵字檢索")
                     continue
