@@ -408,14 +408,17 @@ def kb_create(
     from zhiku.index import IndexConfig
 
     cfg = None
-    if index is not None or milvus_uri is not None:
-        cfg = IndexConfig.from_settings(
-            {"backend": index or "milvus", "uri": milvus_uri}).to_settings()
-    with engine(home) as zk:
-        kbo = zk.kb(name, create=True)
-        if cfg is not None and kbo.settings.get("index", {"backend": "embedded"}) != cfg:
-            zk.store.update_kb_settings(name, {"index": cfg})
-            zk.index(name).rebuild()  # the index now used follows the database as it is
+    try:
+        if index is not None or milvus_uri is not None:
+            cfg = IndexConfig.from_settings(
+                {"backend": index or "milvus", "uri": milvus_uri}).to_settings()
+        with engine(home) as zk:
+            kbo = zk.kb(name, create=True)
+            if cfg is not None and kbo.settings.get("index", {"backend": "embedded"}) != cfg:
+                zk.store.update_kb_settings(name, {"index": cfg})
+                zk.index(name).rebuild()  # the index now used follows the database as it is
+    except ZhikuError as exc:
+        raise fail(exc) from exc
     err.print(f"知識庫「{esc(name)}」已就緒")
 
 
