@@ -480,7 +480,8 @@ class MilvusVectorIndex(_MilvusIndex):
         _add_filter_fields(schema, DataType)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
         ip = self.client.prepare_index_params()
-        ip.add_index("vector", index_type="AUTOINDEX", metric_type="IP")
+        # FLAT: an exact scan, as the embedded matrix (AUTOINDEX would be approximate HNSW).
+        ip.add_index("vector", index_type="FLAT", metric_type="IP")
         self.client.create_collection(self.name, schema=schema, index_params=ip)
 
     def _valid_state(self) -> dict[str, Any] | None:
