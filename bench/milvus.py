@@ -39,12 +39,12 @@ from bench.common import (  # noqa: E402
 KB = "bench"
 
 
-def ask_all(zk: Any, questions: list[Any]) -> dict[str, Any]:
+def ask_all(zk: Any, questions: list[Any], mode: str = "lexical") -> dict[str, Any]:
     ranks: list[int | None] = []
     lat: list[float] = []
     for q in questions:
         t = time.perf_counter()
-        hits = zk.search(q.text, KB, k=20)
+        hits = zk.retrieve(q.text, KB, k=20, mode=mode, rerank=False).hits
         lat.append(time.perf_counter() - t)
         keys = list(dict.fromkeys(h.path.removeprefix("drcd://") for h in hits))
         ranks.append(rank_of(keys, q.gold))
@@ -53,7 +53,8 @@ def ask_all(zk: Any, questions: list[Any]) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from zhiku.backends import ModelSettings
+    from bench.models_drcd import _env
+    from zhiku.backends import load_settings
     from zhiku.engine import Zhiku
     from zhiku.index.milvus import close_all
 
@@ -61,7 +62,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.sample and len(questions) > args.sample:
         questions = random.Random(13).sample(questions, args.sample)
     home = Path(tempfile.mkdtemp(prefix="zhiku-bench-milvus-"))
-    zk = Zhiku(home, settings=ModelSettings.none())
+    env = _env("EMBED", args.embed, None)
+
+    def engine() -> Any:  # lexical only unless --embed, whatever the environment says
+        return Zhiku(home, settings=load_settings(home, env=env))
+
+    zk = engine()
     zk.kb(KB, create=True)
     t0 = time.perf_counter()
     n_docs = 0
@@ -79,11 +85,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     zk.sync_index(KB)
     out["embedded"] = {"build_s": time.perf_counter() - t,
                        "passages": zk.index(KB).num_docs(), **ask_all(zk, questions)}
+    if args.embed:
+        out["embedded"]["hybrid"] = ask_all(zk, questions, "hybrid")
+        out["embedded"]["dense"] = ask_all(zk, questions, "dense")
 
     zk.store.update_kb_settings(KB, {"index": {"backend": "milvus",
                                                "uri": str(home / "milvus.db")}})
     zk.close()
-    zk = Zhiku(home, settings=ModelSettings.none())
+    zk = engine()
     t = time.perf_counter()
     idx = zk.index(KB)  # opening queues every document again for the new index
     done = [0]
@@ -97,8 +106,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     idx.sync(progress)
     out["milvus"] = {"build_s": time.perf_counter() - t, "passages": idx.num_docs(),
                      **ask_all(zk, questions)}
+    if args.embed:
+        t = time.perf_counter()
+        zk.sync_vectors(KB)  # from the embedding cache filled above: no model call
+        out["milvus"]["vectors_s"] = time.perf_counter() - t
+        out["milvus"]["hybrid"] = ask_all(zk, questions, "hybrid")
+        out["milvus"]["dense"] = ask_all(zk, questions, "dense")
     zk.close()
     close_all()
+    for side in ("embedded", "milvus"):
+        for mode in ("hybrid", "dense"):
+            if mode in out[side]:
+                out[side][mode].pop("top1")
     a, b = out["embedded"].pop("top1"), out["milvus"].pop("top1")
     out["top1_disagree"] = sum(x != y for x, y in zip(a, b, strict=True))
     return out
@@ -112,6 +131,14 @@ def fmt(out: dict[str, Any]) -> str:
         rows.append(f"| {label} | {r['R@1']:.4f} | {r['R@5']:.4f} | {r['R@20']:.4f} | "
                     f"{r['MRR@10']:.4f} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} | "
                     f"{r['build_s']:.1f} | {r['passages']} | {r['questions']} |")
+    if "hybrid" in out["embedded"]:
+        rows += ["", "| index | mode | R@1 | R@5 | MRR@10 | p50_ms | p95_ms |",
+                 "|---|---|---|---|---|---|---|"]
+        for name, label in (("embedded", "embedded"), ("milvus", "Milvus Lite")):
+            for mode in ("dense", "hybrid"):
+                r = out[name][mode]
+                rows.append(f"| {label} | {mode} | {r['R@1']:.4f} | {r['R@5']:.4f} | "
+                            f"{r['MRR@10']:.4f} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} |")
     return "\n".join(rows)
 
 
@@ -120,6 +147,8 @@ def main() -> int:
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--distractors", type=Path)
     ap.add_argument("--sample", type=int, default=0)
+    ap.add_argument("--embed", help="also dense and hybrid: 'bundled' (MiniLM), a model "
+                    "directory or an embedding server URL")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args()
@@ -134,7 +163,10 @@ def main() -> int:
             cmd += " --distractors ../shared/data/twlaw/articles.jsonl.gz"
         if args.sample:
             cmd += f" --sample {args.sample}"
-        name = "milvus-224k" if args.distractors else "milvus-drcd"
+        if args.embed:
+            cmd += f" --embed {args.embed}"
+        name = ("milvus-224k" if args.distractors else "milvus-drcd") + (
+            "-models" if args.embed else "")
         title = "DRCD dev + twlaw (224k)" if args.distractors else "DRCD dev (1k passages)"
         body = (f"## Milvus BM25 vs embedded tantivy: {title}\n\n`{cmd} --write` on "
                 f"{machine()}. Same SQLite store, both indexes built from it in this run; "

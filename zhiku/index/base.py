@@ -26,12 +26,12 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-import numpy as np
-
 from zhiku.filters import Filter
 from zhiku.store import KnowledgeBase, Store
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # numpy stays out of the command line's start-up (tests/test_startup.py)
+    import numpy as np
+
     from zhiku.backends.base import Embedder
     from zhiku.vectors import SyncReport
 

@@ -166,7 +166,7 @@ def encode_tokens(tokens: Iterable[str], limit: int = MAX_TOKENS_BYTES) -> str:
 # --- rows and filters -------------------------------------------------------------
 
 
-def _meta_of(row: Mapping[str, Any]) -> dict[str, Any]:
+def _meta_of(row: Any) -> dict[str, Any]:
     raw = row["meta"]
     try:
         meta = json.loads(raw) if isinstance(raw, str) else {}
@@ -175,7 +175,7 @@ def _meta_of(row: Mapping[str, Any]) -> dict[str, Any]:
     return meta if isinstance(meta, dict) else {}
 
 
-def filter_fields(row: Mapping[str, Any]) -> dict[str, Any]:
+def filter_fields(row: Any) -> dict[str, Any]:
     """The filter fields of a chunk's row (as :func:`zhiku.lexical._facet_fields`)."""
     meta = _meta_of(row)
     terms = zfilters.facet_terms(meta, str(row["kind"] or ""))
