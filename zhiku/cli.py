@@ -462,11 +462,28 @@ def kb_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
 
 @kb_app.command("create")
 def kb_create(
-    name: Annotated[str, typer.Argument(help="知識庫名稱")], home: HomeOpt = None,
+    name: Annotated[str, typer.Argument(help="知識庫名稱")],
+    home: HomeOpt = None,
+    index: Annotated[str | None, typer.Option(
+        "--index", help="索引後端：embedded（預設，tantivy＋向量檔）或 milvus")] = None,
+    milvus_uri: Annotated[str | None, typer.Option(
+        "--milvus-uri", help="Milvus 位址：本機 .db 檔（Milvus Lite）或 http://主機:19530")] = None,
 ) -> None:
-    """建立知識庫（已存在則不變）。"""
-    with engine(home) as zk:
-        zk.kb(name, create=True)
+    """建立知識庫（已存在則不變；給了 --index 則改用該索引，由資料庫重建）。"""
+    from zhiku.index import IndexConfig
+
+    cfg = None
+    try:
+        if index is not None or milvus_uri is not None:
+            cfg = IndexConfig.from_settings(
+                {"backend": index or "milvus", "uri": milvus_uri}).to_settings()
+        with engine(home) as zk:
+            kbo = zk.kb(name, create=True)
+            if cfg is not None and kbo.settings.get("index", {"backend": "embedded"}) != cfg:
+                zk.store.update_kb_settings(name, {"index": cfg})
+                zk.index(name).rebuild()  # the index now used follows the database as it is
+    except ZhikuError as exc:
+        raise fail(exc) from exc
     err.print(m.t("cli.kb_ready", kb=esc(name)))
 
 

@@ -34,7 +34,8 @@ from zhiku.calibration import MAX_REFUSED, RefusalCalibration
 from zhiku.config import DEFAULT_KB, home_dir
 from zhiku.filters import Filter
 from zhiku.hybrid import CalibrationResult
-from zhiku.lexical import LexicalIndex, ProgressFn
+from zhiku.index import LexicalBackend, VectorBackend
+from zhiku.lexical import ProgressFn
 from zhiku.models import Answer, Hit, LoadedDocument
 from zhiku.pii import PiiPolicy
 from zhiku.services import privacy
@@ -48,7 +49,7 @@ from zhiku.services.retrieval import SEARCH_MODES, VOCAB_SAMPLE, Retrieval, Retr
 from zhiku.store import KnowledgeBase, Store, database_target
 
 if TYPE_CHECKING:
-    from zhiku.vectors import SyncReport, VectorIndex
+    from zhiku.vectors import SyncReport
 
 __all__ = ["QUERY_EMBED_LIMIT", "SEARCH_MODES", "VOCAB_SAMPLE", "EmbedProgressFactory",
            "Retrieval", "Zhiku", "file_hash"]
@@ -206,10 +207,10 @@ class Zhiku:
 
     # --- derived indexes (IndexService) ----------------------------------------------------
 
-    def index(self, kb: str | KnowledgeBase) -> LexicalIndex:
+    def index(self, kb: str | KnowledgeBase) -> LexicalBackend:
         return self.indexes.index(kb)
 
-    def vectors(self, kb: str | KnowledgeBase) -> VectorIndex:
+    def vectors(self, kb: str | KnowledgeBase) -> VectorBackend:
         return self.indexes.vectors(kb)
 
     def sync_vectors(self, kb: str, *, rebuild: bool = False, wait: bool = True,

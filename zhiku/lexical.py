@@ -29,7 +29,7 @@ import math
 import shutil
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import cast
 
@@ -136,6 +136,11 @@ def index_text(row: Mapping[str, str | None] | sqlite3.Row) -> str:
     return f"{row['title']}\n{row['section'] or ''}\n{row['text']}"
 
 
+def queue_all(store: Store, kb_id: int) -> None:
+    """Queue every document of the KB for (re)indexing, replacing the queue."""
+    store.requeue_all(kb_id)
+
+
 class IndexBusy(Exception):
     """Another process holds this index's writer lock; the work stays queued."""
 
@@ -222,7 +227,7 @@ class LexicalIndex:
                 self._write_marker(0)
 
     def _queue_all(self) -> None:
-        self.store.requeue_all(self.kb.id)
+        queue_all(self.store, self.kb.id)
 
     def rebuild(self, progress: ProgressFn | None = None) -> int:
         """Drop the index and rebuild it from the database."""
@@ -304,10 +309,11 @@ class LexicalIndex:
         return self.index.searcher()
 
     def search(self, tokens: Sequence[str], k: int = 10,
-               where: Filter | None = None) -> list[tuple[int, float]]:
-        """BM25 OR-query of the tokens, restricted by ``where`` inside the same query;
-        returns (chunk id, score), best first."""
-        if not tokens or k <= 0:
+               where: Filter | None = None,
+               allowed: Collection[int] | None = None) -> list[tuple[int, float]]:
+        """BM25 OR-query of the tokens, restricted by ``where`` and to the chunk ids in
+        ``allowed`` inside the same query; returns (chunk id, score), best first."""
+        if not tokens or k <= 0 or (allowed is not None and not allowed):
             return []
         schema = self.schema
         should = tantivy.Occur.Should
@@ -328,9 +334,12 @@ class LexicalIndex:
                 where = Filter(tuple(
                     c for c in where.conditions if c.op != "!=" or c.key in zfilters.DATE_KEYS
                     or any(searcher.doc_freq("facet", f"{c.key}={v}") for v in c.values)))
-            if where:
-                query = tantivy.Query.boolean_query(
-                    [(tantivy.Occur.Must, query), *filter_clauses(schema, where)])
+            clauses = filter_clauses(schema, where) if where else []
+            if allowed is not None:
+                clauses.append((tantivy.Occur.Must, tantivy.Query.const_score_query(
+                    tantivy.Query.term_set_query(schema, "chunk_id", sorted(allowed)), 0.0)))
+            if clauses:
+                query = tantivy.Query.boolean_query([(tantivy.Occur.Must, query), *clauses])
             res = searcher.search(query, limit=k, count=False)
             if not res.hits:
                 return []
@@ -353,3 +362,10 @@ class LexicalIndex:
     def num_docs(self) -> int:
         with self._lock:
             return self._fresh_searcher().num_docs
+
+    def destroy(self) -> None:
+        """Close and delete this KB's index directory."""
+        with self._lock:
+            self.close()
+            with self._dir_lock():
+                shutil.rmtree(self.dir, ignore_errors=True)

@@ -39,8 +39,9 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from zhiku.backends.base import Embedder, ModelBadResponse
+from zhiku.filters import Filter
 from zhiku.lexical import index_text
 from zhiku.store import KnowledgeBase, Store
 
@@ -77,6 +79,18 @@ def text_hash(text: str) -> bytes:
 def embed_text(row: Any) -> str:
     """What the embedder sees of a chunk: the same title/section/text as the lexical index."""
     return index_text(row)
+
+
+def store_chunks(store: Store, kb_id: int) -> np.ndarray:
+    """(chunk id, document id) of every chunk of the KB, by chunk id."""
+    return np.array(store.chunk_doc_pairs(kb_id), dtype=np.int64).reshape(-1, 2)
+
+
+def chunk_texts(store: Store, chunk_ids: Sequence[int]) -> list[str]:
+    """What the embedder sees of each chunk (\"\" for a chunk gone since)."""
+    ids = [int(c) for c in chunk_ids]
+    texts = {int(row["id"]): embed_text(row) for row in store.chunk_embed_rows(ids)}
+    return [texts.get(c, "") for c in ids]
 
 
 class EmbeddingCache:
@@ -259,15 +273,10 @@ class VectorIndex:
         return 0 if meta is None else int(meta["rows"]) - int(meta["dead"])
 
     def _store_chunks(self) -> np.ndarray:
-        rows = self.store.chunk_doc_pairs(self.kb.id)
-        return np.array(rows, dtype=np.int64).reshape(-1, 2)
+        return store_chunks(self.store, self.kb.id)
 
     def _texts(self, chunk_ids: Sequence[int]) -> list[str]:
-        texts: dict[int, str] = {}
-        ids = [int(c) for c in chunk_ids]
-        for row in self.store.chunk_embed_rows(ids):
-            texts[int(row["id"])] = embed_text(row)
-        return [texts.get(c, "") for c in ids]
+        return chunk_texts(self.store, chunk_ids)
 
     # --- writing ------------------------------------------------------------------
 
@@ -391,11 +400,24 @@ class VectorIndex:
 
     # --- reading ------------------------------------------------------------------
 
-    def search(self, query_vec: np.ndarray, k: int = 10,
-               allowed: set[int] | None = None,
-               excluded: set[int] | None = None) -> list[tuple[int, float]]:
+    def destroy(self) -> None:
+        """Delete this KB's matrix files (rebuilt from the cache on the next sync)."""
+        with self._lock:
+            self._meta = self._vectors = self._ids = None
+            self._meta_key = None
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def search(self, query_vec: np.ndarray, k: int = 10, *,
+               allowed: Collection[int] | None = None,
+               excluded: Collection[int] | None = None,
+               where: Filter | None = None) -> list[tuple[int, float]]:
         """Exact cosine search; (chunk id, similarity), best first. With ``allowed``
-        (a metadata filter's chunk ids) only those rows are ranked, ``excluded`` never."""
+        (chunk ids a caller may see) only those rows are ranked, ``excluded`` never;
+        ``where`` becomes the set of chunk ids passing it (one SQL query), intersected
+        with ``allowed``."""
+        if where:
+            passing = self.store.filtered_chunk_ids([self.kb.id], where)
+            allowed = passing if allowed is None else passing & set(allowed)
         with self._lock:
             if self.meta() is None or self._vectors is None or self._ids is None:
                 return []

@@ -11,13 +11,14 @@ import shutil
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from zhiku.index import LexicalBackend, VectorBackend, open_lexical, open_vectors
 from zhiku.lexical import LexicalIndex
 from zhiku.services.context import EngineContext
 from zhiku.services.models import ModelService
 from zhiku.store import KnowledgeBase
 
 if TYPE_CHECKING:  # numpy comes with the vectors, imported when a KB has an embedder
-    from zhiku.vectors import SyncReport, VectorIndex
+    from zhiku.vectors import SyncReport
 
 
 class IndexService:
@@ -26,8 +27,8 @@ class IndexService:
     def __init__(self, ctx: EngineContext, models: ModelService) -> None:
         self.ctx = ctx
         self.models = models
-        self._indexes: dict[int, LexicalIndex] = {}
-        self._vectors: dict[int, VectorIndex] = {}
+        self._indexes: dict[int, LexicalBackend] = {}
+        self._vectors: dict[int, VectorBackend] = {}
 
     def discard_stale(self) -> None:
         """Drop derived indexes that no longer match the store (run when opening)."""
@@ -56,16 +57,14 @@ class IndexService:
                 found = cache[kbo.id] = cls(self.ctx.home / folder, self.ctx.store, kbo)
             return found
 
-    def index(self, kb: str | KnowledgeBase) -> LexicalIndex:
-        """The KB's lexical (BM25) index."""
-        found: LexicalIndex = self._derived(self._indexes, LexicalIndex, "index", kb)
+    def index(self, kb: str | KnowledgeBase) -> LexicalBackend:
+        """The KB's lexical (BM25) index (embedded or Milvus: :mod:`zhiku.index`)."""
+        found: LexicalBackend = self._derived(self._indexes, open_lexical, "index", kb)
         return found
 
-    def vectors(self, kb: str | KnowledgeBase) -> VectorIndex:
-        """The KB's embedding matrix."""
-        from zhiku.vectors import VectorIndex
-
-        found: VectorIndex = self._derived(self._vectors, VectorIndex, "vectors", kb)
+    def vectors(self, kb: str | KnowledgeBase) -> VectorBackend:
+        """The KB's vector index (embedded matrix or Milvus: :mod:`zhiku.index`)."""
+        found: VectorBackend = self._derived(self._vectors, open_vectors, "vectors", kb)
         return found
 
     def forget(self, kbo: KnowledgeBase) -> None:

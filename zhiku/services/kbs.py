@@ -17,6 +17,7 @@ from zhiku.calibration import MAX_REFUSED, POSITIVES, RefusalCalibration, needs_
 from zhiku.calibration import calibrate as calibrate_refusal
 from zhiku.config import DEFAULT_KB
 from zhiku.hybrid import CalibrationResult, calibrate
+from zhiku.index import IndexConfig
 from zhiku.pii import PiiPolicy
 from zhiku.services.answering import AnsweringService
 from zhiku.services.context import EngineContext
@@ -59,6 +60,10 @@ class KbService:
         kbo = self.ctx.store.get_kb(name)
         with self.ctx.lock:
             self.indexes.forget(kbo)
+            if IndexConfig.of(kbo).backend == "milvus":
+                from zhiku.index.milvus import drop_kb
+
+                drop_kb(IndexConfig.of(kbo), self.ctx.home, self.ctx.store, kbo)
             self.ctx.store.delete_kb(name)
             self.indexes.remove_files(kbo)
 

@@ -125,8 +125,8 @@ class RetrievalService:
 
     def _dense(self, kbo: KnowledgeBase, embedder: Embedder, query: str, depth: int,
                qvecs: dict[str, Any], warnings: list[str],
-               allowed: set[int] | None = None,
-               excluded: set[int] | None = None) -> list[tuple[int, float]] | None:
+               excluded: set[int] | None = None,
+               where: Filter | None = None) -> list[tuple[int, float]] | None:
         """The KB's vector list for ``query``; None when it has no vectors of this model."""
         from zhiku.vectors import TooMuchToEmbed, VectorsBusy
 
@@ -145,7 +145,7 @@ class RetrievalService:
         qvec = qvecs.get(embedder.model_id)
         if qvec is None:
             qvec = qvecs[embedder.model_id] = embedder.embed_query(query)
-        return vi.search(qvec, depth, allowed=allowed, excluded=excluded)
+        return vi.search(qvec, depth, excluded=excluded, where=where)
 
     def _fusion_weight(self, query: str, names: Sequence[str], kb_ids: Sequence[int],
                        lexical: Sequence[tuple[int, float]], dense: Sequence[tuple[int, float]],
@@ -230,9 +230,8 @@ class RetrievalService:
         qvecs: dict[str, Any] = {}
         if want_dense:
             t = time.perf_counter()
-            # The filter as chunk ids, for the vector search (lexical applies it itself):
-            # the allowed set for a caller's filter, else the (few) repealed-law chunks.
-            allowed = store.filtered_chunk_ids(kb_ids, flt) if where else None
+            # A caller's filter goes into the vector query; without one, the (few)
+            # repealed-law chunks are excluded by id.
             excluded = None if where else store.filtered_chunk_ids(
                 kb_ids, Filter.parse(["status=repealed"])) or None
             for kbo in kbos:
@@ -241,7 +240,7 @@ class RetrievalService:
                     continue
                 try:
                     found = self._dense(kbo, emb, query, depth, qvecs, warnings,
-                                        allowed, excluded)
+                                        excluded, flt if where else None)
                 except ModelError as exc:
                     warnings.append(f"embed_failed: {exc}；改用關鍵字檢索")
                     continue

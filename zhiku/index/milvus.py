@@ -1,0 +1,637 @@
+"""The Milvus index backend: BM25 and dense vectors of a KB in Milvus, through pymilvus.
+
+The same code talks to Milvus Lite (a local ``.db`` file, no server: the ``milvus-lite``
+package) and to a Milvus server or cluster (``http://host:19530``). Each KB gets two
+collections named after the database's id and the KB's id (so several zhiku
+installations can share one Milvus): ``zhiku_<db>_kb<id>_lex`` and ``…_vec``, plus one
+``zhiku_meta`` collection holding each index's sync state.
+
+Lexical: zhiku tokenises (:func:`zhiku.text.tokenize`: folding, CJK unigrams and
+bigrams, Latin words, exactly the tokens of the tantivy index), and Milvus' BM25
+Function scores them. Each token is written as one ASCII "word" (:func:`encode_token`:
+every code point as four letters a–z) into a VARCHAR field analysed by the ``standard``
+tokenizer, which keeps such a word whole on both Milvus Lite and a server. (Milvus Lite
+3.2 has no ``whitespace`` tokenizer, and a server's ``standard`` tokenizer would cut a
+bigram into unigrams; the encoding is a bijection, so BM25 sees zhiku's tokens and no
+others.) ``bm25_k1``/``bm25_b`` are tantivy's 1.2/0.75.
+
+Dense: one FLOAT_VECTOR per chunk, L2-normalised by the embedder, metric IP (= cosine),
+synced by difference of chunk ids like :mod:`zhiku.vectors`, the vectors themselves
+from the same embedding cache in the store.
+
+Filters (:class:`zhiku.filters.Filter`), allowed and excluded chunk ids become one
+Milvus boolean expression of the search (:func:`filter_expr`) over fields carried by
+every row: ``facet`` (an ARRAY of ``key=value`` terms, as in the tantivy index),
+``effective`` and ``amended`` (nullable INT64, ``YYYYMMDD``), ``chunk_id``.
+
+Sync state: like the tantivy marker, each index records the database id, tokenizer (or
+model) and the store's change counter it has applied; on a mismatch, or a database that
+went back in time (a restored backup), the collection is dropped and rebuilt from the
+store. Known limit of Milvus Lite (3.2): BM25 statistics are per segment, not global
+(see bench/RESULTS.md for what that costs), and one process at a time may open a Lite
+file; a server has neither limit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from zhiku import filters as zfilters
+from zhiku import text as ztext
+from zhiku.access import GROUP_COND, LEVEL_COND, access_guard
+from zhiku.errors import ZhikuError
+from zhiku.filters import Filter
+from zhiku.index.config import IndexConfig
+from zhiku.lexical import index_text, queue_all
+from zhiku.store import KnowledgeBase, Store
+from zhiku.vectors import (
+    EmbeddingCache,
+    SyncReport,
+    embed_text,
+    embed_with_cache,
+    store_chunks,
+    text_hash,
+)
+
+if TYPE_CHECKING:
+    from pymilvus import MilvusClient
+
+    from zhiku.backends.base import Embedder
+
+log = logging.getLogger(__name__)
+
+LEX_FORMAT = 1
+VEC_FORMAT = 1
+META_COLLECTION = "zhiku_meta"
+BATCH = 1000
+MAX_TOKENS_BYTES = 65_535
+MAX_FACETS = 64
+FACET_LEN = 512
+# What a search fetches at most; Milvus caps topk (16384 on a server).
+MAX_K = 16_384
+
+ProgressFn = Callable[[int], None]
+
+
+class MilvusUnavailable(ZhikuError):
+    """pymilvus / milvus-lite is not installed, or the Milvus URI cannot be opened."""
+
+    exit_code = 3
+
+
+# --- connection -------------------------------------------------------------------
+
+_CLIENTS: dict[tuple[str, str | None, str | None], MilvusClient] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def connect(cfg: IndexConfig, home: Path) -> MilvusClient:
+    """One client per URI per process (a Milvus Lite file is opened once)."""
+    uri = cfg.milvus_uri(home)
+    key = (uri, cfg.token, cfg.db_name)
+    with _CLIENTS_LOCK:
+        found = _CLIENTS.get(key)
+        if found is not None:
+            return found
+        try:
+            from pymilvus import MilvusClient
+        except ImportError as exc:
+            raise MilvusUnavailable(
+                "未安裝 Milvus 支援：請執行 pip install 'zhiku[milvus]'") from exc
+        kwargs: dict[str, Any] = {"uri": uri}
+        if cfg.token:
+            kwargs["token"] = cfg.token
+        if cfg.db_name:
+            kwargs["db_name"] = cfg.db_name
+        try:
+            client = MilvusClient(**kwargs)
+        except Exception as exc:  # pymilvus raises several types for a bad URI
+            raise MilvusUnavailable(f"無法連線 Milvus（{uri}）：{exc}") from exc
+        _CLIENTS[key] = client
+        return client
+
+
+def close_all() -> None:
+    """Close every client this process opened (tests, shutdown)."""
+    with _CLIENTS_LOCK:
+        for client in _CLIENTS.values():
+            try:
+                client.close()
+            except Exception:  # noqa: BLE001 - closing is best effort
+                log.debug("closing a Milvus client failed", exc_info=True)
+        _CLIENTS.clear()
+
+
+# --- encoding ---------------------------------------------------------------------
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def encode_token(token: str) -> str:
+    """One zhiku token as one lowercase ASCII word: each code point as five base-26
+    letters (26**5 > 0x10FFFF), so distinct tokens stay distinct and none is split."""
+    out = []
+    for ch in token:
+        cp = ord(ch)
+        word = []
+        for _ in range(5):
+            cp, r = divmod(cp, 26)
+            word.append(_LETTERS[r])
+        out.append("".join(reversed(word)))
+    return "".join(out)
+
+
+def encode_tokens(tokens: Iterable[str], limit: int = MAX_TOKENS_BYTES) -> str:
+    """Space-joined encoded tokens, cut (at a token boundary) to ``limit`` bytes."""
+    parts: list[str] = []
+    size = 0
+    for t in tokens:
+        w = encode_token(t)
+        if size + len(w) + 1 > limit:
+            log.warning("milvus: a chunk's tokens exceed %d bytes; the rest is not indexed",
+                        limit)
+            break
+        parts.append(w)
+        size += len(w) + 1
+    return " ".join(parts)
+
+
+# --- rows and filters -------------------------------------------------------------
+
+
+def _meta_of(row: Any) -> dict[str, Any]:
+    raw = row["meta"]
+    try:
+        meta = json.loads(raw) if isinstance(raw, str) else {}
+    except ValueError:
+        meta = {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def filter_fields(row: Any) -> dict[str, Any]:
+    """The filter fields of a chunk's row (as :func:`zhiku.lexical._facet_fields`)."""
+    meta = _meta_of(row)
+    terms = zfilters.facet_terms(meta, str(row["kind"] or ""))
+    dates = zfilters.date_values(meta)
+    return {"facet": [t[:FACET_LEN] for t in terms[:MAX_FACETS]],
+            **{k: dates.get(k) for k in zfilters.DATE_KEYS}}
+
+
+def _str(v: str) -> str:
+    return json.dumps(v, ensure_ascii=False)
+
+
+def _ints(ids: Iterable[int]) -> str:
+    return "[" + ",".join(str(int(i)) for i in ids) + "]"
+
+
+_OPS = {"=": "==", ">": ">", ">=": ">=", "<": "<", "<=": "<="}
+
+
+def scoped(store: Store, kb: KnowledgeBase, where: Filter | None,
+           allowed: Collection[int] | None) -> Collection[int] | None:
+    """``allowed`` narrowed to the chunks a caller's access scope (:mod:`zhiku.access`)
+    lets through, computed by the store: labels are not mirrored into Milvus, so the
+    scope becomes chunk ids inside the query (fails closed: none when none pass)."""
+    guard = access_guard(where)
+    if guard is None:
+        return allowed
+    passing = store.filtered_chunk_ids([kb.id], guard)
+    return passing if allowed is None else passing & set(allowed)
+
+
+def filter_expr(where: Filter | None = None, allowed: Collection[int] | None = None,
+                excluded: Collection[int] | None = None) -> str:
+    """The Milvus boolean expression of a restriction ("" for none). A caller's access
+    scope is not expressed here: :func:`scoped` turns it into ``allowed``."""
+    parts: list[str] = []
+    for c in (where.conditions if where else ()):
+        if c.key in (GROUP_COND, LEVEL_COND):
+            continue
+        if c.key in zfilters.DATE_KEYS:
+            v = zfilters.date_int(c.values[0])
+            if c.op == "!=":
+                parts.append(f"not ({c.key} == {v})")
+            else:
+                parts.append(f"{c.key} {_OPS[c.op]} {v}")
+            continue
+        terms = ", ".join(_str(f"{c.key}={v}") for v in c.values)
+        expr = f"ARRAY_CONTAINS_ANY(facet, [{terms}])"
+        parts.append(f"not {expr}" if c.op == "!=" else expr)
+    if allowed is not None:
+        parts.append(f"chunk_id in {_ints(sorted(allowed))}")
+    if excluded:
+        parts.append(f"not (chunk_id in {_ints(sorted(excluded))})")
+    return " and ".join(f"({p})" for p in parts)
+
+
+def collection_base(store: Store, kb: KnowledgeBase) -> str:
+    return f"zhiku_{store.db_id[:16]}_kb{kb.id}"
+
+
+def _add_filter_fields(schema: Any, data_type: Any) -> None:
+    schema.add_field("doc_id", data_type.INT64)
+    schema.add_field("facet", data_type.ARRAY, element_type=data_type.VARCHAR,
+                     max_capacity=MAX_FACETS, max_length=FACET_LEN)
+    for name in zfilters.DATE_KEYS:
+        schema.add_field(name, data_type.INT64, nullable=True)
+
+
+class _MilvusIndex:
+    """What both Milvus indexes share: the client, the sync-state record, deletes."""
+
+    kind = ""
+
+    def __init__(self, cfg: IndexConfig, home: Path, store: Store, kb: KnowledgeBase) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.kb = kb
+        self.client = connect(cfg, home)
+        self.name = f"{collection_base(store, kb)}_{self.kind}"
+        self._lock = threading.RLock()
+        self._ensure_meta_collection()
+
+    # --- sync state ---------------------------------------------------------------
+
+    def _ensure_meta_collection(self) -> None:
+        if self.client.has_collection(META_COLLECTION):
+            return
+        from pymilvus import DataType
+
+        schema = self.client.create_schema(auto_id=False)
+        schema.add_field("key", DataType.VARCHAR, is_primary=True, max_length=256)
+        schema.add_field("value", DataType.VARCHAR, max_length=4096)
+        schema.add_field("v", DataType.FLOAT_VECTOR, dim=2)  # Milvus needs one vector
+        ip = self.client.prepare_index_params()
+        ip.add_index("v", index_type="AUTOINDEX", metric_type="L2")
+        self.client.create_collection(META_COLLECTION, schema=schema, index_params=ip)
+
+    def state(self) -> dict[str, Any] | None:
+        """This index's recorded sync state, None when never built."""
+        rows = self.client.query(META_COLLECTION, filter=f"key == {_str(self.name)}",
+                                 output_fields=["value"])
+        if not rows:
+            return None
+        try:
+            value = json.loads(rows[0]["value"])
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
+    def _set_state(self, value: dict[str, Any]) -> None:
+        self.client.upsert(META_COLLECTION, [
+            {"key": self.name, "value": json.dumps(value), "v": [0.0, 0.0]}])
+
+    def _drop(self) -> None:
+        if self.client.has_collection(self.name):
+            self.client.drop_collection(self.name)
+        self.client.delete(META_COLLECTION, filter=f"key == {_str(self.name)}")
+
+    def destroy(self) -> None:
+        with self._lock:
+            self._drop()
+
+    def _count(self) -> int:
+        if not self.client.has_collection(self.name):
+            return 0
+        rows = self.client.query(self.name, filter="", output_fields=["count(*)"])
+        return int(rows[0]["count(*)"]) if rows else 0
+
+    def _delete_docs(self, doc_ids: Sequence[int]) -> None:
+        for i in range(0, len(doc_ids), BATCH):
+            self.client.delete(self.name, filter=f"doc_id in {_ints(doc_ids[i:i + BATCH])}")
+
+    def _delete_chunks(self, chunk_ids: Sequence[int]) -> None:
+        for i in range(0, len(chunk_ids), BATCH):
+            self.client.delete(self.name, filter=f"chunk_id in {_ints(chunk_ids[i:i + BATCH])}")
+
+    def _search(self, data: list[Any], field: str, metric: str, k: int, expr: str,
+                params: dict[str, Any] | None = None) -> list[tuple[int, float]]:
+        if k <= 0 or not self.client.has_collection(self.name):
+            return []
+        res = self.client.search(
+            self.name, data=data, anns_field=field, limit=min(k, MAX_K), filter=expr,
+            output_fields=["chunk_id"], search_params={"metric_type": metric, **(params or {})})
+        return [(int(h["chunk_id"]), float(h["distance"])) for h in res[0]] if res else []
+
+
+class MilvusLexicalIndex(_MilvusIndex):
+    """The BM25 index of one KB in Milvus (see the module docstring)."""
+
+    kind = "lex"
+
+    def __init__(self, cfg: IndexConfig, home: Path, store: Store, kb: KnowledgeBase) -> None:
+        super().__init__(cfg, home, store, kb)
+        self._open()
+
+    def _identity(self) -> dict[str, Any]:
+        return {"format": LEX_FORMAT, "tokenizer": ztext.TOKENIZER_NAME,
+                "db_id": self.store.db_id}
+
+    def _state_ok(self) -> bool:
+        st = self.state()
+        if st is None or not self.client.has_collection(self.name):
+            return False
+        applied = int(st.pop("applied_seq", 0))
+        return st == self._identity() and applied <= self.store.index_log_seq()
+
+    def _open(self, force: bool = False) -> None:
+        with self._lock:
+            if not force and self._state_ok():
+                return
+            self._drop()
+            self._create()
+            queue_all(self.store, self.kb.id)
+            self._set_state({**self._identity(), "applied_seq": 0})
+
+    def _create(self) -> None:
+        from pymilvus import DataType, Function, FunctionType
+
+        schema = self.client.create_schema(auto_id=False)
+        schema.add_field("chunk_id", DataType.INT64, is_primary=True)
+        _add_filter_fields(schema, DataType)
+        schema.add_field("tokens", DataType.VARCHAR, max_length=MAX_TOKENS_BYTES,
+                         enable_analyzer=True, enable_match=True,
+                         analyzer_params={"tokenizer": "standard"})
+        schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+        schema.add_function(Function(name="bm25", function_type=FunctionType.BM25,
+                                     input_field_names=["tokens"],
+                                     output_field_names=["sparse"]))
+        ip = self.client.prepare_index_params()
+        ip.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25",
+                     params={"bm25_k1": 1.2, "bm25_b": 0.75})
+        self.client.create_collection(self.name, schema=schema, index_params=ip)
+
+    def rebuild(self, progress: ProgressFn | None = None) -> int:
+        with self._lock:
+            self._open(force=True)
+            return self.sync(progress)
+
+    def close(self) -> None:
+        """Nothing to release: the client is shared (:func:`close_all`)."""
+
+    def sync(self, progress: ProgressFn | None = None, keep_writer: bool = False) -> int:
+        """Apply the store's queued document changes (``keep_writer`` is for the
+        embedded index's batches and means nothing here)."""
+        with self._lock:
+            if not self._state_ok():
+                self._open(force=True)
+            upto, doc_ids = self.store.pending_index_work(self.kb.id)
+            if not doc_ids:
+                return 0
+            self._delete_docs(doc_ids)
+            batch: list[dict[str, Any]] = []
+            meta_of: dict[int, dict[str, Any]] = {}
+            for row in self.store.chunks_of(doc_ids):
+                fields = filter_fields(row)
+                meta_of[int(row["doc_id"])] = fields
+                batch.append({"chunk_id": int(row["id"]), "doc_id": int(row["doc_id"]),
+                              "tokens": encode_tokens(ztext.tokenize(index_text(row))),
+                              **fields})
+                if len(batch) >= BATCH:
+                    self.client.upsert(self.name, batch)
+                    if progress is not None:
+                        progress(len(batch))
+                    batch = []
+            if batch:
+                self.client.upsert(self.name, batch)
+                if progress is not None:
+                    progress(len(batch))
+            self.client.flush(self.name)
+            _refresh_vector_filters(
+                self.client, f"{collection_base(self.store, self.kb)}_{MilvusVectorIndex.kind}",
+                meta_of)
+            self._set_state({**self._identity(), "applied_seq": upto})
+            with self.store.tx(immediate=True):
+                self.store.clear_index_work(self.kb.id, upto)
+            return len(doc_ids)
+
+    def _fresh(self) -> None:
+        if self.store.has_pending_index_work(self.kb.id):
+            self.sync()
+
+    def search(self, tokens: Sequence[str], k: int = 10, where: Filter | None = None,
+               allowed: Collection[int] | None = None) -> list[tuple[int, float]]:
+        allowed = scoped(self.store, self.kb, where, allowed)
+        if not tokens or k <= 0 or (allowed is not None and not allowed):
+            return []
+        query = encode_tokens(tokens)
+        with self._lock:
+            self._fresh()
+            found = self._search([query], "sparse", "BM25", k, filter_expr(where, allowed))
+        # Milvus Lite reports BM25 as a negative distance (best first), a server as a
+        # positive score: the magnitude is the BM25 score either way.
+        return [(cid, abs(score)) for cid, score in found]
+
+    def term_stats(self, tokens: Sequence[str]) -> dict[str, tuple[int, float]]:
+        """(df, idf) per token, by counting rows whose tokens contain it (one query per
+        token: this feeds the fusion weight and answer confidence, a handful of tokens)."""
+        with self._lock:
+            self._fresh()
+            n = max(self._count(), 1)
+            out = {}
+            for t in tokens:
+                df = self._df(t)
+                out[t] = (df, math.log(1 + (n - df + 0.5) / (df + 0.5)))
+            return out
+
+    def _df(self, token: str) -> int:
+        word = encode_token(token)
+        if not word:
+            return 0
+        rows = self.client.query(self.name, filter=f"TEXT_MATCH(tokens, {_str(word)})",
+                                 output_fields=["count(*)"])
+        return int(rows[0]["count(*)"]) if rows else 0
+
+    def num_docs(self) -> int:
+        with self._lock:
+            self._fresh()
+            return self._count()
+
+
+def _refresh_vector_filters(client: MilvusClient, vec: str,
+                            fields_of: Mapping[int, dict[str, Any]]) -> None:
+    """A document's metadata changed without new chunks: its vector rows keep their ids
+    (the vector sync adds no row), so their filter fields are rewritten here, by
+    whichever of the two indexes sees the queued change first."""
+    if not fields_of or not client.has_collection(vec):
+        return
+    ids = sorted(fields_of)
+    for i in range(0, len(ids), BATCH):
+        rows = client.query(vec, filter=f"doc_id in {_ints(ids[i:i + BATCH])}",
+                                output_fields=["chunk_id", "doc_id", "vector", "facet",
+                                               *zfilters.DATE_KEYS])
+        changed = []
+        for r in rows:
+            new = fields_of[int(r["doc_id"])]
+            if any(list(r.get(k) or []) != list(new.get(k) or []) if k == "facet"
+                   else r.get(k) != new.get(k) for k in new):
+                changed.append({"chunk_id": int(r["chunk_id"]), "doc_id": int(r["doc_id"]),
+                                "vector": [float(x) for x in r["vector"]], **new})
+        if changed:
+            client.upsert(vec, changed)
+
+
+class MilvusVectorIndex(_MilvusIndex):
+    """The dense index of one KB in Milvus (see the module docstring)."""
+
+    kind = "vec"
+
+    def __init__(self, cfg: IndexConfig, home: Path, store: Store, kb: KnowledgeBase) -> None:
+        super().__init__(cfg, home, store, kb)
+        self.cache = EmbeddingCache(store)
+
+    def _create(self, dim: int) -> None:
+        from pymilvus import DataType
+
+        schema = self.client.create_schema(auto_id=False)
+        schema.add_field("chunk_id", DataType.INT64, is_primary=True)
+        _add_filter_fields(schema, DataType)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
+        ip = self.client.prepare_index_params()
+        # FLAT: an exact scan, as the embedded matrix (AUTOINDEX would be approximate HNSW).
+        ip.add_index("vector", index_type="FLAT", metric_type="IP")
+        self.client.create_collection(self.name, schema=schema, index_params=ip)
+
+    def _valid_state(self) -> dict[str, Any] | None:
+        st = self.state()
+        if (st is None or st.get("format") != VEC_FORMAT or st.get("db_id") != self.store.db_id
+                or int(st.get("seq", 0)) > self.store.index_log_seq()
+                or not self.client.has_collection(self.name)):
+            return None
+        return st
+
+    def model(self) -> str | None:
+        st = self._valid_state()
+        return None if st is None else str(st["model"])
+
+    def is_current(self, embedder: Embedder) -> bool:
+        st = self._valid_state()
+        return (st is not None and st["model"] == embedder.model_id
+                and int(st["seq"]) == self.store.index_log_seq())
+
+    def live_rows(self) -> int:
+        return self._count()
+
+    def meta(self) -> dict[str, Any] | None:
+        """What ``zhiku models status`` shows, in the embedded matrix's terms."""
+        st = self._valid_state()
+        if st is None:
+            return None
+        return {"model": st["model"], "dim": st["dim"], "rows": self._count(), "dead": 0}
+
+    def _indexed_ids(self, upto: int) -> np.ndarray:
+        """The chunk ids the collection holds, read in windows of ids (a query returns
+        at most ``MAX_K`` rows; ids are unique, so a window of that width fits)."""
+        ids: list[int] = []
+        lo = 0
+        while True:
+            hi = lo + MAX_K
+            expr = f"chunk_id >= {lo}" + (f" and chunk_id < {hi}" if lo <= upto else "")
+            rows = self.client.query(self.name, filter=expr, output_fields=["chunk_id"],
+                                     limit=MAX_K)
+            ids.extend(int(r["chunk_id"]) for r in rows)
+            if lo > upto:
+                if len(rows) < MAX_K:
+                    break
+                lo = max(int(r["chunk_id"]) for r in rows) + 1
+                continue
+            lo = hi
+        return np.array(sorted(set(ids)), dtype=np.int64)
+
+    def sync(self, embedder: Embedder, progress: ProgressFn | None = None, *,
+             wait: bool = True, max_embed: int | None = None, rebuild: bool = False,
+             on_total: Callable[[int], None] | None = None) -> SyncReport:
+        """As :meth:`zhiku.vectors.VectorIndex.sync` (``wait`` means nothing here:
+        Milvus takes concurrent writes)."""
+        with self._lock:
+            report = SyncReport()
+            seq = self.store.index_log_seq()
+            st = self._valid_state()
+            if rebuild or st is None or st["model"] != embedder.model_id:
+                st = None
+                report.rebuilt = True
+            elif int(st["seq"]) == seq:
+                return report
+            live = store_chunks(self.store, self.kb.id)
+            top = int(live[:, 0].max()) if live.size else 0
+            have = np.zeros(0, dtype=np.int64) if st is None else self._indexed_ids(top)
+            add_ids = np.setdiff1d(live[:, 0], have, assume_unique=True)
+            del_ids = np.setdiff1d(have, live[:, 0], assume_unique=True)
+            want = set(add_ids.tolist())
+            doc_ids = sorted({int(d) for c, d in live.tolist() if c in want})
+            rows = [r for r in self.store.chunks_of(doc_ids) if int(r["id"]) in want]
+            texts = [embed_text(r) for r in rows]
+            if on_total is not None:
+                hashes = [text_hash(embedder.document_prefix + t) for t in texts]
+                cached = self.cache.get_many(embedder.model_id, hashes)
+                on_total(len({h for h in hashes if h not in cached}))
+            vecs, computed = embed_with_cache(embedder, self.cache, texts, progress,
+                                              max_embed)
+            report.embedded, report.added, report.deleted = computed, len(rows), int(del_ids.size)
+            dim = int(vecs.shape[1]) if vecs.size else int(st["dim"]) if st else 0
+            if st is None:
+                self._drop()
+                if dim:
+                    self._create(dim)
+            elif dim != int(st["dim"]):
+                from zhiku.backends.base import ModelBadResponse
+
+                raise ModelBadResponse("嵌入向量維度與既有索引不同", embedder.model_id)
+            if del_ids.size:
+                self._delete_chunks(del_ids.tolist())
+            if st is not None:
+                _, pending = self.store.pending_index_work(self.kb.id)
+                _refresh_vector_filters(self.client, self.name, {
+                    int(r["doc_id"]): filter_fields(r) for r in self.store.chunks_of(pending)})
+            for i in range(0, len(rows), BATCH):
+                self.client.upsert(self.name, [
+                    {"chunk_id": int(r["id"]), "doc_id": int(r["doc_id"]),
+                     "vector": v.tolist(), **filter_fields(r)}
+                    for r, v in zip(rows[i:i + BATCH], vecs[i:i + BATCH], strict=True)])
+            if dim:
+                self.client.flush(self.name)
+                self._set_state({"format": VEC_FORMAT, "model": embedder.model_id, "dim": dim,
+                                 "seq": seq, "db_id": self.store.db_id})
+            return report
+
+    def search(self, query_vec: np.ndarray, k: int = 10, *,
+               allowed: Collection[int] | None = None,
+               excluded: Collection[int] | None = None,
+               where: Filter | None = None) -> list[tuple[int, float]]:
+        if allowed is not None and not allowed:
+            return []
+        st = self._valid_state()
+        if st is None:
+            return []
+        q = np.asarray(query_vec, dtype=np.float32).reshape(-1)
+        if q.shape[0] != int(st["dim"]):
+            from zhiku.backends.base import ModelBadResponse
+
+            raise ModelBadResponse(f"查詢向量維度 {q.shape[0]} 與索引 {st['dim']} 不同", "embed")
+        allowed = scoped(self.store, self.kb, where, allowed)
+        if allowed is not None and not allowed:
+            return []
+        with self._lock:
+            return self._search([q.tolist()], "vector", "IP", k,
+                                filter_expr(where, allowed, excluded))
+
+
+def drop_kb(cfg: IndexConfig, home: Path, store: Store, kb: KnowledgeBase) -> None:
+    """Drop both collections of a KB being deleted, and their sync state."""
+    client = connect(cfg, home)
+    base = collection_base(store, kb)
+    for kind in (MilvusLexicalIndex.kind, MilvusVectorIndex.kind):
+        name = f"{base}_{kind}"
+        if client.has_collection(name):
+            client.drop_collection(name)
+        if client.has_collection(META_COLLECTION):
+            client.delete(META_COLLECTION, filter=f"key == {_str(name)}")
