@@ -75,8 +75,9 @@ def deliver(conversation_id: str, text: str) -> int:
     n = 0
     for fn in list(_deliverers):
         try:
-            fn(conversation_id, text)
-            n += 1
+            # A deliverer answers False when the conversation is not on its channel.
+            if fn(conversation_id, text) is not False:
+                n += 1
         except Exception:  # noqa: BLE001 - the reply is stored; the web UI still shows it
             log.exception("reply delivery failed", extra={"conversation_id": conversation_id})
     return n

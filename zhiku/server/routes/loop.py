@@ -20,18 +20,10 @@ from zhiku.loop.curate import curate
 from zhiku.loop.report import build, parse_since, to_csv, to_html
 from zhiku.server import accounts, audit
 from zhiku.server.deps import Admin, Caller, Principal, ServerState, State, editable_kb, readable_kb
-from zhiku.server.errors import MESSAGES, ApiError
+from zhiku.server.errors import ApiError
 from zhiku.server.loop import open_case, repo
 from zhiku.server.schemas import ERRORS
 from zhiku.store import Store
-
-MESSAGES.update({
-    "case_not_found": ("找不到轉真人案件", "Hand-off case not found"),
-    "not_agent": ("只有客服人員（部門成員）或管理員可以使用收件匣",
-                  "Only agents (department members) and administrators can use the inbox"),
-    "department_not_found": ("找不到部門「{name}」", "Department “{name}” not found"),
-    "case_resolved": ("案件已結案，請先重新開啟", "The case is resolved; reopen it first"),
-})
 
 router = APIRouter(prefix="/api/v1", tags=["service loop"], responses=ERRORS)
 
