@@ -35,7 +35,8 @@ def _dump(obj: object) -> None:
 def line_add(
     name: Annotated[str, typer.Argument(help="頻道名稱（webhook 網址 /line/NAME/webhook）")],
     secret: Annotated[str, typer.Option("--secret", help="LINE 頻道密鑰（channel secret）")],
-    token: Annotated[str, typer.Option("--token", help="LINE 頻道存取權杖（channel access token）")],
+    token: Annotated[str, typer.Option(
+        "--token", help="LINE 頻道存取權杖（channel access token）")],
     kb: KbsOpt,
     home: HomeOpt = None,
 ) -> None:
