@@ -126,7 +126,7 @@ def main() -> None:
         f"Hidden paragraphs in the 公開 caller's results: {leaked} of {5 * n}. "
         f"Identical top 5 in `mixed` and `public`: {same / n:.1%} of questions (the rest "
         "differ because BM25's idf counts every indexed document: a residual ranking "
-        "signal, see docs/access.md). R@5 on the questions whose gold paragraph is "
+        "signal, see docs/admins/access.md). R@5 on the questions whose gold paragraph is "
         f"visible: {r5(ranks['mixed']):.3f} in `mixed`, {r5(ranks['public']):.3f} in "
         "`public`.\n"
     )

@@ -122,4 +122,4 @@ def test_serve_on_postgresql_is_refused_with_a_message(tmp_path: Path, pg_url: s
     res = zhiku_cli("serve", "--home", str(tmp_path / "home"), "--port", "0",
                     database=pg_url)
     assert res.returncode == 4, res.stderr
-    assert "docs/postgresql.md" in res.stderr
+    assert "docs/operators/postgresql.md" in res.stderr

@@ -381,7 +381,7 @@ def backup(
     with engine(home) as zk:
         if zk.store.database.dialect != "sqlite":
             err.print(f"[red]錯誤：[/red]資料庫在 {esc(zk.store.database.location)}，"
-                      "請改用 pg_dump 備份（見 docs/postgresql.md）")
+                      "請改用 pg_dump 備份（見 docs/operators/postgresql.md）")
             raise typer.Exit(4)
         target = sqlite3.connect(dest)
         with target:

@@ -175,8 +175,12 @@ EN: dict[str, str] = {
     "立即同步一個來源（在這個行程內執行）。": "Sync one source now (in this process).",
     "取消登記來源（已匯入的文件保留）。": "Unregister a source (its ingested documents stay).",
     "管理使用者、角色與知識庫授權。": "Manage users, roles and knowledge-base grants.",
-    "建立使用者（第一位管理員：zhiku users create admin --role admin）。":
-        "Create a user (the first admin: zhiku users create admin --role admin).",
+    "建立使用者（第一位管理員：zhiku users create admin --role admin --password）。":
+        "Create a user (the first admin: zhiku users create admin --role admin --password).",
+    "同時設定登入密碼（詢問兩次；見 docs/admins/signin.md）":
+        "Also set a sign-in password (asked twice; see docs/admins/signin.md).",
+    "同時設定登入密碼，從標準輸入讀取（給腳本用）":
+        "Also set a sign-in password, read from standard input (for scripts).",
     "使用者名稱": "User name.",
     "admin、editor 或 reader": "admin, editor or reader.",
     "知識庫名稱（可重複指定）": "Knowledge base name (repeatable).",
@@ -224,4 +228,113 @@ EN: dict[str, str] = {
         "Without a question file: draw N sentences from the knowledge base as questions "
         "(keyword-leaning, conservative).",
     "只顯示結果，不寫入設定": "Show the result only; do not write the settings.",
+
+    # access labels, 個資法 subject rights, retention (docs/admins/access.md)
+    "以這位使用者的群組與密等查詢（與伺服器對該使用者的篩選相同）":
+        "Query with this user's groups and clearance (the same filter the server applies to that user).",
+    "access：個資段落的存取紀錄（誰看了哪些含個資的段落，僅遮罩值）":
+        "access: the access log of passages with personal data (who saw which ones; masked values only).",
+    "文件存取：使用者的群組與密等、文件的可閱群組與機密等級。":
+        "Document access: users' groups and clearance, documents' reader groups and confidentiality level.",
+    "檢視或設定使用者的群組與密等。": "Show or set a user's groups and clearance.",
+    "群組（逗號分隔，取代原有；空字串清除）":
+        "Groups (comma-separated, replacing the current ones; an empty string clears them).",
+    "密等：公開、內部、機密、密": "Clearance: 公開 (public), 內部 (internal), 機密 (confidential), 密 (secret).",
+    "設定文件的存取標籤（下一次查詢即生效，不需重新嵌入）。":
+        "Set a document's access label (applies from the next query; no re-embedding).",
+    "可閱群組（逗號分隔；空字串：知識庫的所有讀者）":
+        "Reader groups (comma-separated; an empty string: every reader of the knowledge base).",
+    "機密等級：公開、內部、機密、密":
+        "Confidentiality level: 公開 (public), 內部 (internal), 機密 (confidential), 密 (secret).",
+    "列出機密等級（由低到高；ZHIKU_ACCESS_LEVELS 可改）。":
+        "List the confidentiality levels (lowest first; ZHIKU_ACCESS_LEVELS changes them).",
+    "個資法當事人權利：查找、匯出、刪除某人的個資，與請求期限。":
+        "Data-subject rights under the Personal Data Protection Act: find, export and erase a "
+        "person's data, and request deadlines.",
+    "列出某人的個資出現的每一處（段落、文件、對話、回饋、稽核、上傳檔），含假名化的。":
+        "List every place a person's data appears (passages, documents, conversations, feedback, "
+        "audit, uploads), pseudonymised ones included.",
+    "id（身分證）、arc（居留證）、phone、email、name":
+        "id (national ID), arc (resident certificate), phone, email or name.",
+    "識別值（如 A123456789）": "The identifying value (e.g. A123456789).",
+    "所屬請求編號": "Number of the request this belongs to.",
+    "匯出某人的個資（交付當事人的檔案：JSON，或含 JSON 的 ZIP）。":
+        "Export a person's data (the file for the data subject: JSON, or a ZIP holding the JSON).",
+    "輸出檔（.json 或 .zip）": "Output file (.json or .zip).",
+    "刪除某人的個資：每一處改為類型標記（不可復原）、重建索引，留下不含個資的刪除紀錄。":
+        "Erase a person's data: every occurrence becomes a type marker (irreversible), the index "
+        "is rebuilt, and an erasure record without personal data is kept.",
+    "確認刪除（不可復原）": "Confirm the erasure (irreversible).",
+    "登記當事人請求（依第 13 條計算期限：查詢／複製 15 日，更正／停止／刪除 30 日）。":
+        "Register a data-subject request (deadline per Art. 13: access/copy 15 days, "
+        "correct/stop/erase 30 days).",
+    "access、copy、correct、stop 或 erase": "access, copy, correct, stop or erase.",
+    "收件日 YYYY-MM-DD": "Date received, YYYY-MM-DD.",
+    "列出當事人請求與期限（逾期者標示）。": "List data-subject requests and their deadlines (overdue ones marked).",
+    "保存期限：對話、回饋、稽核、存取紀錄與上傳檔。":
+        "Retention periods: conversations, feedback, audit, access log and uploads.",
+    "設定保存期限（知識庫的期限優先於全域）。":
+        "Set a retention period (a knowledge base's period wins over the global one).",
+    "conversations、feedback、audit、access_log、uploads":
+        "conversations, feedback, audit, access_log or uploads.",
+    "保存天數（0 表示移除此期限）": "Days to keep (0 removes this period).",
+    "只對這個知識庫（預設：全域）": "Only for this knowledge base (default: global).",
+    "列出保存期限與最近的清除紀錄（JSON）。": "List the retention periods and the latest purges (JSON).",
+    "立即清除超過保存期限的資料，並記錄清除筆數（JSON）。":
+        "Purge data past its retention period now, and record how many rows were purged (JSON).",
+    # PostgreSQL (docs/operators/postgresql.md)
+    "把內建的 SQLite 資料庫複製到空的 PostgreSQL：逐表複製、比對筆數與搜尋結果。\n\n結束碼：0 完成且一致；1 複製完成但比對不一致；4 目標不是空的或無法連線。":
+        "Copy the built-in SQLite database to an empty PostgreSQL: table by table, then compare "
+        "row counts and search results.\n\nExit codes: 0 done and consistent; 1 copied but the "
+        "comparison differs; 4 the target is not empty or cannot be reached.",
+    "空的 PostgreSQL 資料庫網址 postgresql://…": "URL of an empty PostgreSQL database, postgresql://…",
+    "每個知識庫用來比對搜尋結果的問題數":
+        "Number of questions per knowledge base used to compare search results.",
+    # service loop (docs/admins/service-loop.md)
+    "服務報告：每日對話與提問、回答／拒答／轉真人比率、👍／👎、處理時間、\n尖峰時段、最常與從未被引用的文件、知識缺口。個資一律遮蔽。":
+        "Service report: conversations and questions per day, answered/refused/handed-off rates, "
+        "👍/👎, handling times,\npeak hours, most and never cited documents, knowledge gaps. "
+        "Personal data is always masked.",
+    "期間起點：7d、24h、2w 或日期": "Start of the period: 7d, 24h, 2w or a date.",
+    "json、csv 或 html": "json, csv or html.",
+    "匯出資料集（如微調用的 SFT JSONL）。": "Export data sets (such as SFT JSONL for fine-tuning).",
+    "微調資料集（chat 格式 JSONL）：精選問答與 👍 回答，引用段落作為脈絡，個資遮蔽。":
+        "Fine-tuning data set (chat-format JSONL): curated Q&A and 👍 answers, with the cited "
+        "passages as context and personal data masked.",
+    # channels (docs/admins/channels.md)
+    "管理 LINE 頻道（每個頻道對應自己的知識庫）。":
+        "Manage LINE channels (each channel answers from its own knowledge base).",
+    "登記 LINE 頻道：secret、access token 與回答用的知識庫。":
+        "Register a LINE channel: its secret, access token and the knowledge base it answers from.",
+    "頻道名稱（webhook 網址 /line/NAME/webhook）": "Channel name (webhook URL /line/NAME/webhook).",
+    "LINE 頻道密鑰（channel secret）": "LINE channel secret.",
+    "LINE 頻道存取權杖（channel access token）": "LINE channel access token.",
+    "列出 LINE 頻道（不顯示 secret 與 token）。": "List LINE channels (without secrets and tokens).",
+    "移除 LINE 頻道（連同它的對話）。": "Remove a LINE channel (with its conversations).",
+    "頻道名稱": "Channel name.",
+    "管理對外 webhook 與傳送紀錄。": "Manage outbound webhooks and their deliveries.",
+    "新增 webhook 接收端；簽章金鑰只顯示這一次。":
+        "Add a webhook receiver; its signing secret is shown this once only.",
+    "名稱": "Name.",
+    "接收端網址（http/https）": "Receiver URL (http/https).",
+    "事件（可重複；預設全部）：question.answered, question.refused, feedback.negative, handoff.requested, handoff.resolved, document.ingested":
+        "Event (repeatable; default: all): question.answered, question.refused, feedback.negative, "
+        "handoff.requested, handoff.resolved, document.ingested.",
+    "列出 webhook 接收端。": "List webhook receivers.",
+    "移除 webhook 接收端與其傳送紀錄。": "Remove a webhook receiver and its deliveries.",
+    "傳送紀錄（最新的在前）。": "Webhook deliveries (newest first).",
+    "pending、sending、delivered 或 failed": "pending, sending, delivered or failed.",
+    "最多列出幾筆": "List at most this many.",
+    "重新傳送一筆（次數歸零；執行中的伺服器會送出）。":
+        "Send a delivery again (attempts start over; the running server sends it).",
+    "傳送紀錄 ID": "Delivery ID.",
+    "管理網站聊天小工具的公開金鑰。": "Manage the public keys of the website chat widget.",
+    "建立網站小工具的公開金鑰，並印出要貼到網站上的 script 標籤。":
+        "Create a public key for the website widget and print the script tag to paste into the site.",
+    "允許嵌入的網站來源，如 https://www.example.com（可重複）":
+        "Website origin allowed to embed it, e.g. https://www.example.com (repeatable).",
+    "每分鐘提問上限（整把金鑰）": "Questions per minute allowed (for the whole key).",
+    "瞬間上限": "Burst allowance.",
+    "列出網站小工具金鑰。": "List website widget keys.",
+    "移除網站小工具金鑰（連同它的對話）。": "Remove a website widget key (with its conversations).",
 }

@@ -1,4 +1,4 @@
-"""CLI commands of the service loop (docs/service-loop.md): ``zhiku report`` and
+"""CLI commands of the service loop (docs/admins/service-loop.md): ``zhiku report`` and
 ``zhiku export sft``."""
 
 from __future__ import annotations

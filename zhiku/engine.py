@@ -3,7 +3,7 @@
 The CLI, the server, the sources and the benches use :class:`Zhiku`; it owns the store
 and delegates every call to one of the services in :mod:`zhiku.services` (models,
 indexes, retrieval, answering, KB administration and calibration, ingestion), which
-hold the code. See docs/developers.md for the seams.
+hold the code. See docs/developers/services.md for the seams.
 
 Models are optional (:mod:`zhiku.backends`, configured in ``zhiku.toml``): with an
 embedder a KB also gets a vector index and hybrid search, with a reranker the fused

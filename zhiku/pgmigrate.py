@@ -9,7 +9,7 @@ database is kept: the copy carries the database id and the change counter the in
 recorded, so the engine on PostgreSQL trusts it and nothing is re-indexed.
 
 The source is left as it is. To switch, set ``database = "postgresql://…"`` in
-zhiku.toml (or ``ZHIKU_DATABASE_URL``); see docs/postgresql.md.
+zhiku.toml (or ``ZHIKU_DATABASE_URL``); see docs/operators/postgresql.md.
 """
 
 from __future__ import annotations

@@ -34,8 +34,9 @@ def _dump(obj: object) -> None:
 @line_app.command("add")
 def line_add(
     name: Annotated[str, typer.Argument(help="頻道名稱（webhook 網址 /line/NAME/webhook）")],
-    secret: Annotated[str, typer.Option("--secret", help="LINE channel secret")],
-    token: Annotated[str, typer.Option("--token", help="LINE channel access token")],
+    secret: Annotated[str, typer.Option("--secret", help="LINE 頻道密鑰（channel secret）")],
+    token: Annotated[str, typer.Option(
+        "--token", help="LINE 頻道存取權杖（channel access token）")],
     kb: KbsOpt,
     home: HomeOpt = None,
 ) -> None:
@@ -89,7 +90,7 @@ def widget_add(
     burst: Annotated[int, typer.Option("--burst", help="瞬間上限")] = 10,
     home: HomeOpt = None,
 ) -> None:
-    """建立網站小工具的公開金鑰，並印出要貼到網站上的 <script> 標籤。"""
+    """建立網站小工具的公開金鑰，並印出要貼到網站上的 script 標籤。"""
     from zhiku.channels import registry
 
     with engine(home) as zk:
@@ -180,7 +181,7 @@ def hooks_remove(name: Annotated[str, typer.Argument(help="名稱")],
 def hooks_deliveries(
     status: Annotated[str | None, typer.Option(
         "--status", help="pending、sending、delivered 或 failed")] = None,
-    limit: Annotated[int, typer.Option("--limit")] = 50,
+    limit: Annotated[int, typer.Option("--limit", help="最多列出幾筆")] = 50,
     home: HomeOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """傳送紀錄（最新的在前）。"""

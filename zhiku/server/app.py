@@ -170,11 +170,11 @@ class EdgeMiddleware:
 
 def serve_database(home: Path) -> Path:
     """The server's database file. The server's own tables still use SQLite-only
-    statements, so a PostgreSQL setting is refused here (docs/postgresql.md)."""
+    statements, so a PostgreSQL setting is refused here (docs/operators/postgresql.md)."""
     target = database_target(home, load_settings(home).database)
     if not isinstance(target, Path):
         raise StoreError("zhiku serve 目前只支援內建的 SQLite 資料庫；PostgreSQL 請先用於 CLI"
-                         "（見 docs/postgresql.md）")
+                         "（見 docs/operators/postgresql.md）")
     return target
 
 
@@ -251,7 +251,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.zhiku = state
-    app.state.signin = SignIn()  # ZHIKU_AUTH_*, ZHIKU_LDAP_*, ZHIKU_OIDC_* (docs/signin.md)
+    app.state.signin = SignIn()  # ZHIKU_AUTH_*, ZHIKU_LDAP_*, ZHIKU_OIDC_* (docs/admins/signin.md)
     channels_runtime = ChannelsRuntime(state)
     app.state.channels = channels_runtime
     app.state.line = channels_runtime.line

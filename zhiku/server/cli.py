@@ -66,7 +66,7 @@ def users_create(
     kb: KbsOpt = None,
     home: HomeOpt = None,
     password: Annotated[bool, typer.Option(
-        "--password", help="同時設定登入密碼（詢問兩次；見 docs/signin.md）")] = False,
+        "--password", help="同時設定登入密碼（詢問兩次；見 docs/admins/signin.md）")] = False,
     password_stdin: Annotated[bool, typer.Option(
         "--password-stdin", help="同時設定登入密碼，從標準輸入讀取（給腳本用）")] = False,
 ) -> None:

@@ -755,7 +755,7 @@ async function renderAdmin() {
       t("admin.passwordSet", { name: user.name }));
   }
 
-  // Groups (docs/signin.md): a group maps to a role and KB grants; directory (LDAP/OIDC)
+  // Groups (docs/admins/signin.md): a group maps to a role and KB grants; directory (LDAP/OIDC)
   // groups appear here after their first member signs in, and are mapped the same way.
   const roleOptions = (selected) => [h("option", { value: "", selected: !selected },
     t("admin.noRole")), ...["reader", "editor", "admin"].map((r) =>

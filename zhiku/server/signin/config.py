@@ -2,7 +2,7 @@
 
 Every field of :class:`AuthSettings` is set by the variable named after it with its
 section prefix: ``cookie_secure`` ← ``ZHIKU_AUTH_COOKIE_SECURE``, ``ldap_url`` ←
-``ZHIKU_LDAP_URL``, ``oidc_issuer`` ← ``ZHIKU_OIDC_ISSUER``. See docs/signin.md.
+``ZHIKU_LDAP_URL``, ``oidc_issuer`` ← ``ZHIKU_OIDC_ISSUER``. See docs/admins/signin.md.
 """
 
 from __future__ import annotations
