@@ -103,7 +103,13 @@ EN: dict[str, str] = {
     "管理知識庫（建立、列出、檢視、刪除、個資政策）。":
         "Manage knowledge bases (create, list, show, delete, PII policy).",
     "列出知識庫。": "List the knowledge bases.",
-    "建立知識庫（已存在則不變）。": "Create a knowledge base (unchanged if it exists).",
+    "建立知識庫（已存在則不變；給了 --index 則改用該索引，由資料庫重建）。":
+        "Create a knowledge base (unchanged if it exists; with --index, switch to that index, "
+        "rebuilt from the database).",
+    "索引後端：embedded（預設，tantivy＋向量檔）或 milvus":
+        "Index backend: embedded (default: tantivy + vector file) or milvus.",
+    "Milvus 位址：本機 .db 檔（Milvus Lite）或 http://主機:19530":
+        "Milvus address: a local .db file (Milvus Lite) or http://host:19530.",
     "顯示知識庫的設定（含個資政策）與統計。":
         "Show a knowledge base's settings (PII policy included) and statistics.",
     "以知識庫自己的段落重新校準拒答門檻，並顯示拒答曲線。":

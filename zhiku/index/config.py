@@ -5,7 +5,7 @@ database) or ``{"backend": "milvus", "uri": URI}``, where ``URI`` is a Milvus Li
 (``/srv/zhiku/milvus.db``, a path ending in ``.db``) or a Milvus server
 (``http://host:19530``; ``token`` and ``db_name`` keys are passed on). Without a ``uri``
 a Milvus KB uses ``milvus.db`` in the data directory. Set it when the KB is created
-(``zhiku kb create NAME --index milvus --milvus-uri URI``); see docs/scale.md.
+(``zhiku kb create NAME --index milvus --milvus-uri URI``); see docs/operators/scale.md.
 """
 
 from __future__ import annotations
