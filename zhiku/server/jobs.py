@@ -5,9 +5,10 @@ An upload request stores its files and inserts a *job* with one row per file; it
 parses anything itself. Each server process runs an :class:`IngestWorker` that claims
 the oldest queued job (one ``BEGIN IMMEDIATE`` transaction on SQLite, ``SELECT … FOR
 UPDATE SKIP LOCKED`` on PostgreSQL: two workers never take the same job; the rows and
-statements are in :mod:`zhiku.storage.jobs`), ingests its files one by one through :func:`zhiku.ingest.ingest_file`
-— each file is one store transaction — and records every file's result and a heartbeat
-as it goes. Progress is therefore visible from any worker process.
+statements are in :mod:`zhiku.storage.jobs`), ingests its files one by one through
+:func:`zhiku.ingest.ingest_file` — each file is one store transaction — and records
+every file's result and a heartbeat as it goes. Progress is therefore visible from any
+worker process.
 
 Stopping (server shutdown) is graceful: the worker finishes the file in hand, applies
 the index work, puts the job back in the queue with its remaining files and exits; the
