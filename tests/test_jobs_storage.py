@@ -298,3 +298,50 @@ def test_crawl_state_upserts(db: Database) -> None:
     repo.delete_pages(kb, "source:2", urls[:1100])  # more than one statement's worth
     assert sorted(repo.page_urls(kb, "source:2")) == sorted(urls[1100:])
     assert repo.page_urls(kb, "source:1") == ["https://a/x"]
+
+
+# --- the worker: a dead node's job is finished by another ---------------------------------
+
+
+def test_a_dead_nodes_job_is_finished_by_another_without_ingesting_twice(
+        target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from zhiku.engine import Zhiku
+    from zhiku.server.jobs import IngestWorker
+    from zhiku.store import DATABASE_ENV
+
+    if target.startswith("postgresql"):
+        monkeypatch.setenv(DATABASE_ENV, target)
+    home = tmp_path / "home"
+    with Zhiku(home) as zk:
+        kb = zk.kb("hr", create=True)
+        files: list[dict[str, object]] = []
+        for i in range(3):
+            src = tmp_path / f"公告{i}.txt"
+            src.write_text(f"第 {i} 號公告：員工餐廳週五供應素食。", "utf-8")
+            files.append({"name": src.name, "path": str(src), "stored": None,
+                          "size": src.stat().st_size, "status": "pending"})
+        job_id = server_jobs.create_job(zk.store, kb, "upload", None, files)
+        # Node A, on another host, claims the job, ingests its first file and dies.
+        a = IngestWorker(home)
+        a.worker_id = f"not-{socket.gethostname()}:4242:dead"
+        assert server_jobs.claim(zk.store, a.worker_id, 600) == (job_id, kb.id, "upload")
+        first = dict(SqlJobs(zk.store.database).pending_files(job_id)[0])
+        a._ingest_one(zk, "hr", kb.id, job_id, "upload", first)
+        assert server_jobs.reclaim_dead_workers(zk.store) == []  # not this host's to judge
+        zk.store.database.execute("UPDATE jobs SET heartbeat=heartbeat-601 WHERE id=?",
+                                  (job_id,))
+        seen: list[str] = []
+        b = IngestWorker(home, stale_s=600, poll_s=0.05,
+                         on_file=lambda status, info: seen.append(info["name"]))
+        b.start()
+        try:
+            deadline = time.time() + 120
+            while _row(zk.store.database, job_id)[0] != "done":
+                assert time.time() < deadline, "node B never finished the job"
+                time.sleep(0.05)
+        finally:
+            assert b.stop(30)
+        assert seen == ["公告1.txt", "公告2.txt"]  # file 0 was not ingested again
+        states = [f["status"] for f in SqlJobs(zk.store.database).files(job_id)]
+        assert states == ["added", "added", "added"]
+        assert len(zk.store.list_documents("hr")) == 3
