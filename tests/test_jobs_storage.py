@@ -274,8 +274,8 @@ def test_source_rows_and_run_records(db: Database) -> None:
     assert repo.by_id(sid)["last_status"] == "ok"
     with pytest.raises(ValueError):
         repo.record(sid, kb_id=99)  # only a run's own columns
-    assert [r["name"] for r in repo.list("法規")] == ["site"]
-    assert repo.list(kb_ids=[]) == []
+    assert [r["name"] for r in repo.find("法規")] == ["site"]
+    assert repo.find(kb_ids=[]) == []
     repo.delete(sid)
     assert repo.get("法規", "site") is None and repo.by_id(sid) is None
 

@@ -34,6 +34,7 @@ without touching the new owner's state.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -176,7 +177,7 @@ class Heartbeat(threading.Thread):
                  every_s: float) -> None:
         super().__init__(name=f"zhiku-heartbeat-{job_id[:8]}", daemon=True)
         self.connect: Callable[[], Database] = (
-            (lambda path=connect: SQLiteDatabase.open(path)) if isinstance(connect, Path)
+            functools.partial(SQLiteDatabase.open, connect) if isinstance(connect, Path)
             else connect)
         self.job_id = job_id
         self.worker = worker

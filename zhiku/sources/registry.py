@@ -135,7 +135,7 @@ def add_source(zk: Zhiku, kb: str, name: str, target: str, *, every: str | int |
 
 def list_sources(store: Store, kb: str | None = None,
                  kb_ids: list[int] | None = None) -> list[dict[str, Any]]:
-    return [_info(r) for r in _repo(store).list(kb, kb_ids)]
+    return [_info(r) for r in _repo(store).find(kb, kb_ids)]
 
 
 def get_source(store: Store, kb: str, name: str) -> dict[str, Any]:

@@ -31,7 +31,7 @@ class SourcesRepo(Protocol):
     def upsert(self, kb_id: int, name: str, kind: str, target: str,
                settings: dict[str, Any], every_s: int | None, next_run: float) -> None: ...
 
-    def list(self, kb: str | None = None, kb_ids: list[int] | None = None) -> list[Any]: ...
+    def find(self, kb: str | None = None, kb_ids: list[int] | None = None) -> list[Any]: ...
 
     def get(self, kb: str, name: str) -> Any | None: ...
 
@@ -76,7 +76,7 @@ class SqlSources:
             (kb_id, name, kind, target, json.dumps(settings, ensure_ascii=False), every_s,
              now_iso(), next_run))
 
-    def list(self, kb: str | None = None, kb_ids: list[int] | None = None) -> list[Any]:
+    def find(self, kb: str | None = None, kb_ids: list[int] | None = None) -> list[Any]:
         """Sources (with their KB's name as ``kb``), by KB and name."""
         sql = _SELECT + "WHERE 1=1 "
         args: list[Any] = []
