@@ -5,6 +5,7 @@ feedback, passages and uploads."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,9 +23,14 @@ TS = "2026-11-20T00:00:00+00:00"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    target = (str(tmp_path / "zhiku.db") if request.param == "sqlite"
-              else str(request.getfixturevalue("pg_url")))
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return str(tmp_path / "zhiku.db")
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def db(target: str) -> Iterator[Database]:
     database = connect(target)
     migrate.apply(database)
     yield database
@@ -50,14 +56,26 @@ def _chunk(db: Database, doc: int, ord: int, text: str) -> int:
     ).fetchone()[0])
 
 
+def _user(r: SqlAccounts, name: str, role: str = "reader") -> int:
+    uid = r.insert_user(name, role, now_iso())
+    assert uid is not None
+    return uid
+
+
+def _key(r: SqlAccounts, user_id: int, prefix: str, hashed: str, name: str, at: str) -> int:
+    key_id = r.insert_key(user_id, prefix, hashed, name, at)
+    assert key_id is not None
+    return key_id
+
+
 # --- accounts -----------------------------------------------------------------------------
 
 
 def test_users_grants_and_the_admin_count(db: Database) -> None:
     r = SqlAccounts(db)
     hr, law = _kb(db, "hr"), _kb(db, "law")
-    boss = r.insert_user("老闆", "admin", now_iso())
-    mei = r.insert_user("mei", "reader", now_iso())
+    boss = _user(r, "老闆", "admin")
+    mei = _user(r, "mei", "reader")
     assert boss != mei
     r.add_grants(mei, [law, hr])
     r.add_grants(mei, [hr])  # already granted: nothing happens, no error
@@ -82,24 +100,30 @@ def test_users_grants_and_the_admin_count(db: Database) -> None:
     assert r.user(mei) is None
 
 
-def test_the_database_refuses_a_duplicate_name_and_an_unknown_role(db: Database) -> None:
+def test_a_taken_name_or_prefix_inserts_nothing_and_an_unknown_role_is_refused(
+        db: Database) -> None:
     r = SqlAccounts(db)
-    r.insert_user("mei", "reader", now_iso())
-    for name, role in (("mei", "editor"), ("lin", "root")):
-        with pytest.raises((sqlite3.IntegrityError, psycopg.errors.IntegrityError)), db.tx():
-            r.insert_user(name, role, now_iso())
+    mei = _user(r, "mei", "reader")
+    assert mei is not None
+    assert r.insert_user("mei", "editor", now_iso()) is None
+    assert r.user("mei").role == "reader"  # type: ignore[union-attr]
+    with pytest.raises((sqlite3.IntegrityError, psycopg.errors.IntegrityError)), db.tx():
+        r.insert_user("lin", "root", now_iso())
     assert [u.name for u in r.users()] == ["mei"]
+    assert r.insert_key(mei, "aaaa0001", "hash-1", "", now_iso()) is not None
+    assert r.insert_key(mei, "aaaa0001", "hash-2", "", now_iso()) is None
+    assert [k.prefix for k in r.api_keys(mei)] == ["aaaa0001"]
+    assert r.credentials("aaaa0001").hash == "hash-1"  # type: ignore[union-attr]
 
 
 def test_keys_are_found_by_id_and_prefix_revoked_once_and_go_with_their_user(
         db: Database) -> None:
     r = SqlAccounts(db)
-    mei = r.insert_user("mei", "editor", now_iso())
-    lin = r.insert_user("lin", "reader", now_iso())
-    k1 = r.insert_key(mei, "aaaa0001", "hash-1", "erp", "2026-11-20T01:00:00+00:00")
-    k2 = r.insert_key(lin, "bbbb0002", "hash-2", "", "2026-11-20T00:30:00+00:00")
-    k3 = r.insert_key(mei, "cccc0003", "hash-3", "n8n", "2026-11-20T02:00:00+00:00")
-    assert r.prefix_taken("aaaa0001") and not r.prefix_taken("ffffffff")
+    mei = _user(r, "mei", "editor")
+    lin = _user(r, "lin", "reader")
+    k1 = _key(r, mei, "aaaa0001", "hash-1", "erp", "2026-11-20T01:00:00+00:00")
+    k2 = _key(r, lin, "bbbb0002", "hash-2", "", "2026-11-20T00:30:00+00:00")
+    k3 = _key(r, mei, "cccc0003", "hash-3", "n8n", "2026-11-20T02:00:00+00:00")
     key = r.key("aaaa0001")
     assert key is not None and (key.id, key.user_id, key.user, key.name) == (k1, mei, "mei",
                                                                              "erp")
@@ -130,8 +154,8 @@ def test_turns_are_numbered_in_order_and_visible_only_to_their_owner_in_readable
         db: Database) -> None:
     accounts, r = SqlAccounts(db), SqlConversations(db)
     hr, law = _kb(db, "hr"), _kb(db, "law")
-    mei = accounts.insert_user("mei", "reader", now_iso())
-    lin = accounts.insert_user("lin", "reader", now_iso())
+    mei = _user(accounts, "mei", "reader")
+    lin = _user(accounts, "lin", "reader")
     r.create("c1", mei, hr, "請假", "2026-11-20T00:00:00+00:00", "web")
     r.create("c2", mei, law, "", "2026-11-20T00:00:00+00:00")
     r.create("c3", mei, hr, "", "2026-11-20T00:00:00+00:00", "line", "U123")
@@ -158,11 +182,41 @@ def test_turns_are_numbered_in_order_and_visible_only_to_their_owner_in_readable
     assert db.execute("SELECT refused FROM messages WHERE id='m2'").fetchone()[0] == 1
 
 
+def test_turns_added_at_once_through_several_connections_get_distinct_numbers(
+        db: Database, target: str) -> None:
+    """As two server nodes answering in the same conversation at the same time."""
+    accounts, r = SqlAccounts(db), SqlConversations(db)
+    hr = _kb(db, "hr")
+    r.create("c1", _user(accounts, "mei"), hr, "", TS)
+    others = [connect(target) for _ in range(3)]
+    errors: list[BaseException] = []
+
+    def ask(n: int, conn: Database) -> None:
+        try:
+            for i in range(8):
+                SqlConversations(conn).add_turn("c1", f"m{n}-{i}", "q",
+                                                {"answer": {}, "sources": []}, False, TS)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=ask, args=(n, c)) for n, c in enumerate(others)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for c in others:
+        c.close()
+    assert not errors
+    seqs = [int(row[0]) for row in db.execute(
+        "SELECT seq FROM messages WHERE conversation_id='c1' ORDER BY seq")]
+    assert seqs == list(range(1, 25))
+
+
 def test_feedback_last_rating_wins_and_is_listed_newest_first(db: Database) -> None:
     accounts, r = SqlAccounts(db), SqlConversations(db)
     hr, law = _kb(db, "hr"), _kb(db, "law")
-    mei = accounts.insert_user("mei", "reader", now_iso())
-    lin = accounts.insert_user("lin", "reader", now_iso())
+    mei = _user(accounts, "mei", "reader")
+    lin = _user(accounts, "lin", "reader")
     r.create("c1", mei, hr, "", TS)
     r.create("c2", lin, law, "", TS)
     r.add_turn("c1", "a1", "請假幾天？", {"answer": {"answer": "七天"}, "sources": []}, False, TS)

@@ -92,9 +92,9 @@ def create_user(store: Store, name: str, role: str, kbs: Iterable[str] = ()) -> 
     kb_ids = [store.get_kb(k).id for k in kbs]
     r = repo(store)
     with store.tx(immediate=True):
-        if r.user_exists(name):
-            raise AccountError("user_exists", f"使用者「{name}」已存在", 409)
         uid = r.insert_user(name, role, now_iso())
+        if uid is None:
+            raise AccountError("user_exists", f"使用者「{name}」已存在", 409)
         r.add_grants(uid, kb_ids)
     return get_user(store, uid)
 
@@ -176,12 +176,11 @@ def create_key(store: Store, ref: str | int, name: str = "") -> tuple[str, ApiKe
     r = repo(store)
     with store.tx(immediate=True):
         user = get_user(store, ref)
-        while True:
+        key_id = None
+        while key_id is None:  # a prefix already in use: draw another
             prefix = secrets.token_hex(4)
-            if not r.prefix_taken(prefix):
-                break
-        secret = secrets.token_urlsafe(32)
-        key_id = r.insert_key(user.id, prefix, _hash(prefix, secret), name, now_iso())
+            secret = secrets.token_urlsafe(32)
+            key_id = r.insert_key(user.id, prefix, _hash(prefix, secret), name, now_iso())
     return f"{KEY_PREFIX}_{prefix}_{secret}", get_key(store, key_id)
 
 

@@ -66,7 +66,7 @@ class AccountsRepository(Protocol):
     def users(self) -> list[User]: ...
     def user_exists(self, name: str) -> bool: ...
     def count_admins(self) -> int: ...
-    def insert_user(self, name: str, role: str, created_at: str) -> int: ...
+    def insert_user(self, name: str, role: str, created_at: str) -> int | None: ...
     def set_role(self, user_id: int, role: str) -> None: ...
     def set_disabled(self, user_id: int, disabled: bool) -> None: ...
     def delete_user(self, user_id: int) -> None: ...
@@ -76,9 +76,8 @@ class AccountsRepository(Protocol):
     def remove_grants(self, user_id: int, kb_ids: Iterable[int]) -> None: ...
     def clear_grants(self, user_id: int) -> None: ...
     # keys
-    def prefix_taken(self, prefix: str) -> bool: ...
     def insert_key(self, user_id: int, prefix: str, hashed: str, name: str,
-                   created_at: str) -> int: ...
+                   created_at: str) -> int | None: ...
     def key(self, ref: int | str) -> ApiKey | None: ...
     def api_keys(self, user_id: int | None = None) -> list[ApiKey]: ...
     def revoke_key(self, key_id: int, at: str) -> None: ...
@@ -130,10 +129,13 @@ class SqlAccounts:
         return int(self.db.execute(
             "SELECT COUNT(*) FROM users WHERE role='admin' AND disabled=0").fetchone()[0])
 
-    def insert_user(self, name: str, role: str, created_at: str) -> int:
-        return int(self.db.execute(
-            "INSERT INTO users(name, role, created_at) VALUES (?, ?, ?) RETURNING id",
-            (name, role, created_at)).fetchone()[0])
+    def insert_user(self, name: str, role: str, created_at: str) -> int | None:
+        """The new user's id, or ``None`` when the name is taken (also by a concurrent
+        insert on another node: the unique constraint decides, not a prior look-up)."""
+        row = self.db.execute(
+            "INSERT INTO users(name, role, created_at) VALUES (?, ?, ?) "
+            "ON CONFLICT(name) DO NOTHING RETURNING id", (name, role, created_at)).fetchone()
+        return None if row is None else int(row[0])
 
     def set_role(self, user_id: int, role: str) -> None:
         self.db.execute("UPDATE users SET role=? WHERE id=?", (role, user_id))
@@ -170,16 +172,14 @@ class SqlAccounts:
 
     # --- keys -----------------------------------------------------------------------
 
-    def prefix_taken(self, prefix: str) -> bool:
-        return self.db.execute(
-            "SELECT 1 FROM api_keys WHERE prefix=?", (prefix,)).fetchone() is not None
-
     def insert_key(self, user_id: int, prefix: str, hashed: str, name: str,
-                   created_at: str) -> int:
-        return int(self.db.execute(
+                   created_at: str) -> int | None:
+        """The new key's id, or ``None`` when the prefix is taken (draw another)."""
+        row = self.db.execute(
             "INSERT INTO api_keys(user_id, prefix, hash, name, created_at) "
-            "VALUES (?, ?, ?, ?, ?) RETURNING id",
-            (user_id, prefix, hashed, name, created_at)).fetchone()[0])
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(prefix) DO NOTHING RETURNING id",
+            (user_id, prefix, hashed, name, created_at)).fetchone()
+        return None if row is None else int(row[0])
 
     def key(self, ref: int | str) -> ApiKey | None:
         """A key by id (int) or prefix (str)."""

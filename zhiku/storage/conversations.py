@@ -112,9 +112,14 @@ class SqlConversations:
                  stored: dict[str, Any], refused: bool, at: str) -> int:
         """Append a turn (the next ``seq``) and mark the conversation active; the seq.
 
-        Call it inside the caller's write transaction: the next seq is read then written.
+        Turns of one conversation are numbered one at a time: SQLite's immediate
+        transaction holds the one writer lock; on PostgreSQL, where several nodes write
+        at once, the conversation's row is locked first (``FOR UPDATE``).
         """
         with self.db.tx(immediate=True):
+            if self.db.dialect == "postgresql":
+                self.db.execute("SELECT id FROM conversations WHERE id=? FOR UPDATE",
+                                (conversation_id,))
             seq = int(self.db.execute(
                 "SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE conversation_id=?",
                 (conversation_id,)).fetchone()[0])
