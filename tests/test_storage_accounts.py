@@ -158,7 +158,10 @@ def test_turns_are_numbered_in_order_and_visible_only_to_their_owner_in_readable
     lin = _user(accounts, "lin", "reader")
     r.create("c1", mei, hr, "請假", "2026-11-20T00:00:00+00:00", "web")
     r.create("c2", mei, law, "", "2026-11-20T00:00:00+00:00")
-    r.create("c3", mei, hr, "", "2026-11-20T00:00:00+00:00", "line", "U123")
+    # Created later (with an id that sorts first), then c2 becomes active at the same time.
+    r.create("a3", mei, hr, "", "2026-11-20T00:00:30+00:00", "line", "U123")
+    r.add_turn("c2", "x1", "q", {"answer": {}, "sources": []}, False,
+               "2026-11-20T00:00:30+00:00")
     for i in range(3):
         seq = r.add_turn("c1", f"m{i}", f"問題{i}",
                          {"answer": {"answer": f"答{i}", "refused": i == 2}, "sources": []},
@@ -171,8 +174,8 @@ def test_turns_are_numbered_in_order_and_visible_only_to_their_owner_in_readable
     assert r.readable("c1", mei, ["law"]) is None  # hr no longer readable
     assert r.readable("c1", mei, []) is None  # no KBs at all
     assert r.readable("c2", mei, ["hr", "law"]).channel == "api"  # type: ignore[union-attr]
-    # Last active first; c2 and c3 tie on updated_at: the later created first.
-    assert [c.id for c in r.of_user(mei, ["hr", "law"], 50)] == ["c1", "c3", "c2"]
+    # Last active first; c2 and a3 tie on updated_at: the later created first.
+    assert [c.id for c in r.of_user(mei, ["hr", "law"], 50)] == ["c1", "a3", "c2"]
     assert [c.id for c in r.of_user(mei, ["hr"], 1)] == ["c1"]
     assert r.of_user(mei, [], 50) == []
     recent = r.recent_turns("c1", 2)
