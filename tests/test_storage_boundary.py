@@ -5,8 +5,8 @@ SELECT, INSERT INTO, UPDATE, DELETE FROM, CREATE, ALTER, DROP or PRAGMA, f-strin
 included) nor call ``.execute``/``.executemany``/``.executescript``. Tests and bench are
 not part of the package and are not checked.
 
-``NOT_YET_MOVED`` is a ratchet, not an exception (empty now: every statement has moved): modules whose
-statements have not been moved into repositories yet, with how many they hold today.
+``NOT_YET_MOVED`` is a ratchet, not an exception (empty now: every statement has moved):
+modules whose statements have not been moved into repositories yet, with their counts.
 A count may only go down (lower it when you move statements; remove the file at 0); a
 new file, or a file with more than its count, fails.
 """
