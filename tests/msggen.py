@@ -30,11 +30,16 @@ _READ_WRITE = 0x2 | 0x4  # PROPATTR_READABLE | PROPATTR_WRITABLE
 _FILETIME_EPOCH = 11_644_473_600  # seconds from 1601-01-01 to 1970-01-01
 
 
+def available() -> bool:
+    """Whether Node.js and the npm packages of tests/msg are installed."""
+    return shutil.which("node") is not None and all(
+        (HERE / "node_modules" / m).is_dir() for m in ("cfb", "@kenjiuno/msgreader"))
+
+
 def _node() -> str:
-    node = shutil.which("node")
-    if node is None or not (HERE / "node_modules" / "cfb").is_dir():
+    if not available():
         pytest.skip("cfb / msgreader are not installed (npm ci in tests/msg; Debian nodejs)")
-    return node
+    return shutil.which("node") or "node"
 
 
 class _Props:
