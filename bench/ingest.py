@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import random
 import sys
 import tempfile
@@ -224,7 +225,8 @@ def bench_formats(n: int, write: bool) -> int:
             "which dominates its time). EML and MSG files (MSG written by SheetJS cfb, "
             "tests/msggen.py) carry one PDF attachment and ZIPs three "
             "members, ingested as child documents (the *inner files* column). Shared "
-            f"2-core machine: timings are noisy. (Generating the files took {gen_s:.0f} s.)")
+            f"2-core machine, load average {os.getloadavg()[0]:.1f} at the end: timings are "
+            f"noisy. (Generating the files took {gen_s:.0f} s.)")
     print(note)
     if write:
         write_section("ingest-formats", (
