@@ -12,7 +12,8 @@ FAQ sheets, deterministic), then measures with zhiku's own ingest path:
     python bench/ingest.py --formats 20 [--write]
 
 measures instead, per format of docs/admins/formats.md, ``N`` generated files of each (ODT, ODS,
-ODP, PPTX, EML with a PDF attachment, ZIP with three members, SRT, and, when LibreOffice
+ODP, PPTX, EML and — when tests/msg is installed (npm ci) — Outlook MSG with a PDF
+attachment, ZIP with three members, SRT, WebVTT, and, when LibreOffice
 is installed to write them, DOC, XLS, PPT, RTF): files/s, pages/s and passages, each
 format ingested into its own KB. Scanned pages (OCR) are measured in ``bench/ocr.py``.
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import random
 import sys
 import tempfile
@@ -125,7 +127,12 @@ def generate_formats(root: Path, n: int, seed: int = 11) -> dict[str, list[Path]
         out[name] = []
         return d
 
-    for fmt in ("odt", "ods", "odp", "pptx", "eml", "zip", "srt"):
+    from tests import msggen
+
+    formats = ["odt", "ods", "odp", "pptx", "eml", "zip", "srt", "vtt"]
+    if msggen.available():  # tests/msg: npm ci
+        formats.insert(5, "msg")
+    for fmt in formats:
         d = folder(fmt)
         for i in range(n):
             topic = TOPICS[i % len(TOPICS)]
@@ -153,6 +160,18 @@ def generate_formats(root: Path, n: int, seed: int = 11) -> dict[str, list[Path]
                 make_eml(p, subject=f"{topic}通知 {i}", sender="ops@example.com",
                          to="all@example.com", body="\n\n".join(sentences[:3]),
                          attachments=[("附件.pdf", pdf.read_bytes(), "application/pdf")])
+            elif fmt == "msg":
+                pdf = root / f"att{i}.pdf"
+                make_pdf(pdf, [[f"第{_cn(k + 1)}條　{s}" for k, s in enumerate(sentences[:6])]])
+                msggen.make_msg(p, subject=f"{topic}通知 {i}", sender_name="維運組",
+                                sender_email="ops@example.com", to=[("全體", "all@example.com")],
+                                body="\r\n\r\n".join(sentences[:3]),
+                                attachments=[("附件.pdf", pdf.read_bytes())])
+            elif fmt == "vtt":
+                cues = [f"00:{k // 6:02d}:{k % 6 * 10:02d}.000 --> "
+                        f"00:{k // 6:02d}:{k % 6 * 10 + 8:02d}.000\n<v 講師>{s}\n"
+                        for k, s in enumerate(sentences * 4)]
+                p.write_text("WEBVTT\n\n" + "\n".join(cues), "utf-8")
             elif fmt == "zip":
                 md = "# 說明\n\n" + "\n\n".join(sentences[:4])
                 make_zip(p, {"說明.md": md.encode(), "紀錄.txt": sentences[5].encode(),
@@ -203,9 +222,11 @@ def bench_formats(n: int, write: bool) -> int:
     table = "\n".join(rows)
     note = ("DOC/XLS/PPT/RTF files are written by LibreOffice from generated DOCX/XLSX/PPTX; "
             ".ppt is read through a LibreOffice conversion (one process start per file, "
-            "which dominates its time). EML files carry one PDF attachment and ZIPs three "
+            "which dominates its time). EML and MSG files (MSG written by SheetJS cfb, "
+            "tests/msggen.py) carry one PDF attachment and ZIPs three "
             "members, ingested as child documents (the *inner files* column). Shared "
-            f"2-core machine: timings are noisy. (Generating the files took {gen_s:.0f} s.)")
+            f"2-core machine, load average {os.getloadavg()[0]:.1f} at the end: timings are "
+            f"noisy. (Generating the files took {gen_s:.0f} s.)")
     print(note)
     if write:
         write_section("ingest-formats", (

@@ -165,6 +165,20 @@ def test_nesting_limit(tmp_path: Path, engine: Zhiku) -> None:
     assert sum(1 for f in files if f.status == "added") == 4
 
 
+def test_zip_with_too_many_entries_is_refused(tmp_path: Path, engine: Zhiku) -> None:
+    many = tmp_path / "一萬個檔案.zip"
+    with zipfile.ZipFile(many, "w") as zf:  # the default limit: 10,000 entries
+        for i in range(10_001):
+            zf.writestr(f"f{i:05d}.txt", b"x")
+    ok = make_zip(tmp_path / "正常.zip", {"說明.txt": "正常的壓縮檔內容。".encode()})
+    files = _by_path(ingest_paths(engine, [many, ok], "kb"))
+    bad = files[str(many.resolve())]
+    assert bad.status == "failed" and bad.reason == "bomb"  # type: ignore[attr-defined]
+    assert "10001 個項目" in bad.message  # type: ignore[attr-defined]
+    assert not any(p.startswith(str(many.resolve()) + "#") for p in files)
+    assert files[f"{ok.resolve()}#說明.txt"].status == "added"  # type: ignore[attr-defined]
+
+
 def test_parent_link_migration_on_disk(tmp_path: Path, engine: Zhiku) -> None:
     mail = make_eml(tmp_path / "m.eml", subject="s", sender="a@example.com", to="b@example.com",
                     body="本文內容。",

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.scangen import render_page, save_tiff
+from tests.scangen import render_page, save_image_pdf, save_tiff
 from zhiku import ocr
 from zhiku.engine import Zhiku
 from zhiku.errors import LoadError
@@ -48,6 +48,23 @@ def test_png_scan_gives_labelled_clauses_with_page(tmp_path: Path) -> None:
     assert "第12條" in labels and "第13條" in labels
     assert all(b.page_start == 1 for b in doc.blocks)
     assert doc.meta["ocr"]["low_confidence_pages"] == []
+
+
+def test_jpeg_and_fully_scanned_pdf(tmp_path: Path) -> None:
+    # A phone photo of a page (JPEG) and a PDF that is only scans, no page with a text
+    # layer (what was once reported as "empty"): both OCR'd, every page cited.
+    img, _ = render_page([ART_12], 300, size=HALF_PAGE)
+    jpg = tmp_path / "拍照.jpg"
+    img.convert("RGB").save(jpg, "JPEG", quality=85, dpi=(300, 300))
+    doc = load(jpg)
+    assert doc.kind == "image" and _similar(ART_12, "".join(b.text for b in doc.blocks))
+    pdf = save_image_pdf(tmp_path / "簽核掃描.pdf", [
+        render_page([ART_12], 300, size=HALF_PAGE)[0],
+        render_page([ART_13], 300, size=HALF_PAGE)[0]])
+    doc = load(pdf)
+    assert doc.pages == 2 and doc.meta["ocr"]["pages"] == [1, 2]
+    by_page = {p: "".join(b.text for b in doc.blocks if b.page_start == p) for p in (1, 2)}
+    assert _similar(ART_12, by_page[1]) and _similar(ART_13, by_page[2])
 
 
 def test_mixed_pdf_ocrs_only_the_scanned_page(tmp_path: Path) -> None:

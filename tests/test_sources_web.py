@@ -1,6 +1,7 @@
 """The web crawler against a real local HTTP server serving a small site: links, a
 redirect, a redirect loop, a link loop, a 404, a huge page, robots.txt, sitemap.xml,
-ETag / Last-Modified, and the SSRF guard (loopback, link-local, metadata, other hosts)."""
+ETag and Last-Modified (each on its own), and the SSRF guard (loopback, link-local,
+metadata, other hosts). HTTPS: tests/test_sources_https.py."""
 
 from __future__ import annotations
 
@@ -51,6 +52,8 @@ class Site:
                         "<url><loc>{base}/orphan.html</loc></url></urlset>")
         self.requests: Counter[str] = Counter()
         self.not_modified: Counter[str] = Counter()
+        # Pages served with Last-Modified instead of an ETag (path -> HTTP date).
+        self.last_modified: dict[str, str] = {}
 
 
 def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
@@ -88,6 +91,15 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
             if path not in site.pages:
                 return self._send(404, b"not found", "text/plain", {})
             body = site.pages[path].encode("utf-8")
+            if path in site.last_modified:
+                stamp = site.last_modified[path]
+                if self.headers.get("If-Modified-Since") == stamp:
+                    site.not_modified[path] += 1
+                    self.send_response(304)
+                    self.end_headers()
+                    return None
+                return self._send(200, body, "text/html; charset=utf-8",
+                                  {"Last-Modified": stamp})
             etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
             if self.headers.get("If-None-Match") == etag:
                 site.not_modified[path] += 1
@@ -164,6 +176,20 @@ def test_recrawl_is_incremental_and_follows_unchanged_pages(
     assert "about.html" in st["unchanged"]
     assert "leave.html" in st["updated"] and "new.html" in st["added"]
     assert engine.search("育嬰留職停薪", "web", k=1)[0].path == base + "new.html"
+
+
+def test_recrawl_with_last_modified_only(engine: Zhiku, site: tuple[Site, str]) -> None:
+    s, base = site
+    s.last_modified["/about.html"] = "Tue, 01 Dec 2026 09:00:00 GMT"
+    Crawler(engine, "web", base, _settings()).run()
+    report = Crawler(engine, "web", base, _settings()).run()
+    assert s.not_modified["/about.html"] == 1 and "about.html" in _by_status(report)["unchanged"]
+    # A newer Last-Modified: fetched again, and the changed page re-indexed.
+    s.last_modified["/about.html"] = "Wed, 02 Dec 2026 09:00:00 GMT"
+    s.pages["/about.html"] = page("關於我們", "人資處分機改為四五六。", ["/leave.html"])
+    report = Crawler(engine, "web", base, _settings()).run()
+    assert s.not_modified["/about.html"] == 1 and "about.html" in _by_status(report)["updated"]
+    assert engine.search("人資處分機", "web", k=1)[0].path == base + "about.html"
 
 
 def test_page_gone_or_unlinked_is_removed(engine: Zhiku, site: tuple[Site, str]) -> None:

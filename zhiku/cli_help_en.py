@@ -77,6 +77,9 @@ EN: dict[str, str] = {
         "Addresses or networks explicitly allowed (loopback, link-local and cloud metadata "
         "addresses are refused by default).",
     "每頁間隔秒數": "Seconds between pages.",
+    "HTTPS：另外信任的 CA 憑證檔（PEM，如內部憑證機構；系統信任的憑證照常使用）":
+        "HTTPS: a CA certificate file (PEM) to trust as well, e.g. an internal certificate "
+        "authority; the system's trusted certificates still apply.",
     "不讀 sitemap.xml": "Do not read sitemap.xml.",
     "啟動伺服器：網頁介面、REST API（/api/v1）與 OpenAI 相容 API（/v1）。":
         "Start the server: web UI, REST API (/api/v1) and OpenAI-compatible API (/v1).",

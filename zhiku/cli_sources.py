@@ -32,6 +32,9 @@ MetaOpt = Annotated[
 ]
 
 
+CA_FILE_HELP = "HTTPS：另外信任的 CA 憑證檔（PEM，如內部憑證機構；系統信任的憑證照常使用）"
+
+
 def install(app: typer.Typer, summary: Summary, progress: Any) -> None:
     """Add the source commands to the root ``zhiku`` app."""
     law_app = typer.Typer(help="匯入全國法規資料庫的法規（一部法規一份文件）。",
@@ -119,6 +122,7 @@ def install(app: typer.Typer, summary: Summary, progress: Any) -> None:
             "--allow-ip", help="明確允許的位址或網段（預設拒絕本機、link-local、雲端中繼資料位址）")
         ] = None,
         delay: Annotated[float, typer.Option("--delay", min=0.0, help="每頁間隔秒數")] = 0.0,
+        ca_file: Annotated[Path | None, typer.Option("--ca-file", help=CA_FILE_HELP)] = None,
         no_sitemap: Annotated[bool, typer.Option("--no-sitemap", help="不讀 sitemap.xml")] = False,
         meta: MetaOpt = None,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="不顯示進度")] = False,
@@ -130,7 +134,8 @@ def install(app: typer.Typer, summary: Summary, progress: Any) -> None:
             settings = CrawlSettings(
                 max_pages=max_pages, max_depth=max_depth, max_page_bytes=int(max_mb * 1e6),
                 allow_hosts=tuple(allow_host or ()), allow_ips=tuple(allow_ip or ()),
-                delay_s=delay, use_sitemap=not no_sitemap, meta=parse_meta_args(meta or []))
+                delay_s=delay, use_sitemap=not no_sitemap, meta=parse_meta_args(meta or []),
+                ca_file=str(ca_file) if ca_file else None)
             with progress(max_pages, "抓取中", quiet or as_json) as (step, _page):
                 report = Crawler(zk, kb, url, settings, on_page=step).run()
         raise typer.Exit(summary(report, as_json))
@@ -160,6 +165,7 @@ def _install_source_commands(app: typer.Typer) -> None:
             "--allow-host", help="也可抓取的其他主機（預設只抓起始網址的主機）")] = None,
         max_pages: Annotated[int | None, typer.Option(
             "--max-pages", min=1, help="最多頁數")] = None,
+        ca_file: Annotated[Path | None, typer.Option("--ca-file", help=CA_FILE_HELP)] = None,
         home: HomeOpt = None,
         as_json: JsonOpt = False,
     ) -> None:
@@ -172,6 +178,8 @@ def _install_source_commands(app: typer.Typer) -> None:
                 settings["allow_hosts"] = allow_host
             if max_pages:
                 settings["max_pages"] = max_pages
+            if ca_file:  # kept as an absolute path: the server reads it, not this shell
+                settings["ca_file"] = str(ca_file.expanduser().resolve())
             src = registry.add_source(zk, kb, name, target, every=every, settings=settings)
         if as_json:
             print_json(src)

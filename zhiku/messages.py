@@ -39,6 +39,26 @@ MESSAGES: dict[str, tuple[str, str]] = {
                      "Restored from {src}: {n} knowledge bases, indexes rebuilt"),
     "cli.waiting_lock": ("另一個匯入或同步正在使用這個資料目錄，等待它完成…",
                          "Another ingest or sync is using this data directory; waiting for it…"),
+    # --- the web crawler (zhiku/sources/web.py): HTTPS ------------------------------------
+    "crawl.bad_ca_file": ("無法讀取 CA 憑證檔「{path}」：{reason}",
+                          "Cannot read the CA certificate file “{path}”: {reason}"),
+    "crawl.ca_missing": ("檔案不存在", "the file does not exist"),
+    "crawl.ca_not_pem": ("不是 PEM 格式的憑證（{detail}）",
+                         "it is not a PEM certificate ({detail})"),
+    "crawl.tls_untrusted": (
+        "無法驗證 {url} 的 TLS 憑證：{why}。若網站使用內部憑證機構，請以 --ca-file（來源設定"
+        " ca_file）指定該機構的憑證，或將它安裝到系統信任的憑證（update-ca-certificates）",
+        "Cannot verify the TLS certificate of {url}: {why}. If the site uses an internal "
+        "certificate authority, give its certificate with --ca-file (source setting ca_file) "
+        "or install it in the system's trusted certificates (update-ca-certificates)"),
+    "crawl.tls_why_issuer": ("憑證不是由受信任的憑證機構簽發",
+                             "it is not signed by a trusted certificate authority"),
+    "crawl.tls_why_hostname": ("憑證上的名稱與主機 {host} 不符",
+                               "the name on the certificate does not match the host {host}"),
+    "crawl.tls_why_expired": ("憑證已過期或尚未生效",
+                              "the certificate has expired or is not valid yet"),
+    "crawl.tls_failed": ("與 {url} 的 TLS 連線失敗：{detail}",
+                         "The TLS connection to {url} failed: {detail}"),
     # --- settings ----------------------------------------------------------------------
     "settings.bad_env": ("環境變數 {key} 的值不合法：「{value}」（{reason}）",
                          "Environment variable {key} has an invalid value: “{value}” ({reason})"),

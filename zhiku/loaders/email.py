@@ -1,7 +1,8 @@
 """E-mail: ``.eml`` (standard library ``email``, RFC 5322/MIME) and Outlook ``.msg``
 (``extract-msg``).
 
-Subject, sender, recipients and date go into the document's metadata, where the KB's
+Subject, sender, recipients and date (of an ``.msg``: the submit time, else the
+delivery time) go into the document's metadata, where the KB's
 PII policy masks them like any other text; the subject is the title. The body is the
 plain-text part (or the HTML part's main text when there is no plain part). Every
 attachment becomes a :class:`~zhiku.models.ChildFile` that :mod:`zhiku.ingest` stores as
@@ -13,6 +14,7 @@ and skipped; the message and its other attachments are kept.
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 from email.message import EmailMessage, Message
@@ -204,7 +206,10 @@ def load_msg(path: Path) -> LoadedDocument:
             value = getattr(msg, attr, None)
             if value:
                 meta[key] = squash_spaces(clean_text(str(value)).replace("\n", " "))
-        date = getattr(msg, "date", None)
+        date = getattr(msg, "date", None)  # PidTagClientSubmitTime (when it was sent)
+        if date is None:  # a message as received: PidTagMessageDeliveryTime
+            with contextlib.suppress(Exception):
+                date = msg.getPropertyVal("0E060040")
         if date is not None:
             meta["date"] = date.isoformat() if hasattr(date, "isoformat") else str(date)
         plain = getattr(msg, "body", None)

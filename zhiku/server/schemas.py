@@ -322,7 +322,7 @@ class SourceCreate(BaseModel):
                                  description="Metadata of every document (dept, tags…)")
     crawl: dict[str, Any] = Field(
         default_factory=dict, description="Web sources: max_pages, max_depth, "
-        "max_page_bytes, delay_s, allow_hosts, allow_ips, use_sitemap")
+        "max_page_bytes, delay_s, allow_hosts, allow_ips, use_sitemap, ca_file")
 
 
 class SourceInfo(BaseModel):
