@@ -537,7 +537,7 @@ class LexicalIndex:
             while stack and len(found) < 2:
                 node = stack.pop()
                 desc = str(node.get("description", ""))
-                if desc.startswith("N,") or desc.startswith("avgdl,"):
+                if desc.startswith(("N,", "avgdl,")):
                     found[desc.split(",")[0]] = float(node["value"])
                 stack.extend(node.get("details") or [])
             self._global_cache = (self._gen_seen, int(found.get("N", searcher.num_docs)),
