@@ -61,6 +61,7 @@ MAX_LEVELS = 16
 _MESSAGES = {
     "access_withheld": ("此回答引用的文件您已無權檢視，內容不予顯示。",
                         "This answer cites a document you may no longer see; it is withheld."),
+    "access_redacted": ("（無權限檢視的文件）", "(a document you may not see)"),
 }
 
 
