@@ -121,3 +121,24 @@ def test_relabelling_changes_the_statistics_at_the_next_query(zk: Zhiku) -> None
     finally:
         zk.store.set_document_meta("mixed", "h://1", dict(SECRET))
     assert zk.index("mixed").term_stats([layoff], where=pat)[layoff][0] == 0
+
+
+def test_abbreviations_are_learned_only_from_documents_everyone_may_see(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Expansions apply to every caller's query: one learned from a hidden document
+    # would change what a restricted caller's question matches.
+    with Zhiku(tmp_path_factory.mktemp("vocab")) as z:
+        for kb in ("open", "labelled"):
+            z.kb(kb, create=True)
+        for i in range(30):
+            text = (f"第{i}次會議：{'甲乙丙丁戊己庚辛'[i % 8]}年度裁員名單"
+                    f"{'請核示送審'[i % 5]}，另附裁員名單{'一二三四五六'[i % 6]}份。")
+            z.add_loaded("open", f"d://{i}", _doc(text, f"會議{i}"))
+            z.add_loaded("labelled", f"d://{i}", _doc(text, f"會議{i}"), meta=SECRET)
+        for i, text in enumerate(VISIBLE):
+            z.add_loaded("labelled", f"v://{i}", _doc(text, f"規章{i}"))
+        compound = ztext.fold("裁員名單")
+        assert z.learn_vocabulary("open") > 0
+        assert compound in z.retrieval.abbreviations("open").values()
+        z.learn_vocabulary("labelled")
+        assert compound not in z.retrieval.abbreviations("labelled").values()
