@@ -177,6 +177,12 @@ def _idf(df: int, n: int) -> float:
     return math.log(1 + (n - df + 0.5) / (df + 0.5))
 
 
+def _count(searcher: tantivy.Searcher, query: tantivy.Query) -> int:
+    """How many documents match ``query`` (the stubs do not declare ``count``)."""
+    found: int | None = getattr(searcher.search(query, limit=1, count=True), "count", None)
+    return int(found or 0)
+
+
 def _norm_table() -> list[int]:
     """tantivy's field-norm code table (tantivy/src/fieldnorm/code.rs): lengths 0–40
     exactly, then eight steps per doubling of the step."""
@@ -224,7 +230,7 @@ class _VisibleSet:
             if searcher.doc_freq("body", t):
                 q = tantivy.Query.boolean_query(
                     [(must, tantivy.Query.term_query(self.schema, "body", t)), *self.clauses])
-                df = searcher.search(q, limit=1, count=True).count or 0
+                df = _count(searcher, q)
             out[t] = (df, _idf(df, n))
         return out
 
@@ -516,7 +522,7 @@ class LexicalIndex:
                                      lambda v: bool(searcher.doc_freq("facet", v)))
             scope = tantivy.Query.boolean_query(
                 [(tantivy.Occur.Must, tantivy.Query.all_query()), *clauses])
-            docs = searcher.search(scope, limit=1, count=True).count or 0
+            docs = _count(searcher, scope)
             agg = searcher.aggregate(scope, {"len": {"sum": {"field": "body_len"}}})
             length = float((agg.get("len") or {}).get("value") or 0.0)
             found = _VisibleSet(self.schema, clauses, int(docs), length)

@@ -68,7 +68,8 @@ def redact_turns(store: Store, p: Principal,
         if i not in hidden:
             out.append(stored)
             continue
-        answer = stored.get("answer") if isinstance(stored.get("answer"), dict) else {}
+        raw = stored.get("answer")
+        answer: dict[str, Any] = raw if isinstance(raw, dict) else {}
         cites = list(answer.get("citations") or [])
         sources = list(stored.get("sources") or [])
         for j in hidden[i]:
