@@ -194,7 +194,10 @@ def test_relabelling_takes_effect_on_the_next_query_and_withholds_stored_answers
         assert detail.status_code == 200
         assert "HRCANARY3333" not in detail.text and "人事考核" not in json.dumps(
             detail.json()["turns"][0]["answer"], ensure_ascii=False)
-        assert detail.json()["turns"][0]["sources"] == []
+        assert all(s.get("redacted") and s["document_id"] is None
+                   for s in detail.json()["turns"][0]["sources"])
+        assert {c["doc"] for c in detail.json()["turns"][0]["answer"]["citations"]} == {
+            "（無權限檢視的文件）"}
         # Finance at 機密 now sees it (sam sees everything anyway).
         assert "HRCANARY3333" in client.post(
             "/api/v1/kbs/mixed/search", json={"query": QUERY, "k": 20},
@@ -249,3 +252,91 @@ def test_labels_set_at_upload_and_by_a_source_rule(env: Any, tmp_path: Path) -> 
     assert "SOURCECANARY7777" in seen["finn"] and "UPLOADCANARY6666" not in seen["finn"]
     assert "UPLOADCANARY" not in seen["pat"] and "SOURCECANARY" not in seen["pat"]
     assert "UPLOADCANARY6666" in seen["sam"] and "SOURCECANARY7777" in seen["sam"]
+
+
+def _documents_text(value: Any) -> str:
+    """A response without the fields a person typed (questions, conversation titles):
+    what is left came from the documents (answers, citations, sources)."""
+    def strip(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: strip(x) for k, x in v.items() if k not in ("question", "title")}
+        if isinstance(v, list):
+            return [strip(x) for x in v]
+        return v
+
+    return json.dumps(strip(value), ensure_ascii=False)
+
+
+def test_cases_and_the_feedback_list_redact_what_the_viewer_may_not_see(env: Any) -> None:
+    """sam (who sees everything) asks about every document, rates each answer and hands
+    the conversation off; agents and an administrator with narrower scopes read the
+    case and the feedback list: a citation of a document they may not see is redacted
+    (no title, no passage), the answer built from it withheld, the rest intact."""
+    client, keys = env["client"], env["keys"]
+    with _store(env) as s:
+        accounts.create_user(s, "ada", "admin")
+        keys["ada"] = accounts.create_key(s, "ada")[0]
+        set_user_access(s.database, "ada", [], "內部")
+        accounts.create_user(s, "sid", "admin")  # no groups, 公開: sees only pub
+        keys["sid"] = accounts.create_key(s, "sid")[0]
+    scopes = {"ada": {"pub", "int"}, "sid": {"pub"}, "root": set(DOCS),
+              "hana": USERS["hana"][2], "hank": USERS["hank"][2]}
+    root, sam = auth(keys["root"]), auth(keys["sam"])
+    r = client.post("/api/v1/departments", json={"name": "稽核"}, headers=root)
+    assert r.status_code == 201
+    for agent in ("hana", "hank"):
+        assert client.post("/api/v1/departments/稽核/members", json={"user": agent},
+                           headers=root).status_code == 201
+    conv = None
+    cited: dict[str, str] = {}
+    for name, (title, _, _) in DOCS.items():
+        body: dict[str, Any] = {"question": f"{title}的年度計畫預算審查？"}
+        if conv:
+            body["conversation_id"] = conv
+        r = client.post("/api/v1/kbs/mixed/ask", json=body, headers=sam)
+        assert r.status_code == 200, r.text
+        conv = r.headers["x-conversation-id"]
+        assert title in {c["doc"] for c in r.json()["citations"]}, name  # it cites its document
+        cited[name] = r.headers["x-answer-id"]
+        assert client.post(f"/api/v1/answers/{cited[name]}/feedback",
+                           json={"rating": "down", "comment": "請補充"},
+                           headers=sam).status_code == 200
+    r = client.post(f"/api/v1/conversations/{conv}/handoff", json={"department": "稽核"},
+                    headers=sam)
+    assert r.status_code == 201, r.text
+    case_id = r.json()["id"]
+    redacted = "（無權限檢視的文件）"
+    leaks: list[str] = []
+    for viewer, visible in scopes.items():
+        h = auth(keys[viewer])
+        hidden = set(DOCS) - visible
+        case = client.get(f"/api/v1/cases/{case_id}", headers=h)
+        assert case.status_code == 200, (viewer, case.text)
+        inbox = client.get("/api/v1/inbox", headers=h).json()["cases"]
+        assert [c["id"] for c in inbox if c["id"] == case_id] == [case_id]
+        texts = {"case": _documents_text(case.json()), "inbox": _documents_text(inbox)}
+        if viewer in ("ada", "sid", "root"):
+            fb = client.get("/api/v1/feedback?kb=mixed", headers=h)
+            assert fb.status_code == 200, fb.text
+            texts["feedback"] = _documents_text(fb.json())
+        for where, text in texts.items():
+            leaks += [f"{viewer} {where}: {c}" for c in _canaries(hidden) if c in text]
+        # What they may see is there; what they may not is a redacted citation.
+        turns = case.json()["turns"]
+        for name, turn in zip(DOCS, turns, strict=False):
+            cites = turn["answer"]["citations"]
+            if name in visible:
+                assert DOCS[name][0] in {c["doc"] for c in cites}, (viewer, name)
+                assert not turn["answer"].get("refused"), (viewer, name)
+            else:
+                assert redacted in {c["doc"] for c in cites}, (viewer, name)
+                assert all(s.get("document_id") is None for s, c in zip(
+                    turn["sources"], cites, strict=True) if c.get("redacted")), (viewer, name)
+        if "feedback" in texts:
+            rows = {f["answer_id"]: f for f in client.get(
+                "/api/v1/feedback?kb=mixed", headers=h).json()["feedback"]}
+            for name, answer_id in cited.items():
+                docs_shown = {c["doc"] for c in rows[answer_id]["answer"]["citations"]}
+                assert (DOCS[name][0] in docs_shown) == (name in visible), (viewer, name)
+                assert (redacted in docs_shown) == (name not in visible), (viewer, name)
+    assert leaks == []

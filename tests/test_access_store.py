@@ -116,3 +116,26 @@ def test_subject_data_rewrites_queue_reindexing(db: Database) -> None:
     assert data.documents()[0][3] == "〔姓名〕"
     queued = {int(r[0]) for r in db.execute("SELECT doc_id FROM index_log")}
     assert did in queued
+
+
+def test_subject_data_reads_and_rewrites_hand_off_cases(db: Database) -> None:
+    from zhiku.storage.loop import SqlLoopRepository
+
+    kb = _kb(db, "hr")
+    ts = "2026-01-01T00:00:00+00:00"
+    with db.tx():
+        uid = db.execute("INSERT INTO users(name, role, created_at) VALUES ('agnes', 'reader', ?)"
+                         " RETURNING id", (ts,)).fetchone()[0]
+        db.execute("INSERT INTO conversations(id, user_id, kb_id, title, created_at, updated_at)"
+                   " VALUES ('c1', ?, ?, '', ?, ?)", (uid, kb, ts, ts))
+    loop = SqlLoopRepository(db)
+    case, _ = loop.open_case("c1", kb, None, "asked", "王小明 0912345678 的分機？")
+    note = loop.add_entry(case, uid, "agnes", "note", "來電者 0912345678")
+    data = SubjectData(db)
+    assert data.cases() == [(case, "hr", "王小明 0912345678 的分機？")]
+    assert (note["id"], "hr", "來電者 0912345678") in data.case_entries()
+    data.set_case_questions({case: "王小明 〔手機號碼〕 的分機？"})
+    data.set_case_entries({note["id"]: "來電者 〔手機號碼〕"})
+    assert data.cases()[0][2] == "王小明 〔手機號碼〕 的分機？"
+    assert [b for i, _, b in data.case_entries() if i == note["id"]] == ["來電者 〔手機號碼〕"]
+    assert data.curated() == [] and data.webhook_payloads() == []

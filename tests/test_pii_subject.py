@@ -61,6 +61,16 @@ def home(tmp_path: Path, zhiku_home: Path) -> Path:
         fb = client.post(f"/api/v1/answers/{r.headers['x-answer-id']}/feedback", headers=auth(key),
                          json={"rating": "down", "comment": f"我是 {PERSON}，請更正"})
         assert fb.status_code == 200
+        # A hand-off case: an agent's note and reply hold the person's ID (the case
+        # keeps its question masked by the KB's policy, as the service report does).
+        conv = r.headers["x-conversation-id"]
+        case = client.post(f"/api/v1/conversations/{conv}/handoff", headers=auth(key), json={})
+        assert case.status_code == 201, case.text
+        cid = case.json()["id"]
+        for kind, body in (("notes", f"來電者 {PERSON} 要求更正分機"),
+                           ("replies", f"{PERSON} 您好，已為您更正")):
+            assert client.post(f"/api/v1/cases/{cid}/{kind}", headers=auth(key),
+                               json={"body": body}).status_code == 201
     return zhiku_home
 
 
@@ -79,7 +89,8 @@ def test_find_lists_every_place_including_pseudonyms(home: Path) -> None:
     places = _places(home)
     where = {(p["where"], p["kb"]) for p in places}
     assert {("chunk", "raw"), ("chunk", "pseu"), ("message", "raw"), ("conversation", "raw"),
-            ("feedback", None)} <= where
+            ("feedback", None), ("case_entry", "raw")} <= where
+    assert sum(p["where"] == "case_entry" for p in places) == 2  # the note and the reply
     pseu = next(p for p in places if p["where"] == "chunk" and p["kb"] == "pseu")
     assert pseu["how"] == ["pseudonym"]  # the store never held the value there
     raw = next(p for p in places if p["where"] == "chunk" and p["kb"] == "raw")
@@ -108,6 +119,7 @@ def test_erase_removes_the_person_everywhere_and_keeps_a_record_without_them(
     r = _cli(home, "pii", "subject", "erase", "id", PERSON, "--request", "1", "--yes", "--json")
     erased = json.loads(r.stdout)["erased"]
     assert erased["chunk"] == 2 and erased["message"] == 1 and erased["feedback"] == 1
+    assert erased["case_entry"] == 2  # the case's question was stored masked already
     assert _places(home) == []
     # The other person is untouched, in the very same passages.
     assert {(p["where"], p["kb"]) for p in _places(home, OTHER) if p["where"] == "chunk"} == {

@@ -19,8 +19,9 @@ the vector search ranks only the chunk ids that one SQL query allows
 (:meth:`zhiku.store.Store.filtered_chunk_ids`), and document lists, counts and
 passages add the same SQL condition (:meth:`zhiku.filters.Filter.sql`). Nothing is
 removed from a top-k after ranking, so a caller gets as many hits as asked from what
-they may see, and the answer does not depend on what they may not see (a known limit:
-BM25's idf is computed over the whole index; see docs/admins/access.md).
+they may see, and the answer does not depend on what they may not see: a scoped lexical
+search is scored with the statistics of the visible documents only (see
+:mod:`zhiku.lexical`; docs/admins/access.md).
 
 Re-labelling is a metadata change: the SQL side sees it at once, the lexical index at
 its next sync (queued in ``index_log``; every search applies the queue); no re-embedding.
@@ -61,6 +62,7 @@ MAX_LEVELS = 16
 _MESSAGES = {
     "access_withheld": ("此回答引用的文件您已無權檢視，內容不予顯示。",
                         "This answer cites a document you may no longer see; it is withheld."),
+    "access_redacted": ("（無權限檢視的文件）", "(a document you may not see)"),
 }
 
 

@@ -59,11 +59,15 @@ class LexicalBackend(Protocol):
     def search(self, tokens: Sequence[str], k: int = 10, where: Filter | None = None,
                allowed: Collection[int] | None = None) -> Ranked:
         """BM25 OR-query of ``tokens``; (chunk id, score), best first. ``where`` and
-        ``allowed`` restrict inside the query and never change the scores."""
+        ``allowed`` restrict inside the query; an access scope in ``where`` scores with
+        the statistics of the documents it lets through, other conditions never change
+        the scores."""
         ...
 
-    def term_stats(self, tokens: Sequence[str]) -> dict[str, tuple[int, float]]:
-        """(document frequency, BM25 idf) of each token in this KB."""
+    def term_stats(self, tokens: Sequence[str],
+                   where: Filter | None = None) -> dict[str, tuple[int, float]]:
+        """(document frequency, BM25 idf) of each token in this KB; with an access scope
+        in ``where``, over the documents it lets through."""
         ...
 
     def num_docs(self) -> int:

@@ -299,10 +299,10 @@ class _MilvusIndex:
         with self._lock:
             self._drop()
 
-    def _count(self) -> int:
+    def _count(self, expr: str = "") -> int:
         if not self.client.has_collection(self.name):
             return 0
-        rows = self.client.query(self.name, filter="", output_fields=["count(*)"])
+        rows = self.client.query(self.name, filter=expr, output_fields=["count(*)"])
         return int(rows[0]["count(*)"]) if rows else 0
 
     def _delete_docs(self, doc_ids: Sequence[int]) -> None:
@@ -431,24 +431,28 @@ class MilvusLexicalIndex(_MilvusIndex):
         # positive score: the magnitude is the BM25 score either way.
         return [(cid, abs(score)) for cid, score in found]
 
-    def term_stats(self, tokens: Sequence[str]) -> dict[str, tuple[int, float]]:
+    def term_stats(self, tokens: Sequence[str],
+                   where: Filter | None = None) -> dict[str, tuple[int, float]]:
         """(df, idf) per token, by counting rows whose tokens contain it (one query per
-        token: this feeds the fusion weight and answer confidence, a handful of tokens)."""
+        token: this feeds the fusion weight and answer confidence, a handful of tokens);
+        with an access scope in ``where``, counting only the rows it lets through."""
+        allowed = scoped(self.store, self.kb, access_guard(where), None)
+        scope = filter_expr(None, allowed) if allowed is not None else ""
         with self._lock:
             self._fresh()
-            n = max(self._count(), 1)
+            n = max(self._count(scope) if allowed is not None else self._count(), 1)
             out = {}
             for t in tokens:
-                df = self._df(t)
+                df = self._df(t, scope)
                 out[t] = (df, math.log(1 + (n - df + 0.5) / (df + 0.5)))
             return out
 
-    def _df(self, token: str) -> int:
+    def _df(self, token: str, scope: str = "") -> int:
         word = encode_token(token)
         if not word:
             return 0
-        rows = self.client.query(self.name, filter=f"TEXT_MATCH(tokens, {_str(word)})",
-                                 output_fields=["count(*)"])
+        expr = f"TEXT_MATCH(tokens, {_str(word)})" + (f" and {scope}" if scope else "")
+        rows = self.client.query(self.name, filter=expr, output_fields=["count(*)"])
         return int(rows[0]["count(*)"]) if rows else 0
 
     def num_docs(self) -> int:

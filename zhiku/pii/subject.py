@@ -10,8 +10,11 @@ pseudonym is recomputed with that KB's key and found too. Values masked irrevers
 at ingest (``A1******89``) cannot be attributed to anyone and are not reported.
 
 Places searched: passages (chunks), document titles and metadata, conversation
-titles, questions and stored answers, feedback comments, audit entries, and the
-uploads kept for re-ingest (of the documents found).
+titles, questions and stored answers (every channel's: web, API, LINE, widget),
+feedback comments, hand-off cases (the question a case was opened with, its notes,
+agent replies and events), the service report's copy of each question, curated FAQ
+entries, queued webhook payloads, audit entries, and the uploads kept for re-ingest
+(of the documents found).
 
 Erasure replaces every occurrence with the type's tag (``〔身分證字號〕``, irreversible),
 queues the documents for re-indexing, drops the kept uploads of the documents found
@@ -220,6 +223,16 @@ class SubjectSearch:
             self._check("message", mid, kb, [question, answer], out)
         for aid, comment in self.data.feedback():
             self._check("feedback", aid, None, [comment], out)
+        for case, kb, question in self.data.cases():
+            self._check("case", case, kb, [question], out)
+        for eid, kb, body in self.data.case_entries():
+            self._check("case_entry", eid, kb, [body], out)
+        for mid, kb, question in self.data.answer_stats():
+            self._check("answer_stat", mid, kb, [question], out)
+        for fid, kb, question, answer, questions in self.data.curated():
+            self._check("curated", fid, kb, [question, answer, questions], out)
+        for wid, payload in self.data.webhook_payloads():
+            self._check("webhook", wid, None, [payload], out)
         for eid, akb, target, detail in self.data.audit():
             self._check("audit", eid, akb, [target or "", detail], out)
         for ukb, upath, stored in self.data.uploads():
@@ -266,6 +279,26 @@ class SubjectSearch:
         if by.get("feedback"):
             self.data.set_feedback_comments({
                 aid: fix(c, None) for aid, c in self.data.feedback() if aid in by["feedback"]})
+        if by.get("case"):
+            self.data.set_case_questions({
+                cid: fix(q, kb) for cid, kb, q in self.data.cases() if str(cid) in by["case"]})
+        if by.get("case_entry"):
+            self.data.set_case_entries({
+                eid: fix(b, kb) for eid, kb, b in self.data.case_entries()
+                if str(eid) in by["case_entry"]})
+        if by.get("answer_stat"):
+            self.data.set_answer_stat_questions({
+                mid: fix(q, kb) for mid, kb, q in self.data.answer_stats()
+                if mid in by["answer_stat"]})
+        if by.get("curated"):
+            toks = self._tokens
+            self.data.set_curated({
+                fid: (fix(q, kb), fix(a, kb), _erase_json(qs, self.subject, toks(kb)))
+                for fid, kb, q, a, qs in self.data.curated() if str(fid) in by["curated"]})
+        if by.get("webhook"):
+            self.data.set_webhook_payloads({
+                wid: _erase_json(p, self.subject, self.all_tokens)
+                for wid, p in self.data.webhook_payloads() if str(wid) in by["webhook"]})
         if by.get("audit"):
             self.data.set_audit({
                 eid: (fix(t, kb) if t else t, _erase_json(d, self.subject, self._tokens(kb)))

@@ -143,7 +143,7 @@ class AnsweringService:
         ret = r.retrieve(search_query, names, k=k, where=where, collapse=True)
         warnings.extend(ret.warnings)
         t2 = time.perf_counter()
-        stats = r.term_stats(query, names)
+        stats = r.term_stats(query, names, where)  # a scope: the visible documents' own
         threshold = self.refusal_threshold(names)
         terms = r.query_terms(query, names, replace=True)
         extractive = self.answerer.answer(query, ret.hits, stats, refuse_below=threshold,
@@ -250,15 +250,15 @@ class AnsweringService:
         def needs_context(q: str) -> bool:
             return is_elliptical(q) or not self._answerable_alone(q, names, k, where)
 
-        return standalone(question, history, lambda s: self.retrieval.term_stats(s, names),
-                          needs_context)
+        return standalone(question, history,
+                          lambda s: self.retrieval.term_stats(s, names, where), needs_context)
 
     def _answerable_alone(self, question: str, names: Sequence[str], k: int,
                           where: Filter | None = None) -> bool:
         r = self.retrieval
         hits = r.retrieve(question, names, k=k, where=where).hits
         return not self.answerer.answer(
-            question, hits, r.term_stats(question, names),
+            question, hits, r.term_stats(question, names, where),
             refuse_below=self.refusal_threshold(names),
             tokens=r.query_terms(question, names, replace=True)).refused
 

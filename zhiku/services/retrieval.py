@@ -84,14 +84,21 @@ class RetrievalService:
         return found
 
     def learn_vocabulary(self, kb: str) -> int:
-        """Re-learn the KB's abbreviations from a sample of its passages and titles."""
+        """Re-learn the KB's abbreviations from a sample of its passages and titles.
+
+        Only documents without access labels count (open to every reader of the KB, at
+        公開): the expansions apply to every caller's query, so they must not come from
+        text some callers may not see (:mod:`zhiku.access`)."""
+        from zhiku.access import AccessScope
+
         store = self.ctx.store
         kbo = store.get_kb(kb)
-        texts = store.sample_chunk_texts(kbo.id, VOCAB_SAMPLE)
-        texts += [d.title for d in store.list_documents(kb)]
+        everyone = AccessScope("", frozenset(), 0).restrict()
+        texts = store.sample_chunk_texts(kbo.id, VOCAB_SAMPLE, where=everyone)
+        texts += [d.title for d in store.list_documents(kb, where=everyone)]
         idx = self.indexes.index(kbo)
-        found = mine_abbreviations(
-            texts, lambda terms: {t: v[0] for t, v in idx.term_stats(terms).items()})
+        found = mine_abbreviations(texts, lambda terms: {
+            t: v[0] for t, v in idx.term_stats(terms, where=everyone).items()})
         store.set_meta(f"abbreviations:{kbo.id}", json.dumps(found, ensure_ascii=False))
         return len(found)
 
@@ -106,14 +113,16 @@ class RetrievalService:
         return expand_terms(ztext.query_tokens(query), abbr, replace=replace)
 
     def term_stats(
-        self, query: str, kbs: str | Sequence[str] = DEFAULT_KB
+        self, query: str, kbs: str | Sequence[str] = DEFAULT_KB,
+        where: Filter | None = None,
     ) -> dict[str, tuple[int, float]]:
-        """(df, idf) of the query's tokens; over several KBs, the sum of dfs."""
+        """(df, idf) of the query's tokens; over several KBs, the sum of dfs; with an
+        access scope in ``where``, over the documents it lets through."""
         names = [kbs] if isinstance(kbs, str) else list(kbs)
         tokens = self.query_terms(query, names)
         out: dict[str, tuple[int, float]] = {}
         for name in names:
-            for t, (df, idf) in self.indexes.index(name).term_stats(tokens).items():
+            for t, (df, idf) in self.indexes.index(name).term_stats(tokens, where).items():
                 pdf, pidf = out.get(t, (0, 0.0))
                 out[t] = (pdf + df, max(pidf, idf) if df or not pdf else pidf)
         return out
@@ -149,14 +158,15 @@ class RetrievalService:
 
     def _fusion_weight(self, query: str, names: Sequence[str], kb_ids: Sequence[int],
                        lexical: Sequence[tuple[int, float]], dense: Sequence[tuple[int, float]],
-                       hyb: HybridConfig) -> tuple[float, float | None]:
+                       hyb: HybridConfig,
+                       where: Filter | None = None) -> tuple[float, float | None]:
         """(dense weight, lexical evidence) for this query (see :mod:`zhiku.hybrid`); with
         no BM25 hit at all the best dense hit tells the KB's script."""
         if not hyb.adaptive:
             return hyb.dense_weight, None
         first = list(lexical[:1] or dense[:1])
         top = self.ctx.store.hits_for(first, kb_ids) if first else []
-        return query_dense_weight(query, self.term_stats(query, names),
+        return query_dense_weight(query, self.term_stats(query, names, where),
                                   top[0] if top else None, hyb)
 
     def retrieve(
@@ -259,7 +269,8 @@ class RetrievalService:
         if dense_ok and mode == "dense":
             ranked, used = dense, "dense"
         elif dense_ok:
-            weight, evidence = self._fusion_weight(query, names, kb_ids, lexical, dense, hyb)
+            weight, evidence = self._fusion_weight(query, names, kb_ids, lexical, dense, hyb,
+                                                   guard)
             ranked = rrf([(lexical, hyb.lexical_weight), (dense, weight)], hyb.rrf_k)
             used = "hybrid"
         elif mode == "dense" and not lexical:  # no usable vectors: BM25 after all

@@ -288,6 +288,35 @@ class SubjectData:
         return [(int(r[0]), r[1], r[2], r[3]) for r in self.db.execute(
             "SELECT id, kb, target, detail FROM audit ORDER BY id")]
 
+    def cases(self) -> list[tuple[int, str, str]]:
+        """(hand-off case id, KB name, the question it was opened with)."""
+        return [(int(r[0]), r[1], r[2]) for r in self.db.execute(
+            "SELECT h.id, k.name, h.question FROM handoff_cases h JOIN kbs k ON k.id=h.kb_id "
+            "ORDER BY h.id")]
+
+    def case_entries(self) -> list[tuple[int, str, str]]:
+        """(entry id, KB name, body) of every note, agent reply and event of a case."""
+        return [(int(r[0]), r[1], r[2]) for r in self.db.execute(
+            "SELECT e.id, k.name, e.body FROM case_entries e JOIN handoff_cases h "
+            "ON h.id=e.case_id JOIN kbs k ON k.id=h.kb_id ORDER BY e.id")]
+
+    def answer_stats(self) -> list[tuple[str, str, str]]:
+        """(message id, KB name, question) of the service report's copy of each turn."""
+        return [(r[0], r[1], r[2]) for r in self.db.execute(
+            "SELECT s.message_id, k.name, s.question FROM answer_stats s "
+            "JOIN kbs k ON k.id=s.kb_id ORDER BY s.message_id")]
+
+    def curated(self) -> list[tuple[int, str, str, str, str]]:
+        """(curated entry id, KB name, question, answer, other questions JSON)."""
+        return [(int(r[0]), r[1], r[2], r[3], r[4]) for r in self.db.execute(
+            "SELECT c.id, k.name, c.question, c.answer, c.questions FROM curated_entries c "
+            "JOIN kbs k ON k.id=c.kb_id ORDER BY c.id")]
+
+    def webhook_payloads(self) -> list[tuple[int, str]]:
+        """(delivery id, payload JSON) of the outbound webhook queue."""
+        return [(int(r[0]), r[1]) for r in self.db.execute(
+            "SELECT id, payload FROM webhook_deliveries ORDER BY id")]
+
     def uploads(self) -> list[tuple[str, str, str]]:
         """(KB name, document path, stored file) of the uploads kept for re-ingest."""
         return [(r[0], r[1], r[2]) for r in self.db.execute(
@@ -350,6 +379,33 @@ class SubjectData:
         with self.db.tx(immediate=True):
             self.db.executemany("UPDATE audit SET target=?, detail=? WHERE id=?",
                                 [(t, d, i) for i, (t, d) in entries.items()])
+
+    def set_case_questions(self, questions: dict[int, str]) -> None:
+        with self.db.tx(immediate=True):
+            self.db.executemany("UPDATE handoff_cases SET question=? WHERE id=?",
+                                [(q, i) for i, q in questions.items()])
+
+    def set_case_entries(self, bodies: dict[int, str]) -> None:
+        with self.db.tx(immediate=True):
+            self.db.executemany("UPDATE case_entries SET body=? WHERE id=?",
+                                [(b, i) for i, b in bodies.items()])
+
+    def set_answer_stat_questions(self, questions: dict[str, str]) -> None:
+        with self.db.tx(immediate=True):
+            self.db.executemany("UPDATE answer_stats SET question=? WHERE message_id=?",
+                                [(q, i) for i, q in questions.items()])
+
+    def set_curated(self, entries: dict[int, tuple[str, str, str]]) -> None:
+        """entry id → (question, answer, other questions JSON)."""
+        with self.db.tx(immediate=True):
+            self.db.executemany(
+                "UPDATE curated_entries SET question=?, answer=?, questions=? WHERE id=?",
+                [(q, a, qs, i) for i, (q, a, qs) in entries.items()])
+
+    def set_webhook_payloads(self, payloads: dict[int, str]) -> None:
+        with self.db.tx(immediate=True):
+            self.db.executemany("UPDATE webhook_deliveries SET payload=? WHERE id=?",
+                                [(p, i) for i, p in payloads.items()])
 
     def forget_uploads(self, rows: Sequence[tuple[str, str]]) -> list[str]:
         """Drop the kept uploads of (KB name, path); the stored files no row uses any more

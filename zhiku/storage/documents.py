@@ -125,7 +125,8 @@ class DocumentStore(Protocol):
     def chunk_texts_with_paths(self, kb_id: int,
                                min_chars: int = 0) -> list[tuple[str, str]]: ...
     def chunk_paths_titles(self, kb_id: int) -> list[tuple[int, str, str]]: ...
-    def sample_chunk_texts(self, kb_id: int, n: int, seed: int = 7) -> list[str]: ...
+    def sample_chunk_texts(self, kb_id: int, n: int, seed: int = 7,
+                           where: Filter | None = None) -> list[str]: ...
     def kb_doc_ids(self, kb_id: int) -> list[int]: ...
     def hits_for(self, scored: Sequence[tuple[int, float]],
                  kb_ids: Sequence[int], where: Filter | None = None) -> list[Hit]: ...
@@ -504,11 +505,14 @@ class Store:
             (kb_id,)).fetchone()
         return int(row[0])
 
-    def sample_chunk_texts(self, kb_id: int, n: int, seed: int = 7) -> list[str]:
-        """Up to ``n`` chunk texts of a KB, spread evenly over it (deterministic)."""
+    def sample_chunk_texts(self, kb_id: int, n: int, seed: int = 7,
+                           where: Filter | None = None) -> list[str]:
+        """Up to ``n`` chunk texts of a KB (of its documents ``where`` lets through),
+        spread evenly over it (deterministic)."""
+        clause, args = where.sql("d", self.database.dialect) if where else ("1=1", [])
         ids = [r[0] for r in self.database.execute(
             "SELECT c.id FROM chunks c JOIN documents d ON d.id=c.doc_id WHERE d.kb_id=? "
-            "ORDER BY c.id", (kb_id,))]
+            f"AND {clause} ORDER BY c.id", (kb_id, *args))]
         if len(ids) > n:
             import random
 

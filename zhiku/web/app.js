@@ -601,6 +601,48 @@ async function renderKnowledge() {
     for (const j of jobs) if (j.status === "queued" || j.status === "running") follow(j.id);
   }
 
+  let levels = null; // the confidentiality scale, fetched once for the label editor
+
+  function accessText(meta) {
+    const groups = Array.isArray(meta.access_groups) ? meta.access_groups : [];
+    const rank = Number.isInteger(meta.access_level) ? meta.access_level : 0;
+    const name = levels && levels[rank] ? levels[rank].name : String(rank);
+    return `${groups.length ? groups.join("、") : t("kb.access.everyone")}・${name}`;
+  }
+
+  // The access labels of one document: groups (comma-separated; empty: everyone who
+  // reads the KB) and a level, saved with PATCH .../documents/{id} (docs/admins/access.md).
+  function accessEditor(d) {
+    const groups = h("input", { type: "text", "data-testid": "access-groups",
+      value: (Array.isArray(d.meta.access_groups) ? d.meta.access_groups : []).join(","),
+      placeholder: t("kb.access.groupsHint"), "aria-label": t("kb.access.groups") });
+    const current = Number.isInteger(d.meta.access_level) ? d.meta.access_level : 0;
+    const level = h("select", { "data-testid": "access-level", "aria-label": t("kb.access.level") },
+      (levels || []).map((l) => h("option", { value: String(l.rank),
+        selected: l.rank === current ? "selected" : null }, l.name)));
+    const row = h("tr", { class: "access-editor", "data-testid": "access-editor" },
+      h("td", { colspan: "7" }, h("div", { class: "actions" },
+        h("label", {}, t("kb.access.groups"), " ", groups),
+        h("label", {}, t("kb.access.level"), " ", level),
+        h("button", { type: "button", class: "small", "data-testid": "access-save",
+          onclick: async () => {
+            const names = groups.value.split(/[,，;；]/).map((g) => g.trim()).filter(Boolean);
+            try {
+              await api("PATCH", `/api/v1/kbs/${encodeURIComponent(app.kb)}` +
+                `/documents/${encodeURIComponent(d.id)}`, { meta: {
+                  access_groups: names.length ? names : null,
+                  access_level: level.value } }); // a rank as text: the API takes names or ranks
+              toast(t("kb.access.saved", { title: d.title }));
+              await refreshDocs();
+            } catch (err) {
+              showError(err);
+            }
+          } }, t("kb.access.save")),
+        h("button", { type: "button", class: "ghost small", onclick: () => row.remove() },
+          t("kb.access.cancel")))));
+    return row;
+  }
+
   async function refreshDocs() {
     const { documents } = await api("GET",
       `/api/v1/kbs/${encodeURIComponent(app.kb)}/documents`);
@@ -608,9 +650,16 @@ async function renderKnowledge() {
       docsBox.replaceChildren(h("p", { class: "muted" }, t("kb.noDocs")));
       return;
     }
+    if (levels === null) {
+      try {
+        levels = (await api("GET", "/api/v1/admin/access/levels")).levels;
+      } catch (err) {
+        levels = [];
+      }
+    }
     docsBox.replaceChildren(h("table", { class: "table", "data-testid": "documents" },
       h("thead", {}, h("tr", {},
-        ["title", "kind", "chunks", "size", "updated"].map((c) =>
+        ["title", "kind", "chunks", "size", "updated", "access"].map((c) =>
           h("th", { class: c === "chunks" || c === "size" ? "num" : null }, t(`kb.col.${c}`))),
         canEdit ? h("th", {}, t("kb.col.actions")) : null)),
       h("tbody", {}, documents.map((d) => h("tr", { "data-testid": "document" },
@@ -619,7 +668,14 @@ async function renderKnowledge() {
         h("td", { class: "num" }, String(d.chunks)),
         h("td", { class: "num" }, fmtBytes(d.size)),
         h("td", {}, fmtTime(d.updated_at, lang())),
+        h("td", { "data-testid": "doc-access" }, accessText(d.meta || {})),
         canEdit ? h("td", {}, h("div", { class: "actions" },
+          h("button", { type: "button", class: "ghost small", "data-testid": "edit-access",
+            onclick: (ev) => {
+              const tr = ev.target.closest("tr");
+              if (tr.nextSibling && tr.nextSibling.classList.contains("access-editor")) return;
+              tr.after(accessEditor({ ...d, meta: d.meta || {} }));
+            } }, t("kb.access")),
           h("button", { type: "button", class: "ghost small", onclick: async () => {
             try {
               const job = await api("POST", `/api/v1/kbs/${encodeURIComponent(app.kb)}` +

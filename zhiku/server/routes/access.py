@@ -14,11 +14,11 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from zhiku.access import caller_scope, set_user_access
+from zhiku.access import caller_scope, scale, set_user_access
 from zhiku.pii.subject import Subject, SubjectSearch, open_request, request_rows
 from zhiku.retention import periods, run_retention, set_period
 from zhiku.server import accounts, uploads
-from zhiku.server.deps import Admin, State
+from zhiku.server.deps import Admin, Caller, State
 from zhiku.server.schemas import ERRORS
 from zhiku.storage.access import AccessRepository
 
@@ -47,6 +47,12 @@ class RetentionUpdate(BaseModel):
     what: str
     days: int | None = Field(None, description="null removes the period")
     kb: str | None = Field(None, description="null: the global period")
+
+
+@router.get("/access/levels", summary="The confidentiality scale, lowest first (any user: "
+            "editors label documents with it)")
+def access_levels(p: Caller) -> dict[str, Any]:
+    return {"levels": [{"rank": i, "name": n} for i, n in enumerate(scale())]}
 
 
 @router.get("/access/users/{name}", summary="A user's groups and clearance")

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse, Response
 
 from zhiku.engine import Zhiku
 from zhiku.server import accounts, audit
+from zhiku.server.access import redact_turns
 from zhiku.server.deps import Admin, State
 from zhiku.server.errors import ApiError
 from zhiku.server.schemas import (
@@ -130,13 +131,15 @@ def list_feedback(p: Admin, state: State, kb: str | None = None,
         limit=max(1, min(limit, 10_000)))
     out = []
     kbs: dict[str, Any] = {}
-    for r in rows:
+    # The admin's own access scope: citations of documents they may not see redacted.
+    shown = redact_turns(state.store, p, [r.stored for r in rows])
+    for r, stored in zip(rows, shown, strict=True):
         kbo = kbs.get(r.kb) or kbs.setdefault(r.kb, state.store.get_kb(r.kb))
         # As the audit log shows questions; answers and comments under the KB's policy.
         out.append({"answer_id": r.answer_id, "kb": r.kb, "user": r.user,
                     "rating": "up" if r.rating > 0 else "down",
                     "comment": audit.mask_question(r.comment, kbo) if r.comment else None,
                     "question": audit.mask_question(r.question, kbo),
-                    "answer": Zhiku.redact_json(kbo, r.stored["answer"]),
+                    "answer": Zhiku.redact_json(kbo, stored["answer"]),
                     "created_at": r.created_at})
     return {"feedback": out}

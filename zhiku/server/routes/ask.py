@@ -16,7 +16,7 @@ from zhiku.errors import ZhikuError
 from zhiku.filters import Filter
 from zhiku.loop.handoff import asks_for_person
 from zhiku.server import audit
-from zhiku.server.access import hidden_turns, log_viewed, withheld_answer
+from zhiku.server.access import log_viewed, redact_turns
 from zhiku.server.answering import answer_events, open_conversation
 from zhiku.server.deps import (
     Caller,
@@ -255,9 +255,10 @@ def get_conversation(conv_id: str, p: Caller, state: State) -> dict[str, Any]:
     row = _own_conversation(store, p, conv_id)
     turns = []
     rows = _conversations(store).turns(conv_id)
-    hidden = hidden_turns(store, p, [m.stored for m in rows])
-    for i, m in enumerate(rows):
-        stored = m.stored if i not in hidden else withheld_answer()
+    # A turn citing a document the caller may no longer see: answer withheld,
+    # those citations redacted (zhiku.server.access).
+    shown = redact_turns(store, p, [m.stored for m in rows])
+    for m, stored in zip(rows, shown, strict=True):
         fb = None
         if m.rating is not None:
             fb = {"answer_id": m.id, "rating": "up" if m.rating > 0 else "down",

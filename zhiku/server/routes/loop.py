@@ -19,6 +19,7 @@ from zhiku.loop import handoff
 from zhiku.loop.curate import curate
 from zhiku.loop.report import build, parse_since, to_csv, to_html
 from zhiku.server import accounts, audit
+from zhiku.server.access import redact_turns
 from zhiku.server.deps import Admin, Caller, Principal, ServerState, State, editable_kb, readable_kb
 from zhiku.server.errors import ApiError
 from zhiku.server.loop import open_case, repo
@@ -153,10 +154,14 @@ def get_case(case_id: int, p: Caller, state: State) -> dict[str, Any]:
     case = _visible_case(state, p, case_id)
     store = state.store
     kb = store.get_kb(case["kb"])
+    rows = repo(store).conversation_turns(case["conversation_id"])
+    # The agent's own access scope: citations of documents they may not see redacted.
+    shown = redact_turns(store, p, [m["stored"] for m in rows])
     turns = [Zhiku.redact_json(kb, {
         "answer_id": m["answer_id"], "question": m["question"],
-        "answer": m["stored"].get("answer", {}), "created_at": m["created_at"],
-    }) | {"rating": m["rating"]} for m in repo(store).conversation_turns(case["conversation_id"])]
+        "answer": stored.get("answer", {}), "sources": stored.get("sources", []),
+        "created_at": m["created_at"],
+    }) | {"rating": m["rating"]} for m, stored in zip(rows, shown, strict=True)]
     entries = [{**e, "body": Zhiku.redact_output(kb, e["body"])}
                for e in repo(store).entries(case_id)]
     return {**case, "turns": turns, "entries": entries}
