@@ -583,23 +583,36 @@ class SqlLoopRepository:
         rng, params = self._range(kb_ids, since)
         hidden, hparams = "", []
         if where is not None:
+            # The documents of these KBs the caller may not see: usually none (then no
+            # condition at all), else the answers citing one are left out by key.
             visible, vparams = self._visible(where)
-            hidden = (" AND NOT EXISTS (SELECT 1 FROM answer_citations c JOIN documents d "
-                      f"ON d.id=c.doc_id WHERE c.message_id=s.message_id AND NOT ({visible}))")
-            hparams = vparams
+            unseen = [int(r[0]) for r in self.db.execute(
+                f"SELECT d.id FROM documents d WHERE d.kb_id IN ({_marks(kb_ids)}) "
+                f"AND NOT ({visible})", (*kb_ids, *vparams))]
+            for i in range(0, len(unseen), 500):
+                part = unseen[i:i + 500]
+                hidden += (" AND NOT EXISTS (SELECT 1 FROM answer_citations c WHERE "
+                           f"c.message_id=s.message_id AND c.doc_id IN ({_marks(part)}))")
+                hparams += part
         cols = "s.message_id, k.name, s.kb_id, s.question, s.qkey, s.outcome, {rating}, s.day, " \
                "s.created_at"
-        # Two index-driven halves instead of one feedback join over every answer.
-        sql = (f"SELECT {cols.format(rating='NULL')} FROM answer_stats s JOIN kbs k "
-               f"ON k.id=s.kb_id WHERE {rng} AND s.outcome <> 'answered'{hidden} "
+        # Two index-driven halves, each read newest first and cut at ``limit``, instead of
+        # one feedback join over every answer.
+        sql = (f"SELECT * FROM (SELECT {cols.format(rating='NULL')} FROM answer_stats s "
+               f"JOIN kbs k ON k.id=s.kb_id WHERE {rng} AND s.outcome <> 'answered'{hidden} "
+               "ORDER BY s.created_at DESC LIMIT ?) a "
                "UNION ALL "
-               f"SELECT {cols.format(rating='f.rating')} FROM feedback f JOIN answer_stats s "
-               f"ON s.message_id=f.answer_id JOIN kbs k ON k.id=s.kb_id WHERE {rng} "
-               f"AND f.rating = -1 AND s.outcome = 'answered'{hidden} "
+               # from the 👎 ratings (few) to their answers, as in totals()
+               f"SELECT * FROM (SELECT {cols.format(rating='f.rating')} FROM feedback f "
+               "CROSS JOIN answer_stats s JOIN kbs k ON k.id=s.kb_id WHERE "
+               f"s.message_id=f.answer_id AND {rng} AND f.rating = -1 "
+               f"AND s.outcome = 'answered'{hidden} "
+               "ORDER BY s.created_at DESC LIMIT ?) b "
                "ORDER BY 9 DESC LIMIT ?")
         return [{"message_id": r[0], "kb": r[1], "kb_id": int(r[2]), "question": r[3],
                  "qkey": r[4], "outcome": r[5], "rating": r[6], "day": r[7]}
-                for r in self.db.execute(sql, (*params, *hparams, *params, *hparams, limit))]
+                for r in self.db.execute(sql, (*params, *hparams, limit, *params, *hparams,
+                                               limit, limit))]
 
     def visible_documents(self, doc_ids: Sequence[int], where: Filter | None) -> set[int]:
         """Those of ``doc_ids`` that exist and the caller may see."""
