@@ -598,7 +598,8 @@ class SqlLoopRepository:
                "s.created_at"
         # Two index-driven halves, each read newest first and cut at ``limit``, instead of
         # one feedback join over every answer.
-        sql = (f"SELECT * FROM (SELECT {cols.format(rating='NULL')} FROM answer_stats s "
+        no_rating = cols.format(rating="CAST(NULL AS INTEGER)")
+        sql = (f"SELECT * FROM (SELECT {no_rating} FROM answer_stats s "
                f"JOIN kbs k ON k.id=s.kb_id WHERE {rng} AND s.outcome <> 'answered'{hidden} "
                "ORDER BY s.created_at DESC LIMIT ?) a "
                "UNION ALL "
