@@ -19,6 +19,7 @@ measures, on the same machine:
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import subprocess
@@ -140,6 +141,7 @@ def main() -> None:
         key, n_msg = generate(home, args.conversations)
     db_mb = (home / "zhiku.db").stat().st_size / 1e6
     rows = []
+    load = os.getloadavg()
     with Zhiku(home) as zk:
         repo = SqlLoopRepository(zk.store.database)
         kbs = [zk.store.get_kb("hr")]
@@ -187,7 +189,9 @@ def main() -> None:
         write_section("analytics", (
             "## Analytics over 100k conversations (bench/analytics.py)\n\n"
             f"`{cmd.strip()} --write` on {machine()} (2 cores shared with other work: "
-            f"noisy), {time.strftime('%Y-%m-%d')}. {args.conversations:,} conversations, "
+            f"noisy; 1-minute load average {load[0]:.1f} at the start, "
+            f"{os.getloadavg()[0]:.1f} at the end), {time.strftime('%Y-%m-%d')}. "
+            f"{args.conversations:,} conversations, "
             f"{n_msg:,} recorded questions over 30 days, database {db_mb:,.0f} MB (SQLite).\n\n"
             + table + "\n\nClosed days come from the daily rollup (`analytics_days`, "
             "`analytics_hours`, `analytics_conversations`, `analytics_citations`; a day is "
