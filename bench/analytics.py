@@ -1,6 +1,6 @@
 """The analytics report over 100k recorded conversations.
 
-    python bench/analytics.py [--conversations 100000] [--repeat 5] [--write]
+    python bench/analytics.py [--conversations 100000] [--repeat 5] [--reuse DIR] [--write]
 
 Generates a data directory with one KB of 200 documents and ``--conversations``
 conversations (1–3 questions each, spread over 30 days; 75 % answered with 1–3
@@ -8,8 +8,9 @@ citations, 18 % refused, 7 % handed off with replies and resolutions; 5 % rated)
 through the loop's repository (:class:`zhiku.storage.loop.SqlLoopRepository`), then
 measures, on the same machine:
 
-- ``build()`` of the report in-process for 7 and 30 days (the SQL aggregates and the
-  gap clustering);
+- the first report after recording (the daily rollup of the closed days built), the
+  report computed directly (no rollup), and ``build()`` in-process for 7 and 30 days
+  with the rollup (the SQL aggregates and the gap clustering);
 - ``GET /api/v1/analytics?since=7d`` on a real ``zhiku serve`` over loopback (what the
   analytics page loads; the charts then draw in the browser);
 - ``zhiku report --since 7d`` as a process (start-up included), JSON and HTML.
@@ -18,6 +19,7 @@ measures, on the same machine:
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import subprocess
@@ -35,7 +37,7 @@ from bench.common import machine, write_section  # noqa: E402
 from tests.server_util import running_server  # noqa: E402
 from zhiku.engine import Zhiku  # noqa: E402
 from zhiku.loop.gaps import question_key  # noqa: E402
-from zhiku.loop.report import build, local_day_hour, parse_since  # noqa: E402
+from zhiku.loop.report import build, local_day_hour, parse_since, rollup_split  # noqa: E402
 from zhiku.models import Block, LoadedDocument  # noqa: E402
 from zhiku.server import accounts  # noqa: E402
 from zhiku.storage.loop import Citation, SqlLoopRepository  # noqa: E402
@@ -123,14 +125,37 @@ def main() -> None:
     ap.add_argument("--conversations", type=int, default=100_000)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--write", action="store_true")
+    ap.add_argument("--reuse", type=Path, default=None,
+                    help="a data directory: generated there when empty, reused when not")
     args = ap.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="zhiku-analytics-")) / "home"
-    key, n_msg = generate(home, args.conversations)
+    home = args.reuse or Path(tempfile.mkdtemp(prefix="zhiku-analytics-")) / "home"
+    if (home / "zhiku.db").exists():
+        with Zhiku(home) as zk:
+            key = accounts.create_key(zk.store, "root")[0]
+            n_msg = int(zk.store.database.execute(
+                "SELECT COUNT(*) FROM answer_stats").fetchone()[0])
+            for table in ("analytics_days", "analytics_hours", "analytics_conversations",
+                          "analytics_citations"):  # measure the first report's build again
+                zk.store.database.execute(f"DELETE FROM {table}")
+    else:
+        key, n_msg = generate(home, args.conversations)
     db_mb = (home / "zhiku.db").stat().st_size / 1e6
     rows = []
+    load = os.getloadavg()
     with Zhiku(home) as zk:
         repo = SqlLoopRepository(zk.store.database)
         kbs = [zk.store.get_kb("hr")]
+        start = parse_since("30d")
+        split = rollup_split(start, datetime.now(UTC))
+        assert split is not None
+        t0 = time.perf_counter()
+        built = repo.refresh_rollup([kbs[0].id], split)
+        rows.append((f"first report after recording: the rollup of {built} closed days "
+                     "built", (time.perf_counter() - t0) * 1000, (time.perf_counter() - t0)
+                     * 1000))
+        start = parse_since("7d")
+        med, worst = timed(lambda: build(repo, kbs, start, rollup=False), args.repeat)
+        rows.append(("report build, 7d, computed directly (no rollup, as before)", med, worst))
         for since in ("7d", "30d"):
             start = parse_since(since)
             med, worst = timed(lambda start=start: build(repo, kbs, start), args.repeat)
@@ -156,16 +181,24 @@ def main() -> None:
     table = "\n".join(lines)
     print(table)
     if args.write:
-        cmd = "python bench/analytics.py " + " ".join(a for a in sys.argv[1:] if a != "--write")
+        argv = sys.argv[1:]
+        if "--reuse" in argv:  # where the data lay is not part of the figure
+            i = argv.index("--reuse")
+            argv = argv[:i] + argv[i + 2:]
+        cmd = "python bench/analytics.py " + " ".join(a for a in argv if a != "--write")
         write_section("analytics", (
             "## Analytics over 100k conversations (bench/analytics.py)\n\n"
             f"`{cmd.strip()} --write` on {machine()} (2 cores shared with other work: "
-            f"noisy), {time.strftime('%Y-%m-%d')}. {args.conversations:,} conversations, "
+            f"noisy; 1-minute load average {load[0]:.1f} at the start, "
+            f"{os.getloadavg()[0]:.1f} at the end), {time.strftime('%Y-%m-%d')}. "
+            f"{args.conversations:,} conversations, "
             f"{n_msg:,} recorded questions over 30 days, database {db_mb:,.0f} MB (SQLite).\n\n"
-            + table + "\n\nAggregates are single SQL statements over the "
-            "`answer_stats (kb_id, created_at)` and `answer_citations (kb_id, doc_id, "
-            "created_at)` indexes; gap clustering runs in Python over the newest 5,000 gap "
-            "questions (leader clustering through an inverted n-gram index).\n"))
+            + table + "\n\nClosed days come from the daily rollup (`analytics_days`, "
+            "`analytics_hours`, `analytics_conversations`, `analytics_citations`; a day is "
+            "rebuilt when its count of recorded answers changed: purges, erasure), the partial "
+            "first day and today from `answer_stats` (two index ranges); the distinct "
+            "conversations of the period, the p95 answer time and 👍/👎 are read live; gap "
+            "clustering runs in Python over the newest 5,000 gap questions.\n"))
 
 
 if __name__ == "__main__":

@@ -150,3 +150,37 @@ def test_widget_endpoints_enforce_key_origin_and_headers(env: dict[str, Any]) ->
     # the key reaches nothing else: not the API, not other KBs
     assert httpx.get(base + "/api/v1/kbs", headers={"Authorization": f"Bearer {key}"}
                      ).status_code == 401
+
+
+def test_a_widget_answers_from_every_one_of_its_kbs(env: dict[str, Any]) -> None:
+    base, good = env["base"], env["good"].origin
+    store = Store(env["home"] / "zhiku.db")
+    both = registry.add_widget_key(store, "stores", ["hr", "finance"], [good], 600, 50)
+    store.close()
+
+    def ask(key: str, question: str, session: str) -> dict[str, Any]:
+        r = httpx.post(base + "/widget/v1/ask", headers={"Origin": good}, timeout=30,
+                       json={"key": key, "question": question, "session": session})
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    # The second KB answers (finance), and so does the first (hr), in one conversation.
+    fin = ask(both.public_key, "出差住宿費每晚上限多少？", "multi-kb-1")
+    assert not fin["answer"]["refused"]
+    assert fin["answer"]["citations"][0]["doc"] == "財務報銷規定"
+    hr = httpx.post(base + "/widget/v1/ask", headers={"Origin": good}, timeout=30, json={
+        "key": both.public_key, "question": "病假全年上限幾天？", "session": "multi-kb-1",
+        "conversation_id": fin["conversation_id"]}).json()
+    assert hr["conversation_id"] == fin["conversation_id"]
+    assert hr["answer"]["citations"][0]["doc"] == "員工請假辦法"
+    # A key scoped to hr alone never cites finance.
+    only_hr = ask(env["key"], "出差住宿費每晚上限多少？", "multi-kb-2")
+    assert all(c["doc"] != "財務報銷規定" for c in only_hr["answer"]["citations"])
+    # The finance citation is recorded with its document (analytics count it).
+    db = sqlite3.connect(env["home"] / "zhiku.db")
+    cited = {r[0] for r in db.execute(
+        "SELECT d.title FROM answer_citations c JOIN documents d ON d.id=c.doc_id "
+        "WHERE c.message_id IN (SELECT id FROM messages WHERE conversation_id=?)",
+        (fin["conversation_id"],))}
+    db.close()
+    assert cited == {"財務報銷規定", "員工請假辦法"}

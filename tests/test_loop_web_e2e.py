@@ -3,9 +3,10 @@ Chromium (Debian's, through playwright), at desktop size and at phone width (390
 
 A reader is refused, asks for a person, and sees the agent's reply; the agent works the
 case in the inbox; the admin reads the analytics (uPlot charts), writes the answer of a
-gap, and uploads a folder of 25 files (two upload requests); the conversation is
-renamed and deleted. At 390 px the header (登出, the language switch), the tab labels
-and the admin table stay usable. Screenshots: ``docs/screenshots/loop-*.png``.
+gap, pins a passage for another gap (searching the KB) and unpins it, and uploads a
+folder of 25 files (two upload requests); the conversation is renamed and deleted. At
+390 px the header (登出, the language switch), the tab labels and the admin table stay
+usable. Screenshots: ``docs/screenshots/loop-*.png``.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ def test_handoff_inbox_analytics_and_curation(server: Any) -> None:
         user = _login(browser, base, keys.hr_reader, {"width": 1280, "height": 820})
         assert user.get_by_test_id("tab-inbox").count() == 0  # not an agent
         _ask(user, "特別休假有幾天？")
+        _ask(user, "年假怎麼算？")  # refused: the KB says 特別休假
         _ask(user, "公司的寵物友善政策是什麼？")
         offer = user.get_by_test_id("handoff-offer").last
         assert "真人" in offer.inner_text()  # offered after the refusal
@@ -110,6 +112,21 @@ def test_handoff_inbox_analytics_and_curation(server: Any) -> None:
         admin.get_by_test_id("curate-answer").fill("本公司為寵物友善職場，可攜帶貓狗，需先向總務處登記。")
         admin.get_by_test_id("curate-save").click()
         admin.get_by_test_id("curated").get_by_text("寵物").wait_for()
+
+        # pin a passage for the 年假 gap: search the KB, pick the 特別休假 passage
+        admin.get_by_test_id("gap").filter(has_text="年假").get_by_test_id("gap-pin").click()
+        admin.get_by_test_id("pin-query").fill("特別休假")
+        admin.get_by_test_id("pin-search").click()
+        hit = admin.get_by_test_id("pin-hit").filter(has_text="特別休假七日")
+        hit.wait_for()
+        admin.screenshot(path=str(SHOTS / "loop-pin.png"))
+        hit.get_by_test_id("pin-choose").click()
+        admin.get_by_test_id("pin").filter(has_text="年假").wait_for()
+        user.get_by_test_id("new-conversation").click()
+        _ask(user, "年假怎麼算？")
+        assert "特別休假七日" in user.get_by_test_id("answer").last.inner_text()
+        admin.get_by_test_id("pin").filter(has_text="年假").get_by_test_id("pin-remove").click()
+        admin.get_by_test_id("pin").filter(has_text="年假").wait_for(state="detached")
 
         # the same question is now answered from the curated entry
         user.get_by_test_id("new-conversation").click()

@@ -137,6 +137,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
                   "Only agents (department members) and administrators can use the inbox"),
     "api.department_not_found": ("找不到部門「{name}」", "Department “{name}” not found"),
     "api.case_resolved": ("案件已結案，請先重新開啟", "The case is resolved; reopen it first"),
+    "api.pin_not_found": ("找不到釘選的段落", "Pinned passage not found"),
     # channels (zhiku.channels)
     "api.line_channel_not_found": ('找不到 LINE 頻道「{name}」',
         'LINE channel “{name}” not found'),

@@ -163,9 +163,11 @@ def ask(body: WidgetAsk, request: Request) -> JSONResponse:
                   request.client.host if request.client else None)
     conv = open_conversation(store, p, kb, conv_id)
     done: dict[str, Any] = {}
+    # Every KB of the key answers (the conversation is recorded in its first KB).
+    also = [k for k in (store.find_kb(n) for n in w.kbs) if k is not None and k.id != kb.id]
     for ev in answer_events(state, p, kb, body.question[:state.settings.max_question_chars],
                             conversation=conv, action="widget", channel="widget",
-                            channel_ref=ref):
+                            channel_ref=ref, also=also):
         if ev["type"] == "done":
             done = ev
     return _json(request, 200, {"answer": done["answer"],

@@ -1,8 +1,11 @@
 """The analytics report: one dict for the analytics page, ``zhiku report --format json``,
 and its CSV and HTML renderings.
 
-Aggregates come from SQL (:class:`zhiku.storage.loop.SqlLoopRepository`); only the gap
-clustering runs in Python, over the newest :data:`GAP_LIMIT` gap questions. Personal
+Aggregates come from SQL (:class:`zhiku.storage.loop.SqlLoopRepository`): closed days
+from the daily rollup (rebuilt for a day whose recorded answers changed), the partial
+first day and today from the recorded answers; only the gap clustering runs in Python,
+over the newest :data:`GAP_LIMIT` gap questions. Documents the viewer may not see (access
+labels) are left out. Personal
 data: questions are masked when they are recorded (:func:`record_masked_question`), and
 document titles and paths pass through the KB's output policy here, so nothing in a
 report holds what the policy keeps from readers.
@@ -15,16 +18,20 @@ import html
 import io
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from contextlib import AbstractContextManager
+from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from zhiku.engine import Zhiku
 from zhiku.errors import ZhikuError
-from zhiku.loop.gaps import cluster, trend
+from zhiku.loop.gaps import cluster, question_key, trend
 from zhiku.pii import PiiPolicy, mask_for_log
-from zhiku.storage.loop import SqlLoopRepository
+from zhiku.storage.loop import Split, SqlLoopRepository
 from zhiku.store import KnowledgeBase
+
+if TYPE_CHECKING:
+    from zhiku.filters import Filter
 
 GAP_LIMIT = 5000
 #: Days and busiest hours are counted in this time zone (``ZHIKU_REPORT_TZ``).
@@ -85,15 +92,43 @@ def _rate(n: int, total: int) -> float | None:
     return None if not total else round(n / total, 4)
 
 
+def rollup_split(since: datetime, now: datetime) -> Split | None:
+    """The split of a report from ``since`` to ``now``: the closed local days strictly
+    between since's day and today come from the daily rollup, the rest is read live;
+    None when there is no such day."""
+    zone = tz()
+    first, today = since.astimezone(zone).date(), now.astimezone(zone).date()
+    if (today - first).days < 2:
+        return None
+
+    def start(d: date) -> str:
+        return datetime.combine(d, time(0), zone).astimezone(UTC).isoformat(timespec="seconds")
+
+    return Split(first.isoformat(), start(first + timedelta(days=1)), today.isoformat(),
+                 start(today))
+
+
 def build(repo: SqlLoopRepository, kbs: Sequence[KnowledgeBase], since: datetime,
-          now: datetime | None = None, gaps: int = 20) -> dict[str, Any]:
-    """The report over ``kbs`` from ``since`` to now."""
+          now: datetime | None = None, gaps: int = 20, *, where: Filter | None = None,
+          rollup: bool = True, lock: AbstractContextManager[Any] | None = None
+          ) -> dict[str, Any]:
+    """The report over ``kbs`` from ``since`` to now.
+
+    ``where`` is the viewer's access scope (:meth:`zhiku.access.AccessScope.restrict`):
+    documents they may not see are left out of most cited / never cited, and gap
+    questions whose answer cited one are not shown. ``rollup`` reads closed days from
+    the daily rollup (refreshed first, under ``lock``); ``False`` computes everything
+    from the recorded answers (the same figures, slower).
+    """
     now = now or datetime.now(UTC)
     ids = [kb.id for kb in kbs]
     by_id = {kb.id: kb for kb in kbs}
     by_name = {kb.name: kb for kb in kbs}
     since_iso = since.astimezone(UTC).isoformat(timespec="seconds")
-    totals = repo.totals(ids, since_iso)
+    split = rollup_split(since, now) if rollup else None
+    if split is not None:
+        repo.refresh_rollup(ids, split, lock)
+    totals = repo.totals(ids, since_iso, split)
     q = totals["questions"]
     days = _days(since, now)
     handoff_times = repo.handoff_times(ids, since_iso)
@@ -103,8 +138,8 @@ def build(repo: SqlLoopRepository, kbs: Sequence[KnowledgeBase], since: datetime
         return {**d, "title": Zhiku.redact_output(kb, d["title"]),
                 "path": Zhiku.redact_path(kb, d["path"])}
 
-    never_n, never = repo.never_cited(ids, since_iso)
-    clusters = cluster(repo.gap_questions(ids, since_iso, GAP_LIMIT))
+    never_n, never = repo.never_cited(ids, since_iso, where=where)
+    clusters = cluster(repo.gap_questions(ids, since_iso, GAP_LIMIT, where=where))
     gap_out = []
     for i, c in enumerate(clusters[:gaps], 1):
         gap_out.append({
@@ -114,16 +149,19 @@ def build(repo: SqlLoopRepository, kbs: Sequence[KnowledgeBase], since: datetime
             "keys": sorted(c.keys)[:50], "message_ids": c.message_ids[:50],
         })
     curated = []
-    for e in repo.list_curated(ids):
-        from zhiku.loop.gaps import question_key
-
+    entries = repo.list_curated(ids)
+    shown = repo.visible_documents([e["doc_id"] for e in entries if e["doc_id"] is not None],
+                                   where)
+    for e in entries:
+        if e["doc_id"] is not None and e["doc_id"] not in shown:
+            continue  # a curated entry the viewer may not see (labelled afterwards)
         keys = list(dict.fromkeys(question_key(x) for x in [e["question"], *e["questions"]]))
-        split = repo.refusal_split(e["kb_id"], keys, e["created_at"])
-        for side in split.values():
+        split_ = repo.refusal_split(e["kb_id"], keys, e["created_at"])
+        for side in split_.values():
             side["rate"] = _rate(side["unanswered"], side["asked"])
         curated.append({"id": e["id"], "kb": e["kb"], "question":
                         record_masked_question(e["question"], by_id[e["kb_id"]]),
-                        "author": e["author"], "created_at": e["created_at"], **split})
+                        "author": e["author"], "created_at": e["created_at"], **split_})
     return {
         "since": since_iso, "until": now.astimezone(UTC).isoformat(timespec="seconds"),
         "timezone": str(tz()), "kbs": [kb.name for kb in kbs], "days": days,
@@ -134,10 +172,11 @@ def build(repo: SqlLoopRepository, kbs: Sequence[KnowledgeBase], since: datetime
             # cases opened (typed 轉真人, or the button after a refusal / 👎) per question
             "handoff_rate": _rate(handoff_times["cases"], q),
         },
-        "per_day": repo.per_day(ids, since_iso),
+        "per_day": repo.per_day(ids, since_iso, split),
         "handoff": handoff_times,
-        "busiest_hours": repo.busiest_hours(ids, since_iso),
-        "most_cited": [doc(d) for d in repo.most_cited(ids, since_iso)],
+        "busiest_hours": repo.busiest_hours(ids, since_iso, split),
+        "most_cited": [doc(d) for d in repo.most_cited(ids, since_iso, days=split,
+                                                       where=where)],
         "never_cited": {"count": never_n, "documents": [doc(d) for d in never]},
         "gaps": gap_out,
         "curated": curated,

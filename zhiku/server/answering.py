@@ -157,8 +157,11 @@ def answer_events(
     where: Filter | None = None,
     channel: str = "api",
     channel_ref: str | None = None,
+    also: Sequence[KnowledgeBase] = (),
 ) -> Iterator[dict[str, Any]]:
     """``delta`` events, then one ``done`` event with the answer, its ids and sources.
+    ``also``: more KBs answered from together with ``kb`` (a widget's KBs); the turn is
+    recorded in ``kb``.
 
     ``conversation`` records the turn (the zhiku API); ``None`` only audits (the
     OpenAI-compatible endpoint, whose clients keep their own history). ``channel`` is
@@ -175,7 +178,8 @@ def answer_events(
             # iter_answer rather than ask_stream: the final Answer object still has each
             # citation's hit, hence the chunk it was taken from.
             # Always the caller's access scope (zhiku.access), inside every query.
-            for item in zk.iter_answer(question, [kb.name], k=k, history=hist,
+            names = list(dict.fromkeys([kb.name, *(x.name for x in also)]))
+            for item in zk.iter_answer(question, names, k=k, history=hist,
                                        where=p.where(where)):
                 if isinstance(item, Answer):
                     final = item
@@ -187,7 +191,11 @@ def answer_events(
         answer = final.to_dict()
         extra: dict[str, Any] = {"mode": final.mode, "warnings": list(final.warnings)}
         store = state.store
-        sources = resolve_sources(state, store, kb, [c.hit.chunk_id for c in final.citations])
+        chunks = [c.hit.chunk_id for c in final.citations]
+        sources = resolve_sources(state, store, kb, chunks)
+        for other in also:  # a citation from another of the KBs answered from
+            sources = [x if x["passage_id"] else y for x, y in
+                       zip(sources, resolve_sources(state, store, other, chunks), strict=True)]
         answer_id, conv_id = _record(
             state, p, kb, question, answer, sources, conversation, action, final.mode,
             channel, channel_ref,

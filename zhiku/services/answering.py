@@ -146,6 +146,9 @@ class AnsweringService:
         stats = r.term_stats(query, names, where)  # a scope: the visible documents' own
         threshold = self.refusal_threshold(names)
         terms = r.query_terms(query, names, replace=True)
+        pinned = self._pinned(question, names, where)
+        if pinned is not None:  # an editor's passage for this question: cited first
+            ret.hits = [pinned, *(h for h in ret.hits if h.chunk_id != pinned.chunk_id)]
         extractive = self.answerer.answer(query, ret.hits, stats, refuse_below=threshold,
                                           tokens=terms)
         if query != question and chat is None and not extractive.refused:
@@ -158,6 +161,8 @@ class AnsweringService:
             cited = {c.hit.doc_id for c in extractive.citations}
             if not weighted.refused and weighted.citations[0].hit.doc_id in cited:
                 extractive = weighted
+        if pinned is not None:
+            extractive = self._pinned_answer(query, pinned, stats, terms)
         if extractive.refused:
             extractive = self._dense_answer(names[0], query, ret) or extractive
         timings = {**ret.timings, "condense_ms": (t1 - t0) * 1000,
@@ -186,6 +191,27 @@ class AnsweringService:
                 for w in item.warnings:
                     log.info(w)
             yield item
+
+    def _pinned(self, question: str, names: Sequence[str], where: Filter | None) -> Hit | None:
+        """The passage an editor pinned for this question, if the caller may see it
+        (:mod:`zhiku.loop.pins`)."""
+        from zhiku.loop.pins import pinned_hit
+
+        found = pinned_hit(self.ctx.store, question, names, where)
+        return None if found is None else found[1]
+
+    def _pinned_answer(self, query: str, hit: Hit, stats: Any, terms: Sequence[str]) -> Answer:
+        """The answer from the pinned passage alone, whatever the refusal threshold (an
+        editor vouched for it): its sentences that match the question, else its opening."""
+        answer = self.answerer.answer(query, [hit], stats, refuse_below=0.0, tokens=terms)
+        if answer.refused:
+            spans = [(s, e) for s, e in ztext.sentence_spans(hit.text) if hit.text[s:e].strip()]
+            quote = "".join(hit.text[s:e] for s, e in spans[:2]).strip() or hit.text[:300]
+            text = f"According to {source_phrase(hit)}: {quote}" if lang() == "en" \
+                else f"根據{source_phrase(hit)}：{quote}"
+            answer = Answer(text=text, citations=[Citation(hit=hit, text=quote)])
+        answer.warnings.append("pinned_passage: 依編輯釘選的段落回答")
+        return answer
 
     def _dense_answer(self, kb: str, query: str, ret: Retrieval) -> Answer | None:
         """An extractive answer resting on the dense match alone, or None.

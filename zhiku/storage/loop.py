@@ -12,11 +12,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from zhiku.storage.db import Database, now_iso
+
+if TYPE_CHECKING:
+    from zhiku.filters import Filter
+
 
 CASE_STATUSES = ("open", "resolved")
 CASE_REASONS = ("asked", "refused", "feedback")
@@ -29,6 +34,13 @@ def precise_now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
+# The citations of answers chosen by their ``answer_stats`` row (``s``): SQLite reads the
+# answers first (CROSS JOIN) and each one's citations by primary key (the unary ``+``
+# keeps it off the (kb_id, doc_id) index); PostgreSQL plans the same join freely.
+_ANSWER_CITATIONS = "answer_stats s CROSS JOIN answer_citations c"
+_CITES_OF_S = "c.message_id=s.message_id AND +c.kb_id=s.kb_id AND +c.doc_id IS NOT NULL"
+
+
 def _marks(values: Sequence[object]) -> str:
     return ",".join("?" * len(values)) or "NULL"
 
@@ -39,6 +51,24 @@ def _seconds(db: Database, later: str, earlier: str) -> str:
         return f"((julianday({later}) - julianday({earlier})) * 86400.0)"
     return (f"EXTRACT(EPOCH FROM (CAST({later} AS TIMESTAMPTZ) - "
             f"CAST({earlier} AS TIMESTAMPTZ)))")
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """A report period cut in three: the partial first day (``since`` up to
+    ``first_end``, the start of the next local day), the closed days strictly between
+    ``first_day`` and ``today`` (read from the daily rollup), and today (from
+    ``today_start``). Times are ISO-8601 UTC, days the local days recorded with each
+    answer."""
+
+    first_day: str
+    first_end: str
+    today: str
+    today_start: str
+
+    @property
+    def days(self) -> tuple[str, str]:
+        return self.first_day, self.today
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,48 +327,165 @@ class SqlLoopRepository:
                     tuple(kb_ids))]
 
     # --- analytics ------------------------------------------------------------------
+    #
+    # Every aggregate takes ``days``: None computes it directly over ``answer_stats``
+    # since ``since``; ``(first, last)`` reads the closed days ``first < day < last``
+    # from the daily rollup (:meth:`refresh_rollup` keeps it current) and only the rest
+    # (the partial first day, and today) from ``answer_stats``. Both give the same
+    # figures (tests/test_loop_storage.py compares them). ``where`` (a caller's access
+    # scope, :mod:`zhiku.access`) hides the documents the caller may not see.
 
     def _range(self, kb_ids: Sequence[int], since: str, alias: str = "s") -> tuple[str, list[Any]]:
         return (f"{alias}.kb_id IN ({_marks(kb_ids)}) AND {alias}.created_at >= ?",
                 [*kb_ids, since])
 
-    def per_day(self, kb_ids: Sequence[int], since: str) -> list[dict[str, Any]]:
-        """Questions and conversations per (day, channel, KB)."""
-        where, params = self._range(kb_ids, since)
-        return [{"day": r[0], "channel": r[1], "kb": r[2], "questions": int(r[3]),
-                 "conversations": int(r[4])}
-                for r in self.db.execute(
-                    "SELECT s.day, s.channel, k.name, COUNT(*), COUNT(DISTINCT s.conversation_id) "
-                    f"FROM answer_stats s JOIN kbs k ON k.id=s.kb_id WHERE {where} "
-                    "GROUP BY s.day, s.channel, k.name ORDER BY s.day, s.channel, k.name",
-                    params)]
+    def _live(self, kb_ids: Sequence[int], since: str, days: Split | None, alias: str = "s"
+              ) -> list[tuple[str, list[Any]]]:
+        """The conditions of what is read from ``answer_stats`` (``alias``): the whole
+        period, or with ``days`` the partial first day and today (two index ranges; the
+        day guards keep them apart from the rollup's days)."""
+        if days is None:
+            return [self._range(kb_ids, since, alias)]
+        kbs = f"{alias}.kb_id IN ({_marks(kb_ids)})"
+        # SQLite's unary + keeps the day guards off the (kb_id, day) index: the time
+        # range is the narrow one (PostgreSQL has no + for TEXT, and plans it alone).
+        day = f"+{alias}.day" if self.db.dialect == "sqlite" else f"{alias}.day"
+        return [(f"{kbs} AND {alias}.created_at >= ? AND {alias}.created_at < ? "
+                 f"AND {day} <= ?", [*kb_ids, since, days.first_end, days.first_day]),
+                (f"{kbs} AND {alias}.created_at >= ? AND {day} >= ?",
+                 [*kb_ids, max(since, days.today_start), days.today])]
 
-    def totals(self, kb_ids: Sequence[int], since: str) -> dict[str, Any]:
-        """Counts by outcome, conversations, 👍/👎 and answer times (ms)."""
+    def _rolled(self, kb_ids: Sequence[int], days: Split, alias: str = "r"
+                ) -> tuple[str, list[Any]]:
+        return (f"{alias}.kb_id IN ({_marks(kb_ids)}) AND {alias}.day > ? AND {alias}.day < ?",
+                [*kb_ids, *days.days])
+
+    def _visible(self, where: Filter | None, alias: str = "d") -> tuple[str, list[Any]]:
+        """SQL for "a document the caller may see" (``1=1`` without a scope)."""
+        if where is None:
+            return "1=1", []
+        from zhiku.storage.filtersql import where_sql
+
+        return where_sql(where, alias, self.db.dialect)
+
+    def refresh_rollup(self, kb_ids: Sequence[int], days: Split,
+                       lock: AbstractContextManager[Any] | None = None) -> int:
+        """Rebuild the rollup of each closed day ``first_day < day < today`` whose
+        summary is missing or counted another number of answers than there are now
+        (rows are only ever added on the day they are recorded, and removed by purges,
+        erasure and deletions); ``lock`` is taken around the writes (the server's write
+        gate). Returns how many (KB, day) summaries were rebuilt."""
+        if not kb_ids or days.first_day >= days.today:
+            return 0
+        where, params = self._rolled(kb_ids, days, "s")
+        now = {(int(r[0]), r[1]): int(r[2]) for r in self.db.execute(
+            f"SELECT s.kb_id, s.day, COUNT(*) FROM answer_stats s WHERE {where} "
+            "GROUP BY s.kb_id, s.day", params)}
+        where, params = self._rolled(kb_ids, days)
+        have = {(int(r[0]), r[1]): int(r[2]) for r in self.db.execute(
+            f"SELECT r.kb_id, r.day, r.answers FROM analytics_days r WHERE {where}", params)}
+        stale = sorted(k for k in now.keys() | have.keys() if now.get(k) != have.get(k))
+        if not stale:
+            return 0
+        with lock if lock is not None else nullcontext(), self.db.tx(immediate=True):
+            for kb_id, day in stale:
+                self._rebuild_day(kb_id, day)
+        return len(stale)
+
+    def _rebuild_day(self, kb_id: int, day: str) -> None:
+        key = (kb_id, day)
+        for table in ("analytics_days", "analytics_hours", "analytics_conversations",
+                      "analytics_citations"):
+            self.db.execute(f"DELETE FROM {table} WHERE kb_id=? AND day=?", key)
+        n = int(self.db.execute("SELECT COUNT(*) FROM answer_stats WHERE kb_id=? AND day=?",
+                                key).fetchone()[0])
+        if not n:
+            return
+        self.db.execute(
+            "INSERT INTO analytics_hours(kb_id, day, channel, hour, outcome, questions, "
+            "ms_sum, ms_n, ms_max) SELECT kb_id, day, channel, hour, outcome, COUNT(*), "
+            "COALESCE(SUM(answer_ms), 0), COUNT(answer_ms), MAX(answer_ms) FROM answer_stats "
+            "WHERE kb_id=? AND day=? GROUP BY kb_id, day, channel, hour, outcome", key)
+        self.db.execute(
+            "INSERT INTO analytics_conversations(kb_id, day, channel, conversations) "
+            "SELECT kb_id, day, channel, COUNT(DISTINCT conversation_id) FROM answer_stats "
+            "WHERE kb_id=? AND day=? GROUP BY kb_id, day, channel", key)
+        self.db.execute(
+            "INSERT INTO analytics_citations(kb_id, day, doc_id, citations) "
+            f"SELECT s.kb_id, s.day, c.doc_id, COUNT(*) FROM {_ANSWER_CITATIONS} "
+            f"WHERE s.kb_id=? AND s.day=? AND {_CITES_OF_S} GROUP BY s.kb_id, s.day, c.doc_id",
+            key)
+        self.db.execute("INSERT INTO analytics_days(kb_id, day, answers, built_at) "
+                        "VALUES (?, ?, ?, ?)", (*key, n, now_iso()))
+
+    def per_day(self, kb_ids: Sequence[int], since: str, days: Split | None = None
+                ) -> list[dict[str, Any]]:
+        """Questions and conversations per (day, channel, KB)."""
+        rows = [(r[0], r[1], r[2], int(r[3]), int(r[4]))
+                for where, params in self._live(kb_ids, since, days)
+                for r in self.db.execute(
+                    "SELECT s.day, s.channel, k.name, COUNT(*), "
+                    "COUNT(DISTINCT s.conversation_id) FROM answer_stats s JOIN kbs k "
+                    f"ON k.id=s.kb_id WHERE {where} GROUP BY s.day, s.channel, k.name",
+                    params)]
+        if days is not None:
+            where, params = self._rolled(kb_ids, days)
+            questions = {(r[0], r[1], r[2]): int(r[3]) for r in self.db.execute(
+                "SELECT r.day, r.channel, k.name, SUM(r.questions) FROM analytics_hours r "
+                f"JOIN kbs k ON k.id=r.kb_id WHERE {where} GROUP BY r.day, r.channel, k.name",
+                params)}
+            rows += [(r[0], r[1], r[2], questions.get((r[0], r[1], r[2]), 0), int(r[3]))
+                     for r in self.db.execute(
+                         "SELECT r.day, r.channel, k.name, r.conversations FROM "
+                         f"analytics_conversations r JOIN kbs k ON k.id=r.kb_id WHERE {where}",
+                         params)]
+        return [{"day": d, "channel": c, "kb": k, "questions": q, "conversations": n}
+                for d, c, k, q, n in sorted(rows, key=lambda r: (r[0], r[1], r[2]))]
+
+    def totals(self, kb_ids: Sequence[int], since: str, days: Split | None = None
+               ) -> dict[str, Any]:
+        """Counts by outcome, conversations, 👍/👎 and answer times (ms). The distinct
+        conversations of the whole period and the p95 are not sums of days: they are
+        read from the covering index over the period."""
+        counts = dict.fromkeys(OUTCOMES, 0)
+        ms_sum, ms_n, ms_max = 0, 0, None
+        parts = [self.db.execute(
+            "SELECT s.outcome, COUNT(*), COALESCE(SUM(s.answer_ms), 0), COUNT(s.answer_ms), "
+            f"MAX(s.answer_ms) FROM answer_stats s WHERE {where} GROUP BY s.outcome",
+            params).fetchall() for where, params in self._live(kb_ids, since, days)]
+        if days is not None:
+            rwhere, rparams = self._rolled(kb_ids, days)
+            parts.append(self.db.execute(
+                "SELECT r.outcome, SUM(r.questions), SUM(r.ms_sum), SUM(r.ms_n), MAX(r.ms_max) "
+                f"FROM analytics_hours r WHERE {rwhere} GROUP BY r.outcome",
+                rparams).fetchall())
+        for part in parts:
+            for outcome, n, total, n_ms, top in part:
+                counts[outcome] += int(n)
+                ms_sum += int(total or 0)
+                ms_n += int(n_ms or 0)
+                if top is not None:
+                    ms_max = int(top) if ms_max is None else max(ms_max, int(top))
+        out: dict[str, Any] = dict(counts)
+        out["questions"] = sum(counts.values())
         where, params = self._range(kb_ids, since)
-        row = self.db.execute(
-            "SELECT SUM(CASE WHEN s.outcome='answered' THEN 1 ELSE 0 END), "
-            "SUM(CASE WHEN s.outcome='refused' THEN 1 ELSE 0 END), "
-            "SUM(CASE WHEN s.outcome='handoff' THEN 1 ELSE 0 END), "
-            "COUNT(DISTINCT s.conversation_id), AVG(s.answer_ms), MAX(s.answer_ms), "
-            f"COUNT(s.answer_ms) FROM answer_stats s WHERE {where}", params).fetchone()
-        out: dict[str, Any] = {o: int(row[i] or 0) for i, o in enumerate(OUTCOMES)}
-        out["questions"] = sum(out[o] for o in OUTCOMES)
-        out["conversations"] = int(row[3] or 0)
-        out["answer_ms_avg"] = None if row[4] is None else round(float(row[4]), 1)
-        out["answer_ms_max"] = row[5]
-        n_ms = int(row[6] or 0)
+        out["conversations"] = int(self.db.execute(
+            f"SELECT COUNT(DISTINCT s.conversation_id) FROM answer_stats s WHERE {where}",
+            params).fetchone()[0] or 0)
+        out["answer_ms_avg"] = round(ms_sum / ms_n, 1) if ms_n else None
+        out["answer_ms_max"] = ms_max
         out["answer_ms_p95"] = None
-        if n_ms:
+        if ms_n:
             p95 = self.db.execute(
                 f"SELECT s.answer_ms FROM answer_stats s WHERE {where} "
                 "AND s.answer_ms IS NOT NULL ORDER BY s.answer_ms LIMIT 1 OFFSET ?",
-                (*params, min(int(n_ms) - 1, int(n_ms * 0.95)))).fetchone()
+                (*params, min(ms_n - 1, int(ms_n * 0.95)))).fetchone()
             out["answer_ms_p95"] = int(p95[0])
         fb = {1: 0, -1: 0}
+        # From the ratings (a few per cent of the answers) to their answers, not back.
         for r in self.db.execute(
-                "SELECT f.rating, COUNT(*) FROM feedback f JOIN answer_stats s "
-                f"ON s.message_id=f.answer_id WHERE {where} GROUP BY f.rating", params):
+                "SELECT f.rating, COUNT(*) FROM feedback f CROSS JOIN answer_stats s "
+                f"WHERE s.message_id=f.answer_id AND {where} GROUP BY f.rating", params):
             fb[int(r[0])] = int(r[1])
         out["thumbs_up"], out["thumbs_down"] = fb[1], fb[-1]
         return out
@@ -360,55 +507,123 @@ class SqlLoopRepository:
                 "first_reply_s_avg": sec(r[2]), "first_reply_s_max": sec(r[3]),
                 "resolution_s_avg": sec(r[4]), "resolution_s_max": sec(r[5])}
 
-    def busiest_hours(self, kb_ids: Sequence[int], since: str) -> list[dict[str, int]]:
-        where, params = self._range(kb_ids, since)
-        return [{"hour": int(r[0]), "questions": int(r[1])} for r in self.db.execute(
-            f"SELECT s.hour, COUNT(*) FROM answer_stats s WHERE {where} "
-            "GROUP BY s.hour ORDER BY s.hour", params)]
+    def busiest_hours(self, kb_ids: Sequence[int], since: str, days: Split | None = None
+                      ) -> list[dict[str, int]]:
+        hours: dict[int, int] = {}
+        sql = [(f"SELECT s.hour, COUNT(*) FROM answer_stats s WHERE {where} GROUP BY s.hour",
+                params) for where, params in self._live(kb_ids, since, days)]
+        if days is not None:
+            rwhere, rparams = self._rolled(kb_ids, days)
+            sql.append((f"SELECT r.hour, SUM(r.questions) FROM analytics_hours r "
+                        f"WHERE {rwhere} GROUP BY r.hour", rparams))
+        for q, p in sql:
+            for h, n in self.db.execute(q, p):
+                hours[int(h)] = hours.get(int(h), 0) + int(n)
+        return [{"hour": h, "questions": n} for h, n in sorted(hours.items())]
 
-    def most_cited(self, kb_ids: Sequence[int], since: str, limit: int = 10
+    def most_cited(self, kb_ids: Sequence[int], since: str, limit: int = 10,
+                   days: Split | None = None, where: Filter | None = None
                    ) -> list[dict[str, Any]]:
-        where, params = self._range(kb_ids, since, "c")
-        return [{"kb": r[0], "doc_id": int(r[1]), "title": r[2], "path": r[3],
-                 "citations": int(r[4])}
-                for r in self.db.execute(
-                    "SELECT k.name, d.id, d.title, d.path, COUNT(*) AS n "
-                    "FROM answer_citations c JOIN documents d ON d.id=c.doc_id "
-                    f"JOIN kbs k ON k.id=c.kb_id WHERE {where} "
-                    "GROUP BY k.name, d.id, d.title, d.path ORDER BY n DESC, d.id LIMIT ?",
-                    (*params, limit))]
+        """The most cited documents (that the caller may see) and their citations."""
+        counts: dict[int, int] = {}
+        queries = [("SELECT c.doc_id, COUNT(*) FROM answer_citations c "
+                    f"WHERE {w} AND c.doc_id IS NOT NULL GROUP BY c.doc_id", p)
+                   for w, p in self._live(kb_ids, since, None, "c")]
+        if days is not None:  # the citations of the first day and today, then the rollup's
+            queries = [(f"SELECT c.doc_id, COUNT(*) FROM {_ANSWER_CITATIONS} WHERE {w} "
+                        f"AND {_CITES_OF_S} GROUP BY c.doc_id", p)
+                       for w, p in self._live(kb_ids, since, days)]
+            rwhere, rparams = self._rolled(kb_ids, days)
+            queries.append((f"SELECT r.doc_id, SUM(r.citations) FROM analytics_citations r "
+                            f"WHERE {rwhere} GROUP BY r.doc_id", rparams))
+        for q, p in queries:
+            for doc, n in self.db.execute(q, p):
+                counts[int(doc)] = counts.get(int(doc), 0) + int(n)
+        if not counts:
+            return []
+        visible, vparams = self._visible(where)
+        ranked = sorted(counts.items(), key=lambda x: (-x[1], x[0]))
+        out: list[dict[str, Any]] = []
+        for i in range(0, len(ranked), 500):  # document rows of the ranked ids, in order
+            chunk = [d for d, _ in ranked[i:i + 500]]
+            found = {int(r[1]): r for r in self.db.execute(
+                "SELECT k.name, d.id, d.title, d.path FROM documents d JOIN kbs k "
+                f"ON k.id=d.kb_id WHERE d.id IN ({_marks(chunk)}) AND "
+                f"d.kb_id IN ({_marks(kb_ids)}) AND {visible}",
+                (*chunk, *kb_ids, *vparams))}
+            for doc in chunk:
+                r = found.get(doc)
+                if r is not None:
+                    out.append({"kb": r[0], "doc_id": doc, "title": r[2], "path": r[3],
+                                "citations": counts[doc]})
+                    if len(out) >= limit:
+                        return out
+        return out
 
-    def never_cited(self, kb_ids: Sequence[int], since: str, limit: int = 20
-                    ) -> tuple[int, list[dict[str, Any]]]:
-        """(how many, the first ``limit``) documents of these KBs not cited since ``since``."""
+    def never_cited(self, kb_ids: Sequence[int], since: str, limit: int = 20,
+                    where: Filter | None = None) -> tuple[int, list[dict[str, Any]]]:
+        """(how many, the first ``limit``) documents of these KBs (that the caller may
+        see) not cited since ``since``."""
+        visible, vparams = self._visible(where)
         base = ("FROM documents d JOIN kbs k ON k.id=d.kb_id "
-                f"WHERE d.kb_id IN ({_marks(kb_ids)}) AND NOT EXISTS (SELECT 1 FROM "
-                "answer_citations c WHERE c.kb_id=d.kb_id AND c.doc_id=d.id "
+                f"WHERE d.kb_id IN ({_marks(kb_ids)}) AND {visible} AND NOT EXISTS (SELECT 1 "
+                "FROM answer_citations c WHERE c.kb_id=d.kb_id AND c.doc_id=d.id "
                 "AND c.created_at >= ?)")
-        params = [*kb_ids, since]
+        params = [*kb_ids, *vparams, since]
         n = int(self.db.execute("SELECT COUNT(*) " + base, params).fetchone()[0])
         rows = self.db.execute("SELECT k.name, d.id, d.title, d.path " + base +
                                " ORDER BY d.id LIMIT ?", (*params, limit))
         return n, [{"kb": r[0], "doc_id": int(r[1]), "title": r[2], "path": r[3]}
                    for r in rows]
 
-    def gap_questions(self, kb_ids: Sequence[int], since: str, limit: int = 5000
-                      ) -> list[dict[str, Any]]:
-        """The newest refused, 👎-rated and handed-off questions (the knowledge gaps)."""
-        where, params = self._range(kb_ids, since)
+    def gap_questions(self, kb_ids: Sequence[int], since: str, limit: int = 5000,
+                      where: Filter | None = None) -> list[dict[str, Any]]:
+        """The newest refused, 👎-rated and handed-off questions (the knowledge gaps);
+        with ``where``, not those whose answer cited a document the caller may not see."""
+        rng, params = self._range(kb_ids, since)
+        hidden, hparams = "", []
+        if where is not None:
+            # The documents of these KBs the caller may not see: usually none (then no
+            # condition at all), else the answers citing one are left out by key.
+            visible, vparams = self._visible(where)
+            unseen = [int(r[0]) for r in self.db.execute(
+                f"SELECT d.id FROM documents d WHERE d.kb_id IN ({_marks(kb_ids)}) "
+                f"AND NOT ({visible})", (*kb_ids, *vparams))]
+            for i in range(0, len(unseen), 500):
+                part = unseen[i:i + 500]
+                hidden += (" AND NOT EXISTS (SELECT 1 FROM answer_citations c WHERE "
+                           f"c.message_id=s.message_id AND c.doc_id IN ({_marks(part)}))")
+                hparams += part
         cols = "s.message_id, k.name, s.kb_id, s.question, s.qkey, s.outcome, {rating}, s.day, " \
                "s.created_at"
-        # Two index-driven halves instead of one feedback join over every answer.
-        sql = (f"SELECT {cols.format(rating='NULL')} FROM answer_stats s JOIN kbs k "
-               f"ON k.id=s.kb_id WHERE {where} AND s.outcome <> 'answered' "
+        # Two index-driven halves, each read newest first and cut at ``limit``, instead of
+        # one feedback join over every answer.
+        no_rating = cols.format(rating="CAST(NULL AS INTEGER)")
+        sql = (f"SELECT * FROM (SELECT {no_rating} FROM answer_stats s "
+               f"JOIN kbs k ON k.id=s.kb_id WHERE {rng} AND s.outcome <> 'answered'{hidden} "
+               "ORDER BY s.created_at DESC LIMIT ?) a "
                "UNION ALL "
-               f"SELECT {cols.format(rating='f.rating')} FROM feedback f JOIN answer_stats s "
-               f"ON s.message_id=f.answer_id JOIN kbs k ON k.id=s.kb_id WHERE {where} "
-               "AND f.rating = -1 AND s.outcome = 'answered' "
+               # from the 👎 ratings (few) to their answers, as in totals()
+               f"SELECT * FROM (SELECT {cols.format(rating='f.rating')} FROM feedback f "
+               "CROSS JOIN answer_stats s JOIN kbs k ON k.id=s.kb_id WHERE "
+               f"s.message_id=f.answer_id AND {rng} AND f.rating = -1 "
+               f"AND s.outcome = 'answered'{hidden} "
+               "ORDER BY s.created_at DESC LIMIT ?) b "
                "ORDER BY 9 DESC LIMIT ?")
         return [{"message_id": r[0], "kb": r[1], "kb_id": int(r[2]), "question": r[3],
                  "qkey": r[4], "outcome": r[5], "rating": r[6], "day": r[7]}
-                for r in self.db.execute(sql, (*params, *params, limit))]
+                for r in self.db.execute(sql, (*params, *hparams, limit, *params, *hparams,
+                                               limit, limit))]
+
+    def visible_documents(self, doc_ids: Sequence[int], where: Filter | None) -> set[int]:
+        """Those of ``doc_ids`` that exist and the caller may see."""
+        ids = list(dict.fromkeys(doc_ids))
+        if not ids:
+            return set()
+        visible, vparams = self._visible(where)
+        return {int(r[0]) for r in self.db.execute(
+            f"SELECT d.id FROM documents d WHERE d.id IN ({_marks(ids)}) AND {visible}",
+            (*ids, *vparams))}
 
     def refusal_split(self, kb_id: int, qkeys: Sequence[str], at: str) -> dict[str, Any]:
         """For questions with these keys: asked / not answered, before and after ``at``."""

@@ -51,6 +51,14 @@ addStrings({
   "an.answerPh": "正確答案（會成為知識庫的精選問答並被引用）",
   "an.saved": "已加入精選問答",
   "an.none": "（無）",
+  "an.pin": "釘選段落",
+  "an.pinTitle": "為這個問題釘選一段更好的段落",
+  "an.pinSearch": "在知識庫中搜尋",
+  "an.pinChoose": "釘選",
+  "an.pinned": "已釘選段落",
+  "an.pins": "釘選的段落（相同或幾乎相同的問題會優先引用）",
+  "an.unpin": "取消釘選",
+  "an.unpinned": "已取消釘選",
   "conv.rename": "重新命名",
   "conv.delete": "刪除",
   "conv.deleteQ": "刪除這段對話？",
@@ -99,6 +107,14 @@ addStrings({
   "an.answerPh": "The right answer (becomes a curated FAQ entry of the KB, cited)",
   "an.saved": "Curated entry added",
   "an.none": "(none)",
+  "an.pin": "Pin a passage",
+  "an.pinTitle": "Pin a better passage for this question",
+  "an.pinSearch": "Search the knowledge base",
+  "an.pinChoose": "Pin",
+  "an.pinned": "Passage pinned",
+  "an.pins": "Pinned passages (cited first for the same or a near-identical question)",
+  "an.unpin": "Unpin",
+  "an.unpinned": "Passage unpinned",
   "conv.rename": "Rename",
   "conv.delete": "Delete",
   "conv.deleteQ": "Delete this conversation?",
@@ -333,6 +349,55 @@ export async function renderAnalytics(view, ctx) {
     await load();
   }
 
+  async function pinPassage(gap) {
+    const kbName = Object.keys(gap.kbs)[0];
+    const passage = await modal((close) => {
+      const results = h("ul", { class: "pin-results", "data-testid": "pin-results" });
+      const input = h("input", { type: "search", value: gap.examples[0], maxlength: 200,
+        "aria-label": t("an.pinSearch"), "data-testid": "pin-query" });
+      async function search() {
+        const r = await api("POST", `/api/v1/kbs/${encodeURIComponent(kbName)}/search`,
+          { query: input.value.trim(), k: 5, kbs: [kbName] });
+        results.replaceChildren(...(r.hits.length ? r.hits.map((hit) =>
+          h("li", { class: "pin-hit", "data-testid": "pin-hit" },
+            h("div", { class: "small muted" }, `《${hit.doc}》${hit.section ? ` ${hit.section}` : ""}`),
+            h("div", { class: "pin-text" }, hit.text.slice(0, 240)),
+            h("button", { type: "button", class: "primary small", "data-testid": "pin-choose",
+              onclick: () => close(hit.passage_id) }, t("an.pinChoose"))))
+          : [h("li", { class: "muted" }, t("an.none"))]));
+      }
+      return h("form", { class: "modal-body", onsubmit: (e) => {
+        e.preventDefault(); search().catch(showError); } },
+      h("p", { class: "modal-text" }, t("an.pinTitle")),
+      h("p", { class: "modal-text muted" }, gap.examples.join(" / ")),
+      h("div", { class: "pin-search" }, input,
+        h("button", { type: "submit", class: "ghost", "data-testid": "pin-search" },
+          t("an.pinSearch"))),
+      results,
+      h("div", { class: "modal-actions" },
+        h("button", { type: "button", class: "ghost", onclick: () => close(null) },
+          t("common.cancel"))));
+    });
+    if (!passage) return;
+    await api("POST", `/api/v1/kbs/${encodeURIComponent(kbName)}/pins`, {
+      question: gap.examples[0], questions: gap.examples, passage_id: passage,
+      message_ids: gap.message_ids });
+    toast(t("an.pinned"));
+    await load();
+  }
+
+  async function pinsOf(names) {
+    const lists = await Promise.all(names.map((n) =>
+      api("GET", `/api/v1/kbs/${encodeURIComponent(n)}/pins`).then((r) => r.pins, () => [])));
+    return lists.flat();
+  }
+
+  async function unpin(pin) {
+    await api("DELETE", `/api/v1/kbs/${encodeURIComponent(pin.kb)}/pins/${pin.id}`);
+    toast(t("an.unpinned"));
+    await load();
+  }
+
   async function load() {
     const q = `since=${since}${kb ? `&kb=${encodeURIComponent(kb)}` : ""}`;
     const r = await api("GET", `/api/v1/analytics?${q}`);
@@ -348,6 +413,7 @@ export async function renderAnalytics(view, ctx) {
     const hourCounts = Array.from({ length: 24 }, () => 0);
     for (const x of r.busiest_hours) hourCounts[x.hour] = x.questions;
     const canEdit = app.me.role !== "reader";
+    const pins = canEdit ? await pinsOf(r.kbs) : [];
     body.replaceChildren(...[
       h("div", { class: "stats" },
         card(t("an.questions"), tt.questions, "stat-questions"),
@@ -368,8 +434,18 @@ export async function renderAnalytics(view, ctx) {
           h("span", { class: "gap-text" }, g.examples.join(" / ")),
           h("span", { class: `muted small trend ${g.trend.direction}` }, g.trend.direction),
           canEdit ? h("button", { type: "button", class: "ghost small", "data-testid": "gap-write",
-            onclick: () => writeAnswer(g).catch(showError) }, t("an.write")) : null))
+            onclick: () => writeAnswer(g).catch(showError) }, t("an.write")) : null,
+          canEdit ? h("button", { type: "button", class: "ghost small", "data-testid": "gap-pin",
+            onclick: () => pinPassage(g).catch(showError) }, t("an.pin")) : null))
         : [h("li", { class: "muted" }, t("an.none"))]),
+      pins.length ? h("h2", {}, t("an.pins")) : null,
+      pins.length ? h("ul", { class: "pins", "data-testid": "pins" }, pins.map((p) =>
+        h("li", { class: "pin", "data-testid": "pin" },
+          h("div", {}, h("strong", {}, p.question), " → ", `《${p.doc}》`,
+            h("span", { class: "muted small" }, ` ${p.author} · ${fmtTime(p.created_at)}`)),
+          h("div", { class: "pin-text muted small" }, p.text.slice(0, 160)),
+          h("button", { type: "button", class: "ghost small", "data-testid": "pin-remove",
+            onclick: () => unpin(p).catch(showError) }, t("an.unpin"))))) : null,
       h("h2", {}, t("an.cited")),
       h("ol", { class: "cited" }, r.most_cited.map((d) =>
         h("li", {}, `《${d.title}》 ${d.kb} · ${d.citations}`))),

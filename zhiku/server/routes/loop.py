@@ -1,5 +1,5 @@
 """The service loop's API: hand-off and the agent inbox, departments, analytics,
-curated FAQ entries, and renaming conversations.
+curated FAQ entries, pinned passages, and renaming conversations.
 
 Who sees a case: an admin sees every case; an agent (a member of a department) sees
 the cases of their departments, and only in KBs they can read. Anyone else gets the
@@ -17,13 +17,16 @@ from pydantic import BaseModel, Field
 from zhiku.engine import Zhiku
 from zhiku.loop import handoff
 from zhiku.loop.curate import curate
-from zhiku.loop.report import build, parse_since, to_csv, to_html
+from zhiku.loop.gaps import question_key
+from zhiku.loop.report import build, parse_since, record_masked_question, to_csv, to_html
 from zhiku.server import accounts, audit
 from zhiku.server.access import redact_turns
 from zhiku.server.deps import Admin, Caller, Principal, ServerState, State, editable_kb, readable_kb
 from zhiku.server.errors import ApiError
 from zhiku.server.loop import open_case, repo
 from zhiku.server.schemas import ERRORS
+from zhiku.services.privacy import redact_hit
+from zhiku.storage.pins import Pin, SqlPins
 from zhiku.store import Store
 
 router = APIRouter(prefix="/api/v1", tags=["service loop"], responses=ERRORS)
@@ -54,6 +57,13 @@ class MemberBody(BaseModel):
 class CuratedCreate(BaseModel):
     question: str = Field(min_length=1, max_length=500)
     answer: str = Field(min_length=1, max_length=4000)
+    questions: list[str] = Field(default_factory=list, max_length=50)
+    message_ids: list[str] = Field(default_factory=list, max_length=50)
+
+
+class PinCreate(BaseModel):
+    question: str = Field(min_length=1, max_length=500)
+    passage_id: str = Field(min_length=1, max_length=64)
     questions: list[str] = Field(default_factory=list, max_length=50)
     message_ids: list[str] = Field(default_factory=list, max_length=50)
 
@@ -297,7 +307,9 @@ def analytics(p: Caller, state: State, since: str = "7d", kb: str | None = None,
         start = parse_since(since)
     except Exception as exc:  # noqa: BLE001 - the message names the bad value
         raise ApiError(422, "invalid_request", detail=str(exc)) from exc
-    report = build(repo(store), kbs, start)
+    # The viewer's access scope hides documents they may not see (issue 13's rule);
+    # the rollup's refresh writes under the server's write gate.
+    report = build(repo(store), kbs, start, where=p.where(), lock=state.gate)
     if format == "csv":
         return Response(to_csv(report), media_type="text/csv; charset=utf-8")
     if format == "html":
@@ -323,3 +335,68 @@ def list_curated(kb: str, p: Caller, state: State) -> dict[str, Any]:
     kbo = readable_kb(store, p, kb)
     return {"entries": [Zhiku.redact_json(kbo, {k: v for k, v in e.items() if k != "kb_id"})
                         for e in repo(store).list_curated([kbo.id])]}
+
+
+# --- pinned passages ------------------------------------------------------------------------
+
+
+def _pin_view(state: ServerState, p: Principal, kbo: Any, pin: Pin) -> dict[str, Any] | None:
+    """A pin as the caller may see it (None: its passage is hidden from them)."""
+    hits = state.store.hits_for([(pin.chunk_id, 1.0)], [kbo.id], p.where())
+    if not hits:
+        return None
+    hit = redact_hit(kbo, hits[0])
+    return {"id": pin.id, "kb": kbo.name, "question": record_masked_question(pin.question, kbo),
+            "passage_id": state.ids.encode("p", pin.chunk_id),
+            "document_id": state.ids.encode("d", pin.doc_id), "doc": hit.doc_title,
+            "path": hit.path, "section": hit.section, "text": hit.text,
+            "author": pin.author, "created_at": pin.created_at,
+            "source_messages": list(pin.source_messages)}
+
+
+@router.get("/kbs/{kb}/pins", summary="Passages editors pinned for questions of a KB")
+def list_pins(kb: str, p: Caller, state: State) -> dict[str, Any]:
+    kbo = editable_kb(state.store, p, kb)
+    views = (_pin_view(state, p, kbo, pin) for pin in SqlPins(state.store.database)
+             .of_kbs([kbo.id]))
+    return {"pins": [v for v in views if v is not None]}
+
+
+@router.post("/kbs/{kb}/pins", status_code=201,
+             summary="Pin a passage for a question: the same or a near-identical question "
+             "is then answered citing it first")
+def create_pin(kb: str, body: PinCreate, p: Caller, state: State) -> dict[str, Any]:
+    store = state.store
+    kbo = editable_kb(store, p, kb)
+    chunk = state.ids.decode("p", body.passage_id)
+    # Only a passage of this KB the editor may see (the same 404 otherwise).
+    if chunk is None or not store.hits_for([(chunk, 1.0)], [kbo.id], p.where()):
+        raise ApiError(404, "passage_not_found")
+    question = record_masked_question(body.question, kbo)
+    keys = [question_key(q) for q in [question, *(record_masked_question(x, kbo)
+                                                  for x in body.questions)]]
+    with state.write() as s:
+        pin_id = SqlPins(s.database).add(kbo.id, chunk, question, keys, body.message_ids,
+                                         p.user)
+    state.record(p.actor, "pin.create", kb=kbo.name, target=str(pin_id),
+                 detail={"passage_id": body.passage_id, "question": question,
+                         "message_ids": body.message_ids[:10]})
+    pin = SqlPins(store.database).get(pin_id)
+    assert pin is not None
+    view = _pin_view(state, p, kbo, pin)
+    assert view is not None
+    return view
+
+
+@router.delete("/kbs/{kb}/pins/{pin_id}", summary="Unpin a passage")
+def delete_pin(kb: str, pin_id: int, p: Caller, state: State) -> dict[str, Any]:
+    store = state.store
+    kbo = editable_kb(store, p, kb)
+    pin = SqlPins(store.database).get(pin_id)
+    if pin is None or pin.kb_id != kbo.id or _pin_view(state, p, kbo, pin) is None:
+        raise ApiError(404, "pin_not_found")
+    with state.write() as s:
+        SqlPins(s.database).remove(pin_id)
+    state.record(p.actor, "pin.remove", kb=kbo.name, target=str(pin_id),
+                 detail={"question": pin.question})
+    return {"id": pin_id, "removed": True}

@@ -7,6 +7,15 @@ Everything the analytics aggregate has an index on (kb, time); the one on
 Agents are the members of a department (``department_members``): the core ``users.role``
 CHECK is left as it is, so an agent is any user who belongs to at least one department,
 and sees only those departments' cases.
+
+Version 2: the analytics page's daily rollup. ``analytics_days`` lists the closed days
+(per KB) that are summarised and how many ``answer_stats`` rows each summary counted;
+a report compares that count with the rows there are now (one covered index range on
+``answer_stats_kb_day``) and rebuilds the days that differ, so a retention purge, an
+erasure or a deleted conversation (whose rows cascade away) never leaves a stale
+figure. ``analytics_hours`` holds the additive counts by channel, hour and outcome,
+``analytics_conversations`` the distinct conversations of a day and channel,
+``analytics_citations`` the citations of each document on that day.
 """
 
 AFTER = ("core",)
@@ -93,6 +102,42 @@ MIGRATIONS: dict[int, str] = {
         approved INTEGER NOT NULL DEFAULT 1,
         created_at TEXT NOT NULL,
         UNIQUE(kb_id, path)
+    );
+    """,    2: """
+    CREATE INDEX answer_stats_kb_day ON answer_stats(kb_id, day, channel, hour, outcome,
+        answer_ms, conversation_id);
+    CREATE TABLE analytics_days(
+        kb_id INTEGER NOT NULL REFERENCES kbs(id) ON DELETE CASCADE,
+        day TEXT NOT NULL,
+        answers INTEGER NOT NULL,
+        built_at TEXT NOT NULL,
+        PRIMARY KEY(kb_id, day)
+    );
+    CREATE TABLE analytics_hours(
+        kb_id INTEGER NOT NULL REFERENCES kbs(id) ON DELETE CASCADE,
+        day TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        hour INTEGER NOT NULL,
+        outcome TEXT NOT NULL,
+        questions INTEGER NOT NULL,
+        ms_sum INTEGER NOT NULL,
+        ms_n INTEGER NOT NULL,
+        ms_max INTEGER,
+        PRIMARY KEY(kb_id, day, channel, hour, outcome)
+    );
+    CREATE TABLE analytics_conversations(
+        kb_id INTEGER NOT NULL REFERENCES kbs(id) ON DELETE CASCADE,
+        day TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        conversations INTEGER NOT NULL,
+        PRIMARY KEY(kb_id, day, channel)
+    );
+    CREATE TABLE analytics_citations(
+        kb_id INTEGER NOT NULL REFERENCES kbs(id) ON DELETE CASCADE,
+        day TEXT NOT NULL,
+        doc_id INTEGER NOT NULL,
+        citations INTEGER NOT NULL,
+        PRIMARY KEY(kb_id, day, doc_id)
     );
     """,
 }
