@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from zhiku.answer import answer_type
+from zhiku.answer import answer_type, has_type
 from zhiku.cli import app
 from zhiku.engine import Zhiku
 from zhiku.ingest import ingest_paths
@@ -111,7 +111,7 @@ def test_off_topic_questions_are_refused_with_exit_code_1(
 
 def test_a_question_whose_answer_type_no_passage_has_is_refused(engine: Zhiku, kb: str) -> None:
     # The KB names 陳阿水 several times but never says when he was born.
-    assert answer_type("陳阿水是哪一年出生的？") == "date"
+    assert answer_type("陳阿水是哪一年出生的？") == "year"
     assert engine.ask("陳阿水是哪一年出生的？", kb).refused
     # When the passage has what is asked for, the typed sentence is chosen.
     ans = engine.ask("焙茶工坊每年焙多少茶葉？", kb)
@@ -127,6 +127,11 @@ def test_answer_types() -> None:
     assert answer_type("為什麼要焙火三次？") == "reason"
     assert answer_type("什麼是 RAG？") == "definition"
     assert answer_type("When was it founded?") == "date"
+    assert answer_type("九三砲戰於何年爆發？") == "year"
+    # A year is asked for: a day and month is not one, 「同年」 and a century are.
+    assert not has_type("9月3日，解放軍發動九三砲戰。", "year")
+    assert has_type("1954年國共多次交戰。", "year") and has_type("同年香港…", "year")
+    assert has_type("在13世紀許多人逃到喀山。", "year")
     assert answer_type("冷藏櫃的溫度規定") is None
 
 
