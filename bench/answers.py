@@ -161,9 +161,13 @@ def run_refusal(args: argparse.Namespace) -> dict[str, Any]:
     for t in [x / 20 for x in range(2, 19)]:
         curve.append((t, sum(r < t for r in rel_ans) / max(n_ans, 1),
                       sum(r < t for r in rel_un) / max(n_un, 1)))
+    # The operating point of the target: the confidence that refuses 5 % of the
+    # answerable questions, and the share of the unanswerable ones it refuses.
+    at5 = sorted(rel_ans)[int(0.05 * len(rel_ans))] if rel_ans else 0.0
     out = {"answerable": n_ans, "unanswerable": n_un,
            "answerable_refused": ans_ref / max(n_ans, 1),
            "unanswerable_refused": un_ref / max(n_un, 1),
+           "unanswerable_refused_at_5pct": sum(r < at5 for r in rel_un) / max(n_un, 1),
            "threshold": zk.refusal_threshold("cal"), "build_s": build, "curve": curve}
     zk.close()
     return out
@@ -315,7 +319,7 @@ def main() -> int:
         body = _md(res, cmd, "Refusal on DRCD with 20 % of articles held out"
                    f"{' (' + args.embed + ')' if args.embed else ''}",
                    ["answerable", "unanswerable", "answerable_refused", "unanswerable_refused",
-                    "threshold"])
+                    "threshold", "unanswerable_refused_at_5pct"])
         rows = ["| confidence below | answerable refused | unanswerable refused |",
                 "|---|---|---|"]
         rows += [f"| {t:.2f} | {a:.1%} | {u:.1%} |" for t, a, u in res["curve"]]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from zhiku.answer import answer_type
+from zhiku.answer import answer_type, has_type
 from zhiku.cli import app
 from zhiku.engine import Zhiku
 from zhiku.ingest import ingest_paths
@@ -111,7 +111,7 @@ def test_off_topic_questions_are_refused_with_exit_code_1(
 
 def test_a_question_whose_answer_type_no_passage_has_is_refused(engine: Zhiku, kb: str) -> None:
     # The KB names 陳阿水 several times but never says when he was born.
-    assert answer_type("陳阿水是哪一年出生的？") == "date"
+    assert answer_type("陳阿水是哪一年出生的？") == "year"
     assert engine.ask("陳阿水是哪一年出生的？", kb).refused
     # When the passage has what is asked for, the typed sentence is chosen.
     ans = engine.ask("焙茶工坊每年焙多少茶葉？", kb)
@@ -127,6 +127,11 @@ def test_answer_types() -> None:
     assert answer_type("為什麼要焙火三次？") == "reason"
     assert answer_type("什麼是 RAG？") == "definition"
     assert answer_type("When was it founded?") == "date"
+    assert answer_type("九三砲戰於何年爆發？") == "year"
+    # A year is asked for: a day and month is not one, 「同年」 and a century are.
+    assert not has_type("9月3日，解放軍發動九三砲戰。", "year")
+    assert has_type("1954年國共多次交戰。", "year") and has_type("同年香港…", "year")
+    assert has_type("在13世紀許多人逃到喀山。", "year")
     assert answer_type("冷藏櫃的溫度規定") is None
 
 
@@ -251,3 +256,63 @@ def test_a_parent_statute_is_preferred_to_its_rules_and_copies_collapse(
     assert "勞動基準法施行細則" not in [h.doc_title for h in hits]
     ans = engine.ask("特別休假幾天？", "law")
     assert [c.hit.doc_title for c in ans.citations] == ["勞動基準法"]
+
+
+HISTORY = {
+    "石頭城": "石頭城建於山丘之上，四周環繞護城河。石頭城的城牆非常堅固，上千年中沒有軍隊能夠攻破"
+              "它。但隨著大砲的出現，這道牆再也不能保護這座城市。石頭城的城牆以花崗岩砌成，也非常"
+              "堅固，至今仍然完整。城裡現在是一座博物館。",
+    "哲學家": "霍布斯晚年住在德文郡，最早提出社會契約的說法。他的政治哲學被後人稱為現實主義，影響"
+              "了國際關係學。霍布斯晚年也翻譯了荷馬的史詩，並且提出不少說法。",
+    "茶": "包種茶是台灣北部常見的茶類，以青心烏龍為主要品種，發酵程度較輕。",
+    "咖啡": "咖啡豆烘焙後應在兩週內飲用完畢，並放在陰涼處保存。",
+}
+
+
+@pytest.fixture
+def history(engine: Zhiku) -> str:
+    engine.kb("hist", create=True)
+    for title, body in HISTORY.items():
+        engine.add_loaded("hist", f"mem://{title}", LoadedDocument(title, "txt", [Block(body)]))
+    engine.sync_index("hist")
+    return "hist"
+
+
+def _answer_with(engine: Zhiku, kb: str, question: str, **params: float) -> str:
+    """The extractive answer to ``question`` with the answerer's parameters changed."""
+    from zhiku.answer import ExtractiveAnswerer
+
+    hits = engine.search(question, kb, k=5)
+    stats = engine.term_stats(question, kb)
+    ans = ExtractiveAnswerer(**params).answer(question, hits, stats, refuse_below=0.0,
+                                               tokens=engine.query_terms(question, kb))
+    return ans.text
+
+
+def test_what_the_best_sentence_leaves_out_of_the_question_brings_its_neighbour(
+        engine: Zhiku, history: str) -> None:
+    """A question joining two sentences: the one that repeats most of it (城牆非常堅固) is
+    not the one that answers (大砲的出現); the neighbour saying the rest comes with it."""
+    q = "石頭城的城牆非常堅固，但什麼東西的出現使它不再能保護城市？"
+    ans = engine.ask(q, history)
+    assert not ans.refused and "大砲的出現" in ans.text
+    assert "城牆非常堅固" in ans.text
+
+
+def test_the_noun_after_the_interrogative_steers_the_choice(
+        engine: Zhiku, history: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import zhiku.answer
+    from zhiku.answer import has_named, named_head
+
+    assert named_head("書中提到了什麼主義的內容？") == "主義"
+    assert named_head("他信仰什麼宗教？") == "宗教"
+    assert named_head("什麼東西的出現使得城牆不再有用？") is None  # says nothing
+    assert has_named("他們多信仰新教。", "宗教", set("他信仰什麼宗教？"))
+    assert not has_named("他信仰宗教。", "宗教", set("他信仰什麼宗教？"))
+    q = "霍布斯晚年最早提出了什麼主義的說法？"
+    ans = engine.ask(q, history)
+    assert not ans.refused and "現實主義" in ans.text
+    # It is the noun that finds it: read as a question of no particular kind, and
+    # without the neighbour that completes the question, the other sentence is chosen.
+    monkeypatch.setattr(zhiku.answer, "named_head", lambda question: None)
+    assert "現實主義" not in _answer_with(engine, history, q, complement=1.01)

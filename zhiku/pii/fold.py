@@ -24,6 +24,8 @@ def _table() -> dict[int, str]:
     for rng in ranges:
         for cp in rng:
             ch = chr(cp)
+            if unicodedata.is_normalized("NFKC", ch):  # most are: a quick check first
+                continue
             folded = unicodedata.normalize("NFKC", ch)
             if len(folded) == 1 and folded != ch:
                 table[cp] = folded
