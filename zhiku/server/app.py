@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
@@ -34,7 +34,7 @@ from zhiku.server.ids import IdCodec, new_token
 from zhiku.server.jobs import IngestWorkers, reclaim_dead_workers
 from zhiku.server.observability import Metrics
 from zhiku.server.pool import EnginePool, PoolTimeout
-from zhiku.server.ratelimit import RateLimiter
+from zhiku.server.ratelimit import make_limiter
 from zhiku.server.routes import (
     access,
     admin,
@@ -50,7 +50,8 @@ from zhiku.server.routes import (
 )
 from zhiku.server.settings import ServerSettings
 from zhiku.server.signin import SignIn
-from zhiku.server.writes import WriteGate
+from zhiku.server.writes import gate_for
+from zhiku.storage.db import Database
 from zhiku.store import database_target
 
 log = logging.getLogger("zhiku.server")
@@ -181,15 +182,23 @@ def serve_database(home: Path) -> Path:
 def _state(settings: ServerSettings) -> ServerState:
     stores = LocalStores(serve_database(settings.home))
     store = stores.get()  # opens the database and applies migrations
+    run = settings.home / "run"
+    shared: Callable[[], Database] | None = None
+    if store.dialect == "postgresql":
+        # Several nodes may share this database: limits and metrics are counted there.
+        def shared() -> Database:
+            return stores.get().database
+
     return ServerState(
         settings=settings,
         stores=stores,
         pool=EnginePool(settings.home, settings.engines),
-        metrics=Metrics(settings.home / "run" / "metrics"),
-        limiter=RateLimiter(settings.rate_limit, settings.rate_burst),
-        auth_failures=RateLimiter(30.0, 30),
+        metrics=Metrics(None, shared) if shared else Metrics(run / "metrics"),
+        limiter=make_limiter(settings.rate_limit, settings.rate_burst, shared, "key"),
+        auth_failures=make_limiter(30.0, 30, shared, "auth"),
         ids=IdCodec.for_store(store),
-        gate=WriteGate(settings.home / "run" / "write.lock"),
+        gate=gate_for(store.database.dialect, run / "write.lock"),
+        shared=shared,
     )
 
 
@@ -215,7 +224,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
                                          stale_s=settings.stale_job_s, on_file=on_file)
             state.worker.start()
         state.metrics.start(settings.metrics_flush_s)
-        retention = RetentionScheduler(settings.home / "zhiku.db", settings.home).start()
+        retention = RetentionScheduler(state.stores.path, settings.home).start()
         channels_runtime.start()
         state.ready = True
         log.info("zhiku server ready", extra={"home": str(settings.home),
