@@ -25,7 +25,6 @@ from zhiku import __version__
 from zhiku.backends.config import load_settings
 from zhiku.channels import widget
 from zhiku.channels.runtime import ChannelsRuntime
-from zhiku.errors import StoreError
 from zhiku.retention import RetentionScheduler
 from zhiku.server import errors, uploads
 from zhiku.server.deps import LocalStores, ServerState
@@ -169,14 +168,10 @@ class EdgeMiddleware:
         await response(scope, receive, send)
 
 
-def serve_database(home: Path) -> Path:
-    """The server's database file. The server's own tables still use SQLite-only
-    statements, so a PostgreSQL setting is refused here (docs/operators/postgresql.md)."""
-    target = database_target(home, load_settings(home).database)
-    if not isinstance(target, Path):
-        raise StoreError("zhiku serve 目前只支援內建的 SQLite 資料庫；PostgreSQL 請先用於 CLI"
-                         "（見 docs/operators/postgresql.md）")
-    return target
+def serve_database(home: Path) -> str | Path:
+    """The server's database: ``<home>/zhiku.db``, or the PostgreSQL URL of the
+    ``database`` setting (shared by every node, docs/operators/scale.md)."""
+    return database_target(home, load_settings(home).database)
 
 
 def _state(settings: ServerSettings) -> ServerState:
