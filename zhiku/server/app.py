@@ -25,6 +25,8 @@ from zhiku import __version__
 from zhiku.backends.config import load_settings
 from zhiku.channels import widget
 from zhiku.channels.runtime import ChannelsRuntime
+from zhiku.errors import ZhikuError
+from zhiku.index.config import IndexConfig
 from zhiku.retention import RetentionScheduler
 from zhiku.server import errors, uploads
 from zhiku.server.deps import LocalStores, ServerState
@@ -197,6 +199,21 @@ def _state(settings: ServerSettings) -> ServerState:
     )
 
 
+def _warn_local_indexes(state: ServerState) -> None:
+    """On a shared database, a KB on the embedded index is indexed on each node's disk:
+    another node's changes never reach it (docs/operators/scale.md)."""
+    for kb in state.store.list_kbs():
+        try:
+            cfg = IndexConfig.of(kb)
+        except ZhikuError:  # refused with its message when the KB is used
+            continue
+        uri = cfg.milvus_uri(state.settings.home) if cfg.backend == "milvus" else ""
+        if cfg.backend != "milvus" or not uri.startswith(("http://", "https://")):
+            log.warning("knowledge base on a node-local index: with several nodes, use a "
+                        "Milvus server (zhiku kb create --index milvus --milvus-uri http://…)",
+                        extra={"kb": kb.name, "index": cfg.backend})
+
+
 def create_app(settings: ServerSettings | None = None) -> FastAPI:
     """The zhiku server application on ``settings.home`` (default: from the environment)."""
     settings = settings or ServerSettings.from_env()
@@ -219,6 +236,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
                                          stale_s=settings.stale_job_s, on_file=on_file)
             state.worker.start()
         state.metrics.start(settings.metrics_flush_s)
+        if state.shared is not None:
+            _warn_local_indexes(state)
         retention = RetentionScheduler(state.stores.path, settings.home).start()
         channels_runtime.start()
         state.ready = True
