@@ -143,9 +143,7 @@ def ask(body: WidgetAsk, request: Request) -> JSONResponse:
         limiter = make_limiter(w.rate_limit, w.rate_burst, state.shared, f"widget:{w.id}")
     else:
         with _lock:
-            limiter = _limiters.get(w.id)
-            if limiter is None:
-                limiter = _limiters[w.id] = RateLimiter(w.rate_limit, w.rate_burst)
+            limiter = _limiters.setdefault(w.id, RateLimiter(w.rate_limit, w.rate_burst))
     wait = limiter.hit("key")
     if wait:
         retry = max(1, int(wait + 0.999))
