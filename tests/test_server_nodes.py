@@ -23,7 +23,7 @@ import psycopg
 import pytest
 
 from tests.cluster import milvus_server, node_home
-from tests.pg import pg_server, with_database  # noqa: F401 - the session fixture
+from tests.pg import with_database
 from tests.server_util import auth, running_server
 from zhiku.engine import Zhiku
 from zhiku.server import accounts
@@ -76,7 +76,7 @@ def wait_job(base: str, job_id: str, key: str, timeout: float = 240.0) -> dict[s
 
 
 @pytest.fixture(scope="module")
-def cluster(pg_server: str, tmp_path_factory: pytest.TempPathFactory  # noqa: F811
+def cluster(pg_server: str, tmp_path_factory: pytest.TempPathFactory
             ) -> Iterator[Cluster]:
     root = tmp_path_factory.mktemp("nodes")
     name = "n_" + uuid.uuid4().hex[:12]
@@ -235,3 +235,37 @@ def test_the_uploads_directory_comes_from_zhiku_toml_or_the_environment(
     (home / "zhiku.toml").write_text('uploads = "relative/dir"\n', "utf-8")
     with pytest.raises(ConfigError, match="uploads"):
         uploads.root(home)
+
+
+def test_a_server_on_a_shared_database_warns_of_node_local_indexes(
+        pg_url: str, tmp_path: Path) -> None:
+    import logging
+
+    from fastapi.testclient import TestClient
+
+    from zhiku.server.app import create_app
+    from zhiku.server.settings import ServerSettings
+
+    home = node_home(tmp_path, "home", pg_url, tmp_path / "uploads")
+    with Zhiku(home) as zk:
+        zk.kb("local", create=True)
+        zk.kb("shared", create=True)
+        zk.store.update_kb_settings("shared", {"index": {"backend": "milvus",
+                                                         "uri": "http://milvus:19530"}})
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logger = logging.getLogger("zhiku.server")
+    handler = Keep(logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        app = create_app(ServerSettings.from_env({}, home=str(home), ingest_worker=False))
+        with TestClient(app) as client:
+            assert client.get("/readyz").status_code == 200
+    finally:
+        logger.removeHandler(handler)
+    warned = [getattr(r, "kb", None) for r in records if "node-local index" in r.getMessage()]
+    assert warned == ["local"]
