@@ -54,7 +54,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_the_graph_is_read() -> None:
     g = import_graph()
-    assert "zhiku.server.sql" in g["zhiku.server.jobs"]
+    assert "zhiku.storage.jobs" in g["zhiku.server.jobs"]
     assert "zhiku.services.retrieval" in g["zhiku.engine"]
 
 

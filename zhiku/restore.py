@@ -29,8 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from zhiku.errors import StoreError
-from zhiku.storage import migrate
-from zhiku.storage.db import SQLiteDatabase
+from zhiku.storage.backup import SQLiteBackup, integrity
 from zhiku.store import SCHEMA_VERSION, lock_path
 
 SIDE_FILES = ("-wal", "-shm", "-journal")
@@ -56,19 +55,16 @@ def check_backup(path: Path) -> int:
         if fh.read(16) != b"SQLite format 3\x00":
             raise RestoreError(f"{path} 不是 SQLite 資料庫（zhiku backup 產生的備份檔）")
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        db = SQLiteBackup(path)
     except sqlite3.Error as exc:
         raise RestoreError(f"無法開啟備份檔 {path}：{exc}") from exc
     try:
-        result = db.execute("PRAGMA integrity_check").fetchall()
-        if [r[0] for r in result] != ["ok"]:
-            raise RestoreError(f"備份檔 {path} 未通過完整性檢查：{result[0][0]}")
-        names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if not {"kbs", "documents", "chunks"} <= names or not (
-            {"migrations", "schema_migrations"} & names
-        ):
+        result = db.integrity()
+        if result != ["ok"]:
+            raise RestoreError(f"備份檔 {path} 未通過完整性檢查：{result[0]}")
+        if not db.is_zhiku():
             raise RestoreError(f"{path} 不是 zhiku 的資料庫")
-        version = migrate.schema_version(SQLiteDatabase(db, str(path)))
+        version = db.schema_version()
     except sqlite3.DatabaseError as exc:
         raise RestoreError(f"備份檔 {path} 已損毀：{exc}") from exc
     finally:
@@ -118,7 +114,7 @@ def restore(home: Path, backup: Path) -> RestoreReport:
 
     report = RestoreReport(database=str(db_path), previous=previous)
     with Zhiku(home) as zk:
-        result = zk.store.db.execute("PRAGMA integrity_check").fetchone()[0]
+        result = integrity(zk.store.database)
         if result != "ok":
             raise RestoreError(f"還原後的資料庫未通過完整性檢查：{result}")
         for kb in zk.store.list_kbs():

@@ -16,17 +16,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import sqlite3
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Any
 
 from zhiku.errors import ZhikuError
+from zhiku.storage.accounts import ApiKey, SqlAccounts, User
 from zhiku.store import Store, now_iso
 
 ROLES: tuple[str, ...] = ("admin", "editor", "reader")
 KEY_PREFIX = "zk"
+
+
+def repo(store: Store) -> SqlAccounts:
+    """The accounts repository of ``store``'s database (SQLite or PostgreSQL)."""
+    return SqlAccounts(store.database)
 
 
 class AccountError(ZhikuError):
@@ -47,38 +50,6 @@ class UserNotFound(AccountError):
         super().__init__("user_not_found", f"找不到使用者「{ref}」", 404)
 
 
-@dataclass(slots=True)
-class User:
-    id: int
-    name: str
-    role: str
-    created_at: str
-    disabled: bool = False
-    kbs: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "role": self.role,
-                "created_at": self.created_at, "disabled": self.disabled, "kbs": self.kbs}
-
-
-@dataclass(slots=True)
-class ApiKey:
-    id: int
-    prefix: str
-    user_id: int
-    user: str
-    name: str
-    created_at: str
-    last_used_at: str | None
-    revoked_at: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "prefix": self.prefix, "user_id": self.user_id,
-                "user": self.user, "name": self.name, "created_at": self.created_at,
-                "last_used_at": self.last_used_at, "revoked_at": self.revoked_at,
-                "active": self.revoked_at is None}
-
-
 # --- users ------------------------------------------------------------------------------
 
 
@@ -95,47 +66,36 @@ def _check_name(name: str) -> str:
     return name
 
 
-def _user_from_row(store: Store, row: sqlite3.Row) -> User:
-    return User(id=row["id"], name=row["name"], role=row["role"],
-                created_at=row["created_at"], disabled=bool(row["disabled"]),
-                kbs=granted_kbs(store, row["id"], row["role"]))
-
-
 def get_user(store: Store, ref: str | int) -> User:
     """A user by id (int) or name (str)."""
-    if isinstance(ref, int):
-        row = store.db.execute("SELECT * FROM users WHERE id=?", (ref,)).fetchone()
-    else:
-        row = store.db.execute("SELECT * FROM users WHERE name=?", (ref,)).fetchone()
-    if row is None:
+    user = repo(store).user(ref)
+    if user is None:
         raise UserNotFound(ref)
-    return _user_from_row(store, row)
+    return user
+
+
+def user_exists(store: Store, name: str) -> bool:
+    return repo(store).user_exists(name)
 
 
 def list_users(store: Store) -> list[User]:
-    rows = store.db.execute("SELECT * FROM users ORDER BY name").fetchall()
-    return [_user_from_row(store, r) for r in rows]
+    return repo(store).users()
 
 
 def count_admins(store: Store) -> int:
-    return int(store.db.execute(
-        "SELECT COUNT(*) FROM users WHERE role='admin' AND disabled=0").fetchone()[0])
+    return repo(store).count_admins()
 
 
 def create_user(store: Store, name: str, role: str, kbs: Iterable[str] = ()) -> User:
     name = _check_name(name)
     _check_role(role)
     kb_ids = [store.get_kb(k).id for k in kbs]
+    r = repo(store)
     with store.tx(immediate=True):
-        if store.db.execute("SELECT 1 FROM users WHERE name=?", (name,)).fetchone():
+        uid = r.insert_user(name, role, now_iso())
+        if uid is None:
             raise AccountError("user_exists", f"使用者「{name}」已存在", 409)
-        cur = store.db.execute(
-            "INSERT INTO users(name, role, created_at) VALUES (?, ?, ?)", (name, role, now_iso())
-        )
-        uid = int(cur.lastrowid or 0)
-        store.db.executemany(
-            "INSERT OR IGNORE INTO grants(user_id, kb_id) VALUES (?, ?)", [(uid, k) for k in kb_ids]
-        )
+        r.add_grants(uid, kb_ids)
     return get_user(store, uid)
 
 
@@ -150,7 +110,7 @@ def set_role(store: Store, ref: str | int, role: str) -> User:
         user = get_user(store, ref)
         if role != "admin":
             _guard_last_admin(store, user)
-        store.db.execute("UPDATE users SET role=? WHERE id=?", (role, user.id))
+        repo(store).set_role(user.id, role)
     return get_user(store, user.id)
 
 
@@ -159,7 +119,7 @@ def set_disabled(store: Store, ref: str | int, disabled: bool) -> User:
         user = get_user(store, ref)
         if disabled:
             _guard_last_admin(store, user)
-        store.db.execute("UPDATE users SET disabled=? WHERE id=?", (int(disabled), user.id))
+        repo(store).set_disabled(user.id, disabled)
     return get_user(store, user.id)
 
 
@@ -167,7 +127,7 @@ def delete_user(store: Store, ref: str | int) -> User:
     with store.tx(immediate=True):
         user = get_user(store, ref)
         _guard_last_admin(store, user)
-        store.db.execute("DELETE FROM users WHERE id=?", (user.id,))
+        repo(store).delete_user(user.id)
     return user
 
 
@@ -176,28 +136,20 @@ def delete_user(store: Store, ref: str | int) -> User:
 
 def granted_kbs(store: Store, user_id: int, role: str) -> list[str]:
     """Names of the KBs a user may read: every KB for an admin, else the granted ones."""
-    if role == "admin":
-        return [r[0] for r in store.db.execute("SELECT name FROM kbs ORDER BY name")]
-    return [r[0] for r in store.db.execute(
-        "SELECT k.name FROM grants g JOIN kbs k ON k.id=g.kb_id WHERE g.user_id=? ORDER BY k.name",
-        (user_id,))]
+    return repo(store).granted_kbs(user_id, role)
 
 
 def grant(store: Store, ref: str | int, kbs: Iterable[str]) -> User:
     with store.tx(immediate=True):
         user = get_user(store, ref)
-        ids = [store.get_kb(k).id for k in kbs]
-        store.db.executemany("INSERT OR IGNORE INTO grants(user_id, kb_id) VALUES (?, ?)",
-                             [(user.id, i) for i in ids])
+        repo(store).add_grants(user.id, [store.get_kb(k).id for k in kbs])
     return get_user(store, user.id)
 
 
 def revoke(store: Store, ref: str | int, kbs: Iterable[str]) -> User:
     with store.tx(immediate=True):
         user = get_user(store, ref)
-        ids = [store.get_kb(k).id for k in kbs]
-        store.db.executemany("DELETE FROM grants WHERE user_id=? AND kb_id=?",
-                             [(user.id, i) for i in ids])
+        repo(store).remove_grants(user.id, [store.get_kb(k).id for k in kbs])
     return get_user(store, user.id)
 
 
@@ -205,9 +157,9 @@ def set_grants(store: Store, ref: str | int, kbs: Iterable[str]) -> User:
     with store.tx(immediate=True):
         user = get_user(store, ref)
         ids = [store.get_kb(k).id for k in kbs]
-        store.db.execute("DELETE FROM grants WHERE user_id=?", (user.id,))
-        store.db.executemany("INSERT OR IGNORE INTO grants(user_id, kb_id) VALUES (?, ?)",
-                             [(user.id, i) for i in ids])
+        r = repo(store)
+        r.clear_grants(user.id)
+        r.add_grants(user.id, ids)
     return get_user(store, user.id)
 
 
@@ -218,56 +170,35 @@ def _hash(prefix: str, secret: str) -> str:
     return hashlib.sha256(f"{prefix}:{secret}".encode()).hexdigest()
 
 
-def _key_from_row(row: sqlite3.Row) -> ApiKey:
-    return ApiKey(id=row["id"], prefix=row["prefix"], user_id=row["user_id"], user=row["user"],
-                  name=row["name"], created_at=row["created_at"],
-                  last_used_at=row["last_used_at"], revoked_at=row["revoked_at"])
-
-
-_KEY_SELECT = "SELECT k.*, u.name AS user FROM api_keys k JOIN users u ON u.id=k.user_id "
-
-
 def create_key(store: Store, ref: str | int, name: str = "") -> tuple[str, ApiKey]:
     """A new key for a user: (the key itself — shown once, never stored —, its record)."""
     name = name.strip()[:100]
+    r = repo(store)
     with store.tx(immediate=True):
         user = get_user(store, ref)
-        while True:
+        key_id = None
+        while key_id is None:  # a prefix already in use: draw another
             prefix = secrets.token_hex(4)
-            if not store.db.execute("SELECT 1 FROM api_keys WHERE prefix=?", (prefix,)).fetchone():
-                break
-        secret = secrets.token_urlsafe(32)
-        cur = store.db.execute(
-            "INSERT INTO api_keys(user_id, prefix, hash, name, created_at) VALUES (?,?,?,?,?)",
-            (user.id, prefix, _hash(prefix, secret), name, now_iso()),
-        )
-        key_id = int(cur.lastrowid or 0)
-    row = store.db.execute(_KEY_SELECT + "WHERE k.id=?", (key_id,)).fetchone()
-    return f"{KEY_PREFIX}_{prefix}_{secret}", _key_from_row(row)
+            secret = secrets.token_urlsafe(32)
+            key_id = r.insert_key(user.id, prefix, _hash(prefix, secret), name, now_iso())
+    return f"{KEY_PREFIX}_{prefix}_{secret}", get_key(store, key_id)
 
 
 def list_keys(store: Store, user: str | int | None = None) -> list[ApiKey]:
-    if user is None:
-        rows = store.db.execute(_KEY_SELECT + "ORDER BY k.created_at, k.id").fetchall()
-    else:
-        uid = get_user(store, user).id
-        rows = store.db.execute(_KEY_SELECT + "WHERE k.user_id=? ORDER BY k.id", (uid,)).fetchall()
-    return [_key_from_row(r) for r in rows]
+    return repo(store).api_keys(None if user is None else get_user(store, user).id)
 
 
 def get_key(store: Store, ref: str | int) -> ApiKey:
     """A key by id (int) or prefix (str)."""
-    col = "k.id" if isinstance(ref, int) else "k.prefix"
-    row = store.db.execute(_KEY_SELECT + f"WHERE {col}=?", (ref,)).fetchone()
-    if row is None:
+    key = repo(store).key(ref)
+    if key is None:
         raise AccountError("key_not_found", f"找不到金鑰「{ref}」", 404)
-    return _key_from_row(row)
+    return key
 
 
 def revoke_key(store: Store, ref: str | int) -> ApiKey:
     key = get_key(store, ref)
-    store.db.execute("UPDATE api_keys SET revoked_at=? WHERE id=? AND revoked_at IS NULL",
-                     (now_iso(), key.id))
+    repo(store).revoke_key(key.id, now_iso())
     return get_key(store, key.id)
 
 
@@ -284,18 +215,16 @@ def authenticate(store: Store, raw: str) -> tuple[User, ApiKey] | None:
     if parsed is None:
         return None
     prefix, secret = parsed
-    row = store.db.execute(
-        "SELECT k.*, u.name AS user, u.role, u.disabled, u.created_at AS user_created "
-        "FROM api_keys k JOIN users u ON u.id=k.user_id WHERE k.prefix=?", (prefix,)
-    ).fetchone()
-    if row is None or not hmac.compare_digest(row["hash"], _hash(prefix, secret)):
+    found = repo(store).credentials(prefix)
+    if found is None or not hmac.compare_digest(found.hash, _hash(prefix, secret)):
         return None
-    if row["revoked_at"] is not None or row["disabled"]:
+    if found.key.revoked_at is not None or found.user_disabled:
         return None
-    user = User(id=row["user_id"], name=row["user"], role=row["role"],
-                created_at=row["user_created"], disabled=False)
-    return user, _key_from_row(row)
+    key = found.key
+    user = User(id=key.user_id, name=key.user, role=found.role,
+                created_at=found.user_created_at, disabled=False)
+    return user, key
 
 
 def touch_key(store: Store, key_id: int) -> None:
-    store.db.execute("UPDATE api_keys SET last_used_at=? WHERE id=?", (now_iso(), key_id))
+    repo(store).touch_key(key_id, now_iso())

@@ -9,7 +9,6 @@ chunk id), records the turn and writes the audit entry.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -22,9 +21,11 @@ from zhiku.filters import Filter
 from zhiku.models import Answer
 from zhiku.server import audit, loop
 from zhiku.server.access import hidden_turns, log_viewed
-from zhiku.server.deps import Principal, ServerState, placeholders
+from zhiku.server.deps import Principal, ServerState
 from zhiku.server.errors import ApiError
 from zhiku.server.ids import new_token
+from zhiku.storage.conversations import SqlConversations
+from zhiku.storage.library import SqlLibrary
 from zhiku.store import KnowledgeBase, Store, now_iso
 
 log = logging.getLogger("zhiku.server.ask")
@@ -52,26 +53,20 @@ def open_conversation(
     """
     if conversation_id is None:
         return Conversation(None)
-    row = store.db.execute(
-        "SELECT c.kb_id FROM conversations c JOIN kbs k ON k.id=c.kb_id "
-        f"WHERE c.id=? AND c.user_id=? AND k.name IN ({placeholders(p.kbs)})",
-        (conversation_id, p.user_id, *p.kbs),
-    ).fetchone()
-    if row is None:
+    conversations = SqlConversations(store.database)
+    found = conversations.readable(conversation_id, p.user_id, p.kbs)
+    if found is None:
         raise ApiError(404, "conversation_not_found")
-    if row[0] != kb.id:
+    if found.kb_id != kb.id:
         raise ApiError(409, "conversation_kb_mismatch")
-    turns = store.db.execute(
-        "SELECT question, answer FROM messages WHERE conversation_id=? ORDER BY seq DESC LIMIT ?",
-        (conversation_id, HISTORY_TURNS),
-    ).fetchall()
+    turns = conversations.recent_turns(conversation_id, HISTORY_TURNS)
     history: list[dict[str, str]] = []
-    hidden = hidden_turns(store, p, [json.loads(a) for _, a in turns])
-    for i, (q, a) in reversed(list(enumerate(turns))):
+    hidden = hidden_turns(store, p, [t.stored for t in turns])
+    for i, t in reversed(list(enumerate(turns))):
         if i in hidden:  # cites a document the caller may no longer see
             continue
-        history.append({"role": "user", "content": q})
-        history.append({"role": "assistant", "content": json.loads(a)["answer"]["answer"]})
+        history.append({"role": "user", "content": t.question})
+        history.append({"role": "assistant", "content": t.stored["answer"]["answer"]})
     return Conversation(conversation_id, history)
 
 
@@ -84,12 +79,7 @@ def resolve_sources(
     a sentence found in several passages links to the one actually cited. A chunk that
     is not (or no longer: deleted meanwhile) in ``kb`` gets ``None`` ids.
     """
-    found: dict[int, int] = {}
-    ids = list(dict.fromkeys(chunk_ids))
-    if ids:
-        found = {r[0]: r[1] for r in store.db.execute(
-            "SELECT c.id, c.doc_id FROM chunks c JOIN documents d ON d.id=c.doc_id "
-            f"WHERE d.kb_id=? AND c.id IN ({placeholders(ids)})", (kb.id, *ids))}
+    found = SqlLibrary(store.database).cited_chunks(kb.id, chunk_ids) if chunk_ids else {}
     return [{
         "kb": kb.name,
         "passage_id": state.ids.encode("p", n) if n in found else None,
@@ -135,26 +125,16 @@ def _record(
         if conversation is not None:
             conv_id = conversation.id
             ts = now_iso()
+            conversations = SqlConversations(store.database)
             if conv_id is None:
                 conv_id = new_token()
-                store.db.execute(
-                    "INSERT INTO conversations(id, user_id, kb_id, title, created_at, updated_at,"
-                    " channel, channel_ref) VALUES (?,?,?,?,?,?,?,?)",
-                    (conv_id, p.user_id, kb.id, question.strip().replace("\n", " ")[:80], ts, ts,
-                     channel, channel_ref),
-                )
-            seq = store.db.execute(
-                "SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE conversation_id=?",
-                (conv_id,)).fetchone()[0]
+                conversations.create(conv_id, p.user_id, kb.id,
+                                     question.strip().replace("\n", " ")[:80], ts,
+                                     channel, channel_ref)
             answer_id = new_token()
-            store.db.execute(
-                "INSERT INTO messages(id, conversation_id, seq, question, answer, refused,"
-                " created_at) VALUES (?,?,?,?,?,?,?)",
-                (answer_id, conv_id, seq, question,
-                 json.dumps({"answer": answer, "sources": sources}, ensure_ascii=False),
-                 int(bool(answer.get("refused"))), ts),
-            )
-            store.db.execute("UPDATE conversations SET updated_at=? WHERE id=?", (ts, conv_id))
+            conversations.add_turn(conv_id, answer_id, question,
+                                   {"answer": answer, "sources": sources},
+                                   bool(answer.get("refused")), ts)
             loop.record_turn(store, kb, answer_id, conv_id, question, answer, sources, cites,
                              answer_ms, outcome, channel)
             detail.update(answer_id=answer_id, conversation_id=conv_id)

@@ -234,8 +234,7 @@ def keys_create(
     zhiku keys create --role reader --kb hr --name erp   # 建立服務帳號與金鑰
     """
     with _store(home) as store:
-        if user is not None and store.db.execute(
-                "SELECT 1 FROM users WHERE name=?", (user,)).fetchone():
+        if user is not None and accounts.user_exists(store, user):
             if role is not None or kb:
                 err.print(f"[red]錯誤：[/red]使用者「{user}」已存在；請用 zhiku users set-role / "
                           "grant 變更其角色與授權")

@@ -1,11 +1,14 @@
-"""Background ingestion: a job table in SQLite and one worker thread per server process.
+"""Background ingestion: a job table in the store's database and worker threads in each
+server process.
 
 An upload request stores its files and inserts a *job* with one row per file; it never
 parses anything itself. Each server process runs an :class:`IngestWorker` that claims
-the oldest queued job with one ``BEGIN IMMEDIATE`` transaction (so two workers never
-take the same job), ingests its files one by one through :func:`zhiku.ingest.ingest_file`
-— each file is one store transaction — and records every file's result and a heartbeat
-as it goes. Progress is therefore visible from any worker process.
+the oldest queued job (one ``BEGIN IMMEDIATE`` transaction on SQLite, ``SELECT … FOR
+UPDATE SKIP LOCKED`` on PostgreSQL: two workers never take the same job; the rows and
+statements are in :mod:`zhiku.storage.jobs`), ingests its files one by one through
+:func:`zhiku.ingest.ingest_file` — each file is one store transaction — and records
+every file's result and a heartbeat as it goes. Progress is therefore visible from any
+worker process.
 
 Stopping (server shutdown) is graceful: the worker finishes the file in hand, applies
 the index work, puts the job back in the queue with its remaining files and exits; the
@@ -31,6 +34,7 @@ without touching the new owner's state.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -51,13 +55,18 @@ from zhiku.lexical import IndexBusy
 from zhiku.ocr import OcrInterrupted
 from zhiku.server import uploads
 from zhiku.server.ids import new_token
-from zhiku.server.sql import placeholders
 from zhiku.sources import registry
-from zhiku.store import KnowledgeBase, Store, now_iso
+from zhiku.storage.db import Database, SQLiteDatabase
+from zhiku.storage.jobs import SqlJobs
+from zhiku.store import KnowledgeBase, Store
 
 log = logging.getLogger("zhiku.server.jobs")
 
 DONE_STATES = ("added", "updated", "unchanged", "failed", "skipped")
+
+
+def _jobs(store: Store) -> SqlJobs:
+    return SqlJobs(store.database)
 
 
 def create_job(
@@ -70,33 +79,14 @@ def create_job(
     """Insert a job; ``files`` are dicts with name, path, stored, sha256, size, status,
     reason, message (``status`` is ``pending`` or, for a file refused up front, ``failed``)."""
     job_id = new_token()
-    pending = any(f["status"] == "pending" for f in files)
-    with store.tx(immediate=True):
-        store.db.execute(
-            "INSERT INTO jobs(id, kb_id, kind, status, user_id, created_at, finished_at) "
-            "VALUES (?,?,?,?,?,?,?)",
-            (job_id, kb.id, kind, "queued" if pending else "done", user_id, now_iso(),
-             None if pending else now_iso()),
-        )
-        store.db.executemany(
-            "INSERT INTO job_files(job_id, ord, name, path, stored, sha256, size, status, reason,"
-            " message, meta) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            [(job_id, i, f["name"], f.get("path"), f.get("stored"), f.get("sha256"),
-              f.get("size", 0), f["status"], f.get("reason"), f.get("message"),
-              json.dumps(f["meta"], ensure_ascii=False) if f.get("meta") else None)
-             for i, f in enumerate(files)],
-        )
+    _jobs(store).create(job_id, kb.id, kind, user_id, files)
     return job_id
 
 
 def job_info(store: Store, job_id: str, kb_ids: list[int] | None) -> dict[str, Any] | None:
     """A job with its files, or ``None`` when it does not exist *in the given KBs*."""
-    sql = ("SELECT j.*, k.name AS kb FROM jobs j JOIN kbs k ON k.id=j.kb_id WHERE j.id=?")
-    args: list[Any] = [job_id]
-    if kb_ids is not None:
-        sql += f" AND j.kb_id IN ({placeholders(kb_ids)})"
-        args += kb_ids
-    row = store.db.execute(sql, args).fetchone()
+    repo = _jobs(store)
+    row = repo.get(job_id, kb_ids)
     if row is None:
         return None
     kbo = store.get_kb(row["kb"])
@@ -104,8 +94,7 @@ def job_info(store: Store, job_id: str, kb_ids: list[int] | None) -> dict[str, A
         {"name": Zhiku.redact_path(kbo, f["name"]), "path": Zhiku.redact_path(kbo, f["path"]),
          "size": f["size"], "status": f["status"],
          "reason": f["reason"], "message": f["message"], "chunks": f["chunks"]}
-        for f in store.db.execute(
-            "SELECT * FROM job_files WHERE job_id=? ORDER BY ord", (job_id,))
+        for f in repo.files(job_id)
     ]
     done = sum(1 for f in files if f["status"] != "pending")
     return {
@@ -117,41 +106,18 @@ def job_info(store: Store, job_id: str, kb_ids: list[int] | None) -> dict[str, A
 
 
 def list_jobs(store: Store, kb: KnowledgeBase, limit: int = 20) -> list[dict[str, Any]]:
-    ids = [r[0] for r in store.db.execute(
-        "SELECT id FROM jobs WHERE kb_id=? ORDER BY created_at DESC, rowid DESC LIMIT ?",
-        (kb.id, limit))]
+    ids = _jobs(store).ids_of_kb(kb.id, limit)
     return [j for j in (job_info(store, i, [kb.id]) for i in ids) if j is not None]
 
 
 def queue_counts(store: Store) -> dict[str, int]:
-    counts = {"queued": 0, "running": 0}
-    for status, n in store.db.execute(
-        "SELECT status, COUNT(*) FROM jobs WHERE status IN ('queued','running') GROUP BY status"
-    ):
-        counts[status] = n
-    counts["files_pending"] = int(store.db.execute(
-        "SELECT COUNT(*) FROM job_files f JOIN jobs j ON j.id=f.job_id "
-        "WHERE f.status='pending' AND j.status IN ('queued','running')").fetchone()[0])
-    return counts
+    return _jobs(store).queue_counts()
 
 
 def claim(store: Store, worker: str, stale_s: float) -> tuple[str, int, str] | None:
-    """Atomically take the oldest runnable job: (job id, kb id, kind), or ``None``."""
-    now = time.time()
-    with store.tx(immediate=True):
-        row = store.db.execute(
-            "SELECT id, kb_id, kind FROM jobs WHERE status='queued' "
-            "OR (status='running' AND (heartbeat IS NULL OR heartbeat < ?)) "
-            "ORDER BY created_at, rowid LIMIT 1", (now - stale_s,)
-        ).fetchone()
-        if row is None:
-            return None
-        store.db.execute(
-            "UPDATE jobs SET status='running', worker=?, heartbeat=?, "
-            "started_at=COALESCE(started_at, ?) WHERE id=?",
-            (worker, now, now_iso(), row["id"]),
-        )
-    return row["id"], row["kb_id"], row["kind"]
+    """Atomically take the oldest runnable job: (job id, kb id, kind), or ``None``
+    (see :meth:`zhiku.storage.jobs.SqlJobs.claim` for how each database does it)."""
+    return _jobs(store).claim(worker, time.time(), stale_s)
 
 
 def _alive(pid: int) -> bool:
@@ -169,28 +135,31 @@ def reclaim_dead_workers(store: Store) -> list[str]:
     returns their ids. Jobs of other hosts wait for their heartbeat to go stale."""
     host = socket.gethostname()
     out: list[str] = []
+    repo = _jobs(store)
     with store.tx(immediate=True):
-        for row in store.db.execute(
-                "SELECT id, worker FROM jobs WHERE status='running'").fetchall():
-            parts = (row["worker"] or "").rsplit(":", 2)
+        for job_id, worker in repo.running():
+            # worker ids are "host:pid:random"; a host name may itself hold colons
+            parts = (worker or "").rsplit(":", 2)
             if len(parts) != 3 or parts[0] != host or not parts[1].isdigit():
                 continue
             if int(parts[1]) == os.getpid() or _alive(int(parts[1])):
                 continue
-            store.db.execute("UPDATE jobs SET status='queued', worker=NULL, heartbeat=NULL "
-                             "WHERE id=? AND worker=?", (row["id"], row["worker"]))
-            out.append(row["id"])
+            if worker is not None and repo.requeue(job_id, worker):
+                out.append(job_id)
     if out:
         log.warning("re-queued ingestion jobs of a dead worker process", extra={"jobs": out})
     return out
 
 
-def beat(db: sqlite3.Connection, job_id: str, worker: str) -> bool:
+def _database(db: Database | sqlite3.Connection) -> Database:
+    # ``store.db`` is still a raw sqlite3 connection on SQLite (older callers pass it)
+    return SQLiteDatabase(db) if isinstance(db, sqlite3.Connection) else db
+
+
+def beat(db: Database | sqlite3.Connection, job_id: str, worker: str) -> bool:
     """Refresh the heartbeat of ``worker``'s running job; False when it is not (or no
     longer) that worker's: re-claimed by another, finished, or deleted with its KB."""
-    cur = db.execute("UPDATE jobs SET heartbeat=? WHERE id=? AND worker=? AND status='running'",
-                     (time.time(), job_id, worker))
-    return cur.rowcount > 0
+    return SqlJobs(_database(db)).beat(job_id, worker, time.time())
 
 
 class JobLost(Exception):
@@ -199,11 +168,17 @@ class JobLost(Exception):
 
 class Heartbeat(threading.Thread):
     """Refreshes one running job's heartbeat every ``every_s`` seconds on a connection of
-    its own, so that the job never looks abandoned while its worker is busy."""
+    its own, so that the job never looks abandoned while its worker is busy.
 
-    def __init__(self, db_path: Path, job_id: str, worker: str, every_s: float) -> None:
+    ``connect`` opens that connection in the thread: a factory such as
+    ``store.database.new_connection`` (SQLite or PostgreSQL), or a SQLite file's path."""
+
+    def __init__(self, connect: Callable[[], Database] | Path, job_id: str, worker: str,
+                 every_s: float) -> None:
         super().__init__(name=f"zhiku-heartbeat-{job_id[:8]}", daemon=True)
-        self.db_path = db_path
+        self.connect: Callable[[], Database] = (
+            functools.partial(SQLiteDatabase.open, connect) if isinstance(connect, Path)
+            else connect)
         self.job_id = job_id
         self.worker = worker
         self.every_s = every_s
@@ -211,15 +186,20 @@ class Heartbeat(threading.Thread):
         self._done = threading.Event()
 
     def run(self) -> None:
-        db = sqlite3.connect(self.db_path, timeout=30.0, isolation_level=None,
-                             check_same_thread=False)
+        try:
+            db = self.connect()
+        except Exception:  # noqa: BLE001 - the worker's own writes still check ownership
+            log.warning("job heartbeat could not connect", exc_info=True,
+                        extra={"job": self.job_id})
+            return
+        repo = SqlJobs(db)
         try:
             while not self._done.wait(self.every_s):
                 try:
-                    if not beat(db, self.job_id, self.worker):
+                    if not repo.beat(self.job_id, self.worker, time.time()):
                         self.lost.set()
                         return
-                except sqlite3.Error:  # busy: the next beat will do; stale_s is far away
+                except Exception:  # noqa: BLE001 - busy: the next beat will do
                     log.warning("job heartbeat failed", exc_info=True,
                                 extra={"job": self.job_id})
         finally:
@@ -300,7 +280,7 @@ class IngestWorker(threading.Thread):
                     self.wake.clear()
                     continue
                 self.busy = True
-                hb = Heartbeat(Path(zk.store.database.location), job[0], self.worker_id,
+                hb = Heartbeat(zk.store.database.new_connection, job[0], self.worker_id,
                                self.heartbeat_s)
                 hb.start()
                 try:
@@ -326,28 +306,22 @@ class IngestWorker(threading.Thread):
 
     def _finish(self, store: Store, job_id: str, status: str) -> bool:
         """End (or re-queue) this worker's job; False when it is no longer this worker's."""
-        cur = store.db.execute(
-            "UPDATE jobs SET status=?, finished_at=?, worker=NULL WHERE id=? AND worker=?",
-            (status, now_iso() if status != "queued" else None, job_id, self.worker_id),
-        )
-        return cur.rowcount > 0
+        return _jobs(store).finish(job_id, self.worker_id, status)
 
     def _run_job(self, zk: Zhiku, job_id: str, kb_id: int, kind: str,
                  lost: threading.Event | None = None) -> None:
         """Ingest the job's pending files; raises :class:`JobLost` as soon as the job
         turns out to belong to another worker (``lost`` is set by the heartbeat)."""
         store = zk.store
-        row = store.db.execute("SELECT name FROM kbs WHERE id=?", (kb_id,)).fetchone()
-        if row is None:  # the KB was deleted (its jobs go with it)
+        repo = _jobs(store)
+        name = repo.kb_name(kb_id)
+        if name is None:  # the KB was deleted (its jobs go with it)
             return
-        kb = row[0]
+        kb = name
         if kind == "source":
             self._run_source(zk, job_id, lost)
             return
-        files = store.db.execute(
-            "SELECT ord, name, path, stored, sha256, size, meta FROM job_files "
-            "WHERE job_id=? AND status='pending' ORDER BY ord", (job_id,)
-        ).fetchall()
+        files = repo.pending_files(job_id)
         log.info("ingestion job started",
                  extra={"job": job_id, "kb": kb, "files": len(files), "worker": self.worker_id})
 
@@ -387,8 +361,8 @@ class IngestWorker(threading.Thread):
     def _run_source(self, zk: Zhiku, job_id: str, lost: threading.Event | None) -> None:
         """Sync the job's source; a shutdown mid-run re-queues the job (the sync is
         idempotent, the next run picks up where the store is)."""
-        row = zk.store.db.execute("SELECT source_id FROM jobs WHERE id=?", (job_id,)).fetchone()
-        if row is None or row[0] is None:  # the source was deleted
+        source_id = _jobs(zk.store).source_of(job_id)
+        if source_id is None:  # the source was deleted
             if not self._finish(zk.store, job_id, "done"):
                 raise JobLost(job_id)
             return
@@ -396,9 +370,9 @@ class IngestWorker(threading.Thread):
         def stop() -> bool:
             return self.stopping or (lost is not None and lost.is_set())
 
-        log.info("source sync started", extra={"job": job_id, "source": row[0]})
+        log.info("source sync started", extra={"job": job_id, "source": source_id})
         try:
-            info = registry.run_source(zk, int(row[0]), job_id=job_id, should_stop=stop)
+            info = registry.run_source(zk, source_id, job_id=job_id, should_stop=stop)
         except registry.SourceNotFound:
             info = None
         if lost is not None and lost.is_set():
@@ -408,7 +382,7 @@ class IngestWorker(threading.Thread):
         if not self._finish(zk.store, job_id, status):
             raise JobLost(job_id)
         log.info("source sync finished", extra={
-            "job": job_id, "source": row[0], "status": info and info["last_status"]})
+            "job": job_id, "source": source_id, "status": info and info["last_status"]})
 
     def _ingest_one(
         self, zk: Zhiku, kb: str, kb_id: int, job_id: str, kind: str, f: dict[str, Any]
@@ -438,37 +412,21 @@ class IngestWorker(threading.Thread):
                 message = "；".join([m for m in (message, f"內含 {len(inner)} 個檔案"
                                      + (f"，失敗：{'、'.join(bad)}" if bad else "")) if m])
                 chunks += sum(r.chunks for r in inner)
-        with store.tx(immediate=True):
-            # Ownership first: a worker that lost the job records nothing (the document
-            # itself is stored; the new owner finds it unchanged).
-            if not beat(store.db, job_id, self.worker_id):
-                raise JobLost(job_id)
-            store.db.execute(
-                "UPDATE job_files SET status=?, reason=?, message=?, chunks=? "
-                "WHERE job_id=? AND ord=?",
-                (status, reason, message, chunks, job_id, f["ord"]),
-            )
-            old = None
-            if status in ("added", "updated", "unchanged") and f["stored"]:
-                prev = store.db.execute(
-                    "SELECT stored FROM uploads WHERE kb_id=? AND path=?", (kb_id, f["path"])
-                ).fetchone()
-                old = prev[0] if prev and prev[0] != f["stored"] else None
-                store.db.execute(
-                    "INSERT INTO uploads(kb_id, path, stored, sha256, size, user_id, uploaded_at)"
-                    " SELECT ?,?,?,?,?,user_id,? FROM jobs WHERE id=? "
-                    "ON CONFLICT(kb_id, path) DO UPDATE SET stored=excluded.stored, "
-                    "sha256=excluded.sha256, size=excluded.size, user_id=excluded.user_id, "
-                    "uploaded_at=excluded.uploaded_at",
-                    (kb_id, f["path"], f["stored"], f["sha256"], f["size"], now_iso(), job_id),
-                )
-            if old and store.db.execute(
-                "SELECT 1 FROM uploads WHERE stored=?", (old,)).fetchone() is None:
-                uploads.remove_stored(self.home, old)
+        repo = _jobs(store)
+        keep = status in ("added", "updated", "unchanged") and f["stored"]
+        recorded, old = repo.record_file(
+            job_id, self.worker_id, time.time(), f["ord"], status, reason, message, chunks,
+            {"path": f["path"], "stored": f["stored"], "sha256": f["sha256"],
+             "size": f["size"]} if keep else None)
+        if not recorded:
+            # A worker that lost the job records nothing (the document itself is stored;
+            # the new owner finds it unchanged).
+            raise JobLost(job_id)
+        if old:
+            uploads.remove_stored(self.home, old)
         # A refused file is not kept, unless another document still uses it.
         if (status == "failed" and f["stored"] and kind != "reingest"
-                and store.db.execute("SELECT 1 FROM uploads WHERE stored=?",
-                                     (f["stored"],)).fetchone() is None):
+                and not repo.stored_in_use(f["stored"])):
             uploads.remove_stored(self.home, f["stored"])
         if self.on_file is not None:
             self.on_file(status, {"job": job_id, "kb": kb, "name": f["name"]})

@@ -1,10 +1,10 @@
 """Sources registered on a knowledge base: a folder or a web site, with a schedule.
 
-The rows live in the ``sources`` table (store migration 4). The server's job workers
-(:mod:`zhiku.server.jobs`) call :func:`enqueue_due` on every poll: in one
-``BEGIN IMMEDIATE`` transaction each due source gets a ``source`` job and its next run
-time, so several server processes never queue the same run twice, and a source never
-has two runs queued or running at once. The worker then calls :func:`run_source`,
+The rows live in the ``sources`` table (store migration 4), read and written through
+:mod:`zhiku.storage.sources`. The server's job workers (:mod:`zhiku.server.jobs`) call
+:func:`enqueue_due` on every poll: in one transaction each due source gets a ``source``
+job and its next run time, so several server processes never queue the same run twice,
+and a source never has two runs queued or running at once. The worker then calls :func:`run_source`,
 which syncs the folder (:func:`zhiku.sources.folder.sync_folder`) or crawls the site
 (:class:`zhiku.sources.web.Crawler`) and records the run: start and end, status
 (``ok``, ``errors`` when some files or pages failed, ``failed`` when the run could not
@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from zhiku.engine import Zhiku
 from zhiku.errors import ZhikuError
 from zhiku.server.ids import new_token
+from zhiku.storage.sources import SqlSources
 from zhiku.store import Store, now_iso
 
 MIN_EVERY_S = 60
@@ -90,7 +91,8 @@ def _info(row: Any) -> dict[str, Any]:
     }
 
 
-_SELECT = "SELECT s.*, k.name AS kb FROM sources s JOIN kbs k ON k.id=s.kb_id "
+def _repo(store: Store) -> SqlSources:
+    return SqlSources(store.database)
 
 
 def add_source(zk: Zhiku, kb: str, name: str, target: str, *, every: str | int | None = "1d",
@@ -127,38 +129,24 @@ def add_source(zk: Zhiku, kb: str, name: str, target: str, *, every: str | int |
         target = str(path.resolve())
     kbo = zk.kb(kb, create=True)
     with zk.store.tx(immediate=True):
-        zk.store.db.execute(
-            "INSERT INTO sources(kb_id, name, kind, target, settings, every_s, created_at,"
-            " next_run) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(kb_id, name) DO UPDATE SET "
-            "kind=excluded.kind, target=excluded.target, settings=excluded.settings, "
-            "every_s=excluded.every_s, next_run=excluded.next_run, enabled=1",
-            (kbo.id, name, kind, target, json.dumps(settings, ensure_ascii=False), every_s,
-             now_iso(), time.time()))
+        _repo(zk.store).upsert(kbo.id, name, kind, target, settings, every_s, time.time())
     return get_source(zk.store, kb, name)
 
 
 def list_sources(store: Store, kb: str | None = None,
                  kb_ids: list[int] | None = None) -> list[dict[str, Any]]:
-    sql = _SELECT + "WHERE 1=1 "
-    args: list[Any] = []
-    if kb is not None:
-        sql += "AND k.name=? "
-        args.append(kb)
-    if kb_ids is not None:
-        sql += f"AND s.kb_id IN ({','.join('?' * len(kb_ids)) or 'NULL'}) "
-        args.extend(kb_ids)
-    return [_info(r) for r in store.db.execute(sql + "ORDER BY k.name, s.name", args)]
+    return [_info(r) for r in _repo(store).find(kb, kb_ids)]
 
 
 def get_source(store: Store, kb: str, name: str) -> dict[str, Any]:
-    row = store.db.execute(_SELECT + "WHERE k.name=? AND s.name=?", (kb, name)).fetchone()
+    row = _repo(store).get(kb, name)
     if row is None:
         raise SourceNotFound(f"{kb}/{name}")
     return _info(row)
 
 
 def source_by_id(store: Store, source_id: int) -> dict[str, Any]:
-    row = store.db.execute(_SELECT + "WHERE s.id=?", (source_id,)).fetchone()
+    row = _repo(store).by_id(source_id)
     if row is None:
         raise SourceNotFound(str(source_id))
     return _info(row)
@@ -166,61 +154,24 @@ def source_by_id(store: Store, source_id: int) -> dict[str, Any]:
 
 def delete_source(store: Store, kb: str, name: str) -> None:
     src = get_source(store, kb, name)
-    store.db.execute("DELETE FROM sources WHERE id=?", (src["id"],))
-
-
-def _active_job(store: Store, source_id: int) -> str | None:
-    row = store.db.execute(
-        "SELECT id FROM jobs WHERE source_id=? AND status IN ('queued','running')",
-        (source_id,)).fetchone()
-    return row[0] if row else None
-
-
-def _insert_job(store: Store, kb_id: int, source_id: int, user_id: int | None) -> str:
-    job_id = new_token()
-    store.db.execute(
-        "INSERT INTO jobs(id, kb_id, kind, status, user_id, created_at, source_id) "
-        "VALUES (?,?,?,?,?,?,?)", (job_id, kb_id, "source", "queued", user_id, now_iso(),
-                                   source_id))
-    store.db.execute("UPDATE sources SET last_job=? WHERE id=?", (job_id, source_id))
-    return job_id
+    _repo(store).delete(src["id"])
 
 
 def queue_run(store: Store, source_id: int, user_id: int | None = None) -> tuple[str, bool]:
     """Queue a run now: (job id, created); an already queued or running one is returned."""
-    with store.tx(immediate=True):
-        active = _active_job(store, source_id)
-        if active is not None:
-            return active, False
-        row = store.db.execute("SELECT kb_id FROM sources WHERE id=?", (source_id,)).fetchone()
-        if row is None:
-            raise SourceNotFound(str(source_id))
-        return _insert_job(store, row[0], source_id, user_id), True
+    out = _repo(store).queue_run(source_id, user_id, new_token)
+    if out is None:
+        raise SourceNotFound(str(source_id))
+    return out
 
 
 def enqueue_due(store: Store, now: float | None = None) -> list[str]:
     """Queue a job for every enabled source whose time has come (one transaction)."""
-    now = time.time() if now is None else now
-    if store.db.execute(
-        "SELECT 1 FROM sources WHERE enabled=1 AND every_s IS NOT NULL AND next_run<=? LIMIT 1",
-            (now,)).fetchone() is None:
-        return []
-    out = []
-    with store.tx(immediate=True):
-        rows = store.db.execute(
-            "SELECT id, kb_id, every_s FROM sources WHERE enabled=1 AND every_s IS NOT NULL "
-            "AND next_run<=?", (now,)).fetchall()
-        for r in rows:
-            store.db.execute("UPDATE sources SET next_run=? WHERE id=?",
-                             (now + r["every_s"], r["id"]))
-            if _active_job(store, r["id"]) is None:
-                out.append(_insert_job(store, r["kb_id"], r["id"], None))
-    return out
+    return _repo(store).enqueue_due(time.time() if now is None else now, new_token)
 
 
 def _record(store: Store, source_id: int, **fields: Any) -> None:
-    sets = ", ".join(f"{k}=?" for k in fields)
-    store.db.execute(f"UPDATE sources SET {sets} WHERE id=?", (*fields.values(), source_id))
+    _repo(store).record(source_id, **fields)
 
 
 def run_source(zk: Zhiku, source_id: int, *, job_id: str | None = None,

@@ -52,7 +52,7 @@ from zhiku import loaders
 from zhiku.engine import Zhiku
 from zhiku.errors import LoadError, ZhikuError
 from zhiku.ingest import FileResult, IngestReport
-from zhiku.store import now_iso
+from zhiku.storage.sources import SqlSources
 
 USER_AGENT = "zhiku-crawler/0.1 (+https://github.com/zhiku)"
 ROBOTS_AGENT = "zhiku"
@@ -356,21 +356,14 @@ class Crawler:
 
     def _state(self, url: str) -> Any:
         kbo = self.zk.store.get_kb(self.kb)
-        return self.zk.store.db.execute(
-            "SELECT etag, last_modified, links FROM crawl_pages WHERE kb_id=? AND origin=? "
-            "AND url=?", (kbo.id, self.origin, url)).fetchone()
+        return SqlSources(self.zk.store.database).page_state(kbo.id, self.origin, url)
 
     def _save_state(self, url: str, f: Fetched | None, links: list[str], status: int) -> None:
         kbo = self.zk.store.get_kb(self.kb)
         etag = f.headers.get("etag") if f else None
         lm = f.headers.get("last-modified") if f else None
-        self.zk.store.db.execute(
-            "INSERT INTO crawl_pages(kb_id, origin, url, etag, last_modified, links, status,"
-            " fetched_at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(kb_id, origin, url) DO UPDATE SET "
-            "etag=COALESCE(excluded.etag, etag), last_modified=COALESCE(excluded.last_modified,"
-            " last_modified), links=excluded.links, status=excluded.status, "
-            "fetched_at=excluded.fetched_at",
-            (kbo.id, self.origin, url, etag, lm, json.dumps(links), status, now_iso()))
+        SqlSources(self.zk.store.database).save_page_state(
+            kbo.id, self.origin, url, etag, lm, links, status)
 
     # --- one page ----------------------------------------------------------------------
 
@@ -518,15 +511,10 @@ class Crawler:
     def _prune(self, reached: set[str]) -> None:
         """Remove this crawl's pages that nothing links to any more."""
         kbo = self.zk.store.get_kb(self.kb)
-        rows = self.zk.store.db.execute(
-            "SELECT url FROM crawl_pages WHERE kb_id=? AND origin=?",
-            (kbo.id, self.origin)).fetchall()
-        gone = [r[0] for r in rows if r[0] not in reached]
+        repo = SqlSources(self.zk.store.database)
+        gone = [u for u in repo.page_urls(kbo.id, self.origin) if u not in reached]
         for url in gone:
             if self.zk.remove(self.kb, url):
                 self._record(FileResult(url, "removed"))
         if gone:
-            marks = ",".join("?" * len(gone))
-            self.zk.store.db.execute(
-                f"DELETE FROM crawl_pages WHERE kb_id=? AND origin=? AND url IN ({marks})",
-                (kbo.id, self.origin, *gone))
+            repo.delete_pages(kbo.id, self.origin, gone)

@@ -61,6 +61,11 @@ class Database(Protocol):
     @property
     def in_transaction(self) -> bool: ...
 
+    def new_connection(self) -> Database:
+        """Another connection to the same database, for a thread of its own (a job's
+        heartbeat): a new ``sqlite3`` connection to the file, or a new psycopg one."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -119,6 +124,11 @@ class SQLiteDatabase:
             raise
         else:
             self.conn.execute("COMMIT")
+
+    def new_connection(self) -> SQLiteDatabase:
+        if not self.location or self.location == ":memory:":
+            raise StoreError("記憶體中的資料庫無法再開一個連線")
+        return SQLiteDatabase.open(Path(self.location))
 
     def close(self) -> None:
         self.conn.close()
@@ -195,6 +205,8 @@ class PostgresDatabase:
         import psycopg
 
         self.location = redact_url(url)
+        self._url = url
+        self._connect_timeout = connect_timeout
         try:
             self.conn = psycopg.connect(
                 url, autocommit=True, connect_timeout=max(1, int(connect_timeout)),
@@ -233,6 +245,9 @@ class PostgresDatabase:
                 return
             with self.conn.transaction():
                 yield self
+
+    def new_connection(self) -> PostgresDatabase:
+        return PostgresDatabase(self._url, self._connect_timeout)
 
     def close(self) -> None:
         self.conn.close()

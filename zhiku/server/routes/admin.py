@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
 from fastapi import APIRouter
@@ -23,6 +22,7 @@ from zhiku.server.schemas import (
     UserList,
     UserUpdate,
 )
+from zhiku.storage.conversations import SqlConversations
 
 router = APIRouter(prefix="/api/v1", tags=["administration"], responses=ERRORS)
 
@@ -125,27 +125,18 @@ def get_audit(
 @router.get("/feedback", summary="Answers with feedback (to review answer quality)")
 def list_feedback(p: Admin, state: State, kb: str | None = None,
                   rating: Literal["up", "down"] | None = None, limit: int = 200) -> dict[str, Any]:
-    sql = ("SELECT f.*, m.question, m.answer, k.name AS kb, u.name AS user FROM feedback f "
-           "JOIN messages m ON m.id=f.answer_id JOIN conversations c ON c.id=m.conversation_id "
-           "JOIN kbs k ON k.id=c.kb_id LEFT JOIN users u ON u.id=f.user_id WHERE 1=1 ")
-    args: list[Any] = []
-    if kb:
-        sql += "AND k.name=? "
-        args.append(kb)
-    if rating:
-        sql += "AND f.rating=? "
-        args.append(1 if rating == "up" else -1)
-    sql += "ORDER BY f.created_at DESC LIMIT ?"
-    args.append(max(1, min(limit, 10_000)))
+    rows = SqlConversations(state.store.database).feedback(
+        kb=kb or None, rating=None if not rating else (1 if rating == "up" else -1),
+        limit=max(1, min(limit, 10_000)))
     out = []
     kbs: dict[str, Any] = {}
-    for r in state.store.db.execute(sql, args):
-        kbo = kbs.get(r["kb"]) or kbs.setdefault(r["kb"], state.store.get_kb(r["kb"]))
+    for r in rows:
+        kbo = kbs.get(r.kb) or kbs.setdefault(r.kb, state.store.get_kb(r.kb))
         # As the audit log shows questions; answers and comments under the KB's policy.
-        out.append({"answer_id": r["answer_id"], "kb": r["kb"], "user": r["user"],
-                    "rating": "up" if r["rating"] > 0 else "down",
-                    "comment": audit.mask_question(r["comment"], kbo) if r["comment"] else None,
-                    "question": audit.mask_question(r["question"], kbo),
-                    "answer": Zhiku.redact_json(kbo, json.loads(r["answer"])["answer"]),
-                    "created_at": r["created_at"]})
+        out.append({"answer_id": r.answer_id, "kb": r.kb, "user": r.user,
+                    "rating": "up" if r.rating > 0 else "down",
+                    "comment": audit.mask_question(r.comment, kbo) if r.comment else None,
+                    "question": audit.mask_question(r.question, kbo),
+                    "answer": Zhiku.redact_json(kbo, r.stored["answer"]),
+                    "created_at": r.created_at})
     return {"feedback": out}

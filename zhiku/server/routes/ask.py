@@ -23,7 +23,6 @@ from zhiku.server.deps import (
     Principal,
     ServerState,
     State,
-    placeholders,
     readable_kb,
 )
 from zhiku.server.errors import ApiError, error_body
@@ -45,6 +44,8 @@ from zhiku.server.schemas import (
     SearchRequest,
     SearchResponse,
 )
+from zhiku.storage.conversations import ConversationRecord, SqlConversations
+from zhiku.storage.library import SqlLibrary
 from zhiku.store import KnowledgeBase, Store, now_iso
 
 router = APIRouter(prefix="/api/v1", tags=["search and ask"], responses=ERRORS)
@@ -177,31 +178,26 @@ def _sse_stream(request: Request, events: Iterator[dict[str, Any]]) -> Iterator[
 def passage(passage_id: str, p: Caller, state: State) -> dict[str, Any]:
     store = state.store
     n = state.ids.decode("p", passage_id)
-    visible, vargs = p.where().sql("d")  # a passage of a document the caller may not see: 404
-    row = None if n is None else store.db.execute(
-        "SELECT c.*, d.title, d.path, d.kb_id, k.name AS kb FROM chunks c "
-        "JOIN documents d ON d.id=c.doc_id JOIN kbs k ON k.id=d.kb_id "
-        f"WHERE c.id=? AND k.name IN ({placeholders(p.kbs)}) AND {visible}",
-        (n, *p.kbs, *vargs)).fetchone()
+    library = SqlLibrary(store.database)
+    # A passage of a document the caller may not see: 404.
+    row = None if n is None else library.passage(n, p.kbs, p.where())
     if row is None:
         raise ApiError(404, "passage_not_found")
-    kb = store.get_kb(row["kb"])
-    near = {r["ord"]: r["text"] for r in store.db.execute(
-        "SELECT ord, text FROM chunks WHERE doc_id=? AND ord IN (?, ?)",
-        (row["doc_id"], row["ord"] - 1, row["ord"] + 1))}
+    kb = store.get_kb(row.kb)
+    near = library.neighbours(row.doc_id, row.ord)
 
     def out(text: str | None) -> str | None:
         return None if text is None else _redact(text, kb)
 
-    log_viewed(state, p, [SimpleNamespace(chunk_id=n, kb=row["kb"], doc_title=out(row["title"]),
-                                          text=row["text"])], "passage")
+    log_viewed(state, p, [SimpleNamespace(chunk_id=n, kb=row.kb, doc_title=out(row.title),
+                                          text=row.text)], "passage")
     return {
-        "passage_id": passage_id, "kb": row["kb"],
-        "document_id": state.ids.encode("d", row["doc_id"]), "doc": out(row["title"]),
-        "path": Zhiku.redact_path(kb, row["path"]), "section": out(row["section"]),
-        "label": out(row["label"]),
-        "page_start": row["page_start"], "page_end": row["page_end"], "text": out(row["text"]),
-        "before": out(near.get(row["ord"] - 1)), "after": out(near.get(row["ord"] + 1)),
+        "passage_id": passage_id, "kb": row.kb,
+        "document_id": state.ids.encode("d", row.doc_id), "doc": out(row.title),
+        "path": Zhiku.redact_path(kb, row.path), "section": out(row.section),
+        "label": out(row.label),
+        "page_start": row.page_start, "page_end": row.page_end, "text": out(row.text),
+        "before": out(near.get(row.ord - 1)), "after": out(near.get(row.ord + 1)),
     }
 
 
@@ -212,19 +208,17 @@ def _redact(text: str, kb: KnowledgeBase) -> str:
 # --- conversations -------------------------------------------------------------------------
 
 
-def _conv_info(row: Any) -> dict[str, Any]:
-    return {"id": row["id"], "kb": row["kb"], "title": row["title"],
-            "created_at": row["created_at"], "updated_at": row["updated_at"],
-            "channel": row["channel"]}
+def _conv_info(row: ConversationRecord) -> dict[str, Any]:
+    return {"id": row.id, "kb": row.kb, "title": row.title, "created_at": row.created_at,
+            "updated_at": row.updated_at, "channel": row.channel}
 
 
-_CONV_SELECT = ("SELECT c.*, k.name AS kb FROM conversations c JOIN kbs k ON k.id=c.kb_id "
-                "WHERE c.user_id=? ")
+def _conversations(store: Store) -> SqlConversations:
+    return SqlConversations(store.database)
 
 
-def _own_conversation(store: Store, p: Principal, conv_id: str) -> Any:
-    row = store.db.execute(_CONV_SELECT + f"AND c.id=? AND k.name IN ({placeholders(p.kbs)})",
-                           (p.user_id, conv_id, *p.kbs)).fetchone()
+def _own_conversation(store: Store, p: Principal, conv_id: str) -> ConversationRecord:
+    row = _conversations(store).readable(conv_id, p.user_id, p.kbs)
     if row is None:
         raise ApiError(404, "conversation_not_found")
     return row
@@ -236,10 +230,7 @@ def list_conversations(p: Caller, state: State, kb: str | None = None,
                        limit: int = 50) -> dict[str, Any]:
     store = state.store
     names = [readable_kb(store, p, kb).name] if kb else list(p.kbs)
-    rows = store.db.execute(
-        _CONV_SELECT + f"AND k.name IN ({placeholders(names)}) "
-        "ORDER BY c.updated_at DESC, c.rowid DESC "
-        "LIMIT ?", (p.user_id, *names, max(1, min(limit, 500)))).fetchall()
+    rows = _conversations(store).of_user(p.user_id, names, max(1, min(limit, 500)))
     return {"conversations": [_conv_info(r) for r in rows]}
 
 
@@ -252,9 +243,7 @@ def create_conversation(body: ConversationCreate, request: Request, p: Caller,
     conv_id, ts = new_token(), now_iso()
     channel = client_channel(request)
     with state.write():
-        store.db.execute(
-            "INSERT INTO conversations(id, user_id, kb_id, title, created_at, updated_at, "
-            "channel) VALUES (?,?,?,?,?,?,?)", (conv_id, p.user_id, kbo.id, "", ts, ts, channel))
+        _conversations(store).create(conv_id, p.user_id, kbo.id, "", ts, channel)
     return {"id": conv_id, "kb": kbo.name, "title": "", "created_at": ts, "updated_at": ts,
             "channel": channel}
 
@@ -265,20 +254,17 @@ def get_conversation(conv_id: str, p: Caller, state: State) -> dict[str, Any]:
     store = state.store
     row = _own_conversation(store, p, conv_id)
     turns = []
-    rows = store.db.execute(
-        "SELECT m.*, f.rating, f.comment FROM messages m LEFT JOIN feedback f "
-        "ON f.answer_id=m.id WHERE m.conversation_id=? ORDER BY m.seq", (conv_id,)
-    ).fetchall()
-    hidden = hidden_turns(store, p, [json.loads(m["answer"]) for m in rows])
+    rows = _conversations(store).turns(conv_id)
+    hidden = hidden_turns(store, p, [m.stored for m in rows])
     for i, m in enumerate(rows):
-        stored = json.loads(m["answer"]) if i not in hidden else withheld_answer()
+        stored = m.stored if i not in hidden else withheld_answer()
         fb = None
-        if m["rating"] is not None:
-            fb = {"answer_id": m["id"], "rating": "up" if m["rating"] > 0 else "down",
-                  "comment": m["comment"]}
-        turns.append({"answer_id": m["id"], "question": m["question"], "answer": stored["answer"],
+        if m.rating is not None:
+            fb = {"answer_id": m.id, "rating": "up" if m.rating > 0 else "down",
+                  "comment": m.comment}
+        turns.append({"answer_id": m.id, "question": m.question, "answer": stored["answer"],
                       "sources": stored.get("sources", []), "feedback": fb,
-                      "created_at": m["created_at"]})
+                      "created_at": m.created_at})
     return {**_conv_info(row), "turns": turns}
 
 
@@ -287,8 +273,7 @@ def delete_conversation(conv_id: str, p: Caller, state: State) -> dict[str, Any]
     store = state.store
     _own_conversation(store, p, conv_id)
     with state.write():
-        store.db.execute("DELETE FROM conversations WHERE id=? AND user_id=?",
-                         (conv_id, p.user_id))
+        _conversations(store).delete(conv_id, p.user_id)
     return {"deleted": conv_id}
 
 
@@ -299,27 +284,21 @@ def delete_conversation(conv_id: str, p: Caller, state: State) -> dict[str, Any]
              summary="👍/👎 with an optional comment on one of your answers (last one wins)")
 def feedback(answer_id: str, body: FeedbackRequest, p: Caller, state: State) -> dict[str, Any]:
     store = state.store
-    row = store.db.execute(
-        "SELECT m.id, k.name AS kb, m.question FROM messages m "
-        "JOIN conversations c ON c.id=m.conversation_id JOIN kbs k ON k.id=c.kb_id "
-        f"WHERE m.id=? AND c.user_id=? AND k.name IN ({placeholders(p.kbs)})",
-        (answer_id, p.user_id, *p.kbs)).fetchone()
-    if row is None:
+    conversations = _conversations(store)
+    found = conversations.own_answer(answer_id, p.user_id, p.kbs)
+    if found is None:
         raise ApiError(404, "answer_not_found")
+    kb_name, question = found
     rating = 1 if body.rating == "up" else -1
     with state.write():
-        store.db.execute(
-            "INSERT INTO feedback(answer_id, user_id, rating, comment, created_at) "
-            "VALUES (?,?,?,?,?) ON CONFLICT(answer_id) DO UPDATE SET rating=excluded.rating, "
-            "comment=excluded.comment, created_at=excluded.created_at",
-            (answer_id, p.user_id, rating, body.comment, now_iso()))
-        audit.record(store, p.actor, "feedback", kb=row["kb"], target=answer_id,
+        conversations.set_feedback(answer_id, p.user_id, rating, body.comment, now_iso())
+        audit.record(store, p.actor, "feedback", kb=kb_name, target=answer_id,
                      detail={"rating": body.rating})
         if rating < 0:
-            kbo = store.get_kb(row["kb"])
+            kbo = store.get_kb(kb_name)
             webhooks.emit(store.database, "feedback.negative", {
-                "kb": row["kb"], "answer_id": answer_id,
-                "question": audit.mask_question(row["question"], kbo),
+                "kb": kb_name, "answer_id": answer_id,
+                "question": audit.mask_question(question, kbo),
                 "comment": audit.mask_question(body.comment, kbo)})
     state.metrics.inc("zhiku_feedback_total", {"rating": body.rating})
     return {"answer_id": answer_id, "rating": body.rating, "comment": body.comment}

@@ -23,6 +23,7 @@ from zhiku.server.deps import Caller, Principal, ServerState, State, editable_kb
 from zhiku.server.deps import readable_kb_ids as _kb_ids
 from zhiku.server.errors import ApiError
 from zhiku.server.schemas import ERRORS, DocumentList, DocumentMetaUpdate, Job, JobList
+from zhiku.storage.library import DocumentRef, SqlLibrary
 from zhiku.store import KnowledgeBase, Store
 
 log = logging.getLogger("zhiku.server.documents")
@@ -167,25 +168,22 @@ def update_document(kb: str, doc_id: str, body: DocumentMetaUpdate, p: Caller,
         {k: v for k, v in body.meta.items() if v is not None}, ensure_ascii=False)])
     changes.update({meta_key(k): None for k, v in body.meta.items() if v is None})
     with state.pool.engine() as zk:
-        zk.store.set_document_meta(kbo.name, row["path"], changes)
+        zk.store.set_document_meta(kbo.name, row.path, changes)
         try:
             zk.index(kbo).sync()
         except IndexBusy:
             pass  # queued in index_log, applied by the process holding the writer
-    state.record(p.actor, "document_meta", kb=kbo.name, target=row["path"], detail=changes)
-    doc = store.get_document(kbo.name, row["path"])
+    state.record(p.actor, "document_meta", kb=kbo.name, target=row.path, detail=changes)
+    doc = store.get_document(kbo.name, row.path)
     assert doc is not None
     return {"id": doc_id, "meta": {k: doc.meta[k] for k in FILTER_META if k in doc.meta}}
 
 
 def _doc_row(state: ServerState, store: Store, kb: KnowledgeBase, doc_id: str,
-             p: Principal) -> Any:
+             p: Principal) -> DocumentRef:
     """The document ``doc_id`` of ``kb`` if ``p`` may see it (zhiku.access), else 404."""
     n = state.ids.decode("d", doc_id)
-    visible, vargs = p.where().sql("d")
-    row = None if n is None else store.db.execute(
-        f"SELECT id, path, title FROM documents d WHERE id=? AND kb_id=? AND {visible}",
-        (n, kb.id, *vargs)).fetchone()
+    row = None if n is None else SqlLibrary(store.database).document(n, kb.id, p.where())
     if row is None:
         raise ApiError(404, "document_not_found")
     return row
@@ -197,7 +195,7 @@ def delete_document(kb: str, doc_id: str, p: Caller, state: State) -> dict[str, 
     kbo = editable_kb(store, p, kb)
     row = _doc_row(state, store, kbo, doc_id, p)
     with state.pool.engine() as zk:
-        zk.remove(kbo.name, row["path"])
+        zk.remove(kbo.name, row.path)
         # The lexical index only: never the vectors, whose sync waits for the ingest
         # worker's embedding (minutes). Deleted chunks are gone from the store, which every
         # hit is joined with, so neither index can return them meanwhile; the vectors drop
@@ -206,14 +204,14 @@ def delete_document(kb: str, doc_id: str, p: Caller, state: State) -> dict[str, 
             zk.index(kbo).sync()
         except IndexBusy:
             pass  # another process holds the writer: queued in index_log, applied there
-    up = store.db.execute("SELECT stored FROM uploads WHERE kb_id=? AND path=?",
-                          (kbo.id, row["path"])).fetchone()
+    library = SqlLibrary(store.database)
+    up = library.upload(kbo.id, row.path)
     if up is not None:
-        store.db.execute("DELETE FROM uploads WHERE kb_id=? AND path=?", (kbo.id, row["path"]))
-        if store.db.execute("SELECT 1 FROM uploads WHERE stored=?", (up[0],)).fetchone() is None:
-            uploads.remove_stored(state.settings.home, up[0])
-    state.record(p.actor, "document_delete", kb=kbo.name, target=row["path"],
-                 detail={"title": row["title"]})
+        library.delete_upload(kbo.id, row.path)
+        if not library.stored_in_use(up.stored):
+            uploads.remove_stored(state.settings.home, up.stored)
+    state.record(p.actor, "document_delete", kb=kbo.name, target=row.path,
+                 detail={"title": row.title})
     return {"deleted": doc_id}
 
 
@@ -223,19 +221,18 @@ def reingest(kb: str, doc_id: str, p: Caller, state: State) -> JSONResponse:
     store = state.store
     kbo = editable_kb(store, p, kb)
     row = _doc_row(state, store, kbo, doc_id, p)
-    up = store.db.execute("SELECT stored, sha256, size FROM uploads WHERE kb_id=? AND path=?",
-                          (kbo.id, row["path"])).fetchone()
-    name = row["path"].rsplit("/", 1)[-1]
-    if up is not None and uploads.stored_path(state.settings.home, up["stored"]).is_file():
-        entry = {"name": name, "path": row["path"], "stored": up["stored"],
-                 "sha256": up["sha256"], "size": up["size"], "status": "pending"}
-    elif not row["path"].startswith(VIRTUAL_PREFIXES) and Path(row["path"]).is_file():
-        entry = {"name": name, "path": row["path"], "stored": None,
-                 "size": Path(row["path"]).stat().st_size, "status": "pending"}
+    up = SqlLibrary(store.database).upload(kbo.id, row.path)
+    name = row.path.rsplit("/", 1)[-1]
+    if up is not None and uploads.stored_path(state.settings.home, up.stored).is_file():
+        entry = {"name": name, "path": row.path, "stored": up.stored,
+                 "sha256": up.sha256, "size": up.size, "status": "pending"}
+    elif not row.path.startswith(VIRTUAL_PREFIXES) and Path(row.path).is_file():
+        entry = {"name": name, "path": row.path, "stored": None,
+                 "size": Path(row.path).stat().st_size, "status": "pending"}
     else:
         raise ApiError(409, "not_reingestable")
     job_id = jobs.create_job(store, kbo, "reingest", p.user_id, [entry])
-    state.record(p.actor, "reingest", kb=kbo.name, target=row["path"],
+    state.record(p.actor, "reingest", kb=kbo.name, target=row.path,
                  detail={"job": job_id})
     state.wake_worker()
     return JSONResponse(jobs.job_info(store, job_id, [kbo.id]), status_code=202)
