@@ -98,7 +98,9 @@ def run_retention(db: Database, home: Path | None, actor: str = "retention",
 class RetentionScheduler:
     """A daemon thread of the server running :func:`run_retention` on a schedule."""
 
-    def __init__(self, db_path: Path, home: Path, interval_s: float | None = None) -> None:
+    def __init__(self, db_path: str | Path, home: Path, interval_s: float | None = None
+                 ) -> None:
+        """``db_path``: the store's database (a SQLite file or a ``postgresql://`` URL)."""
         self.db_path, self.home = db_path, home
         raw = os.environ.get("ZHIKU_RETENTION_INTERVAL_S")
         self.interval_s = interval_s if interval_s is not None else (

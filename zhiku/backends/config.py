@@ -175,6 +175,8 @@ class ModelSettings:
     source: Path | None = None
     #: zhiku.toml's ``database`` (a ``postgresql://`` URL); None: the embedded SQLite.
     database: str | None = None
+    #: zhiku.toml's ``uploads``: the kept uploads' directory, shared by server nodes.
+    uploads: str | None = None
 
     @classmethod
     def none(cls) -> ModelSettings:
@@ -238,7 +240,7 @@ _BACKEND_KEYS = {f.name for f in fields(BackendConfig)} - {"role", "name"}
 _HYBRID_KEYS = {f.name for f in fields(HybridConfig)}
 _ANSWER_KEYS = {"system_prompt", "language", "uncited", "rewrite_query"}
 _KB_KEYS = {*ROLES, "hybrid", *_ANSWER_KEYS}
-_TOP_KEYS = {*ROLES, "hybrid", "answer", "backends", "kb", "database"}
+_TOP_KEYS = {*ROLES, "hybrid", "answer", "backends", "kb", "database", "uploads"}
 
 
 def _check_keys(raw: Mapping[str, Any], allowed: set[str], where: str) -> None:
@@ -323,6 +325,14 @@ def _database(value: Any) -> str | None:
     return value.strip() or None
 
 
+def _uploads(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip().startswith("/"):
+        raise ConfigError("設定檔的 uploads 應為絕對路徑字串（各節點共用的目錄）")
+    return value.strip()
+
+
 def load_settings(home: Path, env: Mapping[str, str] | None = None) -> ModelSettings:
     """Read ``zhiku.toml`` (if any) and apply the environment overrides."""
     path = config_path(home, env)
@@ -381,7 +391,8 @@ def load_settings(home: Path, env: Mapping[str, str] | None = None) -> ModelSett
         _check_keys(spec, _KB_KEYS, f"kb.{name}")
     settings = ModelSettings(defaults=defaults, backends=backends, kbs=kbs, hybrid=hybrid,
                              answer=answer, source=path if path.exists() else None,
-                             database=_database(raw.get("database")))
+                             database=_database(raw.get("database")),
+                             uploads=_uploads(raw.get("uploads")))
     for name in [*kbs, "\0default"]:
         cfg = settings.for_kb(name)  # validates references and values now, not at use
         spec = {**answer, **kbs.get(name, {})}

@@ -6,9 +6,10 @@ The frame's ``Content-Security-Policy: frame-ancestors`` lists exactly the key's
 origins, so a page elsewhere cannot embed it. The frame asks ``/widget/v1/ask``; that
 endpoint also answers pages of the allowed origins directly (CORS for exactly those
 origins) and refuses any other ``Origin`` with 403. A key can do nothing but ask on its
-KBs, as its service user ``widget:NAME``; it has its own rate limit (per key, in each
-server process). A visitor's conversation is keyed by the key and a random session id
-the frame keeps in ``sessionStorage``.
+KBs, as its service user ``widget:NAME``; it has its own rate limit (per key: in each
+server process on SQLite, shared by every node on PostgreSQL). A visitor's
+conversation is keyed by the key and a random session id the frame keeps in
+``sessionStorage``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pydantic import BaseModel, Field
 from zhiku.server.answering import answer_events, open_conversation
 from zhiku.server.deps import Principal
 from zhiku.server.errors import ApiError, error_body
-from zhiku.server.ratelimit import RateLimiter
+from zhiku.server.ratelimit import RateLimiter, make_limiter
 from zhiku.storage.channels import SqlChannels, WidgetKey
 
 router = APIRouter(tags=["widget"])
@@ -138,10 +139,11 @@ def ask(body: WidgetAsk, request: Request) -> JSONResponse:
         headers = _cors(request, w)
     except ApiError as exc:
         return _json(request, exc.status, error_body(request, exc.status, exc.code), {})
-    with _lock:
-        limiter = _limiters.get(w.id)
-        if limiter is None:
-            limiter = _limiters[w.id] = RateLimiter(w.rate_limit, w.rate_burst)
+    if state.shared is not None:  # the buckets are in the database: nothing to keep
+        limiter = make_limiter(w.rate_limit, w.rate_burst, state.shared, f"widget:{w.id}")
+    else:
+        with _lock:
+            limiter = _limiters.setdefault(w.id, RateLimiter(w.rate_limit, w.rate_burst))
     wait = limiter.hit("key")
     if wait:
         retry = max(1, int(wait + 0.999))

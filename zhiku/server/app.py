@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
@@ -25,7 +25,8 @@ from zhiku import __version__
 from zhiku.backends.config import load_settings
 from zhiku.channels import widget
 from zhiku.channels.runtime import ChannelsRuntime
-from zhiku.errors import StoreError
+from zhiku.errors import ZhikuError
+from zhiku.index.config import IndexConfig
 from zhiku.retention import RetentionScheduler
 from zhiku.server import errors, uploads
 from zhiku.server.deps import LocalStores, ServerState
@@ -34,7 +35,7 @@ from zhiku.server.ids import IdCodec, new_token
 from zhiku.server.jobs import IngestWorkers, reclaim_dead_workers
 from zhiku.server.observability import Metrics
 from zhiku.server.pool import EnginePool, PoolTimeout
-from zhiku.server.ratelimit import RateLimiter
+from zhiku.server.ratelimit import make_limiter
 from zhiku.server.routes import (
     access,
     admin,
@@ -50,7 +51,8 @@ from zhiku.server.routes import (
 )
 from zhiku.server.settings import ServerSettings
 from zhiku.server.signin import SignIn
-from zhiku.server.writes import WriteGate
+from zhiku.server.writes import gate_for
+from zhiku.storage.db import Database
 from zhiku.store import database_target
 
 log = logging.getLogger("zhiku.server")
@@ -168,29 +170,48 @@ class EdgeMiddleware:
         await response(scope, receive, send)
 
 
-def serve_database(home: Path) -> Path:
-    """The server's database file. The server's own tables still use SQLite-only
-    statements, so a PostgreSQL setting is refused here (docs/operators/postgresql.md)."""
-    target = database_target(home, load_settings(home).database)
-    if not isinstance(target, Path):
-        raise StoreError("zhiku serve 目前只支援內建的 SQLite 資料庫；PostgreSQL 請先用於 CLI"
-                         "（見 docs/operators/postgresql.md）")
-    return target
+def serve_database(home: Path) -> str | Path:
+    """The server's database: ``<home>/zhiku.db``, or the PostgreSQL URL of the
+    ``database`` setting (shared by every node, docs/operators/scale.md)."""
+    return database_target(home, load_settings(home).database)
 
 
 def _state(settings: ServerSettings) -> ServerState:
     stores = LocalStores(serve_database(settings.home))
     store = stores.get()  # opens the database and applies migrations
+    run = settings.home / "run"
+    shared: Callable[[], Database] | None = None
+    if store.dialect == "postgresql":
+        # Several nodes may share this database: limits and metrics are counted there.
+        def shared() -> Database:
+            return stores.get().database
+
     return ServerState(
         settings=settings,
         stores=stores,
         pool=EnginePool(settings.home, settings.engines),
-        metrics=Metrics(settings.home / "run" / "metrics"),
-        limiter=RateLimiter(settings.rate_limit, settings.rate_burst),
-        auth_failures=RateLimiter(30.0, 30),
+        metrics=Metrics(None, shared) if shared else Metrics(run / "metrics"),
+        limiter=make_limiter(settings.rate_limit, settings.rate_burst, shared, "key"),
+        auth_failures=make_limiter(30.0, 30, shared, "auth"),
         ids=IdCodec.for_store(store),
-        gate=WriteGate(settings.home / "run" / "write.lock"),
+        gate=gate_for(store.database.dialect, run / "write.lock"),
+        shared=shared,
     )
+
+
+def _warn_local_indexes(state: ServerState) -> None:
+    """On a shared database, a KB on the embedded index is indexed on each node's disk:
+    another node's changes never reach it (docs/operators/scale.md)."""
+    for kb in state.store.list_kbs():
+        try:
+            cfg = IndexConfig.of(kb)
+        except ZhikuError:  # refused with its message when the KB is used
+            continue
+        uri = cfg.milvus_uri(state.settings.home) if cfg.backend == "milvus" else ""
+        if cfg.backend != "milvus" or not uri.startswith(("http://", "https://")):
+            log.warning("knowledge base on a node-local index: with several nodes, use a "
+                        "Milvus server (zhiku kb create --index milvus --milvus-uri http://…)",
+                        extra={"kb": kb.name, "index": cfg.backend})
 
 
 def create_app(settings: ServerSettings | None = None) -> FastAPI:
@@ -215,7 +236,9 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
                                          stale_s=settings.stale_job_s, on_file=on_file)
             state.worker.start()
         state.metrics.start(settings.metrics_flush_s)
-        retention = RetentionScheduler(settings.home / "zhiku.db", settings.home).start()
+        if state.shared is not None:
+            _warn_local_indexes(state)
+        retention = RetentionScheduler(state.stores.path, settings.home).start()
         channels_runtime.start()
         state.ready = True
         log.info("zhiku server ready", extra={"home": str(settings.home),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,14 +34,16 @@ from zhiku.server.ratelimit import RateLimiter
 from zhiku.server.settings import ServerSettings
 from zhiku.server.signin import core as signin_core
 from zhiku.server.sql import placeholders
-from zhiku.server.writes import WriteGate
+from zhiku.server.writes import OpenGate, WriteGate
+from zhiku.storage.db import Database
 from zhiku.store import KnowledgeBase, Store
 
 __all__ = ["placeholders"]  # re-exported: the routes import it from here
 
 
 class LocalStores:
-    """One :class:`Store` (SQLite connection) per thread, for the server's own tables."""
+    """One :class:`Store` per thread, for the server's own tables: a connection to the
+    configured database (a SQLite file, or a ``postgresql://`` URL shared by every node)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = path
@@ -77,8 +79,11 @@ class ServerState:
     limiter: RateLimiter
     auth_failures: RateLimiter
     ids: IdCodec
-    gate: WriteGate
+    gate: WriteGate | OpenGate
     worker: IngestWorkers | None = None
+    # The calling thread's connection to a database shared by several nodes (PostgreSQL);
+    # None on the embedded SQLite file. Rate limits and metrics are counted there.
+    shared: Callable[[], Database] | None = None
     ready: bool = False
     _touched: dict[int, float] = field(default_factory=dict)
 

@@ -388,7 +388,7 @@ class IngestWorker(threading.Thread):
         self, zk: Zhiku, kb: str, kb_id: int, job_id: str, kind: str, f: dict[str, Any]
     ) -> None:
         store = zk.store
-        src = (self.home / f["stored"]) if f["stored"] else Path(f["path"])
+        src = uploads.stored_path(self.home, f["stored"]) if f["stored"] else Path(f["path"])
         existed = store.get_document(kb, f["path"]) is not None
         reason: str | None
         message: str | None

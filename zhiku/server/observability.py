@@ -1,9 +1,15 @@
 """Structured logs (one JSON object per line) and Prometheus-style metrics.
 
-Metrics are kept per process and written to ``ZHIKU_HOME/run/metrics/<pid>.json`` every
-few seconds; ``/metrics`` on any worker adds up the files of every live worker, so a
-scrape sees the whole server whichever process answers it. Ingestion queue gauges are
-read from the job table at scrape time.
+Metrics are kept per process and shared every few seconds: on the embedded default in
+``ZHIKU_HOME/run/metrics/<pid>.json``, on a shared database (several nodes) as one row
+per process in ``node_metrics`` (:mod:`zhiku.storage.nodes`). ``/metrics`` on any
+process of any node adds up the snapshots of every live process, so a scrape through the
+load balancer sees the whole cluster, whichever process answers it
+(``zhiku_server_process{node="host:pid"}`` names them). Ingestion queue gauges are read
+from the job table at scrape time.
+
+Why not ``prometheus_client``: its multi-process mode sums mmap files in one local
+directory, which cannot span machines; the exposition format below is the small part.
 """
 
 from __future__ import annotations
@@ -12,11 +18,16 @@ import bisect
 import json
 import logging
 import os
+import socket
 import threading
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from zhiku.storage.db import Database
+from zhiku.storage.nodes import SqlNodeMetrics
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -70,11 +81,17 @@ def _labels(d: Mapping[str, str] | None) -> Labels:
 class Metrics:
     """Counters and histograms of one process, with a snapshot for the others to read."""
 
-    def __init__(self, run_dir: Path | None = None) -> None:
+    def __init__(self, run_dir: Path | None = None,
+                 shared: Callable[[], Database] | None = None) -> None:
+        """``run_dir``: share snapshots as files (one machine); ``shared``: through the
+        database that callable gives the calling thread (several nodes)."""
         self._lock = threading.Lock()
         self.counters: dict[tuple[str, Labels], float] = {}
         self.histograms: dict[tuple[str, Labels], list[float]] = {}
         self.run_dir = run_dir
+        self.shared = shared
+        self.node = f"{socket.gethostname()}:{os.getpid()}"
+        self.flush_s = 5.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -108,6 +125,12 @@ class Metrics:
         return None if self.run_dir is None else self.run_dir / f"{os.getpid()}.json"
 
     def flush(self) -> None:
+        if self.shared is not None:
+            now = time.time()
+            repo = SqlNodeMetrics(self.shared())
+            repo.publish(self.node, self.snapshot(), now)
+            repo.prune(now - 10 * self.flush_s - 60)
+            return
         path = self._file()
         if path is None:
             return
@@ -117,32 +140,48 @@ class Metrics:
         os.replace(tmp, path)
 
     def start(self, every_s: float = 5.0) -> None:
-        if self.run_dir is None or self._thread is not None:
+        if (self.run_dir is None and self.shared is None) or self._thread is not None:
             return
-        try:
-            self.flush()
-        except OSError:
-            pass
+        self.flush_s = every_s
+        self._flush_quietly()
 
         def loop() -> None:
             while not self._stop.wait(every_s):
-                try:
-                    self.flush()
-                except OSError:
-                    pass
+                self._flush_quietly()
 
         self._thread = threading.Thread(target=loop, name="zhiku-metrics", daemon=True)
         self._thread.start()
 
+    def _flush_quietly(self) -> None:
+        try:
+            self.flush()
+        except Exception:  # noqa: BLE001 - a busy or unreachable database: next time
+            logging.getLogger("zhiku.server").debug("metrics not shared", exc_info=True)
+
     def stop(self) -> None:
         self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if self.shared is not None:
+            try:
+                SqlNodeMetrics(self.shared()).remove(self.node)
+            except Exception:  # noqa: BLE001 - stopping; the row ages out
+                pass
+            return
         path = self._file()
         if path is not None:
             path.unlink(missing_ok=True)
 
-    def _others(self) -> Iterable[dict[str, Any]]:
+    def _others(self) -> Iterable[tuple[str, dict[str, Any]]]:
+        """(node, snapshot) of every other live process."""
+        if self.shared is not None:
+            # a process that missed three flushes is taken for dead
+            yield from SqlNodeMetrics(self.shared()).snapshots(
+                time.time() - 3 * self.flush_s - 2, exclude=self.node)
+            return
         if self.run_dir is None or not self.run_dir.exists():
             return
+        host = socket.gethostname()
         for f in self.run_dir.glob("*.json"):
             try:
                 pid = int(f.stem)
@@ -158,7 +197,7 @@ class Metrics:
             except PermissionError:
                 pass
             try:
-                yield json.loads(f.read_text("utf-8"))
+                yield f"{host}:{pid}", json.loads(f.read_text("utf-8"))
             except (OSError, ValueError):
                 continue
 
@@ -168,9 +207,9 @@ class Metrics:
         (name → (label name, {label value: value}))."""
         counters: dict[tuple[str, Labels], float] = {}
         hists: dict[tuple[str, Labels], list[float]] = {}
-        processes = 0
-        for snap in [self.snapshot(), *self._others()]:
-            processes += 1
+        nodes: list[str] = []
+        for node, snap in [(self.node, self.snapshot()), *self._others()]:
+            nodes.append(node)
             for n, lb, v in snap["counters"]:
                 key = (n, tuple(tuple(x) for x in lb))
                 counters[key] = counters.get(key, 0.0) + v
@@ -215,7 +254,10 @@ class Metrics:
                 lb = ((label, value_label),) if label else ()
                 lines.append(f"{name}{fmt(lb)} {v:g}")
         head("zhiku_server_processes", "gauge")
-        lines.append(f"zhiku_server_processes {processes}")
+        lines.append(f"zhiku_server_processes {len(nodes)}")
+        head("zhiku_server_process", "gauge")
+        for node in sorted(nodes):
+            lines.append(f"zhiku_server_process{fmt((('node', node),))} 1")
         return "\n".join(lines) + "\n"
 
 

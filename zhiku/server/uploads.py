@@ -1,6 +1,6 @@
 """Uploaded files: safe names, type checks by content, content-addressed storage.
 
-A file is kept at ``ZHIKU_HOME/uploads/<kb id>/<sha256[:16]>/<safe name>`` and stored in
+A file is kept at ``<uploads>/<kb id>/<sha256[:16]>/<safe name>`` and stored in
 the knowledge base as the document ``upload://<kb>/<safe name>``: a new upload with the
 same name replaces the document (a new version), its path never depends on where the
 data directory lives, and ``zhiku sync`` leaves it alone (see ``VIRTUAL_PREFIXES``).
@@ -14,6 +14,12 @@ then explain), text formats must be text. A renamed executable, an HTML page cal
 ``.pdf`` or a ZIP bomb called ``.docx`` is refused before any parser sees it (the expanded
 size is measured by decompressing, :func:`zhiku.limits.scan_zip`, never read from the
 ZIP headers).
+
+``<uploads>`` is ``ZHIKU_HOME/uploads`` by default. Several server nodes must share it
+(a job started on one node may be finished by another, and "re-ingest" reads the kept
+file): ``uploads = "/srv/zhiku-shared/uploads"`` in zhiku.toml or ``$ZHIKU_UPLOADS_DIR``
+(which wins) names a shared directory (NFS, CephFS…). The ``stored`` value recorded for
+each upload stays relative (``uploads/<kb id>/…``), so it means the same on every node.
 """
 
 from __future__ import annotations
@@ -32,7 +38,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 from zhiku import limits, loaders
+from zhiku.backends.config import load_settings
 from zhiku.errors import LoadError
+
+#: Environment variable naming the uploads directory; overrides zhiku.toml's ``uploads``.
+UPLOADS_ENV = "ZHIKU_UPLOADS_DIR"
 
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 TEXT_SUFFIXES = {".txt", ".text", ".log", ".md", ".markdown", ".csv", ".tsv", ".html", ".htm"}
@@ -192,6 +202,26 @@ def spool(src: BinaryIO, dest_dir: Path, max_bytes: int) -> tuple[Path, str, int
     return Path(tmp), h.hexdigest(), size
 
 
+def root(home: Path) -> Path:
+    """The directory of a home's kept uploads (shared by the nodes, see the module doc)."""
+    value = os.environ.get(UPLOADS_ENV, "").strip() or load_settings(home).uploads
+    return Path(value) if value else home / "uploads"
+
+
+def tmp_dir(home: Path) -> Path:
+    """Where uploads are spooled before they are checked (beside their final place, so
+    the move is a rename)."""
+    return root(home) / ".tmp"
+
+
+def stored_path(home: Path, stored: str) -> Path:
+    """The file of a ``stored`` value (``uploads/<kb id>/<hash>/<name>``)."""
+    rel = Path(stored)
+    if rel.parts[:1] == ("uploads",):
+        return root(home).joinpath(*rel.parts[1:])
+    return home / rel
+
+
 def _tmp_prefix() -> str:
     return f".upload-{socket.gethostname()}-{os.getpid()}-"
 
@@ -199,13 +229,13 @@ def _tmp_prefix() -> str:
 def clean_stale_tmp(home: Path, max_age_s: float = 24 * 3600) -> int:
     """Delete the temporary files of interrupted uploads: those of a process of this host
     that is gone, and any older than ``max_age_s``. Returns how many were removed."""
-    tmp_dir = home / "uploads" / ".tmp"
-    if not tmp_dir.is_dir():
+    spool = tmp_dir(home)
+    if not spool.is_dir():
         return 0
     host = socket.gethostname()
     now = time.time()
     removed = 0
-    for f in tmp_dir.iterdir():
+    for f in spool.iterdir():
         if not f.name.startswith(".upload-") or not f.is_file():
             continue
         m = re.match(r"\.upload-(.+)-(\d+)-[^-]*$", f.name)
@@ -231,24 +261,24 @@ def clean_stale_tmp(home: Path, max_age_s: float = 24 * 3600) -> int:
 
 def place(home: Path, kb_id: int, tmp: Path, name: str, digest: str, size: int) -> StoredFile:
     """Move a spooled file to its content-addressed place (idempotent)."""
-    root = (home / "uploads").resolve()
-    dest = (root / str(kb_id) / digest[:16] / name).resolve()
-    if not dest.is_relative_to(root) or dest.parent.parent.parent != root:
+    top = root(home).resolve()
+    dest = (top / str(kb_id) / digest[:16] / name).resolve()
+    if not dest.is_relative_to(top) or dest.parent.parent.parent != top:
         raise Rejected("bad_name", "檔名不合法")  # unreachable with safe_name; belt and braces
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.exists():
         tmp.unlink(missing_ok=True)
     else:
         os.replace(tmp, dest)
-    return StoredFile(name=name, stored=str(dest.relative_to(home.resolve())), sha256=digest,
-                      size=size)
+    return StoredFile(name=name, stored=str(Path("uploads") / dest.relative_to(top)),
+                      sha256=digest, size=size)
 
 
 def remove_stored(home: Path, stored: str) -> None:
     """Delete a stored upload and its (then empty) hash directory."""
-    root = (home / "uploads").resolve()
-    path = (home / stored).resolve()
-    if not path.is_relative_to(root):
+    top = root(home).resolve()
+    path = stored_path(home, stored).resolve()
+    if not path.is_relative_to(top):
         return
     path.unlink(missing_ok=True)
     try:
@@ -258,7 +288,7 @@ def remove_stored(home: Path, stored: str) -> None:
 
 
 def remove_kb_uploads(home: Path, kb_id: int) -> None:
-    shutil.rmtree(home / "uploads" / str(kb_id), ignore_errors=True)
+    shutil.rmtree(root(home) / str(kb_id), ignore_errors=True)
 
 
 def doc_path(kb: str, name: str) -> str:

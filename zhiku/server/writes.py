@@ -5,6 +5,11 @@ sleeps in SQLite's busy handler (1, 2, 5, 10… up to 100 ms between tries), whi
 load turns into a long latency tail. The server's own writes (conversation turns, audit
 rows, feedback, jobs) queue instead on a thread lock and an ``flock`` on a file beside the
 database, and each is handed the lock the moment the previous writer releases it.
+
+On PostgreSQL there is nothing to queue for: writers of different rows proceed side by
+side and those of one row wait on its row lock, across every node. The server then uses
+:class:`OpenGate`, which holds nothing (an advisory lock would only serialise the whole
+cluster's writes behind one key).
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import os
 import threading
 from pathlib import Path
 from types import TracebackType
+
+from zhiku.storage.db import Dialect
 
 try:
     import fcntl
@@ -48,3 +55,22 @@ class WriteGate:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+class OpenGate:
+    """The write gate of a PostgreSQL-backed server: no queue (see the module doc)."""
+
+    def __enter__(self) -> OpenGate:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def gate_for(dialect: Dialect, path: Path) -> WriteGate | OpenGate:
+    """The gate a server on a database of ``dialect`` needs (``path``: SQLite's lock file)."""
+    return OpenGate() if dialect == "postgresql" else WriteGate(path)

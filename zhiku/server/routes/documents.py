@@ -46,7 +46,7 @@ def _store_files(
 ) -> list[dict[str, Any]]:
     """Validate and store each file (per-file errors, never an exception)."""
     s = state.settings
-    tmp_dir = s.home / "uploads" / ".tmp"
+    tmp_dir = uploads.tmp_dir(s.home)
     out: list[dict[str, Any]] = []
     for up in files:
         # Masked before it becomes a file on disk, a document path or a log entry.
@@ -223,7 +223,7 @@ def reingest(kb: str, doc_id: str, p: Caller, state: State) -> JSONResponse:
     row = _doc_row(state, store, kbo, doc_id, p)
     up = SqlLibrary(store.database).upload(kbo.id, row.path)
     name = row.path.rsplit("/", 1)[-1]
-    if up is not None and (state.settings.home / up.stored).is_file():
+    if up is not None and uploads.stored_path(state.settings.home, up.stored).is_file():
         entry = {"name": name, "path": row.path, "stored": up.stored,
                  "sha256": up.sha256, "size": up.size, "status": "pending"}
     elif not row.path.startswith(VIRTUAL_PREFIXES) and Path(row.path).is_file():
