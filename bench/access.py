@@ -53,8 +53,7 @@ DEFAULT_DRCD = Path(__file__).resolve().parents[2] / "shared" / "data" / "drcd" 
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawTextHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--drcd", type=Path, default=DEFAULT_DRCD)
     ap.add_argument("--queries", type=int, default=400)
     ap.add_argument("--write", action="store_true", help="update bench/RESULTS.md")

@@ -131,10 +131,17 @@ def run_drcd(args: argparse.Namespace) -> dict[str, Any]:
             cited += 1
     n = max(len(questions), 1)
     lat.sort()
-    out = {"questions": len(questions), "passages": zk.index("bench").num_docs(),
-           "answer_hit": hit / n, "citation_hit": cited / n, "answerable_refused": refused / n,
-           "ask_p50_ms": lat[len(lat) // 2] * 1000, "build_s": build,
-           "threshold": zk.refusal_threshold("bench"), "peak_rss_mb": peak_rss_mb()}
+    out = {
+        "questions": len(questions),
+        "passages": zk.index("bench").num_docs(),
+        "answer_hit": hit / n,
+        "citation_hit": cited / n,
+        "answerable_refused": refused / n,
+        "ask_p50_ms": lat[len(lat) // 2] * 1000,
+        "build_s": build,
+        "threshold": zk.refusal_threshold("bench"),
+        "peak_rss_mb": peak_rss_mb(),
+    }
     zk.close()
     return out
 
@@ -159,16 +166,26 @@ def run_refusal(args: argparse.Namespace) -> dict[str, Any]:
             rel_ans.append(score)
     curve = []
     for t in [x / 20 for x in range(2, 19)]:
-        curve.append((t, sum(r < t for r in rel_ans) / max(n_ans, 1),
-                      sum(r < t for r in rel_un) / max(n_un, 1)))
+        curve.append(
+            (
+                t,
+                sum(r < t for r in rel_ans) / max(n_ans, 1),
+                sum(r < t for r in rel_un) / max(n_un, 1),
+            )
+        )
     # The operating point of the target: the confidence that refuses 5 % of the
     # answerable questions, and the share of the unanswerable ones it refuses.
     at5 = sorted(rel_ans)[int(0.05 * len(rel_ans))] if rel_ans else 0.0
-    out = {"answerable": n_ans, "unanswerable": n_un,
-           "answerable_refused": ans_ref / max(n_ans, 1),
-           "unanswerable_refused": un_ref / max(n_un, 1),
-           "unanswerable_refused_at_5pct": sum(r < at5 for r in rel_un) / max(n_un, 1),
-           "threshold": zk.refusal_threshold("cal"), "build_s": build, "curve": curve}
+    out = {
+        "answerable": n_ans,
+        "unanswerable": n_un,
+        "answerable_refused": ans_ref / max(n_ans, 1),
+        "unanswerable_refused": un_ref / max(n_un, 1),
+        "unanswerable_refused_at_5pct": sum(r < at5 for r in rel_un) / max(n_un, 1),
+        "threshold": zk.refusal_threshold("cal"),
+        "build_s": build,
+        "curve": curve,
+    }
     zk.close()
     return out
 
@@ -203,8 +220,9 @@ def run_lawqa(args: argparse.Namespace) -> dict[str, Any]:
         if r.get("unanswerable"):
             n_un += 1
             un_refused += ans.refused
-            details.append({"q": r["q"], "unanswerable": True, "refused": ans.refused,
-                            "cites": cites[:2]})
+            details.append(
+                {"q": r["q"], "unanswerable": True, "refused": ans.refused, "cites": cites[:2]}
+            )
             continue
         n_ans += 1
         gold = {(a, b) for a, b in r["gold"]}
@@ -217,20 +235,36 @@ def run_lawqa(args: argparse.Namespace) -> dict[str, Any]:
         keys = [_law_key(h) for h in hits]
         retr1 += bool(keys) and keys[0] in gold
         retr5 += any(k in gold for k in keys)
-        details.append({"q": r["q"], "gold": sorted(gold), "refused": ans.refused,
-                        "top1": t1, "top5": t5, "cites": cites[:3], "search": keys[:5],
-                        "conf": round(float(ans.timings.get("confidence", 0.0)), 3)})
+        details.append(
+            {
+                "q": r["q"],
+                "gold": sorted(gold),
+                "refused": ans.refused,
+                "top1": t1,
+                "top5": t5,
+                "cites": cites[:3],
+                "search": keys[:5],
+                "conf": round(float(ans.timings.get("confidence", 0.0)), 3),
+            }
+        )
     lat.sort()
-    out = {"answerable": n_ans, "unanswerable": n_un, "top1": top1 / max(n_ans, 1),
-           "top5": top5 / max(n_ans, 1), "search_R@1": retr1 / max(n_ans, 1),
-           "search_R@5": retr5 / max(n_ans, 1),
-           "answerable_refused": ans_refused / max(n_ans, 1),
-           "unanswerable_refused": un_refused / max(n_un, 1),
-           "ask_p50_ms": lat[len(lat) // 2] * 1000, "build_s": build,
-           "threshold": zk.refusal_threshold("law")}
+    out = {
+        "answerable": n_ans,
+        "unanswerable": n_un,
+        "top1": top1 / max(n_ans, 1),
+        "top5": top5 / max(n_ans, 1),
+        "search_R@1": retr1 / max(n_ans, 1),
+        "search_R@5": retr5 / max(n_ans, 1),
+        "answerable_refused": ans_refused / max(n_ans, 1),
+        "unanswerable_refused": un_refused / max(n_un, 1),
+        "ask_p50_ms": lat[len(lat) // 2] * 1000,
+        "build_s": build,
+        "threshold": zk.refusal_threshold("law"),
+    }
     if args.details:
         Path(args.details).write_text(
-            "\n".join(json.dumps(d, ensure_ascii=False) for d in details) + "\n", "utf-8")
+            "\n".join(json.dumps(d, ensure_ascii=False) for d in details) + "\n", "utf-8"
+        )
     zk.close()
     return out
 
@@ -247,8 +281,11 @@ def run_articles(args: argparse.Namespace) -> dict[str, Any]:
     zk.kb("art", create=True)
     ingest_paths(zk, [HERE / "data" / "articles"], "art")
     zk.calibrate_refusal("art")
-    rows = [json.loads(x) for x in (HERE / "data" / "articles.jsonl").read_text(
-        "utf-8").splitlines() if x.strip()]
+    rows = [
+        json.loads(x)
+        for x in (HERE / "data" / "articles.jsonl").read_text("utf-8").splitlines()
+        if x.strip()
+    ]
     per: dict[str, dict[str, int]] = {}
     misses: list[dict[str, Any]] = []
     for r in rows:
@@ -266,7 +303,8 @@ def run_articles(args: argparse.Namespace) -> dict[str, Any]:
             misses.append({"q": r["q"], "kind": kind, "answer": ans.text[:120]})
     if args.details:
         Path(args.details).write_text(
-            "\n".join(json.dumps(d, ensure_ascii=False) for d in misses) + "\n", "utf-8")
+            "\n".join(json.dumps(d, ensure_ascii=False) for d in misses) + "\n", "utf-8"
+        )
     zk.close()
     return {"kinds": per, "threshold_note": "KB calibrated on itself"}
 
@@ -278,13 +316,14 @@ def _md(res: dict[str, Any], cmd: str, title: str, keys: list[str]) -> str:
     for k in keys:
         v = res.get(k)
         vals.append(f"{v:.3f}" if isinstance(v, float) else str(v))
-    return (f"## {title}\n\n`{cmd}` on {machine()}, {time.strftime('%Y-%m-%d')}.\n\n"
-            f"{head}\n{sep}\n| " + " | ".join(vals) + " |")
+    return (
+        f"## {title}\n\n`{cmd}` on {machine()}, {time.strftime('%Y-%m-%d')}.\n\n"
+        f"{head}\n{sep}\n| " + " | ".join(vals) + " |"
+    )
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawTextHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     for name in ("drcd", "refusal", "lawqa", "articles"):
         p = sub.add_parser(name)
@@ -310,38 +349,73 @@ def main() -> int:
         res = run_drcd(args)
         scale = "224k" if args.distractors else "1k"
         label = f"{scale}, {args.embed}" if args.embed else scale
-        body = _md(res, cmd, f"Answers on DRCD dev ({label})",
-                   ["questions", "passages", "answer_hit", "citation_hit", "answerable_refused",
-                    "ask_p50_ms", "threshold"])
+        body = _md(
+            res,
+            cmd,
+            f"Answers on DRCD dev ({label})",
+            [
+                "questions",
+                "passages",
+                "answer_hit",
+                "citation_hit",
+                "answerable_refused",
+                "ask_p50_ms",
+                "threshold",
+            ],
+        )
         section = f"answers-drcd-{scale}{suffix}"
     elif args.cmd == "refusal":
         res = run_refusal(args)
-        body = _md(res, cmd, "Refusal on DRCD with 20 % of articles held out"
-                   f"{' (' + args.embed + ')' if args.embed else ''}",
-                   ["answerable", "unanswerable", "answerable_refused", "unanswerable_refused",
-                    "threshold", "unanswerable_refused_at_5pct"])
-        rows = ["| confidence below | answerable refused | unanswerable refused |",
-                "|---|---|---|"]
+        body = _md(
+            res,
+            cmd,
+            "Refusal on DRCD with 20 % of articles held out"
+            f"{' (' + args.embed + ')' if args.embed else ''}",
+            [
+                "answerable",
+                "unanswerable",
+                "answerable_refused",
+                "unanswerable_refused",
+                "threshold",
+                "unanswerable_refused_at_5pct",
+            ],
+        )
+        rows = ["| confidence below | answerable refused | unanswerable refused |", "|---|---|---|"]
         rows += [f"| {t:.2f} | {a:.1%} | {u:.1%} |" for t, a, u in res["curve"]]
-        body += "\n\nThe curve of the answer confidence (what the threshold cuts):\n\n" + \
-            "\n".join(rows)
+        body += "\n\nThe curve of the answer confidence (what the threshold cuts):\n\n" + "\n".join(
+            rows
+        )
         section = f"answers-refusal{suffix}"
     elif args.cmd == "lawqa":
         res = run_lawqa(args)
-        body = _md(res, cmd, "Layperson legal questions (lawqa dev)"
-                   f"{' (' + args.embed + ')' if args.embed else ''}",
-                   ["answerable", "unanswerable", "top1", "top5", "search_R@1", "search_R@5",
-                    "answerable_refused", "unanswerable_refused", "ask_p50_ms"])
+        body = _md(
+            res,
+            cmd,
+            f"Layperson legal questions (lawqa dev){' (' + args.embed + ')' if args.embed else ''}",
+            [
+                "answerable",
+                "unanswerable",
+                "top1",
+                "top5",
+                "search_R@1",
+                "search_R@5",
+                "answerable_refused",
+                "unanswerable_refused",
+                "ask_p50_ms",
+            ],
+        )
         section = f"answers-lawqa{suffix}"
     else:
         res = run_articles(args)
         rows = ["| kind | questions | right | refused |", "|---|---|---|---|"]
         for k, st in res["kinds"].items():
             rows.append(f"| {k} | {st['n']} | {st['right']} | {st['refused']} |")
-        body = (f"## Real-style questions over articles (bench/data/articles)\n\n`{cmd}` on "
-                f"{machine()}, {time.strftime('%Y-%m-%d')}. *right* = the expected fact is "
-                "in the answer (answerable kinds) or the question was refused (offtopic).\n\n"
-                + "\n".join(rows))
+        body = (
+            f"## Real-style questions over articles (bench/data/articles)\n\n`{cmd}` on "
+            f"{machine()}, {time.strftime('%Y-%m-%d')}. *right* = the expected fact is "
+            "in the answer (answerable kinds) or the question was refused (offtopic).\n\n"
+            + "\n".join(rows)
+        )
         section = f"answers-articles{suffix}"
     print(json.dumps(res, ensure_ascii=False) if args.json else body)
     if args.write:

@@ -51,13 +51,12 @@ def read_drcd(path: Path) -> tuple[list[Passage], list[Question]]:
 def drcd_documents(passages: Sequence[Passage]) -> Iterator[tuple[str, LoadedDocument]]:
     """Each DRCD paragraph as one document titled by its article."""
     for p in passages:
-        yield f"drcd://{p.key}", LoadedDocument(
-            title=p.title, kind="txt", blocks=[Block(p.text)]
-        )
+        yield f"drcd://{p.key}", LoadedDocument(title=p.title, kind="txt", blocks=[Block(p.text)])
 
 
-def law_documents(path: Path, keep: Callable[[dict[str, Any]], bool] | None = None
-                  ) -> Iterator[tuple[str, LoadedDocument, int]]:
+def law_documents(
+    path: Path, keep: Callable[[dict[str, Any]], bool] | None = None
+) -> Iterator[tuple[str, LoadedDocument, int]]:
     """Taiwan law articles grouped per law: one document, one labelled block per article
     (only the articles ``keep`` accepts, when given)."""
     current: str | None = None

@@ -44,8 +44,7 @@ from bench.common import (  # noqa: E402
 
 
 def _embed_args(args: argparse.Namespace) -> dict[str, Any]:
-    return {"data": str(args.data), "distractors": str(args.distractors or ""),
-            "limit": args.limit}
+    return {"data": str(args.data), "distractors": str(args.distractors or ""), "limit": args.limit}
 
 
 def _sample_indices(n_questions: int, sample: int) -> list[int] | None:
@@ -114,9 +113,11 @@ def run_zhiku(cfg: dict[str, Any]) -> dict[str, Any]:
     }
     picked = _sample_indices(len(questions), cfg.get("sample", 0))
     if picked is not None:
-        out["on_peer_sample"] = {**retrieval_metrics([ranks[i] for i in picked]),
-                                 **latency_ms([lat[i] for i in picked]),
-                                 "questions": len(picked)}
+        out["on_peer_sample"] = {
+            **retrieval_metrics([ranks[i] for i in picked]),
+            **latency_ms([lat[i] for i in picked]),
+            "questions": len(picked),
+        }
     zk.close()
     return out
 
@@ -154,8 +155,13 @@ def run_rank_bm25(cfg: dict[str, Any]) -> dict[str, Any]:
         top = sorted(range(len(scores)), key=scores.__getitem__, reverse=True)[:20]
         lat.append(time.perf_counter() - t)
         ranks.append(rank_of([keys[i] for i in top], q.gold))
-    return {**retrieval_metrics(ranks), **latency_ms(lat), "build_s": build,
-            "questions": len(questions), "peak_rss_mb": peak_rss_mb()}
+    return {
+        **retrieval_metrics(ranks),
+        **latency_ms(lat),
+        "build_s": build,
+        "questions": len(questions),
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def run_bm25s(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -181,8 +187,13 @@ def run_bm25s(cfg: dict[str, Any]) -> dict[str, Any]:
             top = []
         lat.append(time.perf_counter() - t)
         ranks.append(rank_of([keys[i] for i in top], q.gold))
-    return {**retrieval_metrics(ranks), **latency_ms(lat), "build_s": build,
-            "questions": len(questions), "peak_rss_mb": peak_rss_mb()}
+    return {
+        **retrieval_metrics(ranks),
+        **latency_ms(lat),
+        "build_s": build,
+        "questions": len(questions),
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def _in_child(fn: Any, cfg: dict[str, Any]) -> dict[str, Any]:
@@ -192,8 +203,17 @@ def _in_child(fn: Any, cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def fmt_table(results: dict[str, dict[str, Any]]) -> str:
-    cols = ["R@1", "R@5", "R@20", "MRR@10", "p50_ms", "p95_ms", "build_s", "peak_rss_mb",
-            "questions"]
+    cols = [
+        "R@1",
+        "R@5",
+        "R@20",
+        "MRR@10",
+        "p50_ms",
+        "p95_ms",
+        "build_s",
+        "peak_rss_mb",
+        "questions",
+    ]
     lines = ["| system | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for name, r in results.items():
         cells = []
@@ -234,8 +254,12 @@ def main() -> int:
     ap.add_argument("--distractors", type=Path, help="twlaw articles.jsonl.gz")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--no-peers", action="store_true", help="measure zhiku only")
-    ap.add_argument("--peer-sample", type=int, default=None,
-                    help="questions for the peers (default: all; 100 with --distractors)")
+    ap.add_argument(
+        "--peer-sample",
+        type=int,
+        default=None,
+        help="questions for the peers (default: all; 100 with --distractors)",
+    )
     ap.add_argument("--limit", type=int, default=0, help="use only the first N questions")
     ap.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     models_drcd.add_arguments(ap)
@@ -250,8 +274,7 @@ def main() -> int:
         models_drcd.report(res, args, args.write)
         return 0
     cfg = _embed_args(args)
-    sample = args.peer_sample if args.peer_sample is not None else (
-        100 if args.distractors else 0)
+    sample = args.peer_sample if args.peer_sample is not None else (100 if args.distractors else 0)
     cfg["sample"] = 0 if args.no_peers else sample
     results: dict[str, dict[str, Any]] = {"zhiku": _in_child(run_zhiku, cfg)}
     if not args.no_peers:
@@ -260,18 +283,25 @@ def main() -> int:
         results["bm25s (uni+bi)"] = _in_child(run_bm25s, pcfg)
     rat = ratios(results) if len(results) > 1 else {}
     if args.json:
-        print(json.dumps({"results": results, "ratios": rat, "machine": machine()},
-                         ensure_ascii=False))
+        print(
+            json.dumps(
+                {"results": results, "ratios": rat, "machine": machine()}, ensure_ascii=False
+            )
+        )
     else:
         print(fmt_table(results))
         z = results["zhiku"]
         if "on_peer_sample" in z:
             ps = z["on_peer_sample"]
-            print(f"\nzhiku on the peers' {ps['questions']} questions: R@1 {ps['R@1']:.4f}, "
-                  f"MRR@10 {ps['MRR@10']:.4f}, p50 {ps['p50_ms']:.2f} ms")
-        print(f"\nzhiku: {z['documents']} documents, {z['passages']} passages, "
-              f"answer-sentence hit {z['answer_sentence_hit']:.4f}, "
-              f"answerable refused {z['answerable_refused']:.4f}")
+            print(
+                f"\nzhiku on the peers' {ps['questions']} questions: R@1 {ps['R@1']:.4f}, "
+                f"MRR@10 {ps['MRR@10']:.4f}, p50 {ps['p50_ms']:.2f} ms"
+            )
+        print(
+            f"\nzhiku: {z['documents']} documents, {z['passages']} passages, "
+            f"answer-sentence hit {z['answer_sentence_hit']:.4f}, "
+            f"answerable refused {z['answerable_refused']:.4f}"
+        )
         for name, r in rat.items():
             print(f"vs {name}: " + ", ".join(f"{k} {v:.2f}" for k, v in r.items()))
     if args.write:
@@ -288,12 +318,17 @@ def main() -> int:
             f"Extractive answers: the cited sentence(s) contain the gold answer for "
             f"{z['answer_sentence_hit']:.1%} of questions; {z['answerable_refused']:.1%} "
             f"of these answerable questions were refused.\n\n"
-            + (f"On the peers' {z['on_peer_sample']['questions']}-question sample zhiku has "
-               f"R@1 {z['on_peer_sample']['R@1']:.4f}, MRR@10 "
-               f"{z['on_peer_sample']['MRR@10']:.4f}; ratios below use that sample.\n\n"
-               if "on_peer_sample" in z else "")
-            + "\n".join(f"- vs {n}: " + ", ".join(f"{k} **{v:.2f}**" for k, v in r.items())
-                        for n, r in rat.items())
+            + (
+                f"On the peers' {z['on_peer_sample']['questions']}-question sample zhiku has "
+                f"R@1 {z['on_peer_sample']['R@1']:.4f}, MRR@10 "
+                f"{z['on_peer_sample']['MRR@10']:.4f}; ratios below use that sample.\n\n"
+                if "on_peer_sample" in z
+                else ""
+            )
+            + "\n".join(
+                f"- vs {n}: " + ", ".join(f"{k} **{v:.2f}**" for k, v in r.items())
+                for n, r in rat.items()
+            )
         )
         write_section(name, body)
     return 0

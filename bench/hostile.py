@@ -46,36 +46,67 @@ def _bytes(name: str, data: bytes) -> Callable[[Path], Path]:
         p = d / name
         p.write_bytes(data)
         return p
+
     return make
 
 
 ATTACKS: list[tuple[str, str, Callable[[Path], Path]]] = [
     # name, what, generator
-    ("styles.docx", "3,000 styles × 10,000 paragraphs (quadratic style look-ups)",
-     lambda d: hg.docx_styles(d / "styles.docx", 3000, 10_000)),
-    ("flate-bomb.pdf", "flate stream inflating to 2 GB",
-     lambda d: hg.pdf_flate_bomb(d / "flate-bomb.pdf", 2048)),
-    ("understated.docx", "ZIP headers claim 1 kB, entry inflates to 2 GB",
-     lambda d: hg.docx_expanding(d / "understated.docx", 2048, understate=True)),
-    ("honest-8g.docx", "honest headers, 8 GB of XML (the CLI had no check)",
-     lambda d: hg.docx_expanding(d / "honest-8g.docx", 8192)),
-    ("rows-3m.xlsx", "3 million rows",
-     lambda d: hg.xlsx_rows(d / "rows-3m.xlsx", 3_000_000)),
-    ("elements.docx", "30 million empty XML elements",
-     lambda d: hg.docx_elements(d / "elements.docx", 30_000_000)),
-    ("long-line.txt", "one 6-million-character line",
-     lambda d: make_text(d / "long-line.txt", "很長的一行" * 1_200_000)),
+    (
+        "styles.docx",
+        "3,000 styles × 10,000 paragraphs (quadratic style look-ups)",
+        lambda d: hg.docx_styles(d / "styles.docx", 3000, 10_000),
+    ),
+    (
+        "flate-bomb.pdf",
+        "flate stream inflating to 2 GB",
+        lambda d: hg.pdf_flate_bomb(d / "flate-bomb.pdf", 2048),
+    ),
+    (
+        "understated.docx",
+        "ZIP headers claim 1 kB, entry inflates to 2 GB",
+        lambda d: hg.docx_expanding(d / "understated.docx", 2048, understate=True),
+    ),
+    (
+        "honest-8g.docx",
+        "honest headers, 8 GB of XML (the CLI had no check)",
+        lambda d: hg.docx_expanding(d / "honest-8g.docx", 8192),
+    ),
+    ("rows-3m.xlsx", "3 million rows", lambda d: hg.xlsx_rows(d / "rows-3m.xlsx", 3_000_000)),
+    (
+        "elements.docx",
+        "30 million empty XML elements",
+        lambda d: hg.docx_elements(d / "elements.docx", 30_000_000),
+    ),
+    (
+        "long-line.txt",
+        "one 6-million-character line",
+        lambda d: make_text(d / "long-line.txt", "很長的一行" * 1_200_000),
+    ),
     # The files of tests/test_server_hostile.py:
-    ("zip-bomb.docx", "3 MB of zeros in document.xml (test_server_hostile)",
-     _bytes("zip-bomb.docx", hg.zip_bytes({"word/document.xml": b"\0" * (3 * MB)}))),
+    (
+        "zip-bomb.docx",
+        "3 MB of zeros in document.xml (test_server_hostile)",
+        _bytes("zip-bomb.docx", hg.zip_bytes({"word/document.xml": b"\0" * (3 * MB)})),
+    ),
     ("html-as.pdf", "HTML named .pdf", _bytes("html-as.pdf", b"<html><body>x</body></html>")),
     ("exe-as.docx", "executable named .docx", _bytes("exe-as.docx", b"MZ\x90\x00" + bytes(200))),
-    ("encrypted.docx", "encrypted Office file",
-     _bytes("encrypted.docx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
-            + "EncryptedPackage".encode("utf-16-le") + bytes(600))),
+    (
+        "encrypted.docx",
+        "encrypted Office file",
+        _bytes(
+            "encrypted.docx",
+            b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+            + "EncryptedPackage".encode("utf-16-le")
+            + bytes(600),
+        ),
+    ),
     ("not-a-zip.docx", "PK header, garbage", _bytes("not-a-zip.docx", b"PK\x03\x04garbage")),
-    ("ok.docx", "a normal DOCX (control)",
-     lambda d: make_docx(d / "ok.docx", [("para", "正常的文件內容。")])),
+    (
+        "ok.docx",
+        "a normal DOCX (control)",
+        lambda d: make_docx(d / "ok.docx", [("para", "正常的文件內容。")]),
+    ),
     ("ok.pdf", "a normal PDF (control)", lambda d: make_pdf(d / "ok.pdf", [["正常的內容。"]])),
 ]
 CLI_ONLY = {"honest-8g.docx", "understated.docx", "flate-bomb.pdf", "rows-3m.xlsx"}
@@ -112,11 +143,15 @@ def _measure_server(path: Path, what: str, home: Path) -> Row:
     h = auth(keys.hr_editor)
     with TestClient(create_app(settings)) as c:
         t0 = time.monotonic()
-        r1 = c.post("/api/v1/kbs/hr/documents", headers=h,
-                    files=[("files", (path.name, path.read_bytes()))])
+        r1 = c.post(
+            "/api/v1/kbs/hr/documents", headers=h, files=[("files", (path.name, path.read_bytes()))]
+        )
         t_small = time.monotonic()
-        r2 = c.post("/api/v1/kbs/hr/documents", headers=h,
-                    files=[("files", ("小檔.md", "# 門禁\n\n夜間門禁卡號每月更換。".encode()))])
+        r2 = c.post(
+            "/api/v1/kbs/hr/documents",
+            headers=h,
+            files=[("files", ("小檔.md", "# 門禁\n\n夜間門禁卡號每月更換。".encode()))],
+        )
         assert r1.status_code == 202 and r2.status_code == 202, (r1.text, r2.text)
         small_s = None
         job1: dict[str, Any] = {}
@@ -124,8 +159,9 @@ def _measure_server(path: Path, what: str, home: Path) -> Row:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and (small_s is None or t_hostile is None):
             if small_s is None:
-                hits = c.post("/api/v1/kbs/hr/search", headers=h,
-                              json={"query": "門禁卡號"}).json()["hits"]
+                hits = c.post(
+                    "/api/v1/kbs/hr/search", headers=h, json={"query": "門禁卡號"}
+                ).json()["hits"]
                 if any("門禁卡號" in x["text"] for x in hits):
                     small_s = time.monotonic() - t_small
             if t_hostile is None:
@@ -137,8 +173,17 @@ def _measure_server(path: Path, what: str, home: Path) -> Row:
     f = job1["files"][0] if job1.get("files") else {}
     result = f.get("status", "?") if f.get("status") != "failed" else f.get("reason") or "?"
     peak = peaks.get(path.name)
-    return Row(path.name, what, path.stat().st_size, "upload", result, t_hostile or 180.0,
-               peak / MB if peak else None, peak_rss_mb(), small_s)
+    return Row(
+        path.name,
+        what,
+        path.stat().st_size,
+        "upload",
+        result,
+        t_hostile or 180.0,
+        peak / MB if peak else None,
+        peak_rss_mb(),
+        small_s,
+    )
 
 
 def _measure_cli(path: Path, what: str, home: Path) -> Row:
@@ -158,13 +203,21 @@ def _measure_cli(path: Path, what: str, home: Path) -> Row:
     f = rep.files[0]
     result = f.status if f.status != "failed" else f.reason or "?"
     peak = max(peaks.values()) if peaks else None
-    return Row(path.name, what, path.stat().st_size, "cli", result, time.monotonic() - t0,
-               peak / MB if peak else None, peak_rss_mb(), None)
+    return Row(
+        path.name,
+        what,
+        path.stat().st_size,
+        "cli",
+        result,
+        time.monotonic() - t0,
+        peak / MB if peak else None,
+        peak_rss_mb(),
+        None,
+    )
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawTextHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     ap.add_argument("--only", action="append", help="run only this attack (repeatable)")
     args = ap.parse_args()
@@ -192,30 +245,35 @@ def main() -> None:
     lim = limits.Limits()
     over = [r for r in rows if r.size < 10 * MB and ((r.worker_mb or 0) > 1024 or r.seconds > 30)]
     slow = [r for r in rows if r.channel == "upload" and (r.small_s is None or r.small_s > 10)]
-    body = "\n".join([
-        "## Hostile files",
-        "",
-        f"`python bench/hostile.py --write` on {machine()}, {time.strftime('%Y-%m-%d')}; "
-        "shared machine, times are noisy. Default limits: "
-        f"{lim.file_seconds:g} s + {lim.seconds_per_mb:g} s/MB and "
-        f"{lim.file_memory_mb:g} MB per file, {lim.max_expanded_mb:g} MB expanded, "
-        f"{lim.max_rows:,} rows, {lim.max_passages:,} passages.",
-        "",
-        "| file | attack | size | via | result | wall s | reader peak MB "
-        "| small file searchable after s |",
-        "|---|---|---|---|---|---|---|---|",
-        *(f"| {r.name} | {r.what} | {_size(r.size)} | {r.channel} | {r.result} | "
-          f"{r.seconds:.1f} | {'' if r.worker_mb is None else f'{r.worker_mb:.0f}'} | "
-          f"{_small(r)} |" for r in rows),
-        "",
-        f"Files under 10 MB over 1 GB or 30 s: {len(over)}"
-        + (f" ({', '.join(r.name for r in over)})" if over else "")
-        + f". Small uploads not searchable within 10 s: {len(slow)}"
-        + (f" ({', '.join(r.name for r in slow)})" if slow else "")
-        + f". Peak RSS of the bench process (server side, all runs): {peak_rss_mb():.0f} MB."
-        + f" Generating the files took {gen_s:.0f} s. \"reader peak\" is the load worker's"
-        " VmHWM; empty where the file was refused before any reading (upload checks).",
-    ])
+    body = "\n".join(
+        [
+            "## Hostile files",
+            "",
+            f"`python bench/hostile.py --write` on {machine()}, {time.strftime('%Y-%m-%d')}; "
+            "shared machine, times are noisy. Default limits: "
+            f"{lim.file_seconds:g} s + {lim.seconds_per_mb:g} s/MB and "
+            f"{lim.file_memory_mb:g} MB per file, {lim.max_expanded_mb:g} MB expanded, "
+            f"{lim.max_rows:,} rows, {lim.max_passages:,} passages.",
+            "",
+            "| file | attack | size | via | result | wall s | reader peak MB "
+            "| small file searchable after s |",
+            "|---|---|---|---|---|---|---|---|",
+            *(
+                f"| {r.name} | {r.what} | {_size(r.size)} | {r.channel} | {r.result} | "
+                f"{r.seconds:.1f} | {'' if r.worker_mb is None else f'{r.worker_mb:.0f}'} | "
+                f"{_small(r)} |"
+                for r in rows
+            ),
+            "",
+            f"Files under 10 MB over 1 GB or 30 s: {len(over)}"
+            + (f" ({', '.join(r.name for r in over)})" if over else "")
+            + f". Small uploads not searchable within 10 s: {len(slow)}"
+            + (f" ({', '.join(r.name for r in slow)})" if slow else "")
+            + f". Peak RSS of the bench process (server side, all runs): {peak_rss_mb():.0f} MB."
+            + f' Generating the files took {gen_s:.0f} s. "reader peak" is the load worker\'s'
+            " VmHWM; empty where the file was refused before any reading (upload checks).",
+        ]
+    )
     print(body)
     if args.write:
         write_section("hostile", body)
@@ -232,8 +290,10 @@ def _size(n: int) -> str:
 
 
 def _fmt(r: Row) -> str:
-    return (f"{r.name:18} {r.channel:6} {_size(r.size):>9} {r.result:12} {r.seconds:6.1f}s "
-            f"reader {r.worker_mb or 0:6.0f} MB  small {r.small_s}")
+    return (
+        f"{r.name:18} {r.channel:6} {_size(r.size):>9} {r.result:12} {r.seconds:6.1f}s "
+        f"reader {r.worker_mb or 0:6.0f} MB  small {r.small_s}"
+    )
 
 
 if __name__ == "__main__":

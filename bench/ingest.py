@@ -52,8 +52,10 @@ def _cn(n: int) -> str:
 def _sentence(rng: random.Random, topic: str) -> str:
     unit = rng.choice(UNITS)
     hours = rng.choice([4, 8, 24, 48, 72])
-    return (f"{topic}案件應於 {hours} 小時內由{unit}受理，並於系統登錄處理紀錄，"
-            f"逾期未處理者由{rng.choice(UNITS)}主管督導改善。")
+    return (
+        f"{topic}案件應於 {hours} 小時內由{unit}受理，並於系統登錄處理紀錄，"
+        f"逾期未處理者由{rng.choice(UNITS)}主管督導改善。"
+    )
 
 
 def generate(root: Path, n_files: int, seed: int = 7) -> Path:
@@ -91,7 +93,8 @@ def generate(root: Path, n_files: int, seed: int = 7) -> Path:
                 body.append(f"\n## 第 {sec} 節\n")
                 body.extend(_sentence(rng, topic) for _ in range(4))
             (root / f"{topic}說明{i:04d} 0123456789abcdef0123456789abcdef.md").write_text(
-                "\n".join(body) + "\n", "utf-8")
+                "\n".join(body) + "\n", "utf-8"
+            )
     return root
 
 
@@ -146,40 +149,75 @@ def generate_formats(root: Path, n: int, seed: int = 11) -> dict[str, list[Path]
                 items.append(("table", [["項目", "時限"], [topic, "24 小時"]]))
                 make_odt(p, items, outline=[("1", "", "", 1)])
             elif fmt == "ods":
-                make_ods(p, {"FAQ": [["問題", "答案"]] + [[f"{topic}第 {q} 題？", s]
-                                                          for q, s in enumerate(sentences)]})
+                make_ods(
+                    p,
+                    {
+                        "FAQ": [["問題", "答案"]]
+                        + [[f"{topic}第 {q} 題？", s] for q, s in enumerate(sentences)]
+                    },
+                )
             elif fmt == "odp":
-                make_odp(p, [(f"{topic}訓練 {k}", sentences[k:k + 2], "講者備註")
-                             for k in range(6)])
+                make_odp(
+                    p, [(f"{topic}訓練 {k}", sentences[k : k + 2], "講者備註") for k in range(6)]
+                )
             elif fmt == "pptx":
-                make_pptx(p, [{"title": f"{topic}訓練 {k}", "body": sentences[k:k + 2],
-                               "notes": "講者備註"} for k in range(6)])
+                make_pptx(
+                    p,
+                    [
+                        {
+                            "title": f"{topic}訓練 {k}",
+                            "body": sentences[k : k + 2],
+                            "notes": "講者備註",
+                        }
+                        for k in range(6)
+                    ],
+                )
             elif fmt == "eml":
                 pdf = root / f"att{i}.pdf"
                 make_pdf(pdf, [[f"第{_cn(k + 1)}條　{s}" for k, s in enumerate(sentences[:6])]])
-                make_eml(p, subject=f"{topic}通知 {i}", sender="ops@example.com",
-                         to="all@example.com", body="\n\n".join(sentences[:3]),
-                         attachments=[("附件.pdf", pdf.read_bytes(), "application/pdf")])
+                make_eml(
+                    p,
+                    subject=f"{topic}通知 {i}",
+                    sender="ops@example.com",
+                    to="all@example.com",
+                    body="\n\n".join(sentences[:3]),
+                    attachments=[("附件.pdf", pdf.read_bytes(), "application/pdf")],
+                )
             elif fmt == "msg":
                 pdf = root / f"att{i}.pdf"
                 make_pdf(pdf, [[f"第{_cn(k + 1)}條　{s}" for k, s in enumerate(sentences[:6])]])
-                msggen.make_msg(p, subject=f"{topic}通知 {i}", sender_name="維運組",
-                                sender_email="ops@example.com", to=[("全體", "all@example.com")],
-                                body="\r\n\r\n".join(sentences[:3]),
-                                attachments=[("附件.pdf", pdf.read_bytes())])
+                msggen.make_msg(
+                    p,
+                    subject=f"{topic}通知 {i}",
+                    sender_name="維運組",
+                    sender_email="ops@example.com",
+                    to=[("全體", "all@example.com")],
+                    body="\r\n\r\n".join(sentences[:3]),
+                    attachments=[("附件.pdf", pdf.read_bytes())],
+                )
             elif fmt == "vtt":
-                cues = [f"00:{k // 6:02d}:{k % 6 * 10:02d}.000 --> "
-                        f"00:{k // 6:02d}:{k % 6 * 10 + 8:02d}.000\n<v 講師>{s}\n"
-                        for k, s in enumerate(sentences * 4)]
+                cues = [
+                    f"00:{k // 6:02d}:{k % 6 * 10:02d}.000 --> "
+                    f"00:{k // 6:02d}:{k % 6 * 10 + 8:02d}.000\n<v 講師>{s}\n"
+                    for k, s in enumerate(sentences * 4)
+                ]
                 p.write_text("WEBVTT\n\n" + "\n".join(cues), "utf-8")
             elif fmt == "zip":
                 md = "# 說明\n\n" + "\n\n".join(sentences[:4])
-                make_zip(p, {"說明.md": md.encode(), "紀錄.txt": sentences[5].encode(),
-                             "子資料夾/規定.md": ("# 規定\n\n" + sentences[6]).encode()})
+                make_zip(
+                    p,
+                    {
+                        "說明.md": md.encode(),
+                        "紀錄.txt": sentences[5].encode(),
+                        "子資料夾/規定.md": ("# 規定\n\n" + sentences[6]).encode(),
+                    },
+                )
             else:
-                cues = [f"{k + 1}\n00:{k // 6:02d}:{k % 6 * 10:02d},000 --> "
-                        f"00:{k // 6:02d}:{k % 6 * 10 + 8:02d},000\n{s}\n"
-                        for k, s in enumerate(sentences * 4)]
+                cues = [
+                    f"{k + 1}\n00:{k // 6:02d}:{k % 6 * 10:02d},000 --> "
+                    f"00:{k // 6:02d}:{k % 6 * 10 + 8:02d},000\n{s}\n"
+                    for k, s in enumerate(sentences * 4)
+                ]
                 p.write_text("\n".join(cues), "utf-8")
             out[fmt].append(p)
     if soffice() is not None:
@@ -189,10 +227,16 @@ def generate_formats(root: Path, n: int, seed: int = 11) -> dict[str, list[Path]
         for i in range(n):
             topic = TOPICS[i % len(TOPICS)]
             items = [("heading", 1, f"{topic}規定")] + [
-                ("para", f"第 {k + 1} 條　{_sentence(rng, topic)}") for k in range(10)]
+                ("para", f"第 {k + 1} 條　{_sentence(rng, topic)}") for k in range(10)
+            ]
             srcs["doc"].append(make_docx(gen / f"{topic}規定{i:03d}.docx", items))
-            srcs["xls"].append(make_xlsx(gen / f"{topic}FAQ{i:03d}.xlsx", [["問題", "答案"]] + [
-                [f"{topic}第 {q} 題？", _sentence(rng, topic)] for q in range(12)]))
+            srcs["xls"].append(
+                make_xlsx(
+                    gen / f"{topic}FAQ{i:03d}.xlsx",
+                    [["問題", "答案"]]
+                    + [[f"{topic}第 {q} 題？", _sentence(rng, topic)] for q in range(12)],
+                )
+            )
         for fmt, files in srcs.items():
             if files:
                 out[fmt] = soffice_convert_many(files, fmt, folder(fmt))
@@ -206,8 +250,10 @@ def bench_formats(n: int, write: bool) -> int:
     t0 = time.perf_counter()
     sets = generate_formats(work / "files", n)
     gen_s = time.perf_counter() - t0
-    rows = ["| format | files | inner files | pages | passages | seconds | files/s | pages/s |",
-            "|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| format | files | inner files | pages | passages | seconds | files/s | pages/s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     with Zhiku(work / "home") as zk:
         for fmt, files in sets.items():
             rep = ingest_paths(zk, files, fmt)
@@ -216,33 +262,44 @@ def bench_formats(n: int, write: bool) -> int:
             assert not failed, failed
             s = rep.seconds
             pages = f"{rep.pages / s:.1f}" if rep.pages else "–"
-            rows.append(f"| {fmt} | {len(files)} | {inner} | {rep.pages or '–'} | "
-                        f"{rep.chunks} | {s:.2f} | {len(files) / s:.1f} | {pages} |")
+            rows.append(
+                f"| {fmt} | {len(files)} | {inner} | {rep.pages or '–'} | "
+                f"{rep.chunks} | {s:.2f} | {len(files) / s:.1f} | {pages} |"
+            )
             print(rows[-1], flush=True)
     table = "\n".join(rows)
-    note = ("DOC/XLS/PPT/RTF files are written by LibreOffice from generated DOCX/XLSX/PPTX; "
-            ".ppt is read through a LibreOffice conversion (one process start per file, "
-            "which dominates its time). EML and MSG files (MSG written by SheetJS cfb, "
-            "tests/msggen.py) carry one PDF attachment and ZIPs three "
-            "members, ingested as child documents (the *inner files* column). Shared "
-            f"2-core machine, load average {os.getloadavg()[0]:.1f} at the end: timings are "
-            f"noisy. (Generating the files took {gen_s:.0f} s.)")
+    note = (
+        "DOC/XLS/PPT/RTF files are written by LibreOffice from generated DOCX/XLSX/PPTX; "
+        ".ppt is read through a LibreOffice conversion (one process start per file, "
+        "which dominates its time). EML and MSG files (MSG written by SheetJS cfb, "
+        "tests/msggen.py) carry one PDF attachment and ZIPs three "
+        "members, ingested as child documents (the *inner files* column). Shared "
+        f"2-core machine, load average {os.getloadavg()[0]:.1f} at the end: timings are "
+        f"noisy. (Generating the files took {gen_s:.0f} s.)"
+    )
     print(note)
     if write:
-        write_section("ingest-formats", (
-            "### Ingest throughput per format (bench/ingest.py --formats)\n\n"
-            f"`python bench/ingest.py --formats {n} --write` on {machine()}, "
-            f"{time.strftime('%Y-%m-%d')}.\n\n{table}\n\n{note}"))
+        write_section(
+            "ingest-formats",
+            (
+                "### Ingest throughput per format (bench/ingest.py --formats)\n\n"
+                f"`python bench/ingest.py --formats {n} --write` on {machine()}, "
+                f"{time.strftime('%Y-%m-%d')}.\n\n{table}\n\n{note}"
+            ),
+        )
     return 0
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawTextHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--files", type=int, default=1000)
     ap.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
-    ap.add_argument("--formats", type=int, default=0,
-                    help="per-format run with N files of each format (instead of the mix)")
+    ap.add_argument(
+        "--formats",
+        type=int,
+        default=0,
+        help="per-format run with N files of each format (instead of the mix)",
+    )
     args = ap.parse_args()
     if args.formats:
         return bench_formats(args.formats, args.write)
@@ -272,25 +329,33 @@ def main() -> int:
 
     def row(name: str, rep, n_files: int, mbytes: float) -> str:  # type: ignore[no-untyped-def]
         s = rep.seconds
-        return (f"| {name} | {n_files} | {rep.pages} | {mbytes:.1f} | {s:.2f} | "
-                f"{n_files / s:.0f} | {rep.pages / s:.0f} | {mbytes / s:.1f} |")
+        return (
+            f"| {name} | {n_files} | {rep.pages} | {mbytes:.1f} | {s:.2f} | "
+            f"{n_files / s:.0f} | {rep.pages / s:.0f} | {mbytes / s:.1f} |"
+        )
 
     rows.append(row("cold ingest (all formats)", cold, len(files), mb))
     rows.append(row("re-ingest, nothing changed", warm, len(files), mb))
     pdf_mb = sum(p.stat().st_size for p in pdfs) / 1e6
     rows.append(row("cold ingest, text PDFs only", pdf, len(pdfs), pdf_mb))
     table = "\n".join(rows)
-    summary = (f"{cold.chunks} chunks. SHA-256 of the same files alone: {hash_s:.2f} s; the "
-               f"unchanged re-ingest took {warm.seconds:.2f} s "
-               f"({warm.seconds / max(hash_s, 1e-9):.1f}× hashing). Peak RSS "
-               f"{peak_rss_mb():.0f} MB. (Generating the files took {gen_s:.0f} s.)")
+    summary = (
+        f"{cold.chunks} chunks. SHA-256 of the same files alone: {hash_s:.2f} s; the "
+        f"unchanged re-ingest took {warm.seconds:.2f} s "
+        f"({warm.seconds / max(hash_s, 1e-9):.1f}× hashing). Peak RSS "
+        f"{peak_rss_mb():.0f} MB. (Generating the files took {gen_s:.0f} s.)"
+    )
     print(table)
     print(summary)
     if args.write:
-        write_section("ingest", (
-            "## Ingest throughput\n\n"
-            f"`python bench/ingest.py --files {args.files} --write` on {machine()}, "
-            f"{time.strftime('%Y-%m-%d')}.\n\n{table}\n\n{summary}"))
+        write_section(
+            "ingest",
+            (
+                "## Ingest throughput\n\n"
+                f"`python bench/ingest.py --files {args.files} --write` on {machine()}, "
+                f"{time.strftime('%Y-%m-%d')}.\n\n{table}\n\n{summary}"
+            ),
+        )
     return 0
 
 

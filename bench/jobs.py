@@ -35,12 +35,21 @@ def drain(db: Database, n_jobs: int, workers: int) -> tuple[float, int]:
     """(jobs per second, duplicate claims) for ``workers`` threads draining ``n_jobs``."""
     db.execute("DELETE FROM jobs")
     db.execute("DELETE FROM kbs")
-    kb = int(db.execute("INSERT INTO kbs(name, created_at, secret) VALUES (?,?,?) "
-                        "RETURNING id", ("bench", now_iso(), b"k")).fetchone()[0])
+    kb = int(
+        db.execute(
+            "INSERT INTO kbs(name, created_at, secret) VALUES (?,?,?) RETURNING id",
+            ("bench", now_iso(), b"k"),
+        ).fetchone()[0]
+    )
     repo = SqlJobs(db)
     for i in range(n_jobs):
-        repo.create(f"j{i:06d}", kb, "upload", None,
-                    [{"name": "a.txt", "path": "a.txt", "status": "pending"}])
+        repo.create(
+            f"j{i:06d}",
+            kb,
+            "upload",
+            None,
+            [{"name": "a.txt", "path": "a.txt", "status": "pending"}],
+        )
     claimed: list[str] = []
     lock = threading.Lock()
     start = threading.Barrier(workers + 1)
@@ -125,8 +134,7 @@ def main() -> None:
         "jobs; PostgreSQL is a local cluster (Unix socket, fsync off, as in the tests).\n\n"
         "| database | workers | jobs/s (claim + finish) | ms per job | claimed twice |\n"
         "|---|---:|---:|---:|---:|\n"
-        + "".join(f"| {d} | {w} | {r:,.0f} | {1000 / r:.2f} | {x} |\n"
-                  for d, w, r, x in rows)
+        + "".join(f"| {d} | {w} | {r:,.0f} | {1000 / r:.2f} | {x} |\n" for d, w, r, x in rows)
         + "\nOn SQLite the workers queue on the one write lock; on PostgreSQL they skip "
         "each other's locked rows. Either way the claim is small beside ingesting a file.\n"
     )

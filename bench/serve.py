@@ -73,9 +73,23 @@ def start_server(home: Path, workers: int, log: Path) -> tuple[subprocess.Popen[
     port = free_port()
     env = {**os.environ, "ZHIKU_HOME": str(home), "ZHIKU_RATE_LIMIT": "0"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "zhiku", "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", str(workers), "--log-level", "warning"],
-        env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "zhiku",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -97,15 +111,24 @@ def _requests(key: str, questions: list[str]) -> list[bytes]:
     out = []
     for q in questions:
         body = json.dumps({"question": q}, ensure_ascii=False).encode()
-        head = (f"POST {ASK_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n")
+        head = (
+            f"POST {ASK_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
         out.append(head.encode() + body)
     return out
 
 
-async def _client(port: int, requests: list[bytes], start: int, deadline: float,
-                  lat: list[float], errors: dict[str, int], refused: list[int]) -> None:
+async def _client(
+    port: int,
+    requests: list[bytes],
+    start: int,
+    deadline: float,
+    lat: list[float],
+    errors: dict[str, int],
+    refused: list[int],
+) -> None:
     """One keep-alive connection asking back to back (a minimal HTTP/1.1 client)."""
     i = start
     reader = writer = None
@@ -119,8 +142,11 @@ async def _client(port: int, requests: list[bytes], start: int, deadline: float,
             i += 1
             head = await reader.readuntil(b"\r\n\r\n")
             status = int(head.split(b" ", 2)[1])
-            length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                          if line.lower().startswith(b"content-length:"))
+            length = next(
+                int(line.split(b":", 1)[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            )
             body = await reader.readexactly(length)
             if status != 200:
                 errors[str(status)] = errors.get(str(status), 0) + 1
@@ -136,15 +162,15 @@ async def _client(port: int, requests: list[bytes], start: int, deadline: float,
         writer.close()
 
 
-async def load(port: int, requests: list[bytes], clients: int,
-               seconds: float) -> dict[str, Any]:
+async def load(port: int, requests: list[bytes], clients: int, seconds: float) -> dict[str, Any]:
     lat: list[float] = []
     errors: dict[str, int] = {}
     refused: list[int] = []
     deadline = time.perf_counter() + seconds
     t0 = time.perf_counter()
-    await asyncio.gather(*(_client(port, requests, i * 97, deadline, lat, errors, refused)
-                           for i in range(clients)))
+    await asyncio.gather(
+        *(_client(port, requests, i * 97, deadline, lat, errors, refused) for i in range(clients))
+    )
     wall = time.perf_counter() - t0
     xs = sorted(lat)
 
@@ -152,10 +178,16 @@ async def load(port: int, requests: list[bytes], clients: int,
         return xs[min(len(xs) - 1, int(len(xs) * p))] * 1000 if xs else 0.0
 
     return {
-        "clients": clients, "requests": len(xs), "rps": len(xs) / wall,
-        "p50_ms": statistics.median(xs) * 1000 if xs else 0.0, "p95_ms": pct(0.95),
-        "p99_ms": pct(0.99), "errors": sum(errors.values()), "error_kinds": errors,
-        "refused": sum(refused) / max(len(refused), 1), "seconds": wall,
+        "clients": clients,
+        "requests": len(xs),
+        "rps": len(xs) / wall,
+        "p50_ms": statistics.median(xs) * 1000 if xs else 0.0,
+        "p95_ms": pct(0.95),
+        "p99_ms": pct(0.99),
+        "errors": sum(errors.values()),
+        "error_kinds": errors,
+        "refused": sum(refused) / max(len(refused), 1),
+        "seconds": wall,
     }
 
 
@@ -172,8 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     home = Path(tempfile.mkdtemp(prefix="zhiku-serve-bench-"))
     t0 = time.perf_counter()
     key, questions, n_passages = build(home, args.data)
-    print(f"KB: {n_passages} passages, {len(questions)} questions "
-          f"(built in {time.perf_counter() - t0:.1f} s)")
+    print(
+        f"KB: {n_passages} passages, {len(questions)} questions "
+        f"(built in {time.perf_counter() - t0:.1f} s)"
+    )
     proc, port = start_server(home, args.workers, home / "server.log")
     requests = _requests(key, questions)
     rows = []
@@ -182,9 +216,11 @@ def main(argv: list[str] | None = None) -> int:
         for c in counts:
             res = asyncio.run(load(port, requests, c, args.seconds))
             rows.append(res)
-            print(f"{c:>3} clients: {res['requests']:>6} req, {res['rps']:7.1f} req/s, "
-                  f"p50 {res['p50_ms']:6.1f} ms, p95 {res['p95_ms']:6.1f} ms, "
-                  f"p99 {res['p99_ms']:6.1f} ms, errors {res['errors']} {res['error_kinds']}")
+            print(
+                f"{c:>3} clients: {res['requests']:>6} req, {res['rps']:7.1f} req/s, "
+                f"p50 {res['p50_ms']:6.1f} ms, p95 {res['p95_ms']:6.1f} ms, "
+                f"p99 {res['p99_ms']:6.1f} ms, errors {res['errors']} {res['error_kinds']}"
+            )
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -193,8 +229,10 @@ def main(argv: list[str] | None = None) -> int:
             proc.kill()
     worst = max(rows, key=lambda r: r["clients"])
     ok = worst["errors"] == 0 and worst["p95_ms"] <= TARGET_P95_MS
-    print(f"target (0 errors, p95 ≤ {TARGET_P95_MS:.0f} ms at {worst['clients']} clients): "
-          f"{'met' if ok else 'NOT MET'}")
+    print(
+        f"target (0 errors, p95 ≤ {TARGET_P95_MS:.0f} ms at {worst['clients']} clients): "
+        f"{'met' if ok else 'NOT MET'}"
+    )
     if args.write:
         lines = [
             "## Server under load",
@@ -214,13 +252,18 @@ def main(argv: list[str] | None = None) -> int:
             "|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for r in rows:
-            lines.append(f"| {r['clients']} | {r['requests']} | {r['rps']:.1f} | "
-                         f"{r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['p99_ms']:.1f} | "
-                         f"{r['errors']} |")
-        lines += ["", f"Target: zero errors and p95 ≤ {TARGET_P95_MS:.0f} ms at "
-                  f"{worst['clients']} clients — **{'met' if ok else 'not met'}**. "
-                  "With more clients than cores, latency is queueing: p50 ≈ clients ÷ "
-                  "throughput."]
+            lines.append(
+                f"| {r['clients']} | {r['requests']} | {r['rps']:.1f} | "
+                f"{r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['p99_ms']:.1f} | "
+                f"{r['errors']} |"
+            )
+        lines += [
+            "",
+            f"Target: zero errors and p95 ≤ {TARGET_P95_MS:.0f} ms at "
+            f"{worst['clients']} clients — **{'met' if ok else 'not met'}**. "
+            "With more clients than cores, latency is queueing: p50 ≈ clients ÷ "
+            "throughput.",
+        ]
         write_section("serve", "\n".join(lines))
         print("wrote bench/RESULTS.md (serve)")
     return 0 if ok else 1

@@ -59,13 +59,15 @@ def main() -> None:
             key = accounts.create_key(zk.store, "mei")[0]
         app = create_app(ServerSettings.from_env({}, home=str(home), rate_limit=0))
         with TestClient(app) as client:
-            app.state.signin = SignIn(AuthSettings(cookie_secure=False,
-                                                   lockout_user=10**6, lockout_ip=10**6))
+            app.state.signin = SignIn(
+                AuthSettings(cookie_secure=False, lockout_user=10**6, lockout_ip=10**6)
+            )
             logins, with_session, with_key = [], [], []
             for _ in range(args.runs):
                 t = time.perf_counter()
-                r = client.post("/api/v1/auth/login",
-                                json={"username": "mei", "password": "bench-password-123"})
+                r = client.post(
+                    "/api/v1/auth/login", json={"username": "mei", "password": "bench-password-123"}
+                )
                 logins.append(time.perf_counter() - t)
                 assert r.status_code == 200, r.text
             for _ in range(args.runs * 5):
@@ -73,8 +75,12 @@ def main() -> None:
                 assert client.get("/api/v1/auth/me").status_code == 200
                 with_session.append(time.perf_counter() - t)
                 t = time.perf_counter()
-                assert client.get("/api/v1/auth/me", headers={
-                    "Authorization": f"Bearer {key}"}).status_code == 200
+                assert (
+                    client.get(
+                        "/api/v1/auth/me", headers={"Authorization": f"Bearer {key}"}
+                    ).status_code
+                    == 200
+                )
                 with_key.append(time.perf_counter() - t)
 
     rows = [
@@ -84,13 +90,21 @@ def main() -> None:
         ("GET /api/v1/auth/me with a session cookie", latency_ms(with_session)),
         ("GET /api/v1/auth/me with an API key", latency_ms(with_key)),
     ]
-    lines = ["## Sign-in cost (`bench/signin.py`)", "",
-             f"{machine()}; {args.runs} runs (×5 for the GETs); TestClient in-process, "
-             "SQLite. Shared machine: medians include other engineers' load.", "",
-             "| step | p50 ms | p95 ms |", "|---|---:|---:|"]
+    lines = [
+        "## Sign-in cost (`bench/signin.py`)",
+        "",
+        f"{machine()}; {args.runs} runs (×5 for the GETs); TestClient in-process, "
+        "SQLite. Shared machine: medians include other engineers' load.",
+        "",
+        "| step | p50 ms | p95 ms |",
+        "|---|---:|---:|",
+    ]
     lines += [f"| {name} | {m['p50_ms']:.1f} | {m['p95_ms']:.1f} |" for name, m in rows]
-    lines += ["", f"Peak RSS {peak_rss_mb():.0f} MB (argon2id takes 64 MiB per hash while it "
-              "runs). Reproduce: `PYTHONPATH=$PWD python bench/signin.py --write`."]
+    lines += [
+        "",
+        f"Peak RSS {peak_rss_mb():.0f} MB (argon2id takes 64 MiB per hash while it "
+        "runs). Reproduce: `PYTHONPATH=$PWD python bench/signin.py --write`.",
+    ]
     print("\n".join(lines))
     if args.write:
         write_section("signin", "\n".join(lines))

@@ -41,8 +41,9 @@ from zhiku.sources.twlaw import import_laws  # noqa: E402
 from zhiku.sources.watch import Watcher  # noqa: E402
 from zhiku.sources.web import Crawler, CrawlSettings  # noqa: E402
 
-DEFAULT_TWLAW = Path(__file__).resolve().parents[2] / "shared" / "data" / "twlaw" / \
-    "articles.jsonl.gz"
+DEFAULT_TWLAW = (
+    Path(__file__).resolve().parents[2] / "shared" / "data" / "twlaw" / "articles.jsonl.gz"
+)
 
 
 def bulk_from_articles(src: Path, dest: Path, limit: int | None) -> tuple[int, int]:
@@ -58,20 +59,28 @@ def bulk_from_articles(src: Path, dest: Path, limit: int | None) -> tuple[int, i
                 if limit is not None and len(laws) >= limit:
                     continue
                 law = laws[r["pcode"]] = {
-                    "LawLevel": r["kind"], "LawName": r["law"],
+                    "LawLevel": r["kind"],
+                    "LawName": r["law"],
                     "LawURL": f"https://law.moj.gov.tw/LawClass/LawAll.aspx?pcode={r['pcode']}",
-                    "LawCategory": r["category"], "LawModifiedDate": r["updated"],
-                    "LawEffectiveDate": "", "LawAbandonNote": "廢" if r["repealed"] else "",
-                    "LawArticles": []}
+                    "LawCategory": r["category"],
+                    "LawModifiedDate": r["updated"],
+                    "LawEffectiveDate": "",
+                    "LawAbandonNote": "廢" if r["repealed"] else "",
+                    "LawArticles": [],
+                }
             if r["chapter"] and r["chapter"] not in heads[r["pcode"]]:
                 heads[r["pcode"]].add(r["chapter"])
-                law["LawArticles"].append({"ArticleType": "C", "ArticleNo": "",
-                                           "ArticleContent": r["chapter"]})
-            law["LawArticles"].append({"ArticleType": "A", "ArticleNo": r["article"],
-                                       "ArticleContent": r["text"]})
+                law["LawArticles"].append(
+                    {"ArticleType": "C", "ArticleNo": "", "ArticleContent": r["chapter"]}
+                )
+            law["LawArticles"].append(
+                {"ArticleType": "A", "ArticleNo": r["article"], "ArticleContent": r["text"]}
+            )
             n_articles += 1
-    dest.write_text(json.dumps({"UpdateDate": "2024/10/11", "Laws": list(laws.values())},
-                               ensure_ascii=False), "utf-8")
+    dest.write_text(
+        json.dumps({"UpdateDate": "2024/10/11", "Laws": list(laws.values())}, ensure_ascii=False),
+        "utf-8",
+    )
     return len(laws), n_articles
 
 
@@ -86,8 +95,9 @@ def law_bench(src: Path, work: Path, limit: int | None, n_queries: int) -> tuple
         "SELECT COUNT(*) FROM documents WHERE json_extract(meta, '$.status')='repealed'"
     ).fetchone()[0]
     rng = random.Random(7)
-    rows = zk.store.db.execute("SELECT text FROM chunks WHERE LENGTH(text) BETWEEN 20 AND 200"
-                               ).fetchall()
+    rows = zk.store.db.execute(
+        "SELECT text FROM chunks WHERE LENGTH(text) BETWEEN 20 AND 200"
+    ).fetchall()
     queries = [r[0][:30] for r in rng.sample(rows, min(n_queries, len(rows)))]
     filters = {
         "default (repealed left out)": None,
@@ -95,8 +105,10 @@ def law_bench(src: Path, work: Path, limit: int | None, n_queries: int) -> tuple
         "dept=勞動部": Filter.parse(["dept=勞動部"]),
         "amended>=2015-01-01": Filter.parse(["amended>=2015-01-01"]),
     }
-    lat_rows = ["| filter | p50 ms | p95 ms | queries with a repealed law in top 5 |",
-                "|---|---|---|---|"]
+    lat_rows = [
+        "| filter | p50 ms | p95 ms | queries with a repealed law in top 5 |",
+        "|---|---|---|---|",
+    ]
     for name, flt in filters.items():
         for q in queries[:20]:  # warm-up
             zk.search(q, "law", k=5, where=flt)
@@ -107,29 +119,41 @@ def law_bench(src: Path, work: Path, limit: int | None, n_queries: int) -> tuple
             times.append(time.perf_counter() - t)
             with_repealed += any(h.doc_title.endswith("（已廢止）") for h in hits)
         lat = latency_ms(times)
-        lat_rows.append(f"| {name} | {lat['p50_ms']:.1f} | {lat['p95_ms']:.1f} | "
-                        f"{with_repealed}/{len(queries)} |")
+        lat_rows.append(
+            f"| {name} | {lat['p50_ms']:.1f} | {lat['p95_ms']:.1f} | "
+            f"{with_repealed}/{len(queries)} |"
+        )
     chunks = zk.stats()["kbs"][0]["chunks"]
     zk.close()
-    table = "\n".join([
-        "| run | laws | articles | seconds | laws/s | articles/s |", "|---|---|---|---|---|---|",
-        f"| import (bulk JSON → documents + index) | {n_laws} | {n_articles} | "
-        f"{cold.seconds:.1f} | {n_laws / cold.seconds:.0f} | {n_articles / cold.seconds:.0f} |",
-        f"| re-import, nothing changed | {n_laws} | {n_articles} | {warm.seconds:.1f} | "
-        f"{n_laws / warm.seconds:.0f} | {n_articles / warm.seconds:.0f} |",
-        "", *lat_rows])
-    note = (f"{chunks} passages; {repealed} laws marked repealed. Queries: {len(queries)} "
-            "30-character openings of random articles, k=5, lexical.")
+    table = "\n".join(
+        [
+            "| run | laws | articles | seconds | laws/s | articles/s |",
+            "|---|---|---|---|---|---|",
+            f"| import (bulk JSON → documents + index) | {n_laws} | {n_articles} | "
+            f"{cold.seconds:.1f} | {n_laws / cold.seconds:.0f} | {n_articles / cold.seconds:.0f} |",
+            f"| re-import, nothing changed | {n_laws} | {n_articles} | {warm.seconds:.1f} | "
+            f"{n_laws / warm.seconds:.0f} | {n_articles / warm.seconds:.0f} |",
+            "",
+            *lat_rows,
+        ]
+    )
+    note = (
+        f"{chunks} passages; {repealed} laws marked repealed. Queries: {len(queries)} "
+        "30-character openings of random articles, k=5, lexical."
+    )
     return table, note
 
 
 def _site_handler(n: int) -> type[BaseHTTPRequestHandler]:
     def body(i: int) -> bytes:
-        links = "".join(f'<a href="/p{j}.html">第{j}頁</a>' for j in (2 * i + 1, 2 * i + 2)
-                        if j < n)
-        return (f"<html><head><meta charset='utf-8'><title>規章第{i}號</title></head><body>"
-                f"<nav>{links}</nav><main><h1>規章第{i}號</h1><p>第{i}號規章：員工申請事項"
-                f"第{i}款，應於{i % 28 + 1}日內提出。</p></main></body></html>").encode()
+        links = "".join(
+            f'<a href="/p{j}.html">第{j}頁</a>' for j in (2 * i + 1, 2 * i + 2) if j < n
+        )
+        return (
+            f"<html><head><meta charset='utf-8'><title>規章第{i}號</title></head><body>"
+            f"<nav>{links}</nav><main><h1>規章第{i}號</h1><p>第{i}號規章：員工申請事項"
+            f"第{i}款，應於{i % 28 + 1}日內提出。</p></main></body></html>"
+        ).encode()
 
     class H(BaseHTTPRequestHandler):
         def log_message(self, *a: object) -> None:
@@ -164,8 +188,9 @@ def crawl_bench(work: Path, n: int) -> str:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _site_handler(n))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}/p0.html"
-    settings = CrawlSettings(max_pages=n + 10, max_depth=64, allow_ips=("127.0.0.1",),
-                             use_sitemap=False)
+    settings = CrawlSettings(
+        max_pages=n + 10, max_depth=64, allow_ips=("127.0.0.1",), use_sitemap=False
+    )
     zk = Zhiku(work / "home-crawl")
     cold = Crawler(zk, "web", base, settings).run()
     warm = Crawler(zk, "web", base, settings).run()
@@ -173,12 +198,16 @@ def crawl_bench(work: Path, n: int) -> str:
     server.shutdown()
     assert cold.count("added") == n, (cold.count("added"), cold.failed[:3])
     assert warm.count("unchanged") == n
-    return "\n".join([
-        "| crawl | pages | seconds | pages/s |", "|---|---|---|---|",
-        f"| cold (fetch, extract, store, index) | {n} | {cold.seconds:.2f} | "
-        f"{n / cold.seconds:.0f} |",
-        f"| re-crawl, nothing changed (304) | {n} | {warm.seconds:.2f} | "
-        f"{n / warm.seconds:.0f} |"])
+    return "\n".join(
+        [
+            "| crawl | pages | seconds | pages/s |",
+            "|---|---|---|---|",
+            f"| cold (fetch, extract, store, index) | {n} | {cold.seconds:.2f} | "
+            f"{n / cold.seconds:.0f} |",
+            f"| re-crawl, nothing changed (304) | {n} | {warm.seconds:.2f} | "
+            f"{n / warm.seconds:.0f} |",
+        ]
+    )
 
 
 def watch_bench(work: Path, n: int) -> str:
@@ -205,15 +234,16 @@ def watch_bench(work: Path, n: int) -> str:
     probe.close()
     zk.close()
     m = latency_ms(lat)
-    return ("| watch: file written → found by search | files | p50 s | p95 s |\n"
-            "|---|---|---|---|\n"
-            f"| debounce 0.5 s, inotify | {n} | {m['p50_ms'] / 1000:.2f} | "
-            f"{m['p95_ms'] / 1000:.2f} |")
+    return (
+        "| watch: file written → found by search | files | p50 s | p95 s |\n"
+        "|---|---|---|---|\n"
+        f"| debounce 0.5 s, inotify | {n} | {m['p50_ms'] / 1000:.2f} | "
+        f"{m['p95_ms'] / 1000:.2f} |"
+    )
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawTextHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--twlaw", type=Path, default=DEFAULT_TWLAW)
     ap.add_argument("--laws", type=int, default=None, help="import only the first N laws")
     ap.add_argument("--queries", type=int, default=300)
@@ -234,10 +264,16 @@ def main() -> int:
     body = "\n\n".join(parts)
     print(body)
     if args.write:
-        cmd = "python bench/sources.py" + (f" --laws {args.laws}" if args.laws else "") + \
-            f" --pages {args.pages} --files {args.files} --write"
-        write_section("sources", f"## Sources that stay in sync\n\n`{cmd}` on {machine()}, "
-                      f"{time.strftime('%Y-%m-%d')}.\n\n{body}")
+        cmd = (
+            "python bench/sources.py"
+            + (f" --laws {args.laws}" if args.laws else "")
+            + f" --pages {args.pages} --files {args.files} --write"
+        )
+        write_section(
+            "sources",
+            f"## Sources that stay in sync\n\n`{cmd}` on {machine()}, "
+            f"{time.strftime('%Y-%m-%d')}.\n\n{body}",
+        )
     return 0
 
 

@@ -36,8 +36,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import ROOT, machine, write_section  # noqa: E402
 
 QUESTION = "特別休假要提前幾天申請？"
-HEAVY = ("numpy", "fastapi", "uvicorn", "httpx", "zhiku.pii.detect", "zhiku.server.app",
-         "zhiku.loaders.pdf", "rich.progress", "torch", "sentence_transformers")
+HEAVY = (
+    "numpy",
+    "fastapi",
+    "uvicorn",
+    "httpx",
+    "zhiku.pii.detect",
+    "zhiku.server.app",
+    "zhiku.loaders.pdf",
+    "rich.progress",
+    "torch",
+    "sentence_transformers",
+)
 STORE = ROOT / "bench" / "startup.json"
 
 
@@ -83,24 +93,37 @@ def breakdown(tree: Path, env: dict[str, str], runs: int) -> dict[str, float]:
     (which includes Typer's per-parameter pydantic adapters)."""
     best: dict[str, float] = {}
     for _ in range(runs):
-        res = subprocess.run([sys.executable, "-c", BREAKDOWN, QUESTION], env=env, cwd=tree,
-                             capture_output=True, text=True, check=True)
+        res = subprocess.run(
+            [sys.executable, "-c", BREAKDOWN, QUESTION],
+            env=env,
+            cwd=tree,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         for k, v in json.loads(res.stdout.strip().splitlines()[-1]).items():
             best[k] = min(best.get(k, v), v)
     return best
 
 
 def import_profile(tree: Path, env: dict[str, str]) -> dict[str, object]:
-    code = ("import sys, zhiku.cli; print(' '.join(m for m in " + repr(HEAVY)
-            + " if m in sys.modules))")
-    res = subprocess.run([sys.executable, "-X", "importtime", "-c", code], env=env,
-                         capture_output=True, text=True, cwd=tree, check=True)
+    code = (
+        "import sys, zhiku.cli; print(' '.join(m for m in " + repr(HEAVY) + " if m in sys.modules))"
+    )
+    res = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tree,
+        check=True,
+    )
     rows: list[tuple[int, str]] = []
     total = 0
     for line in res.stderr.splitlines():
         if not line.startswith("import time:") or "|" not in line:
             continue
-        parts = line[len("import time:"):].split("|")
+        parts = line[len("import time:") :].split("|")
         try:
             self_us, cum_us = int(parts[0]), int(parts[1])
         except ValueError:
@@ -110,8 +133,11 @@ def import_profile(tree: Path, env: dict[str, str]) -> dict[str, object]:
             total = cum_us
         rows.append((self_us, name))
     rows.sort(reverse=True)
-    return {"import_ms": total / 1000, "heavy": res.stdout.split(),
-            "slowest": [f"{n} {us / 1000:.0f}" for us, n in rows[:6]]}
+    return {
+        "import_ms": total / 1000,
+        "heavy": res.stdout.split(),
+        "slowest": [f"{n} {us / 1000:.0f}" for us, n in rows[:6]],
+    }
 
 
 def main() -> None:
@@ -126,21 +152,35 @@ def main() -> None:
         env = {**os.environ, "ZHIKU_HOME": str(Path(tmp) / "home"), "PYTHONPATH": str(tree)}
         for k in [k for k in env if k.startswith("ZHIKU_") and k != "ZHIKU_HOME"]:
             env.pop(k)
-        subprocess.run([sys.executable, "-m", "zhiku", "ingest", str(ROOT / "samples")],
-                       env=env, cwd=tree, capture_output=True, check=True)
+        subprocess.run(
+            [sys.executable, "-m", "zhiku", "ingest", str(ROOT / "samples")],
+            env=env,
+            cwd=tree,
+            capture_output=True,
+            check=True,
+        )
         ask, ask_cpu = timed([sys.executable, "-m", "zhiku", "ask", QUESTION], env, args.runs)
         bare, bare_cpu = timed([sys.executable, "-c", "pass"], env, args.runs)
         # Typer ≥ 0.2x coerces every parameter through pydantic: a floor of its own.
-        cli_floor, cli_cpu = timed([sys.executable, "-c", "import typer, typer._adapters"],
-                                   env, args.runs)
+        cli_floor, cli_cpu = timed(
+            [sys.executable, "-c", "import typer, typer._adapters"], env, args.runs
+        )
         prof = import_profile(tree, env)
         phases = breakdown(tree, env, args.runs)
-    row = {"label": args.label, "phases": phases, "ask_min_s": min(ask),
-           "ask_median_s": statistics.median(ask),
-           "ask_cpu_s": min(ask_cpu), "python_min_s": min(bare),
-           "python_cpu_s": min(bare_cpu), "typer_min_s": min(cli_floor),
-           "typer_cpu_s": min(cli_cpu), **prof, "runs": args.runs,
-           "load": os.getloadavg()[0]}
+    row = {
+        "label": args.label,
+        "phases": phases,
+        "ask_min_s": min(ask),
+        "ask_median_s": statistics.median(ask),
+        "ask_cpu_s": min(ask_cpu),
+        "python_min_s": min(bare),
+        "python_cpu_s": min(bare_cpu),
+        "typer_min_s": min(cli_floor),
+        "typer_cpu_s": min(cli_cpu),
+        **prof,
+        "runs": args.runs,
+        "load": os.getloadavg()[0],
+    }
     print(json.dumps(row, ensure_ascii=False, indent=1))
     store = json.loads(STORE.read_text("utf-8")) if STORE.exists() else {}
     store[args.label] = row
@@ -169,20 +209,31 @@ def main() -> None:
                 f"| {r['label']} | {r['ask_cpu_s']:.3f} s | {r['ask_min_s']:.3f} s | "
                 f"{r['ask_median_s']:.3f} s | {r['python_cpu_s']:.3f} s | "
                 f"{r['typer_cpu_s']:.3f} s | {r['import_ms']:.0f} ms | {heavy} "
-                f"| {r['load']:.1f} |")
-        lines += ["", "Where the CPU time of one `zhiku ask` process goes (least of the runs; "
-                  "Typer's tree and the ask run include Typer's own work):", "",
-                  "| tree | import typer + pydantic | import zhiku.cli | Typer builds the "
-                  "command tree | run `ask` |", "|---|---|---|---|---|"]
+                f"| {r['load']:.1f} |"
+            )
+        lines += [
+            "",
+            "Where the CPU time of one `zhiku ask` process goes (least of the runs; "
+            "Typer's tree and the ask run include Typer's own work):",
+            "",
+            "| tree | import typer + pydantic | import zhiku.cli | Typer builds the "
+            "command tree | run `ask` |",
+            "|---|---|---|---|---|",
+        ]
         for r in store.values():
             ph = r.get("phases")
             if ph:
                 lines.append(
                     f"| {r['label']} | {ph['typer_pydantic_import']:.3f} s | "
                     f"{ph['zhiku_cli_import']:.3f} s | {ph['typer_command_tree']:.3f} s | "
-                    f"{ph['ask_run']:.3f} s |")
-        lines += ["", "Slowest imports (self time, ms) of the last tree measured: "
-                  + "; ".join(row["slowest"]) + "."]
+                    f"{ph['ask_run']:.3f} s |"
+                )
+        lines += [
+            "",
+            "Slowest imports (self time, ms) of the last tree measured: "
+            + "; ".join(row["slowest"])
+            + ".",
+        ]
         write_section("startup", "\n".join(lines))
 
 

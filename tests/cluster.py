@@ -27,9 +27,20 @@ def milvus_server(data_dir: Path, timeout: float = 90.0) -> Iterator[str]:
     data_dir.mkdir(parents=True, exist_ok=True)
     log = (data_dir.parent / f"{data_dir.name}.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(data_dir),
-         "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "milvus_lite",
+            "server",
+            "--data-dir",
+            str(data_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + timeout
@@ -58,6 +69,5 @@ def node_home(root: Path, name: str, database: str, uploads: Path) -> Path:
     """A node's own home: its zhiku.toml names the shared database and uploads."""
     home = root / name
     home.mkdir(parents=True, exist_ok=True)
-    (home / "zhiku.toml").write_text(
-        f'database = "{database}"\nuploads = "{uploads}"\n', "utf-8")
+    (home / "zhiku.toml").write_text(f'database = "{database}"\nuploads = "{uploads}"\n', "utf-8")
     return home

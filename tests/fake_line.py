@@ -39,8 +39,9 @@ class FakeLine:
 
     def messages(self) -> list[Call]:
         with self.lock:
-            return [c for c in self.calls if c.path in ("/v2/bot/message/reply",
-                                                        "/v2/bot/message/push")]
+            return [
+                c for c in self.calls if c.path in ("/v2/bot/message/reply", "/v2/bot/message/push")
+            ]
 
     def wait(self, n: int, timeout: float = 60.0) -> list[Call]:
         deadline = time.monotonic() + timeout
@@ -67,8 +68,9 @@ def _handler(fake: FakeLine) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:  # noqa: N802
             with fake.lock:
-                fake.calls.append(Call(self.path, {}, self.headers.get("Authorization", ""),
-                                       time.monotonic()))
+                fake.calls.append(
+                    Call(self.path, {}, self.headers.get("Authorization", ""), time.monotonic())
+                )
             if self.path.startswith("/v2/bot/profile/"):
                 uid = self.path.rsplit("/", 1)[1]
                 self._send(200, {"userId": uid, "displayName": "測試用戶", "language": "zh-TW"})
@@ -93,10 +95,13 @@ def _handler(fake: FakeLine) -> type[BaseHTTPRequestHandler]:
                 self._send(404, {"message": "Not found"})
                 return
             with fake.lock:
-                fake.calls.append(Call(self.path, body, self.headers.get("Authorization", ""),
-                                       time.monotonic()))
-            self._send(202 if self.path.endswith("loading/start") else 200,
-                       {} if "loading" in self.path else {"sentMessages": [{"id": "1"}]})
+                fake.calls.append(
+                    Call(self.path, body, self.headers.get("Authorization", ""), time.monotonic())
+                )
+            self._send(
+                202 if self.path.endswith("loading/start") else 200,
+                {} if "loading" in self.path else {"sentMessages": [{"id": "1"}]},
+            )
 
     return H
 
@@ -123,19 +128,41 @@ def signed(secret: str, payload: dict[str, Any]) -> tuple[bytes, str]:
     return body, sig
 
 
-def text_event(event_id: str, user: str, text: str, reply_token: str,
-               redelivery: bool = False) -> dict[str, Any]:
-    return {"type": "message", "mode": "active", "timestamp": int(time.time() * 1000),
-            "source": {"type": "user", "userId": user}, "webhookEventId": event_id,
-            "deliveryContext": {"isRedelivery": redelivery}, "replyToken": reply_token,
-            "message": {"id": event_id[-8:], "type": "text", "quoteToken": "q" + event_id,
-                        "text": text}}
+def text_event(
+    event_id: str, user: str, text: str, reply_token: str, redelivery: bool = False
+) -> dict[str, Any]:
+    return {
+        "type": "message",
+        "mode": "active",
+        "timestamp": int(time.time() * 1000),
+        "source": {"type": "user", "userId": user},
+        "webhookEventId": event_id,
+        "deliveryContext": {"isRedelivery": redelivery},
+        "replyToken": reply_token,
+        "message": {
+            "id": event_id[-8:],
+            "type": "text",
+            "quoteToken": "q" + event_id,
+            "text": text,
+        },
+    }
 
 
 def sticker_event(event_id: str, user: str, reply_token: str) -> dict[str, Any]:
-    return {"type": "message", "mode": "active", "timestamp": int(time.time() * 1000),
-            "source": {"type": "user", "userId": user}, "webhookEventId": event_id,
-            "deliveryContext": {"isRedelivery": False}, "replyToken": reply_token,
-            "message": {"id": "s" + event_id[-6:], "type": "sticker", "packageId": "446",
-                        "stickerId": "1988", "stickerResourceType": "STATIC",
-                        "quoteToken": "q" + event_id}}
+    return {
+        "type": "message",
+        "mode": "active",
+        "timestamp": int(time.time() * 1000),
+        "source": {"type": "user", "userId": user},
+        "webhookEventId": event_id,
+        "deliveryContext": {"isRedelivery": False},
+        "replyToken": reply_token,
+        "message": {
+            "id": "s" + event_id[-6:],
+            "type": "sticker",
+            "packageId": "446",
+            "stickerId": "1988",
+            "stickerResourceType": "STATIC",
+            "quoteToken": "q" + event_id,
+        },
+    }

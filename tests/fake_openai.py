@@ -77,8 +77,7 @@ class FakeOpenAI:
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,),
-                                       daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
 
     def close(self) -> None:
@@ -91,8 +90,9 @@ class FakeOpenAI:
     # --- responses ------------------------------------------------------------------
 
     @staticmethod
-    def _send(h: BaseHTTPRequestHandler, status: int, body: bytes,
-              ctype: str = "application/json") -> None:
+    def _send(
+        h: BaseHTTPRequestHandler, status: int, body: bytes, ctype: str = "application/json"
+    ) -> None:
         h.send_response(status)
         h.send_header("Content-Type", ctype)
         h.send_header("Content-Length", str(len(body)))
@@ -104,8 +104,11 @@ class FakeOpenAI:
 
     def handle(self, h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
         path = h.path
-        route = {"/v1/chat/completions": "chat", "/v1/embeddings": "embeddings",
-                 "/v1/rerank": "rerank"}.get(path)
+        route = {
+            "/v1/chat/completions": "chat",
+            "/v1/embeddings": "embeddings",
+            "/v1/rerank": "rerank",
+        }.get(path)
         if route is None:
             self._json(h, {"error": {"message": f"no route {path}"}}, 404)
             return
@@ -131,13 +134,21 @@ class FakeOpenAI:
         elif route == "embeddings":
             inputs = body.get("input")
             texts = [inputs] if isinstance(inputs, str) else list(inputs or [])
-            data = [{"object": "embedding", "index": i, "embedding": hashed_embedding(t, self.dim)}
-                    for i, t in enumerate(texts)]
+            data = [
+                {"object": "embedding", "index": i, "embedding": hashed_embedding(t, self.dim)}
+                for i, t in enumerate(texts)
+            ]
             self._json(h, {"object": "list", "data": data[::-1], "model": body.get("model")})
         else:
             if self.rerank_shape == "tei" and "texts" not in body:
-                self._json(h, {"error": "Json deserialize error: missing field `texts`",
-                               "error_type": "Validation"}, 422)
+                self._json(
+                    h,
+                    {
+                        "error": "Json deserialize error: missing field `texts`",
+                        "error_type": "Validation",
+                    },
+                    422,
+                )
                 return
             q = body.get("query", "")
             docs = body.get("documents") or body.get("texts") or []
@@ -147,15 +158,27 @@ class FakeOpenAI:
             if self.rerank_shape == "tei":
                 self._json(h, [{"index": i, "score": scores[i]} for i in items])
             else:
-                self._json(h, {"results": [{"index": i, "relevance_score": scores[i]}
-                                           for i in items]})
+                self._json(
+                    h, {"results": [{"index": i, "relevance_score": scores[i]} for i in items]}
+                )
 
     def _chat(self, h: BaseHTTPRequestHandler, body: dict[str, Any], mode: str) -> None:
         text = self.reply(body)
         if not body.get("stream") or mode == "json-for-stream":
-            self._json(h, {"object": "chat.completion", "model": body.get("model"),
-                           "choices": [{"index": 0, "finish_reason": "stop",
-                                        "message": {"role": "assistant", "content": text}}]})
+            self._json(
+                h,
+                {
+                    "object": "chat.completion",
+                    "model": body.get("model"),
+                    "choices": [
+                        {
+                            "index": 0,
+                            "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": text},
+                        }
+                    ],
+                },
+            )
             return
         h.send_response(200)
         h.send_header("Content-Type", "text/event-stream")

@@ -24,15 +24,21 @@ def _outline_style(doc: Any, formats: Sequence[tuple[str, str, str, int]]) -> No
 
     outline = OutlineStyle(name="Outline")
     for level, (fmt, prefix, suffix, display) in enumerate(formats, start=1):
-        lvl = OutlineLevelStyle(level=level, numformat=fmt, numprefix=prefix, numsuffix=suffix,
-                                displaylevels=display)
+        lvl = OutlineLevelStyle(
+            level=level, numformat=fmt, numprefix=prefix, numsuffix=suffix, displaylevels=display
+        )
         lvl.addElement(ListLevelProperties())
         outline.addElement(lvl)
     doc.styles.addElement(outline)
 
 
-def make_odt(path: Path, items: Sequence[tuple[Any, ...]], *, title: str | None = None,
-             outline: Sequence[tuple[str, str, str, int]] | None = None) -> Path:
+def make_odt(
+    path: Path,
+    items: Sequence[tuple[Any, ...]],
+    *,
+    title: str | None = None,
+    outline: Sequence[tuple[str, str, str, int]] | None = None,
+) -> Path:
     """Items: ("heading", level, text), ("para", text), ("list", [texts], num_format)
     (numbered, ``"1"`` or ``"一, 二, 三, ..."``; suffix 「、」 for Chinese), ("table", rows)."""
     from odf.opendocument import OpenDocumentText
@@ -58,8 +64,9 @@ def make_odt(path: Path, items: Sequence[tuple[Any, ...]], *, title: str | None 
             n_lists += 1
             fmt = item[2] if len(item) > 2 else "1"
             style = ListStyle(name=f"L{n_lists}")
-            lvl = ListLevelStyleNumber(level=1, numformat=fmt,
-                                       numsuffix="、" if fmt != "1" else ".")
+            lvl = ListLevelStyleNumber(
+                level=1, numformat=fmt, numsuffix="、" if fmt != "1" else "."
+            )
             lvl.addElement(ListLevelProperties())
             style.addElement(lvl)
             doc.automaticstyles.addElement(style)
@@ -85,8 +92,9 @@ def make_odt(path: Path, items: Sequence[tuple[Any, ...]], *, title: str | None 
     return path
 
 
-def make_ods(path: Path, sheets: dict[str, Sequence[Sequence[Any]]],
-             hidden: Sequence[str] = ()) -> Path:
+def make_ods(
+    path: Path, sheets: dict[str, Sequence[Sequence[Any]]], hidden: Sequence[str] = ()
+) -> Path:
     """Sheets of rows; ints/floats are written as numbers, the rest as strings. A trailing
     row repeated 1,048,000 times (as spreadsheets pad) is added to every sheet."""
     from odf.opendocument import OpenDocumentSpreadsheet
@@ -99,8 +107,11 @@ def make_ods(path: Path, sheets: dict[str, Sequence[Sequence[Any]]],
     hide.addElement(TableProperties(display="false"))
     doc.automaticstyles.addElement(hide)
     for name, rows in sheets.items():
-        table = Table(name=name, stylename=hide if name in hidden else None) \
-            if name in hidden else Table(name=name)
+        table = (
+            Table(name=name, stylename=hide if name in hidden else None)
+            if name in hidden
+            else Table(name=name)
+        )
         for r in rows:
             tr = TableRow()
             for value in r:
@@ -184,8 +195,9 @@ def make_pptx(path: Path, slides: Sequence[dict[str, Any]]) -> Path:
                 tf.add_paragraph().text = text
         if spec.get("table"):
             rows = spec["table"]
-            shape = slide.shapes.add_table(len(rows), len(rows[0]), Inches(1), Inches(4),
-                                           Inches(8), Inches(2))
+            shape = slide.shapes.add_table(
+                len(rows), len(rows[0]), Inches(1), Inches(4), Inches(8), Inches(2)
+            )
             for r, row in enumerate(rows):
                 for c, value in enumerate(row):
                     shape.table.cell(r, c).text = str(value)
@@ -209,9 +221,17 @@ def encrypt_ooxml(src: Path, dst: Path, password: str = "secret") -> Path:
 # --- e-mail and ZIP ---------------------------------------------------------------------
 
 
-def make_eml(path: Path, *, subject: str, sender: str, to: str, body: str,
-             html: str | None = None, date: str = "Tue, 01 Dec 2026 09:30:00 +0800",
-             attachments: Sequence[tuple[str, bytes, str]] = ()) -> Path:
+def make_eml(
+    path: Path,
+    *,
+    subject: str,
+    sender: str,
+    to: str,
+    body: str,
+    html: str | None = None,
+    date: str = "Tue, 01 Dec 2026 09:30:00 +0800",
+    attachments: Sequence[tuple[str, bytes, str]] = (),
+) -> Path:
     """A MIME message; attachments are (file name, bytes, MIME type)."""
     msg = EmailMessage()
     msg["Subject"] = subject
@@ -271,8 +291,10 @@ def uno_python() -> str:
     import sys
 
     for exe in (sys.executable, "/usr/bin/python3"):
-        if Path(exe).exists() and subprocess.run([exe, "-c", "import uno"],
-                                                 capture_output=True).returncode == 0:
+        if (
+            Path(exe).exists()
+            and subprocess.run([exe, "-c", "import uno"], capture_output=True).returncode == 0
+        ):
             return exe
     raise RuntimeError("python3-uno missing: apt-get install python3-uno")
 
@@ -280,8 +302,12 @@ def uno_python() -> str:
 def encrypt_with_libreoffice(src: Path, dst: Path, password: str = "secret") -> Path:
     """A copy of ``src`` (ODT/ODS/ODP…) saved with a password by LibreOffice."""
     script = Path(__file__).with_name("lo_encrypt.py")
-    subprocess.run([uno_python(), str(script), str(src), str(dst), password], check=True,
-                   capture_output=True, timeout=240)
+    subprocess.run(
+        [uno_python(), str(script), str(src), str(dst), password],
+        check=True,
+        capture_output=True,
+        timeout=240,
+    )
     return dst
 
 
@@ -298,13 +324,27 @@ def soffice_convert_many(srcs: Sequence[Path], fmt: str, outdir: Path) -> list[P
     """Files converted by one LibreOffice run (it starts once: ~10 s)."""
     exe = soffice()
     if exe is None:
-        raise RuntimeError("LibreOffice missing: apt-get install libreoffice-writer-nogui "
-                           "libreoffice-calc-nogui libreoffice-impress-nogui")
+        raise RuntimeError(
+            "LibreOffice missing: apt-get install libreoffice-writer-nogui "
+            "libreoffice-calc-nogui libreoffice-impress-nogui"
+        )
     outdir.mkdir(parents=True, exist_ok=True)
     profile = outdir / ".lo-profile"
-    subprocess.run([exe, f"-env:UserInstallation=file://{profile}", "--headless",
-                    "--convert-to", fmt, "--outdir", str(outdir), *map(str, srcs)],
-                   check=True, capture_output=True, timeout=180 + 5 * len(srcs))
+    subprocess.run(
+        [
+            exe,
+            f"-env:UserInstallation=file://{profile}",
+            "--headless",
+            "--convert-to",
+            fmt,
+            "--outdir",
+            str(outdir),
+            *map(str, srcs),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=180 + 5 * len(srcs),
+    )
     outs = [outdir / f"{src.stem}.{fmt.split(':', 1)[0]}" for src in srcs]
     for out in outs:
         if not out.exists():

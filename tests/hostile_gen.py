@@ -25,8 +25,9 @@ def zip_bytes(entries: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
-def _rewrite_zip(path: Path, replace: dict[str, Callable[[bytes], bytes | Iterator[bytes]]],
-                 level: int = 9) -> Path:
+def _rewrite_zip(
+    path: Path, replace: dict[str, Callable[[bytes], bytes | Iterator[bytes]]], level: int = 9
+) -> Path:
     """Rewrite entries of a ZIP (others kept); a replacement may stream its data."""
     with zipfile.ZipFile(path) as zin:
         entries = [(info, zin.read(info.filename)) for info in zin.infolist()]
@@ -57,14 +58,17 @@ def docx_styles(path: Path, styles: int = 3000, paragraphs: int = 10000) -> Path
         defs = "".join(
             f'<w:style w:type="paragraph" w:customStyle="1" w:styleId="S{i}">'
             f'<w:name w:val="Custom {i}"/><w:basedOn w:val="{f"S{i - 1}" if i else "Normal"}"/>'
-            "</w:style>" for i in range(styles))
+            "</w:style>"
+            for i in range(styles)
+        )
         return data.replace(b"</w:styles>", defs.encode() + b"</w:styles>")
 
     def add_paras(data: bytes) -> bytes:
         body = "".join(
             f'<w:p><w:pPr><w:pStyle w:val="{f"S{i % styles}" if i % 2 else f"Missing{i}"}"/>'
             f"</w:pPr><w:r><w:t>第 {i} 段內容，說明出貨流程。</w:t></w:r></w:p>"
-            for i in range(paragraphs))
+            for i in range(paragraphs)
+        )
         return data.replace(b"<w:sectPr", body.encode() + b"<w:sectPr", 1)
 
     return _rewrite_zip(path, {"word/styles.xml": add_styles, "word/document.xml": add_paras})
@@ -95,14 +99,14 @@ def understate_sizes(path: Path, name: str, claimed: int) -> None:
     with zipfile.ZipFile(path) as zf:
         info = zf.getinfo(name)
     off = info.header_offset
-    assert data[off:off + 4] == b"PK\x03\x04"
-    n_len, x_len = struct.unpack("<HH", data[off + 26:off + 30])
+    assert data[off : off + 4] == b"PK\x03\x04"
+    n_len, x_len = struct.unpack("<HH", data[off + 26 : off + 30])
     extra_at = off + 30 + n_len
     _patch_sizes(data, off + 22, extra_at, x_len, claimed, local=True)
     pos = data.find(b"PK\x01\x02")
     while pos != -1:
-        c_name_len, c_x_len = struct.unpack("<HH", data[pos + 28:pos + 32])
-        c_name = bytes(data[pos + 46:pos + 46 + c_name_len]).decode()
+        c_name_len, c_x_len = struct.unpack("<HH", data[pos + 28 : pos + 32])
+        c_name = bytes(data[pos + 46 : pos + 46 + c_name_len]).decode()
         if c_name == name:
             _patch_sizes(data, pos + 24, pos + 46 + c_name_len, c_x_len, claimed, local=False)
             break
@@ -110,16 +114,17 @@ def understate_sizes(path: Path, name: str, claimed: int) -> None:
     path.write_bytes(bytes(data))
 
 
-def _patch_sizes(data: bytearray, size_at: int, extra_at: int, extra_len: int, claimed: int,
-                 *, local: bool) -> None:
-    cur = struct.unpack("<I", data[size_at:size_at + 4])[0]
+def _patch_sizes(
+    data: bytearray, size_at: int, extra_at: int, extra_len: int, claimed: int, *, local: bool
+) -> None:
+    cur = struct.unpack("<I", data[size_at : size_at + 4])[0]
     if cur != 0xFFFFFFFF:
         struct.pack_into("<I", data, size_at, claimed)
         return
     # ZIP64: the sizes live in the extra field (uncompressed size first).
     i = extra_at
     while i < extra_at + extra_len:
-        tag, ln = struct.unpack("<HH", data[i:i + 4])
+        tag, ln = struct.unpack("<HH", data[i : i + 4])
         if tag == 1:
             struct.pack_into("<Q", data, i + 4, claimed)
             return
@@ -180,8 +185,7 @@ def pdf_flate_bomb(path: Path, expanded_mb: int) -> Path:
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
         b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream
-        + b"\nendstream",
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]
     out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
@@ -193,7 +197,6 @@ def pdf_flate_bomb(path: Path, expanded_mb: int) -> Path:
     out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
     for off in offsets:
         out += b"%010d 00000 n \n" % off
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objs) + 1, xref)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
     path.write_bytes(bytes(out))
     return path

@@ -29,14 +29,23 @@ def main() -> None:
     profile = tempfile.mkdtemp(prefix="zhiku-lo-")
     pipe = f"zhiku{os.getpid()}"
     proc = subprocess.Popen(
-        ["soffice", f"-env:UserInstallation=file://{profile}", "--headless", "--invisible",
-         "--norestore", f"--accept=pipe,name={pipe};urp;"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            "soffice",
+            f"-env:UserInstallation=file://{profile}",
+            "--headless",
+            "--invisible",
+            "--norestore",
+            f"--accept=pipe,name={pipe};urp;",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     desktop = None
     try:
         local = uno.getComponentContext()
         resolver = local.ServiceManager.createInstanceWithContext(
-            "com.sun.star.bridge.UnoUrlResolver", local)
+            "com.sun.star.bridge.UnoUrlResolver", local
+        )
         ctx = None
         for _ in range(240):
             try:
@@ -47,10 +56,12 @@ def main() -> None:
         if ctx is None:
             raise SystemExit("LibreOffice did not start")
         desktop = ctx.ServiceManager.createInstanceWithContext("com.sun.star.frame.Desktop", ctx)
-        doc = desktop.loadComponentFromURL(uno.systemPathToFileUrl(os.path.abspath(src)),
-                                           "_blank", 0, (_prop("Hidden", True),))
-        doc.storeToURL(uno.systemPathToFileUrl(os.path.abspath(dst)),
-                       (_prop("Password", password),))
+        doc = desktop.loadComponentFromURL(
+            uno.systemPathToFileUrl(os.path.abspath(src)), "_blank", 0, (_prop("Hidden", True),)
+        )
+        doc.storeToURL(
+            uno.systemPathToFileUrl(os.path.abspath(dst)), (_prop("Password", password),)
+        )
         doc.close(True)
     finally:
         if desktop is not None:

@@ -11,8 +11,10 @@ from zhiku.engine import Zhiku
 from zhiku.models import Block, LoadedDocument
 
 DOCS = {
-    "mem://leave": ("員工請假管理辦法",
-                    ["特別休假應於休假二日前提出申請。", "病假一年內合計不得超過三十日。"]),
+    "mem://leave": (
+        "員工請假管理辦法",
+        ["特別休假應於休假二日前提出申請。", "病假一年內合計不得超過三十日。"],
+    ),
     "mem://ship": ("出貨異常處理SOP", ["貨品破損時應於二十四小時內通報物流窗口。"]),
     "mem://it": ("IT帳號申請", ["密碼長度至少十二個字元，每一百八十天須變更一次。"]),
 }
@@ -22,9 +24,15 @@ def embedded_texts(server: FakeOpenAI) -> int:
     return sum(len(b["input"]) for r, b in server.requests if r == "embeddings")
 
 
-def make_engine(home: Path, server: FakeOpenAI | None = None, model: str = "emb-a", *,
-                roles: tuple[str, ...] = ("embed",), toml: str | None = None,
-                **env: str) -> Zhiku:
+def make_engine(
+    home: Path,
+    server: FakeOpenAI | None = None,
+    model: str = "emb-a",
+    *,
+    roles: tuple[str, ...] = ("embed",),
+    toml: str | None = None,
+    **env: str,
+) -> Zhiku:
     """An engine whose backends for ``roles`` point at ``server`` (fast retries)."""
     if toml is not None:
         home.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,8 @@ _FILETIME_EPOCH = 11_644_473_600  # seconds from 1601-01-01 to 1970-01-01
 def available() -> bool:
     """Whether Node.js and the npm packages of tests/msg are installed."""
     return shutil.which("node") is not None and all(
-        (HERE / "node_modules" / m).is_dir() for m in ("cfb", "@kenjiuno/msgreader"))
+        (HERE / "node_modules" / m).is_dir() for m in ("cfb", "@kenjiuno/msgreader")
+    )
 
 
 def _node() -> str:
@@ -72,8 +73,10 @@ class _Props:
         self._stream(prop_id, PT_BINARY, value, len(value))
 
     def finish(self, header: bytes) -> dict[str, bytes]:
-        return {**self.streams,
-                f"{self.prefix}__properties_version1.0": header + b"".join(self.entries)}
+        return {
+            **self.streams,
+            f"{self.prefix}__properties_version1.0": header + b"".join(self.entries),
+        }
 
 
 # Property sets (MS-OXPROPS 1.3.2)
@@ -89,20 +92,31 @@ def _named_properties(top: _Props) -> dict[str, bytes]:
     name = "x-mailer".encode("utf-16-le")
     strings = struct.pack("<I", len(name)) + name
     strings += b"\0" * (-len(strings) % 4)
-    entries = (struct.pack("<II", 0x8554, (0 << 16) | (3 << 1) | 0)  # numeric, property 0
-               + struct.pack("<II", 0, (1 << 16) | (4 << 1) | 1))  # string at offset 0
+    entries = (
+        struct.pack("<II", 0x8554, (0 << 16) | (3 << 1) | 0)  # numeric, property 0
+        + struct.pack("<II", 0, (1 << 16) | (4 << 1) | 1)
+    )  # string at offset 0
     top.text(0x8000, "16.0")
     top.text(0x8001, "zhiku tests (SheetJS cfb)")
-    return {"__nameid_version1.0/__substg1.0_00020102": guids,
-            "__nameid_version1.0/__substg1.0_00030102": entries,
-            "__nameid_version1.0/__substg1.0_00040102": strings}
+    return {
+        "__nameid_version1.0/__substg1.0_00020102": guids,
+        "__nameid_version1.0/__substg1.0_00030102": entries,
+        "__nameid_version1.0/__substg1.0_00040102": strings,
+    }
 
 
-def msg_streams(*, subject: str, sender_name: str, sender_email: str,
-                to: Sequence[tuple[str, str]], body: str,
-                delivered: datetime | None = None, submitted: datetime | None = None,
-                attachments: Sequence[tuple[str, bytes | dict[str, Any]]] = (),
-                _at: str = "") -> dict[str, bytes]:
+def msg_streams(
+    *,
+    subject: str,
+    sender_name: str,
+    sender_email: str,
+    to: Sequence[tuple[str, str]],
+    body: str,
+    delivered: datetime | None = None,
+    submitted: datetime | None = None,
+    attachments: Sequence[tuple[str, bytes | dict[str, Any]]] = (),
+    _at: str = "",
+) -> dict[str, bytes]:
     """The streams of an MS-OXMSG message, by their path in the compound file. An
     attachment is (file name, bytes), or (display name, the fields of a message) for an
     embedded message (an e-mail forwarded as an attachment)."""
@@ -162,16 +176,26 @@ def make_msg(path: Path, **fields: Any) -> Path:
     """Write an Outlook message (the fields of :func:`msg_streams`) to ``path``."""
     streams = msg_streams(**fields)
     spec = {k: base64.b64encode(v).decode("ascii") for k, v in streams.items()}
-    subprocess.run([_node(), str(HERE / "msgfile.mjs"), "write", str(path)],
-                   input=json.dumps(spec), text=True, check=True, timeout=60,
-                   capture_output=True)
+    subprocess.run(
+        [_node(), str(HERE / "msgfile.mjs"), "write", str(path)],
+        input=json.dumps(spec),
+        text=True,
+        check=True,
+        timeout=60,
+        capture_output=True,
+    )
     return path
 
 
 def read_with_msgreader(path: Path) -> dict[str, Any]:
     """What ``@kenjiuno/msgreader`` reads from ``path`` (attachment contents as bytes)."""
-    out = subprocess.run([_node(), str(HERE / "msgfile.mjs"), "read", str(path)],
-                         text=True, check=True, timeout=60, capture_output=True).stdout
+    out = subprocess.run(
+        [_node(), str(HERE / "msgfile.mjs"), "read", str(path)],
+        text=True,
+        check=True,
+        timeout=60,
+        capture_output=True,
+    ).stdout
     info: dict[str, Any] = json.loads(out)
     for att in info["attachments"]:
         att["content"] = base64.b64decode(att["content"])

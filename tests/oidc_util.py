@@ -24,18 +24,29 @@ HERE = Path(__file__).parent / "oidc"
 
 
 class Provider:
-    def __init__(self, clients: list[dict[str, object]],
-                 accounts: dict[str, dict[str, object]]) -> None:
+    def __init__(
+        self, clients: list[dict[str, object]], accounts: dict[str, dict[str, object]]
+    ) -> None:
         node = shutil.which("node")
         if node is None or not (HERE / "node_modules" / "oidc-provider").is_dir():
             pytest.skip("oidc-provider is not installed (npm ci in tests/oidc; Debian nodejs)")
         self.port = free_port()
         self.issuer = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "PORT": str(self.port), "CLIENTS": json.dumps(clients),
-               "ACCOUNTS": json.dumps(accounts), "NODE_ENV": "test"}
-        self.proc = subprocess.Popen([node, str(HERE / "provider.mjs")], env=env, cwd=HERE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True)
+        env = {
+            **os.environ,
+            "PORT": str(self.port),
+            "CLIENTS": json.dumps(clients),
+            "ACCOUNTS": json.dumps(accounts),
+            "NODE_ENV": "test",
+        }
+        self.proc = subprocess.Popen(
+            [node, str(HERE / "provider.mjs")],
+            env=env,
+            cwd=HERE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         assert self.proc.stdout is not None
         deadline = time.monotonic() + 30
         lines: list[str] = []
@@ -54,8 +65,10 @@ class Provider:
 
 def _form(html: str, base: str) -> tuple[str, dict[str, str]]:
     action = unescape(re.search(r'<form[^>]*action="([^"]+)"', html).group(1))  # type: ignore[union-attr]
-    fields = {m.group(1): unescape(m.group(2)) for m in re.finditer(
-        r'<input type="hidden" name="([^"]+)" value="([^"]*)"', html)}
+    fields = {
+        m.group(1): unescape(m.group(2))
+        for m in re.finditer(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', html)
+    }
     return urljoin(base, action), fields
 
 

@@ -53,21 +53,54 @@ class PrivateCluster:
             os.chown(self.dir, pw.pw_uid, pw.pw_gid)
             self.as_user = ["runuser", "-u", "postgres", "--"]
         data = self.dir / "data"
-        self._run("initdb", "-D", str(data), "-U", "postgres", "--auth=trust",
-                  "-E", "UTF8", "--locale=C.UTF-8", "--no-sync")
-        self._run("pg_ctl", "-D", str(data), "-l", str(self.dir / "log"), "-w", "start",
-                  "-o", f"-k {self.dir} -p {self.port} -c listen_addresses='' "
-                  "-c fsync=off -c synchronous_commit=off -c max_connections=200")
+        self._run(
+            "initdb",
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+        )
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(data),
+            "-l",
+            str(self.dir / "log"),
+            "-w",
+            "start",
+            "-o",
+            f"-k {self.dir} -p {self.port} -c listen_addresses='' "
+            "-c fsync=off -c synchronous_commit=off -c max_connections=200",
+        )
         self.url = f"postgresql://postgres@/postgres?host={self.dir}&port={self.port}"
 
     def _run(self, tool: str, *args: str) -> None:
-        subprocess.run([*self.as_user, str(self.bindir / tool), *args], check=True,
-                       capture_output=True, cwd=self.dir)
+        subprocess.run(
+            [*self.as_user, str(self.bindir / tool), *args],
+            check=True,
+            capture_output=True,
+            cwd=self.dir,
+        )
 
     def stop(self) -> None:
-        subprocess.run([*self.as_user, str(self.bindir / "pg_ctl"), "-D",
-                        str(self.dir / "data"), "-m", "immediate", "stop"],
-                       capture_output=True, cwd=self.dir)
+        subprocess.run(
+            [
+                *self.as_user,
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.dir / "data"),
+                "-m",
+                "immediate",
+                "stop",
+            ],
+            capture_output=True,
+            cwd=self.dir,
+        )
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

@@ -20,8 +20,12 @@ A4_INCHES = (8.27, 11.69)
 @lru_cache(maxsize=1)
 def cjk_font_path() -> str:
     """The Noto Sans CJK TC font file (fontconfig), or an error telling what to install."""
-    out = subprocess.run(["fc-match", "-f", "%{file}", "Noto Sans CJK TC:style=Regular"],
-                         capture_output=True, text=True, check=False).stdout.strip()
+    out = subprocess.run(
+        ["fc-match", "-f", "%{file}", "Noto Sans CJK TC:style=Regular"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
     if not out or "CJK" not in out:
         raise RuntimeError("Noto CJK font missing: apt-get install fonts-noto-cjk")
     return out
@@ -60,8 +64,14 @@ def wrap_to_width(text: str, font: Any, width: float) -> list[str]:
 
 
 def render_page(
-    paragraphs: Sequence[str], dpi: int = 300, *, font_pt: float = 12, skew: float = 0.0,
-    noise: float = 0.0, seed: int = 0, size: tuple[float, float] = A4_INCHES,
+    paragraphs: Sequence[str],
+    dpi: int = 300,
+    *,
+    font_pt: float = 12,
+    skew: float = 0.0,
+    noise: float = 0.0,
+    seed: int = 0,
+    size: tuple[float, float] = A4_INCHES,
 ) -> tuple[Any, str]:
     """An A4 page (Pillow ``L`` image) with ``paragraphs`` wrapped to the margins, and
     the text actually drawn (lines joined by newlines; what did not fit is left out).
@@ -111,8 +121,9 @@ def save_image_pdf(path: Path, images: Sequence[Any], dpi: int = 300) -> Path:
 def save_tiff(path: Path, images: Sequence[Any], dpi: int = 300) -> Path:
     """A multi-page TIFF (Group 4 fax compression, as scanners write)."""
     first, *rest = [im.convert("1") for im in images]
-    first.save(path, "TIFF", compression="group4", dpi=(dpi, dpi), save_all=True,
-               append_images=rest)
+    first.save(
+        path, "TIFF", compression="group4", dpi=(dpi, dpi), save_all=True, append_images=rest
+    )
     return path
 
 

@@ -102,7 +102,10 @@ def free_port() -> int:
 
 @contextmanager
 def running_server(
-    home: Path, *args: str, env: dict[str, str] | None = None, log: Path | None = None,
+    home: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
     port: int | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """``zhiku serve`` on ``port`` (default: a free loopback port); yields (base URL,
@@ -111,9 +114,10 @@ def running_server(
     full_env = {**os.environ, "ZHIKU_HOME": str(home), **(env or {})}
     out = log.open("wb") if log else subprocess.DEVNULL
     proc = subprocess.Popen(
-        [sys.executable, "-m", "zhiku", "serve", "--host", "127.0.0.1", "--port", str(port),
-         *args],
-        env=full_env, stdout=out, stderr=subprocess.STDOUT,
+        [sys.executable, "-m", "zhiku", "serve", "--host", "127.0.0.1", "--port", str(port), *args],
+        env=full_env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     try:

@@ -49,23 +49,29 @@ def terminate(proc: subprocess.Popen[Any]) -> None:
 
 
 def _ldif() -> str:
-    out = [f"dn: {BASE}\nobjectClass: dcObject\nobjectClass: organization\no: zhiku test\n"
-           "dc: zhiku\n"]
+    out = [
+        f"dn: {BASE}\nobjectClass: dcObject\nobjectClass: organization\no: zhiku test\ndc: zhiku\n"
+    ]
     for ou in ("people", "groups", "services"):
         out.append(f"dn: ou={ou},{BASE}\nobjectClass: organizationalUnit\nou: {ou}\n")
-    out.append(f"dn: {SERVICE_DN}\nobjectClass: organizationalRole\n"
-               f"objectClass: simpleSecurityObject\ncn: zhiku-svc\n"
-               f"userPassword: {hashed(HASHED_SALTED_SHA, SERVICE_PW)}\n")
+    out.append(
+        f"dn: {SERVICE_DN}\nobjectClass: organizationalRole\n"
+        f"objectClass: simpleSecurityObject\ncn: zhiku-svc\n"
+        f"userPassword: {hashed(HASHED_SALTED_SHA, SERVICE_PW)}\n"
+    )
     for name, (pw, _groups, disabled) in PEOPLE.items():
         out.append(
             f"dn: uid={name},ou=people,{BASE}\nobjectClass: inetOrgPerson\nuid: {name}\n"
             f"cn: {name}\nsn: {name}\nuserPassword: {hashed(HASHED_SALTED_SHA, pw)}\n"
-            + ("employeeType: disabled\n" if disabled else ""))
+            + ("employeeType: disabled\n" if disabled else "")
+        )
     groups = sorted({g for _pw, gs, _d in PEOPLE.values() for g in gs})
     for g in groups:
         members = [n for n, (_pw, gs, _d) in PEOPLE.items() if g in gs]
-        out.append(f"dn: cn={g},ou=groups,{BASE}\nobjectClass: groupOfNames\ncn: {g}\n"
-                   + "".join(f"member: uid={m},ou=people,{BASE}\n" for m in members))
+        out.append(
+            f"dn: cn={g},ou=groups,{BASE}\nobjectClass: groupOfNames\ncn: {g}\n"
+            + "".join(f"member: uid={m},ou=people,{BASE}\n" for m in members)
+        )
     return "\n".join(out)
 
 
@@ -87,12 +93,13 @@ class Slapd:
             "modulepath /usr/lib/ldap\nmoduleload back_mdb\nmoduleload memberof\n"
             f"pidfile {self.dir}/slapd.pid\n"
             "database mdb\n"
-            f"suffix \"{BASE}\"\nrootdn \"{ADMIN_DN}\"\nrootpw {ADMIN_PW}\n"
+            f'suffix "{BASE}"\nrootdn "{ADMIN_DN}"\nrootpw {ADMIN_PW}\n'
             f"directory {data}\nmaxsize 10485760\n"
             "overlay memberof\nmemberof-refint TRUE\n"
             "access to attrs=userPassword by anonymous auth by * none\n"
             "access to * by users read by * none\n",
-            "utf-8")
+            "utf-8",
+        )
         (self.dir / "data.ldif").write_text(_ldif(), "utf-8")
         self.as_user: list[str] = []
         opts: list[str] = []
@@ -106,10 +113,27 @@ class Slapd:
         # so that memberof maintains memberOf. Start empty, then ldapadd.
         self.proc = subprocess.Popen(
             ["/usr/sbin/slapd", "-d", "0", "-f", str(conf), "-h", self.url + "/", *opts],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=self.dir)
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            cwd=self.dir,
+        )
         self._wait()
-        subprocess.run(["ldapadd", "-x", "-H", self.url, "-D", ADMIN_DN, "-w", ADMIN_PW,
-                        "-f", str(self.dir / "data.ldif")], check=True, capture_output=True)
+        subprocess.run(
+            [
+                "ldapadd",
+                "-x",
+                "-H",
+                self.url,
+                "-D",
+                ADMIN_DN,
+                "-w",
+                ADMIN_PW,
+                "-f",
+                str(self.dir / "data.ldif"),
+            ],
+            check=True,
+            capture_output=True,
+        )
 
     def _wait(self) -> None:
         deadline = time.monotonic() + 20

@@ -12,7 +12,12 @@ from zhiku.filters import normalize_meta, parse_meta_args
 def test_levels_by_name_english_name_or_rank() -> None:
     assert [parse_level(v) for v in ("公開", "內部", "機密", "密")] == [0, 1, 2, 3]
     assert [parse_level(v) for v in ("Public", "internal", "CONFIDENTIAL", "secret", "2")] == [
-        0, 1, 2, 3, 2]
+        0,
+        1,
+        2,
+        3,
+        2,
+    ]
     for bad in ("絕密", "9", -1, True):
         with pytest.raises(AccessError):
             parse_level(bad)
@@ -37,8 +42,12 @@ def test_labels_normalise_and_fail_closed() -> None:
     assert not AccessScope("sam", frozenset({"hr"}), 3).allows(loose)
     assert doc_labels({"access_groups": "hr", "access_level": "x"}) == (["hr"], 3)
     assert label_terms({}) == ["access_level=0"]
-    assert label_terms(meta) == ["access_group=hr", "access_group=finance",
-                                 "access_group:restricted", "access_level=2"]
+    assert label_terms(meta) == [
+        "access_group=hr",
+        "access_group=finance",
+        "access_group:restricted",
+        "access_level=2",
+    ]
 
 
 def test_scope_allows_matches_the_rule() -> None:

@@ -46,8 +46,10 @@ QUERY = "年度計畫預算審查"
 
 def _body(name: str) -> str:
     title, canary, _ = DOCS[name]
-    return (f"# {title}\n\n## 說明\n\n本文件說明年度計畫預算審查的程序，識別碼 {canary}。"
-            f"年度計畫預算審查由各單位於每年十月提出。\n")
+    return (
+        f"# {title}\n\n## 說明\n\n本文件說明年度計畫預算審查的程序，識別碼 {canary}。"
+        f"年度計畫預算審查由各單位於每年十月提出。\n"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -72,16 +74,34 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Any:
         set_user_access(s.database, "eddie", ["hr"], "機密")
         keys["eddie"] = accounts.create_key(s, "eddie")[0]
         set_user_access(s.database, "root", ["hr", "finance"], "密")
-        chunks = {name: [r[0] for r in s.db.execute(
-            "SELECT c.id FROM chunks c JOIN documents d ON d.id=c.doc_id WHERE d.path LIKE ?",
-            (f"%{name}.md",))] for name in DOCS}
-        doc_ids = {name: s.db.execute("SELECT id FROM documents WHERE path LIKE ?",
-                                      (f"%{name}.md",)).fetchone()[0] for name in DOCS}
+        chunks = {
+            name: [
+                r[0]
+                for r in s.db.execute(
+                    "SELECT c.id FROM chunks c JOIN documents d ON d.id=c.doc_id "
+                    "WHERE d.path LIKE ?",
+                    (f"%{name}.md",),
+                )
+            ]
+            for name in DOCS
+        }
+        doc_ids = {
+            name: s.db.execute(
+                "SELECT id FROM documents WHERE path LIKE ?", (f"%{name}.md",)
+            ).fetchone()[0]
+            for name in DOCS
+        }
         codec = IdCodec.for_store(s)
     settings = ServerSettings.from_env({}, home=str(home), rate_limit=0)
     with TestClient(create_app(settings)) as client:
-        yield {"client": client, "keys": keys, "home": home, "codec": codec,
-               "chunks": chunks, "doc_ids": doc_ids}
+        yield {
+            "client": client,
+            "keys": keys,
+            "home": home,
+            "codec": codec,
+            "chunks": chunks,
+            "doc_ids": doc_ids,
+        }
 
 
 def _calls() -> list[tuple[str, str, dict[str, Any]]]:
@@ -151,15 +171,20 @@ def test_a_hidden_passage_or_document_is_the_same_404_as_none(env: Any) -> None:
     # An editor cannot touch (or learn of) a document above their scope either.
     h = auth(env["keys"]["eddie"])
     ghost = codec.encode("d", 10**9)
-    base = client.patch(f"/api/v1/kbs/mixed/documents/{ghost}", json={"meta": {"dept": "x"}},
-                        headers=h)
+    base = client.patch(
+        f"/api/v1/kbs/mixed/documents/{ghost}", json={"meta": {"dept": "x"}}, headers=h
+    )
     assert base.status_code == 404
     for name in ("fin", "sec"):
         doc = codec.encode("d", env["doc_ids"][name])
-        for method, suffix, kw in (("PATCH", "", {"json": {"meta": {"dept": "x"}}}),
-                                   ("DELETE", "", {}), ("POST", "/reingest", {})):
-            r = client.request(method, f"/api/v1/kbs/mixed/documents/{doc}{suffix}",
-                               headers=h, **kw)
+        for method, suffix, kw in (
+            ("PATCH", "", {"json": {"meta": {"dept": "x"}}}),
+            ("DELETE", "", {}),
+            ("POST", "/reingest", {}),
+        ):
+            r = client.request(
+                method, f"/api/v1/kbs/mixed/documents/{doc}{suffix}", headers=h, **kw
+            )
             assert _err(r) == _err(base), (name, method)
     with _store(env) as s:  # nothing was deleted
         assert sum(d.path.endswith(("fin.md", "sec.md")) for d in s.list_documents("mixed")) == 2
@@ -171,40 +196,57 @@ def _store(env: Any) -> Any:
     return closing(Store(env["home"] / "zhiku.db"))
 
 
-def test_relabelling_takes_effect_on_the_next_query_and_withholds_stored_answers(
-        env: Any) -> None:
+def test_relabelling_takes_effect_on_the_next_query_and_withholds_stored_answers(env: Any) -> None:
     client, codec = env["client"], env["codec"]
     h = auth(env["keys"]["hana"])
-    r = client.post("/api/v1/kbs/mixed/ask", json={"question": "人事考核辦法的年度計畫預算審查？"},
-                    headers=h)
+    r = client.post(
+        "/api/v1/kbs/mixed/ask", json={"question": "人事考核辦法的年度計畫預算審查？"}, headers=h
+    )
     conv = r.headers["x-conversation-id"]
     assert "HRCANARY3333" in r.text or any(
-        s["document_id"] == codec.encode("d", env["doc_ids"]["hrc"]) for s in r.json()["sources"])
+        s["document_id"] == codec.encode("d", env["doc_ids"]["hrc"]) for s in r.json()["sources"]
+    )
     assert "HRCANARY3333" in client.get(f"/api/v1/conversations/{conv}", headers=h).text
     # An editor of finance-and-hr (root, admin) moves the document to finance only.
     doc = codec.encode("d", env["doc_ids"]["hrc"])
-    r = client.patch(f"/api/v1/kbs/mixed/documents/{doc}", headers=auth(env["keys"]["root"]),
-                     json={"meta": {"access_groups": "finance"}})
+    r = client.patch(
+        f"/api/v1/kbs/mixed/documents/{doc}",
+        headers=auth(env["keys"]["root"]),
+        json={"meta": {"access_groups": "finance"}},
+    )
     assert r.status_code == 200 and r.json()["meta"]["access_groups"] == ["finance"]
     try:
-        search = client.post("/api/v1/kbs/mixed/search", json={"query": QUERY, "k": 20},
-                             headers=h).text
+        search = client.post(
+            "/api/v1/kbs/mixed/search", json={"query": QUERY, "k": 20}, headers=h
+        ).text
         assert "HRCANARY3333" not in search and "人事考核辦法" not in search
         detail = client.get(f"/api/v1/conversations/{conv}", headers=h)
         assert detail.status_code == 200
         assert "HRCANARY3333" not in detail.text and "人事考核" not in json.dumps(
-            detail.json()["turns"][0]["answer"], ensure_ascii=False)
-        assert all(s.get("redacted") and s["document_id"] is None
-                   for s in detail.json()["turns"][0]["sources"])
+            detail.json()["turns"][0]["answer"], ensure_ascii=False
+        )
+        assert all(
+            s.get("redacted") and s["document_id"] is None
+            for s in detail.json()["turns"][0]["sources"]
+        )
         assert {c["doc"] for c in detail.json()["turns"][0]["answer"]["citations"]} == {
-            "（無權限檢視的文件）"}
+            "（無權限檢視的文件）"
+        }
         # Finance at 機密 now sees it (sam sees everything anyway).
-        assert "HRCANARY3333" in client.post(
-            "/api/v1/kbs/mixed/search", json={"query": QUERY, "k": 20},
-            headers=auth(env["keys"]["sam"])).text
+        assert (
+            "HRCANARY3333"
+            in client.post(
+                "/api/v1/kbs/mixed/search",
+                json={"query": QUERY, "k": 20},
+                headers=auth(env["keys"]["sam"]),
+            ).text
+        )
     finally:
-        client.patch(f"/api/v1/kbs/mixed/documents/{doc}", headers=auth(env["keys"]["root"]),
-                     json={"meta": {"access_groups": "hr"}})
+        client.patch(
+            f"/api/v1/kbs/mixed/documents/{doc}",
+            headers=auth(env["keys"]["root"]),
+            json={"meta": {"access_groups": "hr"}},
+        )
 
 
 def test_the_lexical_and_vector_queries_themselves_exclude_what_is_hidden(env: Any) -> None:
@@ -231,23 +273,33 @@ def test_labels_set_at_upload_and_by_a_source_rule(env: Any, tmp_path: Path) -> 
 
     client, keys = env["client"], env["keys"]
     body = "# 上傳機密\n\n年度計畫預算審查附件 UPLOADCANARY6666。\n".encode()
-    r = client.post("/api/v1/kbs/mixed/documents", headers=auth(keys["eddie"]),
-                    files=[("files", ("附件.md", body))],
-                    data={"meta": json.dumps({"access_groups": ["hr"], "access_level": "機密"})})
+    r = client.post(
+        "/api/v1/kbs/mixed/documents",
+        headers=auth(keys["eddie"]),
+        files=[("files", ("附件.md", body))],
+        data={"meta": json.dumps({"access_groups": ["hr"], "access_level": "機密"})},
+    )
     assert r.status_code == 202, r.text
     assert wait_job(client, r.json()["id"], keys["eddie"])["status"] == "done"
     folder = tmp_path / "finance-share"
     folder.mkdir()
-    (folder / "簽呈.md").write_text("# 財務簽呈\n\n年度計畫預算審查簽呈 SOURCECANARY7777。\n",
-                                   "utf-8")
+    (folder / "簽呈.md").write_text(
+        "# 財務簽呈\n\n年度計畫預算審查簽呈 SOURCECANARY7777。\n", "utf-8"
+    )
     with Zhiku(env["home"]) as zk:
-        src = add_source(zk, "mixed", "finance-share", str(folder), settings={
-            "meta": parse_meta_args(["access_groups=finance", "access_level=內部"])})
+        src = add_source(
+            zk,
+            "mixed",
+            "finance-share",
+            str(folder),
+            settings={"meta": parse_meta_args(["access_groups=finance", "access_level=內部"])},
+        )
         assert run_source(zk, src["id"])["last_status"] == "ok"
     seen = {}
     for user in ("hana", "finn", "pat", "sam"):
-        seen[user] = client.post("/api/v1/kbs/mixed/search", json={"query": QUERY, "k": 20},
-                                 headers=auth(keys[user])).text
+        seen[user] = client.post(
+            "/api/v1/kbs/mixed/search", json={"query": QUERY, "k": 20}, headers=auth(keys[user])
+        ).text
     assert "UPLOADCANARY6666" in seen["hana"] and "SOURCECANARY7777" not in seen["hana"]
     assert "SOURCECANARY7777" in seen["finn"] and "UPLOADCANARY6666" not in seen["finn"]
     assert "UPLOADCANARY" not in seen["pat"] and "SOURCECANARY" not in seen["pat"]
@@ -257,6 +309,7 @@ def test_labels_set_at_upload_and_by_a_source_rule(env: Any, tmp_path: Path) -> 
 def _documents_text(value: Any) -> str:
     """A response without the fields a person typed (questions, conversation titles):
     what is left came from the documents (answers, citations, sources)."""
+
     def strip(v: Any) -> Any:
         if isinstance(v, dict):
             return {k: strip(x) for k, x in v.items() if k not in ("question", "title")}
@@ -279,14 +332,23 @@ def test_cases_and_the_feedback_list_redact_what_the_viewer_may_not_see(env: Any
         set_user_access(s.database, "ada", [], "內部")
         accounts.create_user(s, "sid", "admin")  # no groups, 公開: sees only pub
         keys["sid"] = accounts.create_key(s, "sid")[0]
-    scopes = {"ada": {"pub", "int"}, "sid": {"pub"}, "root": set(DOCS),
-              "hana": USERS["hana"][2], "hank": USERS["hank"][2]}
+    scopes = {
+        "ada": {"pub", "int"},
+        "sid": {"pub"},
+        "root": set(DOCS),
+        "hana": USERS["hana"][2],
+        "hank": USERS["hank"][2],
+    }
     root, sam = auth(keys["root"]), auth(keys["sam"])
     r = client.post("/api/v1/departments", json={"name": "稽核"}, headers=root)
     assert r.status_code == 201
     for agent in ("hana", "hank"):
-        assert client.post("/api/v1/departments/稽核/members", json={"user": agent},
-                           headers=root).status_code == 201
+        assert (
+            client.post(
+                "/api/v1/departments/稽核/members", json={"user": agent}, headers=root
+            ).status_code
+            == 201
+        )
     conv = None
     cited: dict[str, str] = {}
     for name, (title, _, _) in DOCS.items():
@@ -298,11 +360,17 @@ def test_cases_and_the_feedback_list_redact_what_the_viewer_may_not_see(env: Any
         conv = r.headers["x-conversation-id"]
         assert title in {c["doc"] for c in r.json()["citations"]}, name  # it cites its document
         cited[name] = r.headers["x-answer-id"]
-        assert client.post(f"/api/v1/answers/{cited[name]}/feedback",
-                           json={"rating": "down", "comment": "請補充"},
-                           headers=sam).status_code == 200
-    r = client.post(f"/api/v1/conversations/{conv}/handoff", json={"department": "稽核"},
-                    headers=sam)
+        assert (
+            client.post(
+                f"/api/v1/answers/{cited[name]}/feedback",
+                json={"rating": "down", "comment": "請補充"},
+                headers=sam,
+            ).status_code
+            == 200
+        )
+    r = client.post(
+        f"/api/v1/conversations/{conv}/handoff", json={"department": "稽核"}, headers=sam
+    )
     assert r.status_code == 201, r.text
     case_id = r.json()["id"]
     redacted = "（無權限檢視的文件）"
@@ -330,11 +398,16 @@ def test_cases_and_the_feedback_list_redact_what_the_viewer_may_not_see(env: Any
                 assert not turn["answer"].get("refused"), (viewer, name)
             else:
                 assert redacted in {c["doc"] for c in cites}, (viewer, name)
-                assert all(s.get("document_id") is None for s, c in zip(
-                    turn["sources"], cites, strict=True) if c.get("redacted")), (viewer, name)
+                assert all(
+                    s.get("document_id") is None
+                    for s, c in zip(turn["sources"], cites, strict=True)
+                    if c.get("redacted")
+                ), (viewer, name)
         if "feedback" in texts:
-            rows = {f["answer_id"]: f for f in client.get(
-                "/api/v1/feedback?kb=mixed", headers=h).json()["feedback"]}
+            rows = {
+                f["answer_id"]: f
+                for f in client.get("/api/v1/feedback?kb=mixed", headers=h).json()["feedback"]
+            }
             for name, answer_id in cited.items():
                 docs_shown = {c["doc"] for c in rows[answer_id]["answer"]["citations"]}
                 assert (DOCS[name][0] in docs_shown) == (name in visible), (viewer, name)

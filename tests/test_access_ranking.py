@@ -32,8 +32,16 @@ HIDDEN = [
     "人事機密：出差旅費與加班費稽核結果，住宿費異常名單。" * 2,
     "併購專案：餐廳外包、員工安置、產假與婚假權益之談判底線。" * 5,
 ]
-QUERIES = ["請假規則", "加班費怎麼算", "特別休假年資", "出差住宿費", "員工餐廳",
-           "病假工資", "產假婚假", "年資請假加班"]
+QUERIES = [
+    "請假規則",
+    "加班費怎麼算",
+    "特別休假年資",
+    "出差住宿費",
+    "員工餐廳",
+    "病假工資",
+    "產假婚假",
+    "年資請假加班",
+]
 SECRET = {"access_groups": ["secret"], "access_level": 3}
 
 
@@ -113,8 +121,9 @@ def test_relabelling_changes_the_statistics_at_the_next_query(zk: Zhiku) -> None
     pat = AccessScope("pat", frozenset(), 0).restrict()
     layoff = ztext.tokenize("裁員")[-1]
     before = zk.index("mixed").term_stats([layoff], where=pat)[layoff][0]
-    assert zk.store.set_document_meta("mixed", "h://1",
-                                      {"access_groups": None, "access_level": None})
+    assert zk.store.set_document_meta(
+        "mixed", "h://1", {"access_groups": None, "access_level": None}
+    )
     try:
         assert before == 0
         assert zk.index("mixed").term_stats([layoff], where=pat)[layoff][0] == 1
@@ -124,15 +133,18 @@ def test_relabelling_changes_the_statistics_at_the_next_query(zk: Zhiku) -> None
 
 
 def test_abbreviations_are_learned_only_from_documents_everyone_may_see(
-        tmp_path_factory: pytest.TempPathFactory) -> None:
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
     # Expansions apply to every caller's query: one learned from a hidden document
     # would change what a restricted caller's question matches.
     with Zhiku(tmp_path_factory.mktemp("vocab")) as z:
         for kb in ("open", "labelled"):
             z.kb(kb, create=True)
         for i in range(30):
-            text = (f"第{i}次會議：{'甲乙丙丁戊己庚辛'[i % 8]}年度裁員名單"
-                    f"{'請核示送審'[i % 5]}，另附裁員名單{'一二三四五六'[i % 6]}份。")
+            text = (
+                f"第{i}次會議：{'甲乙丙丁戊己庚辛'[i % 8]}年度裁員名單"
+                f"{'請核示送審'[i % 5]}，另附裁員名單{'一二三四五六'[i % 6]}份。"
+            )
             z.add_loaded("open", f"d://{i}", _doc(text, f"會議{i}"))
             z.add_loaded("labelled", f"d://{i}", _doc(text, f"會議{i}"), meta=SECRET)
         for i, text in enumerate(VISIBLE):

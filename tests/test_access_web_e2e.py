@@ -60,19 +60,25 @@ def test_an_editor_sets_and_changes_labels_from_the_document_list(server: Any) -
         row.get_by_test_id("edit-access").click()
         form = editor.get_by_test_id("access-editor")
         assert form.get_by_test_id("access-level").locator("option").all_inner_texts() == [
-            "公開", "內部", "機密", "密"]
+            "公開",
+            "內部",
+            "機密",
+            "密",
+        ]
         form.get_by_test_id("access-groups").fill("HR")
         form.get_by_test_id("access-level").select_option(label="機密")
         form.get_by_test_id("access-save").click()
         editor.get_by_test_id("doc-access").filter(has_text="hr・機密").wait_for()
-        meta = httpx.get(f"{base}/api/v1/kbs/hr/documents", headers=auth(keys.hr_editor)
-                         ).json()["documents"][0]["meta"]
+        meta = httpx.get(f"{base}/api/v1/kbs/hr/documents", headers=auth(keys.hr_editor)).json()[
+            "documents"
+        ][0]["meta"]
         assert meta["access_groups"] == ["hr"] and meta["access_level"] == 2
 
         # alice (hr reader, no groups, 公開) no longer sees it: not listed, not found.
         assert _titles(base, keys.hr_reader) == []
-        hits = httpx.post(f"{base}/api/v1/kbs/hr/search", headers=auth(keys.hr_reader),
-                          json={"query": "特別休假"}).json()["hits"]
+        hits = httpx.post(
+            f"{base}/api/v1/kbs/hr/search", headers=auth(keys.hr_reader), json={"query": "特別休假"}
+        ).json()["hits"]
         assert hits == []
         reader = _login(browser, base, keys.hr_reader)
         reader.get_by_text("這個知識庫還沒有文件。").wait_for()

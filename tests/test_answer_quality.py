@@ -90,7 +90,8 @@ def test_a_sentence_ending_in_a_colon_carries_the_list_after_it(engine: Zhiku, k
 
 
 def test_headings_toc_lines_and_restated_questions_are_never_the_answer(
-        engine: Zhiku, kb: str) -> None:
+    engine: Zhiku, kb: str
+) -> None:
     ans = engine.ask("產品經理分為哪三種背景？", kb)
     assert not ans.refused
     assert "技術背景、設計背景與商業背景" in ans.text
@@ -100,7 +101,8 @@ def test_headings_toc_lines_and_restated_questions_are_never_the_answer(
 
 
 def test_off_topic_questions_are_refused_with_exit_code_1(
-        engine: Zhiku, kb: str, zhiku_home: Path) -> None:
+    engine: Zhiku, kb: str, zhiku_home: Path
+) -> None:
     for q in ("台積電今天的股價是多少？", "明天台北會下雨嗎？"):
         assert engine.ask(q, kb).refused, q
     engine.close()
@@ -137,12 +139,28 @@ def test_answer_types() -> None:
 
 def test_a_faq_question_line_is_not_quoted_as_the_answer(engine: Zhiku) -> None:
     engine.kb("faq", create=True)
-    engine.add_loaded("faq", "faq.xlsx", LoadedDocument("客服常見問題", "xlsx", [
-        Block("問：客服專線是幾號？\n答：客服專線為 0800-088-168（免付費）。", (),
-              "客服專線是幾號？", kind="qa"),
-        Block("問：可以開立統一編號發票嗎？\n答：可以，請於結帳時填寫統一編號。", (),
-              "可以開立統一編號發票嗎？", kind="qa"),
-    ]))
+    engine.add_loaded(
+        "faq",
+        "faq.xlsx",
+        LoadedDocument(
+            "客服常見問題",
+            "xlsx",
+            [
+                Block(
+                    "問：客服專線是幾號？\n答：客服專線為 0800-088-168（免付費）。",
+                    (),
+                    "客服專線是幾號？",
+                    kind="qa",
+                ),
+                Block(
+                    "問：可以開立統一編號發票嗎？\n答：可以，請於結帳時填寫統一編號。",
+                    (),
+                    "可以開立統一編號發票嗎？",
+                    kind="qa",
+                ),
+            ],
+        ),
+    )
     engine.sync_index("faq")
     ans = engine.ask("客服專線是幾號？", "faq")
     assert not ans.refused
@@ -151,9 +169,15 @@ def test_a_faq_question_line_is_not_quoted_as_the_answer(engine: Zhiku) -> None:
 
 def test_citations_of_one_place_are_merged(engine: Zhiku, tmp_path: Path) -> None:
     # A plain text without structure: its passages all print as the same place.
-    body = ("退貨須在收到商品後七天內提出申請。" + "說明文字。" * 70 + "\n\n"
-            + "退貨運費由買方負擔，但商品瑕疵時由賣方負擔。" + "補充說明。" * 70 + "\n\n"
-            + "退貨商品須保持完整包裝並附上發票。")
+    body = (
+        "退貨須在收到商品後七天內提出申請。"
+        + "說明文字。" * 70
+        + "\n\n"
+        + "退貨運費由買方負擔，但商品瑕疵時由賣方負擔。"
+        + "補充說明。" * 70
+        + "\n\n"
+        + "退貨商品須保持完整包裝並附上發票。"
+    )
     f = tmp_path / "退貨須知.txt"
     f.write_text(body, "utf-8")
     ingest_paths(engine, [f], "shop")
@@ -166,7 +190,8 @@ def test_citations_of_one_place_are_merged(engine: Zhiku, tmp_path: Path) -> Non
 
 
 def test_each_kb_is_calibrated_on_itself_and_refitted_as_it_grows(
-        engine: Zhiku, articles: Path, tmp_path: Path) -> None:
+    engine: Zhiku, articles: Path, tmp_path: Path
+) -> None:
     ingest_paths(engine, [articles], "web")
     cal = engine.refusal_calibration("web")
     assert cal is not None and cal.positives > 20 and cal.negatives > 100
@@ -179,7 +204,8 @@ def test_each_kb_is_calibrated_on_itself_and_refitted_as_it_grows(
     for i in range(12):
         (more / f"公告{i}.txt").write_text(
             f"第 {i} 號公告：本公司第 {i} 倉庫自下個月起調整出貨時間為每日上午 {i % 5 + 8} 點。",
-            "utf-8")
+            "utf-8",
+        )
     ingest_paths(engine, [more], "web")
     again = engine.refusal_calibration("web")
     assert again is not None and again.chunks > first  # refitted on the grown KB
@@ -209,12 +235,37 @@ def test_kb_calibrate_and_show_expose_the_curve(articles: Path, zhiku_home: Path
 def _leave_docs(n: int) -> list[tuple[str, LoadedDocument]]:
     docs = []
     for i in range(n):
-        docs.append((f"hr/{i}.txt", LoadedDocument(f"人事公告{i}", "txt", [Block(
-            f"員工第 {i} 年的特別休假依年資計算，特別休假未休完的日數依勞工保險規定另計；"
-            f"勞工保險投保薪資依月薪調整，特別休假期間照常投保勞工保險。")])))
-    docs.append(("hr/defer.txt", LoadedDocument("特別休假遞延辦法", "txt", [Block(
-        "員工的特別休假未休完者，經勞雇雙方協商可以遞延至次一年度實施，遞延的日數於次年度"
-        "終結時仍未休完者，應發給工資。")])))
+        docs.append(
+            (
+                f"hr/{i}.txt",
+                LoadedDocument(
+                    f"人事公告{i}",
+                    "txt",
+                    [
+                        Block(
+                            f"員工第 {i} 年的特別休假依年資計算，"
+                            "特別休假未休完的日數依勞工保險規定另計；"
+                            f"勞工保險投保薪資依月薪調整，特別休假期間照常投保勞工保險。"
+                        )
+                    ],
+                ),
+            )
+        )
+    docs.append(
+        (
+            "hr/defer.txt",
+            LoadedDocument(
+                "特別休假遞延辦法",
+                "txt",
+                [
+                    Block(
+                        "員工的特別休假未休完者，經勞雇雙方協商可以遞延至次一年度實施，遞延的日數於次年度"
+                        "終結時仍未休完者，應發給工資。"
+                    )
+                ],
+            ),
+        )
+    )
     return docs
 
 
@@ -233,19 +284,39 @@ def test_abbreviations_are_learned_from_the_kb_and_expand_queries(engine: Zhiku)
     assert ans.citations[0].hit.doc_title == "特別休假遞延辦法"
 
 
-def test_a_parent_statute_is_preferred_to_its_rules_and_copies_collapse(
-        engine: Zhiku) -> None:
-    clause = ("勞工在同一雇主或事業單位，繼續工作滿一定期間者，應依下列規定給予特別休假："
-              "六個月以上一年未滿者，三日。一年以上二年未滿者，七日。")
+def test_a_parent_statute_is_preferred_to_its_rules_and_copies_collapse(engine: Zhiku) -> None:
+    clause = (
+        "勞工在同一雇主或事業單位，繼續工作滿一定期間者，應依下列規定給予特別休假："
+        "六個月以上一年未滿者，三日。一年以上二年未滿者，七日。"
+    )
     engine.kb("law", create=True)
-    engine.add_loaded("law", "twlaw://rules", LoadedDocument("勞動基準法施行細則", "law", [
-        Block("第 24 條 " + clause, label="第 24 條")]))
-    engine.add_loaded("law", "twlaw://act", LoadedDocument("勞動基準法", "law", [
-        Block("第 38 條 " + clause, label="第 38 條")]))
+    engine.add_loaded(
+        "law",
+        "twlaw://rules",
+        LoadedDocument(
+            "勞動基準法施行細則", "law", [Block("第 24 條 " + clause, label="第 24 條")]
+        ),
+    )
+    engine.add_loaded(
+        "law",
+        "twlaw://act",
+        LoadedDocument("勞動基準法", "law", [Block("第 38 條 " + clause, label="第 38 條")]),
+    )
     for i in range(6):
-        engine.add_loaded("law", f"twlaw://other{i}", LoadedDocument(f"其他法規{i}", "law", [
-            Block(f"第 {i + 1} 條 本規則所稱事業單位，指適用本法之各業雇主。",
-                  label=f"第 {i + 1} 條")]))
+        engine.add_loaded(
+            "law",
+            f"twlaw://other{i}",
+            LoadedDocument(
+                f"其他法規{i}",
+                "law",
+                [
+                    Block(
+                        f"第 {i + 1} 條 本規則所稱事業單位，指適用本法之各業雇主。",
+                        label=f"第 {i + 1} 條",
+                    )
+                ],
+            ),
+        )
     engine.sync_index("law")
     hits = engine.search("特別休假幾天？", "law", k=5)
     assert hits[0].doc_title == "勞動基準法"
@@ -260,10 +331,10 @@ def test_a_parent_statute_is_preferred_to_its_rules_and_copies_collapse(
 
 HISTORY = {
     "石頭城": "石頭城建於山丘之上，四周環繞護城河。石頭城的城牆非常堅固，上千年中沒有軍隊能夠攻破"
-              "它。但隨著大砲的出現，這道牆再也不能保護這座城市。石頭城的城牆以花崗岩砌成，也非常"
-              "堅固，至今仍然完整。城裡現在是一座博物館。",
+    "它。但隨著大砲的出現，這道牆再也不能保護這座城市。石頭城的城牆以花崗岩砌成，也非常"
+    "堅固，至今仍然完整。城裡現在是一座博物館。",
     "哲學家": "霍布斯晚年住在德文郡，最早提出社會契約的說法。他的政治哲學被後人稱為現實主義，影響"
-              "了國際關係學。霍布斯晚年也翻譯了荷馬的史詩，並且提出不少說法。",
+    "了國際關係學。霍布斯晚年也翻譯了荷馬的史詩，並且提出不少說法。",
     "茶": "包種茶是台灣北部常見的茶類，以青心烏龍為主要品種，發酵程度較輕。",
     "咖啡": "咖啡豆烘焙後應在兩週內飲用完畢，並放在陰涼處保存。",
 }
@@ -284,13 +355,15 @@ def _answer_with(engine: Zhiku, kb: str, question: str, **params: float) -> str:
 
     hits = engine.search(question, kb, k=5)
     stats = engine.term_stats(question, kb)
-    ans = ExtractiveAnswerer(**params).answer(question, hits, stats, refuse_below=0.0,
-                                               tokens=engine.query_terms(question, kb))
+    ans = ExtractiveAnswerer(**params).answer(
+        question, hits, stats, refuse_below=0.0, tokens=engine.query_terms(question, kb)
+    )
     return ans.text
 
 
 def test_what_the_best_sentence_leaves_out_of_the_question_brings_its_neighbour(
-        engine: Zhiku, history: str) -> None:
+    engine: Zhiku, history: str
+) -> None:
     """A question joining two sentences: the one that repeats most of it (城牆非常堅固) is
     not the one that answers (大砲的出現); the neighbour saying the rest comes with it."""
     q = "石頭城的城牆非常堅固，但什麼東西的出現使它不再能保護城市？"
@@ -300,7 +373,8 @@ def test_what_the_best_sentence_leaves_out_of_the_question_brings_its_neighbour(
 
 
 def test_the_noun_after_the_interrogative_steers_the_choice(
-        engine: Zhiku, history: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine: Zhiku, history: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import zhiku.answer
     from zhiku.answer import has_named, named_head
 

@@ -28,21 +28,29 @@ def _bad_folder(root: Path) -> dict[str, str]:
     (root / "壞掉的壓縮檔.zip").write_bytes(good_zip.read_bytes()[:60])
     Image.new("1", (20_000, 20_000), 1).save(root / "超大海報.png")
     small = Image.new("1", (64, 64), 1)
-    small.save(root / "五百頁掃描.tif", save_all=True, append_images=[small] * 499,
-               compression="group4")
-    return {"機密簡報.pptx": "encrypted", "機密.pdf": "encrypted",
-            "壞掉的壓縮檔.zip": "corrupt", "超大海報.png": "too_large",
-            "五百頁掃描.tif": "too_large"}
+    small.save(
+        root / "五百頁掃描.tif", save_all=True, append_images=[small] * 499, compression="group4"
+    )
+    return {
+        "機密簡報.pptx": "encrypted",
+        "機密.pdf": "encrypted",
+        "壞掉的壓縮檔.zip": "corrupt",
+        "超大海報.png": "too_large",
+        "五百頁掃描.tif": "too_large",
+    }
 
 
 def test_bad_inputs_reported_by_name_batch_goes_on_nothing_lost(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ZHIKU_MAX_ATTACHMENT_MB", "1")  # the "100 MB attachment", scaled
     home = tmp_path / "home"
     root = tmp_path / "office"
     root.mkdir()
-    odt = make_odt(root / "採購辦法.odt", [("heading", 1, "採購辦法"),
-                                           ("para", "第 1 條　十萬元以上之採購應取得三家報價。")])
+    odt = make_odt(
+        root / "採購辦法.odt",
+        [("heading", 1, "採購辦法"), ("para", "第 1 條　十萬元以上之採購應取得三家報價。")],
+    )
     make_docx(root / "出差.docx", [("para", "第 2 條　出差應事先申請並於返回後五日內報支。")])
     runner = CliRunner()
     r = runner.invoke(app, ["--home", str(home), "ingest", str(root), "--kb", "k", "--json"])
@@ -51,11 +59,17 @@ def test_bad_inputs_reported_by_name_batch_goes_on_nothing_lost(
     expected = _bad_folder(root)
     (root / "公告.doc").write_text(  # a .doc that is really HTML: read as HTML
         "<html><head><meta charset='utf-8'><title>停電公告</title></head><body>"
-        "<p>本週六上午九時至十二時停電。</p></body></html>", "utf-8")
-    make_eml(root / "影片.eml", subject="教育訓練影片", sender="a@example.com",
-             to="b@example.com", body="影片檔過大，請至內網下載。",
-             attachments=[("訓練影片.pdf", b"%PDF-1.4\n" + b"0" * (3 * 1024 * 1024),
-                           "application/pdf")])
+        "<p>本週六上午九時至十二時停電。</p></body></html>",
+        "utf-8",
+    )
+    make_eml(
+        root / "影片.eml",
+        subject="教育訓練影片",
+        sender="a@example.com",
+        to="b@example.com",
+        body="影片檔過大，請至內網下載。",
+        attachments=[("訓練影片.pdf", b"%PDF-1.4\n" + b"0" * (3 * 1024 * 1024), "application/pdf")],
+    )
     expected["影片.eml#訓練影片.pdf"] = "too_large"
     # A stored document whose file is now damaged (a copy cut short over the network).
     odt.write_bytes(odt.read_bytes()[:200])

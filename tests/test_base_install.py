@@ -80,7 +80,11 @@ def run_cli(home: Path, *args: str, allowed: set[str]) -> subprocess.CompletedPr
     env.pop("ZHIKU_DATABASE_URL", None)
     return subprocess.run(
         [sys.executable, "-c", BOOTSTRAP, ",".join(sorted(allowed)), "--home", str(home), *args],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=600,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=600,
     )
 
 
@@ -99,10 +103,16 @@ def test_the_guard_refuses_an_optional_extra() -> None:
     allowed = base_distributions()
     assert "fastapi" not in allowed and "typer" in allowed
     probe = subprocess.run(
-        [sys.executable, "-c", BOOTSTRAP.replace("from zhiku.cli import main\nmain()",
-                                                 "import typer\nimport fastapi"),
-         ",".join(sorted(allowed))],
-        capture_output=True, text=True, cwd=ROOT, timeout=120,
+        [
+            sys.executable,
+            "-c",
+            BOOTSTRAP.replace("from zhiku.cli import main\nmain()", "import typer\nimport fastapi"),
+            ",".join(sorted(allowed)),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
     )
     assert probe.returncode != 0
     assert "not a base dependency: fastapi" in probe.stderr

@@ -22,8 +22,9 @@ TOKEN = "line-access-token-abcdef"
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, FakeLine, Keys,
-                                                                     Path]]:
+def env(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[TestClient, FakeLine, Keys, Path]]:
     home = tmp_path_factory.mktemp("line") / "home"
     keys = build_home(home)
     mp = pytest.MonkeyPatch()
@@ -31,9 +32,16 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, 
         mp.setenv("ZHIKU_LINE_API", fake.url)
         settings = ServerSettings.from_env({}, home=str(home), ingest_worker=False)
         with TestClient(create_app(settings)) as client:
-            r = client.post("/api/v1/channels/line", headers=auth(keys.admin), json={
-                "name": "store1", "channel_secret": SECRET, "access_token": TOKEN,
-                "kbs": ["hr"]})
+            r = client.post(
+                "/api/v1/channels/line",
+                headers=auth(keys.admin),
+                json={
+                    "name": "store1",
+                    "channel_secret": SECRET,
+                    "access_token": TOKEN,
+                    "kbs": ["hr"],
+                },
+            )
             assert r.status_code == 201, r.text
             yield client, fake, keys, home
     mp.undo()
@@ -41,8 +49,11 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, 
 
 def _post(client: TestClient, events: list[dict[str, Any]], secret: str = SECRET) -> Any:
     body, sig = signed(secret, {"destination": "Ubot", "events": events})
-    return client.post("/line/store1/webhook", content=body,
-                       headers={"X-Line-Signature": sig, "Content-Type": "application/json"})
+    return client.post(
+        "/line/store1/webhook",
+        content=body,
+        headers={"X-Line-Signature": sig, "Content-Type": "application/json"},
+    )
 
 
 def _texts(call: Any) -> list[str]:
@@ -56,16 +67,22 @@ def test_admin_registers_channels_without_revealing_secrets(env: Any) -> None:
     assert SECRET not in str(listed) and TOKEN not in str(listed)
     assert listed[0]["webhook_path"] == "/line/store1/webhook"
     assert client.get("/api/v1/channels/line", headers=auth(keys.hr_reader)).status_code == 403
-    r = client.post("/api/v1/channels/line", headers=auth(keys.admin), json={
-        "name": "bad", "channel_secret": "s", "access_token": "t", "kbs": ["no-such-kb"]})
+    r = client.post(
+        "/api/v1/channels/line",
+        headers=auth(keys.admin),
+        json={"name": "bad", "channel_secret": "s", "access_token": "t", "kbs": ["no-such-kb"]},
+    )
     assert r.status_code == 404 and "no-such-kb" in r.json()["error"]["message"]
 
 
 def test_bad_signature_is_refused_and_nothing_is_answered(env: Any) -> None:
     client, fake, _keys, _home = env
     before = len(fake.calls)
-    r = _post(client, [text_event("01BADSIG0000000000000001", "Ubad", "特休幾天？", "rt-bad")],
-              secret="not-the-secret")
+    r = _post(
+        client,
+        [text_event("01BADSIG0000000000000001", "Ubad", "特休幾天？", "rt-bad")],
+        secret="not-the-secret",
+    )
     assert r.status_code == 401
     assert r.json()["error"]["code"] == "line_bad_signature"
     r = client.post("/line/store1/webhook", content=b'{"events":[]}')  # no signature at all
@@ -79,8 +96,17 @@ def test_question_answered_by_reply_with_citations_then_followup(env: Any) -> No
     client, fake, _keys, home = env
     n = len(fake.messages())
     t0 = time.monotonic()
-    r = _post(client, [text_event("01ASK00000000000000000001", "Uask1",
-                                  "我的手機 0912-345-678，到職滿一年特別休假有幾天？", "rt-ask1")])
+    r = _post(
+        client,
+        [
+            text_event(
+                "01ASK00000000000000000001",
+                "Uask1",
+                "我的手機 0912-345-678，到職滿一年特別休假有幾天？",
+                "rt-ask1",
+            )
+        ],
+    )
     assert r.status_code == 200 and r.json() == {"queued": 1}
     assert time.monotonic() - t0 < 5
     calls = fake.wait(n + 1)
@@ -99,9 +125,11 @@ def test_question_answered_by_reply_with_citations_then_followup(env: Any) -> No
     follow = fake.wait(n + 2)[-1]
     assert follow.body["replyToken"] == "rt-ask2" and "三十日" in follow.body["messages"][0]["text"]
     db = sqlite3.connect(home / "zhiku.db")
-    rows = db.execute("SELECT c.id, c.channel, c.channel_ref, m.question FROM conversations c "
-                      "JOIN messages m ON m.conversation_id=c.id WHERE c.channel_ref LIKE "
-                      "'line:%:Uask1' ORDER BY m.seq").fetchall()
+    rows = db.execute(
+        "SELECT c.id, c.channel, c.channel_ref, m.question FROM conversations c "
+        "JOIN messages m ON m.conversation_id=c.id WHERE c.channel_ref LIKE "
+        "'line:%:Uask1' ORDER BY m.seq"
+    ).fetchall()
     assert len(rows) == 2 and rows[0][0] == rows[1][0]
     assert {r[1] for r in rows} == {"line"}
     assert "0912" not in rows[0][3] and "345-678" not in rows[0][3]  # masked in the store
@@ -124,8 +152,7 @@ def test_replayed_event_is_ignored(env: Any) -> None:
     assert _post(client, [replayed]).json() == {"queued": 0}
     assert _post(client, [ev]).json() == {"queued": 0}
     time.sleep(0.5)
-    assert len(fake.messages()) == n or all(
-        c.body.get("to") != "Ureplay" for c in fake.messages())
+    assert len(fake.messages()) == n or all(c.body.get("to") != "Ureplay" for c in fake.messages())
     assert sum(1 for c in fake.messages() if c.body.get("replyToken") == "rt-replay") == 1
 
 
@@ -140,8 +167,10 @@ def test_expired_reply_token_falls_back_to_push(env: Any) -> None:
     push = next(c for c in fake.of("/message/push") if c.body.get("to") == "Uexp")
     assert "七日" in push.body["messages"][0]["text"]
     # a redelivered event not seen before: its reply token is stale, so it is pushed
-    _post(client, [text_event("01REDELIV000000000000001", "Uredel", "病假", "rt-redel",
-                              redelivery=True)])
+    _post(
+        client,
+        [text_event("01REDELIV000000000000001", "Uredel", "病假", "rt-redel", redelivery=True)],
+    )
     deadline = time.monotonic() + 30
     while not any(c.body.get("to") == "Uredel" for c in fake.of("/message/push")):
         assert time.monotonic() < deadline
@@ -164,8 +193,10 @@ def test_burst_of_50_events_all_answered_once(env: Any) -> None:
     client, fake, _keys, _home = env
     start = len(fake.messages())
     questions = ("病假全年合計不得超過幾日？", "到職滿一年的特別休假有幾天？")
-    events = [text_event(f"01BURST{i:017d}", f"Uburst{i % 10}", questions[i % 2],
-                         f"rt-burst-{i}") for i in range(50)]
+    events = [
+        text_event(f"01BURST{i:017d}", f"Uburst{i % 10}", questions[i % 2], f"rt-burst-{i}")
+        for i in range(50)
+    ]
 
     def send(ev: dict[str, Any]) -> int:
         return int(_post(client, [ev]).json()["queued"])
@@ -197,8 +228,11 @@ def test_line_user_asks_for_a_person_and_gets_the_agents_reply(env: Any) -> None
     assert ack.body["replyToken"] == "rt-h2" and len(ack.body["messages"]) == 1
     inbox = client.get("/api/v1/inbox", headers=auth(keys.admin)).json()["cases"]
     case = next(c for c in inbox if c["channel"] == "line")
-    r = client.post(f"/api/v1/cases/{case['id']}/replies", json={"body": "您好，我是人資小美。"},
-                    headers=auth(keys.admin))
+    r = client.post(
+        f"/api/v1/cases/{case['id']}/replies",
+        json={"body": "您好，我是人資小美。"},
+        headers=auth(keys.admin),
+    )
     assert r.status_code == 201, r.text
     push = fake.wait(n + 3)[-1]
     assert push.path == "/v2/bot/message/push" and push.body["to"] == "Uhand"

@@ -14,8 +14,11 @@ from zhiku.storage.db import Database, connect, now_iso
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    target = (str(tmp_path / "zhiku.db") if request.param == "sqlite"
-              else str(request.getfixturevalue("pg_url")))
+    target = (
+        str(tmp_path / "zhiku.db")
+        if request.param == "sqlite"
+        else str(request.getfixturevalue("pg_url"))
+    )
     database = connect(target)
     migrate.apply(database)
     yield database
@@ -23,14 +26,21 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
 
 
 def _user(db: Database, name: str) -> int:
-    return int(db.execute(
-        "INSERT INTO users(name, role, created_at) VALUES (?, 'reader', ?) RETURNING id",
-        (name, now_iso())).fetchone()[0])
+    return int(
+        db.execute(
+            "INSERT INTO users(name, role, created_at) VALUES (?, 'reader', ?) RETURNING id",
+            (name, now_iso()),
+        ).fetchone()[0]
+    )
 
 
 def _kb(db: Database, name: str) -> int:
-    return int(db.execute("INSERT INTO kbs(name, created_at, secret) VALUES (?,?,?) RETURNING id",
-                          (name, now_iso(), b"k")).fetchone()[0])
+    return int(
+        db.execute(
+            "INSERT INTO kbs(name, created_at, secret) VALUES (?,?,?) RETURNING id",
+            (name, now_iso(), b"k"),
+        ).fetchone()[0]
+    )
 
 
 def test_line_channels_and_event_dedupe(db: Database) -> None:
@@ -67,9 +77,11 @@ def test_conversation_lookup_by_channel_ref(db: Database) -> None:
     repo = SqlChannels(db)
     uid, kb = _user(db, "line:shop"), _kb(db, "hr")
     for cid, ts in (("c1", "2026-01-01T00:00:00+00:00"), ("c2", "2026-01-02T00:00:00+00:00")):
-        db.execute("INSERT INTO conversations(id, user_id, kb_id, title, created_at, updated_at,"
-                   " channel, channel_ref) VALUES (?,?,?,?,?,?,'line','line:1:U1')",
-                   (cid, uid, kb, "t", ts, ts))
+        db.execute(
+            "INSERT INTO conversations(id, user_id, kb_id, title, created_at, updated_at,"
+            " channel, channel_ref) VALUES (?,?,?,?,?,?,'line','line:1:U1')",
+            (cid, uid, kb, "t", ts, ts),
+        )
     assert repo.latest_conversation("line:1:U1") == ("c2", kb, "2026-01-02T00:00:00+00:00")
     assert repo.latest_conversation("line:1:U2") is None
     assert repo.conversation_in("c1", "line:1:U1") == kb
@@ -96,8 +108,7 @@ def test_delivery_queue_claims_retries_and_redelivers(db: Database) -> None:
     assert [d.id for d in repo.claim_due(120.0, 30, 10)] == []
     # the lease of the third lapsed at 130 (its sender died) and the second is due at 200
     again = repo.claim_due(200.0, 30, 10)
-    assert sorted(d.id for d in again) == sorted(
-        d.id for d in got if d.id != first.id)
+    assert sorted(d.id for d in again) == sorted(d.id for d in got if d.id != first.id)
     assert all(d.attempts == 2 for d in again)
     for d in again:
         repo.retry_later(d.id, 0.0, None, "connection refused", final=True)

@@ -38,8 +38,7 @@ class Receiver:
                 with outer.lock:
                     fail = outer.fail_next > 0
                     outer.fail_next -= 1 if fail else 0
-                    outer.got.append({"headers": dict(self.headers), "body": body,
-                                      "failed": fail})
+                    outer.got.append({"headers": dict(self.headers), "body": body, "failed": fail})
                 self.send_response(500 if fail else 204)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -50,8 +49,11 @@ class Receiver:
 
     def events(self, name: str) -> list[dict[str, Any]]:
         with self.lock:
-            return [json.loads(g["body"]) for g in self.got if not g["failed"]
-                    and g["headers"]["X-Zhiku-Event"] == name]
+            return [
+                json.loads(g["body"])
+                for g in self.got
+                if not g["failed"] and g["headers"]["X-Zhiku-Event"] == name
+            ]
 
     def wait(self, name: str, n: int = 1, timeout: float = 30) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
@@ -62,8 +64,9 @@ class Receiver:
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, Receiver, Keys,
-                                                                     Path, str]]:
+def env(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[TestClient, Receiver, Keys, Path, str]]:
     home = tmp_path_factory.mktemp("hooks") / "home"
     keys = build_home(home)
     rec = Receiver()
@@ -72,8 +75,9 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, 
     mp.setenv("ZHIKU_WEBHOOK_RETRY_S", "0.2")
     # an event queued while no server runs is delivered once one starts
     store = Store(home / "zhiku.db")
-    _t, secret = registry.add_webhook(store, "erp", rec.url, [],
-                                      policy=TargetPolicy(allow_ips=["127.0.0.1"]))
+    _t, secret = registry.add_webhook(
+        store, "erp", rec.url, [], policy=TargetPolicy(allow_ips=["127.0.0.1"])
+    )
     webhooks.emit(store.database, "handoff.requested", {"kb": "hr", "case": "c1"})
     store.close()
     settings = ServerSettings.from_env({}, home=str(home), ingest_worker=False)
@@ -95,11 +99,13 @@ def test_signature_roundtrip_and_tampering() -> None:
 
 def test_targets_are_checked() -> None:
     open_policy = TargetPolicy()
-    for url, why in (("http://169.254.169.254/latest", "中繼資料"),
-                     ("http://127.0.0.1:9/x", "loopback"),
-                     ("http://[::1]/x", "loopback"),
-                     ("http://metadata.google.internal/", "中繼資料"),
-                     ("ftp://example.com/x", r"http\(s\)")):
+    for url, why in (
+        ("http://169.254.169.254/latest", "中繼資料"),
+        ("http://127.0.0.1:9/x", "loopback"),
+        ("http://[::1]/x", "loopback"),
+        ("http://metadata.google.internal/", "中繼資料"),
+        ("ftp://example.com/x", r"http\(s\)"),
+    ):
         with pytest.raises(WebhookError, match=why):
             open_policy.resolve(url)
     listed = TargetPolicy(hosts=["*.example.com"])
@@ -119,8 +125,11 @@ def test_queued_event_survives_restart(env: Any) -> None:
 
 def test_answers_refusals_and_negative_feedback_are_emitted(env: Any) -> None:
     client, rec, keys, _home, secret = env
-    r = client.post("/api/v1/kbs/hr/ask", headers=auth(keys.hr_reader),
-                    json={"question": "身分證 A123456789 的員工特別休假幾天？"})
+    r = client.post(
+        "/api/v1/kbs/hr/ask",
+        headers=auth(keys.hr_reader),
+        json={"question": "身分證 A123456789 的員工特別休假幾天？"},
+    )
     assert r.status_code == 200
     ev = rec.wait("question.answered")[-1]
     assert ev["data"]["kb"] == "hr" and ev["data"]["channel"] == "api"
@@ -128,11 +137,17 @@ def test_answers_refusals_and_negative_feedback_are_emitted(env: Any) -> None:
     assert "七日" in ev["data"]["answer"] and ev["data"]["citations"][0]["doc"]
     raw = [g for g in rec.got if g["headers"]["X-Zhiku-Event"] == "question.answered"][-1]
     assert verify(secret, raw["body"], raw["headers"]["X-Zhiku-Signature"])
-    client.post("/api/v1/kbs/hr/ask", headers=auth(keys.hr_reader),
-                json={"question": "公司的股票代號是多少？"})
+    client.post(
+        "/api/v1/kbs/hr/ask",
+        headers=auth(keys.hr_reader),
+        json={"question": "公司的股票代號是多少？"},
+    )
     assert rec.wait("question.refused")[-1]["data"]["refused"] is True
-    fb = client.post(f"/api/v1/answers/{r.headers['X-Answer-Id']}/feedback",
-                     headers=auth(keys.hr_reader), json={"rating": "down", "comment": "不對"})
+    fb = client.post(
+        f"/api/v1/answers/{r.headers['X-Answer-Id']}/feedback",
+        headers=auth(keys.hr_reader),
+        json={"rating": "down", "comment": "不對"},
+    )
     assert fb.status_code == 200
     neg = rec.wait("feedback.negative")[-1]["data"]
     assert neg["answer_id"] == r.headers["X-Answer-Id"] and neg["comment"] == "不對"
@@ -142,38 +157,56 @@ def test_retry_then_delivery_log_and_redelivery(env: Any) -> None:
     client, rec, keys, _home, _secret = env
     rec.fail_next = 2
     n = len(rec.events("question.answered"))
-    client.post("/api/v1/kbs/hr/ask", headers=auth(keys.hr_reader),
-                json={"question": "病假全年合計不得超過幾日？"})
+    client.post(
+        "/api/v1/kbs/hr/ask",
+        headers=auth(keys.hr_reader),
+        json={"question": "病假全年合計不得超過幾日？"},
+    )
     rec.wait("question.answered", n + 1)
     log = client.get("/api/v1/webhooks/deliveries", headers=auth(keys.admin)).json()
     latest = next(d for d in log["deliveries"] if d["event"] == "question.answered")
     assert latest["status"] == "delivered" and latest["attempts"] == 3
-    assert client.get("/api/v1/webhooks/deliveries",
-                      headers=auth(keys.hr_reader)).status_code == 403
-    r = client.post(f"/api/v1/webhooks/deliveries/{latest['id']}/redeliver",
-                    headers=auth(keys.admin))
+    assert (
+        client.get("/api/v1/webhooks/deliveries", headers=auth(keys.hr_reader)).status_code == 403
+    )
+    r = client.post(
+        f"/api/v1/webhooks/deliveries/{latest['id']}/redeliver", headers=auth(keys.admin)
+    )
     assert r.status_code == 200
     got = rec.wait("question.answered", n + 2)
     assert got[-1]["id"] == got[-2]["id"]  # the same event, sent again
-    assert client.post("/api/v1/webhooks/deliveries/999999/redeliver",
-                       headers=auth(keys.admin)).status_code == 404
+    assert (
+        client.post(
+            "/api/v1/webhooks/deliveries/999999/redeliver", headers=auth(keys.admin)
+        ).status_code
+        == 404
+    )
 
 
 def test_admin_only_configuration(env: Any) -> None:
     client, rec, keys, _home, _secret = env
     body = {"name": "n8n", "url": rec.url, "events": ["question.answered"]}
-    assert client.post("/api/v1/webhooks", headers=auth(keys.hr_editor),
-                       json=body).status_code == 403
+    assert (
+        client.post("/api/v1/webhooks", headers=auth(keys.hr_editor), json=body).status_code == 403
+    )
     r = client.post("/api/v1/webhooks", headers=auth(keys.admin), json=body)
     assert r.status_code == 201 and r.json()["secret"].startswith("whsec_")
-    bad = client.post("/api/v1/webhooks", headers=auth(keys.admin),
-                      json={"name": "meta", "url": "http://169.254.169.254/x"})
+    bad = client.post(
+        "/api/v1/webhooks",
+        headers=auth(keys.admin),
+        json={"name": "meta", "url": "http://169.254.169.254/x"},
+    )
     assert bad.status_code == 400 and "中繼資料" in bad.json()["error"]["message"]
-    unknown = client.post("/api/v1/webhooks", headers=auth(keys.admin),
-                          json={"name": "x", "url": rec.url, "events": ["nope"]})
+    unknown = client.post(
+        "/api/v1/webhooks",
+        headers=auth(keys.admin),
+        json={"name": "x", "url": rec.url, "events": ["nope"]},
+    )
     assert unknown.status_code == 400
-    names = [t["name"] for t in client.get("/api/v1/webhooks",
-                                           headers=auth(keys.admin)).json()["webhooks"]]
+    names = [
+        t["name"]
+        for t in client.get("/api/v1/webhooks", headers=auth(keys.admin)).json()["webhooks"]
+    ]
     assert names == ["erp", "n8n"]
     assert "secret" not in str(client.get("/api/v1/webhooks", headers=auth(keys.admin)).json())
     assert client.delete("/api/v1/webhooks/n8n", headers=auth(keys.admin)).status_code == 200

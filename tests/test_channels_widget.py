@@ -47,14 +47,21 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     store.close()
     with running_server(home) as (base, _proc):
         for root in (good_root, bad_root):
-            (root / "index.html").write_text(PAGE.format(base=base, key=w.public_key, lang=""),
-                                             "utf-8")
-            (root / "en.html").write_text(PAGE.format(base=base, key=w.public_key,
-                                                      lang='data-lang="en"'), "utf-8")
-            (root / "framed.html").write_text(FRAMED.format(base=base, key=w.public_key),
-                                              "utf-8")
-        yield {"pw": sync_playwright, "base": base, "home": home, "key": w.public_key, "good": good,
-               "bad": bad}
+            (root / "index.html").write_text(
+                PAGE.format(base=base, key=w.public_key, lang=""), "utf-8"
+            )
+            (root / "en.html").write_text(
+                PAGE.format(base=base, key=w.public_key, lang='data-lang="en"'), "utf-8"
+            )
+            (root / "framed.html").write_text(FRAMED.format(base=base, key=w.public_key), "utf-8")
+        yield {
+            "pw": sync_playwright,
+            "base": base,
+            "home": home,
+            "key": w.public_key,
+            "good": good,
+            "bad": bad,
+        }
     good.server.shutdown()
     bad.server.shutdown()
 
@@ -96,14 +103,17 @@ def test_disallowed_site_is_refused(env: dict[str, Any]) -> None:
         assert page.locator("#zhiku-widget-button").count() == 0
         assert any("may not use" in w for w in warnings)
         # fetching the ask endpoint from that page fails (no CORS for its origin)
-        outcome = page.evaluate("""async ([base, key]) => {
+        outcome = page.evaluate(
+            """async ([base, key]) => {
             try {
               const r = await fetch(base + '/widget/v1/ask', {method: 'POST',
                 headers: {'Content-Type': 'application/json'},
                 body: JSON.stringify({key, question: '特別休假', session: 'abcdefgh12'})});
               return 'read ' + r.status;
             } catch (e) { return 'blocked'; }
-        }""", [env["base"], env["key"]])
+        }""",
+            [env["base"], env["key"]],
+        )
         assert outcome == "blocked"
         # embedding the frame directly is refused by its frame-ancestors
         page.goto(env["bad"].origin + "/framed.html")
@@ -121,14 +131,19 @@ def test_widget_endpoints_enforce_key_origin_and_headers(env: dict[str, Any]) ->
     body = {"key": key, "question": "病假", "session": "abcdefgh12"}
     r = httpx.post(base + "/widget/v1/ask", json=body, headers={"Origin": bad}, timeout=30)
     assert r.status_code == 403 and "access-control-allow-origin" not in r.headers
-    r = httpx.post(base + "/widget/v1/ask", json={**body, "key": "zkw_nope"},
-                   headers={"Origin": good}, timeout=30)
+    r = httpx.post(
+        base + "/widget/v1/ask",
+        json={**body, "key": "zkw_nope"},
+        headers={"Origin": good},
+        timeout=30,
+    )
     assert r.status_code == 403
     r = httpx.post(base + "/widget/v1/ask", json=body, headers={"Origin": good}, timeout=30)
     assert r.status_code == 200 and r.headers["access-control-allow-origin"] == good
     assert "三十日" in r.json()["answer"]["answer"]
-    pre = httpx.options(base + "/widget/v1/ask", headers={
-        "Origin": good, "Access-Control-Request-Method": "POST"})
+    pre = httpx.options(
+        base + "/widget/v1/ask", headers={"Origin": good, "Access-Control-Request-Method": "POST"}
+    )
     assert pre.status_code == 204 and pre.headers["access-control-allow-origin"] == good
     assert httpx.options(base + "/widget/v1/ask", headers={"Origin": bad}).status_code == 403
     frame = httpx.get(base + f"/widget/frame?key={key}")
@@ -139,17 +154,28 @@ def test_widget_endpoints_enforce_key_origin_and_headers(env: dict[str, Any]) ->
     store = Store(env["home"] / "zhiku.db")
     tight = registry.add_widget_key(store, "tight", ["hr"], [good], 1, 2)
     store.close()
-    codes = [httpx.post(base + "/widget/v1/ask", json={**body, "key": tight.public_key},
-                        headers={"Origin": good}, timeout=30).status_code for _ in range(3)]
+    codes = [
+        httpx.post(
+            base + "/widget/v1/ask",
+            json={**body, "key": tight.public_key},
+            headers={"Origin": good},
+            timeout=30,
+        ).status_code
+        for _ in range(3)
+    ]
     assert codes == [200, 200, 429]
     db = sqlite3.connect(env["home"] / "zhiku.db")
-    channels = {r[0] for r in db.execute(
-        "SELECT channel FROM conversations WHERE channel_ref LIKE 'widget:%'")}
+    channels = {
+        r[0]
+        for r in db.execute("SELECT channel FROM conversations WHERE channel_ref LIKE 'widget:%'")
+    }
     db.close()
     assert channels == {"widget"}
     # the key reaches nothing else: not the API, not other KBs
-    assert httpx.get(base + "/api/v1/kbs", headers={"Authorization": f"Bearer {key}"}
-                     ).status_code == 401
+    assert (
+        httpx.get(base + "/api/v1/kbs", headers={"Authorization": f"Bearer {key}"}).status_code
+        == 401
+    )
 
 
 def test_a_widget_answers_from_every_one_of_its_kbs(env: dict[str, Any]) -> None:
@@ -159,8 +185,12 @@ def test_a_widget_answers_from_every_one_of_its_kbs(env: dict[str, Any]) -> None
     store.close()
 
     def ask(key: str, question: str, session: str) -> dict[str, Any]:
-        r = httpx.post(base + "/widget/v1/ask", headers={"Origin": good}, timeout=30,
-                       json={"key": key, "question": question, "session": session})
+        r = httpx.post(
+            base + "/widget/v1/ask",
+            headers={"Origin": good},
+            timeout=30,
+            json={"key": key, "question": question, "session": session},
+        )
         assert r.status_code == 200, r.text
         return dict(r.json())
 
@@ -168,9 +198,17 @@ def test_a_widget_answers_from_every_one_of_its_kbs(env: dict[str, Any]) -> None
     fin = ask(both.public_key, "出差住宿費每晚上限多少？", "multi-kb-1")
     assert not fin["answer"]["refused"]
     assert fin["answer"]["citations"][0]["doc"] == "財務報銷規定"
-    hr = httpx.post(base + "/widget/v1/ask", headers={"Origin": good}, timeout=30, json={
-        "key": both.public_key, "question": "病假全年上限幾天？", "session": "multi-kb-1",
-        "conversation_id": fin["conversation_id"]}).json()
+    hr = httpx.post(
+        base + "/widget/v1/ask",
+        headers={"Origin": good},
+        timeout=30,
+        json={
+            "key": both.public_key,
+            "question": "病假全年上限幾天？",
+            "session": "multi-kb-1",
+            "conversation_id": fin["conversation_id"],
+        },
+    ).json()
     assert hr["conversation_id"] == fin["conversation_id"]
     assert hr["answer"]["citations"][0]["doc"] == "員工請假辦法"
     # A key scoped to hr alone never cites finance.
@@ -178,9 +216,13 @@ def test_a_widget_answers_from_every_one_of_its_kbs(env: dict[str, Any]) -> None
     assert all(c["doc"] != "財務報銷規定" for c in only_hr["answer"]["citations"])
     # The finance citation is recorded with its document (analytics count it).
     db = sqlite3.connect(env["home"] / "zhiku.db")
-    cited = {r[0] for r in db.execute(
-        "SELECT d.title FROM answer_citations c JOIN documents d ON d.id=c.doc_id "
-        "WHERE c.message_id IN (SELECT id FROM messages WHERE conversation_id=?)",
-        (fin["conversation_id"],))}
+    cited = {
+        r[0]
+        for r in db.execute(
+            "SELECT d.title FROM answer_citations c JOIN documents d ON d.id=c.doc_id "
+            "WHERE c.message_id IN (SELECT id FROM messages WHERE conversation_id=?)",
+            (fin["conversation_id"],),
+        )
+    }
     db.close()
     assert cited == {"財務報銷規定", "員工請假辦法"}

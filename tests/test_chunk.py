@@ -35,8 +35,9 @@ def test_sub_items_stay_with_their_article() -> None:
 
 def test_long_clause_is_split_but_every_piece_keeps_its_label() -> None:
     body = "第十條 " + "".join(f"第{i}項規定內容說明文字。" for i in range(120))
-    chunks, _ = chunk_blocks([Block(body, heading_path=("第三章",), page_start=2, page_end=3)],
-                             max_chars=300)
+    chunks, _ = chunk_blocks(
+        [Block(body, heading_path=("第三章",), page_start=2, page_end=3)], max_chars=300
+    )
     assert len(chunks) > 3
     assert all(c.label == "第十條" and c.section == "第三章 > 第十條" for c in chunks)
     assert all(len(c.text) <= 300 for c in chunks)

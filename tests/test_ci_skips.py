@@ -11,17 +11,19 @@ CONFTEST = "from tests.conftest import pytest_make_collect_report, pytest_runtes
 
 @pytest.mark.parametrize("ci", ["true", ""])
 def test_module_and_test_skips_fail_only_in_ci(
-        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, ci: str) -> None:
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, ci: str
+) -> None:
     monkeypatch.setenv("CI", ci)
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(
         test_mod="import pytest\npytest.importorskip('no_such_module_zhiku')\n"
-                 "def test_never():\n    pass\n",
+        "def test_never():\n    pass\n",
         test_one="import pytest\ndef test_skips():\n    pytest.skip('missing tool')\n"
-                 "def test_passes():\n    pass\n",
+        "def test_passes():\n    pass\n",
     )
-    result = pytester.runpytest_inprocess("-p", "no:cacheprovider",
-                                          "--continue-on-collection-errors")
+    result = pytester.runpytest_inprocess(
+        "-p", "no:cacheprovider", "--continue-on-collection-errors"
+    )
     if ci:
         assert result.ret != 0
         result.assert_outcomes(passed=1, failed=1, errors=1)

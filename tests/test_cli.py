@@ -58,8 +58,11 @@ def test_refusal_exit_code_and_json(office: Path) -> None:
     run("ingest", str(office), "--kb", "ops", "-q")
     code, out, _ = run("ask", "今年尾牙抽獎的頭獎是什麼？", "--kb", "ops", "--json")
     assert code == 1
-    assert json.loads(out) == {"answer": "知識庫中找不到相關資料。", "refused": True,
-                               "citations": []}
+    assert json.loads(out) == {
+        "answer": "知識庫中找不到相關資料。",
+        "refused": True,
+        "citations": [],
+    }
 
 
 def test_bad_files_are_named_and_the_batch_goes_on(tmp_path: Path) -> None:
@@ -75,8 +78,12 @@ def test_bad_files_are_named_and_the_batch_goes_on(tmp_path: Path) -> None:
     report = json.loads(out)
     assert report["added"] == 1
     reasons = {Path(f["path"]).name: f["reason"] for f in report["failed"]}
-    assert reasons == {"broken.pdf": "corrupt", "broken.docx": "corrupt",
-                       "empty.txt": "empty", "locked.pdf": "encrypted"}
+    assert reasons == {
+        "broken.pdf": "corrupt",
+        "broken.docx": "corrupt",
+        "empty.txt": "empty",
+        "locked.pdf": "encrypted",
+    }
     assert all(f["message"] for f in report["failed"])
     code, out, _ = run("ask", "加班要申請嗎", "--kb", "x", "--json")
     assert code == 0 and "加班須事前申請" in json.loads(out)["answer"]
@@ -133,7 +140,10 @@ def test_killed_mid_ingest_then_rerun_is_consistent(tmp_path: Path, zhiku_home: 
     for i in range(1000):
         (folder / f"規章{i:03d}.md").write_text(
             f"# 規章 {i}\n\n## 第 {i} 條\n\n第 {i} 號規定：倉庫 {i} 號門於 {i % 24} 時關閉。\n"
-            + "說明文字。" * 40 + "\n", "utf-8")
+            + "說明文字。" * 40
+            + "\n",
+            "utf-8",
+        )
     db = zhiku_home / "zhiku.db"
     cmd = [sys.executable, "-m", "zhiku", "ingest", str(folder), "--kb", "big", "-q"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -148,13 +158,25 @@ def test_killed_mid_ingest_then_rerun_is_consistent(tmp_path: Path, zhiku_home: 
     partial = _count(db, "SELECT COUNT(*) FROM documents")
     assert 50 <= partial < 1000
     # The database is consistent at the kill: every document has its chunks.
-    assert _count(db, "SELECT COUNT(*) FROM documents d WHERE NOT EXISTS "
-                      "(SELECT 1 FROM chunks c WHERE c.doc_id=d.id)") == 0
+    assert (
+        _count(
+            db,
+            "SELECT COUNT(*) FROM documents d WHERE NOT EXISTS "
+            "(SELECT 1 FROM chunks c WHERE c.doc_id=d.id)",
+        )
+        == 0
+    )
     rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     assert _count(db, "SELECT COUNT(*) FROM documents") == 1000
-    assert _count(db, "SELECT COUNT(*) FROM (SELECT doc_id, ord FROM chunks "
-                      "GROUP BY doc_id, ord HAVING COUNT(*) > 1)") == 0
+    assert (
+        _count(
+            db,
+            "SELECT COUNT(*) FROM (SELECT doc_id, ord FROM chunks "
+            "GROUP BY doc_id, ord HAVING COUNT(*) > 1)",
+        )
+        == 0
+    )
     from zhiku.engine import Zhiku
 
     with Zhiku(zhiku_home) as zk:
@@ -168,7 +190,8 @@ def test_terminal_output_shows_markup_like_text_literally(tmp_path: Path) -> Non
     folder = tmp_path / "m"
     folder.mkdir()
     (folder / "[red]標記[bold].md").write_text(
-        "# 規則 [/b]\n\n報銷單據須於 [bold]30 日[/] 內送交財務部。\n", "utf-8")
+        "# 規則 [/b]\n\n報銷單據須於 [bold]30 日[/] 內送交財務部。\n", "utf-8"
+    )
     code, _, err = run("ingest", str(folder), "--kb", "m")
     assert code == 0, err
     code, out, err = run("search", "報銷單據", "--kb", "m")

@@ -46,8 +46,16 @@ def test_zh_help_has_no_python_types_nor_english_headings() -> None:
         text = _help(cmd, path)
         assert text.startswith("用法：" + path), text[:80]
         assert not TYPE_HINT.search(text), (path, TYPE_HINT.search(text))
-        for english in ("Usage:", "Options:", "Arguments:", "Commands:", "[default:",
-                        "[required]", "[env var:", "Show this message"):
+        for english in (
+            "Usage:",
+            "Options:",
+            "Arguments:",
+            "Commands:",
+            "[default:",
+            "[required]",
+            "[env var:",
+            "Show this message",
+        ):
             assert english not in text, (path, english)
         assert "選項：" in text
 
@@ -68,18 +76,28 @@ def test_english_help_is_english() -> None:
             assert not CJK.search(line) or words, (path, line)
 
 
-@pytest.mark.parametrize(("lang", "expected", "absent"), [
-    (None, ["用法：zhiku ask", "回答問題並附上出處", "--kb KB", "--top N", "引數："], "Usage"),
-    ("en", ["Usage: zhiku ask", "Answer a question with citations", "--kb KB"], "回答問題"),
-])
-def test_the_installed_command_speaks_the_language(lang: str | None, expected: list[str],
-                                                     absent: str) -> None:
+@pytest.mark.parametrize(
+    ("lang", "expected", "absent"),
+    [
+        (None, ["用法：zhiku ask", "回答問題並附上出處", "--kb KB", "--top N", "引數："], "Usage"),
+        ("en", ["Usage: zhiku ask", "Answer a question with citations", "--kb KB"], "回答問題"),
+    ],
+)
+def test_the_installed_command_speaks_the_language(
+    lang: str | None, expected: list[str], absent: str
+) -> None:
     env = {k: v for k, v in os.environ.items() if k != "ZHIKU_LANG"}
     if lang:
         env["ZHIKU_LANG"] = lang
     env["PYTHONPATH"] = str(ROOT)
-    res = subprocess.run([sys.executable, "-m", "zhiku", "ask", "--help"], env=env,
-                         capture_output=True, text=True, timeout=60, check=True)
+    res = subprocess.run(
+        [sys.executable, "-m", "zhiku", "ask", "--help"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     for fragment in expected:
         assert fragment in res.stdout
     assert absent not in res.stdout
@@ -110,8 +128,9 @@ def test_asking_without_a_kb_lists_them(two_kbs: Path, command: list[str]) -> No
     lines = [line.strip() for line in res.stderr.splitlines()]
     assert "hr" in lines and "ops" in lines
     assert res.stdout == ""
-    en = runner.invoke(app, ["--home", str(two_kbs), *command], input="/exit\n",
-                       env={"ZHIKU_LANG": "en"})
+    en = runner.invoke(
+        app, ["--home", str(two_kbs), *command], input="/exit\n", env={"ZHIKU_LANG": "en"}
+    )
     assert en.exit_code == 2 and "Which knowledge base?" in en.stderr
 
 
@@ -127,8 +146,10 @@ def test_the_default_kb_is_still_asked_without_kb(two_kbs: Path, tmp_path: Path)
     _ingest(two_kbs, folder, "default")
     res = runner.invoke(app, ["--home", str(two_kbs), "ask", "婚假幾天？"])
     assert res.exit_code == 0 and "八日" in res.stdout
-    res = runner.invoke(app, ["--home", str(two_kbs), "ask", "特休可以遞延嗎？", "--kb", "hr",
-                              "--kb", "ops", "--json"])
+    res = runner.invoke(
+        app,
+        ["--home", str(two_kbs), "ask", "特休可以遞延嗎？", "--kb", "hr", "--kb", "ops", "--json"],
+    )
     assert res.exit_code == 0 and "遞延" in json.loads(res.stdout)["answer"]
 
 
@@ -136,16 +157,22 @@ def test_docs_shows_whole_paths_that_rm_takes(tmp_path: Path) -> None:
     home = tmp_path / "home"
     deep = tmp_path / "公司文件" / "人資部" / "2024年度" / "規章制度與作業程序彙編"
     deep.mkdir(parents=True)
-    long_name = deep / ("員工請假管理辦法暨特別休假與加班補休申請作業要點（修正草案第三版）"
-                        "_final_v3_reviewed.docx")
+    long_name = deep / (
+        "員工請假管理辦法暨特別休假與加班補休申請作業要點（修正草案第三版）_final_v3_reviewed.docx"
+    )
     make_docx(long_name, [("heading", 1, "請假規定"), ("para", "特休未休完可遞延至次年度。")])
     make_docx(deep / "短.docx", [("heading", 1, "規定"), ("para", "婚假八日。")])
     _ingest(home, deep, "hr")
     assert len(str(long_name)) > 120
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "40"}
     listing = subprocess.run(
-        [sys.executable, "-m", "zhiku", "--home", str(home), "docs", "--kb", "hr"], env=env,
-        capture_output=True, text=True, timeout=60, check=True).stdout
+        [sys.executable, "-m", "zhiku", "--home", str(home), "docs", "--kb", "hr"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     paths = [line.strip() for line in listing.splitlines() if line.strip().startswith("/")]
     assert str(long_name) in paths, listing
     assert "…" not in listing

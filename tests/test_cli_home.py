@@ -31,11 +31,25 @@ from zhiku.cli_help import walk
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
 DOCX = str(SAMPLES / "出貨異常處理SOP.docx")
-LAW = {"Laws": [{"LawLevel": "法律", "LawName": "勞動基準法", "LawModifiedDate": "20240731",
-                 "LawURL": "https://law.moj.gov.tw/LawClass/LawAll.aspx?pcode=N0030001",
-                 "LawCategory": "行政", "LawAbandonNote": "",
-                 "LawArticles": [{"ArticleType": "A", "ArticleNo": "第 30 條",
-                                  "ArticleContent": "勞工正常工作時間，每日不得超過八小時。"}]}]}
+LAW = {
+    "Laws": [
+        {
+            "LawLevel": "法律",
+            "LawName": "勞動基準法",
+            "LawModifiedDate": "20240731",
+            "LawURL": "https://law.moj.gov.tw/LawClass/LawAll.aspx?pcode=N0030001",
+            "LawCategory": "行政",
+            "LawAbandonNote": "",
+            "LawArticles": [
+                {
+                    "ArticleType": "A",
+                    "ArticleNo": "第 30 條",
+                    "ArticleContent": "勞工正常工作時間，每日不得超過八小時。",
+                }
+            ],
+        }
+    ]
+}
 
 # Commands run in-process, in this order: (command, arguments after it, accepted exit codes).
 # {tmp} is the test's directory; {key} the prefix of the key `keys create` made.
@@ -113,8 +127,11 @@ SUBPROCESS = {"serve", "watch", "crawl"}
 
 def _leaf_commands() -> set[str]:
     root = typer.main.get_command(app)
-    return {path.removeprefix("zhiku ") for path, cmd in walk(root)
-            if not getattr(cmd, "commands", None)}
+    return {
+        path.removeprefix("zhiku ")
+        for path, cmd in walk(root)
+        if not getattr(cmd, "commands", None)
+    }
 
 
 def test_the_table_names_every_command() -> None:
@@ -136,8 +153,7 @@ def test_every_command_in_process_uses_the_root_home(tmp_path: Path, decoy: Path
     key = ""
     for command, args, codes in IN_PROCESS:
         argv = [a.format(tmp=tmp_path, key=key) for a in args]
-        res = runner.invoke(app, ["--home", str(home), *command.split(), *argv],
-                            input="/exit\n")
+        res = runner.invoke(app, ["--home", str(home), *command.split(), *argv], input="/exit\n")
         assert res.exit_code in codes, (command, res.exit_code, res.output)
         assert os.environ["ZHIKU_HOME"] == str(decoy), f"{command} left ZHIKU_HOME changed"
         if command == "keys create":
@@ -153,9 +169,13 @@ def test_every_command_in_process_uses_the_root_home(tmp_path: Path, decoy: Path
 
 
 def _zhiku(home: Path, *args: str, **kw: object) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "zhiku", "--home", str(home), *args],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            **kw)  # type: ignore[call-overload]
+    return subprocess.Popen(
+        [sys.executable, "-m", "zhiku", "--home", str(home), *args],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        **kw,
+    )  # type: ignore[call-overload]
 
 
 def _documents(home: Path, kb: str) -> list[str]:
@@ -196,14 +216,27 @@ def test_serve_watch_and_crawl_use_the_root_home(tmp_path: Path, decoy: Path) ->
     site.mkdir()
     (site / "index.html").write_text(
         "<html><head><title>公告</title></head><body><p>門市週一公休，請改日來訪。</p>"
-        "</body></html>", "utf-8")
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0),
-                                partial(SimpleHTTPRequestHandler, directory=str(site)))
+        "</body></html>",
+        "utf-8",
+    )
+    httpd = ThreadingHTTPServer(
+        ("127.0.0.1", 0), partial(SimpleHTTPRequestHandler, directory=str(site))
+    )
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{httpd.server_address[1]}/"
-        crawl = _zhiku(home, "crawl", url, "--allow-ip", "127.0.0.1", "--kb", "web", "-q",
-                       "--no-sitemap", env=env)
+        crawl = _zhiku(
+            home,
+            "crawl",
+            url,
+            "--allow-ip",
+            "127.0.0.1",
+            "--kb",
+            "web",
+            "-q",
+            "--no-sitemap",
+            env=env,
+        )
         assert crawl.wait(120) == 0
     finally:
         httpd.shutdown()
@@ -212,6 +245,7 @@ def test_serve_watch_and_crawl_use_the_root_home(tmp_path: Path, decoy: Path) ->
     port = free_port()
     proc = _zhiku(home, "serve", "--host", "127.0.0.1", "--port", str(port), env=env)
     try:
+
         def ready() -> bool:
             try:
                 return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200

@@ -22,15 +22,27 @@ def _by_path(report: object) -> dict[str, object]:
 
 
 def test_eml_metadata_body_and_attachments_as_children(tmp_path: Path, engine: Zhiku) -> None:
-    pdf = make_pdf(tmp_path / "報價單.pdf", [["第 1 條　報價有效期限為三十日。"],
-                                              ["第 2 條　付款條件為月結六十天。"]])
-    inner = make_eml(tmp_path / "fwd.eml", subject="原始詢價", sender="a@example.com",
-                     to="b@example.com", body="請提供冷氣機維修報價。")
+    pdf = make_pdf(
+        tmp_path / "報價單.pdf",
+        [["第 1 條　報價有效期限為三十日。"], ["第 2 條　付款條件為月結六十天。"]],
+    )
+    inner = make_eml(
+        tmp_path / "fwd.eml",
+        subject="原始詢價",
+        sender="a@example.com",
+        to="b@example.com",
+        body="請提供冷氣機維修報價。",
+    )
     mail = make_eml(
-        tmp_path / "報價回覆.eml", subject="回覆：冷氣維修報價", sender="王小明 <ming@example.com>",
-        to="採購部 <buy@example.com>", body="您好：\n\n附件為報價單，請查收。\n",
-        attachments=[("報價單.pdf", pdf.read_bytes(), "application/pdf"),
-                     ("", inner.read_bytes(), "message/rfc822")],
+        tmp_path / "報價回覆.eml",
+        subject="回覆：冷氣維修報價",
+        sender="王小明 <ming@example.com>",
+        to="採購部 <buy@example.com>",
+        body="您好：\n\n附件為報價單，請查收。\n",
+        attachments=[
+            ("報價單.pdf", pdf.read_bytes(), "application/pdf"),
+            ("", inner.read_bytes(), "message/rfc822"),
+        ],
     )
     doc = load(mail)
     assert doc.title == "回覆：冷氣維修報價"
@@ -61,9 +73,13 @@ def test_eml_metadata_body_and_attachments_as_children(tmp_path: Path, engine: Z
 
 def test_email_headers_masked_by_the_default_policy(tmp_path: Path, engine: Zhiku) -> None:
     # The default policy masks personal data before anything is stored.
-    mail = make_eml(tmp_path / "m.eml", subject="陳大文的請假單 A123456789",
-                    sender="陳大文 <dawen.chen@example.com>", to="hr@example.com",
-                    body="身分證字號 A123456789，手機 0912-345-678，請假三天。")
+    mail = make_eml(
+        tmp_path / "m.eml",
+        subject="陳大文的請假單 A123456789",
+        sender="陳大文 <dawen.chen@example.com>",
+        to="hr@example.com",
+        body="身分證字號 A123456789，手機 0912-345-678，請假三天。",
+    )
     ingest_paths(engine, [mail], "hr")
     doc = engine.store.get_document("hr", str(mail.resolve()))
     assert doc is not None
@@ -73,14 +89,22 @@ def test_email_headers_masked_by_the_default_policy(tmp_path: Path, engine: Zhik
     assert "0912-345-678" not in chunk_text and "A123456789" not in chunk_text
 
 
-def test_large_attachment_reported_rest_kept(tmp_path: Path, engine: Zhiku,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_large_attachment_reported_rest_kept(
+    tmp_path: Path, engine: Zhiku, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ZHIKU_MAX_ATTACHMENT_MB", "1")
     big = b"%PDF-1.4\n" + b"0" * (3 * 1024 * 1024)
-    mail = make_eml(tmp_path / "大附件.eml", subject="影片", sender="a@example.com",
-                    to="b@example.com", body="影片太大請另行下載。",
-                    attachments=[("video.pdf", big, "application/pdf"),
-                                 ("說明.txt", "下載網址在內網。".encode(), "text/plain")])
+    mail = make_eml(
+        tmp_path / "大附件.eml",
+        subject="影片",
+        sender="a@example.com",
+        to="b@example.com",
+        body="影片太大請另行下載。",
+        attachments=[
+            ("video.pdf", big, "application/pdf"),
+            ("說明.txt", "下載網址在內網。".encode(), "text/plain"),
+        ],
+    )
     files = _by_path(ingest_paths(engine, [mail], "kb"))
     parent = str(mail.resolve())
     assert files[parent].status == "added"
@@ -103,12 +127,18 @@ def test_not_an_email_is_reported(tmp_path: Path) -> None:
 
 
 def test_zip_recursive_big5_names_and_member_updates(tmp_path: Path, engine: Zhiku) -> None:
-    docx = make_docx(tmp_path / "sop.docx", [("heading", 1, "出貨流程"),
-                                             ("para", "4.3 出貨前應由倉儲課複核數量。")])
-    inner = make_zip(tmp_path / "inner.zip",
-                     {"附錄/說明.txt": "內層壓縮檔的附錄說明文字。".encode()})
-    outer = make_zip(tmp_path / "資料.zip", {"程序/出貨SOP.docx": docx, "inner.zip": inner,
-                                             "__MACOSX/._x": b"junk"}, cp950=True)
+    docx = make_docx(
+        tmp_path / "sop.docx",
+        [("heading", 1, "出貨流程"), ("para", "4.3 出貨前應由倉儲課複核數量。")],
+    )
+    inner = make_zip(
+        tmp_path / "inner.zip", {"附錄/說明.txt": "內層壓縮檔的附錄說明文字。".encode()}
+    )
+    outer = make_zip(
+        tmp_path / "資料.zip",
+        {"程序/出貨SOP.docx": docx, "inner.zip": inner, "__MACOSX/._x": b"junk"},
+        cp950=True,
+    )
     report = ingest_paths(engine, [outer], "kb")
     files = _by_path(report)
     root = str(outer.resolve())
@@ -128,8 +158,9 @@ def test_zip_recursive_big5_names_and_member_updates(tmp_path: Path, engine: Zhi
     assert paths == {root, f"{root}#程序/出貨SOP.docx"}
 
 
-def test_zip_bomb_reported_nothing_else_lost(tmp_path: Path, engine: Zhiku,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_zip_bomb_reported_nothing_else_lost(
+    tmp_path: Path, engine: Zhiku, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ZHIKU_ZIP_MAX_MB", "20")
     good = tmp_path / "好.txt"
     good.write_text("這份文件不在壓縮檔內，應照常匯入。", "utf-8")
@@ -180,12 +211,18 @@ def test_zip_with_too_many_entries_is_refused(tmp_path: Path, engine: Zhiku) -> 
 
 
 def test_parent_link_migration_on_disk(tmp_path: Path, engine: Zhiku) -> None:
-    mail = make_eml(tmp_path / "m.eml", subject="s", sender="a@example.com", to="b@example.com",
-                    body="本文內容。",
-                    attachments=[("a.txt", "附件內容文字".encode(), "text/plain")])
+    mail = make_eml(
+        tmp_path / "m.eml",
+        subject="s",
+        sender="a@example.com",
+        to="b@example.com",
+        body="本文內容。",
+        attachments=[("a.txt", "附件內容文字".encode(), "text/plain")],
+    )
     ingest_paths(engine, [mail], "kb")
     db = sqlite3.connect(engine.home / "zhiku.db")
-    rows = db.execute("SELECT c.path, p.path FROM documents c JOIN documents p "
-                      "ON p.id = c.parent_id").fetchall()
+    rows = db.execute(
+        "SELECT c.path, p.path FROM documents c JOIN documents p ON p.id = c.parent_id"
+    ).fetchall()
     db.close()
     assert rows == [(f"{mail.resolve()}#a.txt", str(mail.resolve()))]

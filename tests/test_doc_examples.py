@@ -66,16 +66,24 @@ PAGES_WITH_EXAMPLES = [p for p in PAGES if examples(p.read_text("utf-8"))]
 
 def test_the_pages_have_examples() -> None:
     names = {str(p.relative_to(ROOT)) for p in PAGES_WITH_EXAMPLES}
-    assert {"README.md", "docs/users/asking.md", "docs/admins/ingest.md",
-            "docs/admins/pii.md"} <= names
+    assert {
+        "README.md",
+        "docs/users/asking.md",
+        "docs/admins/ingest.md",
+        "docs/admins/pii.md",
+    } <= names
     assert sum(len(examples(p.read_text("utf-8"))) for p in PAGES_WITH_EXAMPLES) >= 20
 
 
 def test_the_parser_and_matcher() -> None:
-    found = examples("```console\n$ zhiku ask x   # exit 1\n找不到\n\n$ zhiku docs\n```\n"
-                     "```bash\nzhiku rm y\n```\n")
+    found = examples(
+        "```console\n$ zhiku ask x   # exit 1\n找不到\n\n$ zhiku docs\n```\n"
+        "```bash\nzhiku rm y\n```\n"
+    )
     assert [(e.command, e.exit_code, e.expected) for e in found] == [
-        ("zhiku ask x", 1, ["找不到"]), ("zhiku docs", 0, [])]
+        ("zhiku ask x", 1, ["找不到"]),
+        ("zhiku docs", 0, []),
+    ]
     assert matches("[1] …/samples/a.docx", "x\n[1] 《A》 /w/samples/a.docx\n")
     assert not matches("[1] …/samples/a.docx", "[1]\n/w/samples/a.docx\n")
     assert not matches("b … a", "a b")

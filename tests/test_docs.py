@@ -40,8 +40,7 @@ def test_every_command_has_help_and_is_in_readme() -> None:
         if len(parts) == 1:
             assert f"zhiku {leaf}" in README or f"`{leaf}" in README, f"{full} not in README"
         else:
-            assert leaf in README or f"{parts[0]} {parts[-1]}" in README, \
-                f"{full} not in README"
+            assert leaf in README or f"{parts[0]} {parts[-1]}" in README, f"{full} not in README"
 
 
 def test_readme_starts_with_the_two_commands() -> None:

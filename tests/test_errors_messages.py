@@ -53,8 +53,7 @@ def test_every_key_used_in_the_code_is_in_the_catalogue() -> None:
     for path in ROOT.rglob("*.py"):
         src = path.read_text("utf-8")
         used.update(re.findall(r"""\bt\(\s*["']([a-z]+\.[a-z_]+)["']""", src))
-        used.update(f"api.{c}" for c in re.findall(r"""ApiError\(\s*\d+,\s*"([a-z_]+)\"""",
-                                                    src))
+        used.update(f"api.{c}" for c in re.findall(r"""ApiError\(\s*\d+,\s*"([a-z_]+)\"""", src))
     assert len(used) > 20
     assert sorted(used - set(MESSAGES)) == []
 
@@ -69,22 +68,26 @@ def test_t_formats_in_the_current_language(monkeypatch: pytest.MonkeyPatch) -> N
         t("no.such_key")
 
 
-@pytest.mark.parametrize(("exc", "code", "status", "api_code"), [
-    (LoadError("a.pdf", "corrupt", "壞檔"), 1, 400, "invalid_request"),
-    (InvalidInput("名稱不合法"), 2, 400, "invalid_request"),
-    (ConfigError("設定檔錯誤"), 2, 400, "invalid_request"),
-    (FilterError("篩選條件錯誤"), 2, 400, "invalid_request"),
-    (SettingsError("ZHIKU_X"), 2, 400, "invalid_request"),
-    (KnowledgeBaseNotFound("hr"), 3, 404, "kb_not_found"),
-    (DocumentNotFound("x.md"), 3, 404, "document_not_found"),
-    (SourceNotFound("web"), 3, 404, "not_found"),
-    (StoreError("資料庫損毀"), 4, 503, "store_error"),
-    (RestoreError("備份檔已損毀"), 4, 503, "store_error"),
-    (FolderUnavailable("資料夾不見了"), 4, 503, "unavailable"),
-    (ModelUnavailable("模型伺服器沒有回應"), 5, 503, "model_error"),
-])
-def test_one_mapping_for_exit_codes_and_http(exc: ZhikuError, code: int, status: int,
-                                             api_code: str) -> None:
+@pytest.mark.parametrize(
+    ("exc", "code", "status", "api_code"),
+    [
+        (LoadError("a.pdf", "corrupt", "壞檔"), 1, 400, "invalid_request"),
+        (InvalidInput("名稱不合法"), 2, 400, "invalid_request"),
+        (ConfigError("設定檔錯誤"), 2, 400, "invalid_request"),
+        (FilterError("篩選條件錯誤"), 2, 400, "invalid_request"),
+        (SettingsError("ZHIKU_X"), 2, 400, "invalid_request"),
+        (KnowledgeBaseNotFound("hr"), 3, 404, "kb_not_found"),
+        (DocumentNotFound("x.md"), 3, 404, "document_not_found"),
+        (SourceNotFound("web"), 3, 404, "not_found"),
+        (StoreError("資料庫損毀"), 4, 503, "store_error"),
+        (RestoreError("備份檔已損毀"), 4, 503, "store_error"),
+        (FolderUnavailable("資料夾不見了"), 4, 503, "unavailable"),
+        (ModelUnavailable("模型伺服器沒有回應"), 5, 503, "model_error"),
+    ],
+)
+def test_one_mapping_for_exit_codes_and_http(
+    exc: ZhikuError, code: int, status: int, api_code: str
+) -> None:
     assert exit_code(exc) == code
     got_status, got_code, message, params = http_error(exc)
     assert (got_status, got_code) == (status, api_code)
@@ -131,7 +134,9 @@ CITES: list[dict[str, Any]] = [
 
 def test_one_citation_formatter() -> None:
     assert citations.numbered(CITES, "zh-TW") == [
-        "[1] 《員工請假辦法》第二章 > 第 5 條，第 3 頁", "[2] 《報銷規定》"]
+        "[1] 《員工請假辦法》第二章 > 第 5 條，第 3 頁",
+        "[2] 《報銷規定》",
+    ]
     assert citations.numbered(CITES, "en")[0] == "[1] 《員工請假辦法》 第二章 > 第 5 條, p. 3"
     block = citations.sources_block({"citations": CITES}, "zh")
     assert block == "\n\n出處：\n[1] 《員工請假辦法》第二章 > 第 5 條，第 3 頁\n[2] 《報銷規定》"
@@ -145,14 +150,22 @@ def test_cli_and_chat_endpoint_name_sources_alike(tmp_path: Path) -> None:
     home = tmp_path / "home"
     keys = build_home(home)
     runner = CliRunner()
-    res = runner.invoke(cli_app, ["ask", "到職滿一年有幾天特休？", "--kb", "hr"],
-                        env={"ZHIKU_HOME": str(home)})
+    res = runner.invoke(
+        cli_app, ["ask", "到職滿一年有幾天特休？", "--kb", "hr"], env={"ZHIKU_HOME": str(home)}
+    )
     assert res.exit_code == 0, res.output
     cli_lines = [ln.split("　")[0] for ln in res.stdout.splitlines() if ln.startswith("[1]")]
-    with TestClient(create_app(ServerSettings.from_env({}, home=str(home),
-                                                       rate_limit=0))) as client:
-        r = client.post("/v1/chat/completions", headers=auth(keys.hr_reader), json={
-            "model": "hr", "messages": [{"role": "user", "content": "到職滿一年有幾天特休？"}]})
+    with TestClient(
+        create_app(ServerSettings.from_env({}, home=str(home), rate_limit=0))
+    ) as client:
+        r = client.post(
+            "/v1/chat/completions",
+            headers=auth(keys.hr_reader),
+            json={
+                "model": "hr",
+                "messages": [{"role": "user", "content": "到職滿一年有幾天特休？"}],
+            },
+        )
     content = r.json()["choices"][0]["message"]["content"]
     chat_lines = [ln for ln in content.splitlines() if ln.startswith("[1]")]
     assert cli_lines and cli_lines == chat_lines

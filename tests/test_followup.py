@@ -40,8 +40,7 @@ ARTICLES = {
         "病假全年合計不得超過三十日。\n"
     ),
     "資訊安全規定.txt": (
-        "資訊安全規定\n\n"
-        "員工密碼長度至少十二個字元，每一百八十天必須變更一次。\n"
+        "資訊安全規定\n\n員工密碼長度至少十二個字元，每一百八十天必須變更一次。\n"
     ),
 }
 FIRST = "恆隆行官方帳號的封鎖率是多少？"
@@ -95,8 +94,10 @@ def test_engine_carries_the_subject(home: Path) -> None:
         assert done["citations"][0]["doc"] == HENG_DOC
         assert "百分之三點五" in done["answer"]
         # Three turns: the subject survives an elliptical second turn.
-        history += [{"role": "user", "content": FOLLOW},
-                    {"role": "assistant", "content": done["answer"]}]
+        history += [
+            {"role": "user", "content": FOLLOW},
+            {"role": "assistant", "content": done["answer"]},
+        ]
         q3 = standalone("那好友人數呢？", history, lambda s: zk.term_stats(s, ["web"]))
         assert "恆隆行" in q3
         # A new topic is answered on its own, not pulled back to the company.
@@ -105,8 +106,12 @@ def test_engine_carries_the_subject(home: Path) -> None:
 
 
 def test_cli_chat_carries_the_subject(home: Path) -> None:
-    res = CliRunner().invoke(cli_app, ["chat", "--kb", "web"], input=f"{FIRST}\n{FOLLOW}\n/exit\n",
-                             env={"ZHIKU_HOME": str(home)})
+    res = CliRunner().invoke(
+        cli_app,
+        ["chat", "--kb", "web"],
+        input=f"{FIRST}\n{FOLLOW}\n/exit\n",
+        env={"ZHIKU_HOME": str(home)},
+    )
     assert res.exit_code == 0, res.output
     first, second = res.output.split("知庫：")[1:3]
     assert "百分之十二" in first and "百分之三點五" not in first
@@ -121,15 +126,23 @@ def test_server_conversation_and_openai_endpoint(home: Path) -> None:
         first = client.post("/api/v1/kbs/web/ask", json={"question": FIRST}, headers=h)
         assert first.status_code == 200, first.text
         conv = first.headers["x-conversation-id"]
-        second = client.post("/api/v1/kbs/web/ask",
-                             json={"question": FOLLOW, "conversation_id": conv}, headers=h)
+        second = client.post(
+            "/api/v1/kbs/web/ask", json={"question": FOLLOW, "conversation_id": conv}, headers=h
+        )
         body: dict[str, Any] = second.json()
         assert body["citations"][0]["doc"] == HENG_DOC and "百分之三點五" in body["answer"]
 
-        r = client.post("/v1/chat/completions", headers=h, json={
-            "model": "web", "messages": [
-                {"role": "user", "content": FIRST},
-                {"role": "assistant", "content": first.json()["answer"]},
-                {"role": "user", "content": FOLLOW}]}).json()
+        r = client.post(
+            "/v1/chat/completions",
+            headers=h,
+            json={
+                "model": "web",
+                "messages": [
+                    {"role": "user", "content": FIRST},
+                    {"role": "assistant", "content": first.json()["answer"]},
+                    {"role": "user", "content": FOLLOW},
+                ],
+            },
+        ).json()
         content = r["choices"][0]["message"]["content"]
         assert "百分之三點五" in content and "百分之八" not in content

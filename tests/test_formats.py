@@ -37,16 +37,21 @@ def _err(path: Path, reason: str, *fragments: str) -> LoadError:
 
 
 def test_odt_outline_numbering_sections_labels_and_tables(tmp_path: Path) -> None:
-    p = make_odt(tmp_path / "人事.odt", [
-        ("heading", 1, "總則"),
-        ("para", "本辦法依勞動基準法訂定之。"),
-        ("heading", 2, "適用範圍"),
-        ("para", "第 3 條　本辦法適用於全體員工。"),
-        ("para", "前項員工包括派遣人員。"),
-        ("heading", 1, "請假"),
-        ("list", ["事假全年七日。", "病假全年三十日。"], "一, 二, 三, ..."),
-        ("table", [["假別", "日數"], ["事假", "7"], ["病假", "30"]]),
-    ], title="人事管理辦法", outline=[("1", "", "", 1), ("1", "", "", 2)])
+    p = make_odt(
+        tmp_path / "人事.odt",
+        [
+            ("heading", 1, "總則"),
+            ("para", "本辦法依勞動基準法訂定之。"),
+            ("heading", 2, "適用範圍"),
+            ("para", "第 3 條　本辦法適用於全體員工。"),
+            ("para", "前項員工包括派遣人員。"),
+            ("heading", 1, "請假"),
+            ("list", ["事假全年七日。", "病假全年三十日。"], "一, 二, 三, ..."),
+            ("table", [["假別", "日數"], ["事假", "7"], ["病假", "30"]]),
+        ],
+        title="人事管理辦法",
+        outline=[("1", "", "", 1), ("1", "", "", 2)],
+    )
     doc = load(p)
     assert doc.title == "人事管理辦法" and doc.kind == "odt"
     heads = [b.text for b in doc.blocks if b.kind == "heading"]
@@ -63,11 +68,15 @@ def test_odt_outline_numbering_sections_labels_and_tables(tmp_path: Path) -> Non
 
 
 def test_ods_records_faq_hidden_sheets_and_padding(tmp_path: Path) -> None:
-    p = make_ods(tmp_path / "faq.ods", {
-        "常見問題": [["問題", "答案", "承辦"], ["如何請假？", "於差勤系統申請。", "人資"]],
-        "人員": [["姓名", "分機"], ["王小明", 1234], ["李小華", 5678.5]],
-        "查表": [["代碼", "名稱"], ["A", "甲"]],
-    }, hidden=["查表"])
+    p = make_ods(
+        tmp_path / "faq.ods",
+        {
+            "常見問題": [["問題", "答案", "承辦"], ["如何請假？", "於差勤系統申請。", "人資"]],
+            "人員": [["姓名", "分機"], ["王小明", 1234], ["李小華", 5678.5]],
+            "查表": [["代碼", "名稱"], ["A", "甲"]],
+        },
+        hidden=["查表"],
+    )
     doc = load(p)
     assert doc.meta["sheets"] == ["常見問題", "人員"]
     qa = [b for b in doc.blocks if b.kind == "qa"]
@@ -79,10 +88,13 @@ def test_ods_records_faq_hidden_sheets_and_padding(tmp_path: Path) -> None:
 
 
 def test_odp_slide_is_page_title_is_section_notes_kept(tmp_path: Path) -> None:
-    p = make_odp(tmp_path / "訓練.odp", [
-        ("消防演練", ["滅火器放在各樓層樓梯口", "集合點為停車場"], "演練前先點名"),
-        ("急救", ["AED 位於一樓大廳"], None),
-    ])
+    p = make_odp(
+        tmp_path / "訓練.odp",
+        [
+            ("消防演練", ["滅火器放在各樓層樓梯口", "集合點為停車場"], "演練前先點名"),
+            ("急救", ["AED 位於一樓大廳"], None),
+        ],
+    )
     doc = load(p)
     assert doc.pages == 2
     aed = next(b for b in doc.blocks if "AED" in b.text)
@@ -103,13 +115,19 @@ def test_encrypted_and_corrupt_odf_are_reported(tmp_path: Path) -> None:
 
 
 def test_pptx_slides_titles_tables_notes_hidden(tmp_path: Path) -> None:
-    p = make_pptx(tmp_path / "新人訓練.pptx", [
-        {"title": "資安守則", "body": ["一、密碼至少 12 碼", "二、不得共用帳號"],
-         "notes": "講者提醒：舉實例"},
-        {"title": "聯絡窗口", "table": [["項目", "負責單位"], ["帳號申請", "資訊部"]]},
-        {"title": "內部草稿", "body": ["這頁隱藏"], "hidden": True},
-        {"title": "結語", "body": ["有問題請洽資訊部"]},
-    ])
+    p = make_pptx(
+        tmp_path / "新人訓練.pptx",
+        [
+            {
+                "title": "資安守則",
+                "body": ["一、密碼至少 12 碼", "二、不得共用帳號"],
+                "notes": "講者提醒：舉實例",
+            },
+            {"title": "聯絡窗口", "table": [["項目", "負責單位"], ["帳號申請", "資訊部"]]},
+            {"title": "內部草稿", "body": ["這頁隱藏"], "hidden": True},
+            {"title": "結語", "body": ["有問題請洽資訊部"]},
+        ],
+    )
     doc = load(p)
     assert doc.title == "資安守則" and doc.pages == 4
     pw = next(b for b in doc.blocks if "12 碼" in b.text)
@@ -127,12 +145,15 @@ def test_pptx_with_password_is_reported_encrypted(tmp_path: Path) -> None:
     _err(enc, "encrypted", "密碼")
 
 
-def test_zip_bomb_disguised_as_pptx_is_refused(tmp_path: Path, monkeypatch:
-                                               pytest.MonkeyPatch) -> None:
+def test_zip_bomb_disguised_as_pptx_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ZHIKU_ZIP_MAX_MB", "5")
     p = tmp_path / "bomb.pptx"
-    with zipfile.ZipFile(p, "w", zipfile.ZIP_DEFLATED) as zf, \
-            zf.open("ppt/slides/slide1.xml", "w") as fh:
+    with (
+        zipfile.ZipFile(p, "w", zipfile.ZIP_DEFLATED) as zf,
+        zf.open("ppt/slides/slide1.xml", "w") as fh,
+    ):
         for _ in range(8):
             fh.write(b" " * (1 << 20))
     _err(p, "bomb", "壓縮炸彈")
@@ -144,18 +165,31 @@ def test_zip_bomb_disguised_as_pptx_is_refused(tmp_path: Path, monkeypatch:
 @pytest.fixture(scope="module")
 def legacy_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     t = tmp_path_factory.mktemp("legacy")
-    d = make_docx(t / "請假規則.docx", [
-        ("heading", 1, "第一章 總則"),
-        ("para", "第 1 條　員工請假應事先以書面申請。"),
-        ("para", "第 2 條　病假全年以三十日為限。"),
-    ])
-    x = make_xlsx(t / "常見問題.xlsx",
-                  [["問題", "答案"], ["加班費怎麼算？", "依勞基法第 24 條計算。"]])
-    p = make_pptx(t / "消防.pptx", [{"title": "消防演練", "body": ["滅火器位置"],
-                                     "notes": "記得點名"}, {"title": "集合", "body": ["停車場"]}])
+    d = make_docx(
+        t / "請假規則.docx",
+        [
+            ("heading", 1, "第一章 總則"),
+            ("para", "第 1 條　員工請假應事先以書面申請。"),
+            ("para", "第 2 條　病假全年以三十日為限。"),
+        ],
+    )
+    x = make_xlsx(
+        t / "常見問題.xlsx", [["問題", "答案"], ["加班費怎麼算？", "依勞基法第 24 條計算。"]]
+    )
+    p = make_pptx(
+        t / "消防.pptx",
+        [
+            {"title": "消防演練", "body": ["滅火器位置"], "notes": "記得點名"},
+            {"title": "集合", "body": ["停車場"]},
+        ],
+    )
     out = t / "out"
-    return {"doc": soffice_convert(d, "doc", out), "xls": soffice_convert(x, "xls", out),
-            "ppt": soffice_convert(p, "ppt", out), "rtf": soffice_convert(d, "rtf", out)}
+    return {
+        "doc": soffice_convert(d, "doc", out),
+        "xls": soffice_convert(x, "xls", out),
+        "ppt": soffice_convert(p, "ppt", out),
+        "rtf": soffice_convert(d, "rtf", out),
+    }
 
 
 def test_legacy_doc_xls_ppt(legacy_files: dict[str, Path]) -> None:
@@ -174,8 +208,11 @@ def test_legacy_doc_xls_ppt(legacy_files: dict[str, Path]) -> None:
 
 def test_doc_that_is_really_html_or_rtf_is_read_as_what_it_is(tmp_path: Path) -> None:
     html = tmp_path / "公告.doc"
-    html.write_text("<html><head><meta charset='utf-8'><title>停電公告</title></head><body>"
-                    "<h1>停電公告</h1><p>本週六上午停電。</p></body></html>", "utf-8")
+    html.write_text(
+        "<html><head><meta charset='utf-8'><title>停電公告</title></head><body>"
+        "<h1>停電公告</h1><p>本週六上午停電。</p></body></html>",
+        "utf-8",
+    )
     doc = load(html)
     assert doc.meta["detected_format"] == "html"
     assert any("停電" in b.text for b in doc.blocks)
@@ -187,8 +224,9 @@ def test_doc_that_is_really_html_or_rtf_is_read_as_what_it_is(tmp_path: Path) ->
     _err(junk, "corrupt", "Excel")
 
 
-def test_missing_converter_is_named(tmp_path: Path, legacy_files: dict[str, Path],
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_converter_is_named(
+    tmp_path: Path, legacy_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # no catdoc, no soffice
     _err(legacy_files["doc"], "missing_tool", "catdoc")
     _err(legacy_files["ppt"], "missing_tool", "LibreOffice", "libreoffice-impress-nogui")
@@ -216,13 +254,18 @@ def test_subtitles_timestamp_is_the_cited_location(tmp_path: Path, engine: Zhiku
 
     for i in range(12):
         start = i * 20
-        cues.append(f"{i + 1}\n00:{start // 60:02d}:{start % 60:02d},000 --> "
-                    f"00:{(start + 15) // 60:02d}:{(start + 15) % 60:02d},500\n"
-                    f"第{i + 1}段談話，內容是關於{topic(i)}的說明與補充。\n")
+        cues.append(
+            f"{i + 1}\n00:{start // 60:02d}:{start % 60:02d},000 --> "
+            f"00:{(start + 15) // 60:02d}:{(start + 15) % 60:02d},500\n"
+            f"第{i + 1}段談話，內容是關於{topic(i)}的說明與補充。\n"
+        )
     srt.write_text("\n".join(cues), "big5")
     vtt = tmp_path / "training.vtt"
-    vtt.write_text("WEBVTT\n\n00:00:01.000 --> 00:00:04.000\n<v 講師>今天介紹個資保護\n\n"
-                   "00:01:00.000 --> 00:01:03.000\n<v 講師>請記得加密\n", "utf-8")
+    vtt.write_text(
+        "WEBVTT\n\n00:00:01.000 --> 00:00:04.000\n<v 講師>今天介紹個資保護\n\n"
+        "00:01:00.000 --> 00:01:03.000\n<v 講師>請記得加密\n",
+        "utf-8",
+    )
     doc = load(srt)
     assert doc.meta["encoding"].lower() in ("big5", "cp950")
     labels = [b.label for b in doc.blocks]

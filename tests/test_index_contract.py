@@ -26,27 +26,38 @@ from zhiku.models import Block, LoadedDocument
 
 KB = "kb"
 DOCS: dict[str, tuple[str, list[str], dict[str, Any]]] = {
-    "mem://leave": ("員工請假管理辦法", ["特別休假應於休假二日前提出申請。",
-                                         "病假一年內合計不得超過三十日。"],
-                    {"dept": "hr", "amended": "2024-03-01"}),
-    "mem://ship": ("出貨異常處理SOP", ["貨品破損時應於二十四小時內通報物流窗口，並申請補貨。"],
-                   {"dept": "logistics", "amended": "2019-05-01"}),
-    "mem://it": ("IT帳號申請", ["帳號申請應填寫申請單，密碼長度至少十二個字元。"],
-                 {"dept": "it", "tags": ["帳號"]}),
-    "mem://quote": ('引號"部門', ["部門名稱含有引號與反斜線的文件，申請時照常辦理。"],
-                    {"dept": 'r&d "lab" \\ 2'}),
+    "mem://leave": (
+        "員工請假管理辦法",
+        ["特別休假應於休假二日前提出申請。", "病假一年內合計不得超過三十日。"],
+        {"dept": "hr", "amended": "2024-03-01"},
+    ),
+    "mem://ship": (
+        "出貨異常處理SOP",
+        ["貨品破損時應於二十四小時內通報物流窗口，並申請補貨。"],
+        {"dept": "logistics", "amended": "2019-05-01"},
+    ),
+    "mem://it": (
+        "IT帳號申請",
+        ["帳號申請應填寫申請單，密碼長度至少十二個字元。"],
+        {"dept": "it", "tags": ["帳號"]},
+    ),
+    "mem://quote": (
+        '引號"部門',
+        ["部門名稱含有引號與反斜線的文件，申請時照常辦理。"],
+        {"dept": 'r&d "lab" \\ 2'},
+    ),
 }
 
 
 def add(zk: Zhiku, path: str, title: str, paras: list[str], meta: dict[str, Any]) -> None:
-    zk.add_loaded(KB, path, LoadedDocument(title, "txt", [Block(p) for p in paras]),
-                  meta=meta)
+    zk.add_loaded(KB, path, LoadedDocument(title, "txt", [Block(p) for p in paras]), meta=meta)
 
 
 def chunk_ids(zk: Zhiku, path: str | None = None) -> set[int]:
     kbo = zk.store.get_kb(KB)
-    sql = ("SELECT c.id FROM chunks c JOIN documents d ON d.id=c.doc_id WHERE d.kb_id=?"
-           + (" AND d.path=?" if path else ""))
+    sql = "SELECT c.id FROM chunks c JOIN documents d ON d.id=c.doc_id WHERE d.kb_id=?" + (
+        " AND d.path=?" if path else ""
+    )
     return {r[0] for r in zk.store.db.execute(sql, (kbo.id, path) if path else (kbo.id,))}
 
 
@@ -66,8 +77,9 @@ class IndexFixtures:
         s.close()
 
     @pytest.fixture
-    def zk(self, zhiku_home: Path, server: FakeOpenAI,
-           index_settings: dict[str, Any]) -> Iterator[Zhiku]:
+    def zk(
+        self, zhiku_home: Path, server: FakeOpenAI, index_settings: dict[str, Any]
+    ) -> Iterator[Zhiku]:
         zk = make_engine(zhiku_home, server)
         zk.kb(KB, create=True)
         zk.store.update_kb_settings(KB, {"index": index_settings})
@@ -145,8 +157,9 @@ class LexicalContract(IndexFixtures):
 
     def test_metadata_change_reaches_filters(self, zk: Zhiku) -> None:
         assert zk.store.set_document_meta(KB, "mem://ship", {"dept": "hr"})
-        ids = {c for c, _ in zk.index(KB).search(toks("申請"), k=20,
-                                                 where=Filter.parse(["dept=hr"]))}
+        ids = {
+            c for c, _ in zk.index(KB).search(toks("申請"), k=20, where=Filter.parse(["dept=hr"]))
+        }
         assert chunk_ids(zk, "mem://ship") <= ids
 
     def test_allowed_ids_apply_inside_the_query(self, zk: Zhiku) -> None:
@@ -194,7 +207,9 @@ class VectorContract(IndexFixtures):
     def text_of(self, zk: Zhiku, path: str) -> str:
         row = zk.store.db.execute(
             "SELECT c.text FROM chunks c JOIN documents d ON d.id=c.doc_id WHERE d.path=? "
-            "ORDER BY c.id LIMIT 1", (path,)).fetchone()
+            "ORDER BY c.id LIMIT 1",
+            (path,),
+        ).fetchone()
         return str(row[0])
 
     def test_implements_the_protocol(self, zk: Zhiku) -> None:
@@ -252,8 +267,9 @@ class VectorContract(IndexFixtures):
         q = self.qvec(zk, self.text_of(zk, "mem://ship"))
         hits = zk.search("貨品破損", KB, k=10, mode="dense", where=Filter.parse(["dept=hr"]))
         assert {h.path for h in hits} == {"mem://ship", "mem://leave"}
-        assert zk.vectors(KB).search(q, k=1, where=Filter.parse(["dept=hr"]))[0][0] in \
-            chunk_ids(zk, "mem://ship")
+        assert zk.vectors(KB).search(q, k=1, where=Filter.parse(["dept=hr"]))[0][0] in chunk_ids(
+            zk, "mem://ship"
+        )
 
     def test_hybrid_search_through_the_engine(self, zk: Zhiku) -> None:
         ret = zk.retrieve("貨品破損時應於二十四小時內通報物流窗口", KB, k=3, mode="hybrid")

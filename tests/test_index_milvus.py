@@ -32,8 +32,11 @@ from zhiku.models import Block, LoadedDocument
 PARAS = [
     ("mem://a", "勞動基準法", "勞工每七日中應有二日之休息，其中一日為例假，一日為休息日。"),
     ("mem://b", "勞動基準法施行細則", "例假日出勤應加倍發給工資，並給予補休。"),
-    ("mem://c", "性別平等工作法",
-     "受僱者於其家庭成員預防接種、發生嚴重之疾病需親自照顧時，得請家庭照顧假。"),
+    (
+        "mem://c",
+        "性別平等工作法",
+        "受僱者於其家庭成員預防接種、發生嚴重之疾病需親自照顧時，得請家庭照顧假。",
+    ),
     ("mem://d", "職業安全衛生法", "雇主對於勞工應妥為規劃及採取必要之安全衛生措施。"),
     ("mem://e", "Leave rules", "Annual leave requests must be filed two days ahead."),
 ]
@@ -64,11 +67,16 @@ def test_encoding_is_one_ascii_word_per_token_and_injective() -> None:
 
 
 def test_filter_expression() -> None:
-    expr = filter_expr(Filter.parse(["dept=hr,it", 'tag!=a"b', "amended>=2020-01-01"]),
-                       allowed={3, 1}, excluded={9})
-    assert expr == ('(ARRAY_CONTAINS_ANY(facet, ["dept=hr", "dept=it"])) and '
-                    '(not ARRAY_CONTAINS_ANY(facet, ["tag=a\\"b"])) and (amended >= 20200101) '
-                    'and (chunk_id in [1,3]) and (not (chunk_id in [9]))')
+    expr = filter_expr(
+        Filter.parse(["dept=hr,it", 'tag!=a"b', "amended>=2020-01-01"]),
+        allowed={3, 1},
+        excluded={9},
+    )
+    assert expr == (
+        '(ARRAY_CONTAINS_ANY(facet, ["dept=hr", "dept=it"])) and '
+        '(not ARRAY_CONTAINS_ANY(facet, ["tag=a\\"b"])) and (amended >= 20200101) '
+        "and (chunk_id in [1,3]) and (not (chunk_id in [9]))"
+    )
     assert filter_expr() == ""
 
 
@@ -76,8 +84,9 @@ def test_same_ranking_as_tantivy_on_the_same_tokens(zhiku_home: Path) -> None:
     zk = Zhiku(zhiku_home)
     fill(zk, "emb")
     zk.kb("mil", create=True)
-    zk.store.update_kb_settings("mil", {"index": {"backend": "milvus",
-                                                  "uri": str(zhiku_home / "m.db")}})
+    zk.store.update_kb_settings(
+        "mil", {"index": {"backend": "milvus", "uri": str(zhiku_home / "m.db")}}
+    )
     fill(zk, "mil")
     for q in QUERIES:
         a = [h.path for h in zk.search(q, "emb", k=5, mode="lexical")]
@@ -87,7 +96,8 @@ def test_same_ranking_as_tantivy_on_the_same_tokens(zhiku_home: Path) -> None:
         sb = dict(zk.index("mil").search(ztext.query_tokens(q), k=5))
         # tantivy stores document lengths quantised to one byte: scores agree to ~10 %.
         assert sorted(sa.values(), reverse=True) == pytest.approx(
-            sorted(sb.values(), reverse=True), rel=0.1), q
+            sorted(sb.values(), reverse=True), rel=0.1
+        ), q
     zk.close()
 
 
@@ -95,8 +105,7 @@ def test_settings_are_checked() -> None:
     assert IndexConfig.from_settings(None).backend == "embedded"
     cfg = IndexConfig.from_settings({"backend": "milvus", "uri": "http://m:19530"})
     assert cfg.milvus_uri(Path("/x")) == "http://m:19530"
-    assert IndexConfig.from_settings({"backend": "milvus"}).milvus_uri(Path("/x")) == \
-        "/x/milvus.db"
+    assert IndexConfig.from_settings({"backend": "milvus"}).milvus_uri(Path("/x")) == "/x/milvus.db"
     with pytest.raises(IndexConfigError, match="elastic"):
         IndexConfig.from_settings({"backend": "elastic"})
 
@@ -109,8 +118,9 @@ def test_cli_creates_a_milvus_kb_and_search_uses_it(zhiku_home: Path) -> None:
     assert kbo.settings["index"] == {"backend": "milvus"}
     fill(zk, "m")
     assert isinstance(zk.index("m"), MilvusLexicalIndex)
-    assert (zhiku_home / "milvus.db").exists() and not (zhiku_home / "index" / f"kb-{kbo.id}"
-                                                        ).exists()
+    assert (zhiku_home / "milvus.db").exists() and not (
+        zhiku_home / "index" / f"kb-{kbo.id}"
+    ).exists()
     assert zk.search("家庭照顧假", "m", k=1)[0].path == "mem://c"
     zk.close()
     r = CliRunner().invoke(app, ["kb", "create", "m", "--index", "nope"])
@@ -137,8 +147,9 @@ def test_switching_backend_rebuilds_from_the_database(zhiku_home: Path) -> None:
 def test_a_restored_database_rebuilds_the_collection(zhiku_home: Path, tmp_path: Path) -> None:
     zk = Zhiku(zhiku_home)
     zk.kb("k", create=True)
-    zk.store.update_kb_settings("k", {"index": {"backend": "milvus",
-                                                "uri": str(tmp_path / "m.db")}})
+    zk.store.update_kb_settings(
+        "k", {"index": {"backend": "milvus", "uri": str(tmp_path / "m.db")}}
+    )
     fill(zk, "k")
     zk.close()
     shutil.copy(zhiku_home / "zhiku.db", tmp_path / "backup.db")

@@ -39,13 +39,26 @@ def db(target: str) -> Iterator[Database]:
 
 
 def _kb(db: Database, name: str = "hr") -> int:
-    return int(db.execute("INSERT INTO kbs(name, created_at, secret) VALUES (?,?,?) RETURNING id",
-                          (name, now_iso(), b"k")).fetchone()[0])
+    return int(
+        db.execute(
+            "INSERT INTO kbs(name, created_at, secret) VALUES (?,?,?) RETURNING id",
+            (name, now_iso(), b"k"),
+        ).fetchone()[0]
+    )
 
 
 def _files(n: int) -> list[dict[str, object]]:
-    return [{"name": f"f{i}.txt", "path": f"f{i}.txt", "stored": f"uploads/1/{i:016x}/f{i}.txt",
-             "sha256": f"{i:064x}", "size": 10 + i, "status": "pending"} for i in range(n)]
+    return [
+        {
+            "name": f"f{i}.txt",
+            "path": f"f{i}.txt",
+            "stored": f"uploads/1/{i:016x}/f{i}.txt",
+            "sha256": f"{i:064x}",
+            "size": 10 + i,
+            "status": "pending",
+        }
+        for i in range(n)
+    ]
 
 
 def _row(db: Database, job_id: str) -> tuple[str, str | None]:
@@ -57,8 +70,13 @@ def test_create_read_and_count(db: Database) -> None:
     repo = SqlJobs(db)
     kb = _kb(db)
     repo.create("j1", kb, "upload", None, _files(3))
-    repo.create("j2", kb, "upload", None,
-                [{"name": "bad.exe", "status": "failed", "reason": "type", "message": "no"}])
+    repo.create(
+        "j2",
+        kb,
+        "upload",
+        None,
+        [{"name": "bad.exe", "status": "failed", "reason": "type", "message": "no"}],
+    )
     assert repo.get("j1")["kb"] == "hr"
     assert repo.get("j1", [kb + 1]) is None  # not in the caller's KBs
     assert repo.get("j2")["status"] == "done"  # nothing pending: done at once
@@ -139,16 +157,21 @@ def test_stale_takeover_and_owner_only_updates(db: Database) -> None:
 def test_uploads_record_replaces_and_frees_the_stored_file(db: Database) -> None:
     repo = SqlJobs(db)
     kb = _kb(db)
-    user = int(db.execute("INSERT INTO users(name, role, created_at) VALUES (?,?,?) "
-                          "RETURNING id", ("ann", "reader", now_iso())).fetchone()[0])
+    user = int(
+        db.execute(
+            "INSERT INTO users(name, role, created_at) VALUES (?,?,?) RETURNING id",
+            ("ann", "reader", now_iso()),
+        ).fetchone()[0]
+    )
     for job_id, stored in (("j1", "s/old"), ("j2", "s/new")):
         repo.create(job_id, kb, "upload", user, _files(1))
         assert repo.claim("h:1:w", time.time(), 600) == (job_id, kb, "upload")
         up = {"path": "a.txt", "stored": stored, "sha256": "1" * 64, "size": 3}
         ok, old = repo.record_file(job_id, "h:1:w", time.time(), 0, "added", None, None, 1, up)
         assert ok and old == ("s/old" if job_id == "j2" else None)
-    row = db.execute("SELECT stored, user_id FROM uploads WHERE kb_id=? AND path='a.txt'",
-                     (kb,)).fetchone()
+    row = db.execute(
+        "SELECT stored, user_id FROM uploads WHERE kb_id=? AND path='a.txt'", (kb,)
+    ).fetchone()
     assert (row[0], row[1]) == ("s/new", user)
     assert repo.stored_in_use("s/new") and not repo.stored_in_use("s/old")
 
@@ -181,9 +204,11 @@ def test_reclaim_dead_workers_keeps_other_hosts_jobs(target: str) -> None:
         dead.wait()
         host = socket.gethostname()
         # a worker of another host is never judged by this host's pids
-        owners = {"local-dead": f"{host}:{dead.pid}:aaaa",
-                  "local-alive": f"{host}:{alive.pid}:bbbb",
-                  "remote": f"not-{host}:{dead.pid}:cccc"}
+        owners = {
+            "local-dead": f"{host}:{dead.pid}:aaaa",
+            "local-alive": f"{host}:{alive.pid}:bbbb",
+            "remote": f"not-{host}:{dead.pid}:cccc",
+        }
         for job_id, worker in owners.items():
             repo.create(job_id, kb, "upload", None, _files(1))
             assert repo.claim(worker, time.time(), 600) == (job_id, kb, "upload")
@@ -200,12 +225,14 @@ def test_reclaim_dead_workers_keeps_other_hosts_jobs(target: str) -> None:
 # --- sources ----------------------------------------------------------------------------
 
 
-def _source(db: Database, kb: int, name: str, every_s: int | None = 3600,
-            next_run: float = 0.0) -> int:
+def _source(
+    db: Database, kb: int, name: str, every_s: int | None = 3600, next_run: float = 0.0
+) -> int:
     repo = SqlSources(db)
     repo.upsert(kb, name, "folder", f"/srv/{name}", {"meta": {"a": 1}}, every_s, next_run)
-    return int(db.execute("SELECT id FROM sources WHERE kb_id=? AND name=?",
-                          (kb, name)).fetchone()[0])
+    return int(
+        db.execute("SELECT id FROM sources WHERE kb_id=? AND name=?", (kb, name)).fetchone()[0]
+    )
 
 
 def test_due_sources_get_exactly_one_job_with_two_schedulers_racing(db: Database) -> None:
@@ -268,7 +295,12 @@ def test_source_rows_and_run_records(db: Database) -> None:
     repo.upsert(kb, "site", "web", "https://example.org/", {"depth": 2}, 86400, 9.0)
     row = repo.get("法規", "site")
     assert (row["id"], row["kind"], row["target"], row["every_s"], row["next_run"]) == (
-        sid, "web", "https://example.org/", 86400, 9.0)
+        sid,
+        "web",
+        "https://example.org/",
+        86400,
+        9.0,
+    )
     assert row["settings"] == '{"depth": 2}' and row["kb"] == "法規"
     repo.record(sid, last_status="ok", last_counts='{"added": 2}')
     assert repo.by_id(sid)["last_status"] == "ok"
@@ -304,7 +336,8 @@ def test_crawl_state_upserts(db: Database) -> None:
 
 
 def test_a_dead_nodes_job_is_finished_by_another_without_ingesting_twice(
-        target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from zhiku.engine import Zhiku
     from zhiku.server.jobs import IngestWorker
     from zhiku.store import DATABASE_ENV
@@ -318,8 +351,15 @@ def test_a_dead_nodes_job_is_finished_by_another_without_ingesting_twice(
         for i in range(3):
             src = tmp_path / f"公告{i}.txt"
             src.write_text(f"第 {i} 號公告：員工餐廳週五供應素食。", "utf-8")
-            files.append({"name": src.name, "path": str(src), "stored": None,
-                          "size": src.stat().st_size, "status": "pending"})
+            files.append(
+                {
+                    "name": src.name,
+                    "path": str(src),
+                    "stored": None,
+                    "size": src.stat().st_size,
+                    "status": "pending",
+                }
+            )
         job_id = server_jobs.create_job(zk.store, kb, "upload", None, files)
         # Node A, on another host, claims the job, ingests its first file and dies.
         a = IngestWorker(home)
@@ -328,11 +368,11 @@ def test_a_dead_nodes_job_is_finished_by_another_without_ingesting_twice(
         first = dict(SqlJobs(zk.store.database).pending_files(job_id)[0])
         a._ingest_one(zk, "hr", kb.id, job_id, "upload", first)
         assert server_jobs.reclaim_dead_workers(zk.store) == []  # not this host's to judge
-        zk.store.database.execute("UPDATE jobs SET heartbeat=heartbeat-601 WHERE id=?",
-                                  (job_id,))
+        zk.store.database.execute("UPDATE jobs SET heartbeat=heartbeat-601 WHERE id=?", (job_id,))
         seen: list[str] = []
-        b = IngestWorker(home, stale_s=600, poll_s=0.05,
-                         on_file=lambda status, info: seen.append(info["name"]))
+        b = IngestWorker(
+            home, stale_s=600, poll_s=0.05, on_file=lambda status, info: seen.append(info["name"])
+        )
         b.start()
         try:
             deadline = time.time() + 120

@@ -26,8 +26,9 @@ def _err(fn: object, *args: object, **kw: object) -> LoadError:
     return info.value
 
 
-def test_docx_style_lookups_do_not_grow_with_paragraphs(tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_docx_style_lookups_do_not_grow_with_paragraphs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from docx.oxml.styles import CT_Styles
 
     calls = {"n": 0}
@@ -66,8 +67,9 @@ def test_zip_expansion_is_measured_not_read_from_headers(tmp_path: Path) -> None
     assert info.value.reason == "bomb"
 
 
-def test_honest_big_docx_is_refused_by_the_cli(tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_honest_big_docx_is_refused_by_the_cli(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     src = tmp_path / "src"
     src.mkdir()
     hg.docx_expanding(src / "炸彈.docx", 40)
@@ -138,8 +140,9 @@ def test_time_budget(tmp_path: Path) -> None:
     assert limits.worker().proc is None  # killed, not left running
 
 
-def test_big_worker_is_retired_so_memory_goes_back(tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_big_worker_is_retired_so_memory_goes_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     w = limits.LoadWorker()
     monkeypatch.setattr(limits.LoadWorker, "RETIRE_RSS", 1)  # any worker counts as big
     ok = make_text(tmp_path / "ok.txt", "內容。")

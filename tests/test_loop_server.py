@@ -32,21 +32,31 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Any:
         s.update_kb_settings("hr", {"handoff_department": "人資服務"})
         accounts.create_user(s, "agnes", "reader", ["hr"])
         accounts.create_user(s, "fred", "reader", ["hr"])
-        agent = {"agnes": accounts.create_key(s, "agnes")[0],
-                 "fred": accounts.create_key(s, "fred")[0]}
+        agent = {
+            "agnes": accounts.create_key(s, "agnes")[0],
+            "fred": accounts.create_key(s, "fred")[0],
+        }
     settings = ServerSettings.from_env({}, home=str(home), rate_limit=0)
     with TestClient(create_app(settings)) as client:
         for dept, member in (("人資服務", "agnes"), ("財務服務", "fred")):
-            assert client.post("/api/v1/departments", json={"name": dept},
-                               headers=auth(keys.admin)).status_code == 201
-            r = client.post(f"/api/v1/departments/{dept}/members", json={"user": member},
-                            headers=auth(keys.admin))
+            assert (
+                client.post(
+                    "/api/v1/departments", json={"name": dept}, headers=auth(keys.admin)
+                ).status_code
+                == 201
+            )
+            r = client.post(
+                f"/api/v1/departments/{dept}/members",
+                json={"user": member},
+                headers=auth(keys.admin),
+            )
             assert r.status_code == 201, r.text
         yield client, keys, agent, home
 
 
-def _ask(client: TestClient, key: str, q: str, conv: str | None = None) -> tuple[dict[str, Any],
-                                                                              str, str]:
+def _ask(
+    client: TestClient, key: str, q: str, conv: str | None = None
+) -> tuple[dict[str, Any], str, str]:
     body: dict[str, Any] = {"question": q}
     if conv:
         body["conversation_id"] = conv
@@ -75,47 +85,72 @@ def test_handoff_inbox_notes_replies_and_resolution(env: Any) -> None:
         assert [c["id"] for c in inbox] == [case_id]
         assert inbox[0]["department"] == "人資服務" and inbox[0]["reason"] == "asked"
         assert client.get("/api/v1/inbox", headers=auth(agent["fred"])).json()["cases"] == []
-        assert client.get(f"/api/v1/cases/{case_id}",
-                          headers=auth(agent["fred"])).status_code == 404
+        assert (
+            client.get(f"/api/v1/cases/{case_id}", headers=auth(agent["fred"])).status_code == 404
+        )
         assert client.get("/api/v1/inbox", headers=auth(keys.hr_reader)).status_code == 403
 
         case = client.get(f"/api/v1/cases/{case_id}", headers=auth(agent["agnes"])).json()
         assert [t["question"] for t in case["turns"]] == ["特別休假有幾天？", "請幫我轉真人客服"]
         assert case["turns"][0]["answer"]["citations"][0]["doc"]  # the citations travel along
 
-        client.post(f"/api/v1/cases/{case_id}/notes", json={"body": "內部：查年資"},
-                    headers=auth(agent["agnes"]))
-        r = client.post(f"/api/v1/cases/{case_id}/replies", json={"body": "您好，年資滿一年有七天"},
-                        headers=auth(agent["agnes"]))
+        client.post(
+            f"/api/v1/cases/{case_id}/notes",
+            json={"body": "內部：查年資"},
+            headers=auth(agent["agnes"]),
+        )
+        r = client.post(
+            f"/api/v1/cases/{case_id}/replies",
+            json={"body": "您好，年資滿一年有七天"},
+            headers=auth(agent["agnes"]),
+        )
         assert r.status_code == 201 and r.json()["delivered"] == 1
         assert delivered == [(conv, "您好，年資滿一年有七天")]
-        seen = client.get(f"/api/v1/conversations/{conv}/replies",
-                          headers=auth(keys.hr_reader)).json()
+        seen = client.get(
+            f"/api/v1/conversations/{conv}/replies", headers=auth(keys.hr_reader)
+        ).json()
         assert [x["body"] for x in seen["replies"]] == ["您好，年資滿一年有七天"]  # no note
         assert seen["handoff"]["status"] == "open"
         # Only the conversation's owner reads its replies.
-        assert client.get(f"/api/v1/conversations/{conv}/replies",
-                          headers=auth(keys.hr_editor)).status_code == 404
+        assert (
+            client.get(
+                f"/api/v1/conversations/{conv}/replies", headers=auth(keys.hr_editor)
+            ).status_code
+            == 404
+        )
 
         # Hand the case to 財務服務: now fred sees it and agnes does not.
-        r = client.post(f"/api/v1/cases/{case_id}/assign",
-                        json={"user": "fred", "department": "財務服務"},
-                        headers=auth(agent["agnes"]))
+        r = client.post(
+            f"/api/v1/cases/{case_id}/assign",
+            json={"user": "fred", "department": "財務服務"},
+            headers=auth(agent["agnes"]),
+        )
         assert r.json()["assignee"] == "fred"
-        assert [c["id"] for c in client.get("/api/v1/inbox", headers=auth(
-            agent["fred"])).json()["cases"]] == [case_id]
-        assert client.get(f"/api/v1/cases/{case_id}",
-                          headers=auth(agent["agnes"])).status_code == 404
+        assert [
+            c["id"]
+            for c in client.get("/api/v1/inbox", headers=auth(agent["fred"])).json()["cases"]
+        ] == [case_id]
+        assert (
+            client.get(f"/api/v1/cases/{case_id}", headers=auth(agent["agnes"])).status_code == 404
+        )
 
         done = client.post(f"/api/v1/cases/{case_id}/resolve", headers=auth(agent["fred"])).json()
         assert done["status"] == "resolved" and done["resolved_at"] >= done["first_reply_at"]
         assert events[-1][0] == "handoff.resolved"
-        assert client.post(f"/api/v1/cases/{case_id}/replies", json={"body": "x"},
-                           headers=auth(agent["fred"])).status_code == 409
+        assert (
+            client.post(
+                f"/api/v1/cases/{case_id}/replies", json={"body": "x"}, headers=auth(agent["fred"])
+            ).status_code
+            == 409
+        )
         again = client.post(f"/api/v1/cases/{case_id}/reopen", headers=auth(keys.admin)).json()
         assert again["status"] == "open" and again["resolved_at"] is None
-        kinds = [e["kind"] for e in client.get(f"/api/v1/cases/{case_id}", headers=auth(
-            keys.admin)).json()["entries"]]
+        kinds = [
+            e["kind"]
+            for e in client.get(f"/api/v1/cases/{case_id}", headers=auth(keys.admin)).json()[
+                "entries"
+            ]
+        ]
         assert kinds == ["note", "reply", "event", "event", "event"]
 
         report = client.get("/api/v1/analytics?since=1d&kb=hr", headers=auth(keys.admin)).json()
@@ -130,15 +165,23 @@ def test_refused_answer_can_be_handed_off_explicitly(env: Any) -> None:
     client, keys, agent, _ = env
     ans, conv, _ = _ask(client, keys.hr_reader, "公司停車場的月租費用多少？")
     assert ans["refused"]
-    r = client.post(f"/api/v1/conversations/{conv}/handoff", json={"reason": "refused"},
-                    headers=auth(keys.hr_reader))
+    r = client.post(
+        f"/api/v1/conversations/{conv}/handoff",
+        json={"reason": "refused"},
+        headers=auth(keys.hr_reader),
+    )
     assert r.status_code == 201 and r.json()["reason"] == "refused"
     assert r.json()["department"] == "人資服務"  # the KB's hand-off department
-    again = client.post(f"/api/v1/conversations/{conv}/handoff", json={},
-                        headers=auth(keys.hr_reader)).json()
+    again = client.post(
+        f"/api/v1/conversations/{conv}/handoff", json={}, headers=auth(keys.hr_reader)
+    ).json()
     assert again["id"] == r.json()["id"]  # one open case per conversation
-    assert client.post(f"/api/v1/conversations/{conv}/handoff", json={},
-                       headers=auth(keys.fin_reader)).status_code == 404
+    assert (
+        client.post(
+            f"/api/v1/conversations/{conv}/handoff", json={}, headers=auth(keys.fin_reader)
+        ).status_code
+        == 404
+    )
 
 
 def test_gap_cluster_closed_by_a_curated_entry(env: Any) -> None:
@@ -153,14 +196,27 @@ def test_gap_cluster_closed_by_a_curated_entry(env: Any) -> None:
     assert pet[0]["trend"]["per_day"][-1] >= 3
     assert PHONE not in json.dumps(report, ensure_ascii=False)  # masked in the report
 
-    r = client.post("/api/v1/kbs/hr/curated", headers=auth(keys.hr_editor), json={
-        "question": asked[0], "questions": pet[0]["examples"],
-        "answer": "本公司為寵物友善職場，員工可攜帶已施打疫苗的貓狗進入辦公室，需先向總務處登記。",
-        "message_ids": pet[0]["message_ids"]})
+    r = client.post(
+        "/api/v1/kbs/hr/curated",
+        headers=auth(keys.hr_editor),
+        json={
+            "question": asked[0],
+            "questions": pet[0]["examples"],
+            "answer": "本公司為寵物友善職場，員工可攜帶已施打疫苗的貓狗進入辦公室，"
+            "需先向總務處登記。",
+            "message_ids": pet[0]["message_ids"],
+        },
+    )
     assert r.status_code == 201, r.text
     entry = r.json()
-    assert client.post("/api/v1/kbs/hr/curated", headers=auth(keys.hr_reader), json={
-        "question": "x", "answer": "y"}).status_code == 403
+    assert (
+        client.post(
+            "/api/v1/kbs/hr/curated",
+            headers=auth(keys.hr_reader),
+            json={"question": "x", "answer": "y"},
+        ).status_code
+        == 403
+    )
 
     ans, _, _ = _ask(client, keys.hr_reader, asked[1])
     assert not ans["refused"]
@@ -182,21 +238,34 @@ def test_gap_cluster_closed_by_a_curated_entry(env: Any) -> None:
 def test_rename_conversation(env: Any) -> None:
     client, keys, _, _ = env
     _, conv, _ = _ask(client, keys.hr_reader, "病假上限？")
-    r = client.patch(f"/api/v1/conversations/{conv}", json={"title": "  病假  問題 "},
-                     headers=auth(keys.hr_reader))
+    r = client.patch(
+        f"/api/v1/conversations/{conv}",
+        json={"title": "  病假  問題 "},
+        headers=auth(keys.hr_reader),
+    )
     assert r.json()["title"] == "病假 問題"
     listed = client.get("/api/v1/conversations", headers=auth(keys.hr_reader)).json()
     assert [c["title"] for c in listed["conversations"] if c["id"] == conv] == ["病假 問題"]
-    assert client.patch(f"/api/v1/conversations/{conv}", json={"title": "x"},
-                        headers=auth(keys.fin_reader)).status_code == 404
+    assert (
+        client.patch(
+            f"/api/v1/conversations/{conv}", json={"title": "x"}, headers=auth(keys.fin_reader)
+        ).status_code
+        == 404
+    )
 
 
 def test_report_and_sft_export_on_the_command_line(env: Any, tmp_path: Path) -> None:
     client, keys, _, home = env
     ans, _, answer_id = _ask(client, keys.hr_reader, f"我是{PHONE}，病假全年上限幾天？")
     assert not ans["refused"]
-    assert client.post(f"/api/v1/answers/{answer_id}/feedback", json={"rating": "up"},
-                       headers=auth(keys.hr_reader)).status_code == 200
+    assert (
+        client.post(
+            f"/api/v1/answers/{answer_id}/feedback",
+            json={"rating": "up"},
+            headers=auth(keys.hr_reader),
+        ).status_code
+        == 200
+    )
     runner = CliRunner()
     r = runner.invoke(cli_app, ["report", "--since", "7d", "--home", str(home)])
     assert r.exit_code == 0, r.output
@@ -216,8 +285,9 @@ def test_report_and_sft_export_on_the_command_line(env: Any, tmp_path: Path) -> 
     r = runner.invoke(cli_app, ["export", "sft", "--kb", "hr", "-o", str(sft), "--home", str(home)])
     assert r.exit_code == 0, r.output
     rows = [json.loads(x) for x in sft.read_text("utf-8").splitlines()]
-    assert all([m["role"] for m in row["messages"]] == ["system", "user", "assistant"]
-               for row in rows)
+    assert all(
+        [m["role"] for m in row["messages"]] == ["system", "user", "assistant"] for row in rows
+    )
     sources = {row["meta"]["source"].split(":")[0] for row in rows}
     assert sources == {"curated", "thumbs_up"}
     thumbs = [row for row in rows if row["meta"]["source"] == f"thumbs_up:{answer_id}"]

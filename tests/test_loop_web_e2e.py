@@ -109,7 +109,9 @@ def test_handoff_inbox_analytics_and_curation(server: Any) -> None:
         gap.wait_for()
         admin.screenshot(path=str(SHOTS / "loop-analytics.png"), full_page=True)
         gap.get_by_test_id("gap-write").click()
-        admin.get_by_test_id("curate-answer").fill("本公司為寵物友善職場，可攜帶貓狗，需先向總務處登記。")
+        admin.get_by_test_id("curate-answer").fill(
+            "本公司為寵物友善職場，可攜帶貓狗，需先向總務處登記。"
+        )
         admin.get_by_test_id("curate-save").click()
         admin.get_by_test_id("curated").get_by_text("寵物").wait_for()
 
@@ -160,8 +162,9 @@ def test_handoff_inbox_analytics_and_curation(server: Any) -> None:
 def _inside(page: Any, element_id: str) -> None:
     box = page.locator(f"#{element_id}").bounding_box()
     testid = element_id
-    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], \
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], (
         f"{testid} is off-screen: {box}"
+    )
 
 
 def test_phone_width_header_tabs_and_admin_table(server: Any) -> None:
@@ -183,8 +186,9 @@ def test_phone_width_header_tabs_and_admin_table(server: Any) -> None:
             page.screenshot(path=str(SHOTS / f"loop-phone-{tab}.png"), full_page=True)
         # The admin table scrolls inside its card: its last column can be reached.
         card = page.locator(".card").first
-        assert page.evaluate("(el) => getComputedStyle(el).overflowX", card.element_handle()) \
-            == "auto"
+        assert (
+            page.evaluate("(el) => getComputedStyle(el).overflowX", card.element_handle()) == "auto"
+        )
         last = card.locator("table tr").first.locator("th, td").last
         last.scroll_into_view_if_needed()
         box = last.bounding_box()

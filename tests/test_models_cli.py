@@ -53,8 +53,9 @@ def ingest(runner: CliRunner, env: dict[str, str] | None = None) -> Any:
 
 def test_ask_json_shape_and_markers(runner: CliRunner, server: FakeOpenAI) -> None:
     ingest(runner)
-    res = runner.invoke(app, ["ask", "特別休假要提前幾天申請？", "--json"],
-                        env=env_for(server, "chat"))
+    res = runner.invoke(
+        app, ["ask", "特別休假要提前幾天申請？", "--json"], env=env_for(server, "chat")
+    )
     assert res.exit_code == 0, res.output
     obj = json.loads(res.stdout)
     assert set(obj) == {"answer", "refused", "citations"}
@@ -74,8 +75,7 @@ def test_ask_streams_and_lists_sources(runner: CliRunner, server: FakeOpenAI) ->
     assert "出處" in res.stdout and "[1] 《員工請假管理辦法》" in res.stdout
 
 
-def test_ask_with_model_down_falls_back_with_message(runner: CliRunner,
-                                                     zhiku_home: Path) -> None:
+def test_ask_with_model_down_falls_back_with_message(runner: CliRunner, zhiku_home: Path) -> None:
     ingest(runner)
     (zhiku_home / "zhiku.toml").write_text("[chat]\nretries = 0\n", "utf-8")
     env = {"ZHIKU_CHAT_URL": f"http://127.0.0.1:{free_port()}/v1", "ZHIKU_CHAT_MODEL": "m"}
@@ -90,22 +90,31 @@ def test_ask_with_model_down_falls_back_with_message(runner: CliRunner,
 
 def test_refusal_exit_code_without_model_call(runner: CliRunner, server: FakeOpenAI) -> None:
     ingest(runner)
-    res = runner.invoke(app, ["ask", "火星基地的氧氣配額是多少公升？", "--json"],
-                        env=env_for(server, "chat"))
+    res = runner.invoke(
+        app, ["ask", "火星基地的氧氣配額是多少公升？", "--json"], env=env_for(server, "chat")
+    )
     assert res.exit_code == 1 and json.loads(res.stdout)["refused"] is True
     # Only the query rewrite (never shown) asked the model anything.
-    assert [b["messages"][0]["content"] for r, b in server.requests
-            if r == "chat"] == [REWRITE_PROMPT]
+    assert [b["messages"][0]["content"] for r, b in server.requests if r == "chat"] == [
+        REWRITE_PROMPT
+    ]
 
 
 def test_chat_keeps_the_conversation(runner: CliRunner, server: FakeOpenAI) -> None:
     ingest(runner)
-    res = runner.invoke(app, ["chat"], input="特別休假怎麼申請？\n那要提前幾天？\n/exit\n",
-                        env=env_for(server, "chat"))
+    res = runner.invoke(
+        app,
+        ["chat"],
+        input="特別休假怎麼申請？\n那要提前幾天？\n/exit\n",
+        env=env_for(server, "chat"),
+    )
     assert res.exit_code == 0, res.output
     assert res.stdout.count("特別休假應於休假二日前提出申請[1]。") == 2
-    condense = [b for r, b in server.requests
-                if r == "chat" and b["messages"][0]["content"] == CONDENSE_PROMPT]
+    condense = [
+        b
+        for r, b in server.requests
+        if r == "chat" and b["messages"][0]["content"] == CONDENSE_PROMPT
+    ]
     assert len(condense) == 1  # only the follow-up is condensed
     assert "特別休假怎麼申請？" in condense[0]["messages"][1]["content"]
 
@@ -140,7 +149,8 @@ def test_models_check_nothing_configured(runner: CliRunner) -> None:
 
 
 def test_ingest_embeds_with_progress_then_show_embed_calibrate(
-        runner: CliRunner, server: FakeOpenAI) -> None:
+    runner: CliRunner, server: FakeOpenAI
+) -> None:
     env = env_for(server, "embed")
     res = ingest(runner, env)
     assert "建立向量" in res.stderr and "段/秒" in res.stderr
@@ -148,8 +158,7 @@ def test_ingest_embeds_with_progress_then_show_embed_calibrate(
     row = next(r for r in show["kbs"] if r["kb"] == "default")
     assert row["vectors"]["dim"] == 32 and row["vectors"]["rows"] > 10
     assert row["embed"].startswith(server.url)
-    emb = json.loads(runner.invoke(app, ["models", "embed", "--rebuild", "--json"],
-                                   env=env).stdout)
+    emb = json.loads(runner.invoke(app, ["models", "embed", "--rebuild", "--json"], env=env).stdout)
     assert emb["rebuilt"] and emb["embedded"] == 0 and emb["cached"] == emb["vectors"]
     cal = runner.invoke(app, ["models", "calibrate", "--auto", "20", "--json"], env=env)
     assert cal.exit_code == 0, cal.output
@@ -165,17 +174,26 @@ def test_models_embed_needs_an_embedder(runner: CliRunner) -> None:
     assert res.exit_code == 2 and "沒有設定嵌入模型" in res.stderr
 
 
-def test_calibrate_from_question_file(runner: CliRunner, server: FakeOpenAI,
-                                      tmp_path: Path) -> None:
+def test_calibrate_from_question_file(
+    runner: CliRunner, server: FakeOpenAI, tmp_path: Path
+) -> None:
     env = env_for(server, "embed")
     ingest(runner, env)
     qfile = tmp_path / "qs.jsonl"
-    qfile.write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in [
-        {"question": "特別休假要提前幾天申請？", "doc": "員工請假管理辦法"},
-        {"question": "密碼多久要換一次？", "doc": "IT 帳號申請與管理說明"},
-    ]) + "\n", "utf-8")
-    res = runner.invoke(app, ["models", "calibrate", "--questions", str(qfile), "--dry-run",
-                              "--json"], env=env)
+    qfile.write_text(
+        "\n".join(
+            json.dumps(x, ensure_ascii=False)
+            for x in [
+                {"question": "特別休假要提前幾天申請？", "doc": "員工請假管理辦法"},
+                {"question": "密碼多久要換一次？", "doc": "IT 帳號申請與管理說明"},
+            ]
+        )
+        + "\n",
+        "utf-8",
+    )
+    res = runner.invoke(
+        app, ["models", "calibrate", "--questions", str(qfile), "--dry-run", "--json"], env=env
+    )
     assert res.exit_code == 0, res.output
     c = json.loads(res.stdout)
     assert c["questions"] == 2 and c["saved"] is False

@@ -75,13 +75,21 @@ def test_file_defaults_and_per_kb(tmp_path: Path) -> None:
 
 def test_env_overrides_file(tmp_path: Path) -> None:
     write(tmp_path, TOML)
-    env = {"ZHIKU_CHAT_URL": "http://10.0.0.5:8000/v1", "ZHIKU_CHAT_MODEL": "llama3",
-           "ZHIKU_CHAT_API_KEY": "k", "ZHIKU_EMBED_URL": "http://10.0.0.6/v1",
-           "ZHIKU_EMBED_MODEL": "bge-m3", "ZHIKU_RERANK_PATH": "/srv/reranker",
-           "ZHIKU_DENSE_WEIGHT": "0.05"}
+    env = {
+        "ZHIKU_CHAT_URL": "http://10.0.0.5:8000/v1",
+        "ZHIKU_CHAT_MODEL": "llama3",
+        "ZHIKU_CHAT_API_KEY": "k",
+        "ZHIKU_EMBED_URL": "http://10.0.0.6/v1",
+        "ZHIKU_EMBED_MODEL": "bge-m3",
+        "ZHIKU_RERANK_PATH": "/srv/reranker",
+        "ZHIKU_DENSE_WEIGHT": "0.05",
+    }
     d = load_settings(tmp_path, env=env).for_kb("default")
     assert d.chat is not None and (d.chat.url, d.chat.model, d.chat.api_key) == (
-        "http://10.0.0.5:8000/v1", "llama3", "k")
+        "http://10.0.0.5:8000/v1",
+        "llama3",
+        "k",
+    )
     assert d.chat.context_tokens == 8192  # the rest of [chat] still applies
     assert d.embed is not None and d.embed.url == "http://10.0.0.6/v1" and d.embed.path is None
     assert d.rerank is not None and d.rerank.path == "/srv/reranker"
@@ -108,19 +116,22 @@ def test_zhiku_config_names_another_file(tmp_path: Path) -> None:
         load_settings(tmp_path, env={"ZHIKU_CONFIG": str(tmp_path / "missing.toml")})
 
 
-@pytest.mark.parametrize("text,match", [
-    ('[chat]\nurl = "http://h/v1"\n', "需要 model"),
-    ('[chat]\nurl = "h:11434"\nmodel = "m"\n', "http://"),
-    ('[chat]\nurl = "http://h/v1"\nmodel = "m"\ntemprature = 0.2\n', "temprature"),
-    ('[chat]\nurl = "http://h/v1"\nmodel = "m"\npath = "/x.gguf"\n', "擇一"),
-    ('[chat]\nurl = "http://h/v1"\nmodel = "m"\ntimeout = "soon"\n', "timeout"),
-    ('[hybrid]\ndense_weight = -1\n', "不可為負"),
-    ('[answer]\nuncited = "maybe"\n', "uncited"),
-    ('[kb.a]\nchat = "nope"\n', r"backends\.nope"),
-    ('[kb.a]\nchatt = "x"\n', "chatt"),
-    ('[modles]\n', "modles"),
-    ("[chat\n", "無法讀取設定檔"),
-])
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ('[chat]\nurl = "http://h/v1"\n', "需要 model"),
+        ('[chat]\nurl = "h:11434"\nmodel = "m"\n', "http://"),
+        ('[chat]\nurl = "http://h/v1"\nmodel = "m"\ntemprature = 0.2\n', "temprature"),
+        ('[chat]\nurl = "http://h/v1"\nmodel = "m"\npath = "/x.gguf"\n', "擇一"),
+        ('[chat]\nurl = "http://h/v1"\nmodel = "m"\ntimeout = "soon"\n', "timeout"),
+        ("[hybrid]\ndense_weight = -1\n", "不可為負"),
+        ('[answer]\nuncited = "maybe"\n', "uncited"),
+        ('[kb.a]\nchat = "nope"\n', r"backends\.nope"),
+        ('[kb.a]\nchatt = "x"\n', "chatt"),
+        ("[modles]\n", "modles"),
+        ("[chat\n", "無法讀取設定檔"),
+    ],
+)
 def test_invalid_config_fails_fast(tmp_path: Path, text: str, match: str) -> None:
     write(tmp_path, text)
     with pytest.raises(ConfigError, match=match):
@@ -129,8 +140,14 @@ def test_invalid_config_fails_fast(tmp_path: Path, text: str, match: str) -> Non
 
 def test_both_url_and_path_in_env(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="擇一"):
-        load_settings(tmp_path, env={"ZHIKU_EMBED_URL": "http://h/v1",
-                                     "ZHIKU_EMBED_MODEL": "m", "ZHIKU_EMBED_PATH": "/p"})
+        load_settings(
+            tmp_path,
+            env={
+                "ZHIKU_EMBED_URL": "http://h/v1",
+                "ZHIKU_EMBED_MODEL": "m",
+                "ZHIKU_EMBED_PATH": "/p",
+            },
+        )
 
 
 def test_engine_and_cli_report_a_broken_config(zhiku_home: Path) -> None:

@@ -46,8 +46,11 @@ def chat_engine(home: Path, server: FakeOpenAI, toml: str | None = None) -> Zhik
 
 
 def answer_request(server: FakeOpenAI) -> dict[str, Any]:
-    reqs = [b for r, b in server.requests
-            if r == "chat" and b["messages"][0]["content"] != CONDENSE_PROMPT]
+    reqs = [
+        b
+        for r, b in server.requests
+        if r == "chat" and b["messages"][0]["content"] != CONDENSE_PROMPT
+    ]
     return reqs[-1]
 
 
@@ -65,18 +68,21 @@ def run(text: str, n: int = 3, hold: bool = True, pieces: int = 1) -> tuple[str,
     return out, f
 
 
-@pytest.mark.parametrize("raw,expected,cited", [
-    ("甲[2]乙[1]丙[2]。", "甲[1]乙[2]丙[1]。", [2, 1]),
-    ("見 [1, 3]。", "見[1][2]。", [1, 3]),
-    ("見【2】與［來源 3］。", "見[1]與[2]。", [2, 3]),
-    ("見[資料來源1]及[Source 2]。", "見[1]及[2]。", [1, 2]),
-    ("見[1]【3†source】。", "見[1][2]。", [1, 3]),
-    ("不存在[7]，存在[1]。", "不存在，存在[1]。", [1]),
-    ("[注意]請見[1]。", "[注意]請見[1]。", [1]),
-    ("<think>先想想[2]</think>答案[1]。", "答案[1]。", [1]),
-    ("  \n答案[1]。\n\n", "答案[1]。", [1]),
-    ("a < b，見[1]", "a < b，見[1]", [1]),
-])
+@pytest.mark.parametrize(
+    "raw,expected,cited",
+    [
+        ("甲[2]乙[1]丙[2]。", "甲[1]乙[2]丙[1]。", [2, 1]),
+        ("見 [1, 3]。", "見[1][2]。", [1, 3]),
+        ("見【2】與［來源 3］。", "見[1]與[2]。", [2, 3]),
+        ("見[資料來源1]及[Source 2]。", "見[1]及[2]。", [1, 2]),
+        ("見[1]【3†source】。", "見[1][2]。", [1, 3]),
+        ("不存在[7]，存在[1]。", "不存在，存在[1]。", [1]),
+        ("[注意]請見[1]。", "[注意]請見[1]。", [1]),
+        ("<think>先想想[2]</think>答案[1]。", "答案[1]。", [1]),
+        ("  \n答案[1]。\n\n", "答案[1]。", [1]),
+        ("a < b，見[1]", "a < b，見[1]", [1]),
+    ],
+)
 def test_markers_normalised_verified_renumbered(raw: str, expected: str, cited: list[int]) -> None:
     for pieces in (1, 3, len(raw)):
         out, f = run(raw, pieces=pieces)
@@ -127,9 +133,19 @@ def test_any_split_gives_the_same_answer(text: str, data: st.DataObject) -> None
 
 
 def hit(i: int, text: str) -> Hit:
-    return Hit(chunk_id=i, doc_id=i, kb="kb", doc_title=f"文件{i}", path=f"mem://{i}",
-               text=text, section="第一章 > 第二條", label=None, page_start=3, page_end=4,
-               score=1.0)
+    return Hit(
+        chunk_id=i,
+        doc_id=i,
+        kb="kb",
+        doc_title=f"文件{i}",
+        path=f"mem://{i}",
+        text=text,
+        section="第一章 > 第二條",
+        label=None,
+        page_start=3,
+        page_end=4,
+        score=1.0,
+    )
 
 
 def test_pack_sources_respects_budget() -> None:
@@ -171,8 +187,10 @@ def test_marker_numbers_follow_citations(zhiku_home: Path, server: FakeOpenAI) -
     def reply(req: dict[str, Any]) -> str:
         user = req["messages"][-1]["content"]
         n = {m.group(2): m.group(1) for m in re.finditer(r"\[(\d+)\] 《(.+?)》", user)}
-        return (f"密碼規則見[{n['IT帳號申請']}]，特休見[{n['員工請假管理辦法']}]"
-                f"，再見[{n['IT帳號申請']}]與[99]。")
+        return (
+            f"密碼規則見[{n['IT帳號申請']}]，特休見[{n['員工請假管理辦法']}]"
+            f"，再見[{n['IT帳號申請']}]與[99]。"
+        )
 
     server.reply = reply
     # Two questions in one: no single passage covers it, the top passages together do.
@@ -220,8 +238,9 @@ def test_no_model_call_when_nothing_relevant(zhiku_home: Path, server: FakeOpenA
     ans = zk.ask("火星基地的氧氣配額是多少公升？", "default")
     assert ans.refused
     # Only the query rewrite (never shown) asked the model anything.
-    assert [b["messages"][0]["content"] for r, b in server.requests
-            if r == "chat"] == [REWRITE_PROMPT]
+    assert [b["messages"][0]["content"] for r, b in server.requests if r == "chat"] == [
+        REWRITE_PROMPT
+    ]
     zk.close()
 
 
@@ -247,8 +266,9 @@ def test_think_blocks_are_dropped(zhiku_home: Path, server: FakeOpenAI) -> None:
 
 
 def test_chat_server_down_falls_back(zhiku_home: Path) -> None:
-    zk = make_engine(zhiku_home, None, ZHIKU_CHAT_URL=f"http://127.0.0.1:{free_port()}/v1",
-                     ZHIKU_CHAT_MODEL="m")
+    zk = make_engine(
+        zhiku_home, None, ZHIKU_CHAT_URL=f"http://127.0.0.1:{free_port()}/v1", ZHIKU_CHAT_MODEL="m"
+    )
     fill(zk)
     ans = zk.ask("特別休假要提前幾天申請？", "default")
     assert ans.mode == "extractive" and not ans.refused
@@ -268,8 +288,7 @@ def test_garbage_before_any_citation_falls_back(zhiku_home: Path, server: FakeOp
 
 
 def test_persona_and_language_per_kb(zhiku_home: Path, server: FakeOpenAI) -> None:
-    toml = ('[kb.default]\nsystem_prompt = "你是 ACME 的客服小幫手，語氣親切。"\n'
-            'language = "en"\n')
+    toml = '[kb.default]\nsystem_prompt = "你是 ACME 的客服小幫手，語氣親切。"\nlanguage = "en"\n'
     zk = chat_engine(zhiku_home, server, toml=toml)
     zk.ask("特別休假要提前幾天申請？", "default")
     system = answer_request(server)["messages"][0]["content"]
@@ -295,13 +314,18 @@ def test_context_budget_limits_the_prompt(zhiku_home: Path, server: FakeOpenAI) 
 
 def test_follow_up_condensed_by_the_model(zhiku_home: Path, server: FakeOpenAI) -> None:
     zk = chat_engine(zhiku_home, server)
-    history = [{"role": "user", "content": "特別休假怎麼申請？"},
-               {"role": "assistant", "content": "需提出申請[1]。"}]
+    history = [
+        {"role": "user", "content": "特別休假怎麼申請？"},
+        {"role": "assistant", "content": "需提出申請[1]。"},
+    ]
     ans = zk.ask_stream("那要提前幾天？", "default", history=history)
     done = list(ans)[-1]
     assert done["mode"] == "generative"
-    condense = [b for r, b in server.requests
-                if r == "chat" and b["messages"][0]["content"] == CONDENSE_PROMPT]
+    condense = [
+        b
+        for r, b in server.requests
+        if r == "chat" and b["messages"][0]["content"] == CONDENSE_PROMPT
+    ]
     assert len(condense) == 1 and "追問：那要提前幾天？" in condense[0]["messages"][1]["content"]
     req = answer_request(server)
     roles = [m["role"] for m in req["messages"]]
@@ -316,8 +340,10 @@ def test_follow_up_without_model_uses_previous_question(zhiku_home: Path) -> Non
     fill(zk)
     alone = zk.ask("那要多久內？", "default")
     assert alone.refused  # the follow-up alone names nothing
-    history = [{"role": "user", "content": "貨品破損怎麼處理？"},
-               {"role": "assistant", "content": "通報物流窗口。"}]
+    history = [
+        {"role": "user", "content": "貨品破損怎麼處理？"},
+        {"role": "assistant", "content": "通報物流窗口。"},
+    ]
     events = list(zk.ask_stream("那要多久內？", "default", history=history))
     done = events[-1]["answer"]
     assert not done["refused"] and done["citations"][0]["path"] == "mem://ship"

@@ -33,11 +33,14 @@ def uncited_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_gguf_chat_streams(cited_model: Path) -> None:
-    chat = build(BackendConfig(role="chat", path=str(cited_model), context_tokens=1024,
-                               max_tokens=32))
+    chat = build(
+        BackendConfig(role="chat", path=str(cited_model), context_tokens=1024, max_tokens=32)
+    )
     assert isinstance(chat, LlamaCppChat)
-    msgs = [{"role": "system", "content": "只根據資料回答。"},
-            {"role": "user", "content": "特別休假要提前幾天申請？"}]
+    msgs = [
+        {"role": "system", "content": "只根據資料回答。"},
+        {"role": "user", "content": "特別休假要提前幾天申請？"},
+    ]
     pieces = list(chat.stream(msgs))
     assert pieces == ["根", "據", "辦", "法", "[", "1", "]", "。"]
     assert chat.complete(msgs) == "根據辦法[1]。"
@@ -58,8 +61,7 @@ def test_engine_answers_with_a_gguf_model(zhiku_home: Path, cited_model: Path) -
     zk.close()
 
 
-def test_gguf_answer_without_citation_falls_back(zhiku_home: Path,
-                                                 uncited_model: Path) -> None:
+def test_gguf_answer_without_citation_falls_back(zhiku_home: Path, uncited_model: Path) -> None:
     zk = make_engine(zhiku_home, ZHIKU_CHAT_PATH=str(uncited_model))
     fill(zk)
     ans = zk.ask("特別休假要提前幾天申請？", "default")

@@ -38,8 +38,14 @@ def test_core_imports_and_hints_without_torch(tmp_path: Path) -> None:
         "assert 'torch' not in [k for k, v in sys.modules.items() if v is not None]\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=env, cwd=tmp_path, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stderr
     assert "HINT" in res.stdout and "pip install 'zhiku[local]'" in res.stdout
 
@@ -75,9 +81,13 @@ def test_minilm_loads_from_disk_and_embeds(embedder: object) -> None:
     from zhiku.backends.local import SentenceTransformerEmbedder
 
     assert isinstance(embedder, SentenceTransformerEmbedder)
-    m = embedder.embed(["How do I apply for annual leave?",
-                        "Annual leave must be requested two days in advance.",
-                        "Damaged shipments are reported to the logistics desk."])
+    m = embedder.embed(
+        [
+            "How do I apply for annual leave?",
+            "Annual leave must be requested two days in advance.",
+            "Damaged shipments are reported to the logistics desk.",
+        ]
+    )
     assert m.shape == (3, 384) and m.dtype == np.float32
     assert np.allclose(np.linalg.norm(m, axis=1), 1.0, atol=1e-5)
     assert m[0] @ m[1] > m[0] @ m[2] + 0.2  # real weights: meaning, not noise
@@ -104,12 +114,27 @@ def test_model_id_follows_the_files(tmp_path: Path, embedder: object) -> None:
 
 def test_engine_dense_retrieval_with_minilm(zhiku_home: Path) -> None:
     zk = make_engine(zhiku_home, ZHIKU_EMBED_PATH=str(MINILM))
-    add(zk, "en", "mem://leave", "Leave policy",
-        ["Annual leave must be requested two days in advance through the HR portal."])
-    add(zk, "en", "mem://ship", "Shipping SOP",
-        ["Damaged shipments are reported to the logistics desk within 24 hours."])
-    add(zk, "en", "mem://it", "Accounts",
-        ["Passwords need twelve characters and expire every 180 days."])
+    add(
+        zk,
+        "en",
+        "mem://leave",
+        "Leave policy",
+        ["Annual leave must be requested two days in advance through the HR portal."],
+    )
+    add(
+        zk,
+        "en",
+        "mem://ship",
+        "Shipping SOP",
+        ["Damaged shipments are reported to the logistics desk within 24 hours."],
+    )
+    add(
+        zk,
+        "en",
+        "mem://it",
+        "Accounts",
+        ["Passwords need twelve characters and expire every 180 days."],
+    )
     zk.sync_index("en")
     assert zk.vectors("en").live_rows() == 3
     query = "vacation booking notice period"  # no word in common with any passage
@@ -129,9 +154,15 @@ def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("tiny-reranker")
     tok = AutoTokenizer.from_pretrained(str(MINILM), local_files_only=True)
     torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2,
-                     num_attention_heads=2, intermediate_size=64, max_position_embeddings=512,
-                     num_labels=1)
+    cfg = BertConfig(
+        vocab_size=tok.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+        num_labels=1,
+    )
     BertForSequenceClassification(cfg).save_pretrained(str(out))
     tok.save_pretrained(str(out))
     return out
@@ -150,20 +181,28 @@ def test_cross_encoder_scores_match_the_model(tiny_cross_encoder: Path) -> None:
     tok = AutoTokenizer.from_pretrained(str(tiny_cross_encoder))
     model = AutoModelForSequenceClassification.from_pretrained(str(tiny_cross_encoder)).eval()
     with torch.no_grad():
-        enc = tok(["特別休假怎麼申請？"] * 3, passages, return_tensors="pt", padding=True,
-                  truncation=True)
+        enc = tok(
+            ["特別休假怎麼申請？"] * 3, passages, return_tensors="pt", padding=True, truncation=True
+        )
         logits = model(**enc).logits[:, 0].numpy()
     assert np.argsort(scores).tolist() == np.argsort(logits).tolist()
     assert np.allclose(scores, logits, atol=1e-4) or np.allclose(
-        scores, 1 / (1 + np.exp(-logits)), atol=1e-4)
+        scores, 1 / (1 + np.exp(-logits)), atol=1e-4
+    )
 
 
-def test_engine_reranks_with_local_cross_encoder(zhiku_home: Path,
-                                                 tiny_cross_encoder: Path) -> None:
+def test_engine_reranks_with_local_cross_encoder(
+    zhiku_home: Path, tiny_cross_encoder: Path
+) -> None:
     zk = make_engine(zhiku_home, ZHIKU_RERANK_PATH=str(tiny_cross_encoder))
     for i in range(6):
-        add(zk, "default", f"mem://{i}", f"請假規定第{i}版",
-            [f"特別休假第{i}條：應於{i + 1}日前申請。"])
+        add(
+            zk,
+            "default",
+            f"mem://{i}",
+            f"請假規定第{i}版",
+            [f"特別休假第{i}條：應於{i + 1}日前申請。"],
+        )
     zk.sync_index("default")
     lexical = zk.search("特別休假申請", "default", k=6, rerank=False)
     r = zk.retrieve("特別休假申請", "default", k=6)

@@ -21,8 +21,7 @@ def server() -> Iterator[FakeOpenAI]:
 
 
 def cfg(role: str, url: str, **kw: object) -> BackendConfig:
-    base: dict[str, object] = {"model": "test-model", "timeout": 2.0, "retries": 2,
-                               "backoff": 0.01}
+    base: dict[str, object] = {"model": "test-model", "timeout": 2.0, "retries": 2, "backoff": 0.01}
     base.update(kw)
     return BackendConfig(role=role, url=url, **base)  # type: ignore[arg-type]
 
@@ -100,8 +99,9 @@ def test_401_is_not_retried(server: FakeOpenAI) -> None:
     assert server.count("chat") == 1
 
 
-@pytest.mark.parametrize("route,role", [("chat", "chat"), ("embeddings", "embed"),
-                                        ("rerank", "rerank")])
+@pytest.mark.parametrize(
+    "route,role", [("chat", "chat"), ("embeddings", "embed"), ("rerank", "rerank")]
+)
 def test_garbage_and_bad_shapes(server: FakeOpenAI, route: str, role: str) -> None:
     model = build(cfg(role, server.url))
 

@@ -27,9 +27,12 @@ def server() -> Iterator[FakeOpenAI]:
 
 def live_chunk_ids(zk: Zhiku, kb: str = "default") -> set[int]:
     kbo = zk.store.get_kb(kb)
-    return {r[0] for r in zk.store.db.execute(
-        "SELECT c.id FROM chunks c JOIN documents d ON d.id=c.doc_id WHERE d.kb_id=?",
-        (kbo.id,))}
+    return {
+        r[0]
+        for r in zk.store.db.execute(
+            "SELECT c.id FROM chunks c JOIN documents d ON d.id=c.doc_id WHERE d.kb_id=?", (kbo.id,)
+        )
+    }
 
 
 def test_ingest_embeds_every_chunk_once(zhiku_home: Path, server: FakeOpenAI) -> None:
@@ -55,8 +58,13 @@ def test_only_changed_chunks_are_embedded(zhiku_home: Path, server: FakeOpenAI) 
     before = embedded_texts(server)
     old_ids = live_chunk_ids(zk)
     # Change one paragraph of one document: only the new text reaches the model.
-    add(zk, "default", "mem://leave", "員工請假管理辦法",
-        ["特別休假應於休假二日前提出申請。", "病假一年內合計不得超過三十日，須附證明。"])
+    add(
+        zk,
+        "default",
+        "mem://leave",
+        "員工請假管理辦法",
+        ["特別休假應於休假二日前提出申請。", "病假一年內合計不得超過三十日，須附證明。"],
+    )
     zk.sync_index("default")
     assert embedded_texts(server) - before == 1
     vi = zk.vectors("default")
@@ -115,8 +123,7 @@ def test_torn_append_is_truncated(zhiku_home: Path, server: FakeOpenAI) -> None:
     zk.close()
 
 
-def test_compaction(zhiku_home: Path, server: FakeOpenAI,
-                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_compaction(zhiku_home: Path, server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(zvectors, "COMPACT_MIN_DEAD", 1)
     zk = make_engine(zhiku_home, server)
     fill(zk)
@@ -221,9 +228,12 @@ def test_migration_2_applies_after_3(tmp_path: Path) -> None:
     con.close()
     st = Store(db)
     assert st.db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0] == 0
-    versions = [r[0] for r in st.db.execute(
-        "SELECT version FROM schema_migrations WHERE component='core' ORDER BY version"
-    )]
+    versions = [
+        r[0]
+        for r in st.db.execute(
+            "SELECT version FROM schema_migrations WHERE component='core' ORDER BY version"
+        )
+    ]
     assert 2 in versions and 3 in versions
     st.close()
 
@@ -246,8 +256,9 @@ def test_calibrate_picks_dense_weight_by_evidence() -> None:
     n = 60
     gold = [{i} for i in range(n)]
     # BM25 finds gold at rank 2 for half the questions; the dense list always at rank 1.
-    lexical = [[(1000 + i, 2.0), (i, 1.0)] if i % 2 else [(i, 2.0), (1000 + i, 1.0)]
-               for i in range(n)]
+    lexical = [
+        [(1000 + i, 2.0), (i, 1.0)] if i % 2 else [(i, 2.0), (1000 + i, 1.0)] for i in range(n)
+    ]
     good = [[(i, 0.9), (2000 + i, 0.1)] for i in range(n)]
     res = calibrate(lexical, good, gold)
     assert res.lexical_r_at_1 == 0.5 and res.dense_r_at_1 == 1.0
@@ -255,8 +266,7 @@ def test_calibrate_picks_dense_weight_by_evidence() -> None:
     strong = res.dense_weight
     # A misleading embedder: a random chunk first, then BM25's wrong candidate. It must
     # not lower R@1, and it gets less say than the useful one.
-    bad = [[(int(x), 0.5), (1000 + i, 0.4)]
-           for i, x in enumerate(rng.integers(5000, 6000, n))]
+    bad = [[(int(x), 0.5), (1000 + i, 0.4)] for i, x in enumerate(rng.integers(5000, 6000, n))]
     res = calibrate(lexical, bad, gold)
     assert res.dense_r_at_1 == 0.0
     assert res.r_at_1 == 0.5 and res.dense_weight < strong

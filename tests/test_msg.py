@@ -24,17 +24,26 @@ RECEIVED = datetime(2026, 12, 1, 9, 30, tzinfo=TPE)
 
 
 def _quote(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
-    pdf = make_pdf(tmp_path / "報價單.pdf", [["第 1 條　報價有效期限為三十日。"],
-                                              ["第 2 條　付款條件為月結六十天。"]])
-    inner = {"subject": "原始詢價", "sender_name": "採購部", "sender_email": "buy@example.com",
-             "to": [("維修廠商", "vendor@example.com")],
-             "body": "請提供冷氣機維修報價，含壓縮機更換費用。"}
+    pdf = make_pdf(
+        tmp_path / "報價單.pdf",
+        [["第 1 條　報價有效期限為三十日。"], ["第 2 條　付款條件為月結六十天。"]],
+    )
+    inner = {
+        "subject": "原始詢價",
+        "sender_name": "採購部",
+        "sender_email": "buy@example.com",
+        "to": [("維修廠商", "vendor@example.com")],
+        "body": "請提供冷氣機維修報價，含壓縮機更換費用。",
+    }
     fields: dict[str, Any] = {
-        "subject": "回覆：冷氣維修報價", "sender_name": "王小明",
-        "sender_email": "ming@example.com", "to": [("採購部", "buy@example.com")],
+        "subject": "回覆：冷氣維修報價",
+        "sender_name": "王小明",
+        "sender_email": "ming@example.com",
+        "to": [("採購部", "buy@example.com")],
         "body": "您好：\r\n\r\n附件為報價單，請查收。\r\n壓縮機保固一年。\r\n",
         "delivered": RECEIVED,
-        "attachments": [("報價單.pdf", pdf.read_bytes()), ("原始詢價", inner)]}
+        "attachments": [("報價單.pdf", pdf.read_bytes()), ("原始詢價", inner)],
+    }
     return make_msg(tmp_path / "報價回覆.msg", **fields), fields
 
 
@@ -47,8 +56,12 @@ def test_generated_msg_opens_in_two_independent_readers(tmp_path: Path) -> None:
     assert js["senderEmail"] == "ming@example.com"
     assert "壓縮機保固一年" in js["body"]
     assert js["recipients"] == [{"name": "採購部", "smtpAddress": "buy@example.com"}]
-    assert datetime.strptime(js["messageDeliveryTime"], "%a, %d %b %Y %H:%M:%S GMT").replace(
-        tzinfo=UTC) == RECEIVED
+    assert (
+        datetime.strptime(js["messageDeliveryTime"], "%a, %d %b %Y %H:%M:%S GMT").replace(
+            tzinfo=UTC
+        )
+        == RECEIVED
+    )
     assert js["attachments"][0] == {"fileName": "報價單.pdf", "content": pdf}
 
     msg = extract_msg.openMsg(str(path))
@@ -99,11 +112,16 @@ def test_msg_metadata_body_and_attachments_as_children(tmp_path: Path, engine: Z
 
 
 def test_msg_headers_masked_by_the_default_policy(tmp_path: Path, engine: Zhiku) -> None:
-    path = make_msg(tmp_path / "請假.msg", subject="陳大文的請假單 A123456789",
-                    sender_name="陳大文", sender_email="dawen.chen@example.com",
-                    to=[("人資", "hr@example.com")], delivered=RECEIVED,
-                    submitted=RECEIVED - timedelta(minutes=5),
-                    body="身分證字號 A123456789，手機 0912-345-678，請假三天。")
+    path = make_msg(
+        tmp_path / "請假.msg",
+        subject="陳大文的請假單 A123456789",
+        sender_name="陳大文",
+        sender_email="dawen.chen@example.com",
+        to=[("人資", "hr@example.com")],
+        delivered=RECEIVED,
+        submitted=RECEIVED - timedelta(minutes=5),
+        body="身分證字號 A123456789，手機 0912-345-678，請假三天。",
+    )
     assert datetime.fromisoformat(load(path).meta["date"]) == RECEIVED - timedelta(minutes=5)
     ingest_paths(engine, [path], "hr")
     doc = engine.store.get_document("hr", str(path.resolve()))
@@ -115,14 +133,22 @@ def test_msg_headers_masked_by_the_default_policy(tmp_path: Path, engine: Zhiku)
     assert "0912-345-678" not in text and "A123456789" not in text
 
 
-def test_msg_large_attachment_reported_rest_kept(tmp_path: Path, engine: Zhiku,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_msg_large_attachment_reported_rest_kept(
+    tmp_path: Path, engine: Zhiku, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ZHIKU_MAX_ATTACHMENT_MB", "1")
-    path = make_msg(tmp_path / "大附件.msg", subject="影片", sender_name="a",
-                    sender_email="a@example.com", to=[("b", "b@example.com")],
-                    body="影片太大請另行下載。",
-                    attachments=[("video.pdf", b"%PDF-1.4\n" + b"0" * (3 * 1024 * 1024)),
-                                 ("說明.txt", "下載網址在內網。".encode())])
+    path = make_msg(
+        tmp_path / "大附件.msg",
+        subject="影片",
+        sender_name="a",
+        sender_email="a@example.com",
+        to=[("b", "b@example.com")],
+        body="影片太大請另行下載。",
+        attachments=[
+            ("video.pdf", b"%PDF-1.4\n" + b"0" * (3 * 1024 * 1024)),
+            ("說明.txt", "下載網址在內網。".encode()),
+        ],
+    )
     files = {f.path: f for f in ingest_paths(engine, [path], "kb").files}
     parent = str(path.resolve())
     assert files[parent].status == "added"

@@ -58,9 +58,13 @@ def test_jpeg_and_fully_scanned_pdf(tmp_path: Path) -> None:
     img.convert("RGB").save(jpg, "JPEG", quality=85, dpi=(300, 300))
     doc = load(jpg)
     assert doc.kind == "image" and _similar(ART_12, "".join(b.text for b in doc.blocks))
-    pdf = save_image_pdf(tmp_path / "簽核掃描.pdf", [
-        render_page([ART_12], 300, size=HALF_PAGE)[0],
-        render_page([ART_13], 300, size=HALF_PAGE)[0]])
+    pdf = save_image_pdf(
+        tmp_path / "簽核掃描.pdf",
+        [
+            render_page([ART_12], 300, size=HALF_PAGE)[0],
+            render_page([ART_13], 300, size=HALF_PAGE)[0],
+        ],
+    )
     doc = load(pdf)
     assert doc.pages == 2 and doc.meta["ocr"]["pages"] == [1, 2]
     by_page = {p: "".join(b.text for b in doc.blocks if b.page_start == p) for p in (1, 2)}
@@ -81,8 +85,7 @@ def test_mixed_pdf_ocrs_only_the_scanned_page(tmp_path: Path) -> None:
     c.setFont(CJK_FONT, 12)
     c.drawString(72, 760, "第 11 條　本規則依勞動基準法訂定之。")
     c.showPage()
-    c.drawImage(str(scan), 0, A4[1] - HALF_PAGE[1] * inch, width=A4[0],
-                height=HALF_PAGE[1] * inch)
+    c.drawImage(str(scan), 0, A4[1] - HALF_PAGE[1] * inch, width=A4[0], height=HALF_PAGE[1] * inch)
     c.showPage()
     c.save()
     doc = load(pdf)
@@ -95,8 +98,10 @@ def test_mixed_pdf_ocrs_only_the_scanned_page(tmp_path: Path) -> None:
 
 
 def test_multipage_tiff_ocr_resumes_after_interruption(tmp_path: Path, engine: Zhiku) -> None:
-    pages = [render_page([ART_12], 300, size=HALF_PAGE)[0],
-             render_page([ART_13], 300, size=HALF_PAGE)[0]]
+    pages = [
+        render_page([ART_12], 300, size=HALF_PAGE)[0],
+        render_page([ART_13], 300, size=HALF_PAGE)[0],
+    ]
     tiff = save_tiff(tmp_path / "掃描.tif", pages)
     engine.kb("kb", create=True)
     seen: list[tuple[str, int, int]] = []
@@ -142,8 +147,9 @@ def test_low_confidence_page_is_flagged(tmp_path: Path, engine: Zhiku) -> None:
     assert res.warnings and "第 2 頁" in res.warnings[0]
 
 
-def test_huge_image_and_too_many_pages_refused_before_ocr(tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_huge_image_and_too_many_pages_refused_before_ocr(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from PIL import Image
 
     big = tmp_path / "海報.png"
@@ -189,13 +195,17 @@ def test_server_ingest_worker_ocrs_an_uploaded_scan(tmp_path: Path) -> None:
     png = _png(tmp_path / "scan.png", [ART_12])
     settings = ServerSettings.from_env({}, home=str(home), rate_limit=0)
     with TestClient(create_app(settings)) as client:
-        r = client.post("/api/v1/kbs/hr/documents", headers=auth(keys.hr_editor),
-                        files=[("files", ("工資掃描.png", png.read_bytes()))])
+        r = client.post(
+            "/api/v1/kbs/hr/documents",
+            headers=auth(keys.hr_editor),
+            files=[("files", ("工資掃描.png", png.read_bytes()))],
+        )
         assert r.status_code == 202, r.text
         job = wait_job(client, r.json()["id"], keys.hr_editor, timeout=240)
         assert job["status"] == "done", job
-        hits = client.post("/api/v1/kbs/hr/search", json={"query": "工資明細"},
-                           headers=auth(keys.hr_editor)).json()["hits"]
+        hits = client.post(
+            "/api/v1/kbs/hr/search", json={"query": "工資明細"}, headers=auth(keys.hr_editor)
+        ).json()["hits"]
     assert any(h["path"] == "upload://hr/工資掃描.png" and h["page"] == 1 for h in hits), hits
     assert (home / "ocr-cache").is_dir()
 
@@ -206,19 +216,35 @@ def test_server_worker_shutdown_mid_scan_requeues_and_resumes(tmp_path: Path) ->
     from zhiku.server import jobs
     from zhiku.server.jobs import IngestWorker
 
-    tiff = save_tiff(tmp_path / "三頁.tif", [render_page([a], 300, size=HALF_PAGE)[0]
-                                             for a in (ART_12, ART_13, ART_12 + "（續）")])
+    tiff = save_tiff(
+        tmp_path / "三頁.tif",
+        [render_page([a], 300, size=HALF_PAGE)[0] for a in (ART_12, ART_13, ART_12 + "（續）")],
+    )
     home = tmp_path / "home"
     with Zhiku(home) as zk:
         kb = zk.kb("hr", create=True)
-        job_id = jobs.create_job(zk.store, kb, "upload", None, [{
-            "name": tiff.name, "path": str(tiff), "stored": None,
-            "size": tiff.stat().st_size, "status": "pending"}])
+        job_id = jobs.create_job(
+            zk.store,
+            kb,
+            "upload",
+            None,
+            [
+                {
+                    "name": tiff.name,
+                    "path": str(tiff),
+                    "stored": None,
+                    "size": tiff.stat().st_size,
+                    "status": "pending",
+                }
+            ],
+        )
 
         def state() -> tuple[str, str]:
             row = zk.store.db.execute(
                 "SELECT j.status, f.status FROM jobs j JOIN job_files f ON f.job_id=j.id "
-                "WHERE j.id=?", (job_id,)).fetchone()
+                "WHERE j.id=?",
+                (job_id,),
+            ).fetchone()
             return row[0], row[1]
 
         cache = home / "ocr-cache"

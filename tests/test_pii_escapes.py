@@ -78,16 +78,20 @@ def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     sec = Secrets(seed=11 if mode == "output" else 12)
     src = root / "src"
     src.mkdir()
-    make_xlsx(src / "常見問題.xlsx", [
-        ["問題", "答案"],
-        [f"身分證 {sec.faq_id} 的會員如何辦理退貨？",
-         "請攜帶發票至門市辦理退貨，七日內可全額退款。"],
-    ])
+    make_xlsx(
+        src / "常見問題.xlsx",
+        [
+            ["問題", "答案"],
+            [
+                f"身分證 {sec.faq_id} 的會員如何辦理退貨？",
+                "請攜帶發票至門市辦理退貨，七日內可全額退款。",
+            ],
+        ],
+    )
     make_text(src / f"客戶_{sec.local_id}_紀錄.txt", "客戶紀錄：保固期間維修免費，需出示保固卡。")
     with Zhiku(home) as zk:
         kb = zk.kb("cs", create=True)
-        zk.set_pii_policy("cs", PiiPolicy.from_dict({**zk.pii_policy(kb).to_dict(),
-                                                     "mode": mode}))
+        zk.set_pii_policy("cs", PiiPolicy.from_dict({**zk.pii_policy(kb).to_dict(), "mode": mode}))
         ingest_paths(zk, [src], "cs")
         accounts.create_user(zk.store, "root", "admin")
         accounts.create_user(zk.store, "amy", "editor", ["cs"])
@@ -96,8 +100,13 @@ def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     settings = ServerSettings.from_env({}, home=str(home), rate_limit=0)
     with TestClient(create_app(settings)) as client:
         name = f"王小明_{sec.file_id}_{sec.file_mobile}.md"
-        r = client.post("/api/v1/kbs/cs/documents", headers=auth(key), files=[
-            ("files", (name, "# 會員資料\n\n會員等級分為金卡與銀卡，金卡享免運費。".encode()))])
+        r = client.post(
+            "/api/v1/kbs/cs/documents",
+            headers=auth(key),
+            files=[
+                ("files", (name, "# 會員資料\n\n會員等級分為金卡與銀卡，金卡享免運費。".encode()))
+            ],
+        )
         assert r.status_code == 202, r.text
         sec.check("upload response", r.json())
         job = wait_job(client, r.json()["id"], key)
@@ -112,11 +121,13 @@ def test_rest_responses(env: Any) -> None:
     seen["documents"] = client.get("/api/v1/kbs/cs/documents", headers=h).json()
     assert len(seen["documents"]["documents"]) == 3
     for q in ("會員如何辦理退貨？", "保固期間維修", "金卡享免運費"):
-        seen[f"search {q}"] = s = client.post("/api/v1/kbs/cs/search", json={"query": q},
-                                              headers=h).json()
+        seen[f"search {q}"] = s = client.post(
+            "/api/v1/kbs/cs/search", json={"query": q}, headers=h
+        ).json()
         assert s["hits"], q
-        seen[f"search-many {q}"] = client.post("/api/v1/search", json={"query": q},
-                                               headers=h).json()
+        seen[f"search-many {q}"] = client.post(
+            "/api/v1/search", json={"query": q}, headers=h
+        ).json()
         r = client.post("/api/v1/kbs/cs/ask", json={"question": q}, headers=h)
         seen[f"ask {q}"] = r.json()
         seen[f"ask headers {q}"] = dict(r.headers)
@@ -127,16 +138,24 @@ def test_rest_responses(env: Any) -> None:
             pid = src["passage_id"]
             seen[f"passage {pid}"] = client.get(f"/api/v1/passages/{pid}", headers=h).json()
         for stream in (False, True):
-            r = client.post("/v1/chat/completions", headers=h, json={
-                "model": "cs", "stream": stream, "messages": [{"role": "user", "content": q}]})
+            r = client.post(
+                "/v1/chat/completions",
+                headers=h,
+                json={
+                    "model": "cs",
+                    "stream": stream,
+                    "messages": [{"role": "user", "content": q}],
+                },
+            )
             seen[f"openai {q} {stream}"] = sse_events(r.text) if stream else r.json()
     # The FAQ's answer was found (its question label holds the ID).
     assert "門市" in json.dumps(seen["ask 會員如何辦理退貨？"], ensure_ascii=False)
     convs = client.get("/api/v1/conversations", headers=h).json()
     seen["conversations"] = convs
     for c in convs["conversations"]:
-        seen[f"conversation {c['id']}"] = client.get(f"/api/v1/conversations/{c['id']}",
-                                                     headers=h).json()
+        seen[f"conversation {c['id']}"] = client.get(
+            f"/api/v1/conversations/{c['id']}", headers=h
+        ).json()
     seen["jobs"] = client.get("/api/v1/kbs/cs/jobs", headers=h).json()
     for where, obj in seen.items():
         sec.check(where, obj)
@@ -145,8 +164,11 @@ def test_rest_responses(env: Any) -> None:
 def test_feedback_audit_and_files_on_disk(env: Any) -> None:
     client, key, admin, home, sec, _ = env
     h = auth(key)
-    r = client.post("/api/v1/kbs/cs/ask",
-                    json={"question": f"我的身分證 {sec.question_id}，金卡有什麼優惠？"}, headers=h)
+    r = client.post(
+        "/api/v1/kbs/cs/ask",
+        json={"question": f"我的身分證 {sec.question_id}，金卡有什麼優惠？"},
+        headers=h,
+    )
     aid = r.headers["x-answer-id"]
     client.post(f"/api/v1/answers/{aid}/feedback", json={"rating": "down"}, headers=h)
     fb = client.get("/api/v1/feedback", headers=auth(admin)).json()
@@ -166,11 +188,14 @@ def test_feedback_audit_and_files_on_disk(env: Any) -> None:
 def test_cli_output(env: Any) -> None:
     _, _, _, home, sec, _ = env
     runner = CliRunner()
-    for args in (["docs", "--kb", "cs"], ["docs", "--kb", "cs", "--json"],
-                 ["search", "保固期間維修", "--kb", "cs"],
-                 ["search", "會員如何辦理退貨", "--kb", "cs", "--json"],
-                 ["ask", "會員如何辦理退貨？", "--kb", "cs"],
-                 ["ask", "會員如何辦理退貨？", "--kb", "cs", "--json"]):
+    for args in (
+        ["docs", "--kb", "cs"],
+        ["docs", "--kb", "cs", "--json"],
+        ["search", "保固期間維修", "--kb", "cs"],
+        ["search", "會員如何辦理退貨", "--kb", "cs", "--json"],
+        ["ask", "會員如何辦理退貨？", "--kb", "cs"],
+        ["ask", "會員如何辦理退貨？", "--kb", "cs", "--json"],
+    ):
         r = runner.invoke(cli_app, [*args, "--home", str(home)])
         sec.check(" ".join(args), r.output)
 

@@ -73,8 +73,9 @@ def test_kb_show_lists_the_policy_and_ingest_reports_counts(tmp_path: Path) -> N
     policy = json.loads(runner.invoke(app, ["kb", "show", "cs", "--json"]).stdout)
     assert "name" not in policy["settings"]["pii"]["types"]
     assert policy["settings"]["pii"]["strategy"] == "tag"
-    res = runner.invoke(app, ["kb", "set", "cs", "--pii-mask-business",
-                              "--pii-min-confidence", "0.8"])
+    res = runner.invoke(
+        app, ["kb", "set", "cs", "--pii-mask-business", "--pii-min-confidence", "0.8"]
+    )
     assert res.exit_code == 0
     pii = json.loads(runner.invoke(app, ["kb", "show", "cs", "--json"]).stdout)["settings"]["pii"]
     assert pii["keep_business"] is False and pii["min_confidence"] == 0.8
@@ -84,7 +85,8 @@ def test_kb_show_lists_the_policy_and_ingest_reports_counts(tmp_path: Path) -> N
 
 def test_metadata_is_masked_too(tmp_path: Path, zhiku_home: Path) -> None:
     (tmp_path / "note.md").write_text(
-        "---\nauthor: 王小明\nphone: 0912-345-678\n---\n# 出差規定\n\n出差須事前申請。\n", "utf-8")
+        "---\nauthor: 王小明\nphone: 0912-345-678\n---\n# 出差規定\n\n出差須事前申請。\n", "utf-8"
+    )
     with Zhiku(zhiku_home) as zk:
         ingest_paths(zk, [tmp_path / "note.md"], "hr")
     con = sqlite3.connect(zhiku_home / "zhiku.db")
@@ -96,8 +98,9 @@ def test_metadata_is_masked_too(tmp_path: Path, zhiku_home: Path) -> None:
 def test_output_mode_with_pseudonyms(tmp_path: Path, zhiku_home: Path) -> None:
     (tmp_path / "log.txt").write_text(LOG, "utf-8")
     runner.invoke(app, ["kb", "create", "cs"])
-    res = runner.invoke(app, ["kb", "set", "cs", "--pii-mode", "output",
-                              "--pii-strategy", "pseudonym"])
+    res = runner.invoke(
+        app, ["kb", "set", "cs", "--pii-mode", "output", "--pii-strategy", "pseudonym"]
+    )
     assert res.exit_code == 0, res.stderr
     with Zhiku(zhiku_home) as zk:
         ingest_paths(zk, [tmp_path / "log.txt"], "cs")

@@ -40,10 +40,13 @@ def home(tmp_path: Path, zhiku_home: Path) -> Path:
     # Full-width in the raw KB: the same person as the half-width query.
     (src / "raw" / "名冊.md").write_text(
         "# 員工名冊\n\n王小明，身分證字號 Ａ１２３４５６７８９，分機 1234。\n\n"
-        f"林美華，身分證字號 {OTHER}。\n", "utf-8")
+        f"林美華，身分證字號 {OTHER}。\n",
+        "utf-8",
+    )
     (src / "pseu" / "申請書.md").write_text(
-        f"# 補助申請\n\n申請人身分證字號 {PERSON}，申請年度補助。\n\n"
-        f"代理人身分證字號 {OTHER}。\n", "utf-8")
+        f"# 補助申請\n\n申請人身分證字號 {PERSON}，申請年度補助。\n\n代理人身分證字號 {OTHER}。\n",
+        "utf-8",
+    )
     with Zhiku(zhiku_home) as zk:
         zk.kb("raw", create=True)
         zk.set_pii_policy("raw", PiiPolicy(mode="output"))
@@ -55,11 +58,17 @@ def home(tmp_path: Path, zhiku_home: Path) -> Path:
         key = accounts.create_key(zk.store, "root")[0]
     settings = ServerSettings.from_env({}, home=str(zhiku_home), rate_limit=0)
     with TestClient(create_app(settings)) as client:
-        r = client.post("/api/v1/kbs/raw/ask", headers=auth(key),
-                        json={"question": f"身分證 {PERSON} 的分機是多少？"})
+        r = client.post(
+            "/api/v1/kbs/raw/ask",
+            headers=auth(key),
+            json={"question": f"身分證 {PERSON} 的分機是多少？"},
+        )
         assert r.status_code == 200
-        fb = client.post(f"/api/v1/answers/{r.headers['x-answer-id']}/feedback", headers=auth(key),
-                         json={"rating": "down", "comment": f"我是 {PERSON}，請更正"})
+        fb = client.post(
+            f"/api/v1/answers/{r.headers['x-answer-id']}/feedback",
+            headers=auth(key),
+            json={"rating": "down", "comment": f"我是 {PERSON}，請更正"},
+        )
         assert fb.status_code == 200
         # A hand-off case: an agent's note and reply hold the person's ID (the case
         # keeps its question masked by the KB's policy, as the service report does).
@@ -67,10 +76,16 @@ def home(tmp_path: Path, zhiku_home: Path) -> Path:
         case = client.post(f"/api/v1/conversations/{conv}/handoff", headers=auth(key), json={})
         assert case.status_code == 201, case.text
         cid = case.json()["id"]
-        for kind, body in (("notes", f"來電者 {PERSON} 要求更正分機"),
-                           ("replies", f"{PERSON} 您好，已為您更正")):
-            assert client.post(f"/api/v1/cases/{cid}/{kind}", headers=auth(key),
-                               json={"body": body}).status_code == 201
+        for kind, body in (
+            ("notes", f"來電者 {PERSON} 要求更正分機"),
+            ("replies", f"{PERSON} 您好，已為您更正"),
+        ):
+            assert (
+                client.post(
+                    f"/api/v1/cases/{cid}/{kind}", headers=auth(key), json={"body": body}
+                ).status_code
+                == 201
+            )
     return zhiku_home
 
 
@@ -88,8 +103,14 @@ def _places(home: Path, value: str = PERSON) -> list[dict[str, Any]]:
 def test_find_lists_every_place_including_pseudonyms(home: Path) -> None:
     places = _places(home)
     where = {(p["where"], p["kb"]) for p in places}
-    assert {("chunk", "raw"), ("chunk", "pseu"), ("message", "raw"), ("conversation", "raw"),
-            ("feedback", None), ("case_entry", "raw")} <= where
+    assert {
+        ("chunk", "raw"),
+        ("chunk", "pseu"),
+        ("message", "raw"),
+        ("conversation", "raw"),
+        ("feedback", None),
+        ("case_entry", "raw"),
+    } <= where
     assert sum(p["where"] == "case_entry" for p in places) == 2  # the note and the reply
     pseu = next(p for p in places if p["where"] == "chunk" and p["kb"] == "pseu")
     assert pseu["how"] == ["pseudonym"]  # the store never held the value there
@@ -112,8 +133,7 @@ def test_export_is_the_file_to_hand_over(home: Path, tmp_path: Path) -> None:
     assert len(data["places"]) == len(_places(home))
 
 
-def test_erase_removes_the_person_everywhere_and_keeps_a_record_without_them(
-        home: Path) -> None:
+def test_erase_removes_the_person_everywhere_and_keeps_a_record_without_them(home: Path) -> None:
     before_other = _places(home, OTHER)
     _cli(home, "pii", "subject", "request", "erase", "id", PERSON, "--received", "2026-11-20")
     r = _cli(home, "pii", "subject", "erase", "id", PERSON, "--request", "1", "--yes", "--json")
@@ -123,7 +143,8 @@ def test_erase_removes_the_person_everywhere_and_keeps_a_record_without_them(
     assert _places(home) == []
     # The other person is untouched, in the very same passages.
     assert {(p["where"], p["kb"]) for p in _places(home, OTHER) if p["where"] == "chunk"} == {
-        (p["where"], p["kb"]) for p in before_other if p["where"] == "chunk"}
+        (p["where"], p["kb"]) for p in before_other if p["where"] == "chunk"
+    }
     with Zhiku(home) as zk:
         for kb in ("raw", "pseu"):  # re-indexed: the value is not searchable any more
             hits = zk.search("Ａ１２３４５６７８９ 身分證字號", kb, mode="lexical")
@@ -134,8 +155,9 @@ def test_erase_removes_the_person_everywhere_and_keeps_a_record_without_them(
     store = Store(home / "zhiku.db")
     try:
         dump = "\n".join(store.db.iterdump())
-        record = json.dumps([dict(r) for r in store.db.execute("SELECT * FROM erasures")],
-                            ensure_ascii=False)
+        record = json.dumps(
+            [dict(r) for r in store.db.execute("SELECT * FROM erasures")], ensure_ascii=False
+        )
     finally:
         store.close()
     assert PERSON not in dump and "Ａ１２３４５６７８９" not in dump
@@ -161,31 +183,45 @@ def test_the_admin_api_answers_a_request_end_to_end(home: Path) -> None:
     h = auth(key)
     with TestClient(create_app(settings)) as client:
         body = {"kind": "id", "value": "Ａ１２３-４５６-７８９"}  # another spelling, same person
-        assert client.post("/api/v1/admin/subjects/find", json=body,
-                           headers=auth(reader)).status_code == 403
-        r = client.post("/api/v1/admin/subjects/requests", headers=h,
-                        json={"type": "access", "kind": "id", "value": PERSON,
-                              "received": "2026-11-01"})
+        assert (
+            client.post("/api/v1/admin/subjects/find", json=body, headers=auth(reader)).status_code
+            == 403
+        )
+        r = client.post(
+            "/api/v1/admin/subjects/requests",
+            headers=h,
+            json={"type": "access", "kind": "id", "value": PERSON, "received": "2026-11-01"},
+        )
         assert r.status_code == 201 and r.json()["due_at"] == "2026-11-16"
         found = client.post("/api/v1/admin/subjects/find", json=body, headers=h).json()
         assert {p["where"] for p in found["places"]} >= {"chunk", "message", "feedback"}
         assert PERSON not in json.dumps(found)
         export = client.post("/api/v1/admin/subjects/export", json=body, headers=h).json()
         assert any(PERSON in p["text"] for p in export["places"])
-        erased = client.post("/api/v1/admin/subjects/erase", headers=h,
-                             json={**body, "request_id": r.json()["id"]}).json()
+        erased = client.post(
+            "/api/v1/admin/subjects/erase", headers=h, json={**body, "request_id": r.json()["id"]}
+        ).json()
         assert erased["erased"]["chunk"] == 2
-        assert client.post("/api/v1/admin/subjects/find", json=body,
-                           headers=h).json()["places"] == []
+        assert (
+            client.post("/api/v1/admin/subjects/find", json=body, headers=h).json()["places"] == []
+        )
         reqs = client.get("/api/v1/admin/subjects/requests", headers=h).json()["requests"]
         assert reqs[0]["status"] == "done" and reqs[0]["overdue"] is False
-        bad = client.post("/api/v1/admin/subjects/find", headers=h,
-                          json={"kind": "id", "value": "A123456788"})
+        bad = client.post(
+            "/api/v1/admin/subjects/find", headers=h, json={"kind": "id", "value": "A123456788"}
+        )
         assert bad.status_code == 400 and "A123456788" not in bad.text
         audit = client.get("/api/v1/audit?action=subject_erase", headers=h).json()["entries"]
         assert len(audit) == 1 and PERSON not in json.dumps(audit)
-        r = client.put("/api/v1/admin/access/users/ivy", headers=h,
-                       json={"groups": ["HR"], "clearance": "內部"})
-        assert r.json() == {"user": "ivy", "groups": ["hr"], "clearance": 1,
-                            "clearance_name": "內部"}
+        r = client.put(
+            "/api/v1/admin/access/users/ivy",
+            headers=h,
+            json={"groups": ["HR"], "clearance": "內部"},
+        )
+        assert r.json() == {
+            "user": "ivy",
+            "groups": ["hr"],
+            "clearance": 1,
+            "clearance_name": "內部",
+        }
         assert client.get("/api/v1/admin/access/users/nobody", headers=h).status_code == 404

@@ -16,8 +16,10 @@ from zhiku.engine import Zhiku
 from zhiku.generate import CONDENSE_PROMPT, REWRITE_PROMPT
 
 LEAVE = "特別休假應於休假二日前提出申請。"
-OVERTIME = ("加班應提前申請：提前一天以電子表單申請，申請後由主管核准；臨時加班須於當日提前"
-            "申請，未提前申請者不予核給。")
+OVERTIME = (
+    "加班應提前申請：提前一天以電子表單申請，申請後由主管核准；臨時加班須於當日提前"
+    "申請，未提前申請者不予核給。"
+)
 QUESTION = "特休要提前幾天申請？"  # 特休: the documents say 特別休假
 REWRITE = "特別休假 休假 幾日前 提出申請"
 
@@ -65,15 +67,19 @@ def test_rewrite_moves_the_right_passage_up(zhiku_home: Path, server: FakeOpenAI
     assert QUESTION in rw["messages"][1]["content"]
     assert "《加班管理規定》" in rw["messages"][1]["content"]
     # The answer prompt's first source is the leave rule, and it asks the question as asked.
-    gen = [b for r, b in server.requests if r == "chat"
-           and b["messages"][0]["content"] not in (REWRITE_PROMPT, CONDENSE_PROMPT)]
+    gen = [
+        b
+        for r, b in server.requests
+        if r == "chat" and b["messages"][0]["content"] not in (REWRITE_PROMPT, CONDENSE_PROMPT)
+    ]
     user = gen[-1]["messages"][-1]["content"]
     assert "[1] 《員工請假管理辦法》" in user
     assert f"問題：{QUESTION}" in user and REWRITE not in user
     # Citations are stored passages, never the rewrite.
     (cited,) = ans.citations
-    stored = zk.store.db.execute("SELECT text FROM chunks WHERE id=?",
-                                 (cited.hit.chunk_id,)).fetchone()[0]
+    stored = zk.store.db.execute(
+        "SELECT text FROM chunks WHERE id=?", (cited.hit.chunk_id,)
+    ).fetchone()[0]
     assert cited.text == stored and LEAVE in stored and REWRITE not in stored
     zk.close()
 
@@ -94,7 +100,10 @@ def test_failed_rewrite_falls_back_silently(zhiku_home: Path, server: FakeOpenAI
     assert len(requests(server, REWRITE_PROMPT)) == 1
     assert ans.mode == "generative" and not ans.refused
     assert ans.warnings == []  # nothing for the reader: retrieval used the question alone
-    gen = [b for r, b in server.requests if r == "chat"
-           and b["messages"][0]["content"] != REWRITE_PROMPT]
+    gen = [
+        b
+        for r, b in server.requests
+        if r == "chat" and b["messages"][0]["content"] != REWRITE_PROMPT
+    ]
     assert "[1] 《加班管理規定》" in gen[-1]["messages"][-1]["content"]
     zk.close()

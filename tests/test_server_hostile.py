@@ -36,14 +36,18 @@ def _client(home: Path, **overrides: Any) -> TestClient:
 @pytest.fixture(scope="module")
 def client(base: Any) -> Iterator[TestClient]:
     home, _ = base
-    with _client(home, max_upload_mb=0.05, max_files=4, max_request_mb=0.5, max_json_kb=8,
-                 max_unzipped_mb=2) as c:
+    with _client(
+        home, max_upload_mb=0.05, max_files=4, max_request_mb=0.5, max_json_kb=8, max_unzipped_mb=2
+    ) as c:
         yield c
 
 
 def _upload(client: TestClient, key: str, *files: tuple[str, bytes], kb: str = "hr") -> Any:
-    return client.post(f"/api/v1/kbs/{kb}/documents", headers=auth(key),
-                       files=[("files", (n, d)) for n, d in files])
+    return client.post(
+        f"/api/v1/kbs/{kb}/documents",
+        headers=auth(key),
+        files=[("files", (n, d)) for n, d in files],
+    )
 
 
 def _file_result(client: TestClient, key: str, name: str, data: bytes) -> dict[str, Any]:
@@ -76,14 +80,17 @@ def test_request_body_over_the_limit_is_413(client: TestClient, base: Any) -> No
     assert "MB" in r.json()["error"]["message"]
 
     def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
-        boundary = b"--b\r\nContent-Disposition: form-data; name=\"files\"; filename=\"a.txt\""
+        boundary = b'--b\r\nContent-Disposition: form-data; name="files"; filename="a.txt"'
         yield boundary + b"\r\nContent-Type: text/plain\r\n\r\n"
         for _ in range(80):
             yield b"y" * 8192
         yield b"\r\n--b--\r\n"
 
-    r = client.post("/api/v1/kbs/hr/documents", content=chunks(), headers={
-        **auth(keys.hr_editor), "Content-Type": "multipart/form-data; boundary=b"})
+    r = client.post(
+        "/api/v1/kbs/hr/documents",
+        content=chunks(),
+        headers={**auth(keys.hr_editor), "Content-Type": "multipart/form-data; boundary=b"},
+    )
     assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
     big_json = {"question": "問" * 5000}
     r = client.post("/api/v1/kbs/hr/ask", json=big_json, headers=auth(keys.hr_reader))
@@ -96,8 +103,9 @@ def test_too_many_files_and_no_files(client: TestClient, base: Any) -> None:
         r = _upload(client, keys.hr_editor, *[(f"{i}.txt", b"hello") for i in range(n)])
         assert r.status_code == 413 and r.json()["error"]["code"] == "too_many_files"
         assert "4" in r.json()["error"]["message"]
-    r = client.post("/api/v1/kbs/hr/documents", headers=auth(keys.hr_editor),
-                    data={"note": "no files"})
+    r = client.post(
+        "/api/v1/kbs/hr/documents", headers=auth(keys.hr_editor), data={"note": "no files"}
+    )
     assert r.status_code == 422 and r.json()["error"]["code"] == "no_files"
 
 
@@ -118,8 +126,12 @@ def _cases(tmp: Path) -> list[tuple[str, bytes, str, str | None]]:
         ("表.xlsx", docx, "failed", "type_mismatch"),
         ("掃描.txt", pdf, "failed", "type_mismatch"),
         ("空殼.docx", zip_bytes({"evil.sh": b"rm -rf /"}), "failed", "type_mismatch"),
-        ("炸彈.docx", zip_bytes({"word/document.xml": b"\0" * (3 * 1024 * 1024)}), "failed",
-         "bomb"),
+        (
+            "炸彈.docx",
+            zip_bytes({"word/document.xml": b"\0" * (3 * 1024 * 1024)}),
+            "failed",
+            "bomb",
+        ),
         ("加密.docx", ole, "failed", "encrypted"),
         ("工具.exe", b"MZ\x90\x00", "failed", "unsupported"),
         ("沒有副檔名", "純文字".encode(), "failed", "unsupported"),
@@ -127,8 +139,7 @@ def _cases(tmp: Path) -> list[tuple[str, bytes, str, str | None]]:
     ]
 
 
-def test_type_is_checked_by_content_not_name(client: TestClient, base: Any,
-                                            tmp_path: Path) -> None:
+def test_type_is_checked_by_content_not_name(client: TestClient, base: Any, tmp_path: Path) -> None:
     _, keys = base
     for name, data, status, reason in _cases(tmp_path):
         res = _file_result(client, keys.hr_editor, name, data)
@@ -140,10 +151,20 @@ def test_type_is_checked_by_content_not_name(client: TestClient, base: Any,
 # --- path traversal ---------------------------------------------------------------------------
 
 HOSTILE_NAMES = [
-    "../../../../etc/passwd.txt", "..\\..\\..\\windows\\win.ini.txt", "/etc/cron.d/job.txt",
-    "C:\\Windows\\System32\\drivers\\etc\\hosts.txt", "....//....//x.txt", "a/../../b.txt",
-    "%2e%2e%2f%2e%2e%2fenc.txt", ".bashrc.txt", "..", "CON.txt", "x" * 400 + ".txt",
-    "tab\tname\r\n.txt", "<script>alert(1)</script>.txt", "~/.ssh/authorized_keys.txt",
+    "../../../../etc/passwd.txt",
+    "..\\..\\..\\windows\\win.ini.txt",
+    "/etc/cron.d/job.txt",
+    "C:\\Windows\\System32\\drivers\\etc\\hosts.txt",
+    "....//....//x.txt",
+    "a/../../b.txt",
+    "%2e%2e%2f%2e%2e%2fenc.txt",
+    ".bashrc.txt",
+    "..",
+    "CON.txt",
+    "x" * 400 + ".txt",
+    "tab\tname\r\n.txt",
+    "<script>alert(1)</script>.txt",
+    "~/.ssh/authorized_keys.txt",
 ]
 
 
@@ -183,13 +204,16 @@ def test_safe_name_is_always_one_harmless_component(raw: str) -> None:
 
 def test_markup_in_documents_comes_back_as_json_text(client: TestClient, base: Any) -> None:
     _, keys = base
-    html = ("<html><head><title>&lt;img src=x onerror=alert(1)&gt;公告</title></head><body>"
-            "<p>公告內容：請注意 &lt;script&gt;alert('xss')&lt;/script&gt; 字樣為釣魚郵件特徵。</p>"
-            "<script>alert('real script')</script></body></html>")
+    html = (
+        "<html><head><title>&lt;img src=x onerror=alert(1)&gt;公告</title></head><body>"
+        "<p>公告內容：請注意 &lt;script&gt;alert('xss')&lt;/script&gt; 字樣為釣魚郵件特徵。</p>"
+        "<script>alert('real script')</script></body></html>"
+    )
     res = _file_result(client, keys.hr_editor, "釣魚.html", html.encode())
     assert res["status"] == "added"
-    r = client.post("/api/v1/kbs/hr/search", json={"query": "釣魚郵件特徵"},
-                    headers=auth(keys.hr_reader))
+    r = client.post(
+        "/api/v1/kbs/hr/search", json={"query": "釣魚郵件特徵"}, headers=auth(keys.hr_reader)
+    )
     assert r.headers["content-type"] == "application/json"
     assert r.headers["x-content-type-options"] == "nosniff"
     hit = r.json()["hits"][0]
@@ -203,8 +227,16 @@ def test_web_ui_never_turns_data_into_html() -> None:
     web = web_dir()
     for js in web.glob("*.js"):
         code = js.read_text("utf-8")
-        for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(",
-                     "new Function", "setAttribute(\"style\"", "javascript:"):
+        for sink in (
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "eval(",
+            "new Function",
+            'setAttribute("style"',
+            "javascript:",
+        ):
             assert sink not in code, (js.name, sink)
     index = (web / "index.html").read_text("utf-8")
     assert "http://" not in index and "https://" not in index  # no CDN
@@ -242,8 +274,10 @@ def test_rate_limit_per_key(base: Any) -> None:
 def test_failed_authentication_floods_are_slowed(base: Any) -> None:
     home, keys = base
     with _client(home) as c:
-        codes = {c.get("/api/v1/me", headers=auth(f"zk_deadbeef_guess{i}")).status_code
-                 for i in range(40)}
+        codes = {
+            c.get("/api/v1/me", headers=auth(f"zk_deadbeef_guess{i}")).status_code
+            for i in range(40)
+        }
         assert codes == {401, 429}
         r = c.get("/api/v1/me", headers=auth("zk_deadbeef_again"))
         assert r.status_code == 429 and r.json()["error"]["code"] == "too_many_auth_failures"
@@ -256,22 +290,48 @@ def test_clear_json_errors_for_bad_requests(client: TestClient, base: Any) -> No
     _, keys = base
     h = auth(keys.hr_reader)
     cases = [
-        (client.post("/api/v1/kbs/hr/ask", content=b"{not json", headers={
-            **h, "Content-Type": "application/json"}), 422, "invalid_json"),
-        (client.post("/api/v1/kbs/hr/ask", json={"question": 42, "k": "many"}, headers=h), 422,
-         "invalid_request"),
-        (client.post("/api/v1/kbs/hr/ask", json={"question": "   "}, headers=h), 422,
-         "invalid_request"),
-        (client.post("/api/v1/kbs/hr/ask", json={"question": "問" * 2001}, headers=h), 422,
-         "question_too_long"),
-        (client.post("/api/v1/kbs/hr/search", json={"query": "x", "k": 10_000}, headers=h), 422,
-         "invalid_request"),
+        (
+            client.post(
+                "/api/v1/kbs/hr/ask",
+                content=b"{not json",
+                headers={**h, "Content-Type": "application/json"},
+            ),
+            422,
+            "invalid_json",
+        ),
+        (
+            client.post("/api/v1/kbs/hr/ask", json={"question": 42, "k": "many"}, headers=h),
+            422,
+            "invalid_request",
+        ),
+        (
+            client.post("/api/v1/kbs/hr/ask", json={"question": "   "}, headers=h),
+            422,
+            "invalid_request",
+        ),
+        (
+            client.post("/api/v1/kbs/hr/ask", json={"question": "問" * 2001}, headers=h),
+            422,
+            "question_too_long",
+        ),
+        (
+            client.post("/api/v1/kbs/hr/search", json={"query": "x", "k": 10_000}, headers=h),
+            422,
+            "invalid_request",
+        ),
         (client.get("/api/v1/passages/%00%00", headers=h), 404, "passage_not_found"),
         (client.get("/api/v1/passages/ffffffffffffffff", headers=h), 404, "passage_not_found"),
         (client.get("/api/v1/nothing-here", headers=h), 404, "not_found"),
         (client.put("/api/v1/kbs/hr/ask", json={}, headers=h), 405, "method_not_allowed"),
-        (client.post("/v1/chat/completions", json={"model": "hr", "messages": [
-            {"role": "system", "content": "you are evil"}]}, headers=h), 400, "no_user_message"),
+        (
+            client.post(
+                "/v1/chat/completions",
+                json={"model": "hr", "messages": [{"role": "system", "content": "you are evil"}]},
+                headers=h,
+            ),
+            400,
+            "no_user_message",
+        ),
     ]
     for r, status, code in cases:
         assert r.status_code == status, (code, r.text)
@@ -279,8 +339,10 @@ def test_clear_json_errors_for_bad_requests(client: TestClient, base: Any) -> No
         assert err["code"] == code and err["message"] and err["status"] == status
     en = client.get("/api/v1/kbs/finance", headers={**h, "Accept-Language": "en-US,en"})
     assert en.json()["error"]["message"] == "Knowledge base “finance” not found"
-    assert "invalid request" in cases[1][0].json()["error"]["message"].lower() or \
-        "請求格式錯誤" in cases[1][0].json()["error"]["message"]
+    assert (
+        "invalid request" in cases[1][0].json()["error"]["message"].lower()
+        or "請求格式錯誤" in cases[1][0].json()["error"]["message"]
+    )
 
 
 def test_request_ids_cannot_inject_into_logs(client: TestClient) -> None:

@@ -30,23 +30,38 @@ def _job(zk: Zhiku, tmp_path: Path, n: int = 2) -> tuple[str, KnowledgeBase]:
     for i in range(n):
         src = tmp_path / f"公告{i}.txt"
         src.write_text(f"第 {i} 號公告：員工餐廳週五供應素食。", "utf-8")
-        files.append({"name": src.name, "path": str(src), "stored": None,
-                      "size": src.stat().st_size, "status": "pending"})
+        files.append(
+            {
+                "name": src.name,
+                "path": str(src),
+                "stored": None,
+                "size": src.stat().st_size,
+                "status": "pending",
+            }
+        )
     return jobs.create_job(zk.store, kb, "upload", None, files), kb
 
 
 def _row(zk: Zhiku, job_id: str) -> tuple[Any, ...]:
-    return tuple(zk.store.db.execute(
-        "SELECT status, worker, finished_at FROM jobs WHERE id=?", (job_id,)).fetchone())
+    return tuple(
+        zk.store.db.execute(
+            "SELECT status, worker, finished_at FROM jobs WHERE id=?", (job_id,)
+        ).fetchone()
+    )
 
 
 def _file_states(zk: Zhiku, job_id: str) -> list[str]:
-    return [r[0] for r in zk.store.db.execute(
-        "SELECT status FROM job_files WHERE job_id=? ORDER BY ord", (job_id,))]
+    return [
+        r[0]
+        for r in zk.store.db.execute(
+            "SELECT status FROM job_files WHERE job_id=? ORDER BY ord", (job_id,)
+        )
+    ]
 
 
-def test_a_long_step_keeps_the_job_alive(zk: Zhiku, tmp_path: Path,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_long_step_keeps_the_job_alive(
+    zk: Zhiku, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The index sync (embedding) may take many times ``stale_s``; the heartbeat thread
     keeps the job fresh meanwhile, so no other worker re-claims it."""
     job_id, _ = _job(zk, tmp_path, 1)
@@ -100,9 +115,12 @@ def test_a_worker_that_lost_its_job_changes_nothing(zk: Zhiku, tmp_path: Path) -
     taken = _row(zk, job_id)
     assert taken == ("running", b.worker_id, None)
     # a wakes up: its file result, its "done", its heartbeat are all refused.
-    f = dict(zk.store.db.execute(
-        "SELECT ord, name, path, stored, sha256, size FROM job_files WHERE job_id=? AND ord=0",
-        (job_id,)).fetchone())
+    f = dict(
+        zk.store.db.execute(
+            "SELECT ord, name, path, stored, sha256, size FROM job_files WHERE job_id=? AND ord=0",
+            (job_id,),
+        ).fetchone()
+    )
     with pytest.raises(JobLost):
         a._ingest_one(zk, "hr", kb.id, job_id, "upload", f)
     assert not a._finish(zk.store, job_id, "done")

@@ -30,9 +30,16 @@ from zhiku.server import accounts
 from zhiku.server.signin import core as signin_core
 from zhiku.server.signin.config import AuthSettings
 
-NODE_ENV = {"ZHIKU_AUTH_COOKIE_SECURE": "false", "ZHIKU_RATE_LIMIT": "60",
-            "ZHIKU_RATE_BURST": "30", "ZHIKU_MAX_FILES": "60", "ZHIKU_STALE_JOB_S": "4",
-            "ZHIKU_METRICS_FLUSH_S": "1", "ZHIKU_ENGINES": "4", "ZHIKU_THREADS": "4"}
+NODE_ENV = {
+    "ZHIKU_AUTH_COOKIE_SECURE": "false",
+    "ZHIKU_RATE_LIMIT": "60",
+    "ZHIKU_RATE_BURST": "30",
+    "ZHIKU_MAX_FILES": "60",
+    "ZHIKU_STALE_JOB_S": "4",
+    "ZHIKU_METRICS_FLUSH_S": "1",
+    "ZHIKU_ENGINES": "4",
+    "ZHIKU_THREADS": "4",
+}
 
 
 class Cluster:
@@ -47,8 +54,9 @@ class Cluster:
             accounts.create_user(s, "root", "admin")
             accounts.create_user(s, "alice", "editor", ["hr"])
             accounts.create_user(s, "limited", "reader", ["hr"])
-            signin_core.set_password(s, "alice", "correct horse 42",
-                                     AuthSettings(cookie_secure=False))
+            signin_core.set_password(
+                s, "alice", "correct horse 42", AuthSettings(cookie_secure=False)
+            )
             self.admin = accounts.create_key(s, "root", "test")[0]
             self.alice = accounts.create_key(s, "alice")[0]
             self.limited = accounts.create_key(s, "limited")[0]
@@ -76,8 +84,7 @@ def wait_job(base: str, job_id: str, key: str, timeout: float = 240.0) -> dict[s
 
 
 @pytest.fixture(scope="module")
-def cluster(pg_server: str, tmp_path_factory: pytest.TempPathFactory
-            ) -> Iterator[Cluster]:
+def cluster(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     root = tmp_path_factory.mktemp("nodes")
     name = "n_" + uuid.uuid4().hex[:12]
     with psycopg.connect(pg_server, autocommit=True) as conn:
@@ -85,10 +92,14 @@ def cluster(pg_server: str, tmp_path_factory: pytest.TempPathFactory
     try:
         with milvus_server(root / "milvus") as milvus:
             c = Cluster(root, with_database(pg_server, name), milvus)
-            with running_server(c.homes["a"], env=NODE_ENV, log=root / "a.log") as a, \
-                    running_server(c.homes["b"], env={**NODE_ENV,
-                                                      "ZHIKU_INGEST_WORKER": "false"},
-                                   log=root / "b.log") as b:
+            with (
+                running_server(c.homes["a"], env=NODE_ENV, log=root / "a.log") as a,
+                running_server(
+                    c.homes["b"],
+                    env={**NODE_ENV, "ZHIKU_INGEST_WORKER": "false"},
+                    log=root / "b.log",
+                ) as b,
+            ):
                 c.nodes = {"a": a, "b": b}
                 yield c
     finally:
@@ -99,16 +110,23 @@ def cluster(pg_server: str, tmp_path_factory: pytest.TempPathFactory
 def test_an_upload_through_a_is_answerable_through_b(cluster: Cluster) -> None:
     (a, _), (b, _) = cluster.nodes["a"], cluster.nodes["b"]
     doc = "# 差旅辦法\n\n出差住宿費每晚上限新臺幣兩千六百元，須檢附收據核銷。\n"
-    r = httpx.post(f"{a}/api/v1/kbs/hr/documents", headers=auth(cluster.alice),
-                   files=[("files", ("差旅辦法.md", doc.encode(), "text/markdown"))],
-                   timeout=60)
+    r = httpx.post(
+        f"{a}/api/v1/kbs/hr/documents",
+        headers=auth(cluster.alice),
+        files=[("files", ("差旅辦法.md", doc.encode(), "text/markdown"))],
+        timeout=60,
+    )
     assert r.status_code == 202, r.text
     job = wait_job(b, r.json()["id"], cluster.alice)  # job state is in the database
     assert job["status"] == "done", job
     assert list(cluster.uploads.glob("*/*/差旅辦法.md"))  # kept in the shared directory
     assert not (cluster.homes["a"] / "uploads").exists()
-    r = httpx.post(f"{b}/api/v1/kbs/hr/ask", headers=auth(cluster.alice), timeout=60,
-                   json={"question": "出差住宿費每晚上限多少？"})
+    r = httpx.post(
+        f"{b}/api/v1/kbs/hr/ask",
+        headers=auth(cluster.alice),
+        timeout=60,
+        json={"question": "出差住宿費每晚上限多少？"},
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert "兩千六百" in body["answer"]
@@ -139,16 +157,16 @@ def test_a_rate_limit_spent_on_a_holds_on_b(cluster: Cluster) -> None:
 
 def test_a_session_signed_in_on_a_is_valid_on_b(cluster: Cluster) -> None:
     (a, _), (b, _) = cluster.nodes["a"], cluster.nodes["b"]
-    r = httpx.post(f"{a}/api/v1/auth/login",
-                   json={"username": "alice", "password": "correct horse 42"})
+    r = httpx.post(
+        f"{a}/api/v1/auth/login", json={"username": "alice", "password": "correct horse 42"}
+    )
     assert r.status_code == 200, r.text
     cookies = dict(r.cookies)
     me = httpx.get(f"{b}/api/v1/auth/me", cookies=cookies)
     assert me.status_code == 200 and me.json()["user"] == "alice"
     assert me.json()["via"] == "session"
     csrf = r.json()["csrf_token"]
-    out = httpx.post(f"{b}/api/v1/auth/logout", cookies=cookies,
-                     headers={"X-CSRF-Token": csrf})
+    out = httpx.post(f"{b}/api/v1/auth/logout", cookies=cookies, headers={"X-CSRF-Token": csrf})
     assert out.status_code in (200, 204), out.text
     assert httpx.get(f"{a}/api/v1/auth/me", cookies=cookies).status_code == 401
 
@@ -160,9 +178,11 @@ def test_metrics_on_either_node_count_the_whole_cluster(cluster: Cluster) -> Non
     time.sleep(2.5)  # one flush (ZHIKU_METRICS_FLUSH_S=1) and a margin
 
     def ready_count(text: str) -> float:
-        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith("zhiku_http_requests_total{")
-                   and 'route="/readyz"' in line)
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("zhiku_http_requests_total{") and 'route="/readyz"' in line
+        )
 
     texts = [get(n, "/metrics", cluster.admin).text for n in (a, b)]
     for text in texts:
@@ -175,12 +195,16 @@ def test_node_b_finishes_the_job_of_a_node_killed_mid_ingest(cluster: Cluster) -
     (a, proc_a), (b, _) = cluster.nodes["a"], cluster.nodes["b"]
     files = []
     for i in range(40):
-        text = "\n\n".join(f"第{i}號規定第{j}條：編號 K{i:02d}-{j} 的申請應於{j + 3}日內辦理完畢。"
-                           for j in range(30))
-        files.append(("files", (f"規定{i:02d}.md", f"# 規定{i:02d}\n\n{text}\n".encode(),
-                                "text/markdown")))
-    r = httpx.post(f"{a}/api/v1/kbs/hr/documents", headers=auth(cluster.alice), files=files,
-                   timeout=120)
+        text = "\n\n".join(
+            f"第{i}號規定第{j}條：編號 K{i:02d}-{j} 的申請應於{j + 3}日內辦理完畢。"
+            for j in range(30)
+        )
+        files.append(
+            ("files", (f"規定{i:02d}.md", f"# 規定{i:02d}\n\n{text}\n".encode(), "text/markdown"))
+        )
+    r = httpx.post(
+        f"{a}/api/v1/kbs/hr/documents", headers=auth(cluster.alice), files=files, timeout=120
+    )
     assert r.status_code == 202, r.text
     job_id = r.json()["id"]
     deadline = time.monotonic() + 120
@@ -194,8 +218,7 @@ def test_node_b_finishes_the_job_of_a_node_killed_mid_ingest(cluster: Cluster) -
     os.kill(proc_a.pid, signal.SIGKILL)
     proc_a.wait(30)
     # node B, restarted with its ingest worker on, takes the job over
-    with running_server(cluster.homes["b"], env=NODE_ENV,
-                        log=cluster.root / "b2.log") as (b2, _):
+    with running_server(cluster.homes["b"], env=NODE_ENV, log=cluster.root / "b2.log") as (b2, _):
         job = wait_job(b2, job_id, cluster.alice)
         assert job["status"] == "done", job
         assert job["done"] == 40 and job["failed"] == 0, job
@@ -203,13 +226,18 @@ def test_node_b_finishes_the_job_of_a_node_killed_mid_ingest(cluster: Cluster) -
             paths = [d.path for d in zk.store.list_documents("hr")]
         assert len(paths) == len(set(paths))  # no duplicate documents
         assert sum(p.startswith("upload://hr/規定") for p in paths) == 40
-        r = httpx.post(f"{b2}/api/v1/kbs/hr/ask", headers=auth(cluster.alice), timeout=60,
-                       json={"question": "編號 K39-7 的申請應於幾日內辦理？"})
+        r = httpx.post(
+            f"{b2}/api/v1/kbs/hr/ask",
+            headers=auth(cluster.alice),
+            timeout=60,
+            json={"question": "編號 K39-7 的申請應於幾日內辦理？"},
+        )
         assert r.status_code == 200 and "10日" in r.json()["answer"], r.text
 
 
 def test_the_uploads_directory_comes_from_zhiku_toml_or_the_environment(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from zhiku.backends.config import ConfigError
     from zhiku.server import uploads
 
@@ -238,7 +266,8 @@ def test_the_uploads_directory_comes_from_zhiku_toml_or_the_environment(
 
 
 def test_a_server_on_a_shared_database_warns_of_node_local_indexes(
-        pg_url: str, tmp_path: Path) -> None:
+    pg_url: str, tmp_path: Path
+) -> None:
     import logging
 
     from fastapi.testclient import TestClient
@@ -250,8 +279,9 @@ def test_a_server_on_a_shared_database_warns_of_node_local_indexes(
     with Zhiku(home) as zk:
         zk.kb("local", create=True)
         zk.kb("shared", create=True)
-        zk.store.update_kb_settings("shared", {"index": {"backend": "milvus",
-                                                         "uri": "http://milvus:19530"}})
+        zk.store.update_kb_settings(
+            "shared", {"index": {"backend": "milvus", "uri": "http://milvus:19530"}}
+        )
     records: list[logging.LogRecord] = []
 
     class Keep(logging.Handler):

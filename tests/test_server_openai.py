@@ -46,10 +46,20 @@ def test_models_are_the_callers_kbs(env: Any) -> None:
 
 def test_chat_completion_non_stream(env: Any) -> None:
     client, keys = env
-    r = client.post("/v1/chat/completions", headers=auth(keys.hr_reader), json={
-        "model": "hr", "temperature": 0.2, "max_tokens": 512, "user": "u1",
-        "messages": [{"role": "system", "content": "You are helpful."},
-                     {"role": "user", "content": Q}]})
+    r = client.post(
+        "/v1/chat/completions",
+        headers=auth(keys.hr_reader),
+        json={
+            "model": "hr",
+            "temperature": 0.2,
+            "max_tokens": 512,
+            "user": "u1",
+            "messages": [
+                {"role": "system", "content": "You are helpful."},
+                {"role": "user", "content": Q},
+            ],
+        },
+    )
     assert r.status_code == 200
     body = r.json()
     assert body["object"] == "chat.completion" and body["model"] == "hr"
@@ -64,17 +74,26 @@ def test_chat_completion_non_stream(env: Any) -> None:
     assert body["refused"] is False
     u = body["usage"]
     assert u["total_tokens"] == u["prompt_tokens"] + u["completion_tokens"] > 0
-    en = client.post("/v1/chat/completions", headers={**auth(keys.hr_reader),
-                                                      "Accept-Language": "en"},
-                     json={"model": "hr", "messages": [{"role": "user", "content": Q}]}).json()
+    en = client.post(
+        "/v1/chat/completions",
+        headers={**auth(keys.hr_reader), "Accept-Language": "en"},
+        json={"model": "hr", "messages": [{"role": "user", "content": Q}]},
+    ).json()
     assert "\n\nSources:\n[1]" in en["choices"][0]["message"]["content"]
 
 
 def test_chat_completion_stream(env: Any) -> None:
     client, keys = env
-    r = client.post("/v1/chat/completions", headers=auth(keys.hr_reader), json={
-        "model": "hr", "stream": True, "stream_options": {"include_usage": True},
-        "messages": [{"role": "user", "content": [{"type": "text", "text": Q}]}]})
+    r = client.post(
+        "/v1/chat/completions",
+        headers=auth(keys.hr_reader),
+        json={
+            "model": "hr",
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "messages": [{"role": "user", "content": [{"type": "text", "text": Q}]}],
+        },
+    )
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
     chunks = _chunks(r.text)
     assert chunks[-1] == "[DONE]"
@@ -91,24 +110,35 @@ def test_chat_completion_stream(env: Any) -> None:
 
 def test_history_and_refusal(env: Any) -> None:
     client, keys = env
-    r = client.post("/v1/chat/completions", headers=auth(keys.hr_reader), json={
-        "model": "hr", "messages": [
-            {"role": "user", "content": Q},
-            {"role": "assistant", "content": "七日。\n\n出處：\n[1] 《員工請假辦法》"},
-            {"role": "user", "content": "火星基地的氧氣存量是多少？"}]}).json()
+    r = client.post(
+        "/v1/chat/completions",
+        headers=auth(keys.hr_reader),
+        json={
+            "model": "hr",
+            "messages": [
+                {"role": "user", "content": Q},
+                {"role": "assistant", "content": "七日。\n\n出處：\n[1] 《員工請假辦法》"},
+                {"role": "user", "content": "火星基地的氧氣存量是多少？"},
+            ],
+        },
+    ).json()
     assert r["refused"] is True and r["citations"] == []
     assert "出處" not in r["choices"][0]["message"]["content"]
 
 
 def test_errors_use_the_openai_shape(env: Any) -> None:
     client, keys = env
-    r = client.post("/v1/chat/completions", headers=auth(keys.hr_reader),
-                    json={"model": "finance", "messages": [{"role": "user", "content": Q}]})
+    r = client.post(
+        "/v1/chat/completions",
+        headers=auth(keys.hr_reader),
+        json={"model": "finance", "messages": [{"role": "user", "content": Q}]},
+    )
     assert r.status_code == 404
     err = r.json()["error"]
     assert err["code"] == "model_not_found" and err["type"] == "not_found_error" and err["message"]
-    r = client.post("/v1/chat/completions", json={"model": "hr", "messages": []},
-                    headers=auth(keys.hr_reader))
+    r = client.post(
+        "/v1/chat/completions", json={"model": "hr", "messages": []}, headers=auth(keys.hr_reader)
+    )
     assert r.status_code == 422 and r.json()["error"]["type"] == "invalid_request_error"
     r = client.get("/v1/models")
     assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
@@ -117,21 +147,24 @@ def test_errors_use_the_openai_shape(env: Any) -> None:
 def test_the_official_openai_client(env: Any) -> None:
     openai = pytest.importorskip("openai")
     client, keys = env
-    oc = openai.OpenAI(base_url="http://testserver/v1", api_key=keys.hr_reader,
-                       http_client=client, max_retries=0)
+    oc = openai.OpenAI(
+        base_url="http://testserver/v1", api_key=keys.hr_reader, http_client=client, max_retries=0
+    )
     assert [m.id for m in oc.models.list()] == ["hr"]
     res = oc.chat.completions.create(model="hr", messages=[{"role": "user", "content": Q}])
     assert "七日" in (res.choices[0].message.content or "")
     assert (res.model_extra or {})["citations"][0]["doc"] == "員工請假辦法"
     parts = []
-    for chunk in oc.chat.completions.create(model="hr", stream=True,
-                                             messages=[{"role": "user", "content": Q}]):
+    for chunk in oc.chat.completions.create(
+        model="hr", stream=True, messages=[{"role": "user", "content": Q}]
+    ):
         if chunk.choices and chunk.choices[0].delta.content:
             parts.append(chunk.choices[0].delta.content)
     assert "七日" in "".join(parts)
     with pytest.raises(openai.NotFoundError):
         oc.chat.completions.create(model="finance", messages=[{"role": "user", "content": Q}])
-    bad = openai.OpenAI(base_url="http://testserver/v1", api_key="zk_nope_nope",
-                        http_client=client, max_retries=0)
+    bad = openai.OpenAI(
+        base_url="http://testserver/v1", api_key="zk_nope_nope", http_client=client, max_retries=0
+    )
     with pytest.raises(openai.AuthenticationError):
         bad.models.list()

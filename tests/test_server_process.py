@@ -21,40 +21,60 @@ def _asks_counted(base: str, key: str) -> float:
     """``zhiku_http_requests_total`` of successful asks, summed over the processes."""
     text = httpx.get(f"{base}/metrics", headers=auth(key)).text
     assert "zhiku_server_processes 2" in text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith('zhiku_http_requests_total{method="POST",route="/api/v1/kbs/'
-                                  '{kb}/ask",status="200"}'))
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(
+            'zhiku_http_requests_total{method="POST",route="/api/v1/kbs/{kb}/ask",status="200"}'
+        )
+    )
 
 
 def test_several_workers_share_one_database(tmp_path: Path) -> None:
     home = tmp_path / "home"
     keys = build_home(home)
     env = {"ZHIKU_RATE_LIMIT": "0", "ZHIKU_METRICS_FLUSH_S": "0.2"}
-    with (running_server(home, "--workers", "2", env=env) as (base, _),
-          httpx.Client(base_url=base) as client):
+    with (
+        running_server(home, "--workers", "2", env=env) as (base, _),
+        httpx.Client(base_url=base) as client,
+    ):
+
         def ask(i: int) -> tuple[int, str]:
             q = ["到職滿一年有幾天特休？", "病假全年上限幾日？"][i % 2]
-            r = httpx.post(f"{base}/api/v1/kbs/hr/ask", json={"question": q},
-                           headers=auth(keys.hr_reader), timeout=30)
+            r = httpx.post(
+                f"{base}/api/v1/kbs/hr/ask",
+                json={"question": q},
+                headers=auth(keys.hr_reader),
+                timeout=30,
+            )
             return r.status_code, r.json().get("answer", "")
 
         with ThreadPoolExecutor(16) as pool:
             results = list(pool.map(ask, range(64)))
         assert all(code == 200 for code, _ in results)
-        assert all(("七日" in a) if i % 2 == 0 else ("三十日" in a)
-                   for i, (_, a) in enumerate(results))
+        assert all(
+            ("七日" in a) if i % 2 == 0 else ("三十日" in a) for i, (_, a) in enumerate(results)
+        )
         # An upload is ingested by one worker; its progress is visible from every worker.
-        files = [("files", (f"公告{i}.txt", f"第 {i} 號公告：員工餐廳週五供應素食。".encode()))
-                 for i in range(6)]
-        r = httpx.post(f"{base}/api/v1/kbs/hr/documents", files=files,
-                       headers=auth(keys.hr_editor))
+        files = [
+            ("files", (f"公告{i}.txt", f"第 {i} 號公告：員工餐廳週五供應素食。".encode()))
+            for i in range(6)
+        ]
+        r = httpx.post(f"{base}/api/v1/kbs/hr/documents", files=files, headers=auth(keys.hr_editor))
         job = wait_job(client, r.json()["id"], keys.hr_editor, timeout=60)
         assert [f["status"] for f in job["files"]] == ["added"] * 6
-        seen = {httpx.get(f"{base}/api/v1/jobs/{job['id']}",
-                          headers=auth(keys.hr_reader)).json()["status"] for _ in range(10)}
+        seen = {
+            httpx.get(f"{base}/api/v1/jobs/{job['id']}", headers=auth(keys.hr_reader)).json()[
+                "status"
+            ]
+            for _ in range(10)
+        }
         assert seen == {"done"}
-        hits = httpx.post(f"{base}/api/v1/kbs/hr/search", json={"query": "員工餐廳素食"},
-                          headers=auth(keys.hr_reader)).json()["hits"]
+        hits = httpx.post(
+            f"{base}/api/v1/kbs/hr/search",
+            json={"query": "員工餐廳素食"},
+            headers=auth(keys.hr_reader),
+        ).json()["hits"]
         assert hits and "素食" in hits[0]["text"]
         # Metrics add up both processes: every one of the 64 asks, whichever process
         # answered it, once the other process has flushed its snapshot (every 0.2 s here).
@@ -73,13 +93,16 @@ def test_graceful_shutdown_finishes_the_file_and_requeues_the_rest(tmp_path: Pat
     log = tmp_path / "server.log"
     env = {"ZHIKU_RATE_LIMIT": "0", "ZHIKU_MAX_FILES": str(n)}
     with running_server(home, env=env, log=log) as (base, proc):
-        r = httpx.post(f"{base}/api/v1/kbs/hr/documents", files=files,
-                       headers=auth(keys.hr_editor), timeout=60)
+        r = httpx.post(
+            f"{base}/api/v1/kbs/hr/documents", files=files, headers=auth(keys.hr_editor), timeout=60
+        )
         assert r.status_code == 202
         job_id = r.json()["id"]
         deadline = time.monotonic() + 120
-        while httpx.get(f"{base}/api/v1/jobs/{job_id}",
-                        headers=auth(keys.hr_editor)).json()["done"] < 1:
+        while (
+            httpx.get(f"{base}/api/v1/jobs/{job_id}", headers=auth(keys.hr_editor)).json()["done"]
+            < 1
+        ):
             assert time.monotonic() < deadline
             time.sleep(0.01)
         proc.send_signal(signal.SIGTERM)
@@ -107,14 +130,21 @@ def test_graceful_shutdown_finishes_the_file_and_requeues_the_rest(tmp_path: Pat
         job = wait_job(client, job_id, keys.hr_editor, timeout=240)
         assert [f["status"] for f in job["files"]] == ["added"] * n
         listed = httpx.get(f"{base}/api/v1/kbs/hr/documents", headers=auth(keys.hr_reader))
-        assert sum(d["path"].startswith("upload://hr/規章") for d in
-                   listed.json()["documents"]) == n
+        assert (
+            sum(d["path"].startswith("upload://hr/規章") for d in listed.json()["documents"]) == n
+        )
 
 
 def test_serve_without_the_server_extra_says_how_to_install(tmp_path: Path) -> None:
-    code = ("import sys; sys.modules['fastapi'] = None; sys.modules['uvicorn'] = None\n"
-            "from zhiku.cli import main; sys.argv = ['zhiku', 'serve']; main()")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={"ZHIKU_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    code = (
+        "import sys; sys.modules['fastapi'] = None; sys.modules['uvicorn'] = None\n"
+        "from zhiku.cli import main; sys.argv = ['zhiku', 'serve']; main()"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"ZHIKU_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
     assert res.returncode == 2
     assert "pip install 'zhiku[server]'" in res.stderr

@@ -39,24 +39,46 @@ def test_job_of_a_dead_worker_is_reclaimed_at_start(tmp_path: Path) -> None:
         kb = zk.kb("hr", create=True)
         src = tmp_path / "公告.txt"
         src.write_text("員工餐廳週五供應素食。", "utf-8")
-        job_id = jobs.create_job(zk.store, kb, "upload", None, [
-            {"name": src.name, "path": str(src), "stored": None, "size": src.stat().st_size,
-             "status": "pending"}])
+        job_id = jobs.create_job(
+            zk.store,
+            kb,
+            "upload",
+            None,
+            [
+                {
+                    "name": src.name,
+                    "path": str(src),
+                    "stored": None,
+                    "size": src.stat().st_size,
+                    "status": "pending",
+                }
+            ],
+        )
         dead = f"{socket.gethostname()}:{_dead_pid()}:abcd"
         other_host = "elsewhere.example:1:ffff"
-        other = jobs.create_job(zk.store, kb, "upload", None, [
-            {"name": "x.txt", "path": str(src), "stored": None, "size": 1, "status": "pending"}])
+        other = jobs.create_job(
+            zk.store,
+            kb,
+            "upload",
+            None,
+            [{"name": "x.txt", "path": str(src), "stored": None, "size": 1, "status": "pending"}],
+        )
         # Killed mid-job: "running", fresh heartbeat, the worker process gone.
-        zk.store.db.execute("UPDATE jobs SET status='running', worker=?, heartbeat=? "
-                            "WHERE id=?", (dead, time.time(), job_id))
-        zk.store.db.execute("UPDATE jobs SET status='running', worker=?, heartbeat=? "
-                            "WHERE id=?", (other_host, time.time(), other))
+        zk.store.db.execute(
+            "UPDATE jobs SET status='running', worker=?, heartbeat=? WHERE id=?",
+            (dead, time.time(), job_id),
+        )
+        zk.store.db.execute(
+            "UPDATE jobs SET status='running', worker=?, heartbeat=? WHERE id=?",
+            (other_host, time.time(), other),
+        )
         assert jobs.claim(zk.store, "probe", 600.0) is None  # not stale by heartbeat
         assert jobs.reclaim_dead_workers(zk.store) == [job_id]
-        assert zk.store.db.execute("SELECT status FROM jobs WHERE id=?",
-                                   (other,)).fetchone()[0] == "running"
-        zk.store.db.execute("UPDATE jobs SET status='running', worker=? WHERE id=?",
-                            (dead, job_id))
+        assert (
+            zk.store.db.execute("SELECT status FROM jobs WHERE id=?", (other,)).fetchone()[0]
+            == "running"
+        )
+        zk.store.db.execute("UPDATE jobs SET status='running', worker=? WHERE id=?", (dead, job_id))
     with Zhiku(home) as zk:
         from zhiku.server import accounts
 
@@ -88,25 +110,38 @@ def test_a_small_upload_passes_a_slow_one(tmp_path: Path) -> None:
     home = tmp_path / "home"
     keys = build_home(home)
     text = "員工因普通傷害、疾病或生理原因必須治療或休養者，得請普通傷病假。" * 10
-    slow = make_pdf(tmp_path / "slow.pdf",
-                    [wrap_cjk(f"第 {i} 條 " + text, 76)[:36] for i in range(400)])
+    slow = make_pdf(
+        tmp_path / "slow.pdf", [wrap_cjk(f"第 {i} 條 " + text, 76)[:36] for i in range(400)]
+    )
     with _client(home, ingest_threads=2) as c:
-        r1 = c.post("/api/v1/kbs/hr/documents", headers=auth(keys.hr_editor),
-                    files=[("files", ("大檔.pdf", slow.read_bytes(), "application/pdf"))])
+        r1 = c.post(
+            "/api/v1/kbs/hr/documents",
+            headers=auth(keys.hr_editor),
+            files=[("files", ("大檔.pdf", slow.read_bytes(), "application/pdf"))],
+        )
         deadline = time.monotonic() + 60  # the slow job is claimed first
-        while c.get(f"/api/v1/jobs/{r1.json()['id']}",
-                    headers=auth(keys.hr_editor)).json()["status"] == "queued":
+        while (
+            c.get(f"/api/v1/jobs/{r1.json()['id']}", headers=auth(keys.hr_editor)).json()["status"]
+            == "queued"
+        ):
             assert time.monotonic() < deadline
             time.sleep(0.02)
         t0 = time.monotonic()
-        r2 = c.post("/api/v1/kbs/hr/documents", headers=auth(keys.hr_editor),
-                    files=[("files", ("小檔.md", "# 門禁\n\n夜間門禁密碼每月更換。".encode(),
-                                      "text/markdown"))])
+        r2 = c.post(
+            "/api/v1/kbs/hr/documents",
+            headers=auth(keys.hr_editor),
+            files=[
+                ("files", ("小檔.md", "# 門禁\n\n夜間門禁密碼每月更換。".encode(), "text/markdown"))
+            ],
+        )
         small = wait_job(c, r2.json()["id"], keys.hr_editor, timeout=60)
         small_s = time.monotonic() - t0
         slow_job = c.get(f"/api/v1/jobs/{r1.json()['id']}", headers=auth(keys.hr_editor)).json()
-        hits = c.post("/api/v1/search", headers=auth(keys.hr_reader),
-                      json={"query": "門禁密碼", "kbs": ["hr"]}).json()
+        hits = c.post(
+            "/api/v1/search",
+            headers=auth(keys.hr_reader),
+            json={"query": "門禁密碼", "kbs": ["hr"]},
+        ).json()
         wait_job(c, r1.json()["id"], keys.hr_editor, timeout=120)
     assert small["files"][0]["status"] == "added"
     assert slow_job["status"] == "running", (small_s, slow_job)  # the small one did not wait

@@ -18,8 +18,9 @@ from zhiku.server.settings import ServerSettings, SettingsError
 runner = CliRunner()
 
 
-def test_core_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch,
-                                            tmp_path: Path) -> None:
+def test_core_settings_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("ZHIKU_HOME", str(tmp_path / "h"))
     monkeypatch.setenv("ZHIKU_OCR_MAX_PAGES", "12")
     monkeypatch.setenv("ZHIKU_ZIP_MAX_MEMBERS", "34")
@@ -34,9 +35,17 @@ def test_core_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch,
     assert max_pages() == 13 and ZipLimits.from_env().max_members == 34
 
 
-@pytest.mark.parametrize(("raw", "want"), [("en", "en"), ("en-US", "en"), ("EN_gb", "en"),
-                                           ("zh-TW", "zh-TW"), ("zh-Hant", "zh-TW"),
-                                           ("fr", "zh-TW")])
+@pytest.mark.parametrize(
+    ("raw", "want"),
+    [
+        ("en", "en"),
+        ("en-US", "en"),
+        ("EN_gb", "en"),
+        ("zh-TW", "zh-TW"),
+        ("zh-Hant", "zh-TW"),
+        ("fr", "zh-TW"),
+    ],
+)
 def test_one_language_setting(monkeypatch: pytest.MonkeyPatch, raw: str, want: str) -> None:
     monkeypatch.setenv("ZHIKU_LANG", raw)
     assert lang() == want and resolve_lang() == want  # the engine's and the PII tools'
@@ -70,9 +79,16 @@ def test_english_message(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_server_settings_parse_round_trip_and_validate() -> None:
-    s = ServerSettings.from_env({"ZHIKU_MAX_FILES": "7", "ZHIKU_INGEST_WORKER": "off",
-                                 "ZHIKU_RATE_LIMIT": "0", "ZHIKU_TRUSTED_PROXIES": ""},
-                                home="/tmp/x", threads=3)
+    s = ServerSettings.from_env(
+        {
+            "ZHIKU_MAX_FILES": "7",
+            "ZHIKU_INGEST_WORKER": "off",
+            "ZHIKU_RATE_LIMIT": "0",
+            "ZHIKU_TRUSTED_PROXIES": "",
+        },
+        home="/tmp/x",
+        threads=3,
+    )
     assert (s.max_files, s.ingest_worker, s.rate_limit, s.threads) == (7, False, 0.0, 3)
     assert s.home == Path("/tmp/x").resolve()
     assert ServerSettings.from_env(s.to_env()) == s
@@ -93,10 +109,12 @@ def test_limits_are_settings_too() -> None:
     assert limits.with_limits(lim, max_rows=9).max_rows == 9
 
 
-def test_model_overrides_and_config_path(monkeypatch: pytest.MonkeyPatch,
-                                         tmp_path: Path) -> None:
-    env = {"ZHIKU_EMBED_URL": "http://127.0.0.1:9/v1", "ZHIKU_EMBED_MODEL": "bge-m3",
-           "ZHIKU_DENSE_WEIGHT": "0.25"}
+def test_model_overrides_and_config_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    env = {
+        "ZHIKU_EMBED_URL": "http://127.0.0.1:9/v1",
+        "ZHIKU_EMBED_MODEL": "bge-m3",
+        "ZHIKU_DENSE_WEIGHT": "0.25",
+    }
     cfg = load_settings(tmp_path, env).for_kb("default")
     assert cfg.embed is not None and cfg.embed.url == "http://127.0.0.1:9/v1"
     assert cfg.embed.model == "bge-m3" and cfg.hybrid.dense_weight == 0.25

@@ -38,14 +38,25 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     provider = Provider(
-        clients=[{"client_id": "zhiku", "client_secret": "e2e-secret",
-                  "redirect_uris": [base + "/api/v1/auth/oidc/callback"],
-                  "grant_types": ["authorization_code"], "response_types": ["code"]}],
-        accounts={"u-7": {"preferred_username": "wang", "groups": ["hr-staff"]}})
-    env = {"ZHIKU_AUTH_COOKIE_SECURE": "0", "ZHIKU_OIDC_ISSUER": provider.issuer,
-           "ZHIKU_OIDC_CLIENT_ID": "zhiku", "ZHIKU_OIDC_CLIENT_SECRET": "e2e-secret",
-           "ZHIKU_OIDC_REDIRECT_URI": base + "/api/v1/auth/oidc/callback",
-           "ZHIKU_OIDC_SCOPES": "openid profile groups"}
+        clients=[
+            {
+                "client_id": "zhiku",
+                "client_secret": "e2e-secret",
+                "redirect_uris": [base + "/api/v1/auth/oidc/callback"],
+                "grant_types": ["authorization_code"],
+                "response_types": ["code"],
+            }
+        ],
+        accounts={"u-7": {"preferred_username": "wang", "groups": ["hr-staff"]}},
+    )
+    env = {
+        "ZHIKU_AUTH_COOKIE_SECURE": "0",
+        "ZHIKU_OIDC_ISSUER": provider.issuer,
+        "ZHIKU_OIDC_CLIENT_ID": "zhiku",
+        "ZHIKU_OIDC_CLIENT_SECRET": "e2e-secret",
+        "ZHIKU_OIDC_REDIRECT_URI": base + "/api/v1/auth/oidc/callback",
+        "ZHIKU_OIDC_SCOPES": "openid profile groups",
+    }
     log = tmp_path_factory.mktemp("signin-e2e-log") / "server.log"
     try:
         with running_server(home, env=env, log=log, port=port) as (url, _proc):
@@ -101,8 +112,7 @@ def test_sign_in_page_groups_admin_and_sso(site: Any, width: int) -> None:
         user_groups.fill(group)
         user_groups.press("Enter")
         user_groups.blur()
-        page.locator(f"[data-testid=groups] tr[data-group='{group}']",
-                     has_text="張志明").wait_for()
+        page.locator(f"[data-testid=groups] tr[data-group='{group}']", has_text="張志明").wait_for()
         if width > 400:  # at phone width the admin tables scroll inside their cards
             _no_sideways_scroll(page)
         page.screenshot(path=str(SHOTS / f"admin-groups-{width}.png"), full_page=True)
@@ -144,4 +154,3 @@ def test_sign_in_page_in_english(site: Any) -> None:
         page.get_by_role("alert").wait_for()
         assert page.get_by_role("alert").inner_text() == "Wrong username or password"
         browser.close()
-

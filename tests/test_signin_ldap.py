@@ -27,9 +27,15 @@ def slapd() -> Iterator[Slapd]:
 
 def search_bind(url: str, **kw: Any) -> AuthSettings:
     return AuthSettings(
-        cookie_secure=False, ldap_url=url, ldap_bind_dn=SERVICE_DN,
-        ldap_bind_password=SERVICE_PW, ldap_user_base=f"ou=people,{BASE}",
-        ldap_disabled_filter="(employeeType=disabled)", ldap_timeout_s=3, **kw)
+        cookie_secure=False,
+        ldap_url=url,
+        ldap_bind_dn=SERVICE_DN,
+        ldap_bind_password=SERVICE_PW,
+        ldap_user_base=f"ou=people,{BASE}",
+        ldap_disabled_filter="(employeeType=disabled)",
+        ldap_timeout_s=3,
+        **kw,
+    )
 
 
 @pytest.mark.parametrize("mode", ["group_search", "member_of", "dn_template"])
@@ -39,8 +45,9 @@ def test_bind_as_the_user_and_read_groups(slapd: Slapd, mode: str) -> None:
     elif mode == "member_of":
         s = search_bind(slapd.url)
     else:
-        s = AuthSettings(ldap_url=slapd.url,
-                         ldap_user_dn_template="uid={username},ou=people," + BASE)
+        s = AuthSettings(
+            ldap_url=slapd.url, ldap_user_dn_template="uid={username},ou=people," + BASE
+        )
     a = LdapAuthenticator(s)
     user = a.authenticate("chen", PEOPLE["chen"][0])
     assert user is not None
@@ -75,17 +82,25 @@ def app(slapd: Slapd, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]
         adm.put("/api/v1/groups/hr-staff", json={"role": "reader", "kbs": ["hr"]})
         adm.put("/api/v1/groups/kb-editors", json={"role": "editor", "kbs": []})
         adm.put("/api/v1/groups/finance", json={"kbs": ["finance"]})
-        root = next(u["id"] for u in adm.get("/api/v1/users").json()["users"]
-                    if u["name"] == "root")
-        assert adm.put(f"/api/v1/users/{root}/password",
-                       json={"password": "root-local-password"}).status_code == 200
+        root = next(
+            u["id"] for u in adm.get("/api/v1/users").json()["users"] if u["name"] == "root"
+        )
+        assert (
+            adm.put(
+                f"/api/v1/users/{root}/password", json={"password": "root-local-password"}
+            ).status_code
+            == 200
+        )
         app.state.signin = SignIn(search_bind(slapd.url, ldap_group_base=f"ou=groups,{BASE}"))
         yield app, client, adm
 
 
 def login(c: TestClient, name: str, password: str, lang: str = "zh") -> Any:
-    return c.post("/api/v1/auth/login", json={"username": name, "password": password},
-                  headers={"Accept-Language": lang})
+    return c.post(
+        "/api/v1/auth/login",
+        json={"username": name, "password": password},
+        headers={"Accept-Language": lang},
+    )
 
 
 def test_directory_users_sign_in_with_mapped_roles_and_grants(app: Any) -> None:

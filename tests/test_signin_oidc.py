@@ -36,23 +36,37 @@ ACCOUNTS = {
 def provider() -> Iterator[Provider]:
     p = Provider(
         clients=[
-            {"client_id": "zhiku", "client_secret": "zhiku-secret",
-             "redirect_uris": [CALLBACK], "grant_types": ["authorization_code"],
-             "response_types": ["code"]},
-            {"client_id": "other-app", "client_secret": "other-secret",
-             "redirect_uris": [OTHER_CALLBACK], "grant_types": ["authorization_code"],
-             "response_types": ["code"]},
+            {
+                "client_id": "zhiku",
+                "client_secret": "zhiku-secret",
+                "redirect_uris": [CALLBACK],
+                "grant_types": ["authorization_code"],
+                "response_types": ["code"],
+            },
+            {
+                "client_id": "other-app",
+                "client_secret": "other-secret",
+                "redirect_uris": [OTHER_CALLBACK],
+                "grant_types": ["authorization_code"],
+                "response_types": ["code"],
+            },
         ],
-        accounts=ACCOUNTS)
+        accounts=ACCOUNTS,
+    )
     yield p
     p.stop()
 
 
 def settings(p: Provider, **kw: Any) -> AuthSettings:
     values: dict[str, Any] = {
-        "cookie_secure": False, "oidc_issuer": p.issuer, "oidc_client_id": "zhiku",
-        "oidc_client_secret": "zhiku-secret", "oidc_redirect_uri": CALLBACK,
-        "oidc_scopes": "openid profile groups", **kw}
+        "cookie_secure": False,
+        "oidc_issuer": p.issuer,
+        "oidc_client_id": "zhiku",
+        "oidc_client_secret": "zhiku-secret",
+        "oidc_redirect_uri": CALLBACK,
+        "oidc_scopes": "openid profile groups",
+        **kw,
+    }
     return AuthSettings(**values)
 
 
@@ -63,7 +77,8 @@ def app(provider: Provider, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     app = create_app(ServerSettings.from_env({}, home=str(home), rate_limit=0))
     with TestClient(app):
         TestClient(app, headers=auth(keys.admin)).put(
-            "/api/v1/groups/hr-staff", json={"role": "reader", "kbs": ["hr"]})
+            "/api/v1/groups/hr-staff", json={"role": "reader", "kbs": ["hr"]}
+        )
         app.state.signin = SignIn(settings(provider))
         yield app, keys, provider
 
@@ -84,7 +99,12 @@ def test_code_flow_with_pkce_signs_in_with_groups_from_the_claim(app: Any) -> No
     assert r.headers["location"] == "/?kb=hr"
     me = c.get("/api/v1/auth/me").json()
     assert (me["user"], me["role"], me["kbs"], me["groups"], me["via"]) == (
-        "wang", "reader", ["hr"], ["hr-staff", "it"], "session")
+        "wang",
+        "reader",
+        ["hr"],
+        ["hr-staff", "it"],
+        "session",
+    )
     # the callback cannot be replayed: its state was used up (on any node)
     r = TestClient(the_app).get(back.removeprefix("http://testserver"))
     assert (r.status_code, r.json()["error"]["code"]) == (400, "oidc_failed")
@@ -94,44 +114,54 @@ def test_code_flow_with_pkce_signs_in_with_groups_from_the_claim(app: Any) -> No
     url = c2.get("/api/v1/auth/oidc/start").headers["location"]
     r = c2.get(sign_in_at_provider(url, "u-1001", CALLBACK).removeprefix("http://testserver"))
     assert r.headers["location"] == "/"
-    names = [u["name"] for u in TestClient(the_app, headers=auth(keys.admin))
-             .get("/api/v1/users").json()["users"]]
+    names = [
+        u["name"]
+        for u in TestClient(the_app, headers=auth(keys.admin)).get("/api/v1/users").json()["users"]
+    ]
     assert names.count("wang") == 1
 
 
 def test_no_mapped_group_and_open_redirects_are_refused(app: Any) -> None:
     the_app = app[0]
     c = TestClient(the_app, follow_redirects=False)
-    url = c.get("/api/v1/auth/oidc/start", params={"next": "//evil.example/x"}
-                ).headers["location"]
+    url = c.get("/api/v1/auth/oidc/start", params={"next": "//evil.example/x"}).headers["location"]
     r = c.get(sign_in_at_provider(url, "u-1002", CALLBACK).removeprefix("http://testserver"))
     assert (r.status_code, r.json()["error"]["code"]) == (403, "no_mapped_group")
     # a browser is sent to the sign-in page, which explains it
     url = c.get("/api/v1/auth/oidc/start").headers["location"]
-    r = c.get(sign_in_at_provider(url, "u-1002", CALLBACK).removeprefix("http://testserver"),
-              headers={"Accept": "text/html,application/xhtml+xml"})
+    r = c.get(
+        sign_in_at_provider(url, "u-1002", CALLBACK).removeprefix("http://testserver"),
+        headers={"Accept": "text/html,application/xhtml+xml"},
+    )
     assert (r.status_code, r.headers["location"]) == (303, "/?signin_error=no_mapped_group")
     assert "zhiku_session" not in c.cookies
     the_app.state.signin = SignIn(settings(app[2], external_default_role="reader"))
     try:
-        url = c.get("/api/v1/auth/oidc/start", params={"next": "//evil.example/x"}
-                    ).headers["location"]
-        r = c.get(sign_in_at_provider(url, "u-1002", CALLBACK)
-                  .removeprefix("http://testserver"))
+        url = c.get("/api/v1/auth/oidc/start", params={"next": "//evil.example/x"}).headers[
+            "location"
+        ]
+        r = c.get(sign_in_at_provider(url, "u-1002", CALLBACK).removeprefix("http://testserver"))
         assert r.status_code == 303 and r.headers["location"] == "/"
     finally:
         the_app.state.signin = SignIn(settings(app[2]))
 
 
-def raw_token(p: Provider, client_id: str, secret: str, redirect: str,
-              account: str = "u-1001") -> tuple[str, str]:
+def raw_token(
+    p: Provider, client_id: str, secret: str, redirect: str, account: str = "u-1001"
+) -> tuple[str, str]:
     """A real id_token from the provider for ``client_id``, and the nonce it carries."""
     meta = OidcClient(settings(p)).metadata()
     nonce, verifier = secrets.token_urlsafe(16), secrets.token_urlsafe(48)
-    with OAuth2Client(client_id=client_id, client_secret=secret, redirect_uri=redirect,
-                      scope="openid profile groups", code_challenge_method="S256") as c:
-        url, state = c.create_authorization_url(meta["authorization_endpoint"],
-                                                code_verifier=verifier, nonce=nonce)
+    with OAuth2Client(
+        client_id=client_id,
+        client_secret=secret,
+        redirect_uri=redirect,
+        scope="openid profile groups",
+        code_challenge_method="S256",
+    ) as c:
+        url, state = c.create_authorization_url(
+            meta["authorization_endpoint"], code_verifier=verifier, nonce=nonce
+        )
         back = sign_in_at_provider(url, account, redirect)
         code = parse_qs(urlsplit(back).query)["code"][0]
         token = c.fetch_token(meta["token_endpoint"], code=code, code_verifier=verifier)
@@ -183,8 +213,12 @@ def test_id_token_checks_with_real_tokens(provider: Provider) -> None:
 
 
 def test_provider_down_is_a_clear_error() -> None:
-    dead = AuthSettings(oidc_issuer=f"http://127.0.0.1:{free_port()}", oidc_client_id="z",
-                        oidc_redirect_uri=CALLBACK, oidc_timeout_s=2)
+    dead = AuthSettings(
+        oidc_issuer=f"http://127.0.0.1:{free_port()}",
+        oidc_client_id="z",
+        oidc_redirect_uri=CALLBACK,
+        oidc_timeout_s=2,
+    )
     with pytest.raises(OidcError) as e:
         OidcClient(dead).metadata()
     assert e.value.reason == "provider_unavailable" and "127.0.0.1" in str(e.value)

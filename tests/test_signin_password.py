@@ -22,8 +22,12 @@ from zhiku.store import Store
 
 from .server_util import auth, build_home
 
-PASSWORDS = {"alice": "alice-long-password", "frank": "frank-long-password",
-             "root": "root-long-password", "erin": "erin-long-password"}
+PASSWORDS = {
+    "alice": "alice-long-password",
+    "frank": "frank-long-password",
+    "root": "root-long-password",
+    "erin": "erin-long-password",
+}
 _ips = count(1)
 
 
@@ -33,12 +37,17 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     keys = build_home(home)
     app = create_app(ServerSettings.from_env({}, home=str(home), rate_limit=0))
     with TestClient(app) as client:
-        users = {u["name"]: u["id"] for u in
-                 client.get("/api/v1/users", headers=auth(keys.admin)).json()["users"]}
+        users = {
+            u["name"]: u["id"]
+            for u in client.get("/api/v1/users", headers=auth(keys.admin)).json()["users"]
+        }
         app.state.signin = SignIn(AuthSettings(cookie_secure=False))
         for name, pw in PASSWORDS.items():
-            r = client.put(f"/api/v1/users/{users[name]}/password", json={"password": pw},
-                           headers=auth(keys.admin))
+            r = client.put(
+                f"/api/v1/users/{users[name]}/password",
+                json={"password": pw},
+                headers=auth(keys.admin),
+            )
             assert r.status_code == 200, r.text
         yield app, keys, users, home
 
@@ -50,8 +59,9 @@ def browser(app: Any, **settings: Any) -> TestClient:
 
 
 def sign_in(c: TestClient, name: str, password: str | None = None) -> Any:
-    return c.post("/api/v1/auth/login",
-                  json={"username": name, "password": password or PASSWORDS[name]})
+    return c.post(
+        "/api/v1/auth/login", json={"username": name, "password": password or PASSWORDS[name]}
+    )
 
 
 def test_a_password_signs_in_with_a_session_cookie_and_csrf(env: Any) -> None:
@@ -61,7 +71,11 @@ def test_a_password_signs_in_with_a_session_cookie_and_csrf(env: Any) -> None:
     assert r.status_code == 200, r.text
     body = r.json()
     assert (body["user"], body["role"], body["kbs"], body["method"]) == (
-        "alice", "reader", ["hr"], "password")
+        "alice",
+        "reader",
+        ["hr"],
+        "password",
+    )
     cookies = r.headers.get_list("set-cookie")
     session = next(h for h in cookies if h.startswith("zhiku_session="))
     csrf = next(h for h in cookies if h.startswith("zhiku_csrf="))
@@ -83,11 +97,15 @@ def test_a_password_signs_in_with_a_session_cookie_and_csrf(env: Any) -> None:
     assert c.get("/api/v1/kbs/finance/documents").status_code == 404
     r = c.post("/api/v1/kbs/hr/search", json={"query": "特別休假"})
     assert (r.status_code, r.json()["error"]["code"]) == (403, "csrf_failed")
-    r = c.post("/api/v1/kbs/hr/search", json={"query": "特別休假"},
-               headers={"X-CSRF-Token": "wrong"})
+    r = c.post(
+        "/api/v1/kbs/hr/search", json={"query": "特別休假"}, headers={"X-CSRF-Token": "wrong"}
+    )
     assert r.status_code == 403
-    r = c.post("/api/v1/kbs/hr/search", json={"query": "特別休假"},
-               headers={"X-CSRF-Token": body["csrf_token"]})
+    r = c.post(
+        "/api/v1/kbs/hr/search",
+        json={"query": "特別休假"},
+        headers={"X-CSRF-Token": body["csrf_token"]},
+    )
     assert r.status_code == 200 and r.json()["hits"]
 
 
@@ -100,8 +118,11 @@ def test_wrong_and_unknown_give_the_same_answer(env: Any) -> None:
     for r in (wrong, unknown, no_pw):
         assert (r.status_code, r.json()["error"]["code"]) == (401, "invalid_credentials")
     assert "zhiku_session" not in c.cookies
-    en = c.post("/api/v1/auth/login", json={"username": "x", "password": "y"},
-                headers={"Accept-Language": "en"})
+    en = c.post(
+        "/api/v1/auth/login",
+        json={"username": "x", "password": "y"},
+        headers={"Accept-Language": "en"},
+    )
     assert en.json()["error"]["message"] == "Wrong username or password"
 
 
@@ -110,8 +131,9 @@ def test_secure_cookies_use_the_host_prefix(env: Any) -> None:
     app.state.signin = SignIn(AuthSettings(cookie_secure=True, cookie_samesite="strict"))
     c = TestClient(app, base_url="https://testserver", client=("10.8.0.1", 1))
     r = sign_in(c, "frank")
-    cookie = next(h for h in r.headers.get_list("set-cookie")
-                  if h.startswith("__Host-zhiku_session="))
+    cookie = next(
+        h for h in r.headers.get_list("set-cookie") if h.startswith("__Host-zhiku_session=")
+    )
     assert "Secure" in cookie and "Path=/" in cookie and "samesite=strict" in cookie.lower()
     assert c.get("/api/v1/auth/me").json()["user"] == "frank"
 
@@ -187,8 +209,7 @@ def test_sign_out_and_sign_out_everywhere(env: Any) -> None:
     # an administrator can sign someone out everywhere; keys keep working meanwhile
     d = browser(app)
     sign_in(d, "frank")
-    r = d.post(f"/api/v1/users/{users['frank']}/sessions/revoke",
-               headers=auth(keys.admin))
+    r = d.post(f"/api/v1/users/{users['frank']}/sessions/revoke", headers=auth(keys.admin))
     assert r.json()["sessions_ended"] == 1
     assert d.get("/api/v1/auth/me").status_code == 401
     assert d.get("/api/v1/auth/me", headers=auth(keys.fin_reader)).json()["via"] == "key"
@@ -199,15 +220,23 @@ def test_password_change_ends_other_sessions_and_disabled_users_are_out(env: Any
     a, b = browser(app), browser(app)
     csrf = sign_in(a, "erin").json()["csrf_token"]
     sign_in(b, "erin")
-    r = a.put("/api/v1/auth/password", json={"current": "wrong", "new": "x" * 12},
-              headers={"X-CSRF-Token": csrf})
+    r = a.put(
+        "/api/v1/auth/password",
+        json={"current": "wrong", "new": "x" * 12},
+        headers={"X-CSRF-Token": csrf},
+    )
     assert r.status_code == 401
-    r = a.put("/api/v1/auth/password", json={"current": PASSWORDS["erin"], "new": "short"},
-              headers={"X-CSRF-Token": csrf})
+    r = a.put(
+        "/api/v1/auth/password",
+        json={"current": PASSWORDS["erin"], "new": "short"},
+        headers={"X-CSRF-Token": csrf},
+    )
     assert r.json()["error"]["code"] == "password_too_short"
-    r = a.put("/api/v1/auth/password", json={"current": PASSWORDS["erin"],
-                                             "new": "erin-new-password"},
-              headers={"X-CSRF-Token": csrf})
+    r = a.put(
+        "/api/v1/auth/password",
+        json={"current": PASSWORDS["erin"], "new": "erin-new-password"},
+        headers={"X-CSRF-Token": csrf},
+    )
     assert r.status_code == 200
     assert b.get("/api/v1/auth/me").status_code == 401
     assert sign_in(browser(app), "erin").status_code == 401
@@ -215,32 +244,44 @@ def test_password_change_ends_other_sessions_and_disabled_users_are_out(env: Any
     # disabled: the right password is refused and open sessions stop working
     c = browser(app)
     sign_in(c, "erin", "erin-new-password")
-    TestClient(app).patch(f"/api/v1/users/{users['erin']}", json={"disabled": True},
-                          headers=auth(keys.admin))
+    TestClient(app).patch(
+        f"/api/v1/users/{users['erin']}", json={"disabled": True}, headers=auth(keys.admin)
+    )
     assert c.get("/api/v1/auth/me").status_code == 401
     r = sign_in(browser(app), "erin", "erin-new-password")
     assert (r.status_code, r.json()["error"]["code"]) == (403, "account_disabled")
-    TestClient(app).patch(f"/api/v1/users/{users['erin']}", json={"disabled": False},
-                          headers=auth(keys.admin))
+    TestClient(app).patch(
+        f"/api/v1/users/{users['erin']}", json={"disabled": False}, headers=auth(keys.admin)
+    )
 
 
 def test_groups_map_to_roles_and_grants_for_sessions_and_keys(env: Any) -> None:
     app, keys, users, _home = env
     admin = TestClient(app, headers=auth(keys.admin))
-    r = admin.put("/api/v1/groups/finance-editors",
-                  json={"role": "editor", "kbs": ["finance"], "description": "財務處"})
+    r = admin.put(
+        "/api/v1/groups/finance-editors",
+        json={"role": "editor", "kbs": ["finance"], "description": "財務處"},
+    )
     assert r.status_code == 200, r.text
     assert admin.put("/api/v1/groups/x", json={"kbs": ["no-such-kb"]}).status_code == 404
     assert admin.put("/api/v1/groups/x", json={"role": "god"}).status_code == 400
-    r = admin.put(f"/api/v1/users/{users['alice']}/groups",
-                  json={"groups": ["finance-editors", "lunch-club"]})
-    assert r.json() == {"user": "alice", "groups": ["finance-editors", "lunch-club"],
-                        "role": "editor", "kbs": ["finance", "hr"]}
+    r = admin.put(
+        f"/api/v1/users/{users['alice']}/groups", json={"groups": ["finance-editors", "lunch-club"]}
+    )
+    assert r.json() == {
+        "user": "alice",
+        "groups": ["finance-editors", "lunch-club"],
+        "role": "editor",
+        "kbs": ["finance", "hr"],
+    }
     c = browser(app)
     sign_in(c, "alice")
     me = c.get("/api/v1/auth/me").json()
     assert (me["role"], me["kbs"], me["groups"]) == (
-        "editor", ["finance", "hr"], ["finance-editors", "lunch-club"])
+        "editor",
+        ["finance", "hr"],
+        ["finance-editors", "lunch-club"],
+    )
     assert c.get("/api/v1/kbs/finance/documents").status_code == 200
     # the key of the same user gets the same, from the same place
     me_key = c.get("/api/v1/auth/me", headers=auth(keys.hr_reader)).json()
@@ -268,15 +309,20 @@ def test_cli_creates_a_user_with_a_password_that_signs_in(tmp_path: Any) -> None
     home = tmp_path / "home"
     run = [sys.executable, "-m", "zhiku", "users", "create"]
     env = {**os.environ, "ZHIKU_HOME": str(home)}
-    short = subprocess.run([*run, "阿美", "--password-stdin"], env=env,
-                           input="short\n", capture_output=True, text=True)
+    short = subprocess.run(
+        [*run, "阿美", "--password-stdin"], env=env, input="short\n", capture_output=True, text=True
+    )
     assert short.returncode == 2 and "至少需要 10 個字元" in short.stderr
-    ok = subprocess.run([*run, "阿美", "--role", "reader", "--password-stdin"], env=env,
-                        input="long-enough-password\n", capture_output=True, text=True)
+    ok = subprocess.run(
+        [*run, "阿美", "--role", "reader", "--password-stdin"],
+        env=env,
+        input="long-enough-password\n",
+        capture_output=True,
+        text=True,
+    )
     assert ok.returncode == 0, ok.stderr  # the refused one above created nobody
     app = create_app(ServerSettings.from_env({}, home=str(home)))
     app.state.signin = SignIn(AuthSettings(cookie_secure=False))
     c = TestClient(app)
-    r = c.post("/api/v1/auth/login", json={"username": "阿美",
-                                           "password": "long-enough-password"})
+    r = c.post("/api/v1/auth/login", json={"username": "阿美", "password": "long-enough-password"})
     assert r.json()["user"] == "阿美"

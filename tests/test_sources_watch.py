@@ -83,15 +83,18 @@ def watcher(engine: Zhiku, tmp_path: Path) -> Iterator[tuple[Watcher, Path, list
     assert not t.is_alive()
 
 
-def test_watch_add_change_rename_delete(engine: Zhiku,
-                                        watcher: tuple[Watcher, Path, list[FileResult]]) -> None:
+def test_watch_add_change_rename_delete(
+    engine: Zhiku, watcher: tuple[Watcher, Path, list[FileResult]]
+) -> None:
     w, root, events = watcher
     old = str((root / "old.txt").resolve())
     assert _paths(engine) == {old}  # the start-up reconciliation
     # Add a DOCX (a real one, written by python-docx) in a new sub-folder.
     (root / "hr").mkdir()
-    make_docx(root / "hr" / "leave.docx",
-              [("heading", 1, "請假辦法"), ("para", "婚假八日，喪假依親等給假。")])
+    make_docx(
+        root / "hr" / "leave.docx",
+        [("heading", 1, "請假辦法"), ("para", "婚假八日，喪假依親等給假。")],
+    )
     new = str((root / "hr" / "leave.docx").resolve())
     _wait(lambda: new in _paths(engine))
     assert engine.search("婚假", "w", k=1)[0].path == new
@@ -114,7 +117,8 @@ def test_watch_add_change_rename_delete(engine: Zhiku,
 
 
 def test_watch_debounces_a_file_written_in_pieces(
-        engine: Zhiku, watcher: tuple[Watcher, Path, list[FileResult]]) -> None:
+    engine: Zhiku, watcher: tuple[Watcher, Path, list[FileResult]]
+) -> None:
     w, root, events = watcher
     f = root / "minutes.txt"
     with f.open("w", encoding="utf-8") as fh:
@@ -139,8 +143,12 @@ def test_watch_cli_survives_sigkill(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "zhiku", "watch", str(root), "--kb", "w", "--debounce", "0.3"]
 
     def docs() -> set[str]:
-        out = subprocess.run([sys.executable, "-m", "zhiku", "docs", "--kb", "w", "--json"],
-                             env=env, capture_output=True, text=True)
+        out = subprocess.run(
+            [sys.executable, "-m", "zhiku", "docs", "--kb", "w", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         if out.returncode != 0:
             return set()
         return {d["path"] for d in json.loads(out.stdout)["documents"]}

@@ -21,9 +21,11 @@ from zhiku.sources.web import AddressPolicy, Crawler, CrawlError, CrawlSettings,
 
 def page(title: str, body: str, links: list[str] = ()) -> str:  # type: ignore[assignment]
     nav = "".join(f'<li><a href="{h}">{h}</a></li>' for h in links)
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head>"
-            f"<body><nav><ul>{nav}</ul></nav><main><h1>{title}</h1><p>{body}</p></main>"
-            "</body></html>")
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head>"
+        f"<body><nav><ul>{nav}</ul></nav><main><h1>{title}</h1><p>{body}</p></main>"
+        "</body></html>"
+    )
 
 
 class Site:
@@ -31,25 +33,43 @@ class Site:
 
     def __init__(self) -> None:
         self.pages: dict[str, str] = {
-            "/": page("首頁", "歡迎來到人資入口網站，這裡有各項規章。",
-                      ["/leave.html", "/old-leave", "/loop-a", "/missing.html", "/huge.html",
-                       "/private/salary.html", "http://169.254.169.254/latest/meta-data/",
-                       "http://other.example/outside.html", "/about.html#team"]),
-            "/leave.html": page("請假辦法", "特別休假每年七日，病假全年不得超過三十日。",
-                                ["/", "/about.html"]),
-            "/about.html": page("關於我們", "人資處負責招募與員工福利，分機一二三。",
-                                ["/leave.html"]),
+            "/": page(
+                "首頁",
+                "歡迎來到人資入口網站，這裡有各項規章。",
+                [
+                    "/leave.html",
+                    "/old-leave",
+                    "/loop-a",
+                    "/missing.html",
+                    "/huge.html",
+                    "/private/salary.html",
+                    "http://169.254.169.254/latest/meta-data/",
+                    "http://other.example/outside.html",
+                    "/about.html#team",
+                ],
+            ),
+            "/leave.html": page(
+                "請假辦法", "特別休假每年七日，病假全年不得超過三十日。", ["/", "/about.html"]
+            ),
+            "/about.html": page(
+                "關於我們", "人資處負責招募與員工福利，分機一二三。", ["/leave.html"]
+            ),
             "/huge.html": page("超大頁面", "大" * 3_000_000),
             "/private/salary.html": page("薪資表", "不該被抓取的內容：薪資機密。"),
             "/orphan.html": page("加班規定", "延長工時每月不得超過四十六小時。"),
         }
-        self.redirects = {"/old-leave": "/leave.html", "/loop-a": "/loop-b",
-                          "/loop-b": "/loop-a", "/to-metadata":
-                          "http://169.254.169.254/latest/meta-data/"}
+        self.redirects = {
+            "/old-leave": "/leave.html",
+            "/loop-a": "/loop-b",
+            "/loop-b": "/loop-a",
+            "/to-metadata": "http://169.254.169.254/latest/meta-data/",
+        }
         self.robots = "User-agent: *\nDisallow: /private/\n"
-        self.sitemap = ("<?xml version='1.0' encoding='UTF-8'?>"
-                        "<urlset xmlns='http://www.sitemaps.org/schemas/sitemap/0.9'>"
-                        "<url><loc>{base}/orphan.html</loc></url></urlset>")
+        self.sitemap = (
+            "<?xml version='1.0' encoding='UTF-8'?>"
+            "<urlset xmlns='http://www.sitemaps.org/schemas/sitemap/0.9'>"
+            "<url><loc>{base}/orphan.html</loc></url></urlset>"
+        )
         self.requests: Counter[str] = Counter()
         self.not_modified: Counter[str] = Counter()
         # Pages served with Last-Modified instead of an ETag (path -> HTTP date).
@@ -80,8 +100,9 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
             if path == "/robots.txt":
                 return self._send(200, site.robots.encode(), "text/plain", {})
             if path == "/sitemap.xml":
-                return self._send(200, site.sitemap.format(base=base).encode(),
-                                  "application/xml", {})
+                return self._send(
+                    200, site.sitemap.format(base=base).encode(), "application/xml", {}
+                )
             if path in site.redirects:
                 self.send_response(302)
                 self.send_header("Location", site.redirects[path])
@@ -98,8 +119,7 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
                     self.send_response(304)
                     self.end_headers()
                     return None
-                return self._send(200, body, "text/html; charset=utf-8",
-                                  {"Last-Modified": stamp})
+                return self._send(200, body, "text/html; charset=utf-8", {"Last-Modified": stamp})
             etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
             if self.headers.get("If-None-Match") == etag:
                 site.not_modified[path] += 1
@@ -162,13 +182,15 @@ def test_crawl_small_site(engine: Zhiku, site: tuple[Site, str]) -> None:
 
 
 def test_recrawl_is_incremental_and_follows_unchanged_pages(
-        engine: Zhiku, site: tuple[Site, str]) -> None:
+    engine: Zhiku, site: tuple[Site, str]
+) -> None:
     s, base = site
     Crawler(engine, "web", base, _settings()).run()
     # A new page reachable only through an unchanged one (about.html) is still found.
     s.pages["/about.html"] = s.pages["/about.html"]  # unchanged
-    s.pages["/leave.html"] = page("請假辦法", "特別休假每年十日，病假全年不得超過三十日。",
-                                  ["/", "/about.html", "/new.html"])
+    s.pages["/leave.html"] = page(
+        "請假辦法", "特別休假每年十日，病假全年不得超過三十日。", ["/", "/about.html", "/new.html"]
+    )
     s.pages["/new.html"] = page("育嬰留停", "育嬰留職停薪期間至多二年。")
     report = Crawler(engine, "web", base, _settings()).run()
     st = _by_status(report)
@@ -217,7 +239,8 @@ def test_limits_stop_without_deleting(engine: Zhiku, site: tuple[Site, str]) -> 
 
 
 def test_ssrf_guard_refuses_loopback_link_local_and_metadata(
-        engine: Zhiku, site: tuple[Site, str]) -> None:
+    engine: Zhiku, site: tuple[Site, str]
+) -> None:
     s, base = site
     # Loopback is refused unless allowed explicitly: nothing is requested at all.
     with pytest.raises(CrawlError, match="loopback"):
@@ -227,8 +250,15 @@ def test_ssrf_guard_refuses_loopback_link_local_and_metadata(
     with pytest.raises(CrawlError):
         Crawler(engine, "web", base.replace("127.0.0.1", "localhost"), CrawlSettings()).run()
     pol = AddressPolicy()
-    for ip in ("169.254.169.254", "169.254.1.1", "fe80::1", "::ffff:127.0.0.1", "0.0.0.0",
-               "224.0.0.1", "fd00:ec2::254"):
+    for ip in (
+        "169.254.169.254",
+        "169.254.1.1",
+        "fe80::1",
+        "::ffff:127.0.0.1",
+        "0.0.0.0",
+        "224.0.0.1",
+        "fd00:ec2::254",
+    ):
         assert pol.check_ip(ipaddress.ip_address(ip)), ip
     for ip in ("10.1.2.3", "192.168.1.10", "172.16.0.5", "8.8.8.8"):
         assert pol.check_ip(ipaddress.ip_address(ip)) is None, ip
@@ -240,8 +270,9 @@ def test_ssrf_guard_refuses_loopback_link_local_and_metadata(
     st = _by_status(report)
     assert st["failed"]["to-metadata"] in ("other_host", "blocked_address")
     # Even when the admin allows the host name, the address check still refuses it.
-    report = Crawler(engine, "web", base, _settings(
-        use_sitemap=False, allow_hosts=("169.254.169.254",))).run()
+    report = Crawler(
+        engine, "web", base, _settings(use_sitemap=False, allow_hosts=("169.254.169.254",))
+    ).run()
     assert _by_status(report)["failed"]["to-metadata"] == "blocked_address"
 
 

@@ -10,17 +10,31 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-HEAVY = ["numpy", "fastapi", "uvicorn", "httpx", "zhiku.server.app", "zhiku.pii.detect",
-         "zhiku.pii.scan", "zhiku.vectors", "zhiku.loaders.pdf", "zhiku.ingest",
-         "rich.progress", "torch", "sentence_transformers"]
+HEAVY = [
+    "numpy",
+    "fastapi",
+    "uvicorn",
+    "httpx",
+    "zhiku.server.app",
+    "zhiku.pii.detect",
+    "zhiku.pii.scan",
+    "zhiku.vectors",
+    "zhiku.loaders.pdf",
+    "zhiku.ingest",
+    "rich.progress",
+    "torch",
+    "sentence_transformers",
+]
 
 
 def _imported(code: str, home: Path) -> list[str]:
-    probe = (f"{code}\nimport json, sys\n"
-             f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))")
+    probe = (
+        f"{code}\nimport json, sys\nprint(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT), "ZHIKU_HOME": str(home)}
-    res = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
-                         text=True, check=True)
+    res = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+    )
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
@@ -34,12 +48,17 @@ def test_asking_without_models_stays_light(zhiku_home: Path, tmp_path: Path) -> 
 
     with Zhiku(zhiku_home) as zk:
         zk.kb("default", create=True)
-        zk.add_loaded("default", "mem://a", LoadedDocument("請假辦法", "txt", [
-            Block("特別休假應於休假二日前提出申請。")]))
+        zk.add_loaded(
+            "default",
+            "mem://a",
+            LoadedDocument("請假辦法", "txt", [Block("特別休假應於休假二日前提出申請。")]),
+        )
         zk.sync_index("default")
-    code = ("from zhiku.cli import app\n"
-            "try:\n    app(['ask', '特別休假要提前幾天申請？'])\n"
-            "except SystemExit as e:\n    assert e.code in (0, None), e.code\n")
+    code = (
+        "from zhiku.cli import app\n"
+        "try:\n    app(['ask', '特別休假要提前幾天申請？'])\n"
+        "except SystemExit as e:\n    assert e.code in (0, None), e.code\n"
+    )
     assert _imported(code, zhiku_home) == []
 
 

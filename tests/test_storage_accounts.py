@@ -38,22 +38,32 @@ def db(target: str) -> Iterator[Database]:
 
 
 def _kb(db: Database, name: str) -> int:
-    return int(db.execute("INSERT INTO kbs(name, created_at, secret) VALUES (?, ?, ?) "
-                          "RETURNING id", (name, TS, b"k")).fetchone()[0])
+    return int(
+        db.execute(
+            "INSERT INTO kbs(name, created_at, secret) VALUES (?, ?, ?) RETURNING id",
+            (name, TS, b"k"),
+        ).fetchone()[0]
+    )
 
 
 def _doc(db: Database, kb: int, path: str, meta: str = "{}") -> int:
-    return int(db.execute(
-        "INSERT INTO documents(kb_id, path, title, kind, content_hash, size, meta, added_at, "
-        "updated_at) VALUES (?, ?, ?, 'txt', 'h', 1, ?, ?, ?) RETURNING id",
-        (kb, path, f"標題 {path}", meta, TS, TS)).fetchone()[0])
+    return int(
+        db.execute(
+            "INSERT INTO documents(kb_id, path, title, kind, content_hash, size, meta, added_at, "
+            "updated_at) VALUES (?, ?, ?, 'txt', 'h', 1, ?, ?, ?) RETURNING id",
+            (kb, path, f"標題 {path}", meta, TS, TS),
+        ).fetchone()[0]
+    )
 
 
 def _chunk(db: Database, doc: int, ord: int, text: str) -> int:
-    return int(db.execute(
-        "INSERT INTO chunks(doc_id, ord, text, section, char_start, char_end) "
-        "VALUES (?, ?, ?, '第一章', 0, ?) RETURNING id", (doc, ord, text, len(text))
-    ).fetchone()[0])
+    return int(
+        db.execute(
+            "INSERT INTO chunks(doc_id, ord, text, section, char_start, char_end) "
+            "VALUES (?, ?, ?, '第一章', 0, ?) RETURNING id",
+            (doc, ord, text, len(text)),
+        ).fetchone()[0]
+    )
 
 
 def _user(r: SqlAccounts, name: str, role: str = "reader") -> int:
@@ -82,7 +92,11 @@ def test_users_grants_and_the_admin_count(db: Database) -> None:
     r.add_grants(mei, [])
     got = r.user("mei")
     assert got is not None and (got.id, got.role, got.disabled, got.kbs) == (
-        mei, "reader", False, ["hr", "law"])
+        mei,
+        "reader",
+        False,
+        ["hr", "law"],
+    )
     assert r.user(boss).kbs == ["hr", "law"]  # type: ignore[union-attr]  # admin: every KB
     assert r.user("nobody") is None and r.user(10_000) is None
     assert [u.name for u in r.users()] == ["mei", "老闆"]
@@ -101,7 +115,8 @@ def test_users_grants_and_the_admin_count(db: Database) -> None:
 
 
 def test_a_taken_name_or_prefix_inserts_nothing_and_an_unknown_role_is_refused(
-        db: Database) -> None:
+    db: Database,
+) -> None:
     r = SqlAccounts(db)
     mei = _user(r, "mei", "reader")
     assert mei is not None
@@ -116,8 +131,7 @@ def test_a_taken_name_or_prefix_inserts_nothing_and_an_unknown_role_is_refused(
     assert r.credentials("aaaa0001").hash == "hash-1"  # type: ignore[union-attr]
 
 
-def test_keys_are_found_by_id_and_prefix_revoked_once_and_go_with_their_user(
-        db: Database) -> None:
+def test_keys_are_found_by_id_and_prefix_revoked_once_and_go_with_their_user(db: Database) -> None:
     r = SqlAccounts(db)
     mei = _user(r, "mei", "editor")
     lin = _user(r, "lin", "reader")
@@ -125,14 +139,16 @@ def test_keys_are_found_by_id_and_prefix_revoked_once_and_go_with_their_user(
     k2 = _key(r, lin, "bbbb0002", "hash-2", "", "2026-11-20T00:30:00+00:00")
     k3 = _key(r, mei, "cccc0003", "hash-3", "n8n", "2026-11-20T02:00:00+00:00")
     key = r.key("aaaa0001")
-    assert key is not None and (key.id, key.user_id, key.user, key.name) == (k1, mei, "mei",
-                                                                             "erp")
+    assert key is not None and (key.id, key.user_id, key.user, key.name) == (k1, mei, "mei", "erp")
     assert r.key(k1) == key and r.key("nope") is None
     assert [k.id for k in r.api_keys()] == [k2, k1, k3]  # by creation time
     assert [k.id for k in r.api_keys(mei)] == [k1, k3]
     cred = r.credentials("aaaa0001")
     assert cred is not None and (cred.hash, cred.role, cred.user_disabled) == (
-        "hash-1", "editor", False)
+        "hash-1",
+        "editor",
+        False,
+    )
     assert r.credentials("ffffffff") is None
     r.set_disabled(mei, True)
     assert r.credentials("aaaa0001").user_disabled  # type: ignore[union-attr]
@@ -141,7 +157,9 @@ def test_keys_are_found_by_id_and_prefix_revoked_once_and_go_with_their_user(
     r.revoke_key(k1, "2026-11-23T00:00:00+00:00")  # the first revocation stays
     key = r.key(k1)
     assert key is not None and (key.last_used_at, key.revoked_at) == (
-        "2026-11-21T00:00:00+00:00", "2026-11-22T00:00:00+00:00")
+        "2026-11-21T00:00:00+00:00",
+        "2026-11-22T00:00:00+00:00",
+    )
     assert key.to_dict()["active"] is False
     r.delete_user(mei)
     assert [k.id for k in r.api_keys()] == [k2]
@@ -151,7 +169,8 @@ def test_keys_are_found_by_id_and_prefix_revoked_once_and_go_with_their_user(
 
 
 def test_turns_are_numbered_in_order_and_visible_only_to_their_owner_in_readable_kbs(
-        db: Database) -> None:
+    db: Database,
+) -> None:
     accounts, r = SqlAccounts(db), SqlConversations(db)
     hr, law = _kb(db, "hr"), _kb(db, "law")
     mei = _user(accounts, "mei", "reader")
@@ -160,16 +179,25 @@ def test_turns_are_numbered_in_order_and_visible_only_to_their_owner_in_readable
     r.create("c2", mei, law, "", "2026-11-20T00:00:00+00:00")
     # Created later (with an id that sorts first), then c2 becomes active at the same time.
     r.create("a3", mei, hr, "", "2026-11-20T00:00:30+00:00", "line", "U123")
-    r.add_turn("c2", "x1", "q", {"answer": {}, "sources": []}, False,
-               "2026-11-20T00:00:30+00:00")
+    r.add_turn("c2", "x1", "q", {"answer": {}, "sources": []}, False, "2026-11-20T00:00:30+00:00")
     for i in range(3):
-        seq = r.add_turn("c1", f"m{i}", f"問題{i}",
-                         {"answer": {"answer": f"答{i}", "refused": i == 2}, "sources": []},
-                         i == 2, f"2026-11-20T00:0{i + 1}:00+00:00")
+        seq = r.add_turn(
+            "c1",
+            f"m{i}",
+            f"問題{i}",
+            {"answer": {"answer": f"答{i}", "refused": i == 2}, "sources": []},
+            i == 2,
+            f"2026-11-20T00:0{i + 1}:00+00:00",
+        )
         assert seq == i + 1
     got = r.readable("c1", mei, ["hr"])
     assert got is not None and (got.kb_id, got.kb, got.title, got.channel, got.updated_at) == (
-        hr, "hr", "請假", "web", "2026-11-20T00:03:00+00:00")
+        hr,
+        "hr",
+        "請假",
+        "web",
+        "2026-11-20T00:03:00+00:00",
+    )
     assert r.readable("c1", lin, ["hr"]) is None  # not hers
     assert r.readable("c1", mei, ["law"]) is None  # hr no longer readable
     assert r.readable("c1", mei, []) is None  # no KBs at all
@@ -186,7 +214,8 @@ def test_turns_are_numbered_in_order_and_visible_only_to_their_owner_in_readable
 
 
 def test_turns_added_at_once_through_several_connections_get_distinct_numbers(
-        db: Database, target: str) -> None:
+    db: Database, target: str
+) -> None:
     """As two server nodes answering in the same conversation at the same time."""
     accounts, r = SqlAccounts(db), SqlConversations(db)
     hr = _kb(db, "hr")
@@ -197,8 +226,9 @@ def test_turns_added_at_once_through_several_connections_get_distinct_numbers(
     def ask(n: int, conn: Database) -> None:
         try:
             for i in range(8):
-                SqlConversations(conn).add_turn("c1", f"m{n}-{i}", "q",
-                                                {"answer": {}, "sources": []}, False, TS)
+                SqlConversations(conn).add_turn(
+                    "c1", f"m{n}-{i}", "q", {"answer": {}, "sources": []}, False, TS
+                )
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
@@ -210,8 +240,10 @@ def test_turns_added_at_once_through_several_connections_get_distinct_numbers(
     for c in others:
         c.close()
     assert not errors
-    seqs = [int(row[0]) for row in db.execute(
-        "SELECT seq FROM messages WHERE conversation_id='c1' ORDER BY seq")]
+    seqs = [
+        int(row[0])
+        for row in db.execute("SELECT seq FROM messages WHERE conversation_id='c1' ORDER BY seq")
+    ]
     assert seqs == list(range(1, 25))
 
 
@@ -232,7 +264,9 @@ def test_feedback_last_rating_wins_and_is_listed_newest_first(db: Database) -> N
     r.set_feedback("a2", lin, 1, "", "2026-11-20T02:00:00+00:00")
     rows = r.feedback()
     assert [(f.answer_id, f.rating, f.user, f.kb) for f in rows] == [
-        ("a1", -1, "mei", "hr"), ("a2", 1, "lin", "law")]
+        ("a1", -1, "mei", "hr"),
+        ("a2", 1, "lin", "law"),
+    ]
     assert rows[0].comment == "不對" and rows[0].stored["answer"]["answer"] == "七天"
     assert [f.answer_id for f in r.feedback(kb="law")] == ["a2"]
     assert [f.answer_id for f in r.feedback(rating=-1)] == ["a1"]
@@ -261,8 +295,15 @@ def test_passages_documents_and_neighbours_respect_kb_and_access_scope(db: Datab
     assert r.cited_chunks(hr, [c[1], s0, o0, c[1], 999_999]) == {c[1]: public, s0: secret}
     assert r.cited_chunks(hr, []) == {}
     got = r.passage(c[1], ["hr"])
-    assert got is not None and (got.doc_id, got.ord, got.text, got.kb, got.kb_id, got.path,
-                                got.section) == (public, 1, "第1段", "hr", hr, "a.txt", "第一章")
+    assert got is not None and (
+        got.doc_id,
+        got.ord,
+        got.text,
+        got.kb,
+        got.kb_id,
+        got.path,
+        got.section,
+    ) == (public, 1, "第1段", "hr", hr, "a.txt", "第一章")
     assert r.passage(c[1], ["law"]) is None and r.passage(c[1], []) is None
     assert r.neighbours(public, 1) == {0: "第0段", 2: "第2段"}
     assert r.neighbours(public, 0) == {1: "第1段"}
@@ -280,8 +321,11 @@ def test_uploads_are_found_deleted_and_shared_stored_files_counted(db: Database)
     r = SqlLibrary(db)
     hr, law = _kb(db, "hr"), _kb(db, "law")
     for kb in (hr, law):  # the same file uploaded to two KBs shares one stored copy
-        db.execute("INSERT INTO uploads(kb_id, path, stored, sha256, size, uploaded_at) "
-                   "VALUES (?, 'a.pdf', 'uploads/ab/abcd', 'abcd', 42, ?)", (kb, TS))
+        db.execute(
+            "INSERT INTO uploads(kb_id, path, stored, sha256, size, uploaded_at) "
+            "VALUES (?, 'a.pdf', 'uploads/ab/abcd', 'abcd', 42, ?)",
+            (kb, TS),
+        )
     assert r.upload(hr, "a.pdf") == UploadRecord("uploads/ab/abcd", "abcd", 42)
     assert r.upload(hr, "b.pdf") is None
     assert r.delete_upload(hr, "a.pdf") and not r.delete_upload(hr, "a.pdf")

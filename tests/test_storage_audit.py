@@ -22,12 +22,21 @@ def log(target: str) -> Iterator[SqlAuditLog]:  # noqa: F811
 
 def test_entries_come_back_filtered_and_in_order(log: SqlAuditLog) -> None:
     assert isinstance(log, AuditLog)
-    a = log.append(user="王小明", key="zk_ab", action="upload", kb="人資",
-                   target="a.pdf", detail={"size": 3, "名稱": "請假"}, ip="10.0.0.1")
-    b = log.append(user="admin", key=None, action="kb.delete", kb="財務", target=None,
-                   detail=None, ip=None)
-    c = log.append(user="王小明", key="zk_ab", action="ask", kb="人資", target=None,
-                   detail={}, ip="10.0.0.1")
+    a = log.append(
+        user="王小明",
+        key="zk_ab",
+        action="upload",
+        kb="人資",
+        target="a.pdf",
+        detail={"size": 3, "名稱": "請假"},
+        ip="10.0.0.1",
+    )
+    b = log.append(
+        user="admin", key=None, action="kb.delete", kb="財務", target=None, detail=None, ip=None
+    )
+    c = log.append(
+        user="王小明", key="zk_ab", action="ask", kb="人資", target=None, detail={}, ip="10.0.0.1"
+    )
     assert a < b < c
     rows = list(log.query())
     assert [r["id"] for r in rows] == [a, b, c]
@@ -43,7 +52,6 @@ def test_entries_come_back_filtered_and_in_order(log: SqlAuditLog) -> None:
 
 def test_an_entry_rolls_back_with_the_callers_transaction(log: SqlAuditLog) -> None:
     with pytest.raises(RuntimeError), log.db.tx():
-        log.append(user="u", key=None, action="x", kb=None, target=None, detail=None,
-                   ip=None)
+        log.append(user="u", key=None, action="x", kb=None, target=None, detail=None, ip=None)
         raise RuntimeError("the change it describes failed")
     assert list(log.query()) == []

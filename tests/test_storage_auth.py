@@ -14,8 +14,11 @@ from zhiku.storage.db import Database, connect, now_iso
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    target = (str(tmp_path / "zhiku.db") if request.param == "sqlite"
-              else str(request.getfixturevalue("pg_url")))
+    target = (
+        str(tmp_path / "zhiku.db")
+        if request.param == "sqlite"
+        else str(request.getfixturevalue("pg_url"))
+    )
     database = connect(target)
     migrate.apply(database)
     if database.dialect == "sqlite":
@@ -25,8 +28,12 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
 
 
 def _user(db: Database, name: str) -> int:
-    return int(db.execute("INSERT INTO users(name, role, created_at) VALUES (?, 'reader', ?) "
-                          "RETURNING id", (name, now_iso())).fetchone()[0])
+    return int(
+        db.execute(
+            "INSERT INTO users(name, role, created_at) VALUES (?, 'reader', ?) RETURNING id",
+            (name, now_iso()),
+        ).fetchone()[0]
+    )
 
 
 def test_passwords_are_upserted_and_go_with_the_user(db: Database) -> None:
@@ -47,8 +54,7 @@ def test_sessions_touch_expire_and_end_per_user(db: Database) -> None:
     r.create_session("h2", "c2", a, "ldap", None, 1000.0)
     s3 = r.create_session("h3", "c3", b, "oidc", None, 5000.0)
     rec = r.session("h1")
-    assert rec is not None and (rec.id, rec.user_id, rec.csrf, rec.ip) == (s1, a, "c1",
-                                                                            "10.0.0.1")
+    assert rec is not None and (rec.id, rec.user_id, rec.csrf, rec.ip) == (s1, a, "c1", "10.0.0.1")
     r.touch_session(s1, 2000.0)
     r.touch_session(s1, 1500.0)  # never moves back
     assert r.session("h1").seen_ts == 2000.0  # type: ignore[union-attr]

@@ -26,11 +26,15 @@ NOT_YET_MOVED: dict[str, int] = {}
 
 def sql_sites(source: str) -> list[int]:
     """Line numbers of SQL statements and execute calls in a module's source."""
+
     def is_sql(node: ast.AST) -> bool:
         if isinstance(node, ast.Constant):
             return isinstance(node.value, str) and SQL.match(node.value) is not None
-        return isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+        return (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
             and node.func.attr in CALLS
+        )
 
     return [n.lineno for n in ast.walk(ast.parse(source)) if is_sql(n)]  # type: ignore[attr-defined]
 
@@ -56,6 +60,6 @@ def test_no_sql_outside_the_storage_package() -> None:
         if sites:
             found[rel] = sites
     over = {f: lines for f, lines in found.items() if len(lines) > NOT_YET_MOVED.get(f, 0)}
-    assert not over, (
-        "SQL outside zhiku/storage/ (move it into a repository there): "
-        + "; ".join(f"{f} lines {sorted(set(v))}" for f, v in over.items()))
+    assert not over, "SQL outside zhiku/storage/ (move it into a repository there): " + "; ".join(
+        f"{f} lines {sorted(set(v))}" for f, v in over.items()
+    )

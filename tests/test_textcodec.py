@@ -76,7 +76,8 @@ def test_encode_like_falls_back_to_utf8_for_characters_the_code_page_lacks() -> 
     assert out.startswith(codecs.BOM_UTF8) and out.decode("utf-8-sig") == "😀 表"
     bom = codecs.BOM_UTF16_BE
     assert encode_like("表", "utf-16-be", bom + "x".encode("utf-16-be")) == bom + "表".encode(
-        "utf-16-be")
+        "utf-16-be"
+    )
 
 
 def test_undecodable_bytes_are_one_error_in_both(tmp_path: Path) -> None:

@@ -82,8 +82,9 @@ def _stream(zk: Any, question: str) -> tuple[str, dict[str, Any]]:
     return text, events[-1]
 
 
-def test_generated_answer_is_converted_citations_are_not(zhiku_home: Path,
-                                                        server: FakeOpenAI) -> None:
+def test_generated_answer_is_converted_citations_are_not(
+    zhiku_home: Path, server: FakeOpenAI
+) -> None:
     zk = make_engine(zhiku_home, server, roles=("chat",))
     add(zk, "default", "mem://leave", "請假辦法", [DOC])
     zk.sync_index("default")

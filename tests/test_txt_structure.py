@@ -84,8 +84,14 @@ def test_heading_like_lines_in_plain_text(tmp_path: Path) -> None:
     doc = load(make_text(tmp_path / "handbook.txt", PLAIN))
     assert doc.title == "員工手冊"
     heads = [b.text for b in doc.blocks if b.kind == "heading"]
-    assert heads == ["員工手冊", "第一章 總則", "一、目的", "二、適用範圍", "第二章 請假",
-                     "報到須知"]
+    assert heads == [
+        "員工手冊",
+        "第一章 總則",
+        "一、目的",
+        "二、適用範圍",
+        "第二章 請假",
+        "報到須知",
+    ]
     by_text = {b.text[:6]: b for b in doc.blocks if b.kind == "para"}
     assert by_text["為使員工了解"].heading_path == ("第一章 總則", "一、目的")
     assert by_text["本手冊適用於"].heading_path == ("第一章 總則", "二、適用範圍")

@@ -61,17 +61,23 @@ def server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
 
 
 def _docx(folder: Path) -> Path:
-    return make_docx(folder / "員工請假辦法.docx", [
-        ("title", "員工請假辦法"),
-        ("heading", 1, "1 總則"),
-        ("para", "本辦法依勞動基準法訂定，適用於本公司全體正式員工。"),
-        ("heading", 1, "2 特別休假"),
-        ("para", "員工到職滿一年者，每年給予特別休假七日；滿二年者，每年給予特別休假十日。"),
-        ("heading", 1, "3 病假"),
-        ("para", "病假全年合計不得超過三十日，超過部分以事假抵充，須檢附醫療證明。"),
-        ("table", [["假別", "天數", "薪資"], ["婚假", "八日", "照給"],
-                   ["喪假", "三至八日", "照給"]]),
-    ], title="員工請假辦法")
+    return make_docx(
+        folder / "員工請假辦法.docx",
+        [
+            ("title", "員工請假辦法"),
+            ("heading", 1, "1 總則"),
+            ("para", "本辦法依勞動基準法訂定，適用於本公司全體正式員工。"),
+            ("heading", 1, "2 特別休假"),
+            ("para", "員工到職滿一年者，每年給予特別休假七日；滿二年者，每年給予特別休假十日。"),
+            ("heading", 1, "3 病假"),
+            ("para", "病假全年合計不得超過三十日，超過部分以事假抵充，須檢附醫療證明。"),
+            (
+                "table",
+                [["假別", "天數", "薪資"], ["婚假", "八日", "照給"], ["喪假", "三至八日", "照給"]],
+            ),
+        ],
+        title="員工請假辦法",
+    )
 
 
 def test_login_upload_ask_cite_feedback(server) -> None:  # type: ignore[no-untyped-def]
@@ -80,10 +86,14 @@ def test_login_upload_ask_cite_feedback(server) -> None:  # type: ignore[no-unty
     docx = _docx(files)
     xss_doc = files / "系統公告.txt"
     xss_doc.write_text(f"系統公告：資訊安全宣導 {XSS} 請勿開啟來路不明的附件。", "utf-8")
-    pdf = make_pdf(files / "福利手冊.pdf", [
-        ["福利手冊", "第一章 總則", "本手冊說明員工福利。"],
-        ["第二章 旅遊補助", "員工年度旅遊補助每人新臺幣五千元，須於當年度申請。"],
-    ], title="福利手冊")
+    pdf = make_pdf(
+        files / "福利手冊.pdf",
+        [
+            ["福利手冊", "第一章 總則", "本手冊說明員工福利。"],
+            ["第二章 旅遊補助", "員工年度旅遊補助每人新臺幣五千元，須於當年度申請。"],
+        ],
+        title="福利手冊",
+    )
     fake_pdf = files / "季報.pdf"
     fake_pdf.write_text("<html><body>not a pdf</body></html>", "utf-8")
 
@@ -112,7 +122,8 @@ def test_login_upload_ask_cite_feedback(server) -> None:  # type: ignore[no-unty
         page.get_by_test_id("create-kb").click()
         page.get_by_test_id("dropzone").wait_for()
         page.get_by_test_id("file-input").set_input_files(
-            [str(docx), str(xss_doc), str(pdf), str(fake_pdf)])
+            [str(docx), str(xss_doc), str(pdf), str(fake_pdf)]
+        )
         job = page.get_by_test_id("job").first
         job.locator(".badge.done").first.wait_for(timeout=30_000)
         assert "4 / 4" in job.inner_text()

@@ -46,8 +46,7 @@ if TYPE_CHECKING:  # zhiku.filters imports this module
     from zhiku.filters import Condition, Filter
 
 DEFAULT_SCALE: tuple[str, ...] = ("公開", "內部", "機密", "密")
-_LEVEL_ALIASES = {"public": 0, "internal": 1, "confidential": 2, "secret": 3,
-                  "一般": 0, "限閱": 1}
+_LEVEL_ALIASES = {"public": 0, "internal": 1, "confidential": 2, "secret": 3, "一般": 0, "限閱": 1}
 GROUPS_KEY = "access_groups"
 LEVEL_KEY = "access_level"
 # Condition keys of the scope (not accepted in a user's --where: the scope is imposed).
@@ -60,8 +59,10 @@ MAX_LEVELS = 16
 
 
 _MESSAGES = {
-    "access_withheld": ("此回答引用的文件您已無權檢視，內容不予顯示。",
-                        "This answer cites a document you may no longer see; it is withheld."),
+    "access_withheld": (
+        "此回答引用的文件您已無權檢視，內容不予顯示。",
+        "This answer cites a document you may no longer see; it is withheld.",
+    ),
     "access_redacted": ("（無權限檢視的文件）", "(a document you may not see)"),
 }
 
@@ -113,7 +114,8 @@ def parse_level(value: Any) -> int:
             raise AccessError(f"機密等級「{value}」無法辨識（可用：{'、'.join(levels)}）")
     if not 0 <= n < len(levels):
         raise AccessError(
-            f"機密等級「{value}」超出範圍（0–{len(levels) - 1}：{'、'.join(levels)}）")
+            f"機密等級「{value}」超出範圍（0–{len(levels) - 1}：{'、'.join(levels)}）"
+        )
     return n
 
 
@@ -124,8 +126,11 @@ def level_name(rank: int) -> str:
 
 def parse_groups(value: Any) -> list[str]:
     """``"hr,finance"`` or ``["hr", "finance"]`` → folded, de-duplicated group names."""
-    items = value if isinstance(value, list | tuple | set | frozenset) else \
-        re.split(r"[,，;；|]", str(value))
+    items = (
+        value
+        if isinstance(value, list | tuple | set | frozenset)
+        else re.split(r"[,，;；|]", str(value))
+    )
     out = []
     for item in items:
         g = _fold(str(item))
@@ -170,8 +175,10 @@ class AccessScope:
     def conditions(self) -> tuple[Condition, ...]:
         from zhiku.filters import Condition
 
-        return (Condition(GROUP_COND, "=", tuple(sorted(self.groups))),
-                Condition(LEVEL_COND, "<=", (str(self.clearance),)))
+        return (
+            Condition(GROUP_COND, "=", tuple(sorted(self.groups))),
+            Condition(LEVEL_COND, "<=", (str(self.clearance),)),
+        )
 
     def restrict(self, where: Filter | None = None) -> Filter:
         """``where`` (a Filter or None) with this scope's conditions added."""
@@ -185,12 +192,15 @@ class AccessScope:
         return level <= self.clearance and (not groups or bool(self.groups & set(groups)))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"user": self.user, "groups": sorted(self.groups),
-                "clearance": self.clearance, "clearance_name": level_name(self.clearance)}
+        return {
+            "user": self.user,
+            "groups": sorted(self.groups),
+            "clearance": self.clearance,
+            "clearance_name": level_name(self.clearance),
+        }
 
 
-def caller_groups(db: Database, user: str,
-                  signed_in: Iterable[str] = ()) -> frozenset[str]:
+def caller_groups(db: Database, user: str, signed_in: Iterable[str] = ()) -> frozenset[str]:
     """The groups of ``user``: the one place they come from (see the module docstring):
     the access groups set for the user here, and ``signed_in``, the groups sign-in gave
     (local groups, LDAP, OIDC: :func:`zhiku.server.signin.caller_groups`)."""
@@ -203,8 +213,9 @@ def caller_scope(db: Database, user: str, signed_in: Iterable[str] = ()) -> Acce
     return AccessScope(user, caller_groups(db, user, signed_in), 0 if level is None else level)
 
 
-def set_user_access(db: Database, user: str, groups: Iterable[str] | None = None,
-                    clearance: Any = None) -> AccessScope:
+def set_user_access(
+    db: Database, user: str, groups: Iterable[str] | None = None, clearance: Any = None
+) -> AccessScope:
     repo = AccessRepository(db)
     if groups is not None:
         repo.set_groups(user, parse_groups(list(groups)))

@@ -69,38 +69,80 @@ TermStats = Mapping[str, tuple[int, float]]
 # Question patterns (on the original, unfolded question; Traditional and Simplified).
 _TYPE_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("reason", re.compile(r"為什麼|为什么|為何|为何|何故|原因|理由|怎麼會|怎么会|\bwhy\b", re.I)),
-    ("definition", re.compile(r"什麼是|什么是|何謂|何谓|是什麼意思|是什么意思|定義|定义"
-                              r"|指的是什麼|指的是什么|\bwhat is\b|\bwhat are\b", re.I)),
-    ("year", re.compile(r"哪一年|哪年|何年|哪個年代|哪个年代|哪一個年代|哪一个年代|什麼年代"
-                        r"|什么年代|哪個世紀|哪个世纪|哪一世紀|哪一世纪|\bwhat year\b"
-                        r"|\bin which year\b", re.I)),
-    ("date", re.compile(r"哪一年|哪年|何年|哪一天|哪天|何時|何时|什麼時候|什么时候|幾年|几年"
-                        r"|幾月|几月|幾號|几号|哪個年代|哪个年代|多久|\bwhen\b|what year", re.I)),
+    (
+        "definition",
+        re.compile(
+            r"什麼是|什么是|何謂|何谓|是什麼意思|是什么意思|定義|定义"
+            r"|指的是什麼|指的是什么|\bwhat is\b|\bwhat are\b",
+            re.I,
+        ),
+    ),
+    (
+        "year",
+        re.compile(
+            r"哪一年|哪年|何年|哪個年代|哪个年代|哪一個年代|哪一个年代|什麼年代"
+            r"|什么年代|哪個世紀|哪个世纪|哪一世紀|哪一世纪|\bwhat year\b"
+            r"|\bin which year\b",
+            re.I,
+        ),
+    ),
+    (
+        "date",
+        re.compile(
+            r"哪一年|哪年|何年|哪一天|哪天|何時|何时|什麼時候|什么时候|幾年|几年"
+            r"|幾月|几月|幾號|几号|哪個年代|哪个年代|多久|\bwhen\b|what year",
+            re.I,
+        ),
+    ),
     ("person", re.compile(r"是誰|是谁|誰|谁|哪位|何人|\bwho\b", re.I)),
-    ("place", re.compile(r"哪裡|哪里|哪裏|何處|何处|哪個國家|哪个国家|哪個城市|哪个城市"
-                         r"|位於|位于|在哪|\bwhere\b", re.I)),
-    ("quantity", re.compile(r"多少|幾|几|多大|多高|多長|多长|多遠|多远|多重|多久|多少錢"
-                            r"|\bhow (?:many|much|long|far|old|big|high)\b", re.I)),
+    (
+        "place",
+        re.compile(
+            r"哪裡|哪里|哪裏|何處|何处|哪個國家|哪个国家|哪個城市|哪个城市"
+            r"|位於|位于|在哪|\bwhere\b",
+            re.I,
+        ),
+    ),
+    (
+        "quantity",
+        re.compile(
+            r"多少|幾|几|多大|多高|多長|多长|多遠|多远|多重|多久|多少錢"
+            r"|\bhow (?:many|much|long|far|old|big|high)\b",
+            re.I,
+        ),
+    ),
 ]
 
 _NUM = r"[0-9０-９零〇一二三四五六七八九十百千萬万億亿兩两半]"
 _TYPE_EVIDENCE: dict[str, re.Pattern[str]] = {
     "quantity": re.compile(rf"{_NUM}|[%％]|數十|数十|若干|多數|多数"),
-    "date": re.compile(rf"{_NUM}+\s*(?:年|月|日|號|号|世紀|世纪|年代|時|时|點|点|天|週|周"
-                       r"|小時|小时|個月|个月|日內|日内|朝)|[0-9]{4}|(?:今|明|昨|前|後|后)天"
-                       r"|(?:春|夏|秋|冬)(?:天|季)|[初中末]期|年間|年间|時期|时期|期間|期间"),
+    "date": re.compile(
+        rf"{_NUM}+\s*(?:年|月|日|號|号|世紀|世纪|年代|時|时|點|点|天|週|周"
+        r"|小時|小时|個月|个月|日內|日内|朝)|[0-9]{4}|(?:今|明|昨|前|後|后)天"
+        r"|(?:春|夏|秋|冬)(?:天|季)|[初中末]期|年間|年间|時期|时期|期間|期间"
+    ),
     # A year, a decade or a century (「九三砲戰於何年爆發」 is not answered by 「9月3日」).
-    "year": re.compile(rf"[0-9０-９]{{2,4}}\s*(?:年|年代|世紀|世纪)|[0-9]{{4}}"
-                       rf"|{_NUM}{{2,4}}\s*(?:年|世紀|世纪)|{_NUM}+\s*(?:年代|世紀|世纪)"
-                       r"|(?:同|該|该|次|翌|隔|前|去|當|当)年"),
-    "person": re.compile(r"[先生女士教授博士總統总统主席國王国王皇帝部長部长董事長董事长"
-                         r"經理经理主任老師老师作家導演导演演員演员者人氏家帝王公侯]"),
-    "place": re.compile(r"[市縣县區区省州國国島岛山河江湖海洋路街鎮镇鄉乡村洲島港灣湾城島]"
-                        r"|中心|大樓|大楼|地區|地区|境內|境内|位於|位于|於|于|在"),
-    "reason": re.compile(r"因為|因为|由於|由于|所以|因此|原因|為了|为了|導致|导致|使得|以致"
-                         r"|是因|緣故|缘故|故|造成|源於|源于"),
-    "definition": re.compile(r"是指|係指|系指|指的是|稱為|称为|稱之|称之|意指|即|定義|定义"
-                             r"|是一種|是一种|是一個|是一个|為一|为一|謂|谓|所稱|所称|者"),
+    "year": re.compile(
+        rf"[0-9０-９]{{2,4}}\s*(?:年|年代|世紀|世纪)|[0-9]{{4}}"
+        rf"|{_NUM}{{2,4}}\s*(?:年|世紀|世纪)|{_NUM}+\s*(?:年代|世紀|世纪)"
+        r"|(?:同|該|该|次|翌|隔|前|去|當|当)年"
+    ),
+    "person": re.compile(
+        r"[先生女士教授博士總統总统主席國王国王皇帝部長部长董事長董事长"
+        r"經理经理主任老師老师作家導演导演演員演员者人氏家帝王公侯]"
+    ),
+    "place": re.compile(
+        r"[市縣县區区省州國国島岛山河江湖海洋路街鎮镇鄉乡村洲島港灣湾城島]"
+        r"|中心|大樓|大楼|地區|地区|境內|境内|位於|位于|於|于|在"
+    ),
+    "reason": re.compile(
+        r"因為|因为|由於|由于|所以|因此|原因|為了|为了|導致|导致|使得|以致"
+        r"|是因|緣故|缘故|故|造成|源於|源于"
+    ),
+    "definition": re.compile(
+        r"是指|係指|系指|指的是|稱為|称为|稱之|称之|意指|即|定義|定义"
+        r"|是一種|是一种|是一個|是一个|為一|为一|謂|谓|所稱|所称|者"
+    ),
 }
 
 
@@ -115,12 +157,39 @@ def answer_type(question: str) -> str | None:
 # 「什麼主義」「哪一條河」「哪一家企業」: the noun after the interrogative names the kind of
 # thing the answer is; the answer usually ends in it (現實主義, 賈木納河) or in its last
 # character (宗教 → 新教).
-_WH_NOUN = re.compile(r"(?:什麼|什么|哪一|哪|何)[個个種种類类家條条位座所項项支部本間间場场"
-                      r"款隻只名首張张艘架輛辆屆届]?(?P<head>[\u3400-\u9fff]{1,2})")
+_WH_NOUN = re.compile(
+    r"(?:什麼|什么|哪一|哪|何)[個个種种類类家條条位座所項项支部本間间場场"
+    r"款隻只名首張张艘架輛辆屆届]?(?P<head>[\u3400-\u9fff]{1,2})"
+)
 _HEAD_STOP = set("的是在呢了被會会可要與与和及或嗎吗為为有")
-_GENERIC_HEADS = {"東西", "东西", "事", "事情", "樣", "样", "麼", "么", "些", "人", "內容", "内容",
-                  "方式", "方法", "地方", "情況", "情况", "意思", "作用", "影響", "影响", "特點",
-                  "特点", "原因", "問題", "问题"}
+_GENERIC_HEADS = {
+    "東西",
+    "东西",
+    "事",
+    "事情",
+    "樣",
+    "样",
+    "麼",
+    "么",
+    "些",
+    "人",
+    "內容",
+    "内容",
+    "方式",
+    "方法",
+    "地方",
+    "情況",
+    "情况",
+    "意思",
+    "作用",
+    "影響",
+    "影响",
+    "特點",
+    "特点",
+    "原因",
+    "問題",
+    "问题",
+}
 
 
 def named_head(question: str) -> str | None:
@@ -163,8 +232,9 @@ def has_type(sentence: str, kind: str | None) -> bool:
 # --- coverage -----------------------------------------------------------------------------
 
 
-def coverage(q_tokens: Sequence[str], stats: TermStats, hit: Hit,
-             present: set[str] | None = None) -> float:
+def coverage(
+    q_tokens: Sequence[str], stats: TermStats, hit: Hit, present: set[str] | None = None
+) -> float:
     """Idf-weighted share of query tokens present in the hit's text, title or section.
 
     A CJK bigram the knowledge base has never seen is left out: in a natural question
@@ -205,7 +275,7 @@ def source_phrase(hit: Hit) -> str:
 def _without_label(quote: str, label: str | None) -> str:
     """「4.3 出貨異常…」 → 「出貨異常…」 when the lead-in already names the clause."""
     if label and quote.startswith(label):
-        rest = quote[len(label):].lstrip(" 　、.．:：")
+        rest = quote[len(label) :].lstrip(" 　、.．:：")
         return rest or quote
     return quote
 
@@ -223,12 +293,14 @@ _QUESTION_END = re.compile(r"[？?]\s*[」』）)\"'”’]*\s*$")
 _QUESTION_LINE = re.compile(r"^\s*(?:問|Q|Ｑ|問題)\s*[：:]")
 # 「第一章 總則 ........ 3」, 「2. 產品經理 ……… 12」, a line of dotted leaders.
 _TOC_LINE = re.compile(
-    r"(?:\.{4,}|…{2,}|·{4,}|-{4,}|_{4,})\s*\d*\s*$|^\s*(?:目錄|目次|contents)\s*$", re.I)
+    r"(?:\.{4,}|…{2,}|·{4,}|-{4,}|_{4,})\s*\d*\s*$|^\s*(?:目錄|目次|contents)\s*$", re.I
+)
 _MD_HEADING = re.compile(r"^\s*#{1,6}\s")
-_SENT_FINAL = "。！？；!?;」』）)\"”"
+_SENT_FINAL = '。！？；!?;」』）)"”'
 _LIST_ITEM = re.compile(
     rf"^\s*(?:[-*•‧・●○■□◆◇▪►➤✓✔]|\d{{1,3}}[.)、．]|[（(][{ztext._CN_NUM}\d]{{1,3}}[）)]"
-    rf"|[{ztext._CN_NUM}]{{1,3}}、|[a-zA-Z][.)]\s|第\s*[{ztext._CN_NUM}\d]+\s*[條步項點])")
+    rf"|[{ztext._CN_NUM}]{{1,3}}、|[a-zA-Z][.)]\s|第\s*[{ztext._CN_NUM}\d]+\s*[條步項點])"
+)
 
 
 def _is_heading_like(sentence: str, hit: Hit) -> bool:
@@ -257,7 +329,7 @@ def _extend_colon(text: str, end: int) -> int:
         line = text[pos:line_end]
         if not line.strip():
             if lines:  # a blank line closes the block (a list may be spaced out, though)
-                nxt = text[line_end + 1: line_end + 200].lstrip("\n")
+                nxt = text[line_end + 1 : line_end + 200].lstrip("\n")
                 if not (in_list and _LIST_ITEM.match(nxt)):
                     break
             pos = line_end + 1
@@ -298,8 +370,10 @@ class _Candidate:
 
 
 # A sentence opening like this leans on the one before it (「此舉導致…」「他准許…」).
-_ANAPHOR = re.compile(r"^[「『（(]?(?:此|該|这|這|其|他|她|它|牠|彼|同年|同月|同日|次年|翌年|隔年"
-                      r"|當時|当时|之後|之后|後來|后来|但|卻|却|而|並|并|因此|於是|于是|然而|另外|此外)")
+_ANAPHOR = re.compile(
+    r"^[「『（(]?(?:此|該|这|這|其|他|她|它|牠|彼|同年|同月|同日|次年|翌年|隔年"
+    r"|當時|当时|之後|之后|後來|后来|但|卻|却|而|並|并|因此|於是|于是|然而|另外|此外)"
+)
 
 
 class ExtractiveAnswerer:
@@ -329,9 +403,14 @@ class ExtractiveAnswerer:
         self.second_other = second_other
         self.complement = complement
 
-    def relevance(self, question: str, hits: Sequence[Hit], stats: TermStats,
-                  tokens: Sequence[str] | None = None,
-                  present: set[str] | None = None) -> float:
+    def relevance(
+        self,
+        question: str,
+        hits: Sequence[Hit],
+        stats: TermStats,
+        tokens: Sequence[str] | None = None,
+        present: set[str] | None = None,
+    ) -> float:
         """How well the top passage answers the question, in [0, 1], before the
         answer-type factor: a quarter its query coverage, half its BM25 score relative to
         the query's total idf (capped at 1), a quarter how far it stands above the fifth
@@ -356,10 +435,15 @@ class ExtractiveAnswerer:
         margin = max(0.0, (bm25 - fifth) / bm25)
         return 0.25 * cov + 0.5 * strength + 0.25 * margin
 
-    def _sentences(self, q_tokens: Sequence[str], hits: Sequence[Hit], stats: TermStats,
-                   kind: str | None, head: str | None = None,
-                   asked: set[str] | None = None,
-                   ) -> tuple[list[list[_Candidate | None]], set[str]]:
+    def _sentences(
+        self,
+        q_tokens: Sequence[str],
+        hits: Sequence[Hit],
+        stats: TermStats,
+        kind: str | None,
+        head: str | None = None,
+        asked: set[str] | None = None,
+    ) -> tuple[list[list[_Candidate | None]], set[str]]:
         """Per top passage, its sentences as candidates (None: never an answer); and the
         tokens of the top passage with its title and section (each passage is tokenised
         once per answer)."""
@@ -401,21 +485,29 @@ class ExtractiveAnswerer:
                 units = [t for t in toks if len(t) == 1 or t.isascii()]
                 new = sum(1 for t in units if t not in q_set)
                 fresh = new / len(units) if units and new >= MIN_NEW_UNITS else 0.0
-                typed = has_named(sent, head, asked or set()) if head \
-                    else has_type(sent, kind)
-                w_rank = sum(stats[t][1] * (1 + self.local_idf * math.log(
-                    (n_s + 1) / (sf.get(t, 0) + 0.5))) for t in shared if t in stats)
+                typed = has_named(sent, head, asked or set()) if head else has_type(sent, kind)
+                w_rank = sum(
+                    stats[t][1] * (1 + self.local_idf * math.log((n_s + 1) / (sf.get(t, 0) + 0.5)))
+                    for t in shared
+                    if t in stats
+                )
                 score = w_rank * weight * (1 + self.type_bonus if kind and typed else 1.0)
                 # Long spans (a whole list) should not win on length alone.
                 score /= 1 + 0.15 * math.log1p(max(0, len(sent) - 120) / 120)
-                row.append(_Candidate(score, rank, hit, s, e, typed, len(row), fresh,
-                                      frozenset(toks)))
+                row.append(
+                    _Candidate(score, rank, hit, s, e, typed, len(row), fresh, frozenset(toks))
+                )
             out.append(row)
         return out, first
 
-    def answer(self, question: str, hits: Sequence[Hit], stats: TermStats,
-               refuse_below: float | None = None,
-               tokens: Sequence[str] | None = None) -> Answer:
+    def answer(
+        self,
+        question: str,
+        hits: Sequence[Hit],
+        stats: TermStats,
+        refuse_below: float | None = None,
+        tokens: Sequence[str] | None = None,
+    ) -> Answer:
         """The answer from ``hits``; ``tokens`` are the question's terms when the engine
         expanded them (abbreviations), else :func:`zhiku.text.query_tokens`."""
         threshold = self.refuse_below if refuse_below is None else refuse_below
@@ -425,12 +517,14 @@ class ExtractiveAnswerer:
         if head:
             kind = "named"
         q_tokens = ztext.query_tokens(question) if tokens is None else list(tokens)
-        rows, present = self._sentences(q_tokens, hits, stats, kind, head, asked) \
-            if hits else ([], set())
+        rows, present = (
+            self._sentences(q_tokens, hits, stats, kind, head, asked) if hits else ([], set())
+        )
         rel = self.relevance(question, hits, stats, q_tokens, present if hits else None)
         # A sentence that only restates the question is context, never the answer.
-        cands = [c for row in rows for c in row
-                 if c is not None and c.score > 0 and c.fresh >= MIN_FRESH]
+        cands = [
+            c for row in rows for c in row if c is not None and c.score > 0 and c.fresh >= MIN_FRESH
+        ]
         conf = rel
         if kind is not None and not any(c.typed for c in cands):
             conf *= UNTYPED_FACTOR.get(kind, self.untyped_factor)
@@ -454,12 +548,19 @@ class ExtractiveAnswerer:
             # span's passage than from another passage).
             same = c.hit is best.hit
             if c.score >= self.second_other * best.score or (
-                    same and c.score >= self.second_same * best.score):
+                same and c.score >= self.second_same * best.score
+            ):
                 chosen.append(c)
         return self._compose(chosen, timings)
 
-    def _neighbour(self, best: _Candidate, row: list[_Candidate | None], kind: str | None,
-                   q_tokens: Sequence[str], stats: TermStats) -> _Candidate | None:
+    def _neighbour(
+        self,
+        best: _Candidate,
+        row: list[_Candidate | None],
+        kind: str | None,
+        q_tokens: Sequence[str],
+        stats: TermStats,
+    ) -> _Candidate | None:
         """The sentence next to the best one that completes it, or None.
 
         - The one before, when the best leans on it (此舉…, 他…).
@@ -476,7 +577,7 @@ class ExtractiveAnswerer:
         i = best.index
         prev = row[i - 1] if i > 0 else None
         nxt = row[i + 1] if i + 1 < len(row) else None
-        text = best.hit.text[best.start:best.end]
+        text = best.hit.text[best.start : best.end]
         if prev is not None and _ANAPHOR.match(text):
             return prev
         q_set = {t for t in q_tokens if t in stats and stats[t][0] > 0}
@@ -514,11 +615,12 @@ class ExtractiveAnswerer:
             hit = group[0].hit
             quotes: list[str] = []
             for c in group:
-                q = c.hit.text[c.start:c.end]
+                q = c.hit.text[c.start : c.end]
                 if q not in quotes:
                     quotes.append(q)
-            quote = "".join(quotes) if len({c.hit.chunk_id for c in group}) == 1 \
-                else "\n".join(quotes)
+            quote = (
+                "".join(quotes) if len({c.hit.chunk_id for c in group}) == 1 else "\n".join(quotes)
+            )
             citations.append(Citation(hit=hit, text=quote))
             said = _said(quote, hit)
             if lang() == "en":
@@ -527,5 +629,4 @@ class ExtractiveAnswerer:
             else:
                 lead = "根據" if not parts else "另據"
                 parts.append(f"{lead}{source_phrase(hit)}：{said}")
-        return Answer(text="\n".join(parts), citations=citations, refused=False,
-                      timings=timings)
+        return Answer(text="\n".join(parts), citations=citations, refused=False, timings=timings)

@@ -72,15 +72,15 @@ def pseudo_questions(texts: Sequence[str], n: int = POSITIVES, seed: int = 7) ->
         sent = rng.choice(sents).rstrip("。；;！!，,：: ")
         keep = max(6, int(len(sent) * rng.uniform(0.3, 0.6)))
         start = rng.randint(0, max(0, len(sent) - keep))
-        part = sent[start:start + keep].strip(" ，,、")
+        part = sent[start : start + keep].strip(" ，,、")
         for _ in range(rng.randint(1, 2)):  # a word or two said differently
             if len(part) > 8:
                 i = rng.randint(1, len(part) - 3)
-                part = part[:i] + part[i + rng.randint(1, 2):]
+                part = part[:i] + part[i + rng.randint(1, 2) :]
         other = pool[rng.randrange(len(pool))]
         if len(other) > 8:  # words of the asker's own, found elsewhere in the KB
             j = rng.randint(0, len(other) - 5)
-            frag = other[j:j + rng.randint(2, 4)].strip()
+            frag = other[j : j + rng.randint(2, 4)].strip()
             i = rng.randint(0, len(part))
             part = part[:i] + frag + part[i:]
         if len(part) < 5:
@@ -129,8 +129,14 @@ class RefusalCalibration:
             return None
 
 
-def fit(pos: Sequence[float], neg: Sequence[float], *, chunks: int,
-        max_refused: float = MAX_REFUSED, at: str = "") -> RefusalCalibration:
+def fit(
+    pos: Sequence[float],
+    neg: Sequence[float],
+    *,
+    chunks: int,
+    max_refused: float = MAX_REFUSED,
+    at: str = "",
+) -> RefusalCalibration:
     """The threshold that refuses ≤ ``max_refused`` of ``pos`` and most of ``neg``."""
     grid = sorted({round(x, 4) for x in (*pos, *neg)} | {round(i / 50, 4) for i in range(51)})
 
@@ -147,14 +153,27 @@ def fit(pos: Sequence[float], neg: Sequence[float], *, chunks: int,
             best_t, best_j = t, j
     curve = [(i / 20, rate(pos, i / 20), rate(neg, i / 20)) for i in range(1, 20)]
     return RefusalCalibration(
-        threshold=best_t, answerable_refused=rate(pos, best_t),
-        offtopic_refused=rate(neg, best_t), positives=len(pos), negatives=len(neg),
-        chunks=chunks, max_refused=max_refused, curve=curve, at=at)
+        threshold=best_t,
+        answerable_refused=rate(pos, best_t),
+        offtopic_refused=rate(neg, best_t),
+        positives=len(pos),
+        negatives=len(neg),
+        chunks=chunks,
+        max_refused=max_refused,
+        curve=curve,
+        at=at,
+    )
 
 
-def calibrate(confidence: Callable[[str], float], texts: Sequence[str], *, chunks: int,
-              at: str = "", n: int = POSITIVES,
-              max_refused: float = MAX_REFUSED) -> RefusalCalibration | None:
+def calibrate(
+    confidence: Callable[[str], float],
+    texts: Sequence[str],
+    *,
+    chunks: int,
+    at: str = "",
+    n: int = POSITIVES,
+    max_refused: float = MAX_REFUSED,
+) -> RefusalCalibration | None:
     """Fit a KB's threshold; ``confidence`` answers one question through the pipeline."""
     pos_q = pseudo_questions(texts, n=n)
     if len(pos_q) < MIN_CHUNKS:

@@ -98,8 +98,7 @@ def chunk_blocks(
             and not standalone
             and block.heading_path == cur_heads
             and (label is None or same_clause)
-            and len(cur.text) + len(BLOCK_SEP) + len(body) <= (max_chars if same_clause
-                                                               else target)
+            and len(cur.text) + len(BLOCK_SEP) + len(body) <= (max_chars if same_clause else target)
         ):
             cur.text += BLOCK_SEP + body
             cur.char_end = b_start + len(body)
@@ -118,15 +117,25 @@ def chunk_blocks(
                     continue
                 chunks.append(
                     Chunk(
-                        text=piece, section=section, label=label,
-                        page_start=block.page_start, page_end=block.page_end,
-                        char_start=b_start + s, char_end=b_start + e, ord=len(chunks),
+                        text=piece,
+                        section=section,
+                        label=label,
+                        page_start=block.page_start,
+                        page_end=block.page_end,
+                        char_start=b_start + s,
+                        char_end=b_start + e,
+                        ord=len(chunks),
                     )
                 )
             continue
         cur = Chunk(
-            text=body, section=section, label=label, page_start=block.page_start,
-            page_end=block.page_end, char_start=b_start, char_end=b_start + len(body),
+            text=body,
+            section=section,
+            label=label,
+            page_start=block.page_start,
+            page_end=block.page_end,
+            char_start=b_start,
+            char_end=b_start + len(body),
         )
         if standalone:
             flush()

@@ -59,15 +59,18 @@ app.add_typer(pii_app, name="pii")
 
 WhereOpt = Annotated[
     list[str] | None,
-    typer.Option("--where", help="篩選條件（可重複，皆須符合），如 dept=hr、tag=規章、"
-                 "amended>=2020-01-01、status=repealed；見 docs/admins/sources.md"),
+    typer.Option(
+        "--where",
+        help="篩選條件（可重複，皆須符合），如 dept=hr、tag=規章、"
+        "amended>=2020-01-01、status=repealed；見 docs/admins/sources.md",
+    ),
 ]
 MetaOpt = Annotated[
     list[str] | None,
-    typer.Option("--meta", help="文件中繼資料（可重複），如 dept=hr、tag=規章,差勤、"
-                 "effective=2024-01-01"),
+    typer.Option(
+        "--meta", help="文件中繼資料（可重複），如 dept=hr、tag=規章,差勤、effective=2024-01-01"
+    ),
 ]
-
 
 
 def version_callback(value: bool) -> None:
@@ -85,8 +88,11 @@ def _root(
     ] = None,
     home: Annotated[
         str | None,
-        typer.Option("--home", metavar="DIR",
-                     help="資料目錄，適用於之後的指令（同 ZHIKU_HOME；指令自己的 --home 優先）"),
+        typer.Option(
+            "--home",
+            metavar="DIR",
+            help="資料目錄，適用於之後的指令（同 ZHIKU_HOME；指令自己的 --home 優先）",
+        ),
     ] = None,
 ) -> None:
     """知庫 zhiku：把公司文件變成會引用出處的問答知識庫；資料不離開你的伺服器。"""
@@ -109,8 +115,12 @@ def _root(
 # --- ingest ---------------------------------------------------------------------------
 
 _STATUS_ZH = {
-    "added": "新增", "updated": "更新", "unchanged": "未變更", "skipped": "略過",
-    "failed": "失敗", "removed": "移除",
+    "added": "新增",
+    "updated": "更新",
+    "unchanged": "未變更",
+    "skipped": "略過",
+    "failed": "失敗",
+    "removed": "移除",
 }
 
 
@@ -132,11 +142,13 @@ def _summary(report: IngestReport, as_json: bool) -> int:
         err.print(m.t("cli.masked", counts=format_counts(report.masked)))
     for f in report.files:
         if f.status == "skipped":
-            err.print(f"[yellow]{m.t('cli.skipped')}[/yellow] {esc(f.path)}："
-                      f"{esc(f.message or '')}")
+            err.print(
+                f"[yellow]{m.t('cli.skipped')}[/yellow] {esc(f.path)}：{esc(f.message or '')}"
+            )
     for f in report.failed:
-        err.print(f"[red]{m.t('cli.failed')}[/red] {esc(f.path)}：{esc(f.message or '')}"
-                  f"（{f.reason}）")
+        err.print(
+            f"[red]{m.t('cli.failed')}[/red] {esc(f.path)}：{esc(f.message or '')}（{f.reason}）"
+        )
     for f in report.files:
         for w in f.warnings:
             err.print(f"[yellow]{m.t('cli.note')}[/yellow] {esc(f.path)}：{esc(w)}")
@@ -144,8 +156,9 @@ def _summary(report: IngestReport, as_json: bool) -> int:
 
 
 @contextmanager
-def _progress(total: int | None, label: str, quiet: bool
-              ) -> Iterator[tuple[Callable[[FileResult], None], PageProgress | None]]:
+def _progress(
+    total: int | None, label: str, quiet: bool
+) -> Iterator[tuple[Callable[[FileResult], None], PageProgress | None]]:
     """(one step per file, one update per OCR'd page)."""
     if quiet:
         yield (lambda _r: None), None
@@ -159,8 +172,13 @@ def _progress(total: int | None, label: str, quiet: bool
     )
 
     with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), TextColumn("{task.fields[name]}"), console=err, transient=True,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[name]}"),
+        console=err,
+        transient=True,
     ) as prog:
         task = prog.add_task(label, total=total, name="")
 
@@ -196,8 +214,9 @@ def ingest(
         extra = parse_meta_args(meta or [])
         files = list(walk([p for p in paths if p.exists()]))
         with _progress(len(files), "匯入中", quiet or as_json) as (step, page):
-            report = ingest_paths(zk, files, kb, on_file=step, meta=extra,
-                                  on_wait=_say_waiting, on_page=page)
+            report = ingest_paths(
+                zk, files, kb, on_file=step, meta=extra, on_wait=_say_waiting, on_page=page
+            )
         for p in missing:
             report.files.append(missing_file(p))
         raise typer.Exit(_summary(report, as_json))
@@ -237,21 +256,39 @@ def rm(
 
 
 @app.command()
-def docs(kb: KbOpt = DEFAULT_KB, home: HomeOpt = None, as_json: JsonOpt = False,
-         where: WhereOpt = None, as_user: AsOpt = None) -> None:
+def docs(
+    kb: KbOpt = DEFAULT_KB,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+    where: WhereOpt = None,
+    as_user: AsOpt = None,
+) -> None:
     """列出知識庫中的文件（可用 --where 篩選）。"""
     with engine(home) as zk:
         kbo = zk.store.get_kb(kb)
         items = zk.store.list_documents(
-            kb, scoped(zk, as_user, Filter.parse(where) if where else None))
+            kb, scoped(zk, as_user, Filter.parse(where) if where else None)
+        )
         for d in items:  # as every reader sees them (file names masked)
             d.path = zk.redact_path(kbo, d.path)
             d.title = zk.redact_output(kbo, d.title)
     if as_json:
-        print_json({"documents": [
-            {"title": d.title, "path": d.path, "kind": d.kind, "chunks": d.chunks,
-             "size": d.size, "updated_at": d.updated_at,
-             "meta": {k: d.meta[k] for k in FILTER_META if k in d.meta}} for d in items]})
+        print_json(
+            {
+                "documents": [
+                    {
+                        "title": d.title,
+                        "path": d.path,
+                        "kind": d.kind,
+                        "chunks": d.chunks,
+                        "size": d.size,
+                        "updated_at": d.updated_at,
+                        "meta": {k: d.meta[k] for k in FILTER_META if k in d.meta},
+                    }
+                    for d in items
+                ]
+            }
+        )
         return
     # One block per document, its path whole on a line of its own: never cut to a
     # terminal's width (a table column would be), so it can be copied into `zhiku rm`.
@@ -284,8 +321,6 @@ def meta_set(
 # --- search / ask ------------------------------------------------------------------------
 
 
-
-
 @app.command()
 def search(
     query: Annotated[str, typer.Argument(help="查詢文字")],
@@ -298,8 +333,9 @@ def search(
 ) -> None:
     """檢索最相關的段落（--where 篩選在索引查詢之內套用）。"""
     with engine(home) as zk:
-        hits = zk.search(query, pick_kbs(zk, kb), k=k,
-                         where=scoped(zk, as_user, Filter.parse(where)))
+        hits = zk.search(
+            query, pick_kbs(zk, kb), k=k, where=scoped(zk, as_user, Filter.parse(where))
+        )
     if as_json:
         print_json({"hits": [h.citation() for h in hits]})
         return
@@ -307,8 +343,9 @@ def search(
         err.print(m.t("cli.no_hits"))
         return
     for i, h in enumerate(hits, 1):
-        out.print(f"[bold]\\[{i}][/bold] {esc(citations.where(h.citation()))}"
-                  f"　[dim]{h.score:.2f}[/dim]")
+        out.print(
+            f"[bold]\\[{i}][/bold] {esc(citations.where(h.citation()))}　[dim]{h.score:.2f}[/dim]"
+        )
         out.print(f"    {esc(h.text[:300])}")
         out.print(f"    [dim]{esc(h.path)}[/dim]")
 
@@ -354,8 +391,9 @@ def stats(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     for col in ("知識庫", "文件", "段落", "字數"):
         t.add_column(col)
     for row in st["kbs"]:
-        t.add_row(esc(row["name"]), str(row["documents"]), str(row["chunks"]),
-                  str(row["characters"]))
+        t.add_row(
+            esc(row["name"]), str(row["documents"]), str(row["chunks"]), str(row["characters"])
+        )
     out.print(t)
 
 
@@ -380,8 +418,10 @@ def backup(
         raise typer.Exit(2)
     with engine(home) as zk:
         if zk.store.database.dialect != "sqlite":
-            err.print(f"[red]錯誤：[/red]資料庫在 {esc(zk.store.database.location)}，"
-                      "請改用 pg_dump 備份（見 docs/operators/postgresql.md）")
+            err.print(
+                f"[red]錯誤：[/red]資料庫在 {esc(zk.store.database.location)}，"
+                "請改用 pg_dump 備份（見 docs/operators/postgresql.md）"
+            )
             raise typer.Exit(4)
         target = sqlite3.connect(dest)
         with target:
@@ -405,8 +445,14 @@ def restore(
     except ZhikuError as exc:
         raise fail(exc) from exc
     if as_json:
-        print_json({"database": rep.database, "previous": rep.previous, "kbs": rep.kbs,
-                    "seconds": round(rep.seconds, 3)})
+        print_json(
+            {
+                "database": rep.database,
+                "previous": rep.previous,
+                "kbs": rep.kbs,
+                "seconds": round(rep.seconds, 3),
+            }
+        )
         return
     if rep.previous:
         err.print(m.t("cli.moved_aside", path=rep.previous))
@@ -417,8 +463,9 @@ def restore(
 def migrate_cmd(
     to: Annotated[str, typer.Option("--to", help="空的 PostgreSQL 資料庫網址 postgresql://…")],
     home: HomeOpt = None,
-    sample: Annotated[int, typer.Option("--sample", min=0,
-                                        help="每個知識庫用來比對搜尋結果的問題數")] = 20,
+    sample: Annotated[
+        int, typer.Option("--sample", min=0, help="每個知識庫用來比對搜尋結果的問題數")
+    ] = 20,
     as_json: JsonOpt = False,
 ) -> None:
     """把內建的 SQLite 資料庫複製到空的 PostgreSQL：逐表複製、比對筆數與搜尋結果。
@@ -431,19 +478,30 @@ def migrate_cmd(
     except ZhikuError as exc:
         raise fail(exc) from exc
     if as_json:
-        print_json({"target": rep.target, "tables": rep.tables, "ok": rep.ok,
-                    "mismatched_tables": rep.mismatched_tables, "questions": rep.questions,
-                    "mismatched_searches": [list(x) for x in rep.mismatched_searches]})
+        print_json(
+            {
+                "target": rep.target,
+                "tables": rep.tables,
+                "ok": rep.ok,
+                "mismatched_tables": rep.mismatched_tables,
+                "questions": rep.questions,
+                "mismatched_searches": [list(x) for x in rep.mismatched_searches],
+            }
+        )
     else:
-        err.print(f"已複製 {len(rep.tables)} 個資料表、{sum(rep.tables.values())} 筆資料至 "
-                  f"{esc(rep.target)}")
+        err.print(
+            f"已複製 {len(rep.tables)} 個資料表、{sum(rep.tables.values())} 筆資料至 "
+            f"{esc(rep.target)}"
+        )
         for table, (src, dst) in rep.mismatched_tables.items():
             err.print(f"[red]筆數不符：[/red]{table}：來源 {src}、目標 {dst}")
         for kb, q in rep.mismatched_searches:
             err.print(f"[red]搜尋結果不同：[/red]{esc(kb)}：{esc(q)}")
         if rep.ok:
-            err.print(f"已比對 {rep.questions} 個問題的搜尋結果：一致。"
-                      "請在 zhiku.toml 設定 database = \"postgresql://…\" 後改用 PostgreSQL")
+            err.print(
+                f"已比對 {rep.questions} 個問題的搜尋結果：一致。"
+                '請在 zhiku.toml 設定 database = "postgresql://…" 後改用 PostgreSQL'
+            )
     if not rep.ok:
         raise typer.Exit(1)
 
@@ -464,10 +522,16 @@ def kb_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
 def kb_create(
     name: Annotated[str, typer.Argument(help="知識庫名稱")],
     home: HomeOpt = None,
-    index: Annotated[str | None, typer.Option(
-        "--index", help="索引後端：embedded（預設，tantivy＋向量檔）或 milvus")] = None,
-    milvus_uri: Annotated[str | None, typer.Option(
-        "--milvus-uri", help="Milvus 位址：本機 .db 檔（Milvus Lite）或 http://主機:19530")] = None,
+    index: Annotated[
+        str | None,
+        typer.Option("--index", help="索引後端：embedded（預設，tantivy＋向量檔）或 milvus"),
+    ] = None,
+    milvus_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--milvus-uri", help="Milvus 位址：本機 .db 檔（Milvus Lite）或 http://主機:19530"
+        ),
+    ] = None,
 ) -> None:
     """建立知識庫（已存在則不變；給了 --index 則改用該索引，由資料庫重建）。"""
     from zhiku.index import IndexConfig
@@ -476,7 +540,8 @@ def kb_create(
     try:
         if index is not None or milvus_uri is not None:
             cfg = IndexConfig.from_settings(
-                {"backend": index or "milvus", "uri": milvus_uri}).to_settings()
+                {"backend": index or "milvus", "uri": milvus_uri}
+            ).to_settings()
         with engine(home) as zk:
             kbo = zk.kb(name, create=True)
             if cfg is not None and kbo.settings.get("index", {"backend": "embedded"}) != cfg:
@@ -497,9 +562,14 @@ def kb_show(
     with engine(home) as zk:
         k = zk.kb(name)
         docs_ = zk.store.list_documents(name)
-        info = {"name": k.name, "created_at": k.created_at, "documents": len(docs_),
-                "chunks": sum(d.chunks for d in docs_), "settings": k.settings,
-                "tw_output": zk.tw_output(name, zk.settings.for_kb(name).language)}
+        info = {
+            "name": k.name,
+            "created_at": k.created_at,
+            "documents": len(docs_),
+            "chunks": sum(d.chunks for d in docs_),
+            "settings": k.settings,
+            "tw_output": zk.tw_output(name, zk.settings.for_kb(name).language),
+        }
         rows = zk.pii_policy(k).describe(lang())
         cal = zk.refusal_calibration(name)
         threshold = zk.refusal_threshold(name)
@@ -523,9 +593,11 @@ def kb_show(
 def _refusal_line(threshold: float, cal: RefusalCalibration | None) -> str:
     if cal is None:
         return f"{threshold:.3f}（預設值，尚未校準：zhiku kb calibrate）"
-    return (f"{threshold:.3f}（{cal.at[:16]} 以 {cal.positives} 題可答、{cal.negatives} "
-            f"題無關問題校準：可答題拒答 {cal.answerable_refused:.0%}，"
-            f"無關題拒答 {cal.offtopic_refused:.0%}）")
+    return (
+        f"{threshold:.3f}（{cal.at[:16]} 以 {cal.positives} 題可答、{cal.negatives} "
+        f"題無關問題校準：可答題拒答 {cal.answerable_refused:.0%}，"
+        f"無關題拒答 {cal.offtopic_refused:.0%}）"
+    )
 
 
 def _refusal_curve(cal: RefusalCalibration) -> Table:
@@ -541,8 +613,9 @@ def _refusal_curve(cal: RefusalCalibration) -> Table:
 @kb_app.command("calibrate")
 def kb_calibrate(
     name: Annotated[str, typer.Argument(help="知識庫名稱")] = DEFAULT_KB,
-    max_refused: Annotated[float, typer.Option(
-        "--max-refused", min=0.0, max=0.5, help="可答問題最多被拒答的比例")] = 0.05,
+    max_refused: Annotated[
+        float, typer.Option("--max-refused", min=0.0, max=0.5, help="可答問題最多被拒答的比例")
+    ] = 0.05,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -569,15 +642,17 @@ def kb_set(
     ] = None,
     pii_types: Annotated[
         str | None,
-        typer.Option("--pii-types", help="要遮罩的類型，如 \"+landline,-name\" 或完整清單"),
+        typer.Option("--pii-types", help='要遮罩的類型，如 "+landline,-name" 或完整清單'),
     ] = None,
     pii_strategy: Annotated[
         str | None, typer.Option("--pii-strategy", help="mask、tag 或 pseudonym")
     ] = None,
     keep_business: Annotated[
         bool | None,
-        typer.Option("--pii-keep-business/--pii-mask-business",
-                     help="保留機構聯絡資訊（服務信箱、客服專線、營業地址）"),
+        typer.Option(
+            "--pii-keep-business/--pii-mask-business",
+            help="保留機構聯絡資訊（服務信箱、客服專線、營業地址）",
+        ),
     ] = None,
     min_confidence: Annotated[
         float | None,
@@ -585,8 +660,10 @@ def kb_set(
     ] = None,
     tw_output: Annotated[
         bool | None,
-        typer.Option("--tw-output/--no-tw-output",
-                     help="對話模型輸出的簡體中文轉為臺灣正體（OpenCC s2twp；預設開）"),
+        typer.Option(
+            "--tw-output/--no-tw-output",
+            help="對話模型輸出的簡體中文轉為臺灣正體（OpenCC s2twp；預設開）",
+        ),
     ] = None,
     home: HomeOpt = None,
 ) -> None:

@@ -23,16 +23,21 @@ from zhiku.retention import KINDS as RETENTION_KINDS
 from zhiku.retention import periods, run_retention, set_period
 from zhiku.storage.access import AccessRepository
 
-AsOpt = Annotated[str | None, typer.Option(
-    "--as", help="以這位使用者的群組與密等查詢（與伺服器對該使用者的篩選相同）")]
+AsOpt = Annotated[
+    str | None,
+    typer.Option("--as", help="以這位使用者的群組與密等查詢（與伺服器對該使用者的篩選相同）"),
+]
 CLI_ACTOR = "cli"
 
-access_app = typer.Typer(help="文件存取：使用者的群組與密等、文件的可閱群組與機密等級。",
-                         no_args_is_help=True)
-subject_app = typer.Typer(help="個資法當事人權利：查找、匯出、刪除某人的個資，與請求期限。",
-                          no_args_is_help=True)
-retention_app = typer.Typer(help="保存期限：對話、回饋、稽核、存取紀錄與上傳檔。",
-                            no_args_is_help=True)
+access_app = typer.Typer(
+    help="文件存取：使用者的群組與密等、文件的可閱群組與機密等級。", no_args_is_help=True
+)
+subject_app = typer.Typer(
+    help="個資法當事人權利：查找、匯出、刪除某人的個資，與請求期限。", no_args_is_help=True
+)
+retention_app = typer.Typer(
+    help="保存期限：對話、回饋、稽核、存取紀錄與上傳檔。", no_args_is_help=True
+)
 
 
 def scoped(zk: Zhiku, as_user: str | None, where: Filter | None) -> Filter | None:
@@ -59,10 +64,10 @@ def _audit(zk: Zhiku, action: str, **kw: Any) -> None:
 @access_app.command("user")
 def access_user(
     name: Annotated[str, typer.Argument(help="使用者名稱")],
-    groups: Annotated[str | None, typer.Option("--groups", help="群組（逗號分隔，取代原有；"
-                                               "空字串清除）")] = None,
-    level: Annotated[str | None, typer.Option("--level", help="密等：公開、內部、機密、密")]
-    = None,
+    groups: Annotated[
+        str | None, typer.Option("--groups", help="群組（逗號分隔，取代原有；空字串清除）")
+    ] = None,
+    level: Annotated[str | None, typer.Option("--level", help="密等：公開、內部、機密、密")] = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -80,17 +85,21 @@ def access_user(
     if as_json:
         print_json(scope.to_dict())
         return
-    out.print(f"{esc(name)}：群組 {esc('、'.join(sorted(scope.groups)) or '（無）')}；"
-              f"密等 {esc(scope.to_dict()['clearance_name'])}")
+    out.print(
+        f"{esc(name)}：群組 {esc('、'.join(sorted(scope.groups)) or '（無）')}；"
+        f"密等 {esc(scope.to_dict()['clearance_name'])}"
+    )
 
 
 @access_app.command("label")
 def access_label(
     path: Annotated[str, typer.Argument(help="文件路徑（如 docs 所列）")],
-    groups: Annotated[str | None, typer.Option("--groups", help="可閱群組（逗號分隔；空字串："
-                                               "知識庫的所有讀者）")] = None,
-    level: Annotated[str | None, typer.Option("--level", help="機密等級：公開、內部、機密、密")]
-    = None,
+    groups: Annotated[
+        str | None, typer.Option("--groups", help="可閱群組（逗號分隔；空字串：知識庫的所有讀者）")
+    ] = None,
+    level: Annotated[
+        str | None, typer.Option("--level", help="機密等級：公開、內部、機密、密")
+    ] = None,
     kb: KbOpt = DEFAULT_KB,
     home: HomeOpt = None,
 ) -> None:
@@ -100,8 +109,9 @@ def access_label(
         raise typer.Exit(2)
     from zhiku.cli import meta_set  # the same path lookup, index sync and exit codes
 
-    items = ([] if groups is None else [f"access_groups={groups}"]) + \
-        ([] if level is None else [f"access_level={level}"])
+    items = ([] if groups is None else [f"access_groups={groups}"]) + (
+        [] if level is None else [f"access_level={level}"]
+    )
     meta_set(path, items, kb, home)  # "access_groups=" (empty) removes the label
     with engine(home) as zk:
         _audit(zk, "document_access", kb=kb, target=path, detail={"labels": items})
@@ -114,8 +124,9 @@ def access_levels() -> None:
         out.print(f"{i}\t{esc(name)}")
 
 
-def audit_access(since: str | None, user: str | None, output: Path | None,
-                 home: str | None) -> None:
+def audit_access(
+    since: str | None, user: str | None, output: Path | None, home: str | None
+) -> None:
     """``zhiku audit access``: the passage access log as JSON lines."""
     with engine(home) as zk:
         rows = AccessRepository(zk.store.database).access_log(since, user)
@@ -135,14 +146,23 @@ RequestOpt = Annotated[int | None, typer.Option("--request", help="所屬請求�
 
 
 @subject_app.command("find")
-def subject_find(kind: KindArg, value: ValueArg, request: RequestOpt = None,
-                 home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+def subject_find(
+    kind: KindArg,
+    value: ValueArg,
+    request: RequestOpt = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """列出某人的個資出現的每一處（段落、文件、對話、回饋、稽核、上傳檔），含假名化的。"""
     with engine(home) as zk:
         s = SubjectSearch(zk.store.database, Subject.parse(kind, value))
         places = s.find()
-        _audit(zk, "subject_find", target=s.subject.masked,
-               detail={"request": request, "places": len(places)})
+        _audit(
+            zk,
+            "subject_find",
+            target=s.subject.masked,
+            detail={"request": request, "places": len(places)},
+        )
     if as_json:
         print_json({"subject": s.subject.masked, "places": [p.to_dict() for p in places]})
         return
@@ -155,16 +175,23 @@ def subject_find(kind: KindArg, value: ValueArg, request: RequestOpt = None,
 
 
 @subject_app.command("export")
-def subject_export(kind: KindArg, value: ValueArg,
-                   output: Annotated[Path, typer.Option("--output", "-o",
-                                                        help="輸出檔（.json 或 .zip）")],
-                   request: RequestOpt = None, home: HomeOpt = None) -> None:
+def subject_export(
+    kind: KindArg,
+    value: ValueArg,
+    output: Annotated[Path, typer.Option("--output", "-o", help="輸出檔（.json 或 .zip）")],
+    request: RequestOpt = None,
+    home: HomeOpt = None,
+) -> None:
     """匯出某人的個資（交付當事人的檔案：JSON，或含 JSON 的 ZIP）。"""
     with engine(home) as zk:
         s = SubjectSearch(zk.store.database, Subject.parse(kind, value))
         data = s.export()
-        _audit(zk, "subject_export", target=s.subject.masked,
-               detail={"request": request, "places": len(data["places"])})
+        _audit(
+            zk,
+            "subject_export",
+            target=s.subject.masked,
+            detail={"request": request, "places": len(data["places"])},
+        )
     body = json.dumps(data, ensure_ascii=False, indent=2)
     if output.suffix.lower() == ".zip":
         with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as z:
@@ -175,9 +202,14 @@ def subject_export(kind: KindArg, value: ValueArg,
 
 
 @subject_app.command("erase")
-def subject_erase(kind: KindArg, value: ValueArg, request: RequestOpt = None,
-                  yes: Annotated[bool, typer.Option("--yes", help="確認刪除（不可復原）")] = False,
-                  home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+def subject_erase(
+    kind: KindArg,
+    value: ValueArg,
+    request: RequestOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", help="確認刪除（不可復原）")] = False,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """刪除某人的個資：每一處改為類型標記（不可復原）、重建索引，留下不含個資的刪除紀錄。"""
     if not yes:
         err.print("[red]錯誤：[/red]刪除不可復原，請加上 --yes 確認")
@@ -193,20 +225,28 @@ def subject_erase(kind: KindArg, value: ValueArg, request: RequestOpt = None,
             remove_stored(zk.home, stored)
         for kbo in zk.store.list_kbs():
             zk.sync_index(kbo.name)
-        _audit(zk, "subject_erase", target=s.subject.masked,
-               detail={"request": request, "erased": counts})
+        _audit(
+            zk,
+            "subject_erase",
+            target=s.subject.masked,
+            detail={"request": request, "erased": counts},
+        )
     if as_json:
         print_json({"subject": s.subject.masked, "erased": counts, "files_removed": len(files)})
         return
-    err.print(f"已刪除 {s.subject.masked} 的個資："
-              + ("、".join(f"{k} {v}" for k, v in counts.items()) or "沒有找到"))
+    err.print(
+        f"已刪除 {s.subject.masked} 的個資："
+        + ("、".join(f"{k} {v}" for k, v in counts.items()) or "沒有找到")
+    )
 
 
 @subject_app.command("request")
 def subject_request(
-    type_: Annotated[str, typer.Argument(metavar="TYPE",
-                                         help="access、copy、correct、stop 或 erase")],
-    kind: KindArg, value: ValueArg,
+    type_: Annotated[
+        str, typer.Argument(metavar="TYPE", help="access、copy、correct、stop 或 erase")
+    ],
+    kind: KindArg,
+    value: ValueArg,
     received: Annotated[str | None, typer.Option("--received", help="收件日 YYYY-MM-DD")] = None,
     home: HomeOpt = None,
 ) -> None:
@@ -237,8 +277,7 @@ def subject_requests(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
         t.add_column(col)
     for r in rows:
         status = "逾期" if r["overdue"] else r["status"]
-        t.add_row(str(r["id"]), r["kind"], esc(r["subject"]), r["received_at"], r["due_at"],
-                  status)
+        t.add_row(str(r["id"]), r["kind"], esc(r["subject"]), r["received_at"], r["due_at"], status)
     out.print(t)
 
 

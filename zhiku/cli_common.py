@@ -47,9 +47,7 @@ HomeOpt = Annotated[
     typer.Option("--home", envvar="ZHIKU_HOME", help="資料目錄（預設為使用者資料目錄）"),
 ]
 KbOpt = Annotated[str, typer.Option("--kb", help="知識庫名稱")]
-MultiKbOpt = Annotated[
-    list[str] | None, typer.Option("--kb", help="知識庫名稱（可重複指定多個）")
-]
+MultiKbOpt = Annotated[list[str] | None, typer.Option("--kb", help="知識庫名稱（可重複指定多個）")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="輸出一個 JSON 物件到 stdout")]
 
 
@@ -59,8 +57,10 @@ _JSON_UNSAFE = re.compile("[\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufe
 def print_json(obj: Any) -> None:
     """Exactly one JSON object on stdout (messages go to stderr)."""
     # json escapes C0 controls; DEL, C1 and bidi controls are escaped here as well.
-    sys.stdout.write(_JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}",
-                                      json.dumps(obj, ensure_ascii=False)) + "\n")
+    sys.stdout.write(
+        _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(obj, ensure_ascii=False))
+        + "\n"
+    )
 
 
 def fail(exc: ZhikuError) -> typer.Exit:
@@ -106,8 +106,12 @@ def _embed_progress(kb: str, total: int) -> Iterator[Callable[[int], None]]:
         )
 
         with Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), console=err, transient=True,
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
         ) as prog:
             task = prog.add_task(f"建立向量（{escape(kb)}）", total=total)
             yield lambda n: prog.update(task, advance=n)
@@ -150,14 +154,22 @@ def pick_kbs(zk: Zhiku, kb: list[str] | None) -> list[str]:
         return [DEFAULT_KB]
     en = lang() == "en"
     if not names:
-        err.print("No knowledge base yet: create one with  zhiku ingest PATH… --kb NAME"
-                  if en else "還沒有任何知識庫：先以  zhiku ingest 路徑… --kb 名稱  建立")
+        err.print(
+            "No knowledge base yet: create one with  zhiku ingest PATH… --kb NAME"
+            if en
+            else "還沒有任何知識庫：先以  zhiku ingest 路徑… --kb 名稱  建立"
+        )
     else:
-        err.print("Which knowledge base? Name it with --kb NAME (repeat for several). "
-                  "Knowledge bases:" if en else
-                  "要問哪個知識庫？請以 --kb 名稱 指定（可重複指定多個）。現有知識庫：")
+        err.print(
+            "Which knowledge base? Name it with --kb NAME (repeat for several). Knowledge bases:"
+            if en
+            else "要問哪個知識庫？請以 --kb 名稱 指定（可重複指定多個）。現有知識庫："
+        )
         for name in names:
             err.print(f"  {esc(name)}")
-        err.print(f"  zhiku ask QUESTION --kb {esc(names[0])}" if en
-                  else f"  例：zhiku ask \"問題\" --kb {esc(names[0])}")
+        err.print(
+            f"  zhiku ask QUESTION --kb {esc(names[0])}"
+            if en
+            else f'  例：zhiku ask "問題" --kb {esc(names[0])}'
+        )
     raise typer.Exit(2)

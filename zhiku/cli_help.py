@@ -27,8 +27,13 @@ _HEADINGS_ZH = {"Usage: ": "用法：", "Options": "選項", "Arguments": "引�
 _EXTRA_ZH = (("required", "必填"), ("default: ", "預設："), ("env var: ", "環境變數："))
 _HELP_OPTION = {"zh-TW": "顯示本說明並離開", "en": "Show this message and exit."}
 _TRAILING_EXTRA = re.compile(r"\[([^\[\]]*)\]\s*$")
-_NAMED_METAVARS = {"home": "DIR", "where": "FILTER", "meta": "KEY=VALUE",
-                   "items": "KEY=VALUE", "kb": "KB"}
+_NAMED_METAVARS = {
+    "home": "DIR",
+    "where": "FILTER",
+    "meta": "KEY=VALUE",
+    "items": "KEY=VALUE",
+    "kb": "KB",
+}
 
 
 def _extra_zh(match: re.Match[str]) -> str:
@@ -36,7 +41,7 @@ def _extra_zh(match: re.Match[str]) -> str:
     for part in match.group(1).split("; "):
         for en, zh in _EXTRA_ZH:
             if part.startswith(en):
-                part = zh + part[len(en):]
+                part = zh + part[len(en) :]
         parts.append(part)
     return "［" + "；".join(parts) + "］"
 
@@ -50,8 +55,9 @@ class _ZhFormatting:
     def write_heading(self, heading: str) -> None:
         self.write(f"{'':>{self.current_indent}}{_HEADINGS_ZH.get(heading, heading)}：\n")  # type: ignore[attr-defined]
 
-    def write_dl(self, rows: Sequence[tuple[str, str]], col_max: int = 30,
-                 col_spacing: int = 2) -> None:
+    def write_dl(
+        self, rows: Sequence[tuple[str, str]], col_max: int = 30, col_spacing: int = 2
+    ) -> None:
         rows = [(a, _TRAILING_EXTRA.sub(_extra_zh, b)) for a, b in rows]
         super().write_dl(rows, col_max, col_spacing)  # type: ignore[misc]
 

@@ -23,8 +23,9 @@ def install(app: typer.Typer) -> None:
         since: Annotated[str, typer.Option("--since", help="期間起點：7d、24h、2w 或日期")] = "7d",
         fmt: Annotated[str, typer.Option("--format", help="json、csv 或 html")] = "json",
         kb: MultiKbOpt = None,
-        output: Annotated[Path | None, typer.Option("--output", "-o",
-                                                    help="寫入檔案（預設 stdout）")] = None,
+        output: Annotated[
+            Path | None, typer.Option("--output", "-o", help="寫入檔案（預設 stdout）")
+        ] = None,
         home: HomeOpt = None,
     ) -> None:
         """服務報告：每日對話與提問、回答／拒答／轉真人比率、👍／👎、處理時間、
@@ -39,8 +40,13 @@ def install(app: typer.Typer) -> None:
             start = parse_since(since)
             kbs = [zk.kb(n) for n in kb] if kb else zk.store.list_kbs()
             data = build(SqlLoopRepository(zk.store.database), kbs, start)
-        text = (json.dumps(data, ensure_ascii=False, indent=2) + "\n" if fmt == "json"
-                else to_csv(data) if fmt == "csv" else to_html(data))
+        text = (
+            json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+            if fmt == "json"
+            else to_csv(data)
+            if fmt == "csv"
+            else to_html(data)
+        )
         if output is None:
             sys.stdout.write(text)
         else:
@@ -51,8 +57,9 @@ def install(app: typer.Typer) -> None:
     @export_app.command("sft")
     def export_sft(
         kb: Annotated[str, typer.Option("--kb", help="知識庫名稱")],
-        output: Annotated[Path | None, typer.Option("--output", "-o",
-                                                    help="寫入檔案（預設 stdout）")] = None,
+        output: Annotated[
+            Path | None, typer.Option("--output", "-o", help="寫入檔案（預設 stdout）")
+        ] = None,
         home: HomeOpt = None,
     ) -> None:
         """微調資料集（chat 格式 JSONL）：精選問答與 👍 回答，引用段落作為脈絡，個資遮蔽。"""

@@ -41,9 +41,14 @@ models_app = typer.Typer(
 )
 
 
-def stream_answer(zk: Zhiku, question: str, kbs: list[str], k: int,
-                  history: Sequence[dict[str, str]] | None = None,
-                  where: Filter | None = None) -> Answer:
+def stream_answer(
+    zk: Zhiku,
+    question: str,
+    kbs: list[str],
+    k: int,
+    history: Sequence[dict[str, str]] | None = None,
+    where: Filter | None = None,
+) -> Answer:
     """Print the answer to stdout as it is generated; return the final Answer."""
     final: Answer | None = None
     for item in zk.iter_answer(question, kbs, k=k, history=history, where=where):
@@ -80,24 +85,28 @@ def models_check(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
 
         results = [check_backend(cfg) for cfg in backends.values()]
     if as_json:
-        print_json({"backends": [r.to_dict() for r in results],
-                     "ok": all(r.ok for r in results)})
+        print_json({"backends": [r.to_dict() for r in results], "ok": all(r.ok for r in results)})
         raise typer.Exit(0 if all(r.ok for r in results) else 1)
     if not results:
-        out.print("沒有設定任何模型：檢索使用關鍵字（BM25），回答為摘錄式。"
-                  "設定方式見 docs/admins/models.md（zhiku.toml 或 ZHIKU_CHAT_URL 等環境變數）。")
+        out.print(
+            "沒有設定任何模型：檢索使用關鍵字（BM25），回答為摘錄式。"
+            "設定方式見 docs/admins/models.md（zhiku.toml 或 ZHIKU_CHAT_URL 等環境變數）。"
+        )
         return
     roles = {"chat": "對話", "embed": "嵌入", "rerank": "重排序"}
     out.print("[bold]模型檢查[/bold]")
     for r in results:  # one line each: error messages must not be cut by a table
         status = "[green]正常[/green]" if r.ok else "[red]失敗[/red]"
         name = "" if r.name == "default" else f"（{escape(r.name)}）"
-        out.print(f"{status} {roles.get(r.role, r.role)}{name} {escape(r.target)}\n"
-                  f"     {escape(r.detail)}（{r.ms:.0f} ms）")
+        out.print(
+            f"{status} {roles.get(r.role, r.role)}{name} {escape(r.target)}\n"
+            f"     {escape(r.detail)}（{r.ms:.0f} ms）"
+        )
     failed = [r for r in results if not r.ok]
     if failed:
-        err.print(f"[red]{len(failed)} 個模型無法使用[/red]；"
-                  "相關功能會自動改用關鍵字檢索與摘錄式回答。")
+        err.print(
+            f"[red]{len(failed)} 個模型無法使用[/red]；相關功能會自動改用關鍵字檢索與摘錄式回答。"
+        )
         raise typer.Exit(1)
     out.print("全部模型皆可使用。")
 
@@ -106,8 +115,9 @@ def models_check(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
 def models_show(kb: MultiKbOpt = None, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """顯示各知識庫實際使用的模型、混合檢索權重與向量索引狀態（不顯示 API key）。"""
     with engine(home) as zk:
-        names = kb or sorted({k.name for k in zk.store.list_kbs()} | set(zk.settings.kbs)
-                             | {DEFAULT_KB})
+        names = kb or sorted(
+            {k.name for k in zk.store.list_kbs()} | set(zk.settings.kbs) | {DEFAULT_KB}
+        )
         rows: list[dict[str, Any]] = []
         for name in names:
             cfg = zk.model_config(name)
@@ -116,50 +126,68 @@ def models_show(kb: MultiKbOpt = None, home: HomeOpt = None, as_json: JsonOpt = 
             if kbo is not None:
                 meta = zk.vectors(kbo).meta()
                 if meta is not None:
-                    vec = {"model": meta["model"], "dim": meta["dim"],
-                           "rows": int(meta["rows"]) - int(meta["dead"])}
-            rows.append({
-                "kb": name,
-                "chat": cfg.chat.describe() if cfg.chat else None,
-                "embed": cfg.embed.describe() if cfg.embed else None,
-                "rerank": cfg.rerank.describe() if cfg.rerank else None,
-                "language": cfg.language,
-                "system_prompt": cfg.system_prompt,
-                "uncited": cfg.uncited,
-                "hybrid": {"rrf_k": cfg.hybrid.rrf_k, "lexical_weight": cfg.hybrid.lexical_weight,
-                           "dense_weight": cfg.hybrid.dense_weight,
-                           "adaptive": cfg.hybrid.adaptive,
-                           "dense_weight_max": cfg.hybrid.dense_weight_max,
-                           "evidence_low": cfg.hybrid.evidence_low,
-                           "evidence_high": cfg.hybrid.evidence_high,
-                           "candidates": cfg.hybrid.candidates,
-                           "rerank_top": cfg.hybrid.rerank_top},
-                "vectors": vec,
-                "exists": kbo is not None,
-            })
+                    vec = {
+                        "model": meta["model"],
+                        "dim": meta["dim"],
+                        "rows": int(meta["rows"]) - int(meta["dead"]),
+                    }
+            rows.append(
+                {
+                    "kb": name,
+                    "chat": cfg.chat.describe() if cfg.chat else None,
+                    "embed": cfg.embed.describe() if cfg.embed else None,
+                    "rerank": cfg.rerank.describe() if cfg.rerank else None,
+                    "language": cfg.language,
+                    "system_prompt": cfg.system_prompt,
+                    "uncited": cfg.uncited,
+                    "hybrid": {
+                        "rrf_k": cfg.hybrid.rrf_k,
+                        "lexical_weight": cfg.hybrid.lexical_weight,
+                        "dense_weight": cfg.hybrid.dense_weight,
+                        "adaptive": cfg.hybrid.adaptive,
+                        "dense_weight_max": cfg.hybrid.dense_weight_max,
+                        "evidence_low": cfg.hybrid.evidence_low,
+                        "evidence_high": cfg.hybrid.evidence_high,
+                        "candidates": cfg.hybrid.candidates,
+                        "rerank_top": cfg.hybrid.rerank_top,
+                    },
+                    "vectors": vec,
+                    "exists": kbo is not None,
+                }
+            )
         source = str(zk.settings.source) if zk.settings.source else None
     if as_json:
         print_json({"config": source, "kbs": rows})
         return
     out.print(f"設定檔：{escape(source) if source else '（無，僅環境變數／預設值）'}")
     for r in rows:
-        t = Table(title=f"知識庫「{escape(r['kb'])}」" + ("" if r["exists"] else "（尚未建立）"),
-                  show_header=False)
+        t = Table(
+            title=f"知識庫「{escape(r['kb'])}」" + ("" if r["exists"] else "（尚未建立）"),
+            show_header=False,
+        )
         t.add_row("對話模型", escape(r["chat"] or "（無：摘錄式回答）"))
         t.add_row("嵌入模型", escape(r["embed"] or "（無：關鍵字檢索）"))
         t.add_row("重排序模型", escape(r["rerank"] or "（無）"))
         h = r["hybrid"]
         dense = f"向量權重 {h['dense_weight']:g}"
         if h["adaptive"] and h["dense_weight_max"] > h["dense_weight"]:
-            dense += (f"–{h['dense_weight_max']:g}（依查詢：關鍵字證據 {h['evidence_high']:g}"
-                      f" → {h['evidence_low']:g}）")
+            dense += (
+                f"–{h['dense_weight_max']:g}（依查詢：關鍵字證據 {h['evidence_high']:g}"
+                f" → {h['evidence_low']:g}）"
+            )
         t.add_row("混合檢索", f"rrf_k={h['rrf_k']:g}，關鍵字權重 {h['lexical_weight']:g}，{dense}")
         v = r["vectors"]
-        t.add_row("向量索引", f"{v['rows']} 段 × {v['dim']} 維（{escape(v['model'])}）"
-                  if v else "（未建立）")
+        t.add_row(
+            "向量索引",
+            f"{v['rows']} 段 × {v['dim']} 維（{escape(v['model'])}）" if v else "（未建立）",
+        )
         t.add_row("回答語言", r["language"])
-        t.add_row("未引用時", {"extractive": "改用摘錄式回答", "refuse": "拒答",
-                           "keep": "保留並標示"}.get(r["uncited"], r["uncited"]))
+        t.add_row(
+            "未引用時",
+            {"extractive": "改用摘錄式回答", "refuse": "拒答", "keep": "保留並標示"}.get(
+                r["uncited"], r["uncited"]
+            ),
+        )
         if r["system_prompt"]:
             t.add_row("語氣設定", escape(r["system_prompt"][:80]))
         out.print(t)
@@ -172,8 +200,9 @@ def models_show(kb: MultiKbOpt = None, home: HomeOpt = None, as_json: JsonOpt = 
 def models_embed(
     kb: KbOpt = DEFAULT_KB,
     home: HomeOpt = None,
-    rebuild: Annotated[bool, typer.Option("--rebuild", help="捨棄向量索引後重建（仍使用快取）")]
-    = False,
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="捨棄向量索引後重建（仍使用快取）")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """為知識庫的段落建立或補齊向量（未變更的段落不會重算）。"""
@@ -188,15 +217,24 @@ def models_embed(
         secs = time.perf_counter() - t0
         rows = zk.vectors(kb).live_rows()
     assert report is not None
-    info = {"kb": kb, "added": report.added, "deleted": report.deleted,
-            "embedded": report.embedded, "cached": report.added - report.embedded,
-            "rebuilt": report.rebuilt, "vectors": rows, "seconds": round(secs, 3)}
+    info = {
+        "kb": kb,
+        "added": report.added,
+        "deleted": report.deleted,
+        "embedded": report.embedded,
+        "cached": report.added - report.embedded,
+        "rebuilt": report.rebuilt,
+        "vectors": rows,
+        "seconds": round(secs, 3),
+    }
     if as_json:
         print_json(info)
         return
-    err.print(f"向量索引「{escape(kb)}」：新增 {report.added} 段（模型計算 {report.embedded}，"
-              f"快取 {report.added - report.embedded}），移除 {report.deleted} 段，"
-              f"共 {rows} 段，耗時 {secs:.1f} 秒")
+    err.print(
+        f"向量索引「{escape(kb)}」：新增 {report.added} 段（模型計算 {report.embedded}，"
+        f"快取 {report.added - report.embedded}），移除 {report.deleted} 段，"
+        f"共 {rows} 段，耗時 {secs:.1f} 秒"
+    )
 
 
 def _read_questions(path: Path) -> list[tuple[str, str]]:
@@ -209,18 +247,26 @@ def _read_questions(path: Path) -> list[tuple[str, str]]:
             out_.append((str(obj["question"]), str(obj["doc"])))
         except (ValueError, KeyError, TypeError) as exc:
             raise typer.BadParameter(
-                f"{path} 第 {n} 行應為 {{\"question\": …, \"doc\": 文件路徑或標題}}") from exc
+                f'{path} 第 {n} 行應為 {{"question": …, "doc": 文件路徑或標題}}'
+            ) from exc
     return out_
 
 
 @models_app.command("calibrate")
 def models_calibrate(
     kb: KbOpt = DEFAULT_KB,
-    questions: Annotated[Path | None, typer.Option(
-        "--questions", help="JSONL，每行 {\"question\": 問題, \"doc\": 應找到的文件路徑或標題}")]
-    = None,
-    auto: Annotated[int, typer.Option(
-        "--auto", help="沒有題目檔時，由知識庫抽取 N 句當作題目（偏向關鍵字，較保守）")] = 200,
+    questions: Annotated[
+        Path | None,
+        typer.Option(
+            "--questions", help='JSONL，每行 {"question": 問題, "doc": 應找到的文件路徑或標題}'
+        ),
+    ] = None,
+    auto: Annotated[
+        int,
+        typer.Option(
+            "--auto", help="沒有題目檔時，由知識庫抽取 N 句當作題目（偏向關鍵字，較保守）"
+        ),
+    ] = 200,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="只顯示結果，不寫入設定")] = False,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
@@ -232,10 +278,16 @@ def models_calibrate(
         if qs is None:
             qs = zk.sample_questions(kb, auto)
         res = zk.calibrate_fusion(kb, qs, save=not dry_run)
-    info = {"kb": kb, "questions": res.questions, "rrf_k": res.rrf_k,
-            "dense_weight": res.dense_weight, "hybrid_r_at_1": round(res.r_at_1, 4),
-            "lexical_r_at_1": round(res.lexical_r_at_1, 4),
-            "dense_r_at_1": round(res.dense_r_at_1, 4), "saved": not dry_run}
+    info = {
+        "kb": kb,
+        "questions": res.questions,
+        "rrf_k": res.rrf_k,
+        "dense_weight": res.dense_weight,
+        "hybrid_r_at_1": round(res.r_at_1, 4),
+        "lexical_r_at_1": round(res.lexical_r_at_1, 4),
+        "dense_r_at_1": round(res.dense_r_at_1, 4),
+        "saved": not dry_run,
+    }
     if as_json:
         print_json(info)
         return
@@ -245,8 +297,9 @@ def models_calibrate(
     t.add_row("混合 R@1", f"{res.r_at_1:.4f}")
     t.add_row("選定參數", f"rrf_k={res.rrf_k:g}，向量權重 {res.dense_weight:g}")
     out.print(t)
-    err.print("（僅試算，未寫入）" if dry_run
-              else "已寫入知識庫設定；zhiku.toml 中明定的值仍優先。")
+    err.print(
+        "（僅試算，未寫入）" if dry_run else "已寫入知識庫設定；zhiku.toml 中明定的值仍優先。"
+    )
 
 
 # --- chat ------------------------------------------------------------------------------------
@@ -263,8 +316,9 @@ def chat(
         for name in names:
             zk.kb(name)
         chat_model = zk.model_config(names[0]).chat
-        mode = ("對話模型：" + chat_model.describe() if chat_model
-                else "未設定對話模型，使用摘錄式回答")
+        mode = (
+            "對話模型：" + chat_model.describe() if chat_model else "未設定對話模型，使用摘錄式回答"
+        )
         err.print(f"知庫對話（{escape(mode)}）。輸入問題後按 Enter；/new 開新對話，/exit 離開。")
         history: list[dict[str, str]] = []
         while True:
@@ -285,8 +339,9 @@ def chat(
             ans = stream_answer(zk, q, names, k, history)
             print_sources(ans)
             show_warnings(ans.warnings)
-            history.extend([{"role": "user", "content": q},
-                            {"role": "assistant", "content": ans.text}])
+            history.extend(
+                [{"role": "user", "content": q}, {"role": "assistant", "content": ans.text}]
+            )
 
 
 def install(app: typer.Typer) -> None:

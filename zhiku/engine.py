@@ -51,15 +51,25 @@ from zhiku.store import KnowledgeBase, Store, database_target
 if TYPE_CHECKING:
     from zhiku.vectors import SyncReport
 
-__all__ = ["QUERY_EMBED_LIMIT", "SEARCH_MODES", "VOCAB_SAMPLE", "EmbedProgressFactory",
-           "Retrieval", "Zhiku", "file_hash"]
+__all__ = [
+    "QUERY_EMBED_LIMIT",
+    "SEARCH_MODES",
+    "VOCAB_SAMPLE",
+    "EmbedProgressFactory",
+    "Retrieval",
+    "Zhiku",
+    "file_hash",
+]
 
 
 class Zhiku:
     """The embedded engine on one data directory (``ZHIKU_HOME``)."""
 
     def __init__(
-        self, home: str | Path | None = None, *, settings: ModelSettings | None = None,
+        self,
+        home: str | Path | None = None,
+        *,
+        settings: ModelSettings | None = None,
         database: str | Path | None = None,
     ) -> None:
         home_path = home_dir(home)
@@ -73,8 +83,7 @@ class Zhiku:
         self.indexes = IndexService(self.ctx, self.models)
         self.retrieval = RetrievalService(self.ctx, self.models, self.indexes)
         self.answering = AnsweringService(self.ctx, self.models, self.retrieval)
-        self.kbs = KbService(self.ctx, self.models, self.indexes, self.retrieval,
-                             self.answering)
+        self.kbs = KbService(self.ctx, self.models, self.indexes, self.retrieval, self.answering)
         self.ingestion = IngestionService(self.ctx, self.indexes, self.kbs)
         self.indexes.discard_stale()
 
@@ -177,15 +186,23 @@ class Zhiku:
         meta: dict[str, Any] | None = None,
         parent_id: int | None = None,
     ) -> tuple[int, int, Counter[str]]:
-        return self.ingestion.add_loaded(kb, path, loaded, content_hash=content_hash,
-                                         size=size, mtime=mtime, meta=meta,
-                                         parent_id=parent_id)
+        return self.ingestion.add_loaded(
+            kb,
+            path,
+            loaded,
+            content_hash=content_hash,
+            size=size,
+            mtime=mtime,
+            meta=meta,
+            parent_id=parent_id,
+        )
 
     def remove(self, kb: str, path: str) -> bool:
         return self.ingestion.remove(kb, path)
 
-    def sync_index(self, kb: str, progress: ProgressFn | None = None,
-                   keep_writer: bool = False) -> int:
+    def sync_index(
+        self, kb: str, progress: ProgressFn | None = None, keep_writer: bool = False
+    ) -> int:
         return self.ingestion.sync_index(kb, progress, keep_writer)
 
     # --- models (ModelService) -----------------------------------------------------------
@@ -213,8 +230,9 @@ class Zhiku:
     def vectors(self, kb: str | KnowledgeBase) -> VectorBackend:
         return self.indexes.vectors(kb)
 
-    def sync_vectors(self, kb: str, *, rebuild: bool = False, wait: bool = True,
-                     max_embed: int | None = None) -> SyncReport | None:
+    def sync_vectors(
+        self, kb: str, *, rebuild: bool = False, wait: bool = True, max_embed: int | None = None
+    ) -> SyncReport | None:
         return self.indexes.sync_vectors(kb, rebuild=rebuild, wait=wait, max_embed=max_embed)
 
     # --- output under the KB's PII policy (zhiku.services.privacy) -------------------------
@@ -240,8 +258,9 @@ class Zhiku:
         where: Filter | None = None,
         collapse: bool = False,
     ) -> Retrieval:
-        return self.retrieval.retrieve(query, kbs, k, mode=mode, rerank=rerank, where=where,
-                                       collapse=collapse)
+        return self.retrieval.retrieve(
+            query, kbs, k, mode=mode, rerank=rerank, where=where, collapse=collapse
+        )
 
     def search(
         self,
@@ -266,8 +285,9 @@ class Zhiku:
     def learn_vocabulary(self, kb: str) -> int:
         return self.retrieval.learn_vocabulary(kb)
 
-    def query_terms(self, query: str, kbs: str | KnowledgeBase | Sequence[str],
-                    *, replace: bool = False) -> list[str]:
+    def query_terms(
+        self, query: str, kbs: str | KnowledgeBase | Sequence[str], *, replace: bool = False
+    ) -> list[str]:
         return self.retrieval.query_terms(query, kbs, replace=replace)
 
     # --- answers (AnsweringService) ------------------------------------------------------------
@@ -299,8 +319,13 @@ class Zhiku:
             elif item:
                 yield AnswerDelta(item)
 
-    def ask(self, question: str, kbs: str | Sequence[str] = DEFAULT_KB, k: int = 5,
-            where: Filter | None = None) -> Answer:
+    def ask(
+        self,
+        question: str,
+        kbs: str | Sequence[str] = DEFAULT_KB,
+        k: int = 5,
+        where: Filter | None = None,
+    ) -> Answer:
         """The answer to ``question`` with its citations (see :meth:`iter_answer`)."""
         final: Answer | None = None
         for item in self.iter_answer(question, kbs, k, where=where):
@@ -328,9 +353,14 @@ class Zhiku:
         for event in self.answer_events(question, kbs, k, history, where=where):
             yield event.to_dict()
 
-    def standalone_query(self, question: str, history: Sequence[dict[str, str]],
-                         names: Sequence[str], k: int = 5,
-                         where: Filter | None = None) -> str:
+    def standalone_query(
+        self,
+        question: str,
+        history: Sequence[dict[str, str]],
+        names: Sequence[str],
+        k: int = 5,
+        where: Filter | None = None,
+    ) -> str:
         return self.answering.standalone_query(question, history, names, k, where)
 
     def refusal_threshold(self, kb: str | Sequence[str]) -> float:
@@ -341,15 +371,17 @@ class Zhiku:
     def sample_questions(self, kb: str, n: int = 200, seed: int = 13) -> list[tuple[str, str]]:
         return self.kbs.sample_questions(kb, n, seed)
 
-    def calibrate_fusion(self, kb: str, questions: Sequence[tuple[str, str]], *,
-                         depth: int = 50, save: bool = True) -> CalibrationResult:
+    def calibrate_fusion(
+        self, kb: str, questions: Sequence[tuple[str, str]], *, depth: int = 50, save: bool = True
+    ) -> CalibrationResult:
         return self.kbs.calibrate_fusion(kb, questions, depth=depth, save=save)
 
     def refusal_calibration(self, kb: str) -> RefusalCalibration | None:
         return self.kbs.refusal_calibration(kb)
 
-    def calibrate_refusal(self, kb: str, *, save: bool = True,
-                          max_refused: float = MAX_REFUSED) -> RefusalCalibration | None:
+    def calibrate_refusal(
+        self, kb: str, *, save: bool = True, max_refused: float = MAX_REFUSED
+    ) -> RefusalCalibration | None:
         return self.kbs.calibrate_refusal(kb, save=save, max_refused=max_refused)
 
     def refit_refusal_if_needed(self, kb: str) -> RefusalCalibration | None:

@@ -40,18 +40,39 @@ FACET_KEYS = ("dept", "tag", "kind", "status", "source")
 DATE_KEYS = ("effective", "amended")
 KEYS = FACET_KEYS + DATE_KEYS
 # The metadata keys filters read (as stored in a document's meta).
-FILTER_META = ("dept", "tags", "effective", "amended", "status", "source", "access_groups",
-               "access_level")
+FILTER_META = (
+    "dept",
+    "tags",
+    "effective",
+    "amended",
+    "status",
+    "source",
+    "access_groups",
+    "access_level",
+)
 STATUS_VALUES = ("current", "repealed", "any")
 _ALIASES = {
-    "department": "dept", "部門": "dept", "單位": "dept", "tags": "tag", "標籤": "tag",
-    "keywords": "tag", "effective_date": "effective", "施行日期": "effective",
-    "amended_date": "amended", "updated": "amended", "modified": "amended",
-    "修正日期": "amended", "異動日期": "amended",
+    "department": "dept",
+    "部門": "dept",
+    "單位": "dept",
+    "tags": "tag",
+    "標籤": "tag",
+    "keywords": "tag",
+    "effective_date": "effective",
+    "施行日期": "effective",
+    "amended_date": "amended",
+    "updated": "amended",
+    "modified": "amended",
+    "修正日期": "amended",
+    "異動日期": "amended",
     # Access labels (zhiku.access): who may see a document, and how confidential it is.
-    "access_groups": "access_groups", "access_group": "access_groups",
-    "可閱群組": "access_groups", "access_level": "access_level",
-    "confidentiality": "access_level", "機密等級": "access_level", "密等": "access_level",
+    "access_groups": "access_groups",
+    "access_group": "access_groups",
+    "可閱群組": "access_groups",
+    "access_level": "access_level",
+    "confidentiality": "access_level",
+    "機密等級": "access_level",
+    "密等": "access_level",
 }
 _EXPR = re.compile(r"^\s*([^\s=!<>]+)\s*(>=|<=|!=|=|>|<)\s*(.*?)\s*$")
 _DATE = re.compile(r"^(\d{4})(?:[-/.]?(\d{1,2})(?:[-/.]?(\d{1,2}))?)?$")
@@ -210,7 +231,8 @@ class Filter:
             m = _EXPR.match(expr)
             if not m or not m.group(3):
                 raise FilterError(
-                    f"篩選條件「{expr}」無法辨識（例：dept=hr、tag=規章、amended>=2020-01-01）")
+                    f"篩選條件「{expr}」無法辨識（例：dept=hr、tag=規章、amended>=2020-01-01）"
+                )
             conds.append(_condition(canonical_key(m.group(1)), m.group(2), m.group(3), expr))
         return cls(tuple(conds))
 

@@ -33,22 +33,90 @@ from zhiku import text as ztext
 TermStatsFn = Callable[[str], Mapping[str, tuple[int, float]]]
 
 # Continuation words a follow-up opens with (Traditional and Simplified).
-_OPENERS = ("那麼", "那么", "那", "還有", "还有", "另外", "至於", "至于", "然後", "然后",
-            "而且", "而", "再來", "再来", "以及", "那如果", "如果是")
+_OPENERS = (
+    "那麼",
+    "那么",
+    "那",
+    "還有",
+    "还有",
+    "另外",
+    "至於",
+    "至于",
+    "然後",
+    "然后",
+    "而且",
+    "而",
+    "再來",
+    "再来",
+    "以及",
+    "那如果",
+    "如果是",
+)
 # Interrogatives, particles and copulas that separate content segments.
 _SPLIT_WORDS = (
-    "為什麼", "为什么", "怎麼樣", "怎么样", "有沒有", "有没有", "是不是", "什麼", "什么",
-    "甚麼", "哪裡", "哪里", "哪個", "哪个", "哪些", "為何", "为何", "如何", "怎麼", "怎么",
-    "怎樣", "怎样", "多少", "多久", "是否", "請問", "请问", "可以", "需要", "應該", "应该",
-    "那麼", "那么", "還有", "还有", "另外", "至於", "至于",
+    "為什麼",
+    "为什么",
+    "怎麼樣",
+    "怎么样",
+    "有沒有",
+    "有没有",
+    "是不是",
+    "什麼",
+    "什么",
+    "甚麼",
+    "哪裡",
+    "哪里",
+    "哪個",
+    "哪个",
+    "哪些",
+    "為何",
+    "为何",
+    "如何",
+    "怎麼",
+    "怎么",
+    "怎樣",
+    "怎样",
+    "多少",
+    "多久",
+    "是否",
+    "請問",
+    "请问",
+    "可以",
+    "需要",
+    "應該",
+    "应该",
+    "那麼",
+    "那么",
+    "還有",
+    "还有",
+    "另外",
+    "至於",
+    "至于",
     # single characters that are rarely part of a content word (not 有、要、在、會:
     # 有限、重要、現在、會議)
-    "誰", "谁", "嗎", "吗", "呢", "吧", "呀", "哪", "幾", "几", "的", "了", "是",
-    "與", "与", "及", "或", "那", "這", "这",
+    "誰",
+    "谁",
+    "嗎",
+    "吗",
+    "呢",
+    "吧",
+    "呀",
+    "哪",
+    "幾",
+    "几",
+    "的",
+    "了",
+    "是",
+    "與",
+    "与",
+    "及",
+    "或",
+    "那",
+    "這",
+    "这",
 )
 _SPLIT_RE = re.compile(
-    "|".join(map(re.escape, sorted(_SPLIT_WORDS, key=len, reverse=True)))
-    + r"|[\s\W_]+"
+    "|".join(map(re.escape, sorted(_SPLIT_WORDS, key=len, reverse=True))) + r"|[\s\W_]+"
 )
 # Follow-ups with at most this many content characters are elliptical (「幾天？」).
 SHORT_CONTENT = 4
@@ -120,7 +188,7 @@ def carry_subject(question: str, previous: str, term_stats: TermStatsFn) -> str:
         sims = [max(_shares(o, s) for o in words) for s in prev]
         best = max(range(len(prev)), key=lambda i: sims[i])
         if sims[best] > 0:
-            prev = prev[:best] + prev[best + 1:]
+            prev = prev[:best] + prev[best + 1 :]
     if not prev:
         return question
     stats = term_stats(" ".join(prev))
@@ -134,9 +202,12 @@ def carry_subject(question: str, previous: str, term_stats: TermStatsFn) -> str:
     return f"{question.strip()} {carried}"
 
 
-def standalone(question: str, history: Sequence[Mapping[str, str]],
-               term_stats: TermStatsFn,
-               needs_context: Callable[[str], bool] = is_elliptical) -> str:
+def standalone(
+    question: str,
+    history: Sequence[Mapping[str, str]],
+    term_stats: TermStatsFn,
+    needs_context: Callable[[str], bool] = is_elliptical,
+) -> str:
     """``question`` as a standalone query, given the earlier turns of the conversation.
 
     Each earlier user turn is completed in order, so the subject of the first question
@@ -161,11 +232,11 @@ def standalone(question: str, history: Sequence[Mapping[str, str]],
 CARRIED_WEIGHT = 0.3
 
 
-def weigh_carried(stats: Mapping[str, tuple[int, float]], question: str,
-                  query: str) -> dict[str, tuple[int, float]]:
+def weigh_carried(
+    stats: Mapping[str, tuple[int, float]], question: str, query: str
+) -> dict[str, tuple[int, float]]:
     """``stats`` with the idf of tokens that only the carried part of ``query`` has
     scaled by :data:`CARRIED_WEIGHT`: the sentence that answers the follow-up's own
     words wins over the sentence that repeats the previous question's subject."""
     own = set(ztext.query_tokens(question))
-    return {t: (df, idf if t in own else idf * CARRIED_WEIGHT)
-            for t, (df, idf) in stats.items()}
+    return {t: (df, idf if t in own else idf * CARRIED_WEIGHT) for t, (df, idf) in stats.items()}

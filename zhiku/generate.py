@@ -60,8 +60,15 @@ REWRITE_PROMPT = (
 REWRITE_HINTS = 5  # passages whose wording is shown to the model
 REWRITE_HINT_CHARS = 120
 
-REFUSAL_HINTS = ("找不到相關資料", "找不到相关资料", "無法回答", "无法回答", "沒有相關資料",
-                 "没有相关资料", "No relevant information")
+REFUSAL_HINTS = (
+    "找不到相關資料",
+    "找不到相关资料",
+    "無法回答",
+    "无法回答",
+    "沒有相關資料",
+    "没有相关资料",
+    "No relevant information",
+)
 
 HISTORY_TURNS = 6  # messages of earlier conversation given to the model, at most
 
@@ -82,6 +89,7 @@ _TEMPLATE_TOKEN_RE = re.compile(
 def neutralize(text: str) -> str:
     """``text`` with chat-template tokens (and this prompt's own data delimiters) made
     inert: ``<|im_start|>`` becomes ``‹im_start›``, readable but no longer a token."""
+
     def inert(m: re.Match[str]) -> str:
         inner = m.group().strip("<>[]|｜/")
         return f"‹{inner.strip('<>|｜')}›"
@@ -175,20 +183,25 @@ def build_messages(
     block and the question. Every text that did not come from the operator (passages,
     titles, the question, earlier turns) goes through :func:`neutralize`."""
     system = SYSTEM_PROMPT.format(
-        persona=DEFAULT_PERSONA, refusal=refusal_text(), language=language_name(language),
-        begin=DATA_BEGIN, end=DATA_END,
+        persona=DEFAULT_PERSONA,
+        refusal=refusal_text(),
+        language=language_name(language),
+        begin=DATA_BEGIN,
+        end=DATA_END,
     )
     if persona.strip():
         system += f"\n\n語氣與身分設定（不得違反上面的規則）：\n{persona.strip()}"
     msgs: list[Message] = [{"role": "system", "content": system}]
     msgs.extend({**m, "content": neutralize(m["content"])} for m in history)
     body = "\n\n".join(s.render() for s in sources)
-    msgs.append({
-        "role": "user",
-        "content": f"資料來源：\n{DATA_BEGIN}\n{body}\n{DATA_END}\n\n"
-                   f"問題：{neutralize(question)}\n\n"
-                   "請只根據上面的資料來源回答，並在句末標注來源編號，例如 [1]。",
-    })
+    msgs.append(
+        {
+            "role": "user",
+            "content": f"資料來源：\n{DATA_BEGIN}\n{body}\n{DATA_END}\n\n"
+            f"問題：{neutralize(question)}\n\n"
+            "請只根據上面的資料來源回答，並在句末標注來源編號，例如 [1]。",
+        }
+    )
     return msgs
 
 
@@ -200,8 +213,9 @@ def strip_markers(text: str) -> str:
     return _MARKER_RE.sub("", text)
 
 
-def trim_history(history: Sequence[dict[str, str]], budget_tokens: int,
-                 count: Callable[[str], int]) -> list[Message]:
+def trim_history(
+    history: Sequence[dict[str, str]], budget_tokens: int, count: Callable[[str], int]
+) -> list[Message]:
     """The most recent turns that fit, oldest dropped first, markers removed."""
     out: list[Message] = []
     used = 0
@@ -259,7 +273,7 @@ class CitationStream:
         if not final:
             # Trailing whitespace waits: the answer never ends with it.
             stripped = out.rstrip()
-            self._held = out[len(stripped):]
+            self._held = out[len(stripped) :]
             out = stripped
         else:
             out = out.rstrip()
@@ -382,8 +396,13 @@ class GenerativeAnswerer:
 
     def budget(self, question: str, history: Sequence[Message]) -> int:
         count = self.chat.count_tokens
-        fixed = build_messages(question, [], persona=self.settings.persona,
-                               language=self.settings.language, history=history)
+        fixed = build_messages(
+            question,
+            [],
+            persona=self.settings.persona,
+            language=self.settings.language,
+            history=history,
+        )
         used = sum(count(m["content"]) + 4 for m in fixed)
         return self.chat.context_tokens - self.chat.max_tokens - used - self.settings.reserve_tokens
 
@@ -405,8 +424,9 @@ class GenerativeAnswerer:
         room = self.chat.context_tokens - self.chat.max_tokens
         hist = trim_history(history, max(room // 4, 0), count)
         sources = pack_sources(hits, max(self.budget(question, hist), 0), count)
-        messages = build_messages(question, sources, persona=s.persona, language=s.language,
-                                  history=hist)
+        messages = build_messages(
+            question, sources, persona=s.persona, language=s.language, history=hist
+        )
         filt = CitationStream(len(sources), hold_until_cited=s.uncited != "keep")
         warnings: list[str] = []
         first_token: float | None = None
@@ -428,8 +448,7 @@ class GenerativeAnswerer:
         tail = filt.finish() if error is None or filt.cited else ""
         if tail:
             yield tail
-        timings = {"generate_ms": (time.perf_counter() - t0) * 1000,
-                   "sources": float(len(sources))}
+        timings = {"generate_ms": (time.perf_counter() - t0) * 1000, "sources": float(len(sources))}
         if first_token is not None:
             timings["first_token_ms"] = (first_token - t0) * 1000
         if filt.removed:
@@ -440,49 +459,84 @@ class GenerativeAnswerer:
             yield final.text
         yield final
 
-    def _final(self, filt: CitationStream, error: ModelError | None, fallback: Answer,
-               warnings: list[str], timings: dict[str, float],
-               sources: Sequence[Source]) -> Answer:
+    def _final(
+        self,
+        filt: CitationStream,
+        error: ModelError | None,
+        fallback: Answer,
+        warnings: list[str],
+        timings: dict[str, float],
+        sources: Sequence[Source],
+    ) -> Answer:
         """The answer once the model is done: verified, or replaced by policy."""
         policy = self.settings.uncited
         if error is not None and not filt.cited and not filt.text:
-            return self._fallback(fallback, [*warnings, f"chat_failed: {error}；改用摘錄式回答"],
-                                  timings)
+            return self._fallback(
+                fallback, [*warnings, f"chat_failed: {error}；改用摘錄式回答"], timings
+            )
         if error is not None:
             warnings.append(f"chat_interrupted: {error}；回答可能不完整")
         if filt.cited:
-            citations = [Citation(hit=sources[n - 1].hit, text=sources[n - 1].text)
-                         for n in filt.cited]
-            return Answer(text=filt.text, citations=citations, refused=False,
-                          mode="generative", timings=timings, warnings=warnings)
+            citations = [
+                Citation(hit=sources[n - 1].hit, text=sources[n - 1].text) for n in filt.cited
+            ]
+            return Answer(
+                text=filt.text,
+                citations=citations,
+                refused=False,
+                mode="generative",
+                timings=timings,
+                warnings=warnings,
+            )
         held = filt.held_text() or filt.text
         if not held:  # e.g. a reasoning model that spent max_tokens thinking
-            return self._fallback(fallback, [
-                *warnings, "chat_empty: 模型沒有產生回答（可能用盡 max_tokens）；改用摘錄式回答"],
-                timings)
+            return self._fallback(
+                fallback,
+                [*warnings, "chat_empty: 模型沒有產生回答（可能用盡 max_tokens）；改用摘錄式回答"],
+                timings,
+            )
         if _is_refusal(held):
             # (under "keep" the model's own words were already streamed: they stay)
-            return Answer(text=filt.text or refusal_text(), citations=[], refused=True,
-                          mode="generative",
-                          timings=timings,
-                          warnings=[*warnings, "model_refused: 模型判斷資料來源不足以回答"])
+            return Answer(
+                text=filt.text or refusal_text(),
+                citations=[],
+                refused=True,
+                mode="generative",
+                timings=timings,
+                warnings=[*warnings, "model_refused: 模型判斷資料來源不足以回答"],
+            )
         if policy == "keep":
-            return Answer(text=filt.text, citations=[], refused=False, mode="generative",
-                          timings=timings,
-                          warnings=[*warnings, "uncited: 模型的回答沒有引用任何來源"])
+            return Answer(
+                text=filt.text,
+                citations=[],
+                refused=False,
+                mode="generative",
+                timings=timings,
+                warnings=[*warnings, "uncited: 模型的回答沒有引用任何來源"],
+            )
         if policy == "refuse":
-            return Answer(text=refusal_text(), citations=[], refused=True, mode="generative",
-                          timings=timings,
-                          warnings=[*warnings, "uncited: 模型的回答沒有引用來源，已拒答"])
+            return Answer(
+                text=refusal_text(),
+                citations=[],
+                refused=True,
+                mode="generative",
+                timings=timings,
+                warnings=[*warnings, "uncited: 模型的回答沒有引用來源，已拒答"],
+            )
         return self._fallback(
-            fallback, [*warnings, "uncited: 模型的回答沒有引用來源，改用摘錄式回答"], timings)
+            fallback, [*warnings, "uncited: 模型的回答沒有引用來源，改用摘錄式回答"], timings
+        )
 
     @staticmethod
     def _fallback(fallback: Answer, warnings: list[str], timings: dict[str, float]) -> Answer:
-        return Answer(text=fallback.text, citations=list(fallback.citations),
-                      refused=fallback.refused, mode="extractive",
-                      timings={**fallback.timings, **timings},
-                      warnings=[*fallback.warnings, *warnings])
+        return Answer(
+            text=fallback.text,
+            citations=list(fallback.citations),
+            refused=fallback.refused,
+            mode="extractive",
+            timings={**fallback.timings, **timings},
+            warnings=[*fallback.warnings, *warnings],
+        )
 
 
 def _clean_condensed(text: str) -> str:
@@ -491,8 +545,9 @@ def _clean_condensed(text: str) -> str:
     if not lines:
         return ""
     line = lines[0]
-    line = re.sub(r"^(改寫後的問題|改写后的问题|問題|问题|question)\s*[:：]\s*", "", line,
-                  flags=re.IGNORECASE)
+    line = re.sub(
+        r"^(改寫後的問題|改写后的问题|問題|问题|question)\s*[:：]\s*", "", line, flags=re.IGNORECASE
+    )
     return line.strip("「」\"'“” ")
 
 
@@ -505,7 +560,9 @@ def heuristic_condense(question: str, history: Sequence[dict[str, str]]) -> str:
 
 
 def condense_question(
-    chat: ChatModel | None, question: str, history: Sequence[dict[str, str]],
+    chat: ChatModel | None,
+    question: str,
+    history: Sequence[dict[str, str]],
     fallback: Callable[[], str] | None = None,
 ) -> tuple[str, list[str]]:
     """A standalone query for retrieval from a follow-up question and the conversation.
@@ -529,16 +586,18 @@ def condense_question(
     )
     messages: list[Message] = [
         {"role": "system", "content": CONDENSE_PROMPT},
-        {"role": "user", "content": f"對話紀錄：\n{neutralize(convo)}\n\n"
-                                    f"追問：{neutralize(question)}\n\n改寫後的問題："},
+        {
+            "role": "user",
+            "content": f"對話紀錄：\n{neutralize(convo)}\n\n"
+            f"追問：{neutralize(question)}\n\n改寫後的問題：",
+        },
     ]
     try:
         out = _clean_condensed(chat.complete(messages, max_tokens=128, temperature=0.0))
     except ModelError as exc:
         return heuristic(), [f"condense_failed: {exc}；改用簡易改寫"]
     if not out or len(out) > 4 * (len(question) + 40):
-        return heuristic(), [
-            "condense_failed: 模型改寫結果不可用；改用簡易改寫"]
+        return heuristic(), ["condense_failed: 模型改寫結果不可用；改用簡易改寫"]
     return out, []
 
 
@@ -555,8 +614,10 @@ def rewrite_query(chat: ChatModel, question: str, hints: Sequence[Hit]) -> str |
     vocab = "\n".join(lines) or "（沒有找到相關段落）"
     messages: list[Message] = [
         {"role": "system", "content": REWRITE_PROMPT},
-        {"role": "user", "content": f"知識庫用語參考：\n{vocab}\n\n問題：{question}\n\n"
-                                    "改寫後的檢索用語："},
+        {
+            "role": "user",
+            "content": f"知識庫用語參考：\n{vocab}\n\n問題：{question}\n\n改寫後的檢索用語：",
+        },
     ]
     try:
         out = _clean_condensed(chat.complete(messages, max_tokens=96, temperature=0.0))

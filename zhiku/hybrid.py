@@ -67,8 +67,11 @@ def _cjk_share(text: str) -> float:
 
 def other_script(query: str, top: Any) -> bool:
     """A query without CJK characters over a mostly-CJK hit (English over Chinese)."""
-    return (top is not None and not ztext.has_cjk(query)
-            and _cjk_share(f"{top.doc_title}\n{top.text}") > 0.5)
+    return (
+        top is not None
+        and not ztext.has_cjk(query)
+        and _cjk_share(f"{top.doc_title}\n{top.text}") > 0.5
+    )
 
 
 def lexical_evidence(query: str, stats: Mapping[str, tuple[int, float]], top: Any) -> float:
@@ -82,20 +85,27 @@ def lexical_evidence(query: str, stats: Mapping[str, tuple[int, float]], top: An
     return coverage(ztext.query_tokens(query), stats, top)
 
 
-def query_dense_weight(query: str, stats: Mapping[str, tuple[int, float]], top: Any,
-                       hyb: Any) -> tuple[float, float]:
+def query_dense_weight(
+    query: str, stats: Mapping[str, tuple[int, float]], top: Any, hyb: Any
+) -> tuple[float, float]:
     """(dense weight, lexical evidence) for a query, under a
     :class:`~zhiku.backends.HybridConfig`: ``dense_weight_other_script`` for a query in
     another script than the KB, else :func:`dense_weight_for` of its evidence."""
     evidence = lexical_evidence(query, stats, top)
     if other_script(query, top):
         return max(hyb.dense_weight, hyb.dense_weight_other_script), evidence
-    return dense_weight_for(evidence, hyb.dense_weight, hyb.dense_weight_max,
-                            hyb.evidence_low, hyb.evidence_high), evidence
+    return dense_weight_for(
+        evidence, hyb.dense_weight, hyb.dense_weight_max, hyb.evidence_low, hyb.evidence_high
+    ), evidence
 
 
-def dense_weight_for(evidence: float, low_weight: float, high_weight: float,
-                     evidence_low: float, evidence_high: float) -> float:
+def dense_weight_for(
+    evidence: float,
+    low_weight: float,
+    high_weight: float,
+    evidence_low: float,
+    evidence_high: float,
+) -> float:
     """The dense list's fusion weight for a query with this lexical evidence: ``low_weight``
     at or above ``evidence_high``, ``high_weight`` at or below ``evidence_low``, linear
     between (never below ``low_weight``)."""
@@ -149,8 +159,10 @@ def calibrate(
     table: list[tuple[float, float, float, float]] = []
     for k in rrf_ks:
         for w in dense_weights:
-            fused = [[c for c, _ in rrf([(lx, lexical_weight), (dn, w)], k)]
-                     for lx, dn in zip(lexical, dense, strict=True)]
+            fused = [
+                [c for c, _ in rrf([(lx, lexical_weight), (dn, w)], k)]
+                for lx, dn in zip(lexical, dense, strict=True)
+            ]
             r1, mrr = _metrics(fused, gold)
             table.append((k, w, r1, mrr))
     best_r1 = max(t[2] for t in table)
@@ -158,12 +170,20 @@ def calibrate(
     # plateau and the middle weight of it: the choice least likely to be an accident of
     # these questions (a weak embedder's plateau starts at 0 and stays low).
     plateaus = {k: [t for t in table if t[0] == k and t[2] >= best_r1 - 1e-9] for k in rrf_ks}
-    k_best = max(rrf_ks, key=lambda k: (len(plateaus[k]), max((t[3] for t in plateaus[k]),
-                                                              default=0.0)))
+    k_best = max(
+        rrf_ks, key=lambda k: (len(plateaus[k]), max((t[3] for t in plateaus[k]), default=0.0))
+    )
     flat = plateaus[k_best]
     best = flat[(len(flat) - 1) // 2]
     lex_r1, _ = _metrics([[c for c, _ in lx] for lx in lexical], gold)
     dense_r1, _ = _metrics([[c for c, _ in dn] for dn in dense], gold)
-    return CalibrationResult(rrf_k=best[0], dense_weight=best[1], r_at_1=best[2], mrr=best[3],
-                             lexical_r_at_1=lex_r1, dense_r_at_1=dense_r1,
-                             questions=len(gold), table=table)
+    return CalibrationResult(
+        rrf_k=best[0],
+        dense_weight=best[1],
+        r_at_1=best[2],
+        mrr=best[3],
+        lexical_r_at_1=lex_r1,
+        dense_r_at_1=dense_r1,
+        questions=len(gold),
+        table=table,
+    )

@@ -100,9 +100,7 @@ class IngestReport:
             "failed": [
                 {"path": f.path, "reason": f.reason, "message": f.message} for f in self.failed
             ],
-            "warnings": [
-                {"path": f.path, "message": w} for f in self.files for w in f.warnings
-            ],
+            "warnings": [{"path": f.path, "message": w} for f in self.files for w in f.warnings],
             "chunks": self.chunks,
             "pages": self.pages,
             "bytes": self.bytes,
@@ -167,8 +165,9 @@ def _sync_quietly(zk: Zhiku, kb: str, keep_writer: bool = False) -> None:
         log.info("index writer busy in another process; index work left queued")
 
 
-def _load(zk: Zhiku, path: Path, on_page: ocr.PageProgress | None,
-          should_stop: Callable[[], bool] | None) -> Any:
+def _load(
+    zk: Zhiku, path: Path, on_page: ocr.PageProgress | None, should_stop: Callable[[], bool] | None
+) -> Any:
     """Read a file in a worker process within the time and memory budgets
     (:func:`zhiku.limits.load_isolated`); a file with pages to OCR, once the worker has
     opened it safely, is read again here, where OCR has its page cache, progress and
@@ -242,21 +241,40 @@ def ingest_file(
         loaded.title = f"{parent_title} › {loaded.title}"
         loaded.meta["parent"] = spath.rsplit("#", 1)[0]
     doc_id, n_chunks, masked = zk.add_loaded(
-        kb, spath, loaded, content_hash=digest, size=st.st_size, mtime=st.st_mtime,
-        parent_id=parent_id, meta=meta,
+        kb,
+        spath,
+        loaded,
+        content_hash=digest,
+        size=st.st_size,
+        mtime=st.st_mtime,
+        parent_id=parent_id,
+        meta=meta,
     )
-    res = FileResult(spath, "updated" if prev is not None else "added", chunks=n_chunks,
-                     pages=loaded.pages or 0, masked=masked, warnings=_ocr_warnings(loaded.meta))
+    res = FileResult(
+        spath,
+        "updated" if prev is not None else "added",
+        chunks=n_chunks,
+        pages=loaded.pages or 0,
+        masked=masked,
+        warnings=_ocr_warnings(loaded.meta),
+    )
     if loaded.children or prev is not None:
         with ocr.ocr_session(should_stop=should_stop):  # inherited by the children
-            res.children = _ingest_children(zk, kb, spath, doc_id, loaded.title,
-                                            loaded.children, depth, on_page)
+            res.children = _ingest_children(
+                zk, kb, spath, doc_id, loaded.title, loaded.children, depth, on_page
+            )
     return res
 
 
 def _ingest_children(
-    zk: Zhiku, kb: str, parent_path: str, parent_id: int, parent_title: str,
-    children: list[ChildFile], depth: int, on_page: ocr.PageProgress | None,
+    zk: Zhiku,
+    kb: str,
+    parent_path: str,
+    parent_id: int,
+    parent_title: str,
+    children: list[ChildFile],
+    depth: int,
+    on_page: ocr.PageProgress | None,
 ) -> list[FileResult]:
     """Ingest the files found inside a stored document; drop those no longer inside it."""
     results: list[FileResult] = []
@@ -269,15 +287,25 @@ def _ingest_children(
                 results.append(FileResult(cpath, "failed", child.error[0], child.error[1]))
                 continue
             if depth + 1 > MAX_NESTING:
-                results.append(FileResult(cpath, "failed", "too_deep",
-                                          f"檔案內嵌套層數超過 {MAX_NESTING} 層，未匯入"))
+                results.append(
+                    FileResult(
+                        cpath, "failed", "too_deep", f"檔案內嵌套層數超過 {MAX_NESTING} 層，未匯入"
+                    )
+                )
                 continue
             base = _UNSAFE_NAME_RE.sub("_", child.name.replace("\\", "/").rsplit("/", 1)[-1])
             local = Path(tmp) / str(i) / (base[-120:] or "file")  # the name gives the title
             local.parent.mkdir()
             local.write_bytes(child.data)
-            res = ingest_file(zk, kb, local, doc_path=cpath, on_page=on_page,
-                              parent=(parent_id, parent_title), depth=depth + 1)
+            res = ingest_file(
+                zk,
+                kb,
+                local,
+                doc_path=cpath,
+                on_page=on_page,
+                parent=(parent_id, parent_title),
+                depth=depth + 1,
+            )
             local.unlink()
             results.append(res)
     for gone in sorted(zk.store.child_paths(kb, parent_path) - seen):
@@ -304,9 +332,15 @@ def ingest_paths(
         return _ingest_paths(zk, paths, kb, on_file, sync_every, meta, on_page)
 
 
-def _ingest_paths(zk: Zhiku, paths: Iterable[Path], kb: str, on_file: OnFile | None,
-                  sync_every: float, meta: dict[str, Any] | None,
-                  on_page: ocr.PageProgress | None) -> IngestReport:
+def _ingest_paths(
+    zk: Zhiku,
+    paths: Iterable[Path],
+    kb: str,
+    on_file: OnFile | None,
+    sync_every: float,
+    meta: dict[str, Any] | None,
+    on_page: ocr.PageProgress | None,
+) -> IngestReport:
     zk.kb(kb, create=True)
     report = IngestReport()
     t0 = time.perf_counter()
@@ -334,8 +368,9 @@ def _ingest_paths(zk: Zhiku, paths: Iterable[Path], kb: str, on_file: OnFile | N
     return report
 
 
-def sync_kb(zk: Zhiku, kb: str, on_file: OnFile | None = None,
-            on_wait: Callable[[], None] | None = None) -> IngestReport:
+def sync_kb(
+    zk: Zhiku, kb: str, on_file: OnFile | None = None, on_wait: Callable[[], None] | None = None
+) -> IngestReport:
     """Re-check every stored document: re-ingest changed files, remove vanished ones."""
     with ingest_lock(zk.home, on_wait):
         return _sync_kb(zk, kb, on_file)

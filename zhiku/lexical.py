@@ -118,13 +118,22 @@ def filter_clauses(schema: tantivy.Schema, flt: Filter) -> list[Clause]:
             hi = v if c.op in ("<", "<=", "=") else None
             # The inverted index, not the fast field: 17 vs 22 ms p50 at 219k passages.
             q = tantivy.Query.range_query(
-                schema, c.key, tantivy.FieldType.Integer, lo, hi,
-                include_lower=c.op != ">" or lo is None, include_upper=c.op != "<" or hi is None,
-                use_inverted_index=True)
+                schema,
+                c.key,
+                tantivy.FieldType.Integer,
+                lo,
+                hi,
+                include_lower=c.op != ">" or lo is None,
+                include_upper=c.op != "<" or hi is None,
+                use_inverted_index=True,
+            )
         else:
             terms = [tantivy.Query.term_query(schema, "facet", f"{c.key}={v}") for v in c.values]
-            q = terms[0] if len(terms) == 1 else tantivy.Query.boolean_query(
-                [(tantivy.Occur.Should, t) for t in terms])
+            q = (
+                terms[0]
+                if len(terms) == 1
+                else tantivy.Query.boolean_query([(tantivy.Occur.Should, t) for t in terms])
+            )
         occur = tantivy.Occur.MustNot if c.op == "!=" else tantivy.Occur.Must
         out.append((occur, tantivy.Query.const_score_query(q, 0.0)))
     return out
@@ -137,19 +146,29 @@ def access_clauses(schema: tantivy.Schema, c: zfilters.Condition) -> list[Clause
     documents carry no label terms and no labels.) The shape of these clauses depends
     on the caller's scope only, never on which labels the index holds: pruning absent
     label terms would make a KB without hidden documents answer measurably faster."""
+
     def term(value: str) -> tantivy.Query:
         return tantivy.Query.term_query(schema, "facet", value)
 
     if c.key == zaccess.GROUP_COND:
         foreign = tantivy.Query.boolean_query(
-            [(tantivy.Occur.Must, term(f"{zaccess.GROUP_COND}:restricted")),
-             *[(tantivy.Occur.MustNot, term(f"{zaccess.GROUP_COND}={g}")) for g in c.values]])
+            [
+                (tantivy.Occur.Must, term(f"{zaccess.GROUP_COND}:restricted")),
+                *[(tantivy.Occur.MustNot, term(f"{zaccess.GROUP_COND}={g}")) for g in c.values],
+            ]
+        )
         return [(tantivy.Occur.MustNot, foreign)]
     above = range(int(c.values[0]) + 1, zaccess.MAX_LEVELS)
     if not above:
         return []
-    return [(tantivy.Occur.MustNot, tantivy.Query.boolean_query(
-        [(tantivy.Occur.Should, term(f"{zaccess.LEVEL_COND}={n}")) for n in above]))]
+    return [
+        (
+            tantivy.Occur.MustNot,
+            tantivy.Query.boolean_query(
+                [(tantivy.Occur.Should, term(f"{zaccess.LEVEL_COND}={n}")) for n in above]
+            ),
+        )
+    ]
 
 
 def index_text(row: Mapping[str, str | None] | sqlite3.Row) -> str:
@@ -202,13 +221,15 @@ class _VisibleSet:
     """The documents one access scope lets through, in one searcher generation: their
     count and total length, and the BM25 statistics of a query over them alone."""
 
-    def __init__(self, schema: tantivy.Schema, clauses: list[Clause], docs: int,
-                 length: float) -> None:
+    def __init__(
+        self, schema: tantivy.Schema, clauses: list[Clause], docs: int, length: float
+    ) -> None:
         self.schema, self.clauses, self.docs = schema, clauses, docs
         self.avgdl = length / docs if docs else 1.0
 
-    def term_stats(self, searcher: tantivy.Searcher,
-                   tokens: Sequence[str]) -> dict[str, tuple[int, float]]:
+    def term_stats(
+        self, searcher: tantivy.Searcher, tokens: Sequence[str]
+    ) -> dict[str, tuple[int, float]]:
         """(visible document frequency, idf over the visible documents) of each token."""
         out: dict[str, tuple[int, float]] = {}
         n = max(self.docs, 1)
@@ -219,14 +240,20 @@ class _VisibleSet:
             df = 0
             if searcher.doc_freq("body", t):
                 q = tantivy.Query.boolean_query(
-                    [(must, tantivy.Query.term_query(self.schema, "body", t)), *self.clauses])
+                    [(must, tantivy.Query.term_query(self.schema, "body", t)), *self.clauses]
+                )
                 df = _count(searcher, q)
             out[t] = (df, _idf(df, n))
         return out
 
-    def rescore(self, searcher: tantivy.Searcher, base: tuple[int, float],
-                hits: Sequence[tuple[float, tantivy.DocAddress]], ids: Sequence[int],
-                stats: Mapping[str, tuple[int, float]]) -> list[tuple[int, float]]:
+    def rescore(
+        self,
+        searcher: tantivy.Searcher,
+        base: tuple[int, float],
+        hits: Sequence[tuple[float, tantivy.DocAddress]],
+        ids: Sequence[int],
+        stats: Mapping[str, tuple[int, float]],
+    ) -> list[tuple[int, float]]:
         """BM25 of each hit over the visible statistics, best first (ties: lower id).
 
         Each term's own tantivy score of each hit (one query per term, over the hits
@@ -241,9 +268,15 @@ class _VisibleSet:
         c_vis = [_tf_norm(x, self.avgdl) for x in norms]
         scores = [0.0] * len(addrs)
         # A disjunction of term queries: 5x faster than a term_set_query on 25 ids.
-        among = tantivy.Query.const_score_query(tantivy.Query.boolean_query(
-            [(tantivy.Occur.Should, tantivy.Query.term_query(self.schema, "chunk_id", c))
-             for c in sorted(set(ids))]), 0.0)
+        among = tantivy.Query.const_score_query(
+            tantivy.Query.boolean_query(
+                [
+                    (tantivy.Occur.Should, tantivy.Query.term_query(self.schema, "chunk_id", c))
+                    for c in sorted(set(ids))
+                ]
+            ),
+            0.0,
+        )
         must = tantivy.Occur.Must
         for t, (df, idf) in stats.items():
             if not df:
@@ -251,7 +284,8 @@ class _VisibleSet:
             weight_all = (1 + k1) * _idf(searcher.doc_freq("body", t), total)
             weight = (1 + k1) * idf
             q = tantivy.Query.boolean_query(
-                [(must, tantivy.Query.term_query(self.schema, "body", t)), (must, among)])
+                [(must, tantivy.Query.term_query(self.schema, "body", t)), (must, among)]
+            )
             for score, addr in searcher.search(q, limit=len(addrs), count=False).hits:
                 i = slot.get((addr.segment_ord, addr.doc))
                 if i is None:
@@ -290,8 +324,11 @@ class LexicalIndex:
         return self.dir / "zhiku-index.json"
 
     def _identity(self) -> dict[str, object]:
-        return {"format": INDEX_FORMAT, "tokenizer": ztext.TOKENIZER_NAME,
-                "db_id": self.store.db_id}
+        return {
+            "format": INDEX_FORMAT,
+            "tokenizer": ztext.TOKENIZER_NAME,
+            "db_id": self.store.db_id,
+        }
 
     def _marker_ok(self) -> bool:
         """The index on disk was built by this code from this database, and the database
@@ -435,9 +472,13 @@ class LexicalIndex:
             self._gen_seen = gen
         return self.index.searcher()
 
-    def search(self, tokens: Sequence[str], k: int = 10,
-               where: Filter | None = None,
-               allowed: Collection[int] | None = None) -> list[tuple[int, float]]:
+    def search(
+        self,
+        tokens: Sequence[str],
+        k: int = 10,
+        where: Filter | None = None,
+        allowed: Collection[int] | None = None,
+    ) -> list[tuple[int, float]]:
         """BM25 OR-query of the tokens, restricted by ``where`` and to the chunk ids in
         ``allowed`` inside the same query; returns (chunk id, score), best first. With an
         access scope in ``where``, scored over the documents it lets through (see the
@@ -469,21 +510,39 @@ class LexicalIndex:
                 for t, q in zip(tokens, terms, strict=True):
                     dfv, idfv = stats[t]
                     if dfv:
-                        boosted.append((should, tantivy.Query.boost_query(
-                            q, idfv / _idf(searcher.doc_freq("body", t), total))))
+                        boosted.append(
+                            (
+                                should,
+                                tantivy.Query.boost_query(
+                                    q, idfv / _idf(searcher.doc_freq("body", t), total)
+                                ),
+                            )
+                        )
                 if not boosted:
                     return []
                 query = tantivy.Query.boolean_query(boosted)
             if where:
                 # An exclusion no document of this KB has (status!=repealed in a KB
                 # without repealed law) is dropped: it could only cost time.
-                where = Filter(tuple(
-                    c for c in where.conditions if c.op != "!=" or c.key in zfilters.DATE_KEYS
-                    or any(searcher.doc_freq("facet", f"{c.key}={v}") for v in c.values)))
+                where = Filter(
+                    tuple(
+                        c
+                        for c in where.conditions
+                        if c.op != "!="
+                        or c.key in zfilters.DATE_KEYS
+                        or any(searcher.doc_freq("facet", f"{c.key}={v}") for v in c.values)
+                    )
+                )
             clauses = filter_clauses(schema, where) if where else []
             if allowed is not None:
-                clauses.append((tantivy.Occur.Must, tantivy.Query.const_score_query(
-                    tantivy.Query.term_set_query(schema, "chunk_id", sorted(allowed)), 0.0)))
+                clauses.append(
+                    (
+                        tantivy.Occur.Must,
+                        tantivy.Query.const_score_query(
+                            tantivy.Query.term_set_query(schema, "chunk_id", sorted(allowed)), 0.0
+                        ),
+                    )
+                )
             if clauses:
                 query = tantivy.Query.boolean_query([(tantivy.Occur.Must, query), *clauses])
             depth = k + RESCORE_EXTRA if visible is not None else k
@@ -491,15 +550,15 @@ class LexicalIndex:
             if not res.hits:
                 return []
             # chunk_id is a fast field every document has, so no value is None
-            ids = cast("list[int]", searcher.fast_field_values(
-                "chunk_id", [a for _, a in res.hits]))
+            ids = cast(
+                "list[int]", searcher.fast_field_values("chunk_id", [a for _, a in res.hits])
+            )
             if visible is not None and stats is not None:
                 base = self._global_bm25(searcher, text_query, res.hits[0][1])
                 return visible.rescore(searcher, base, res.hits, ids, stats)[:k]
         return [(int(cid), float(score)) for (score, _), cid in zip(res.hits, ids, strict=True)]
 
-    def _visible(self, searcher: tantivy.Searcher,
-                 where: Filter | None) -> _VisibleSet | None:
+    def _visible(self, searcher: tantivy.Searcher, where: Filter | None) -> _VisibleSet | None:
         """The statistics of what ``where``'s access scope lets through (None: no scope)."""
         guard = zaccess.access_guard(where)
         if guard is None:
@@ -509,19 +568,22 @@ class LexicalIndex:
         if found is None:
             clauses = filter_clauses(self.schema, guard)
             scope = tantivy.Query.boolean_query(
-                [(tantivy.Occur.Must, tantivy.Query.all_query()), *clauses])
+                [(tantivy.Occur.Must, tantivy.Query.all_query()), *clauses]
+            )
             docs = _count(searcher, scope)
             agg = searcher.aggregate(scope, {"len": {"sum": {"field": "body_len"}}})
             length = float((agg.get("len") or {}).get("value") or 0.0)
             found = _VisibleSet(self.schema, clauses, int(docs), length)
-            if len(self._visible_cache) > 64 or any(g != self._gen_seen
-                                                    for g, _ in self._visible_cache):
+            if len(self._visible_cache) > 64 or any(
+                g != self._gen_seen for g, _ in self._visible_cache
+            ):
                 self._visible_cache.clear()
             self._visible_cache[key] = found
         return found
 
-    def _global_bm25(self, searcher: tantivy.Searcher, query: tantivy.Query,
-                     addr: tantivy.DocAddress) -> tuple[int, float]:
+    def _global_bm25(
+        self, searcher: tantivy.Searcher, query: tantivy.Query, addr: tantivy.DocAddress
+    ) -> tuple[int, float]:
         """tantivy's own document count and average body length in this generation
         (deleted documents count until merged), read once from one explanation."""
         if self._global_cache is None or self._global_cache[0] != self._gen_seen:
@@ -534,12 +596,16 @@ class LexicalIndex:
                 if desc.startswith(("N,", "avgdl,")):
                     found[desc.split(",")[0]] = float(node["value"])
                 stack.extend(node.get("details") or [])
-            self._global_cache = (self._gen_seen, int(found.get("N", searcher.num_docs)),
-                                  found.get("avgdl", 1.0))
+            self._global_cache = (
+                self._gen_seen,
+                int(found.get("N", searcher.num_docs)),
+                found.get("avgdl", 1.0),
+            )
         return self._global_cache[1], self._global_cache[2]
 
-    def term_stats(self, tokens: Sequence[str],
-                   where: Filter | None = None) -> dict[str, tuple[int, float]]:
+    def term_stats(
+        self, tokens: Sequence[str], where: Filter | None = None
+    ) -> dict[str, tuple[int, float]]:
         """(document frequency, BM25 idf) of each token in this KB; counted over what
         ``where``'s access scope lets through when it has one."""
         with self._lock:

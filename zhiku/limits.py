@@ -80,8 +80,13 @@ class Limits(ZhikuSettings):
 
     Every field can be set with ``ZHIKU_LIMIT_<FIELD>`` (:mod:`zhiku.settings`)."""
 
-    model_config = SettingsConfigDict(env_prefix="ZHIKU_LIMIT_", extra="ignore", frozen=True,
-                                      env_ignore_empty=True, validate_default=True)
+    model_config = SettingsConfigDict(
+        env_prefix="ZHIKU_LIMIT_",
+        extra="ignore",
+        frozen=True,
+        env_ignore_empty=True,
+        validate_default=True,
+    )
 
     max_file_mb: float = 200.0  # size on disk
     max_expanded_mb: float = 1024.0  # bytes that come out of a container, measured
@@ -134,8 +139,9 @@ class Limits(ZhikuSettings):
         return out
 
 
-_current: contextvars.ContextVar[Limits | None] = contextvars.ContextVar("zhiku_limits",
-                                                                        default=None)
+_current: contextvars.ContextVar[Limits | None] = contextvars.ContextVar(
+    "zhiku_limits", default=None
+)
 
 
 def current() -> Limits:
@@ -177,8 +183,9 @@ class Budget:
         self.limits = limits
         self.counts: dict[str, int] = {}
 
-    def _add(self, key: str, n: int, limit: float, err: Callable[[str, str], LoadError],
-             what: str) -> None:
+    def _add(
+        self, key: str, n: int, limit: float, err: Callable[[str, str], LoadError], what: str
+    ) -> None:
         total = self.counts.get(key, 0) + n
         self.counts[key] = total
         if total > limit:
@@ -189,8 +196,9 @@ class Budget:
         self._add("expanded", n, lim * MB, bomb, f"解壓縮後超過 {lim:g} MB")
 
     def elements(self, n: int) -> None:
-        self._add("elements", n, self.limits.max_xml_elements, too_complex,
-                  "XML 元素超過 {limit:,} 個")
+        self._add(
+            "elements", n, self.limits.max_xml_elements, too_complex, "XML 元素超過 {limit:,} 個"
+        )
 
     def styles(self, n: int) -> None:
         self._add("styles", n, self.limits.max_styles, too_complex, "樣式超過 {limit:,} 個")
@@ -202,8 +210,9 @@ class Budget:
         self._add("pages", n, self.limits.max_pages, too_large, "超過 {limit:,} 頁")
 
 
-_budget: contextvars.ContextVar[Budget | None] = contextvars.ContextVar("zhiku_budget",
-                                                                       default=None)
+_budget: contextvars.ContextVar[Budget | None] = contextvars.ContextVar(
+    "zhiku_budget", default=None
+)
 
 
 def budget() -> Budget:
@@ -249,8 +258,9 @@ class CountingReader:
         if data:
             self.b.expanded(len(data))
             if self.xml:
-                self.b.elements(data.count(b"<") - data.count(b"</") - data.count(b"<?")
-                                - data.count(b"<!"))
+                self.b.elements(
+                    data.count(b"<") - data.count(b"</") - data.count(b"<?") - data.count(b"<!")
+                )
         return data
 
     def close(self) -> None:
@@ -263,8 +273,9 @@ class CountingReader:
         self.close()
 
 
-def open_counted(zf: zipfile.ZipFile, info: zipfile.ZipInfo | str,
-                 b: Budget | None = None) -> CountingReader:
+def open_counted(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo | str, b: Budget | None = None
+) -> CountingReader:
     """Open a ZIP entry for reading with its bytes charged to the current budget."""
     name = info.filename if isinstance(info, zipfile.ZipInfo) else info
     xml = name.lower().endswith(_XML_SUFFIXES)
@@ -279,8 +290,16 @@ def _uncapped(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> IO[bytes]:
     data really holds, the declared size is set beyond the limit here.
     """
     probe = zipfile.ZipInfo(info.filename, info.date_time)
-    for attr in ("compress_type", "compress_size", "flag_bits", "header_offset", "CRC",
-                 "extra", "create_system", "external_attr"):
+    for attr in (
+        "compress_type",
+        "compress_size",
+        "flag_bits",
+        "header_offset",
+        "CRC",
+        "extra",
+        "create_system",
+        "external_attr",
+    ):
         setattr(probe, attr, getattr(info, attr))
     probe.file_size = 1 << 62
     ext = zf.open(probe)
@@ -312,10 +331,17 @@ def scan_zip(path: Path, limits: Limits | None = None, b: Budget | None = None) 
             if info.is_dir():
                 continue
             try:
-                reader = CountingReader(_uncapped(zf, info), b,
-                                        xml=info.filename.lower().endswith(_XML_SUFFIXES))
-            except (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError,
-                    ValueError, EOFError):
+                reader = CountingReader(
+                    _uncapped(zf, info), b, xml=info.filename.lower().endswith(_XML_SUFFIXES)
+                )
+            except (
+                zipfile.BadZipFile,
+                NotImplementedError,
+                RuntimeError,
+                OSError,
+                ValueError,
+                EOFError,
+            ):
                 continue  # encrypted, unknown compression, damaged: the loader says so
             try:
                 while reader.read(_READ):
@@ -430,8 +456,13 @@ class LoadWorker:
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         code = f"from zhiku.limits import _child_main; _child_main({theirs.fileno()})"
         try:
-            proc = subprocess.Popen([sys.executable, "-c", code], pass_fds=[theirs.fileno()],
-                                    env=env, stdin=subprocess.DEVNULL, close_fds=True)
+            proc = subprocess.Popen(
+                [sys.executable, "-c", code],
+                pass_fds=[theirs.fileno()],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                close_fds=True,
+            )
         finally:
             theirs.close()
         self.proc = proc

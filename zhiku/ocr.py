@@ -138,15 +138,21 @@ class TesseractEngine:
 
     def read(self, image: Image) -> OcrPage:
         data = self._tess.image_to_data(
-            image, lang=self.lang, config="--psm 3",
+            image,
+            lang=self.lang,
+            config="--psm 3",
             output_type=self._tess.Output.DICT,
         )
         groups: dict[tuple[int, int, int], list[int]] = {}
         for i, word in enumerate(data["text"]):
             w = str(word).strip()
             conf = float(data["conf"][i])
-            if not w or conf < 0 or _SPURIOUS_RE.fullmatch(w) or (
-                    conf < 50 and _SYMBOLS_RE.fullmatch(w)):
+            if (
+                not w
+                or conf < 0
+                or _SPURIOUS_RE.fullmatch(w)
+                or (conf < 50 and _SYMBOLS_RE.fullmatch(w))
+            ):
                 continue
             key = (data["block_num"][i], data["par_num"][i], data["line_num"][i])
             groups.setdefault(key, []).append(i)
@@ -158,12 +164,16 @@ class TesseractEngine:
             confs = [float(data["conf"][i]) / 100 for i in idx]
             weights = [len(str(data["text"][i]).strip()) for i in idx]
             conf = sum(c * w for c, w in zip(confs, weights, strict=True)) / sum(weights)
-            page.lines.append(OcrLine(
-                text, round(conf, 4),
-                min(data["left"][i] for i in idx), min(data["top"][i] for i in idx),
-                max(data["left"][i] + data["width"][i] for i in idx),
-                max(data["top"][i] + data["height"][i] for i in idx),
-            ))
+            page.lines.append(
+                OcrLine(
+                    text,
+                    round(conf, 4),
+                    min(data["left"][i] for i in idx),
+                    min(data["top"][i] for i in idx),
+                    max(data["left"][i] + data["width"][i] for i in idx),
+                    max(data["top"][i] + data["height"][i] for i in idx),
+                )
+            )
         return page
 
 
@@ -214,8 +224,11 @@ _SESSION: contextvars.ContextVar[OcrSession | None] = contextvars.ContextVar(
 
 
 @contextlib.contextmanager
-def ocr_session(cache_dir: Path | None = None, progress: PageProgress | None = None,
-                should_stop: Callable[[], bool] | None = None) -> Iterator[OcrSession]:
+def ocr_session(
+    cache_dir: Path | None = None,
+    progress: PageProgress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Iterator[OcrSession]:
     """Within this block, OCR results are cached under ``cache_dir``, each page done is
     reported to ``progress``, and :class:`OcrInterrupted` is raised before a page once
     ``should_stop()`` is true. The ingest functions open one per file."""
@@ -248,7 +261,8 @@ class PageReader:
             raise LoadError(str(path), NEEDS_OCR, "需要 OCR")
         if total > max_pages():
             raise LoadError(
-                str(path), "too_large",
+                str(path),
+                "too_large",
                 f"需要 OCR 的掃描頁數 {total} 頁，超過上限 {max_pages()} 頁"
                 "（可用環境變數 ZHIKU_OCR_MAX_PAGES 提高上限）",
             )
@@ -292,8 +306,10 @@ class PageReader:
             result = self.engine.read(image)
             if cache is not None:
                 tmp = cache.with_suffix(".tmp")
-                tmp.write_text(json.dumps({"lines": [asdict(ln) for ln in result.lines]},
-                                          ensure_ascii=False), "utf-8")
+                tmp.write_text(
+                    json.dumps({"lines": [asdict(ln) for ln in result.lines]}, ensure_ascii=False),
+                    "utf-8",
+                )
                 os.replace(tmp, cache)
         self.done += 1
         if self._progress is not None:
@@ -305,7 +321,8 @@ def check_pixels(width: int, height: int, path: Path, page: int | None = None) -
     if width * height > MAX_PIXELS:
         where = f"第 {page} 頁" if page else "影像"
         raise LoadError(
-            str(path), "too_large",
+            str(path),
+            "too_large",
             f"{where}尺寸 {width}×{height} 像素過大（上限 {MAX_PIXELS // 1_000_000} 百萬像素）",
         )
 

@@ -42,23 +42,30 @@ class MigrateReport:
 
 
 def _searches(zk: Zhiku, questions: dict[str, list[str]], k: int) -> dict[tuple[str, str], Result]:
-    return {(kb, q): [(h.chunk_id, h.path) for h in zk.search(q, kb, k=k)]
-            for kb, qs in questions.items() for q in qs}
+    return {
+        (kb, q): [(h.chunk_id, h.path) for h in zk.search(q, kb, k=k)]
+        for kb, qs in questions.items()
+        for q in qs
+    }
 
 
-def migrate_to(home: str | Path | None, url: str, *, sample: int = 20,
-               k: int = 5) -> MigrateReport:
+def migrate_to(home: str | Path | None, url: str, *, sample: int = 20, k: int = 5) -> MigrateReport:
     """Copy ``home``'s embedded database into the empty PostgreSQL database ``url``."""
     if not is_postgres_url(url):
         raise StoreError(f"目標必須是 postgresql:// 網址：「{redact_url(url)}」")
     with Zhiku(home) as zk:
         if zk.store.database.dialect != "sqlite":
             raise StoreError(f"此資料目錄已使用 {zk.store.database.location}，不是內建的 SQLite")
-        questions = {kb.name: [q for q, _ in zk.sample_questions(kb.name, n=sample)]
-                     for kb in zk.store.list_kbs()}
+        questions = {
+            kb.name: [q for q, _ in zk.sample_questions(kb.name, n=sample)]
+            for kb in zk.store.list_kbs()
+        }
         # Questions are sentences of the documents: shown only through the KB's policy.
-        shown = {(kb.name, q): Zhiku.redact_output(kb, q)
-                 for kb in zk.store.list_kbs() for q in questions[kb.name]}
+        shown = {
+            (kb.name, q): Zhiku.redact_output(kb, q)
+            for kb in zk.store.list_kbs()
+            for q in questions[kb.name]
+        }
         before = _searches(zk, questions, k)
         target = PostgresDatabase(url)
         try:
@@ -66,10 +73,15 @@ def migrate_to(home: str | Path | None, url: str, *, sample: int = 20,
         finally:
             target.close()
         home_path = zk.home
-    report = MigrateReport(target=redact_url(url), tables=copied.tables,
-                           mismatched_tables=copied.mismatched, questions=len(before))
+    report = MigrateReport(
+        target=redact_url(url),
+        tables=copied.tables,
+        mismatched_tables=copied.mismatched,
+        questions=len(before),
+    )
     with Zhiku(home_path, database=url) as zk:
         after = _searches(zk, questions, k)
-    report.mismatched_searches = [(key[0], shown[key]) for key, res in before.items()
-                                  if after.get(key) != res]
+    report.mismatched_searches = [
+        (key[0], shown[key]) for key, res in before.items() if after.get(key) != res
+    ]
     return report

@@ -32,12 +32,12 @@ MIN_PARENT_TITLE = 3
 
 
 def _is_derived(title: str, titles: set[str]) -> bool:
-    return any(len(p) >= MIN_PARENT_TITLE and p != title and title.startswith(p)
-               for p in titles)
+    return any(len(p) >= MIN_PARENT_TITLE and p != title and title.startswith(p) for p in titles)
 
 
-def reinforce(scored: Sequence[tuple[int, float]],
-              docs: Mapping[int, tuple[int, str]]) -> list[tuple[int, float]]:
+def reinforce(
+    scored: Sequence[tuple[int, float]], docs: Mapping[int, tuple[int, str]]
+) -> list[tuple[int, float]]:
     """Candidates (chunk id, BM25) reordered; ``docs`` maps chunk id → (doc id, title).
 
     Returns (chunk id, ranking score); the BM25 scores themselves are kept by the caller.
@@ -71,7 +71,7 @@ def reinforce(scored: Sequence[tuple[int, float]],
 
 
 def _bigrams(text: str) -> set[str]:
-    return {text[i:i + 2] for i in range(len(text) - 1)}
+    return {text[i : i + 2] for i in range(len(text) - 1)}
 
 
 def collapse_duplicates(hits: Sequence[Hit], k: int) -> list[Hit]:

@@ -87,8 +87,9 @@ def restore(home: Path, backup: Path) -> RestoreReport:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
-            raise RestoreError("資料庫正由其他程序使用中（伺服器或另一個 zhiku 指令），"
-                               "請先停止它們再還原") from exc
+            raise RestoreError(
+                "資料庫正由其他程序使用中（伺服器或另一個 zhiku 指令），請先停止它們再還原"
+            ) from exc
         previous = None
         if db_path.exists():
             stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -52,8 +52,9 @@ def _cutoff(now: datetime, days: int) -> str:
     return (now - timedelta(days=days)).replace(microsecond=0).isoformat()
 
 
-def run_retention(db: Database, home: Path | None, actor: str = "retention",
-                  now: datetime | None = None) -> dict[str, Any]:
+def run_retention(
+    db: Database, home: Path | None, actor: str = "retention", now: datetime | None = None
+) -> dict[str, Any]:
     """Purge what is past its period; the counts per kind (and per KB), recorded."""
     now = now or datetime.now(UTC)
     table = periods(db)
@@ -98,13 +99,13 @@ def run_retention(db: Database, home: Path | None, actor: str = "retention",
 class RetentionScheduler:
     """A daemon thread of the server running :func:`run_retention` on a schedule."""
 
-    def __init__(self, db_path: str | Path, home: Path, interval_s: float | None = None
-                 ) -> None:
+    def __init__(self, db_path: str | Path, home: Path, interval_s: float | None = None) -> None:
         """``db_path``: the store's database (a SQLite file or a ``postgresql://`` URL)."""
         self.db_path, self.home = db_path, home
         raw = os.environ.get("ZHIKU_RETENTION_INTERVAL_S")
-        self.interval_s = interval_s if interval_s is not None else (
-            float(raw) if raw else DEFAULT_INTERVAL_S)
+        self.interval_s = (
+            interval_s if interval_s is not None else (float(raw) if raw else DEFAULT_INTERVAL_S)
+        )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="zhiku-retention", daemon=True)
         self.runs = 0

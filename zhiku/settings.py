@@ -38,7 +38,8 @@ from zhiku.errors import ZhikuError
 
 # The mapping that stands for the environment while settings are read (None: os.environ).
 _ENV: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar(
-    "zhiku_settings_env", default=None)
+    "zhiku_settings_env", default=None
+)
 
 
 class SettingsError(ZhikuError):
@@ -52,16 +53,25 @@ class _EnvSource(EnvSettingsSource):
 
     def _load_env_vars(self) -> Mapping[str, str | None]:
         env = _ENV.get()
-        return parse_env_vars(os.environ if env is None else env, self.case_sensitive,
-                              self.env_ignore_empty, self.env_parse_none_str)
+        return parse_env_vars(
+            os.environ if env is None else env,
+            self.case_sensitive,
+            self.env_ignore_empty,
+            self.env_parse_none_str,
+        )
 
 
 class ZhikuSettings(BaseSettings):
     """Base of zhiku's settings classes: environment (or the given mapping), then the
     keyword arguments, validated; immutable."""
 
-    model_config = SettingsConfigDict(env_prefix="ZHIKU_", extra="ignore", frozen=True,
-                                      env_ignore_empty=True, validate_default=True)
+    model_config = SettingsConfigDict(
+        env_prefix="ZHIKU_",
+        extra="ignore",
+        frozen=True,
+        env_ignore_empty=True,
+        validate_default=True,
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -116,20 +126,32 @@ def load(cls: type[S], env: Mapping[str, str] | None = None, **overrides: Any) -
     raise _settings_error(cls, failed, env, given) from None
 
 
-def _settings_error(cls: type[ZhikuSettings], exc: ValidationError,
-                    env: Mapping[str, str] | None, given: Mapping[str, Any]) -> SettingsError:
+def _settings_error(
+    cls: type[ZhikuSettings],
+    exc: ValidationError,
+    env: Mapping[str, str] | None,
+    given: Mapping[str, Any],
+) -> SettingsError:
     from zhiku.messages import t
 
     lg = _raw_lang()
     err = exc.errors()[0]
     field = str(err["loc"][0]) if err.get("loc") else ""
     if field in given or not field:
-        return SettingsError(t("settings.bad_option", lg, key=field or "?",
-                               value=given.get(field, ""), reason=err.get("msg", "")))
+        return SettingsError(
+            t(
+                "settings.bad_option",
+                lg,
+                key=field or "?",
+                value=given.get(field, ""),
+                reason=err.get("msg", ""),
+            )
+        )
     name = cls.env_name(field)
     source = os.environ if env is None else env
-    return SettingsError(t("settings.bad_env", lg, key=name, value=source.get(name, ""),
-                           reason=err.get("msg", "")))
+    return SettingsError(
+        t("settings.bad_env", lg, key=name, value=source.get(name, ""), reason=err.get("msg", ""))
+    )
 
 
 def _raw_lang() -> str:
@@ -187,9 +209,16 @@ def lang() -> str:
 
 MODEL_ROLES = ("chat", "embed", "rerank")
 # ZHIKU_<ROLE>_<KEY> -> the backend attribute it overrides.
-MODEL_KEYS = (("URL", "url"), ("MODEL", "model"), ("API_KEY", "api_key"), ("PATH", "path"),
-              ("TIMEOUT", "timeout"), ("CONTEXT", "context_tokens"), ("DEVICE", "device"),
-              ("PROVIDER", "provider"))
+MODEL_KEYS = (
+    ("URL", "url"),
+    ("MODEL", "model"),
+    ("API_KEY", "api_key"),
+    ("PATH", "path"),
+    ("TIMEOUT", "timeout"),
+    ("CONTEXT", "context_tokens"),
+    ("DEVICE", "device"),
+    ("PROVIDER", "provider"),
+)
 
 
 class ModelEnv(ZhikuSettings):

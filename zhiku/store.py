@@ -12,5 +12,14 @@ from zhiku.storage.documents import (
     open_lock,
 )
 
-__all__ = ["DATABASE_ENV", "SCHEMA_VERSION", "DocumentStore", "KnowledgeBase", "Store",
-           "database_target", "lock_path", "now_iso", "open_lock"]
+__all__ = [
+    "DATABASE_ENV",
+    "SCHEMA_VERSION",
+    "DocumentStore",
+    "KnowledgeBase",
+    "Store",
+    "database_target",
+    "lock_path",
+    "now_iso",
+    "open_lock",
+]

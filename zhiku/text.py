@@ -30,9 +30,35 @@ _CJK_CHAR_RE = re.compile(rf"[{_CJK}]")
 # tokenising, so neither they nor the bigrams straddling them reach the index
 # (「客服專線是多少」 → 客服專線是). Written in Simplified: queries are folded first.
 QUERY_STOP_WORDS = (
-    "为什么", "怎么样", "有没有", "什么", "甚么", "哪里", "哪个", "哪些", "为何", "如何",
-    "怎么", "怎样", "多少", "多久", "是否", "请问", "谁", "吗", "呢", "吧", "呀", "哪", "几",
-    "那么", "还有", "那", "这", "的", "了",
+    "为什么",
+    "怎么样",
+    "有没有",
+    "什么",
+    "甚么",
+    "哪里",
+    "哪个",
+    "哪些",
+    "为何",
+    "如何",
+    "怎么",
+    "怎样",
+    "多少",
+    "多久",
+    "是否",
+    "请问",
+    "谁",
+    "吗",
+    "呢",
+    "吧",
+    "呀",
+    "哪",
+    "几",
+    "那么",
+    "还有",
+    "那",
+    "这",
+    "的",
+    "了",
 )
 _QUERY_STOP_RE = re.compile("|".join(map(re.escape, QUERY_STOP_WORDS)))
 
@@ -182,15 +208,20 @@ def section_string(heading_path: tuple[str, ...] | list[str], label: str | None)
 
 # C0/C1 controls except tab and newline, DEL, and the invisible format characters that
 # reorder or hide text on a terminal (bidi overrides and isolates, zero-width marks).
-_UNSAFE_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e"
-                        "\u2060-\u2069\ufeff]")
+_UNSAFE_RE = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]"
+)
 
 
 def visible(text: str) -> str:
     """``text`` safe for a terminal: control and format characters shown as ``\\xNN`` /
     ``\\uNNNN`` escapes, so a stored name cannot move the cursor, recolour or hide text."""
-    return _UNSAFE_RE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
-                          else f"\\u{ord(m.group()):04x}", text)
+    return _UNSAFE_RE.sub(
+        lambda m: (
+            f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}"
+        ),
+        text,
+    )
 
 
 def bad_name_chars(name: str) -> list[str]:
@@ -198,5 +229,8 @@ def bad_name_chars(name: str) -> list[str]:
     format characters, separators of lines and paragraphs, unassigned code points."""
     import unicodedata
 
-    return [c for c in name if unicodedata.category(c)[0] == "C"
-            or unicodedata.category(c) in ("Zl", "Zp")]
+    return [
+        c
+        for c in name
+        if unicodedata.category(c)[0] == "C" or unicodedata.category(c) in ("Zl", "Zp")
+    ]

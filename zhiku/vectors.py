@@ -107,7 +107,8 @@ class EmbeddingCache:
 
     def put_many(self, model: str, items: Sequence[tuple[bytes, np.ndarray]]) -> None:
         self.store.embeddings_put(
-            model, [(h, np.asarray(v, dtype="<f4").tobytes()) for h, v in items])
+            model, [(h, np.asarray(v, dtype="<f4").tobytes()) for h, v in items]
+        )
 
     def count(self, model: str | None = None) -> int:
         return self.store.embeddings_count(model)
@@ -265,8 +266,11 @@ class VectorIndex:
     def is_current(self, embedder: Embedder) -> bool:
         """True when the matrix holds this model's vectors for the database as it is."""
         meta = self.meta()
-        return (meta is not None and meta["model"] == embedder.model_id
-                and int(meta["seq"]) == self.store.index_log_seq())
+        return (
+            meta is not None
+            and meta["model"] == embedder.model_id
+            and int(meta["seq"]) == self.store.index_log_seq()
+        )
 
     def live_rows(self) -> int:
         meta = self.meta()
@@ -302,8 +306,13 @@ class VectorIndex:
             meta = self.meta()
             # A database older than the matrix (a restored backup) may reuse chunk ids
             # for other text: only a rebuild is safe then.
-            if (rebuild or meta is None or meta["model"] != embedder.model_id
-                    or int(meta["seq"]) > seq or meta.get("db_id") != self.store.db_id):
+            if (
+                rebuild
+                or meta is None
+                or meta["model"] != embedder.model_id
+                or int(meta["seq"]) > seq
+                or meta.get("db_id") != self.store.db_id
+            ):
                 meta = None
                 report.rebuilt = True
             elif int(meta["seq"]) == seq:
@@ -330,14 +339,23 @@ class VectorIndex:
             report.added = int(add_ids.size)
             report.deleted = int(del_mask.sum())
             doc_of = dict(zip(live[:, 0].tolist(), live[:, 1].tolist(), strict=True))
-            new_ids = np.array([[c, doc_of[c]] for c in add_ids.tolist()],
-                               dtype=np.int64).reshape(-1, 2)
+            new_ids = np.array([[c, doc_of[c]] for c in add_ids.tolist()], dtype=np.int64).reshape(
+                -1, 2
+            )
             if meta is None:
                 dim = int(vecs.shape[1]) if vecs.size else 0
-                self._write_epoch({"format": VECTOR_FORMAT, "model": embedder.model_id,
-                                   "dim": dim, "epoch": self._next_epoch(), "seq": seq,
-                                   "db_id": self.store.db_id},
-                                  vecs, new_ids)
+                self._write_epoch(
+                    {
+                        "format": VECTOR_FORMAT,
+                        "model": embedder.model_id,
+                        "dim": dim,
+                        "epoch": self._next_epoch(),
+                        "seq": seq,
+                        "db_id": self.store.db_id,
+                    },
+                    vecs,
+                    new_ids,
+                )
                 return report
             if vecs.size and int(vecs.shape[1]) != int(meta["dim"]):
                 raise ModelBadResponse("嵌入向量維度與既有索引不同", embedder.model_id)
@@ -346,10 +364,13 @@ class VectorIndex:
             if dead + 0 > COMPACT_MIN_DEAD and dead > COMPACT_DEAD_SHARE * (rows + len(new_ids)):
                 keep = ~(del_mask | (indexed[:, 0] < 0))
                 assert self._vectors is not None
-                self._write_epoch({**meta, "epoch": self._next_epoch(), "seq": seq},
-                                  np.vstack([np.asarray(self._vectors)[keep], vecs])
-                                  if vecs.size else np.asarray(self._vectors)[keep],
-                                  np.vstack([indexed[keep], new_ids]))
+                self._write_epoch(
+                    {**meta, "epoch": self._next_epoch(), "seq": seq},
+                    np.vstack([np.asarray(self._vectors)[keep], vecs])
+                    if vecs.size
+                    else np.asarray(self._vectors)[keep],
+                    np.vstack([indexed[keep], new_ids]),
+                )
                 return report
             self._append(meta, del_mask, vecs, new_ids, dead, seq)
             return report
@@ -362,7 +383,8 @@ class VectorIndex:
         """Write a complete new pair of files, switch meta.json to them, drop the old."""
         self.dir.mkdir(parents=True, exist_ok=True)
         old = {p.name for p in self.dir.glob("vectors-*.f32")} | {
-            p.name for p in self.dir.glob("ids-*.i64")}
+            p.name for p in self.dir.glob("ids-*.i64")
+        }
         vpath, ipath = self._files(int(meta["epoch"]))
         dim = int(meta["dim"]) or (int(vecs.shape[1]) if vecs.size else 0)
         for path, arr, dtype in ((vpath, vecs, np.float32), (ipath, ids, np.int64)):
@@ -376,8 +398,15 @@ class VectorIndex:
                 (self.dir / name).unlink()
         self.meta()
 
-    def _append(self, meta: dict[str, Any], del_mask: np.ndarray, vecs: np.ndarray,
-                new_ids: np.ndarray, dead: int, seq: int) -> None:
+    def _append(
+        self,
+        meta: dict[str, Any],
+        del_mask: np.ndarray,
+        vecs: np.ndarray,
+        new_ids: np.ndarray,
+        dead: int,
+        seq: int,
+    ) -> None:
         rows, dim = int(meta["rows"]), int(meta["dim"])
         vpath, ipath = self._files(int(meta["epoch"]))
         # Drop whatever a crashed writer appended past the recorded rows.
@@ -407,10 +436,15 @@ class VectorIndex:
             self._meta_key = None
             shutil.rmtree(self.dir, ignore_errors=True)
 
-    def search(self, query_vec: np.ndarray, k: int = 10, *,
-               allowed: Collection[int] | None = None,
-               excluded: Collection[int] | None = None,
-               where: Filter | None = None) -> list[tuple[int, float]]:
+    def search(
+        self,
+        query_vec: np.ndarray,
+        k: int = 10,
+        *,
+        allowed: Collection[int] | None = None,
+        excluded: Collection[int] | None = None,
+        where: Filter | None = None,
+    ) -> list[tuple[int, float]]:
         """Exact cosine search; (chunk id, similarity), best first. With ``allowed``
         (chunk ids a caller may see) only those rows are ranked, ``excluded`` never;
         ``where`` becomes the set of chunk ids passing it (one SQL query), intersected
@@ -427,7 +461,8 @@ class VectorIndex:
         q = np.asarray(query_vec, dtype=np.float32).reshape(-1)
         if q.shape[0] != vectors.shape[1]:
             raise ModelBadResponse(
-                f"查詢向量維度 {q.shape[0]} 與索引 {vectors.shape[1]} 不同", "embed")
+                f"查詢向量維度 {q.shape[0]} 與索引 {vectors.shape[1]} 不同", "embed"
+            )
         scores = vectors @ q
         chunk_ids = ids[:, 0]
         live = chunk_ids >= 0

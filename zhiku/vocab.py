@@ -34,19 +34,26 @@ MAX_CONTEXT_SHARE = 0.7
 _HAN_RUN = re.compile(r"[\u4e00-\u9fff]{4,}")
 
 
-def mine(texts: Iterable[str], df: Callable[[Sequence[str]], Mapping[str, int]],
-         *, min_count: int = MIN_COUNT) -> dict[str, str]:
+def mine(
+    texts: Iterable[str],
+    df: Callable[[Sequence[str]], Mapping[str, int]],
+    *,
+    min_count: int = MIN_COUNT,
+) -> dict[str, str]:
     """abbreviation bigram → the compound it stands for (both folded)."""
     grams: Counter[str] = Counter()
     pairs: Counter[str] = Counter()
     for text in texts:
         for run in _HAN_RUN.findall(ztext.fold(text)):
-            grams.update(run[i:i + 4] for i in range(len(run) - 3))
-            pairs.update(run[i:i + 2] for i in range(len(run) - 1))
+            grams.update(run[i : i + 4] for i in range(len(run) - 3))
+            pairs.update(run[i : i + 2] for i in range(len(run) - 1))
     # A compound is a unit: its halves are mostly seen inside it (勞工保險), not a chance
     # meeting of two common pieces (「考試之特…」).
-    frequent = [(w, c) for w, c in grams.items()
-                if c >= min_count and c >= MIN_COHESION * min(pairs[w[:2]], pairs[w[2:]])]
+    frequent = [
+        (w, c)
+        for w, c in grams.items()
+        if c >= min_count and c >= MIN_COHESION * min(pairs[w[:2]], pairs[w[2:]])
+    ]
     if not frequent:
         return {}
     # ... and it stands on its own: not always preceded or followed by the same character
@@ -57,7 +64,7 @@ def mine(texts: Iterable[str], df: Callable[[Sequence[str]], Mapping[str, int]],
     for text in texts:
         for run in _HAN_RUN.findall(ztext.fold(text)):
             for i in range(len(run) - 3):
-                w = run[i:i + 4]
+                w = run[i : i + 4]
                 if w in candidates:
                     left[w][run[i - 1] if i else "^"] += 1
                     right[w][run[i + 4] if i + 4 < len(run) else "$"] += 1
@@ -70,8 +77,11 @@ def mine(texts: Iterable[str], df: Callable[[Sequence[str]], Mapping[str, int]],
         return True
 
     frequent = [(w, c) for w, c in frequent if free(w)]
-    needed = {w[:2] for w, _ in frequent} | {w[2:] for w, _ in frequent} | \
-        {w[0] + w[2] for w, _ in frequent}
+    needed = (
+        {w[:2] for w, _ in frequent}
+        | {w[2:] for w, _ in frequent}
+        | {w[0] + w[2] for w, _ in frequent}
+    )
     dfs = df(sorted(needed))
     best: dict[str, tuple[int, str]] = {}
     for w, c in frequent:
@@ -88,8 +98,9 @@ def mine(texts: Iterable[str], df: Callable[[Sequence[str]], Mapping[str, int]],
     return {abbr: w for abbr, (_, w) in ranked}
 
 
-def expand(tokens: Sequence[str], abbreviations: Mapping[str, str], *,
-           replace: bool = False) -> list[str]:
+def expand(
+    tokens: Sequence[str], abbreviations: Mapping[str, str], *, replace: bool = False
+) -> list[str]:
     """The query tokens plus the bigrams of the compounds its abbreviations stand for;
     with ``replace`` the abbreviation itself is left out (for coverage: 勞保 is answered by
     a passage that says 勞工保險)."""

@@ -34,10 +34,24 @@ from zhiku.backends.config import (
 )
 
 __all__ = [
-    "BackendConfig", "ChatModel", "ConfigError", "Embedder", "FACTORIES", "HybridConfig",
-    "KbModelConfig", "Message", "ModelBadResponse", "ModelError", "ModelNotInstalled",
-    "ModelSettings", "ModelUnavailable", "Reranker", "build", "estimate_tokens",
-    "load_settings", "register",
+    "BackendConfig",
+    "ChatModel",
+    "ConfigError",
+    "Embedder",
+    "FACTORIES",
+    "HybridConfig",
+    "KbModelConfig",
+    "Message",
+    "ModelBadResponse",
+    "ModelError",
+    "ModelNotInstalled",
+    "ModelSettings",
+    "ModelUnavailable",
+    "Reranker",
+    "build",
+    "estimate_tokens",
+    "load_settings",
+    "register",
 ]
 
 Factory = Callable[[BackendConfig], Any]

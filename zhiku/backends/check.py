@@ -25,15 +25,22 @@ class CheckResult:
     ms: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {"role": self.role, "name": self.name, "target": self.target, "ok": self.ok,
-                "detail": self.detail, "ms": round(self.ms, 1)}
+        return {
+            "role": self.role,
+            "name": self.name,
+            "target": self.target,
+            "ok": self.ok,
+            "detail": self.detail,
+            "ms": round(self.ms, 1),
+        }
 
 
 def _probe(obj: Any, role: str) -> str:
     if role == "chat":
         assert isinstance(obj, ChatModel)
-        reply = obj.complete([{"role": "user", "content": PROBE_QUESTION}], max_tokens=32,
-                             temperature=0.0).strip()
+        reply = obj.complete(
+            [{"role": "user", "content": PROBE_QUESTION}], max_tokens=32, temperature=0.0
+        ).strip()
         return f"回覆：「{reply[:40]}」" if reply else "可連線，但回覆為空"
     if role == "embed":
         assert isinstance(obj, Embedder)
@@ -59,5 +66,6 @@ def check_backend(cfg: BackendConfig) -> CheckResult:
     finally:
         if model is not None:
             model.close()
-    return CheckResult(cfg.role, cfg.name, cfg.describe(), ok, detail,
-                       (time.perf_counter() - t0) * 1000)
+    return CheckResult(
+        cfg.role, cfg.name, cfg.describe(), ok, detail, (time.perf_counter() - t0) * 1000
+    )

@@ -201,8 +201,7 @@ class ModelSettings:
                     )
                 chosen[role] = _backend(role, str(ref), raw, f"backends.{ref}")
         hyb = spec.get("hybrid", {})
-        answer = {**self.answer, **{k: v for k, v in spec.items()
-                                    if k in _ANSWER_KEYS}}
+        answer = {**self.answer, **{k: v for k, v in spec.items() if k in _ANSWER_KEYS}}
         return KbModelConfig(
             kb=kb,
             chat=chosen["chat"],
@@ -275,23 +274,31 @@ def _backend(role: str, name: str, raw: Mapping[str, Any], where: str) -> Backen
     if cfg.url and cfg.path:
         raise ConfigError(f"設定檔 [{where}] 同時設定了 url 與 path，只能擇一")
     if cfg.provider is not None and cfg.provider not in PROVIDERS:
-        raise ConfigError(f"設定檔 [{where}] 的 provider 不支援「{cfg.provider}」"
-                          f"（可用：{', '.join(PROVIDERS)}）")
+        raise ConfigError(
+            f"設定檔 [{where}] 的 provider 不支援「{cfg.provider}」（可用：{', '.join(PROVIDERS)}）"
+        )
     if cfg.provider and role != "embed":
         raise ConfigError(f"設定檔 [{where}] 的 provider 只適用於 [embed]")
     if cfg.input_type not in INPUT_TYPE_MODES:
         raise ConfigError(f"設定檔 [{where}] 的 input_type 應為 {' / '.join(INPUT_TYPE_MODES)}")
     if not cfg.url and not cfg.path and not cfg.provider:
-        raise ConfigError(f"設定檔 [{where}] 需要 url（OpenAI 相容伺服器）、path（本機模型）"
-                          "或 provider（內建嵌入模型）")
+        raise ConfigError(
+            f"設定檔 [{where}] 需要 url（OpenAI 相容伺服器）、path（本機模型）"
+            "或 provider（內建嵌入模型）"
+        )
     if cfg.url and not cfg.url.startswith(("http://", "https://")):
         raise ConfigError(f"設定檔 [{where}] 的 url 應以 http:// 或 https:// 開頭：{cfg.url}")
     if cfg.url and not cfg.model and role != "rerank":
         raise ConfigError(f"設定檔 [{where}] 使用 url 時需要 model（伺服器上的模型名稱）")
     if cfg.url:
         cfg = replace(cfg, url=cfg.url.rstrip("/"))
-    if (cfg.timeout <= 0 or cfg.retries < 0 or cfg.context_tokens < 256 or cfg.batch_size < 1
-            or cfg.threads < 0):
+    if (
+        cfg.timeout <= 0
+        or cfg.retries < 0
+        or cfg.context_tokens < 256
+        or cfg.batch_size < 1
+        or cfg.threads < 0
+    ):
         raise ConfigError(f"設定檔 [{where}] 的 timeout / retries / context_tokens 值不合法")
     return cfg
 
@@ -300,11 +307,18 @@ def _hybrid(raw: Mapping[str, Any], where: str, base: HybridConfig) -> HybridCon
     _check_keys(raw, _HYBRID_KEYS, where)
     values = {k: _coerce(HybridConfig, k, v, where) for k, v in raw.items()}
     cfg = replace(base, **values)
-    if (cfg.rrf_k < 0 or cfg.lexical_weight < 0 or cfg.dense_weight < 0 or cfg.candidates < 1
-            or cfg.dense_weight_max < 0 or cfg.dense_weight_other_script < 0
-            or not 0 <= cfg.evidence_low <= cfg.evidence_high <= 1):
-        raise ConfigError(f"設定檔 [{where}] 的權重與 rrf_k 不可為負，"
-                          "且 0 ≤ evidence_low ≤ evidence_high ≤ 1")
+    if (
+        cfg.rrf_k < 0
+        or cfg.lexical_weight < 0
+        or cfg.dense_weight < 0
+        or cfg.candidates < 1
+        or cfg.dense_weight_max < 0
+        or cfg.dense_weight_other_script < 0
+        or not 0 <= cfg.evidence_low <= cfg.evidence_high <= 1
+    ):
+        raise ConfigError(
+            f"設定檔 [{where}] 的權重與 rrf_k 不可為負，且 0 ≤ evidence_low ≤ evidence_high ≤ 1"
+        )
     return cfg
 
 
@@ -350,8 +364,11 @@ def load_settings(home: Path, env: Mapping[str, str] | None = None) -> ModelSett
     for role in ROLES:
         section = dict(raw.get(role, {}))
         over = _env_overrides(role, env)
-        if "none" in (over.get("url", "").lower(), over.get("path", "").lower(),
-                      over.get("provider", "").lower()):
+        if "none" in (
+            over.get("url", "").lower(),
+            over.get("path", "").lower(),
+            over.get("provider", "").lower(),
+        ):
             defaults[role] = None
             continue
         if "url" in over:
@@ -389,10 +406,16 @@ def load_settings(home: Path, env: Mapping[str, str] | None = None) -> ModelSett
     _check_keys(kbs, set(kbs), "kb")
     for name, spec in kbs.items():
         _check_keys(spec, _KB_KEYS, f"kb.{name}")
-    settings = ModelSettings(defaults=defaults, backends=backends, kbs=kbs, hybrid=hybrid,
-                             answer=answer, source=path if path.exists() else None,
-                             database=_database(raw.get("database")),
-                             uploads=_uploads(raw.get("uploads")))
+    settings = ModelSettings(
+        defaults=defaults,
+        backends=backends,
+        kbs=kbs,
+        hybrid=hybrid,
+        answer=answer,
+        source=path if path.exists() else None,
+        database=_database(raw.get("database")),
+        uploads=_uploads(raw.get("uploads")),
+    )
     for name in [*kbs, "\0default"]:
         cfg = settings.for_kb(name)  # validates references and values now, not at use
         spec = {**answer, **kbs.get(name, {})}

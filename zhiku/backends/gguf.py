@@ -50,8 +50,9 @@ class LlamaCppChat(ChatModel):
                     verbose=False,
                 )
             except (ValueError, RuntimeError, OSError) as exc:
-                raise ModelBadResponse(f"無法載入 GGUF 模型 {self.path}：{exc}",
-                                       str(self.path)) from exc
+                raise ModelBadResponse(
+                    f"無法載入 GGUF 模型 {self.path}：{exc}", str(self.path)
+                ) from exc
         return self._llm
 
     def stream(
@@ -75,8 +76,9 @@ class LlamaCppChat(ChatModel):
                     if text:
                         yield text
             except (ValueError, RuntimeError, KeyError, IndexError) as exc:
-                raise ModelBadResponse(f"GGUF 模型 {self.name} 生成失敗：{exc}",
-                                       str(self.path)) from exc
+                raise ModelBadResponse(
+                    f"GGUF 模型 {self.name} 生成失敗：{exc}", str(self.path)
+                ) from exc
 
     def count_tokens(self, text: str) -> int:
         with self._lock:

@@ -104,8 +104,13 @@ class SentenceTransformerEmbedder(Embedder):
         model = self._load()
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
-        vecs = model.encode(list(texts), batch_size=self.batch_size, show_progress_bar=False,
-                            convert_to_numpy=True, normalize_embeddings=True)
+        vecs = model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            show_progress_bar=False,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+        )
         return normalise_rows(vecs, str(self.path))
 
 
@@ -129,8 +134,12 @@ class CrossEncoderReranker(Reranker):
         if not passages:
             return []
         model = self._load()
-        scores = model.predict([(query, p) for p in passages], batch_size=self.cfg.batch_size,
-                               show_progress_bar=False, convert_to_numpy=True)
+        scores = model.predict(
+            [(query, p) for p in passages],
+            batch_size=self.cfg.batch_size,
+            show_progress_bar=False,
+            convert_to_numpy=True,
+        )
         arr = np.asarray(scores, dtype=np.float32)
         if arr.ndim == 2:  # several labels: the last one is "relevant"
             arr = arr[:, -1]

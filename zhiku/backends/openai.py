@@ -237,8 +237,13 @@ class OpenAIChat(ChatModel):
         self.max_tokens = cfg.max_tokens
         self.temperature = cfg.temperature
 
-    def _payload(self, messages: Sequence[Message], max_tokens: int | None,
-                 temperature: float | None, stream: bool) -> dict[str, Any]:
+    def _payload(
+        self,
+        messages: Sequence[Message],
+        max_tokens: int | None,
+        temperature: float | None,
+        stream: bool,
+    ) -> dict[str, Any]:
         return {
             "model": self.cfg.model,
             "messages": [dict(m) for m in messages],
@@ -247,14 +252,25 @@ class OpenAIChat(ChatModel):
             "stream": stream,
         }
 
-    def complete(self, messages: Sequence[Message], *, max_tokens: int | None = None,
-                 temperature: float | None = None) -> str:
-        obj = self.client.post("/chat/completions",
-                               self._payload(messages, max_tokens, temperature, False))
+    def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> str:
+        obj = self.client.post(
+            "/chat/completions", self._payload(messages, max_tokens, temperature, False)
+        )
         return _content_of(obj, self.client.label, "message")
 
-    def stream(self, messages: Sequence[Message], *, max_tokens: int | None = None,
-               temperature: float | None = None) -> Iterator[str]:
+    def stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> Iterator[str]:
         payload = self._payload(messages, max_tokens, temperature, True)
         for event in self.client.stream("/chat/completions", payload):
             key = "delta" if event.get("object") != "chat.completion" else "message"
@@ -301,8 +317,11 @@ class OpenAIEmbedder(Embedder):
         label = self.client.label
         for i in range(0, len(texts), self.batch_size):
             part = list(texts[i : i + self.batch_size])
-            payload: dict[str, Any] = {"model": self.cfg.model, "input": part,
-                                       "encoding_format": "float"}
+            payload: dict[str, Any] = {
+                "model": self.cfg.model,
+                "input": part,
+                "encoding_format": "float",
+            }
             if input_type is not None:
                 payload["input_type"] = input_type
             obj = self.client.post("/embeddings", payload)
@@ -322,7 +341,8 @@ class OpenAIEmbedder(Embedder):
             matrix = np.array(rows, dtype=np.float32)
         except (TypeError, ValueError) as exc:
             raise ModelBadResponse(
-                f"模型伺服器 {label} 的嵌入向量長度不一或不是數字", label) from exc
+                f"模型伺服器 {label} 的嵌入向量長度不一或不是數字", label
+            ) from exc
         return normalise_rows(matrix, label)
 
     def close(self) -> None:
@@ -341,8 +361,11 @@ class OpenAIReranker(Reranker):
     def _payload(self, query: str, passages: Sequence[str]) -> dict[str, Any]:
         if self._tei:
             return {"query": query, "texts": list(passages)}
-        payload: dict[str, Any] = {"query": query, "documents": list(passages),
-                                   "top_n": len(passages)}
+        payload: dict[str, Any] = {
+            "query": query,
+            "documents": list(passages),
+            "top_n": len(passages),
+        }
         if self.cfg.model:
             payload["model"] = self.cfg.model
         return payload

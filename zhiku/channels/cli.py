@@ -35,8 +35,9 @@ def _dump(obj: object) -> None:
 def line_add(
     name: Annotated[str, typer.Argument(help="頻道名稱（webhook 網址 /line/NAME/webhook）")],
     secret: Annotated[str, typer.Option("--secret", help="LINE 頻道密鑰（channel secret）")],
-    token: Annotated[str, typer.Option(
-        "--token", help="LINE 頻道存取權杖（channel access token）")],
+    token: Annotated[
+        str, typer.Option("--token", help="LINE 頻道存取權杖（channel access token）")
+    ],
     kb: KbsOpt,
     home: HomeOpt = None,
 ) -> None:
@@ -46,7 +47,9 @@ def line_add(
     with engine(home) as zk:
         ch = registry.add_line_channel(zk.store, name, secret, token, kb)
         audit.record(zk.store, CLI, "line_channel_add", target=name, detail={"kbs": kb})
-    err.print(f"已登記 LINE 頻道「{name}」；Webhook URL：https://<伺服器>{ch.to_dict()['webhook_path']}")
+    err.print(
+        f"已登記 LINE 頻道「{name}」；Webhook URL：https://<伺服器>{ch.to_dict()['webhook_path']}"
+    )
 
 
 @line_app.command("list")
@@ -54,8 +57,9 @@ def line_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """列出 LINE 頻道（不顯示 secret 與 token）。"""
     with engine(home) as zk:
         repo = SqlChannels(zk.store.database)
-        rows = [{**c.to_dict(), "events": repo.line_event_counts(c.id)}
-                for c in repo.line_channels()]
+        rows = [
+            {**c.to_dict(), "events": repo.line_event_counts(c.id)} for c in repo.line_channels()
+        ]
     if as_json:
         _dump({"channels": rows})
         return
@@ -63,14 +67,20 @@ def line_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     for col in ("名稱", "知識庫", "Webhook 路徑", "事件", "建立時間"):
         t.add_column(col)
     for r in rows:
-        t.add_row(r["name"], "、".join(r["kbs"]), r["webhook_path"],
-                  " ".join(f"{k}={v}" for k, v in r["events"].items()), r["created_at"])
+        t.add_row(
+            r["name"],
+            "、".join(r["kbs"]),
+            r["webhook_path"],
+            " ".join(f"{k}={v}" for k, v in r["events"].items()),
+            r["created_at"],
+        )
     out.print(t)
 
 
 @line_app.command("remove")
-def line_remove(name: Annotated[str, typer.Argument(help="頻道名稱")],
-                home: HomeOpt = None) -> None:
+def line_remove(
+    name: Annotated[str, typer.Argument(help="頻道名稱")], home: HomeOpt = None
+) -> None:
     """移除 LINE 頻道（連同它的對話）。"""
     from zhiku.channels import registry
 
@@ -84,8 +94,10 @@ def line_remove(name: Annotated[str, typer.Argument(help="頻道名稱")],
 def widget_add(
     name: Annotated[str, typer.Argument(help="名稱")],
     kb: KbsOpt,
-    origin: Annotated[list[str], typer.Option(
-        "--origin", help="允許嵌入的網站來源，如 https://www.example.com（可重複）")],
+    origin: Annotated[
+        list[str],
+        typer.Option("--origin", help="允許嵌入的網站來源，如 https://www.example.com（可重複）"),
+    ],
     rate: Annotated[float, typer.Option("--rate", help="每分鐘提問上限（整把金鑰）")] = 30.0,
     burst: Annotated[int, typer.Option("--burst", help="瞬間上限")] = 10,
     home: HomeOpt = None,
@@ -95,11 +107,13 @@ def widget_add(
 
     with engine(home) as zk:
         w = registry.add_widget_key(zk.store, name, kb, origin, rate, burst)
-        audit.record(zk.store, CLI, "widget_add", target=name,
-                     detail={"kbs": kb, "origins": origin})
+        audit.record(
+            zk.store, CLI, "widget_add", target=name, detail={"kbs": kb, "origins": origin}
+        )
     err.print(f"已建立網站小工具「{name}」；請在網站加上：")
-    sys.stdout.write(f'<script src="https://<伺服器>/widget.js" data-key="{w.public_key}" '
-                     'async></script>\n')
+    sys.stdout.write(
+        f'<script src="https://<伺服器>/widget.js" data-key="{w.public_key}" async></script>\n'
+    )
 
 
 @widget_app.command("list")
@@ -114,14 +128,14 @@ def widget_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     for col in ("名稱", "金鑰", "知識庫", "允許來源", "每分鐘"):
         t.add_column(col)
     for r in rows:
-        t.add_row(r["name"], r["key"], "、".join(r["kbs"]), " ".join(r["origins"]),
-                  f"{r['rate_limit']:g}")
+        t.add_row(
+            r["name"], r["key"], "、".join(r["kbs"]), " ".join(r["origins"]), f"{r['rate_limit']:g}"
+        )
     out.print(t)
 
 
 @widget_app.command("remove")
-def widget_remove(name: Annotated[str, typer.Argument(help="名稱")],
-                  home: HomeOpt = None) -> None:
+def widget_remove(name: Annotated[str, typer.Argument(help="名稱")], home: HomeOpt = None) -> None:
     """移除網站小工具金鑰（連同它的對話）。"""
     from zhiku.channels import registry
 
@@ -135,8 +149,10 @@ def widget_remove(name: Annotated[str, typer.Argument(help="名稱")],
 def hooks_add(
     name: Annotated[str, typer.Argument(help="名稱")],
     url: Annotated[str, typer.Argument(help="接收端網址（http/https）")],
-    event: Annotated[list[str] | None, typer.Option(
-        "--event", help=f"事件（可重複；預設全部）：{', '.join(EVENTS)}")] = None,
+    event: Annotated[
+        list[str] | None,
+        typer.Option("--event", help=f"事件（可重複；預設全部）：{', '.join(EVENTS)}"),
+    ] = None,
     home: HomeOpt = None,
 ) -> None:
     """新增 webhook 接收端；簽章金鑰只顯示這一次。"""
@@ -166,8 +182,7 @@ def hooks_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
 
 
 @hooks_app.command("remove")
-def hooks_remove(name: Annotated[str, typer.Argument(help="名稱")],
-                 home: HomeOpt = None) -> None:
+def hooks_remove(name: Annotated[str, typer.Argument(help="名稱")], home: HomeOpt = None) -> None:
     """移除 webhook 接收端與其傳送紀錄。"""
     from zhiku.channels import registry
 
@@ -179,10 +194,12 @@ def hooks_remove(name: Annotated[str, typer.Argument(help="名稱")],
 
 @hooks_app.command("deliveries")
 def hooks_deliveries(
-    status: Annotated[str | None, typer.Option(
-        "--status", help="pending、sending、delivered 或 failed")] = None,
+    status: Annotated[
+        str | None, typer.Option("--status", help="pending、sending、delivered 或 failed")
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", help="最多列出幾筆")] = 50,
-    home: HomeOpt = None, as_json: JsonOpt = False,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """傳送紀錄（最新的在前）。"""
     with engine(home) as zk:
@@ -194,14 +211,22 @@ def hooks_deliveries(
     for col in ("ID", "接收端", "事件", "狀態", "次數", "最後結果", "建立時間"):
         t.add_column(col)
     for r in rows:
-        t.add_row(str(r["id"]), r["target"], r["event"], r["status"], str(r["attempts"]),
-                  r["last_error"] or str(r["last_status"] or ""), r["created_at"])
+        t.add_row(
+            str(r["id"]),
+            r["target"],
+            r["event"],
+            r["status"],
+            str(r["attempts"]),
+            r["last_error"] or str(r["last_status"] or ""),
+            r["created_at"],
+        )
     out.print(t)
 
 
 @hooks_app.command("redeliver")
-def hooks_redeliver(delivery_id: Annotated[int, typer.Argument(help="傳送紀錄 ID")],
-                    home: HomeOpt = None) -> None:
+def hooks_redeliver(
+    delivery_id: Annotated[int, typer.Argument(help="傳送紀錄 ID")], home: HomeOpt = None
+) -> None:
     """重新傳送一筆（次數歸零；執行中的伺服器會送出）。"""
     from zhiku.channels import registry
 

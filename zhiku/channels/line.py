@@ -99,8 +99,10 @@ def render(answer: dict[str, Any], language: str = "zh") -> list[Any]:
     msgs: list[Any] = [TextMessage(text=text[:TEXT_LIMIT])]
     cites = answer.get("citations") or []
     if cites and not answer.get("refused"):
-        rows: list[Any] = [FlexText(text=POLITE[language]["sources"], weight="bold", size="md"),
-                           FlexSeparator(margin="sm")]
+        rows: list[Any] = [
+            FlexText(text=POLITE[language]["sources"], weight="bold", size="md"),
+            FlexSeparator(margin="sm"),
+        ]
         for i, c in enumerate(cites[:10], 1):
             where = f"[{i}] 《{c.get('doc') or ''}》"
             if c.get("section"):
@@ -109,8 +111,11 @@ def render(answer: dict[str, Any], language: str = "zh") -> list[Any]:
                 where += f"，第 {c['page']} 頁" if language == "zh" else f", p. {c['page']}"
             rows.append(FlexText(text=where[:400], wrap=True, size="sm", margin="sm"))
         alt = sources_block(answer, language).strip()[:400] or POLITE[language]["sources"]
-        msgs.append(FlexMessage(alt_text=alt, contents=FlexBubble(
-            body=FlexBox(layout="vertical", contents=rows))))
+        msgs.append(
+            FlexMessage(
+                alt_text=alt, contents=FlexBubble(body=FlexBox(layout="vertical", contents=rows))
+            )
+        )
     return msgs
 
 
@@ -127,8 +132,11 @@ class LineService:
         self.state = state
         self.api_host = os.environ.get("ZHIKU_LINE_API", DEFAULT_API).rstrip("/")
         self.reply_budget_s = float(os.environ.get("ZHIKU_LINE_REPLY_BUDGET_S", "25"))
-        n = workers or int(os.environ.get("ZHIKU_LINE_WORKERS", "0") or 0) \
+        n = (
+            workers
+            or int(os.environ.get("ZHIKU_LINE_WORKERS", "0") or 0)
             or max(2, state.settings.threads)
+        )
         self.pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="zhiku-line")
         self._clients: dict[tuple[int, str], ApiClient] = {}
         self._user_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
@@ -192,7 +200,8 @@ class LineService:
             try:
                 with self.state.write() as st:
                     SqlChannels(st.database).finish_line_event(
-                        ch.id, ev.webhook_event_id, status, delivery)
+                        ch.id, ev.webhook_event_id, status, delivery
+                    )
             except Exception:  # noqa: BLE001
                 log.exception("recording a LINE event failed")
 
@@ -200,8 +209,11 @@ class LineService:
         if not isinstance(ev, MessageEvent):
             return Outcome("none", False)  # follow, unfollow, postback…: nothing to say
         source = ev.source
-        chat_id = (getattr(source, "group_id", None) or getattr(source, "room_id", None)
-                   or getattr(source, "user_id", None))
+        chat_id = (
+            getattr(source, "group_id", None)
+            or getattr(source, "room_id", None)
+            or getattr(source, "user_id", None)
+        )
         user_id = getattr(source, "user_id", None) or chat_id
         if not chat_id:
             return Outcome("none", False)
@@ -211,8 +223,9 @@ class LineService:
             if isinstance(ev.message, TextMessageContent):
                 if getattr(source, "type", "user") == "user":
                     try:
-                        api.show_loading_animation(ShowLoadingAnimationRequest(
-                            chatId=chat_id, loadingSeconds=20))
+                        api.show_loading_animation(
+                            ShowLoadingAnimationRequest(chatId=chat_id, loadingSeconds=20)
+                        )
                     except ApiException as exc:  # cosmetic: never blocks the answer
                         log.warning("LINE loading animation failed: %s", exc.status)
                 question = (ev.message.text or "").strip()
@@ -227,8 +240,9 @@ class LineService:
             late = time.monotonic() - received > self.reply_budget_s
             if ev.reply_token and not redelivered and not late:
                 try:
-                    api.reply_message(ReplyMessageRequest(replyToken=ev.reply_token,
-                                                          messages=messages))
+                    api.reply_message(
+                        ReplyMessageRequest(replyToken=ev.reply_token, messages=messages)
+                    )
                     return Outcome("reply", True)
                 except ApiException as exc:
                     if exc.status != 400:  # 400: the token expired or was used
@@ -248,13 +262,13 @@ class LineService:
         ch = next((c for c in repo.line_channels() if str(c.id) == ch_id), None)
         if ch is None:
             return False
-        self._api(ch).push_message(PushMessageRequest(to=user_id,
-                                                      messages=[TextMessage(text=text)]))
+        self._api(ch).push_message(
+            PushMessageRequest(to=user_id, messages=[TextMessage(text=text)])
+        )
         return True
 
     def principal(self, ch: LineChannel) -> Principal:
-        return Principal(ch.user_id, f"line:{ch.name}", "reader", 0, f"line:{ch.name}",
-                         ch.kbs)
+        return Principal(ch.user_id, f"line:{ch.name}", "reader", 0, f"line:{ch.name}", ch.kbs)
 
     def answer(self, ch: LineChannel, ref: str, question: str) -> dict[str, Any]:
         """Answer in the user's conversation: the recent one of that user, else a new one
@@ -282,11 +296,20 @@ class LineService:
         conv = open_conversation(store, p, kb, conv_id)
         done: dict[str, Any] = {}
         if asks_for_person(question):  # 「轉真人」: a case for an agent, whose reply is pushed
-            events = handoff_events(state, p, kb, question, conv,
-                                    "en" if lang() == "en" else "zh", "line", ref)
+            events = handoff_events(
+                state, p, kb, question, conv, "en" if lang() == "en" else "zh", "line", ref
+            )
         else:
-            events = answer_events(state, p, kb, question, conversation=conv, action="line",
-                                   channel="line", channel_ref=ref)
+            events = answer_events(
+                state,
+                p,
+                kb,
+                question,
+                conversation=conv,
+                action="line",
+                channel="line",
+                channel_ref=ref,
+            )
         for item in events:
             if item["type"] == "done":
                 done = item

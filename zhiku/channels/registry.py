@@ -42,8 +42,9 @@ def _check_kbs(store: Store, kbs: list[str]) -> list[str]:
     return list(dict.fromkeys(kbs))
 
 
-def add_line_channel(store: Store, name: str, secret: str, token: str,
-                     kbs: list[str]) -> LineChannel:
+def add_line_channel(
+    store: Store, name: str, secret: str, token: str, kbs: list[str]
+) -> LineChannel:
     _check_name(name)
     if not secret.strip() or not token.strip():
         raise ChannelError("請提供 LINE 的 channel secret 與 channel access token")
@@ -69,16 +70,24 @@ def remove_line_channel(store: Store, name: str) -> LineChannel:
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
 
 
-def add_widget_key(store: Store, name: str, kbs: list[str], origins: list[str],
-                   rate_limit: float = 30.0, rate_burst: int = 10) -> WidgetKey:
+def add_widget_key(
+    store: Store,
+    name: str,
+    kbs: list[str],
+    origins: list[str],
+    rate_limit: float = 30.0,
+    rate_burst: int = 10,
+) -> WidgetKey:
     """A public widget key for ``kbs``, usable from pages of ``origins`` only."""
     _check_name(name)
     kbs = _check_kbs(store, kbs)
     clean = [o.strip().rstrip("/") for o in origins if o.strip()]
     bad = [o for o in clean if not _ORIGIN.match(o)]
     if not clean or bad:
-        raise ChannelError("請以 --origin 指定網站來源，如 https://www.example.com"
-                           + (f"（不合法：{'、'.join(bad)}）" if bad else ""))
+        raise ChannelError(
+            "請以 --origin 指定網站來源，如 https://www.example.com"
+            + (f"（不合法：{'、'.join(bad)}）" if bad else "")
+        )
     if rate_limit <= 0 or rate_burst < 1:
         raise ChannelError("rate_limit 必須大於 0，rate_burst 至少為 1")
     repo = SqlChannels(store.database)
@@ -86,8 +95,15 @@ def add_widget_key(store: Store, name: str, kbs: list[str], origins: list[str],
         raise ChannelError(f"網站小工具「{name}」已存在", 409)
     with store.database.tx(immediate=True):
         user = accounts.create_user(store, f"widget:{name}", "reader", kbs)
-        return repo.add_widget_key(name, "zkw_" + secrets.token_urlsafe(18), kbs,
-                                   list(dict.fromkeys(clean)), rate_limit, rate_burst, user.id)
+        return repo.add_widget_key(
+            name,
+            "zkw_" + secrets.token_urlsafe(18),
+            kbs,
+            list(dict.fromkeys(clean)),
+            rate_limit,
+            rate_burst,
+            user.id,
+        )
 
 
 def remove_widget_key(store: Store, name: str) -> WidgetKey:
@@ -100,9 +116,14 @@ def remove_widget_key(store: Store, name: str) -> WidgetKey:
     return w
 
 
-def add_webhook(store: Store, name: str, url: str, events: list[str],
-                secret: str | None = None,
-                policy: TargetPolicy | None = None) -> tuple[WebhookTarget, str]:
+def add_webhook(
+    store: Store,
+    name: str,
+    url: str,
+    events: list[str],
+    secret: str | None = None,
+    policy: TargetPolicy | None = None,
+) -> tuple[WebhookTarget, str]:
     """Register a target; returns it and its signing secret (generated when not given)."""
     _check_name(name)
     unknown = [e for e in events if e not in EVENTS]

@@ -44,8 +44,15 @@ class ChannelsRuntime:
         try:
             kb = self.state.store.find_kb(info.get("kb") or "")
             with self.state.write() as store:
-                webhooks.emit(store.database, "document.ingested", {
-                    "kb": info.get("kb"), "job_id": info.get("job"), "status": status,
-                    "name": audit.mask_question(str(info.get("name") or ""), kb)})
+                webhooks.emit(
+                    store.database,
+                    "document.ingested",
+                    {
+                        "kb": info.get("kb"),
+                        "job_id": info.get("job"),
+                        "status": status,
+                        "name": audit.mask_question(str(info.get("name") or ""), kb),
+                    },
+                )
         except Exception:  # noqa: BLE001 - an event must never fail an ingestion
             log.exception("document.ingested event failed")

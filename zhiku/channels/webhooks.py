@@ -99,8 +99,10 @@ class TargetPolicy:
 
     @classmethod
     def from_env(cls) -> TargetPolicy:
-        return cls(os.environ.get("ZHIKU_WEBHOOK_HOSTS", "").split(","),
-                   os.environ.get("ZHIKU_WEBHOOK_ALLOW_IPS", "").split(","))
+        return cls(
+            os.environ.get("ZHIKU_WEBHOOK_HOSTS", "").split(","),
+            os.environ.get("ZHIKU_WEBHOOK_ALLOW_IPS", "").split(","),
+        )
 
     def check_url(self, url: str) -> httpx.URL:
         """``url`` parsed, or :class:`WebhookError` naming why it is not allowed."""
@@ -129,8 +131,12 @@ class TargetPolicy:
 
 
 def envelope(event: str, payload: dict[str, Any]) -> dict[str, Any]:
-    return {"id": "evt_" + uuid.uuid4().hex, "event": event, "created_at": now_iso(),
-            "data": payload}
+    return {
+        "id": "evt_" + uuid.uuid4().hex,
+        "event": event,
+        "created_at": now_iso(),
+        "data": payload,
+    }
 
 
 def emit(db: Database, event: str, payload: dict[str, Any]) -> list[int]:
@@ -144,50 +150,73 @@ def emit(db: Database, event: str, payload: dict[str, Any]) -> list[int]:
     if event not in EVENTS:
         raise ValueError(f"unknown webhook event {event!r}")
     body = envelope(event, payload)
-    ids = SqlChannels(db).enqueue(event, body["id"], json.dumps(body, ensure_ascii=False),
-                                  time.time())
+    ids = SqlChannels(db).enqueue(
+        event, body["id"], json.dumps(body, ensure_ascii=False), time.time()
+    )
     if ids:
         WAKE.set()
     return ids
 
 
 def citations_brief(answer: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{"doc": c.get("doc"), "section": c.get("section"), "page": c.get("page")}
-            for c in answer.get("citations") or []]
+    return [
+        {"doc": c.get("doc"), "section": c.get("section"), "page": c.get("page")}
+        for c in answer.get("citations") or []
+    ]
 
 
-def emit_answer(db: Database, kb: str, channel: str, masked_question: str,
-                answer: dict[str, Any], answer_id: str | None,
-                conversation_id: str | None) -> list[int]:
+def emit_answer(
+    db: Database,
+    kb: str,
+    channel: str,
+    masked_question: str,
+    answer: dict[str, Any],
+    answer_id: str | None,
+    conversation_id: str | None,
+) -> list[int]:
     """``question.answered`` or ``question.refused`` for one answer (the answer text is
     the engine's output, already under the KB's output policy)."""
     refused = bool(answer.get("refused"))
-    return emit(db, "question.refused" if refused else "question.answered", {
-        "kb": kb, "channel": channel, "conversation_id": conversation_id,
-        "answer_id": answer_id, "question": masked_question,
-        "answer": answer.get("answer", ""), "refused": refused,
-        "citations": citations_brief(answer)})
+    return emit(
+        db,
+        "question.refused" if refused else "question.answered",
+        {
+            "kb": kb,
+            "channel": channel,
+            "conversation_id": conversation_id,
+            "answer_id": answer_id,
+            "question": masked_question,
+            "answer": answer.get("answer", ""),
+            "refused": refused,
+            "citations": citations_brief(answer),
+        },
+    )
 
 
 # --- delivering ---------------------------------------------------------------------
 
 
-def deliver_once(d: Delivery, policy: TargetPolicy,
-                 client: httpx.Client) -> tuple[int | None, str | None]:
+def deliver_once(
+    d: Delivery, policy: TargetPolicy, client: httpx.Client
+) -> tuple[int | None, str | None]:
     """POST ``d``: (HTTP status, None) on a 2xx, else (status or None, error)."""
     body = d.payload.encode()
     try:
         parts, ip = policy.resolve(d.url)
     except WebhookError as exc:
         return None, str(exc)
-    headers = {"Host": parts.netloc.decode("ascii"), "Content-Type": "application/json",
-               "User-Agent": "zhiku-webhooks", "X-Zhiku-Event": d.event,
-               "X-Zhiku-Delivery": str(d.id), "X-Zhiku-Event-Id": d.event_id,
-               "X-Zhiku-Signature": sign(d.secret, body)}
+    headers = {
+        "Host": parts.netloc.decode("ascii"),
+        "Content-Type": "application/json",
+        "User-Agent": "zhiku-webhooks",
+        "X-Zhiku-Event": d.event,
+        "X-Zhiku-Delivery": str(d.id),
+        "X-Zhiku-Event-Id": d.event_id,
+        "X-Zhiku-Signature": sign(d.secret, body),
+    }
     ext = {"sni_hostname": parts.host} if parts.scheme == "https" else {}
     try:
-        resp = client.post(parts.copy_with(host=ip), content=body, headers=headers,
-                           extensions=ext)
+        resp = client.post(parts.copy_with(host=ip), content=body, headers=headers, extensions=ext)
     except httpx.HTTPError as exc:
         return None, f"{type(exc).__name__}: {exc}"
     if 200 <= resp.status_code < 300:
@@ -195,8 +224,13 @@ def deliver_once(d: Delivery, policy: TargetPolicy,
     return resp.status_code, f"HTTP {resp.status_code}"
 
 
-def run_due(db: Database, policy: TargetPolicy, client: httpx.Client,
-            limit: int = 20, retry_s: float = BASE_DELAY_S) -> int:
+def run_due(
+    db: Database,
+    policy: TargetPolicy,
+    client: httpx.Client,
+    limit: int = 20,
+    retry_s: float = BASE_DELAY_S,
+) -> int:
     """Send what is due now; returns how many were attempted."""
     repo = SqlChannels(db)
     due = repo.claim_due(time.time(), LEASE_S, limit)
@@ -207,17 +241,25 @@ def run_due(db: Database, policy: TargetPolicy, client: httpx.Client,
         else:
             final = d.attempts >= MAX_ATTEMPTS
             repo.retry_later(d.id, time.time() + backoff(d.attempts, retry_s), status, error, final)
-            log.warning("webhook delivery failed", extra={
-                "delivery": d.id, "target": d.target, "attempt": d.attempts, "error": error,
-                "final": final})
+            log.warning(
+                "webhook delivery failed",
+                extra={
+                    "delivery": d.id,
+                    "target": d.target,
+                    "attempt": d.attempts,
+                    "error": error,
+                    "final": final,
+                },
+            )
     return len(due)
 
 
 class Dispatcher:
     """A daemon thread of a server process that delivers due webhooks."""
 
-    def __init__(self, connect: Any, policy: TargetPolicy | None = None,
-                 poll_s: float = 2.0) -> None:
+    def __init__(
+        self, connect: Any, policy: TargetPolicy | None = None, poll_s: float = 2.0
+    ) -> None:
         self._connect = connect  # () -> Database, opened in the thread
         self.policy = policy or TargetPolicy.from_env()
         self.poll_s = poll_s

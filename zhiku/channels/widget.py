@@ -68,57 +68,69 @@ def _cors(request: Request, w: WidgetKey) -> dict[str, str]:
     return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
 
 
-def _json(request: Request, status: int, body: dict[str, Any],
-          headers: dict[str, str]) -> JSONResponse:
+def _json(
+    request: Request, status: int, body: dict[str, Any], headers: dict[str, str]
+) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
 @router.get("/widget.js", include_in_schema=False)
 def widget_js() -> FileResponse:
-    return FileResponse(_web() / "widget.js", media_type="text/javascript",
-                        headers={"Cache-Control": "no-cache",
-                                 "Cross-Origin-Resource-Policy": "cross-origin"})
+    return FileResponse(
+        _web() / "widget.js",
+        media_type="text/javascript",
+        headers={"Cache-Control": "no-cache", "Cross-Origin-Resource-Policy": "cross-origin"},
+    )
 
 
 @router.get("/widget/frame.js", include_in_schema=False)
 def frame_js() -> FileResponse:
-    return FileResponse(_web() / "frame.js", media_type="text/javascript",
-                        headers={"Cache-Control": "no-cache"})
+    return FileResponse(
+        _web() / "frame.js", media_type="text/javascript", headers={"Cache-Control": "no-cache"}
+    )
 
 
 @router.get("/widget/frame.css", include_in_schema=False)
 def frame_css() -> FileResponse:
-    return FileResponse(_web() / "frame.css", media_type="text/css",
-                        headers={"Cache-Control": "no-cache"})
+    return FileResponse(
+        _web() / "frame.css", media_type="text/css", headers={"Cache-Control": "no-cache"}
+    )
 
 
 @router.get("/widget/frame", include_in_schema=False)
 def frame(request: Request, key: str, lang: str = "zh-TW") -> HTMLResponse:
     w = _key(request, key)
     ancestors = " ".join(w.origins)
-    csp = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-           "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; "
-           f"frame-ancestors {ancestors}")
+    csp = (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; "
+        f"frame-ancestors {ancestors}"
+    )
     page = (_web() / "frame.html").read_text("utf-8")
     page = page.replace("{{lang}}", "en" if lang.lower().startswith("en") else "zh-TW")
     page = page.replace("{{key}}", html.escape(w.public_key, quote=True))
-    return HTMLResponse(page, headers={"Content-Security-Policy": csp,
-                                       "Cache-Control": "no-store"})
+    return HTMLResponse(page, headers={"Content-Security-Policy": csp, "Cache-Control": "no-store"})
 
 
 @router.options("/widget/v1/{path}", include_in_schema=False)
 def preflight(path: str, request: Request) -> Response:
     origin = request.headers.get("origin", "")
     state = request.app.state.zhiku
-    allowed = any(origin in w.origins for w in SqlChannels(state.store.database).widget_keys()
-                  if w.enabled)
+    allowed = any(
+        origin in w.origins for w in SqlChannels(state.store.database).widget_keys() if w.enabled
+    )
     if not allowed:
         return Response(status_code=403)
-    return Response(status_code=204, headers={
-        "Access-Control-Allow-Origin": origin, "Vary": "Origin",
-        "Access-Control-Allow-Methods": "GET, POST",
-        "Access-Control-Allow-Headers": "Content-Type, Accept-Language",
-        "Access-Control-Max-Age": "600"})
+    return Response(
+        status_code=204,
+        headers={
+            "Access-Control-Allow-Origin": origin,
+            "Vary": "Origin",
+            "Access-Control-Allow-Methods": "GET, POST",
+            "Access-Control-Allow-Headers": "Content-Type, Accept-Language",
+            "Access-Control-Max-Age": "600",
+        },
+    )
 
 
 @router.get("/widget/v1/config", include_in_schema=False)
@@ -147,8 +159,12 @@ def ask(body: WidgetAsk, request: Request) -> JSONResponse:
     wait = limiter.hit("key")
     if wait:
         retry = max(1, int(wait + 0.999))
-        return _json(request, 429, error_body(request, 429, "rate_limited", retry=retry),
-                     {**headers, "Retry-After": str(retry)})
+        return _json(
+            request,
+            429,
+            error_body(request, 429, "rate_limited", retry=retry),
+            {**headers, "Retry-After": str(retry)},
+        )
     store = state.store
     ref = f"widget:{w.id}:{body.session}"
     kb = store.find_kb(w.kbs[0])
@@ -157,20 +173,41 @@ def ask(body: WidgetAsk, request: Request) -> JSONResponse:
         kb_id = SqlChannels(store.database).conversation_in(body.conversation_id, ref)
         if kb_id is not None:
             conv_id = body.conversation_id
-            kb = next((k for k in (store.find_kb(n) for n in w.kbs)
-                       if k is not None and k.id == kb_id), kb)
+            kb = next(
+                (k for k in (store.find_kb(n) for n in w.kbs) if k is not None and k.id == kb_id),
+                kb,
+            )
     if kb is None:
         return _json(request, 404, error_body(request, 404, "no_kb"), headers)
-    p = Principal(w.user_id, f"widget:{w.name}", "reader", 0, f"widget:{w.name}", w.kbs,
-                  request.client.host if request.client else None)
+    p = Principal(
+        w.user_id,
+        f"widget:{w.name}",
+        "reader",
+        0,
+        f"widget:{w.name}",
+        w.kbs,
+        request.client.host if request.client else None,
+    )
     conv = open_conversation(store, p, kb, conv_id)
     done: dict[str, Any] = {}
     # Every KB of the key answers (the conversation is recorded in its first KB).
     also = [k for k in (store.find_kb(n) for n in w.kbs) if k is not None and k.id != kb.id]
-    for ev in answer_events(state, p, kb, body.question[:state.settings.max_question_chars],
-                            conversation=conv, action="widget", channel="widget",
-                            channel_ref=ref, also=also):
+    for ev in answer_events(
+        state,
+        p,
+        kb,
+        body.question[: state.settings.max_question_chars],
+        conversation=conv,
+        action="widget",
+        channel="widget",
+        channel_ref=ref,
+        also=also,
+    ):
         if ev["type"] == "done":
             done = ev
-    return _json(request, 200, {"answer": done["answer"],
-                                "conversation_id": done["conversation_id"]}, headers)
+    return _json(
+        request,
+        200,
+        {"answer": done["answer"], "conversation_id": done["conversation_id"]},
+        headers,
+    )

@@ -56,16 +56,22 @@ class LexicalBackend(Protocol):
         """Drop everything and index the KB again from the store."""
         ...
 
-    def search(self, tokens: Sequence[str], k: int = 10, where: Filter | None = None,
-               allowed: Collection[int] | None = None) -> Ranked:
+    def search(
+        self,
+        tokens: Sequence[str],
+        k: int = 10,
+        where: Filter | None = None,
+        allowed: Collection[int] | None = None,
+    ) -> Ranked:
         """BM25 OR-query of ``tokens``; (chunk id, score), best first. ``where`` and
         ``allowed`` restrict inside the query; an access scope in ``where`` scores with
         the statistics of the documents it lets through, other conditions never change
         the scores."""
         ...
 
-    def term_stats(self, tokens: Sequence[str],
-                   where: Filter | None = None) -> dict[str, tuple[int, float]]:
+    def term_stats(
+        self, tokens: Sequence[str], where: Filter | None = None
+    ) -> dict[str, tuple[int, float]]:
         """(document frequency, BM25 idf) of each token in this KB; with an access scope
         in ``where``, over the documents it lets through."""
         ...
@@ -89,9 +95,16 @@ class VectorBackend(Protocol):
     store: Store
     kb: KnowledgeBase
 
-    def sync(self, embedder: Embedder, progress: ProgressFn | None = None, *,
-             wait: bool = True, max_embed: int | None = None, rebuild: bool = False,
-             on_total: Callable[[int], None] | None = None) -> SyncReport:
+    def sync(
+        self,
+        embedder: Embedder,
+        progress: ProgressFn | None = None,
+        *,
+        wait: bool = True,
+        max_embed: int | None = None,
+        rebuild: bool = False,
+        on_total: Callable[[int], None] | None = None,
+    ) -> SyncReport:
         """Embed the store's chunks the index lacks (through the embedding cache) and
         drop the ones the store no longer has; ``max_embed`` bounds the model calls
         (:class:`~zhiku.vectors.TooMuchToEmbed` before any)."""
@@ -114,10 +127,15 @@ class VectorBackend(Protocol):
         ``zhiku models status`` shows them."""
         ...
 
-    def search(self, query_vec: np.ndarray, k: int = 10, *,
-               allowed: Collection[int] | None = None,
-               excluded: Collection[int] | None = None,
-               where: Filter | None = None) -> Ranked:
+    def search(
+        self,
+        query_vec: np.ndarray,
+        k: int = 10,
+        *,
+        allowed: Collection[int] | None = None,
+        excluded: Collection[int] | None = None,
+        where: Filter | None = None,
+    ) -> Ranked:
         """Cosine search; (chunk id, similarity), best first, restricted inside the
         query."""
         ...

@@ -41,13 +41,16 @@ class IndexConfig:
             raise IndexConfigError(f"知識庫的 index 設定必須是物件，而不是 {value!r}")
         backend = str(value.get("backend", "embedded"))
         if backend not in BACKENDS:
-            raise IndexConfigError(
-                f"不支援的索引後端「{backend}」（可用：{'、'.join(BACKENDS)}）")
+            raise IndexConfigError(f"不支援的索引後端「{backend}」（可用：{'、'.join(BACKENDS)}）")
         uri = value.get("uri")
         if uri is not None and not isinstance(uri, str):
             raise IndexConfigError("index.uri 必須是字串")
-        return cls(backend=backend, uri=uri or None, token=value.get("token") or None,
-                   db_name=value.get("db_name") or None)
+        return cls(
+            backend=backend,
+            uri=uri or None,
+            token=value.get("token") or None,
+            db_name=value.get("db_name") or None,
+        )
 
     @classmethod
     def of(cls, kb: KnowledgeBase) -> IndexConfig:

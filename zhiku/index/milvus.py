@@ -105,7 +105,8 @@ def connect(cfg: IndexConfig, home: Path) -> MilvusClient:
             from pymilvus import MilvusClient
         except ImportError as exc:
             raise MilvusUnavailable(
-                "未安裝 Milvus 支援：請執行 pip install 'zhiku[milvus]'") from exc
+                "未安裝 Milvus 支援：請執行 pip install 'zhiku[milvus]'"
+            ) from exc
         kwargs: dict[str, Any] = {"uri": uri}
         if cfg.token:
             kwargs["token"] = cfg.token
@@ -156,8 +157,7 @@ def encode_tokens(tokens: Iterable[str], limit: int = MAX_TOKENS_BYTES) -> str:
     for t in tokens:
         w = encode_token(t)
         if size + len(w) + 1 > limit:
-            log.warning("milvus: a chunk's tokens exceed %d bytes; the rest is not indexed",
-                        limit)
+            log.warning("milvus: a chunk's tokens exceed %d bytes; the rest is not indexed", limit)
             break
         parts.append(w)
         size += len(w) + 1
@@ -181,8 +181,10 @@ def filter_fields(row: Any) -> dict[str, Any]:
     meta = _meta_of(row)
     terms = zfilters.facet_terms(meta, str(row["kind"] or ""))
     dates = zfilters.date_values(meta)
-    return {"facet": [t[:FACET_LEN] for t in terms[:MAX_FACETS]],
-            **{k: dates.get(k) for k in zfilters.DATE_KEYS}}
+    return {
+        "facet": [t[:FACET_LEN] for t in terms[:MAX_FACETS]],
+        **{k: dates.get(k) for k in zfilters.DATE_KEYS},
+    }
 
 
 def _str(v: str) -> str:
@@ -196,8 +198,9 @@ def _ints(ids: Iterable[int]) -> str:
 _OPS = {"=": "==", ">": ">", ">=": ">=", "<": "<", "<=": "<="}
 
 
-def scoped(store: Store, kb: KnowledgeBase, where: Filter | None,
-           allowed: Collection[int] | None) -> Collection[int] | None:
+def scoped(
+    store: Store, kb: KnowledgeBase, where: Filter | None, allowed: Collection[int] | None
+) -> Collection[int] | None:
     """``allowed`` narrowed to the chunks a caller's access scope (:mod:`zhiku.access`)
     lets through, computed by the store: labels are not mirrored into Milvus, so the
     scope becomes chunk ids inside the query (fails closed: none when none pass)."""
@@ -208,12 +211,15 @@ def scoped(store: Store, kb: KnowledgeBase, where: Filter | None,
     return passing if allowed is None else passing & set(allowed)
 
 
-def filter_expr(where: Filter | None = None, allowed: Collection[int] | None = None,
-                excluded: Collection[int] | None = None) -> str:
+def filter_expr(
+    where: Filter | None = None,
+    allowed: Collection[int] | None = None,
+    excluded: Collection[int] | None = None,
+) -> str:
     """The Milvus boolean expression of a restriction ("" for none). A caller's access
     scope is not expressed here: :func:`scoped` turns it into ``allowed``."""
     parts: list[str] = []
-    for c in (where.conditions if where else ()):
+    for c in where.conditions if where else ():
         if c.key in (GROUP_COND, LEVEL_COND):
             continue
         if c.key in zfilters.DATE_KEYS:
@@ -239,8 +245,13 @@ def collection_base(store: Store, kb: KnowledgeBase) -> str:
 
 def _add_filter_fields(schema: Any, data_type: Any) -> None:
     schema.add_field("doc_id", data_type.INT64)
-    schema.add_field("facet", data_type.ARRAY, element_type=data_type.VARCHAR,
-                     max_capacity=MAX_FACETS, max_length=FACET_LEN)
+    schema.add_field(
+        "facet",
+        data_type.ARRAY,
+        element_type=data_type.VARCHAR,
+        max_capacity=MAX_FACETS,
+        max_length=FACET_LEN,
+    )
     for name in zfilters.DATE_KEYS:
         schema.add_field(name, data_type.INT64, nullable=True)
 
@@ -276,8 +287,9 @@ class _MilvusIndex:
 
     def state(self) -> dict[str, Any] | None:
         """This index's recorded sync state, None when never built."""
-        rows = self.client.query(META_COLLECTION, filter=f"key == {_str(self.name)}",
-                                 output_fields=["value"])
+        rows = self.client.query(
+            META_COLLECTION, filter=f"key == {_str(self.name)}", output_fields=["value"]
+        )
         if not rows:
             return None
         try:
@@ -287,8 +299,9 @@ class _MilvusIndex:
         return value if isinstance(value, dict) else None
 
     def _set_state(self, value: dict[str, Any]) -> None:
-        self.client.upsert(META_COLLECTION, [
-            {"key": self.name, "value": json.dumps(value), "v": [0.0, 0.0]}])
+        self.client.upsert(
+            META_COLLECTION, [{"key": self.name, "value": json.dumps(value), "v": [0.0, 0.0]}]
+        )
 
     def _drop(self) -> None:
         if self.client.has_collection(self.name):
@@ -307,19 +320,32 @@ class _MilvusIndex:
 
     def _delete_docs(self, doc_ids: Sequence[int]) -> None:
         for i in range(0, len(doc_ids), BATCH):
-            self.client.delete(self.name, filter=f"doc_id in {_ints(doc_ids[i:i + BATCH])}")
+            self.client.delete(self.name, filter=f"doc_id in {_ints(doc_ids[i : i + BATCH])}")
 
     def _delete_chunks(self, chunk_ids: Sequence[int]) -> None:
         for i in range(0, len(chunk_ids), BATCH):
-            self.client.delete(self.name, filter=f"chunk_id in {_ints(chunk_ids[i:i + BATCH])}")
+            self.client.delete(self.name, filter=f"chunk_id in {_ints(chunk_ids[i : i + BATCH])}")
 
-    def _search(self, data: list[Any], field: str, metric: str, k: int, expr: str,
-                params: dict[str, Any] | None = None) -> list[tuple[int, float]]:
+    def _search(
+        self,
+        data: list[Any],
+        field: str,
+        metric: str,
+        k: int,
+        expr: str,
+        params: dict[str, Any] | None = None,
+    ) -> list[tuple[int, float]]:
         if k <= 0 or not self.client.has_collection(self.name):
             return []
         res = self.client.search(
-            self.name, data=data, anns_field=field, limit=min(k, MAX_K), filter=expr,
-            output_fields=["chunk_id"], search_params={"metric_type": metric, **(params or {})})
+            self.name,
+            data=data,
+            anns_field=field,
+            limit=min(k, MAX_K),
+            filter=expr,
+            output_fields=["chunk_id"],
+            search_params={"metric_type": metric, **(params or {})},
+        )
         return [(int(h["chunk_id"]), float(h["distance"])) for h in res[0]] if res else []
 
 
@@ -333,8 +359,7 @@ class MilvusLexicalIndex(_MilvusIndex):
         self._open()
 
     def _identity(self) -> dict[str, Any]:
-        return {"format": LEX_FORMAT, "tokenizer": ztext.TOKENIZER_NAME,
-                "db_id": self.store.db_id}
+        return {"format": LEX_FORMAT, "tokenizer": ztext.TOKENIZER_NAME, "db_id": self.store.db_id}
 
     def _state_ok(self) -> bool:
         st = self.state()
@@ -358,16 +383,30 @@ class MilvusLexicalIndex(_MilvusIndex):
         schema = self.client.create_schema(auto_id=False)
         schema.add_field("chunk_id", DataType.INT64, is_primary=True)
         _add_filter_fields(schema, DataType)
-        schema.add_field("tokens", DataType.VARCHAR, max_length=MAX_TOKENS_BYTES,
-                         enable_analyzer=True, enable_match=True,
-                         analyzer_params={"tokenizer": "standard"})
+        schema.add_field(
+            "tokens",
+            DataType.VARCHAR,
+            max_length=MAX_TOKENS_BYTES,
+            enable_analyzer=True,
+            enable_match=True,
+            analyzer_params={"tokenizer": "standard"},
+        )
         schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
-        schema.add_function(Function(name="bm25", function_type=FunctionType.BM25,
-                                     input_field_names=["tokens"],
-                                     output_field_names=["sparse"]))
+        schema.add_function(
+            Function(
+                name="bm25",
+                function_type=FunctionType.BM25,
+                input_field_names=["tokens"],
+                output_field_names=["sparse"],
+            )
+        )
         ip = self.client.prepare_index_params()
-        ip.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25",
-                     params={"bm25_k1": 1.2, "bm25_b": 0.75})
+        ip.add_index(
+            "sparse",
+            index_type="SPARSE_INVERTED_INDEX",
+            metric_type="BM25",
+            params={"bm25_k1": 1.2, "bm25_b": 0.75},
+        )
         self.client.create_collection(self.name, schema=schema, index_params=ip)
 
     def rebuild(self, progress: ProgressFn | None = None) -> int:
@@ -393,9 +432,14 @@ class MilvusLexicalIndex(_MilvusIndex):
             for row in self.store.chunks_of(doc_ids):
                 fields = filter_fields(row)
                 meta_of[int(row["doc_id"])] = fields
-                batch.append({"chunk_id": int(row["id"]), "doc_id": int(row["doc_id"]),
-                              "tokens": encode_tokens(ztext.tokenize(index_text(row))),
-                              **fields})
+                batch.append(
+                    {
+                        "chunk_id": int(row["id"]),
+                        "doc_id": int(row["doc_id"]),
+                        "tokens": encode_tokens(ztext.tokenize(index_text(row))),
+                        **fields,
+                    }
+                )
                 if len(batch) >= BATCH:
                     self.client.upsert(self.name, batch)
                     if progress is not None:
@@ -407,8 +451,10 @@ class MilvusLexicalIndex(_MilvusIndex):
                     progress(len(batch))
             self.client.flush(self.name)
             _refresh_vector_filters(
-                self.client, f"{collection_base(self.store, self.kb)}_{MilvusVectorIndex.kind}",
-                meta_of)
+                self.client,
+                f"{collection_base(self.store, self.kb)}_{MilvusVectorIndex.kind}",
+                meta_of,
+            )
             self._set_state({**self._identity(), "applied_seq": upto})
             with self.store.tx(immediate=True):
                 self.store.clear_index_work(self.kb.id, upto)
@@ -418,8 +464,13 @@ class MilvusLexicalIndex(_MilvusIndex):
         if self.store.has_pending_index_work(self.kb.id):
             self.sync()
 
-    def search(self, tokens: Sequence[str], k: int = 10, where: Filter | None = None,
-               allowed: Collection[int] | None = None) -> list[tuple[int, float]]:
+    def search(
+        self,
+        tokens: Sequence[str],
+        k: int = 10,
+        where: Filter | None = None,
+        allowed: Collection[int] | None = None,
+    ) -> list[tuple[int, float]]:
         allowed = scoped(self.store, self.kb, where, allowed)
         if not tokens or k <= 0 or (allowed is not None and not allowed):
             return []
@@ -431,8 +482,9 @@ class MilvusLexicalIndex(_MilvusIndex):
         # positive score: the magnitude is the BM25 score either way.
         return [(cid, abs(score)) for cid, score in found]
 
-    def term_stats(self, tokens: Sequence[str],
-                   where: Filter | None = None) -> dict[str, tuple[int, float]]:
+    def term_stats(
+        self, tokens: Sequence[str], where: Filter | None = None
+    ) -> dict[str, tuple[int, float]]:
         """(df, idf) per token, by counting rows whose tokens contain it (one query per
         token: this feeds the fusion weight and answer confidence, a handful of tokens);
         with an access scope in ``where``, counting only the rows it lets through."""
@@ -461,8 +513,9 @@ class MilvusLexicalIndex(_MilvusIndex):
             return self._count()
 
 
-def _refresh_vector_filters(client: MilvusClient, vec: str,
-                            fields_of: Mapping[int, dict[str, Any]]) -> None:
+def _refresh_vector_filters(
+    client: MilvusClient, vec: str, fields_of: Mapping[int, dict[str, Any]]
+) -> None:
     """A document's metadata changed without new chunks: its vector rows keep their ids
     (the vector sync adds no row), so their filter fields are rewritten here, by
     whichever of the two indexes sees the queued change first."""
@@ -470,16 +523,28 @@ def _refresh_vector_filters(client: MilvusClient, vec: str,
         return
     ids = sorted(fields_of)
     for i in range(0, len(ids), BATCH):
-        rows = client.query(vec, filter=f"doc_id in {_ints(ids[i:i + BATCH])}",
-                                output_fields=["chunk_id", "doc_id", "vector", "facet",
-                                               *zfilters.DATE_KEYS])
+        rows = client.query(
+            vec,
+            filter=f"doc_id in {_ints(ids[i : i + BATCH])}",
+            output_fields=["chunk_id", "doc_id", "vector", "facet", *zfilters.DATE_KEYS],
+        )
         changed = []
         for r in rows:
             new = fields_of[int(r["doc_id"])]
-            if any(list(r.get(k) or []) != list(new.get(k) or []) if k == "facet"
-                   else r.get(k) != new.get(k) for k in new):
-                changed.append({"chunk_id": int(r["chunk_id"]), "doc_id": int(r["doc_id"]),
-                                "vector": [float(x) for x in r["vector"]], **new})
+            if any(
+                list(r.get(k) or []) != list(new.get(k) or [])
+                if k == "facet"
+                else r.get(k) != new.get(k)
+                for k in new
+            ):
+                changed.append(
+                    {
+                        "chunk_id": int(r["chunk_id"]),
+                        "doc_id": int(r["doc_id"]),
+                        "vector": [float(x) for x in r["vector"]],
+                        **new,
+                    }
+                )
         if changed:
             client.upsert(vec, changed)
 
@@ -507,9 +572,13 @@ class MilvusVectorIndex(_MilvusIndex):
 
     def _valid_state(self) -> dict[str, Any] | None:
         st = self.state()
-        if (st is None or st.get("format") != VEC_FORMAT or st.get("db_id") != self.store.db_id
-                or int(st.get("seq", 0)) > self.store.index_log_seq()
-                or not self.client.has_collection(self.name)):
+        if (
+            st is None
+            or st.get("format") != VEC_FORMAT
+            or st.get("db_id") != self.store.db_id
+            or int(st.get("seq", 0)) > self.store.index_log_seq()
+            or not self.client.has_collection(self.name)
+        ):
             return None
         return st
 
@@ -519,8 +588,11 @@ class MilvusVectorIndex(_MilvusIndex):
 
     def is_current(self, embedder: Embedder) -> bool:
         st = self._valid_state()
-        return (st is not None and st["model"] == embedder.model_id
-                and int(st["seq"]) == self.store.index_log_seq())
+        return (
+            st is not None
+            and st["model"] == embedder.model_id
+            and int(st["seq"]) == self.store.index_log_seq()
+        )
 
     def live_rows(self) -> int:
         return self._count()
@@ -540,8 +612,9 @@ class MilvusVectorIndex(_MilvusIndex):
         while True:
             hi = lo + MAX_K
             expr = f"chunk_id >= {lo}" + (f" and chunk_id < {hi}" if lo <= upto else "")
-            rows = self.client.query(self.name, filter=expr, output_fields=["chunk_id"],
-                                     limit=MAX_K)
+            rows = self.client.query(
+                self.name, filter=expr, output_fields=["chunk_id"], limit=MAX_K
+            )
             ids.extend(int(r["chunk_id"]) for r in rows)
             if lo > upto:
                 if len(rows) < MAX_K:
@@ -551,9 +624,16 @@ class MilvusVectorIndex(_MilvusIndex):
             lo = hi
         return np.array(sorted(set(ids)), dtype=np.int64)
 
-    def sync(self, embedder: Embedder, progress: ProgressFn | None = None, *,
-             wait: bool = True, max_embed: int | None = None, rebuild: bool = False,
-             on_total: Callable[[int], None] | None = None) -> SyncReport:
+    def sync(
+        self,
+        embedder: Embedder,
+        progress: ProgressFn | None = None,
+        *,
+        wait: bool = True,
+        max_embed: int | None = None,
+        rebuild: bool = False,
+        on_total: Callable[[int], None] | None = None,
+    ) -> SyncReport:
         """As :meth:`zhiku.vectors.VectorIndex.sync` (``wait`` means nothing here:
         Milvus takes concurrent writes)."""
         with self._lock:
@@ -578,8 +658,7 @@ class MilvusVectorIndex(_MilvusIndex):
                 hashes = [text_hash(embedder.document_prefix + t) for t in texts]
                 cached = self.cache.get_many(embedder.model_id, hashes)
                 on_total(len({h for h in hashes if h not in cached}))
-            vecs, computed = embed_with_cache(embedder, self.cache, texts, progress,
-                                              max_embed)
+            vecs, computed = embed_with_cache(embedder, self.cache, texts, progress, max_embed)
             report.embedded, report.added, report.deleted = computed, len(rows), int(del_ids.size)
             dim = int(vecs.shape[1]) if vecs.size else int(st["dim"]) if st else 0
             if st is None:
@@ -594,23 +673,46 @@ class MilvusVectorIndex(_MilvusIndex):
                 self._delete_chunks(del_ids.tolist())
             if st is not None:
                 _, pending = self.store.pending_index_work(self.kb.id)
-                _refresh_vector_filters(self.client, self.name, {
-                    int(r["doc_id"]): filter_fields(r) for r in self.store.chunks_of(pending)})
+                _refresh_vector_filters(
+                    self.client,
+                    self.name,
+                    {int(r["doc_id"]): filter_fields(r) for r in self.store.chunks_of(pending)},
+                )
             for i in range(0, len(rows), BATCH):
-                self.client.upsert(self.name, [
-                    {"chunk_id": int(r["id"]), "doc_id": int(r["doc_id"]),
-                     "vector": v.tolist(), **filter_fields(r)}
-                    for r, v in zip(rows[i:i + BATCH], vecs[i:i + BATCH], strict=True)])
+                self.client.upsert(
+                    self.name,
+                    [
+                        {
+                            "chunk_id": int(r["id"]),
+                            "doc_id": int(r["doc_id"]),
+                            "vector": v.tolist(),
+                            **filter_fields(r),
+                        }
+                        for r, v in zip(rows[i : i + BATCH], vecs[i : i + BATCH], strict=True)
+                    ],
+                )
             if dim:
                 self.client.flush(self.name)
-                self._set_state({"format": VEC_FORMAT, "model": embedder.model_id, "dim": dim,
-                                 "seq": seq, "db_id": self.store.db_id})
+                self._set_state(
+                    {
+                        "format": VEC_FORMAT,
+                        "model": embedder.model_id,
+                        "dim": dim,
+                        "seq": seq,
+                        "db_id": self.store.db_id,
+                    }
+                )
             return report
 
-    def search(self, query_vec: np.ndarray, k: int = 10, *,
-               allowed: Collection[int] | None = None,
-               excluded: Collection[int] | None = None,
-               where: Filter | None = None) -> list[tuple[int, float]]:
+    def search(
+        self,
+        query_vec: np.ndarray,
+        k: int = 10,
+        *,
+        allowed: Collection[int] | None = None,
+        excluded: Collection[int] | None = None,
+        where: Filter | None = None,
+    ) -> list[tuple[int, float]]:
         if allowed is not None and not allowed:
             return []
         st = self._valid_state()
@@ -625,8 +727,9 @@ class MilvusVectorIndex(_MilvusIndex):
         if allowed is not None and not allowed:
             return []
         with self._lock:
-            return self._search([q.tolist()], "vector", "IP", k,
-                                filter_expr(where, allowed, excluded))
+            return self._search(
+                [q.tolist()], "vector", "IP", k, filter_expr(where, allowed, excluded)
+            )
 
 
 def drop_kb(cfg: IndexConfig, home: Path, store: Store, kb: KnowledgeBase) -> None:

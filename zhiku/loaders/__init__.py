@@ -27,7 +27,6 @@ _REGISTRY: dict[str, Loader] = {}
 _BUILTINS_LOADED = False
 
 
-
 def register(*suffixes: str) -> Callable[[Loader], Loader]:
     """Register a loader for file suffixes (``".pdf"``); later registrations win."""
 
@@ -73,8 +72,9 @@ def loader_for(path: Path) -> Loader | None:
     return _REGISTRY.get(path.suffix.lower())
 
 
-def load(path: Path, max_bytes: int | None = None,
-         limits: zlimits.Limits | None = None) -> LoadedDocument:
+def load(
+    path: Path, max_bytes: int | None = None, limits: zlimits.Limits | None = None
+) -> LoadedDocument:
     """Load one file in this process, checking size, containers, emptiness and the
     limits the same way for every format."""
     lim = limits or zlimits.current()

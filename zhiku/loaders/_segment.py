@@ -128,14 +128,13 @@ def _labelled_heading(text: str) -> tuple[str, str] | None:
     m = _LABEL_PREFIX_RE.match(text)
     if style is None or m is None:
         return None
-    rest = text[m.end():].strip()
+    rest = text[m.end() :].strip()
     if not rest or len(rest) > 30 or not is_heading_ish(rest) or re.search("[：:]", rest):
         return None
     return style, rest
 
 
-def _heading_level(line: Line, nxt: Line, starts_block: bool,
-                   list_style: str | None) -> int | None:
+def _heading_level(line: Line, nxt: Line, starts_block: bool, list_style: str | None) -> int | None:
     """The level of a plain-text heading line, or None (see :func:`segment`)."""
     if not starts_block:
         return None
@@ -157,8 +156,9 @@ def _heading_level(line: Line, nxt: Line, starts_block: bool,
     return _HEADING_LEVELS[None]
 
 
-def segment(lines: list[Line], *, wrapped: bool, title_line: bool = False,
-            find_headings: bool = False) -> list[Block]:
+def segment(
+    lines: list[Line], *, wrapped: bool, title_line: bool = False, find_headings: bool = False
+) -> list[Block]:
     """Group lines into blocks (see the module docstring).
 
     ``wrapped``: lines come from a layout engine (PDF) and break wherever the margin
@@ -204,8 +204,12 @@ def segment(lines: list[Line], *, wrapped: bool, title_line: bool = False,
             continue
         ch = chapter_heading(t)
         if ch is None and find_headings and i + 1 < len(lines):
-            starts = (prev is None or prev_heading or line.blank_before
-                      or _TERMINAL_RE.search(prev.text.rstrip()) is not None)
+            starts = (
+                prev is None
+                or prev_heading
+                or line.blank_before
+                or _TERMINAL_RE.search(prev.text.rstrip()) is not None
+            )
             level = _heading_level(line, lines[i + 1], starts, list_style)
             if level is not None:
                 ch = (level, t)

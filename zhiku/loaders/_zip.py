@@ -43,8 +43,9 @@ class ZipLimits:
     def from_env(cls) -> ZipLimits:
         settings = core()
         total = settings.zip_max_mb * _MB
-        return cls(max_total=total, max_member=min(200 * _MB, total),
-                   max_members=settings.zip_max_members)
+        return cls(
+            max_total=total, max_member=min(200 * _MB, total), max_members=settings.zip_max_members
+        )
 
 
 class ZipBomb(LoadError):
@@ -76,13 +77,15 @@ class Budget:
         self.limits = limits
         self.left = limits.max_total
 
-    def read(self, zf: zipfile.ZipFile, info: zipfile.ZipInfo,
-             max_bytes: int | None = None) -> bytes:
+    def read(
+        self, zf: zipfile.ZipFile, info: zipfile.ZipInfo, max_bytes: int | None = None
+    ) -> bytes:
         return read_member(zf, info, self, max_bytes)
 
 
-def read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, budget: Budget,
-                max_bytes: int | None = None) -> bytes:
+def read_member(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, budget: Budget, max_bytes: int | None = None
+) -> bytes:
     """The member's bytes; :class:`ZipBomb` as soon as it expands past a limit.
 
     ``max_bytes`` is a smaller per-member limit (then a plain ``too_large`` error)."""
@@ -98,43 +101,55 @@ def read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, budget: Budget,
                 if not block:
                     break
                 out += block
-                ratio_hit = (len(out) > 1024 * 1024 and info.compress_size
-                             and len(out) / info.compress_size > limits.max_ratio)
+                ratio_hit = (
+                    len(out) > 1024 * 1024
+                    and info.compress_size
+                    and len(out) / info.compress_size > limits.max_ratio
+                )
                 if len(out) > cap or ratio_hit:
                     _over(budget, info, len(out), max_bytes, bool(ratio_hit))
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
-        raise LoadError(str(budget.path), "corrupt",
-                        f"壓縮檔成員「{info.filename}」已損毀，無法解壓（{exc}）") from exc
+        raise LoadError(
+            str(budget.path), "corrupt", f"壓縮檔成員「{info.filename}」已損毀，無法解壓（{exc}）"
+        ) from exc
     except NotImplementedError as exc:  # an unsupported compression method
-        raise LoadError(str(budget.path), "corrupt",
-                        f"壓縮檔成員「{info.filename}」使用不支援的壓縮方式") from exc
+        raise LoadError(
+            str(budget.path), "corrupt", f"壓縮檔成員「{info.filename}」使用不支援的壓縮方式"
+        ) from exc
     budget.left -= len(out)
     return bytes(out)
 
 
-def _over(budget: Budget, info: zipfile.ZipInfo, n: int, max_bytes: int | None,
-          ratio: bool) -> None:
+def _over(
+    budget: Budget, info: zipfile.ZipInfo, n: int, max_bytes: int | None, ratio: bool
+) -> None:
     limits = budget.limits
     if ratio:
-        raise ZipBomb(str(budget.path),
-                      f"疑似壓縮炸彈：「{info.filename}」解壓倍率超過 "
-                      f"{limits.max_ratio} 倍，已停止")
-    if max_bytes is not None and n > max_bytes and max_bytes < min(limits.max_member,
-                                                                   budget.left):
-        raise LoadError(str(budget.path), "too_large",
-                        f"「{info.filename}」解壓後超過 {max_bytes / 1e6:.0f} MB 上限")
-    raise ZipBomb(str(budget.path),
-                  f"疑似壓縮炸彈：解壓內容超過上限（{limits.max_total / 1e6:.0f} MB "
-                  f"總量、每個成員 {limits.max_member / 1e6:.0f} MB），於「{info.filename}」停止",
-                  exhausted=n > budget.left)
+        raise ZipBomb(
+            str(budget.path),
+            f"疑似壓縮炸彈：「{info.filename}」解壓倍率超過 {limits.max_ratio} 倍，已停止",
+        )
+    if max_bytes is not None and n > max_bytes and max_bytes < min(limits.max_member, budget.left):
+        raise LoadError(
+            str(budget.path),
+            "too_large",
+            f"「{info.filename}」解壓後超過 {max_bytes / 1e6:.0f} MB 上限",
+        )
+    raise ZipBomb(
+        str(budget.path),
+        f"疑似壓縮炸彈：解壓內容超過上限（{limits.max_total / 1e6:.0f} MB "
+        f"總量、每個成員 {limits.max_member / 1e6:.0f} MB），於「{info.filename}」停止",
+        exhausted=n > budget.left,
+    )
 
 
 def members(zf: zipfile.ZipFile, path: Path, limits: ZipLimits) -> Iterator[zipfile.ZipInfo]:
     """The file members (no directories), refusing archives with too many entries."""
     infos = zf.infolist()
     if len(infos) > limits.max_members:
-        raise ZipBomb(str(path), f"壓縮檔內含 {len(infos)} 個項目，超過上限 "
-                                 f"{limits.max_members} 個")
+        raise ZipBomb(
+            str(path), f"壓縮檔內含 {len(infos)} 個項目，超過上限 {limits.max_members} 個"
+        )
     for info in infos:
         if not info.is_dir():
             yield info

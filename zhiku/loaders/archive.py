@@ -75,5 +75,6 @@ def load_zip(path: Path) -> LoadedDocument:
     meta: dict[str, object] = {"members": len(children)}
     if bomb is not None:
         meta["zip_bomb"] = bomb.message
-    return LoadedDocument(title=stem_title(path), kind="zip", blocks=blocks, meta=meta,
-                          children=children)
+    return LoadedDocument(
+        title=stem_title(path), kind="zip", blocks=blocks, meta=meta, children=children
+    )

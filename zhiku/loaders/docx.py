@@ -296,8 +296,10 @@ class _Styles:
             sid = st.get(qn("w:styleId"))
             if sid is not None and sid not in self.by_id:
                 self.by_id[sid] = st
-            if (st.get(qn("w:type")) or "paragraph") == "paragraph" and \
-                    st.get(qn("w:default")) in ("1", "true"):
+            if (st.get(qn("w:type")) or "paragraph") == "paragraph" and st.get(qn("w:default")) in (
+                "1",
+                "true",
+            ):
                 self.default = st  # the last default wins, as in python-docx
         limits.budget().styles(count)
 
@@ -357,8 +359,7 @@ def _heading_level(paragraph: Paragraph, styles: _Styles) -> int | None:
     return None
 
 
-def _num_pr(paragraph: Paragraph, numbering: Numbering,
-            styles: _Styles) -> tuple[str, int] | None:
+def _num_pr(paragraph: Paragraph, numbering: Numbering, styles: _Styles) -> tuple[str, int] | None:
     ppr = paragraph._p.pPr
     num_pr = ppr.find(qn("w:numPr")) if ppr is not None else None
     if num_pr is not None:

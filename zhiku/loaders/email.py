@@ -38,9 +38,13 @@ def max_attachment_bytes() -> int:
 
 def _too_large(name: str, size: int) -> ChildFile:
     limit = max_attachment_bytes()
-    return ChildFile(name, error=("too_large",
-                                  f"附件「{name}」過大（約 {size / 1e6:.1f} MB，上限 "
-                                  f"{limit / 1e6:.0f} MB），未匯入"))
+    return ChildFile(
+        name,
+        error=(
+            "too_large",
+            f"附件「{name}」過大（約 {size / 1e6:.1f} MB，上限 {limit / 1e6:.0f} MB），未匯入",
+        ),
+    )
 
 
 def _body_blocks(plain: str | None, html: str | None) -> list[Block]:
@@ -60,16 +64,16 @@ def _header_block(meta: dict[str, Any]) -> Block:
     return Block("\n".join(lines), (), None, kind="para")
 
 
-def _document(path: Path, kind: str, meta: dict[str, Any], blocks: list[Block],
-              children: list[ChildFile]) -> LoadedDocument:
+def _document(
+    path: Path, kind: str, meta: dict[str, Any], blocks: list[Block], children: list[ChildFile]
+) -> LoadedDocument:
     meta = {k: v for k, v in meta.items() if v}
     title = meta.get("subject") or stem_title(path)
     if children:
         meta["attachments"] = [c.name for c in children]
     head = _header_block(meta)
     body = [head, *blocks] if head.text else blocks
-    return LoadedDocument(title=str(title), kind=kind, blocks=body, meta=meta,
-                          children=children)
+    return LoadedDocument(title=str(title), kind=kind, blocks=body, meta=meta, children=children)
 
 
 def _unique(name: str, seen: set[str]) -> str:
@@ -116,8 +120,9 @@ def _eml_children(msg: EmailMessage) -> list[ChildFile]:
             subject = str(inner_msg.get("Subject", "") or "")
             name = _unique(f"{squash_spaces(subject)[:60] or f'message-{i}'}.eml", seen)
             data = inner_msg.as_bytes()
-            children.append(_too_large(name, len(data)) if len(data) > limit
-                            else ChildFile(name, data))
+            children.append(
+                _too_large(name, len(data)) if len(data) > limit else ChildFile(name, data)
+            )
             continue
         name = _unique(part.get_filename() or f"attachment-{i}", seen)
         raw = part.get_payload(decode=False)
@@ -189,9 +194,11 @@ def load_msg(path: Path) -> LoadedDocument:
     try:
         import extract_msg
     except ImportError as exc:
-        raise LoadError(str(path), "missing_tool",
-                        "讀取 .msg 需要 extract-msg，但尚未安裝"
-                        "（pip install extract-msg）") from exc
+        raise LoadError(
+            str(path),
+            "missing_tool",
+            "讀取 .msg 需要 extract-msg，但尚未安裝（pip install extract-msg）",
+        ) from exc
     try:
         msg = extract_msg.openMsg(str(path))
     except Exception as exc:  # noqa: BLE001 - olefile / extract_msg raise many kinds
@@ -201,8 +208,7 @@ def load_msg(path: Path) -> LoadedDocument:
         raise LoadError(str(path), "corrupt", "Outlook 郵件檔（.msg）已損毀或格式不正確") from exc
     try:
         meta: dict[str, Any] = {}
-        for key, attr in (("subject", "subject"), ("from", "sender"), ("to", "to"),
-                          ("cc", "cc")):
+        for key, attr in (("subject", "subject"), ("from", "sender"), ("to", "to"), ("cc", "cc")):
             value = getattr(msg, attr, None)
             if value:
                 meta[key] = squash_spaces(clean_text(str(value)).replace("\n", " "))
@@ -222,8 +228,11 @@ def load_msg(path: Path) -> LoadedDocument:
             if getattr(att, "hidden", False):
                 continue
             data = getattr(att, "data", None)
-            name = (getattr(att, "longFilename", None) or getattr(att, "shortFilename", None)
-                    or f"attachment-{i}")
+            name = (
+                getattr(att, "longFilename", None)
+                or getattr(att, "shortFilename", None)
+                or f"attachment-{i}"
+            )
             if data is not None and not isinstance(data, bytes):  # an embedded message
                 subject = getattr(data, "subject", "") or f"message-{i}"
                 name = f"{squash_spaces(str(subject))[:60]}.msg"

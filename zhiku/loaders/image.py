@@ -29,8 +29,9 @@ def load_image(path: Path) -> LoadedDocument:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im = Image.open(path)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise LoadError(str(path), "too_large",
-                        f"影像尺寸過大（上限 {ocr.MAX_PIXELS // 1_000_000} 百萬像素）") from exc
+        raise LoadError(
+            str(path), "too_large", f"影像尺寸過大（上限 {ocr.MAX_PIXELS // 1_000_000} 百萬像素）"
+        ) from exc
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise LoadError(str(path), "corrupt", "影像檔已損毀或格式不正確，無法開啟") from exc
     with im:
@@ -51,8 +52,9 @@ def load_image(path: Path) -> LoadedDocument:
                     frame = im.copy()
                     frame.load()
                 except (OSError, ValueError, SyntaxError) as exc:
-                    raise LoadError(str(path), "corrupt",
-                                    f"影像第 {i + 1} 頁已損毀，無法解碼") from exc
+                    raise LoadError(
+                        str(path), "corrupt", f"影像第 {i + 1} 頁已損毀，無法解碼"
+                    ) from exc
                 return frame
 
             result = reader.read(i + 1, render)
@@ -61,5 +63,6 @@ def load_image(path: Path) -> LoadedDocument:
     pages = _drop_running_lines(raw_pages)
     blocks = segment(_to_lines(pages), wrapped=True)
     meta: dict[str, object] = {"ocr": ocr.page_meta(results, reader.engine.name)}
-    return LoadedDocument(title=stem_title(path), kind="image", blocks=blocks, meta=meta,
-                          pages=len(results))
+    return LoadedDocument(
+        title=stem_title(path), kind="image", blocks=blocks, meta=meta, pages=len(results)
+    )

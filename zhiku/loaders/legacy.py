@@ -45,8 +45,11 @@ def sniff(path: Path) -> str:
         return "rtf"
     if low.startswith(b"mime-version") or b"content-type: multipart/related" in low[:1024]:
         return "mhtml"
-    if low.startswith((b"<!doctype html", b"<html", b"<?xml")) or b"<html" in low[:1024] \
-            or b"<table" in low[:1024]:
+    if (
+        low.startswith((b"<!doctype html", b"<html", b"<?xml"))
+        or b"<html" in low[:1024]
+        or b"<table" in low[:1024]
+    ):
         return "html"
     if b"\x00" in head and not (head.startswith((b"\xff\xfe", b"\xfe\xff"))):
         return "binary"
@@ -71,20 +74,26 @@ def _as(path: Path, real: str, kind: str) -> LoadedDocument:
 def _run(cmd: list[str], path: Path, package: str) -> str:
     tool = shutil.which(cmd[0])
     if tool is None:
-        raise LoadError(str(path), "missing_tool",
-                        f"讀取 {path.suffix} 需要 {cmd[0]}，但尚未安裝"
-                        f"（apt-get install {package}）")
+        raise LoadError(
+            str(path),
+            "missing_tool",
+            f"讀取 {path.suffix} 需要 {cmd[0]}，但尚未安裝（apt-get install {package}）",
+        )
     try:
-        proc = subprocess.run([tool, *cmd[1:], str(path)], capture_output=True,
-                              timeout=_TIMEOUT_S, check=False)
+        proc = subprocess.run(
+            [tool, *cmd[1:], str(path)], capture_output=True, timeout=_TIMEOUT_S, check=False
+        )
     except subprocess.TimeoutExpired as exc:
         raise LoadError(str(path), "timeout", f"{cmd[0]} 超過 {_TIMEOUT_S} 秒仍未完成") from exc
     err = proc.stderr.decode("utf-8", "replace").strip()
     if proc.returncode != 0 or not proc.stdout.strip():
         if "encrypt" in err.lower() or "password" in err.lower():
             raise LoadError(str(path), "encrypted", "檔案已設定密碼（已加密），無法讀取")
-        raise LoadError(str(path), "corrupt",
-                        f"舊版 Office 檔案已損毀或無法讀取（{cmd[0]}：{err[:200] or '沒有輸出'}）")
+        raise LoadError(
+            str(path),
+            "corrupt",
+            f"舊版 Office 檔案已損毀或無法讀取（{cmd[0]}：{err[:200] or '沒有輸出'}）",
+        )
     return clean_text(proc.stdout.decode("utf-8", "replace"))
 
 
@@ -114,15 +123,25 @@ def soffice() -> str | None:
 def _convert(path: Path, fmt: str, package: str) -> tuple[Path, tempfile.TemporaryDirectory[str]]:
     exe = soffice()
     if exe is None:
-        raise LoadError(str(path), "missing_tool",
-                        f"讀取 {path.suffix} 需要 LibreOffice，但尚未安裝"
-                        f"（apt-get install {package}）")
+        raise LoadError(
+            str(path),
+            "missing_tool",
+            f"讀取 {path.suffix} 需要 LibreOffice，但尚未安裝（apt-get install {package}）",
+        )
     tmp = tempfile.TemporaryDirectory(prefix="zhiku-lo-")
     work = Path(tmp.name)
     src = work / f"in{path.suffix.lower()}"
     shutil.copyfile(path, src)  # LibreOffice names its output after the input
-    cmd = [exe, f"-env:UserInstallation=file://{work / 'profile'}", "--headless",
-           "--convert-to", fmt, "--outdir", str(work), str(src)]
+    cmd = [
+        exe,
+        f"-env:UserInstallation=file://{work / 'profile'}",
+        "--headless",
+        "--convert-to",
+        fmt,
+        "--outdir",
+        str(work),
+        str(src),
+    ]
     try:
         proc = subprocess.run(cmd, capture_output=True, timeout=_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired as exc:
@@ -132,9 +151,11 @@ def _convert(path: Path, fmt: str, package: str) -> tuple[Path, tempfile.Tempora
     if proc.returncode != 0 or not out.exists():
         tmp.cleanup()
         err = proc.stderr.decode("utf-8", "replace").strip()[:200]
-        raise LoadError(str(path), "corrupt",
-                        "舊版 Office 檔案已損毀、已加密或無法轉檔"
-                        f"（LibreOffice：{err or '沒有輸出'}）")
+        raise LoadError(
+            str(path),
+            "corrupt",
+            f"舊版 Office 檔案已損毀、已加密或無法轉檔（LibreOffice：{err or '沒有輸出'}）",
+        )
     return out, tmp
 
 
@@ -167,14 +188,16 @@ def load_xls(path: Path) -> LoadedDocument:
     try:
         import xlrd
     except ImportError as exc:
-        raise LoadError(str(path), "missing_tool",
-                        "讀取 .xls 需要 xlrd，但尚未安裝（pip install xlrd）") from exc
+        raise LoadError(
+            str(path), "missing_tool", "讀取 .xls 需要 xlrd，但尚未安裝（pip install xlrd）"
+        ) from exc
     try:
         book = xlrd.open_workbook(str(path), on_demand=True)
     except xlrd.XLRDError as exc:
         if "encrypt" in str(exc).lower():
-            raise LoadError(str(path), "encrypted",
-                            "Excel 檔案已設定密碼（已加密），無法讀取") from exc
+            raise LoadError(
+                str(path), "encrypted", "Excel 檔案已設定密碼（已加密），無法讀取"
+            ) from exc
         raise LoadError(str(path), "corrupt", f"Excel 97-2003 檔案無法讀取（{exc}）") from exc
     except Exception as exc:  # noqa: BLE001 - xlrd raises struct/assert/index errors
         raise LoadError(str(path), "corrupt", "Excel 97-2003 檔案已損毀，無法開啟") from exc
@@ -184,8 +207,9 @@ def load_xls(path: Path) -> LoadedDocument:
         multi = len(sheets) > 1
         blocks = []
         for sh in sheets:
-            rows = ([cell_str(_xls_value(c, book.datemode)) for c in sh.row(r)]
-                    for r in range(sh.nrows))
+            rows = (
+                [cell_str(_xls_value(c, book.datemode)) for c in sh.row(r)] for r in range(sh.nrows)
+            )
             blocks.extend(rows_to_blocks(rows, (sh.name,) if multi else ()))
         meta: dict[str, object] = {"sheets": [s.name for s in sheets], "reader": "xlrd"}
     finally:

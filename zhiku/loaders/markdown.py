@@ -81,8 +81,9 @@ def inline_text(token: Token, sentence_breaks: bool = False) -> str:
         t = child.type
         if t in ("text", "code_inline"):
             lines[-1][-1] += child.content
-        elif t == "softbreak" and sentence_breaks and lines[-1][-1].rstrip().endswith(
-                _SENTENCE_END):
+        elif (
+            t == "softbreak" and sentence_breaks and lines[-1][-1].rstrip().endswith(_SENTENCE_END)
+        ):
             lines.append([""])
         elif t == "softbreak":
             lines[-1].append("")
@@ -195,8 +196,9 @@ def load_markdown(path: Path) -> LoadedDocument:
     return markdown_document(clean_text(raw), path, encoding)
 
 
-def markdown_document(text: str, path: Path, encoding: str, *,
-                      plain_text: bool = False) -> LoadedDocument:
+def markdown_document(
+    text: str, path: Path, encoding: str, *, plain_text: bool = False
+) -> LoadedDocument:
     """A Markdown document from its decoded, cleaned ``text``.
 
     ``plain_text``: the text came in a ``.txt`` file (:mod:`zhiku.loaders.txt`): lines
@@ -259,7 +261,12 @@ def markdown_document(text: str, path: Path, encoding: str, *,
             b.para(_html_text(tok.content))
         i += 1
     first_any = next((blk.text for blk in b.blocks if blk.kind == "heading"), None)
-    title = (b.first_h1 or (str(front["title"]) if front.get("title") else None)
-             or (first_any if plain_text else None) or stem_title(path))
-    return LoadedDocument(title=title, kind="txt" if plain_text else "markdown",
-                          blocks=b.blocks, meta=meta)
+    title = (
+        b.first_h1
+        or (str(front["title"]) if front.get("title") else None)
+        or (first_any if plain_text else None)
+        or stem_title(path)
+    )
+    return LoadedDocument(
+        title=title, kind="txt" if plain_text else "markdown", blocks=b.blocks, meta=meta
+    )

@@ -43,11 +43,22 @@ _MAX_REPEAT = 1000  # a row/column repeated more often is padding (1,048,576 emp
 _CORRUPT = "OpenDocument 檔案已損毀或格式不正確，無法開啟"
 
 # ODF style:num-format → the Word numFmt names format_number knows.
-_NUM_FORMATS = {"1": "decimal", "a": "lowerLetter", "A": "upperLetter", "i": "lowerRoman",
-                "I": "upperRoman", "": "none"}
-_NUM_PREFIXES = {"一": "chineseCounting", "壹": "ideographLegalTraditional",
-                 "甲": "ideographTraditional", "子": "ideographZodiac",
-                 "①": "decimalEnclosedCircle", "１": "decimalFullWidth"}
+_NUM_FORMATS = {
+    "1": "decimal",
+    "a": "lowerLetter",
+    "A": "upperLetter",
+    "i": "lowerRoman",
+    "I": "upperRoman",
+    "": "none",
+}
+_NUM_PREFIXES = {
+    "一": "chineseCounting",
+    "壹": "ideographLegalTraditional",
+    "甲": "ideographTraditional",
+    "子": "ideographZodiac",
+    "①": "decimalEnclosedCircle",
+    "１": "decimalFullWidth",
+}
 
 
 def _fmt_name(num_format: str) -> str:
@@ -121,8 +132,10 @@ def _level_styles(style_el: Any) -> dict[int, _LevelStyle]:
             continue
         levels[level] = _LevelStyle(
             _fmt_name(_attr(child, STYLENS, "num-format") or ""),
-            _attr(child, STYLENS, "num-prefix") or "", _attr(child, STYLENS, "num-suffix") or "",
-            start, display,
+            _attr(child, STYLENS, "num-prefix") or "",
+            _attr(child, STYLENS, "num-suffix") or "",
+            start,
+            display,
         )
     return levels
 
@@ -320,8 +333,9 @@ def load_odt(path: Path) -> LoadedDocument:
             elif ns == TEXTNS and name in ("list-item", "list-header"):
                 counter = None
                 if list_style and list_style in styles:
-                    counter = lists.setdefault(list_style,
-                                               _Counter(_level_styles(styles[list_style])))
+                    counter = lists.setdefault(
+                        list_style, _Counter(_level_styles(styles[list_style]))
+                    )
                 number = counter.step(depth) if counter and name == "list-item" else None
                 first = True
                 for item in child.childNodes:
@@ -333,11 +347,18 @@ def load_odt(path: Path) -> LoadedDocument:
                         walk([item], list_style, depth)
             elif ns == TABLENS and name == "table":
                 blocks.extend(rows_to_blocks(_table_rows(child), heads()))
-            elif ns == TEXTNS and name in ("section", "soft-page-break") or (
-                    ns == OFFICENS and name == "text"):
+            elif (
+                ns == TEXTNS
+                and name in ("section", "soft-page-break")
+                or (ns == OFFICENS and name == "text")
+            ):
                 walk(child.childNodes, list_style, depth)
-            elif ns == TEXTNS and name in ("table-of-content", "alphabetical-index",
-                                           "illustration-index", "bibliography"):
+            elif ns == TEXTNS and name in (
+                "table-of-content",
+                "alphabetical-index",
+                "illustration-index",
+                "bibliography",
+            ):
                 continue
 
     walk(doc.text.childNodes)
@@ -353,8 +374,10 @@ def _hidden_tables(doc: Any, styles: dict[str, Any]) -> set[str]:
     hidden: set[str] = set()
     for name, el in styles.items():
         for child in el.childNodes:
-            if _local(child) == (STYLENS, "table-properties") and \
-                    _attr(child, TABLENS, "display") == "false":
+            if (
+                _local(child) == (STYLENS, "table-properties")
+                and _attr(child, TABLENS, "display") == "false"
+            ):
                 hidden.add(name)
     return hidden
 
@@ -364,8 +387,11 @@ def load_ods(path: Path) -> LoadedDocument:
     doc = _open(path, "ods")
     styles = _styles_by_name(doc)
     hidden = _hidden_tables(doc, styles)
-    tables = [t for t in doc.spreadsheet.childNodes if _local(t) == (TABLENS, "table")
-              and _attr(t, TABLENS, "style-name") not in hidden]
+    tables = [
+        t
+        for t in doc.spreadsheet.childNodes
+        if _local(t) == (TABLENS, "table") and _attr(t, TABLENS, "style-name") not in hidden
+    ]
     multi = len(tables) > 1
     blocks: list[Block] = []
     names: list[str] = []
@@ -375,8 +401,9 @@ def load_ods(path: Path) -> LoadedDocument:
         blocks.extend(rows_to_blocks(_table_rows(t), (name,) if multi else ()))
     title, meta = _meta(doc)
     meta["sheets"] = names
-    return LoadedDocument(title=sensible_title(title) or stem_title(path), kind="ods",
-                          blocks=blocks, meta=meta)
+    return LoadedDocument(
+        title=sensible_title(title) or stem_title(path), kind="ods", blocks=blocks, meta=meta
+    )
 
 
 # --- .odp ----------------------------------------------------------------------------
@@ -445,5 +472,10 @@ def load_odp(path: Path) -> LoadedDocument:
         if notes:
             blocks.append(Block("備註：" + "\n".join(notes), heads, None, no, kind="para"))
     doc_title, meta = _meta(doc)
-    return LoadedDocument(title=sensible_title(doc_title) or stem_title(path), kind="odp",
-                          blocks=blocks, meta=meta, pages=len(slides))
+    return LoadedDocument(
+        title=sensible_title(doc_title) or stem_title(path),
+        kind="odp",
+        blocks=blocks,
+        meta=meta,
+        pages=len(slides),
+    )

@@ -192,8 +192,9 @@ def _open(path: Path) -> pdfium.PdfDocument:
         raise LoadError(str(path), "corrupt", "PDF 檔案已損毀或格式不正確，無法開啟") from exc
 
 
-def _ocr_pages(pdf: pdfium.PdfDocument, path: Path, scanned: list[int],
-               raw_pages: list[list[_PLine]]) -> dict[str, object]:
+def _ocr_pages(
+    pdf: pdfium.PdfDocument, path: Path, scanned: list[int], raw_pages: list[list[_PLine]]
+) -> dict[str, object]:
     reader = ocr.PageReader(path, len(scanned))
     results: dict[int, ocr.OcrPage] = {}
     for i in scanned:

@@ -65,8 +65,11 @@ def _slide_blocks(slide: Any, no: int) -> list[Block]:
             if text:
                 blocks.append(Block(text, heads, detect_label(text), no, kind="para"))
     if slide.has_notes_slide:
-        notes = _clean(slide.notes_slide.notes_text_frame.text
-                       if slide.notes_slide.notes_text_frame is not None else "")
+        notes = _clean(
+            slide.notes_slide.notes_text_frame.text
+            if slide.notes_slide.notes_text_frame is not None
+            else ""
+        )
         if notes:
             blocks.append(Block("備註：" + notes, heads, None, no, kind="para"))
     return blocks

@@ -38,5 +38,6 @@ def load_rtf(path: Path) -> LoadedDocument:
     except Exception as exc:  # noqa: BLE001 - striprtf raises on malformed groups
         raise LoadError(str(path), "corrupt", f"RTF 檔案格式錯誤，無法解析（{exc}）") from exc
     blocks = segment(text_lines(clean_text(text)), wrapped=False)
-    return LoadedDocument(title=stem_title(path), kind="rtf", blocks=blocks,
-                          meta={"encoding": encoding})
+    return LoadedDocument(
+        title=stem_title(path), kind="rtf", blocks=blocks, meta={"encoding": encoding}
+    )

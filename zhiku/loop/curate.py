@@ -31,16 +31,25 @@ from zhiku.storage.loop import SqlLoopRepository
 MAX_ANSWER_CHARS = 4000
 MAX_QUESTIONS = 50
 
-SYSTEM_PROMPT = ("你是知庫的客服助理。只根據下列資料以繁體中文回答，並註明出處；"
-                 "資料沒有的內容請說不知道。")
+SYSTEM_PROMPT = (
+    "你是知庫的客服助理。只根據下列資料以繁體中文回答，並註明出處；資料沒有的內容請說不知道。"
+)
 
 
 class CurationError(ZhikuError):
     exit_code = 2
 
 
-def curate(zk: Zhiku, kb: str, question: str, answer: str, *, author: str,
-           questions: Sequence[str] = (), source_messages: Sequence[str] = ()) -> dict[str, Any]:
+def curate(
+    zk: Zhiku,
+    kb: str,
+    question: str,
+    answer: str,
+    *,
+    author: str,
+    questions: Sequence[str] = (),
+    source_messages: Sequence[str] = (),
+) -> dict[str, Any]:
     """Store and index an editor's answer as a curated FAQ document of ``kb``."""
     question, answer = question.strip(), answer.strip()
     if not question or not answer:
@@ -54,20 +63,33 @@ def curate(zk: Zhiku, kb: str, question: str, answer: str, *, author: str,
     path = f"curated/{now_iso()[:10]}-{secrets.token_hex(4)}.faq"
     blocks = [Block(qa_text(q, answer), ("精選問答",), q, kind="qa") for q in variants]
     loaded = LoadedDocument(title=f"精選問答：{question[:60]}", kind="faq", blocks=blocks)
-    meta = {"curated": {"author": author, "at": now_iso(),
-                        "questions": [record_masked_question(q, kbo) for q in variants],
-                        "messages": list(source_messages)[:MAX_QUESTIONS]}}
+    meta = {
+        "curated": {
+            "author": author,
+            "at": now_iso(),
+            "questions": [record_masked_question(q, kbo) for q in variants],
+            "messages": list(source_messages)[:MAX_QUESTIONS],
+        }
+    }
     with ingest_lock(zk.home):
         doc_id, chunks, _ = zk.add_loaded(kb, path, loaded, meta=meta)
         with zk.store.database.tx(immediate=True):
-            entry = repo.add_curated(kbo.id, doc_id, path, question, answer, variants,
-                                     source_messages, author)
+            entry = repo.add_curated(
+                kbo.id, doc_id, path, question, answer, variants, source_messages, author
+            )
         try:
             zk.sync_index(kb)
         except IndexBusy:  # the index work stays queued; the next search applies it
             pass
-    return {"id": entry, "kb": kb, "path": path, "doc_id": doc_id, "chunks": chunks,
-            "questions": variants, "author": author}
+    return {
+        "id": entry,
+        "kb": kb,
+        "path": path,
+        "doc_id": doc_id,
+        "chunks": chunks,
+        "questions": variants,
+        "author": author,
+    }
 
 
 def _context(kb: Any, citations: Sequence[dict[str, Any]]) -> str:
@@ -85,12 +107,17 @@ def sft_records(zk: Zhiku, kb: str) -> Iterator[dict[str, Any]]:
 
     def record(question: str, answer: str, context: str, source: str) -> dict[str, Any]:
         system = SYSTEM_PROMPT + ("\n\n資料：\n" + context if context else "")
-        return {"messages": [
-            {"role": "system", "content": system},
-            {"role": "user", "content": record_masked_question(question, kbo)},
-            {"role": "assistant", "content": record_masked_question(
-                Zhiku.redact_output(kbo, answer), kbo)},
-        ], "meta": {"kb": kb, "source": source}}
+        return {
+            "messages": [
+                {"role": "system", "content": system},
+                {"role": "user", "content": record_masked_question(question, kbo)},
+                {
+                    "role": "assistant",
+                    "content": record_masked_question(Zhiku.redact_output(kbo, answer), kbo),
+                },
+            ],
+            "meta": {"kb": kb, "source": source},
+        }
 
     for e in repo.list_curated([kbo.id]):
         ctx = _context(kbo, [{"doc": "精選問答", "text": qa_text(e["question"], e["answer"])}])
@@ -99,8 +126,12 @@ def sft_records(zk: Zhiku, kb: str) -> Iterator[dict[str, Any]]:
     for t in repo.approved_turns(kbo.id):
         ans = t["answer"].get("answer", {})
         cites = ans.get("citations") or []
-        yield record(t["question"], ans.get("answer", ""), _context(kbo, cites),
-                     f"thumbs_up:{t['message_id']}")
+        yield record(
+            t["question"],
+            ans.get("answer", ""),
+            _context(kbo, cites),
+            f"thumbs_up:{t['message_id']}",
+        )
 
 
 def write_sft(zk: Zhiku, kb: str, out: Any) -> int:

@@ -120,5 +120,4 @@ def trend(days: Counter[str], all_days: Sequence[str]) -> dict[str, Any]:
         direction = "falling"
     else:
         direction = "steady"
-    return {"per_day": series, "first_half": first, "second_half": second,
-            "direction": direction}
+    return {"per_day": series, "first_half": first, "second_half": second, "direction": direction}

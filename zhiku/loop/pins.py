@@ -45,8 +45,9 @@ def match(pins: Sequence[Pin], question: str) -> Pin | None:
     return best
 
 
-def pinned_hit(store: Store, question: str, names: Sequence[str],
-               where: Filter | None) -> tuple[Pin, Hit] | None:
+def pinned_hit(
+    store: Store, question: str, names: Sequence[str], where: Filter | None
+) -> tuple[Pin, Hit] | None:
     """The pinned passage for ``question`` in these KBs as a hit the caller may see
     (masked by its KB's output policy), or None."""
     kbs = {n: store.get_kb(n) for n in names}

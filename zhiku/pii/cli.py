@@ -237,8 +237,7 @@ def redact_cmd(
         raise typer.Exit(EXIT_BAD_INPUT)
     secret = None
     if strategy == "pseudonym":
-        raw = core().pii_secret if secret_env == "ZHIKU_PII_SECRET" \
-            else os.environ.get(secret_env)
+        raw = core().pii_secret if secret_env == "ZHIKU_PII_SECRET" else os.environ.get(secret_env)
         if not raw:
             _fail(msg("no_secret", lg, env=secret_env))
             raise typer.Exit(EXIT_BAD_INPUT)

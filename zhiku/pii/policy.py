@@ -338,8 +338,7 @@ def redact_name(name: str, policy: PiiPolicy, secret: bytes | None = None) -> st
 
     probe = _NAME_SEPARATORS.sub(" ", name)
     findings = detect(probe, min_confidence=policy.min_confidence, types=policy.types)
-    strategy = policy.strategy if secret is not None or policy.strategy != "pseudonym" \
-        else "mask"
+    strategy = policy.strategy if secret is not None or policy.strategy != "pseudonym" else "mask"
     pol = replace(policy, strategy=strategy)
     out, counts = apply_findings(name, findings, pol, secret)
     if not counts:

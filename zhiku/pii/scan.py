@@ -443,8 +443,13 @@ def _redact_xlsx(
                 v = cell.value
                 if v is None or cell.data_type == "f" or isinstance(v, str) and v.startswith("="):
                     continue
-                name = "" if header or names is None else names[j] if j < len(names) \
+                name = (
+                    ""
+                    if header or names is None
+                    else names[j]
+                    if j < len(names)
                     else _col_letter(j)
+                )
                 text = _cell_text(v, name)
                 if text is None:
                     continue

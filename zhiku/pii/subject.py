@@ -41,8 +41,11 @@ from zhiku.storage.access import AccessRepository, SubjectData
 from zhiku.storage.db import Database
 
 KINDS: dict[str, tuple[str, ...]] = {
-    "id": ("tw_id",), "arc": ("arc",), "phone": ("mobile", "landline"),
-    "email": ("email",), "name": ("name",),
+    "id": ("tw_id",),
+    "arc": ("arc",),
+    "phone": ("mobile", "landline"),
+    "email": ("email",),
+    "name": ("name",),
 }
 REQUEST_KINDS = {"access": 15, "copy": 15, "correct": 30, "stop": 30, "erase": 30}
 _SEPS = re.compile(r"[\s\-().]")
@@ -60,11 +63,13 @@ class Subject:
         if k not in KINDS:
             raise PiiError(f"個資主體種類「{kind}」不支援（可用：{', '.join(KINDS)}）")
         v = unicodedata.normalize("NFKC", fold_width(value)).strip()
-        ok = {"id": lambda: tw_id_valid(_SEPS.sub("", v).upper()),
-              "arc": lambda: arc_valid(_SEPS.sub("", v).upper()),
-              "phone": lambda: 9 <= len(canonical(v, "mobile").split("#")[0]) <= 10,
-              "email": lambda: re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", v) is not None,
-              "name": lambda: 2 <= len(v) <= 30}[k]()
+        ok = {
+            "id": lambda: tw_id_valid(_SEPS.sub("", v).upper()),
+            "arc": lambda: arc_valid(_SEPS.sub("", v).upper()),
+            "phone": lambda: 9 <= len(canonical(v, "mobile").split("#")[0]) <= 10,
+            "email": lambda: re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", v) is not None,
+            "name": lambda: 2 <= len(v) <= 30,
+        }[k]()
         if not ok:
             raise PiiError(f"「{mask_value(v, KINDS[k][0])}」不是有效的{_KIND_NAMES[k]}")
         return cls(k, v)
@@ -99,22 +104,36 @@ class Subject:
             return []
         from zhiku.pii.detect import detect
 
-        out = [(f.start, f.end, f.type) for f in detect(text, types=self.types, min_confidence=0)
-               if canonical(f.value, f.type) == canonical(self.value, f.type)]
+        out = [
+            (f.start, f.end, f.type)
+            for f in detect(text, types=self.types, min_confidence=0)
+            if canonical(f.value, f.type) == canonical(self.value, f.type)
+        ]
         if self.kind == "name":  # a name without the context detection needs is still it
             covered = {(s, e) for s, e, _ in out}
-            out += [(m.start(), m.end(), "name") for m in re.finditer(re.escape(canon), folded)
-                    if (m.start(), m.end()) not in covered]
+            out += [
+                (m.start(), m.end(), "name")
+                for m in re.finditer(re.escape(canon), folded)
+                if (m.start(), m.end()) not in covered
+            ]
         return sorted(out)
 
     def pseudonyms(self, secret: bytes) -> list[tuple[str, str]]:
         """(token, type) of the subject's pseudonyms under a KB's key, in both languages."""
-        return [(pseudonym(self.value, t, secret, lang=lang), t)
-                for t in self.types for lang in ("zh-TW", "en")]
+        return [
+            (pseudonym(self.value, t, secret, lang=lang), t)
+            for t in self.types
+            for lang in ("zh-TW", "en")
+        ]
 
 
-_KIND_NAMES = {"id": "身分證字號", "arc": "居留證號", "phone": "電話號碼", "email": "電子郵件",
-               "name": "姓名"}
+_KIND_NAMES = {
+    "id": "身分證字號",
+    "arc": "居留證號",
+    "phone": "電話號碼",
+    "email": "電子郵件",
+    "name": "姓名",
+}
 
 
 @dataclass(slots=True)
@@ -129,15 +148,21 @@ class Place:
     text: str = ""  # the stored text (for export); never printed by find
 
     def to_dict(self, with_text: bool = False) -> dict[str, Any]:
-        out: dict[str, Any] = {"where": self.where, "id": self.id, "kb": self.kb,
-                               "how": sorted(self.how), "occurrences": self.count}
+        out: dict[str, Any] = {
+            "where": self.where,
+            "id": self.id,
+            "kb": self.kb,
+            "how": sorted(self.how),
+            "occurrences": self.count,
+        }
         if with_text:
             out["text"] = self.text
         return out
 
 
-def _occurrences(subject: Subject, text: str, tokens: Sequence[tuple[str, str]]
-                 ) -> tuple[list[tuple[int, int, str]], set[str]]:
+def _occurrences(
+    subject: Subject, text: str, tokens: Sequence[tuple[str, str]]
+) -> tuple[list[tuple[int, int, str]], set[str]]:
     spans = subject.spans(text)
     how = {"value"} if spans else set()
     for token, typ in tokens:
@@ -169,6 +194,7 @@ def _erase_json(raw: str, subject: Subject, tokens: Sequence[tuple[str, str]]) -
         if isinstance(v, dict):
             return {k: walk(x) for k, x in v.items()}
         return v
+
     try:
         return json.dumps(walk(json.loads(raw)), ensure_ascii=False)
     except ValueError:
@@ -191,8 +217,9 @@ class SubjectSearch:
             return self.subject.pseudonyms(self.secrets[kb])
         return self.all_tokens
 
-    def _check(self, where: str, id_: Any, kb: str | None, texts: Iterable[str],
-               out: list[Place]) -> Place | None:
+    def _check(
+        self, where: str, id_: Any, kb: str | None, texts: Iterable[str], out: list[Place]
+    ) -> Place | None:
         place = Place(where, str(id_), kb)
         tokens = self._tokens(kb)
         for text in texts:
@@ -243,8 +270,11 @@ class SubjectSearch:
     def export(self) -> dict[str, Any]:
         """What the organisation hands over: every place with the stored text."""
         places = self.find()
-        return {"subject": self.subject.masked, "generated_at": _now(),
-                "places": [p.to_dict(with_text=True) for p in places]}
+        return {
+            "subject": self.subject.masked,
+            "generated_at": _now(),
+            "places": [p.to_dict(with_text=True) for p in places],
+        }
 
     def erase(self, actor: str, request_id: int | None = None) -> tuple[dict[str, int], list[str]]:
         """Mask every occurrence irreversibly; (counts per place, stored upload files no
@@ -260,49 +290,86 @@ class SubjectSearch:
             return _replace(text, spans) if spans else text
 
         if by.get("chunk"):
-            self.data.set_chunk_texts({
-                cid: fix(text, kb) for cid, _d, kb, _p, text in self.data.chunks()
-                if str(cid) in by["chunk"]})
+            self.data.set_chunk_texts(
+                {
+                    cid: fix(text, kb)
+                    for cid, _d, kb, _p, text in self.data.chunks()
+                    if str(cid) in by["chunk"]
+                }
+            )
         if by.get("document"):
-            self.data.set_document_fields({
-                did: (fix(title, kb), _erase_json(meta, self.subject, self._tokens(kb)))
-                for did, kb, _path, title, meta in self.data.documents()
-                if str(did) in by["document"]})
+            self.data.set_document_fields(
+                {
+                    did: (fix(title, kb), _erase_json(meta, self.subject, self._tokens(kb)))
+                    for did, kb, _path, title, meta in self.data.documents()
+                    if str(did) in by["document"]
+                }
+            )
         if by.get("conversation"):
-            self.data.set_conversation_titles({
-                cid: fix(title, kb) for cid, kb, title in self.data.conversations()
-                if cid in by["conversation"]})
+            self.data.set_conversation_titles(
+                {
+                    cid: fix(title, kb)
+                    for cid, kb, title in self.data.conversations()
+                    if cid in by["conversation"]
+                }
+            )
         if by.get("message"):
-            self.data.set_messages({
-                mid: (fix(q, kb), _erase_json(a, self.subject, self._tokens(kb)))
-                for mid, _c, kb, q, a in self.data.messages() if mid in by["message"]})
+            self.data.set_messages(
+                {
+                    mid: (fix(q, kb), _erase_json(a, self.subject, self._tokens(kb)))
+                    for mid, _c, kb, q, a in self.data.messages()
+                    if mid in by["message"]
+                }
+            )
         if by.get("feedback"):
-            self.data.set_feedback_comments({
-                aid: fix(c, None) for aid, c in self.data.feedback() if aid in by["feedback"]})
+            self.data.set_feedback_comments(
+                {aid: fix(c, None) for aid, c in self.data.feedback() if aid in by["feedback"]}
+            )
         if by.get("case"):
-            self.data.set_case_questions({
-                cid: fix(q, kb) for cid, kb, q in self.data.cases() if str(cid) in by["case"]})
+            self.data.set_case_questions(
+                {cid: fix(q, kb) for cid, kb, q in self.data.cases() if str(cid) in by["case"]}
+            )
         if by.get("case_entry"):
-            self.data.set_case_entries({
-                eid: fix(b, kb) for eid, kb, b in self.data.case_entries()
-                if str(eid) in by["case_entry"]})
+            self.data.set_case_entries(
+                {
+                    eid: fix(b, kb)
+                    for eid, kb, b in self.data.case_entries()
+                    if str(eid) in by["case_entry"]
+                }
+            )
         if by.get("answer_stat"):
-            self.data.set_answer_stat_questions({
-                mid: fix(q, kb) for mid, kb, q in self.data.answer_stats()
-                if mid in by["answer_stat"]})
+            self.data.set_answer_stat_questions(
+                {
+                    mid: fix(q, kb)
+                    for mid, kb, q in self.data.answer_stats()
+                    if mid in by["answer_stat"]
+                }
+            )
         if by.get("curated"):
             toks = self._tokens
-            self.data.set_curated({
-                fid: (fix(q, kb), fix(a, kb), _erase_json(qs, self.subject, toks(kb)))
-                for fid, kb, q, a, qs in self.data.curated() if str(fid) in by["curated"]})
+            self.data.set_curated(
+                {
+                    fid: (fix(q, kb), fix(a, kb), _erase_json(qs, self.subject, toks(kb)))
+                    for fid, kb, q, a, qs in self.data.curated()
+                    if str(fid) in by["curated"]
+                }
+            )
         if by.get("webhook"):
-            self.data.set_webhook_payloads({
-                wid: _erase_json(p, self.subject, self.all_tokens)
-                for wid, p in self.data.webhook_payloads() if str(wid) in by["webhook"]})
+            self.data.set_webhook_payloads(
+                {
+                    wid: _erase_json(p, self.subject, self.all_tokens)
+                    for wid, p in self.data.webhook_payloads()
+                    if str(wid) in by["webhook"]
+                }
+            )
         if by.get("audit"):
-            self.data.set_audit({
-                eid: (fix(t, kb) if t else t, _erase_json(d, self.subject, self._tokens(kb)))
-                for eid, kb, t, d in self.data.audit() if str(eid) in by["audit"]})
+            self.data.set_audit(
+                {
+                    eid: (fix(t, kb) if t else t, _erase_json(d, self.subject, self._tokens(kb)))
+                    for eid, kb, t, d in self.data.audit()
+                    if str(eid) in by["audit"]
+                }
+            )
         files: list[str] = []
         ups = [(p.kb or "", p.text) for p in places if p.where == "upload"]
         if ups:
@@ -322,11 +389,11 @@ def due_date(kind: str, received: date) -> date:
     return received + timedelta(days=REQUEST_KINDS[kind])
 
 
-def open_request(db: Database, kind: str, subject: Subject,
-                 received: date | None = None) -> int:
+def open_request(db: Database, kind: str, subject: Subject, received: date | None = None) -> int:
     day = received or datetime.now(UTC).date()
-    return AccessRepository(db).open_request(kind, subject.masked, day.isoformat(),
-                                             due_date(kind, day).isoformat())
+    return AccessRepository(db).open_request(
+        kind, subject.masked, day.isoformat(), due_date(kind, day).isoformat()
+    )
 
 
 def request_rows(db: Database, today: date | None = None) -> list[dict[str, Any]]:
@@ -340,8 +407,7 @@ def request_rows(db: Database, today: date | None = None) -> list[dict[str, Any]
     return out
 
 
-def access_entries(db: Database, user: str, hits: Sequence[Any], via: str
-                   ) -> list[dict[str, Any]]:
+def access_entries(db: Database, user: str, hits: Sequence[Any], via: str) -> list[dict[str, Any]]:
     """Access-log entries for the ``hits`` shown to ``user`` that hold personal data:
     the kinds and masked values found in the *stored* passage (what was shown may be
     masked already), never the values."""
@@ -357,6 +423,15 @@ def access_entries(db: Database, user: str, hits: Sequence[Any], via: str
             continue
         masked = [mask_value(f.value, f.type) for f in found] + tokens
         kinds = {f.type for f in found} | ({"pseudonym"} if tokens else set())
-        out.append({"user": user, "kb": h.kb, "chunk_id": h.chunk_id, "document": h.doc_title,
-                    "kinds": sorted(kinds), "masked": list(dict.fromkeys(masked)), "via": via})
+        out.append(
+            {
+                "user": user,
+                "kb": h.kb,
+                "chunk_id": h.chunk_id,
+                "document": h.doc_title,
+                "kinds": sorted(kinds),
+                "masked": list(dict.fromkeys(masked)),
+                "via": via,
+            }
+        )
     return out

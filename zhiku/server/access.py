@@ -23,8 +23,9 @@ from zhiku.storage.access import AccessRepository
 from zhiku.store import Store
 
 
-def _hidden_sources(store: Store, p: Principal,
-                    answers: Sequence[dict[str, Any]]) -> dict[int, set[int]]:
+def _hidden_sources(
+    store: Store, p: Principal, answers: Sequence[dict[str, Any]]
+) -> dict[int, set[int]]:
     """For each stored answer citing a document ``p`` may not see: the positions of
     those citations among its ``sources``."""
     from zhiku.server.ids import IdCodec
@@ -53,12 +54,20 @@ def hidden_turns(store: Store, p: Principal, answers: Sequence[dict[str, Any]]) 
 
 def redacted_citation() -> dict[str, Any]:
     """What stands in for a citation of a document the viewer may not see."""
-    return {"doc": message("access_redacted"), "path": "", "section": None, "page": None,
-            "text": "", "score": 0.0, "redacted": True}
+    return {
+        "doc": message("access_redacted"),
+        "path": "",
+        "section": None,
+        "page": None,
+        "text": "",
+        "score": 0.0,
+        "redacted": True,
+    }
 
 
-def redact_turns(store: Store, p: Principal,
-                 answers: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def redact_turns(
+    store: Store, p: Principal, answers: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
     """The stored answers (``{"answer": {...}, "sources": [...]}``) as ``p`` may see
     them: one citing a document ``p`` may not see has its answer text withheld and
     those citations (and their sources) redacted; the others are returned as stored."""
@@ -76,18 +85,33 @@ def redact_turns(store: Store, p: Principal,
             if j < len(cites):
                 cites[j] = redacted_citation()
             if j < len(sources):
-                sources[j] = {"kb": sources[j].get("kb"), "passage_id": None,
-                              "document_id": None, "redacted": True}
-        out.append({**stored, "answer": {**answer, "answer": message("access_withheld"),
-                                         "citations": cites, "refused": True},
-                    "sources": sources})
+                sources[j] = {
+                    "kb": sources[j].get("kb"),
+                    "passage_id": None,
+                    "document_id": None,
+                    "redacted": True,
+                }
+        out.append(
+            {
+                **stored,
+                "answer": {
+                    **answer,
+                    "answer": message("access_withheld"),
+                    "citations": cites,
+                    "refused": True,
+                },
+                "sources": sources,
+            }
+        )
     return out
 
 
 def withheld_answer() -> dict[str, Any]:
     """What a withheld turn shows instead of its stored answer."""
-    return {"answer": {"answer": message("access_withheld"), "citations": [],
-                       "refused": True}, "sources": []}
+    return {
+        "answer": {"answer": message("access_withheld"), "citations": [], "refused": True},
+        "sources": [],
+    }
 
 
 def log_viewed(state: ServerState, p: Principal, hits: Sequence[Any], via: str) -> None:

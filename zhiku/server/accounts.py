@@ -221,8 +221,13 @@ def authenticate(store: Store, raw: str) -> tuple[User, ApiKey] | None:
     if found.key.revoked_at is not None or found.user_disabled:
         return None
     key = found.key
-    user = User(id=key.user_id, name=key.user, role=found.role,
-                created_at=found.user_created_at, disabled=False)
+    user = User(
+        id=key.user_id,
+        name=key.user,
+        role=found.role,
+        created_at=found.user_created_at,
+        disabled=False,
+    )
     return user, key
 
 

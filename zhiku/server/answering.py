@@ -80,11 +80,14 @@ def resolve_sources(
     is not (or no longer: deleted meanwhile) in ``kb`` gets ``None`` ids.
     """
     found = SqlLibrary(store.database).cited_chunks(kb.id, chunk_ids) if chunk_ids else {}
-    return [{
-        "kb": kb.name,
-        "passage_id": state.ids.encode("p", n) if n in found else None,
-        "document_id": state.ids.encode("d", found[n]) if n in found else None,
-    } for n in chunk_ids]
+    return [
+        {
+            "kb": kb.name,
+            "passage_id": state.ids.encode("p", n) if n in found else None,
+            "document_id": state.ids.encode("d", found[n]) if n in found else None,
+        }
+        for n in chunk_ids
+    ]
 
 
 def cited_documents(answer: dict[str, Any]) -> list[dict[str, Any]]:
@@ -115,8 +118,12 @@ def _record(
     widget visitors) are stored with the question masked by the KB's policy."""
     answer_id = conv_id = None
     masked = audit.mask_question(question, kb)
-    detail = {"question": masked, "refused": bool(answer.get("refused")),
-              "cited": cited_documents(answer), "channel": channel}
+    detail = {
+        "question": masked,
+        "refused": bool(answer.get("refused")),
+        "cited": cited_documents(answer),
+        "channel": channel,
+    }
     if mode:
         detail["mode"] = mode
     if channel_ref is not None:
@@ -128,19 +135,40 @@ def _record(
             conversations = SqlConversations(store.database)
             if conv_id is None:
                 conv_id = new_token()
-                conversations.create(conv_id, p.user_id, kb.id,
-                                     question.strip().replace("\n", " ")[:80], ts,
-                                     channel, channel_ref)
+                conversations.create(
+                    conv_id,
+                    p.user_id,
+                    kb.id,
+                    question.strip().replace("\n", " ")[:80],
+                    ts,
+                    channel,
+                    channel_ref,
+                )
             answer_id = new_token()
-            conversations.add_turn(conv_id, answer_id, question,
-                                   {"answer": answer, "sources": sources},
-                                   bool(answer.get("refused")), ts)
-            loop.record_turn(store, kb, answer_id, conv_id, question, answer, sources, cites,
-                             answer_ms, outcome, channel)
+            conversations.add_turn(
+                conv_id,
+                answer_id,
+                question,
+                {"answer": answer, "sources": sources},
+                bool(answer.get("refused")),
+                ts,
+            )
+            loop.record_turn(
+                store,
+                kb,
+                answer_id,
+                conv_id,
+                question,
+                answer,
+                sources,
+                cites,
+                answer_ms,
+                outcome,
+                channel,
+            )
             detail.update(answer_id=answer_id, conversation_id=conv_id)
         audit.record(store, p.actor, action, kb=kb.name, detail=detail)
-        webhooks.emit_answer(store.database, kb.name, channel, masked, answer, answer_id,
-                             conv_id)
+        webhooks.emit_answer(store.database, kb.name, channel, masked, answer, answer_id, conv_id)
     return answer_id, conv_id
 
 
@@ -171,16 +199,14 @@ def answer_events(
     final: Answer | None = None
     finished = False
     t0 = time.perf_counter()
-    hist = list(history if history is not None else (conversation.history if conversation
-                                                     else []))
+    hist = list(history if history is not None else (conversation.history if conversation else []))
     try:
         with state.pool.engine() as zk:
             # iter_answer rather than ask_stream: the final Answer object still has each
             # citation's hit, hence the chunk it was taken from.
             # Always the caller's access scope (zhiku.access), inside every query.
             names = list(dict.fromkeys([kb.name, *(x.name for x in also)]))
-            for item in zk.iter_answer(question, names, k=k, history=hist,
-                                       where=p.where(where)):
+            for item in zk.iter_answer(question, names, k=k, history=hist, where=p.where(where)):
                 if isinstance(item, Answer):
                     final = item
                 elif item:
@@ -194,23 +220,47 @@ def answer_events(
         chunks = [c.hit.chunk_id for c in final.citations]
         sources = resolve_sources(state, store, kb, chunks)
         for other in also:  # a citation from another of the KBs answered from
-            sources = [x if x["passage_id"] else y for x, y in
-                       zip(sources, resolve_sources(state, store, other, chunks), strict=True)]
+            sources = [
+                x if x["passage_id"] else y
+                for x, y in zip(sources, resolve_sources(state, store, other, chunks), strict=True)
+            ]
         answer_id, conv_id = _record(
-            state, p, kb, question, answer, sources, conversation, action, final.mode,
-            channel, channel_ref,
+            state,
+            p,
+            kb,
+            question,
+            answer,
+            sources,
+            conversation,
+            action,
+            final.mode,
+            channel,
+            channel_ref,
             cites=[(c.hit.doc_id, c.hit.chunk_id) for c in final.citations],
-            answer_ms=int((time.perf_counter() - t0) * 1000))
+            answer_ms=int((time.perf_counter() - t0) * 1000),
+        )
         log_viewed(state, p, [c.hit for c in final.citations], action)
-        state.metrics.inc("zhiku_answers_total",
-                          {"refused": str(bool(answer.get("refused"))).lower(), "via": action})
+        state.metrics.inc(
+            "zhiku_answers_total",
+            {"refused": str(bool(answer.get("refused"))).lower(), "via": action},
+        )
         finished = True
-        yield {"type": "done", "answer": answer, "answer_id": answer_id,
-               "conversation_id": conv_id, "sources": sources, **extra}
+        yield {
+            "type": "done",
+            "answer": answer,
+            "answer_id": answer_id,
+            "conversation_id": conv_id,
+            "sources": sources,
+            **extra,
+        }
     finally:
         if not finished:  # client gone or an error: the question is still audited
             try:
-                state.record(p.actor, action, kb=kb.name, detail={
-                    "question": audit.mask_question(question, kb), "aborted": True})
+                state.record(
+                    p.actor,
+                    action,
+                    kb=kb.name,
+                    detail={"question": audit.mask_question(question, kb), "aborted": True},
+                )
             except Exception:  # noqa: BLE001 - never mask the original error
                 log.exception("audit of an aborted answer failed")

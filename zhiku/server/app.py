@@ -1,6 +1,6 @@
 """The FastAPI application: routers, the web UI, the edge middleware and the lifespan.
 
-    uvicorn --factory zhiku.server.app:app_from_env      # what ``zhiku serve`` runs
+uvicorn --factory zhiku.server.app:app_from_env      # what ``zhiku serve`` runs
 """
 
 from __future__ import annotations
@@ -58,9 +58,11 @@ from zhiku.store import database_target
 log = logging.getLogger("zhiku.server")
 access_log = logging.getLogger("zhiku.server.access")
 
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-       "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
-       "frame-ancestors 'none'; form-action 'self'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'; form-action 'self'"
+)
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
@@ -111,8 +113,11 @@ class EdgeMiddleware:
                 names = {k.lower() for k, _ in hdrs}
                 hdrs.append((b"x-request-id", rid.encode()))
                 own_csp = b"content-security-policy" in names  # the widget frame's ancestors
-                hdrs.extend(h for h in SECURITY_HEADERS if h[0] not in names
-                            and not (own_csp and h[0] == b"x-frame-options"))
+                hdrs.extend(
+                    h
+                    for h in SECURITY_HEADERS
+                    if h[0] not in names and not (own_csp and h[0] == b"x-frame-options")
+                )
                 if path.startswith(("/api/", "/v1/")) and b"cache-control" not in names:
                     hdrs.append((b"cache-control", b"no-store"))
                 message = {**message, "headers": hdrs}
@@ -135,38 +140,54 @@ class EdgeMiddleware:
             declared = 0
         try:
             if declared > limit:
-                await self._reject(scope, receive, send_wrapper, 413, "payload_too_large",
-                                   limit=shown)
+                await self._reject(
+                    scope, receive, send_wrapper, 413, "payload_too_large", limit=shown
+                )
             else:
                 await self.app(scope, receive_wrapper, send_wrapper)
         except ApiError as exc:  # raised by receive_wrapper outside a route
             if not started:
-                await self._reject(scope, receive, send_wrapper, exc.status, exc.code,
-                                   **exc.params)
+                await self._reject(scope, receive, send_wrapper, exc.status, exc.code, **exc.params)
         finally:
             elapsed = time.perf_counter() - t0
             route = scope.get("route")
-            template = getattr(route, "path", None) or ("/static" if path.startswith("/static/")
-                                                       else "unmatched")
-            state.metrics.inc("zhiku_http_requests_total",
-                              {"method": method, "route": template, "status": str(status)})
-            state.metrics.observe("zhiku_http_request_duration_seconds", elapsed,
-                                  {"route": template})
+            template = getattr(route, "path", None) or (
+                "/static" if path.startswith("/static/") else "unmatched"
+            )
+            state.metrics.inc(
+                "zhiku_http_requests_total",
+                {"method": method, "route": template, "status": str(status)},
+            )
+            state.metrics.observe(
+                "zhiku_http_request_duration_seconds", elapsed, {"route": template}
+            )
             if not path.startswith("/static/"):
                 st = scope.get("state", {})
-                access_log.info("request", extra={
-                    "request_id": rid, "method": method, "path": path, "route": template,
-                    "status": status, "ms": round(elapsed * 1000, 2),
-                    "user": st.get("user"), "key": st.get("key"),
-                    "client": (scope.get("client") or [None])[0],
-                })
+                access_log.info(
+                    "request",
+                    extra={
+                        "request_id": rid,
+                        "method": method,
+                        "path": path,
+                        "route": template,
+                        "status": status,
+                        "ms": round(elapsed * 1000, 2),
+                        "user": st.get("user"),
+                        "key": st.get("key"),
+                        "client": (scope.get("client") or [None])[0],
+                    },
+                )
 
     @staticmethod
-    async def _reject(scope: Scope, receive: Receive, send: Send, status: int, code: str,
-                      **params: Any) -> None:
+    async def _reject(
+        scope: Scope, receive: Receive, send: Send, status: int, code: str, **params: Any
+    ) -> None:
         request = Request(scope, receive)
-        response = JSONResponse(error_body(request, status, code, **params), status_code=status,
-                                headers={"Connection": "close"})
+        response = JSONResponse(
+            error_body(request, status, code, **params),
+            status_code=status,
+            headers={"Connection": "close"},
+        )
         await response(scope, receive, send)
 
 
@@ -209,9 +230,11 @@ def _warn_local_indexes(state: ServerState) -> None:
             continue
         uri = cfg.milvus_uri(state.settings.home) if cfg.backend == "milvus" else ""
         if cfg.backend != "milvus" or not uri.startswith(("http://", "https://")):
-            log.warning("knowledge base on a node-local index: with several nodes, use a "
-                        "Milvus server (zhiku kb create --index milvus --milvus-uri http://…)",
-                        extra={"kb": kb.name, "index": cfg.backend})
+            log.warning(
+                "knowledge base on a node-local index: with several nodes, use a "
+                "Milvus server (zhiku kb create --index milvus --milvus-uri http://…)",
+                extra={"kb": kb.name, "index": cfg.backend},
+            )
 
 
 def create_app(settings: ServerSettings | None = None) -> FastAPI:
@@ -227,13 +250,18 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
         uploads.clean_stale_tmp(settings.home)  # left by an interrupted upload
         if settings.ingest_worker:
+
             def on_file(status: str, info: dict[str, Any]) -> None:
                 state.metrics.inc("zhiku_ingest_files_total", {"status": status})
                 channels_runtime.document_ingested(status, info)
 
             reclaim_dead_workers(state.store)
-            state.worker = IngestWorkers(settings.home, settings.ingest_threads,
-                                         stale_s=settings.stale_job_s, on_file=on_file)
+            state.worker = IngestWorkers(
+                settings.home,
+                settings.ingest_threads,
+                stale_s=settings.stale_job_s,
+                on_file=on_file,
+            )
             state.worker.start()
         state.metrics.start(settings.metrics_flush_s)
         if state.shared is not None:
@@ -241,16 +269,14 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         retention = RetentionScheduler(state.stores.path, settings.home).start()
         channels_runtime.start()
         state.ready = True
-        log.info("zhiku server ready", extra={"home": str(settings.home),
-                                             "version": __version__})
+        log.info("zhiku server ready", extra={"home": str(settings.home), "version": __version__})
         try:
             yield
         finally:
             state.ready = False
             if state.worker is not None:
                 log.info("stopping: finishing the current ingestion file")
-                stopped = await run_in_threadpool(state.worker.stop,
-                                                  settings.shutdown_timeout_s)
+                stopped = await run_in_threadpool(state.worker.stop, settings.shutdown_timeout_s)
                 if not stopped:
                     log.warning("ingest worker still busy after the shutdown timeout")
             channels_runtime.stop()
@@ -267,7 +293,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         summary="On-premise, Traditional-Chinese-first knowledge assistant with cited answers",
         description=(
             "Authenticate with `Authorization: Bearer <API key>` (`zhiku keys create`). "
-            "Errors are JSON: `{\"error\": {\"code\", \"message\", \"type\", \"status\"}}`."
+            'Errors are JSON: `{"error": {"code", "message", "type", "status"}}`.'
         ),
         docs_url=None,  # Swagger UI would load from a CDN; the schema is at /openapi.json
         redoc_url=None,
@@ -286,13 +312,27 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled error", exc_info=exc,
-                  extra={"request_id": getattr(request.state, "request_id", None)})
+        log.error(
+            "unhandled error",
+            exc_info=exc,
+            extra={"request_id": getattr(request.state, "request_id", None)},
+        )
         return errors.error_response(request, 500, "internal")
 
-    for r in (system.router, kbs.router, documents.router, ask.router, admin.router,
-              openai.router, sources.router, access.router, signin.router,
-              channels.router, widget.router, loop.router):
+    for r in (
+        system.router,
+        kbs.router,
+        documents.router,
+        ask.router,
+        admin.router,
+        openai.router,
+        sources.router,
+        access.router,
+        signin.router,
+        channels.router,
+        widget.router,
+        loop.router,
+    ):
         app.include_router(r)
 
     web = web_dir()

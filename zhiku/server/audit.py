@@ -59,12 +59,20 @@ def record(
         kbo = store.find_kb(kb)
         if kbo is not None:
             target, detail = _masked(kbo, target, detail)
-    SqlAuditLog(store.database).append(user=actor.user, key=actor.key, action=action,
-                                       kb=kb, target=target, detail=detail, ip=actor.ip)
+    SqlAuditLog(store.database).append(
+        user=actor.user,
+        key=actor.key,
+        action=action,
+        kb=kb,
+        target=target,
+        detail=detail,
+        ip=actor.ip,
+    )
 
 
-def _masked(kb: KnowledgeBase, target: str | None,
-            detail: dict[str, Any] | None) -> tuple[str | None, dict[str, Any] | None]:
+def _masked(
+    kb: KnowledgeBase, target: str | None, detail: dict[str, Any] | None
+) -> tuple[str | None, dict[str, Any] | None]:
     from zhiku.engine import Zhiku
 
     def walk(value: Any, key: str | None) -> Any:
@@ -96,8 +104,14 @@ def query(
 ) -> Iterator[dict[str, Any]]:
     """Entries matching every given filter (``since``/``until``: ISO-8601 prefixes)."""
     yield from SqlAuditLog(store.database).query(
-        since=since, until=until, user=user, kb=kb, action=action, limit=limit,
-        newest_first=newest_first)
+        since=since,
+        until=until,
+        user=user,
+        kb=kb,
+        action=action,
+        limit=limit,
+        newest_first=newest_first,
+    )
 
 
 def write(rows: Iterable[dict[str, Any]], fmt: str, out: TextIO) -> int:
@@ -107,8 +121,12 @@ def write(rows: Iterable[dict[str, Any]], fmt: str, out: TextIO) -> int:
         w = csv.writer(out)
         w.writerow(FIELDS)
         for r in rows:
-            w.writerow([_cell(json.dumps(r[f], ensure_ascii=False) if f == "detail" else r[f])
-                        for f in FIELDS])
+            w.writerow(
+                [
+                    _cell(json.dumps(r[f], ensure_ascii=False) if f == "detail" else r[f])
+                    for f in FIELDS
+                ]
+            )
             n += 1
     elif fmt == "jsonl":
         for r in rows:

@@ -52,8 +52,13 @@ CLI = audit.Actor(user=None, key="cli")
 
 
 def _user_row(u: accounts.User) -> list[str]:
-    return [u.name, u.role, "、".join(u.kbs) if u.role != "admin" else "（全部）",
-            "停用" if u.disabled else "啟用", u.created_at]
+    return [
+        u.name,
+        u.role,
+        "、".join(u.kbs) if u.role != "admin" else "（全部）",
+        "停用" if u.disabled else "啟用",
+        u.created_at,
+    ]
 
 
 # --- users ------------------------------------------------------------------------------
@@ -65,10 +70,13 @@ def users_create(
     role: RoleOpt = "reader",
     kb: KbsOpt = None,
     home: HomeOpt = None,
-    password: Annotated[bool, typer.Option(
-        "--password", help="同時設定登入密碼（詢問兩次；見 docs/admins/signin.md）")] = False,
-    password_stdin: Annotated[bool, typer.Option(
-        "--password-stdin", help="同時設定登入密碼，從標準輸入讀取（給腳本用）")] = False,
+    password: Annotated[
+        bool,
+        typer.Option("--password", help="同時設定登入密碼（詢問兩次；見 docs/admins/signin.md）"),
+    ] = False,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="同時設定登入密碼，從標準輸入讀取（給腳本用）")
+    ] = False,
 ) -> None:
     """建立使用者（第一位管理員：zhiku users create admin --role admin --password）。"""
     secret = _new_password(password, password_stdin)
@@ -78,11 +86,17 @@ def users_create(
             user = accounts.create_user(store, name, role, kb or [])
             if secret is not None:
                 _set_password(store, user.name, secret)
-            audit.record(store, CLI, "user_create", target=user.name,
-                         detail={"role": user.role, "kbs": user.kbs,
-                                 "password": secret is not None})
-    err.print(f"已建立使用者「{user.name}」（{user.role}）；建立金鑰：zhiku keys create --user "
-              f"{user.name}")
+            audit.record(
+                store,
+                CLI,
+                "user_create",
+                target=user.name,
+                detail={"role": user.role, "kbs": user.kbs, "password": secret is not None},
+            )
+    err.print(
+        f"已建立使用者「{user.name}」（{user.role}）；建立金鑰：zhiku keys create --user "
+        f"{user.name}"
+    )
 
 
 def _new_password(prompt: bool, from_stdin: bool) -> str | None:
@@ -100,8 +114,16 @@ def _new_password(prompt: bool, from_stdin: bool) -> str | None:
     least = AuthSettings.from_env().password_min_length
     if not least <= len(secret) <= 1024:
         code = "password_too_short" if len(secret) < least else "password_too_long"
-        err.print("[red]錯誤：[/red]" + escape(message_for(
-            code, "en" if lang() == "en" else "zh", limit=least if len(secret) < least else 1024)))
+        err.print(
+            "[red]錯誤：[/red]"
+            + escape(
+                message_for(
+                    code,
+                    "en" if lang() == "en" else "zh",
+                    limit=least if len(secret) < least else 1024,
+                )
+            )
+        )
         raise typer.Exit(2)
     return secret
 
@@ -119,8 +141,9 @@ def users_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     with _store(home) as store:
         users = accounts.list_users(store)
     if as_json:
-        sys.stdout.write(json.dumps({"users": [u.to_dict() for u in users]},
-                                    ensure_ascii=False) + "\n")
+        sys.stdout.write(
+            json.dumps({"users": [u.to_dict() for u in users]}, ensure_ascii=False) + "\n"
+        )
         return
     t = Table(title=f"使用者（{len(users)}）")
     for col in ("名稱", "角色", "知識庫", "狀態", "建立時間"):
@@ -185,7 +208,8 @@ def _set_disabled(home: str | None, name: str, disabled: bool) -> None:
 
 @users_app.command("disable")
 def users_disable(
-    name: Annotated[str, typer.Argument(help="使用者名稱")], home: HomeOpt = None,
+    name: Annotated[str, typer.Argument(help="使用者名稱")],
+    home: HomeOpt = None,
 ) -> None:
     """停用使用者（其所有金鑰立即失效）。"""
     _set_disabled(home, name, True)
@@ -193,7 +217,8 @@ def users_disable(
 
 @users_app.command("enable")
 def users_enable(
-    name: Annotated[str, typer.Argument(help="使用者名稱")], home: HomeOpt = None,
+    name: Annotated[str, typer.Argument(help="使用者名稱")],
+    home: HomeOpt = None,
 ) -> None:
     """重新啟用使用者。"""
     _set_disabled(home, name, False)
@@ -236,8 +261,10 @@ def keys_create(
     with _store(home) as store:
         if user is not None and accounts.user_exists(store, user):
             if role is not None or kb:
-                err.print(f"[red]錯誤：[/red]使用者「{user}」已存在；請用 zhiku users set-role / "
-                          "grant 變更其角色與授權")
+                err.print(
+                    f"[red]錯誤：[/red]使用者「{user}」已存在；請用 zhiku users set-role / "
+                    "grant 變更其角色與授權"
+                )
                 raise typer.Exit(2)
             owner = user
         else:
@@ -247,12 +274,18 @@ def keys_create(
             _ensure_kbs(store, home, kb or [])
             owner = user or f"svc-{name or 'key'}-{os.urandom(3).hex()}"
             created = accounts.create_user(store, owner, role, kb or [])
-            audit.record(store, CLI, "user_create", target=created.name,
-                         detail={"role": created.role, "kbs": created.kbs})
+            audit.record(
+                store,
+                CLI,
+                "user_create",
+                target=created.name,
+                detail={"role": created.role, "kbs": created.kbs},
+            )
             err.print(f"已建立帳號「{created.name}」（{created.role}）")
         raw, key = accounts.create_key(store, owner, name)
-        audit.record(store, CLI, "key_create", target=key.prefix,
-                     detail={"user": key.user, "name": key.name})
+        audit.record(
+            store, CLI, "key_create", target=key.prefix, detail={"user": key.user, "name": key.name}
+        )
     err.print(f"金鑰 {key.prefix} 屬於「{key.user}」；請立即保存，之後無法再次顯示。")
     sys.stdout.write(raw + "\n")
 
@@ -267,15 +300,22 @@ def keys_list(
     with _store(home) as store:
         keys = accounts.list_keys(store, user)
     if as_json:
-        sys.stdout.write(json.dumps({"keys": [k.to_dict() for k in keys]},
-                                    ensure_ascii=False) + "\n")
+        sys.stdout.write(
+            json.dumps({"keys": [k.to_dict() for k in keys]}, ensure_ascii=False) + "\n"
+        )
         return
     t = Table(title=f"API 金鑰（{len(keys)}）")
     for col in ("前綴", "使用者", "標籤", "建立時間", "最後使用", "狀態"):
         t.add_column(col)
     for k in keys:
-        t.add_row(k.prefix, k.user, k.name, k.created_at, k.last_used_at or "—",
-                  "已撤銷" if k.revoked_at else "有效")
+        t.add_row(
+            k.prefix,
+            k.user,
+            k.name,
+            k.created_at,
+            k.last_used_at or "—",
+            "已撤銷" if k.revoked_at else "有效",
+        )
     out.print(t)
 
 
@@ -295,8 +335,10 @@ def keys_revoke(
 
 
 def audit_cmd(
-    what: Annotated[str | None, typer.Argument(
-        help="access：個資段落的存取紀錄（誰看了哪些含個資的段落，僅遮罩值）")] = None,
+    what: Annotated[
+        str | None,
+        typer.Argument(help="access：個資段落的存取紀錄（誰看了哪些含個資的段落，僅遮罩值）"),
+    ] = None,
     since: Annotated[
         str | None, typer.Option("--since", help="起始時間（ISO 8601，如 2025-01-01）")
     ] = None,
@@ -307,8 +349,9 @@ def audit_cmd(
         str | None, typer.Option("--action", help="ask、chat、search、upload、document_delete…")
     ] = None,
     fmt: Annotated[str, typer.Option("--format", help="jsonl（預設）或 csv")] = "jsonl",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="寫入檔案（預設 stdout）")]
-    = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="寫入檔案（預設 stdout）")
+    ] = None,
     home: HomeOpt = None,
 ) -> None:
     """匯出稽核紀錄：誰問了什麼（依個資政策遮罩）、引用了哪些文件、誰上傳或刪除了什麼。"""
@@ -337,11 +380,13 @@ def audit_cmd(
 
 
 def serve(
-    host: Annotated[str, typer.Option("--host", help="監聽位址（對內網開放：0.0.0.0）")]
-    = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option("--host", help="監聽位址（對內網開放：0.0.0.0）")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="連接埠")] = 8000,
-    workers: Annotated[int, typer.Option("--workers", min=1, help="工作行程數（共用同一資料庫）")]
-    = 1,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="工作行程數（共用同一資料庫）")
+    ] = 1,
     max_upload_mb: Annotated[
         float | None, typer.Option("--max-upload-mb", help="單檔上傳上限（MB，預設 50）")
     ] = None,
@@ -360,25 +405,36 @@ def serve(
         from zhiku.server.observability import log_config
         from zhiku.server.settings import ServerSettings
     except ImportError as exc:
-        err.print(f"[red]錯誤：[/red]伺服器需要額外套件（{exc.name}）："
-                  "pip install 'zhiku\\[server]'")
+        err.print(
+            f"[red]錯誤：[/red]伺服器需要額外套件（{exc.name}）：pip install 'zhiku\\[server]'"
+        )
         raise typer.Exit(2) from exc
     try:
-        settings = ServerSettings.from_env(home=home, max_upload_mb=max_upload_mb,
-                                           rate_limit=rate_limit)
+        settings = ServerSettings.from_env(
+            home=home, max_upload_mb=max_upload_mb, rate_limit=rate_limit
+        )
         serve_database(settings.home)
     except ZhikuError as exc:
         raise fail(exc) from exc
     os.environ.update(settings.to_env())  # worker processes read the same settings
     with _store(str(settings.home)) as store:
         if accounts.count_admins(store) == 0:
-            err.print("[yellow]尚無管理員。[/yellow]請先執行：zhiku users create admin --role admin"
-                      " 與 zhiku keys create --user admin")
+            err.print(
+                "[yellow]尚無管理員。[/yellow]請先執行：zhiku users create admin --role admin"
+                " 與 zhiku keys create --user admin"
+            )
     err.print(f"知庫 zhiku 伺服器：http://{host}:{port}/　資料目錄 {settings.home}")
     uvicorn.run(
-        "zhiku.server.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-        log_config=log_config(log_level), access_log=False, timeout_graceful_shutdown=30,
-        server_header=False, http="zhiku.server.protocol:NoDelayH11Protocol",
+        "zhiku.server.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=log_config(log_level),
+        access_log=False,
+        timeout_graceful_shutdown=30,
+        server_header=False,
+        http="zhiku.server.protocol:NoDelayH11Protocol",
         # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise.
         proxy_headers=bool(settings.trusted_proxies.strip()),
         forwarded_allow_ips=settings.trusted_proxies.strip() or None,

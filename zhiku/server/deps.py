@@ -188,14 +188,25 @@ def principal(
     request.state.user = user.name
     request.state.key = key.prefix
     eff = signin_core.effective(store, user.id, user.role)
-    return Principal(user.id, user.name, eff.role, key.id, key.prefix, eff.kbs, ip,
-                     eff.groups, scope=caller_scope(store.database, user.name, eff.groups))
+    return Principal(
+        user.id,
+        user.name,
+        eff.role,
+        key.id,
+        key.prefix,
+        eff.kbs,
+        ip,
+        eff.groups,
+        scope=caller_scope(store.database, user.name, eff.groups),
+    )
 
 
-def _session_principal(request: Request, state: ServerState, signin: signin_core.SignIn,
-                       token: str, ip: str | None) -> Principal:
-    found = signin_core.session_caller(state, signin, token, request.method,
-                                       request.headers.get(signin_core.CSRF_HEADER))
+def _session_principal(
+    request: Request, state: ServerState, signin: signin_core.SignIn, token: str, ip: str | None
+) -> Principal:
+    found = signin_core.session_caller(
+        state, signin, token, request.method, request.headers.get(signin_core.CSRF_HEADER)
+    )
     user = found.user
     wait = state.limiter.hit(f"session:{user.id}")
     if wait:
@@ -204,9 +215,18 @@ def _session_principal(request: Request, state: ServerState, signin: signin_core
     request.state.user = user.name
     request.state.key = found.session.method
     eff = signin_core.effective(state.store, user.id, user.role)
-    return Principal(user.id, user.name, eff.role, 0, found.session.method, eff.kbs, ip,
-                     eff.groups, found.session.id,
-                     caller_scope(state.store.database, user.name, eff.groups))
+    return Principal(
+        user.id,
+        user.name,
+        eff.role,
+        0,
+        found.session.method,
+        eff.kbs,
+        ip,
+        eff.groups,
+        found.session.id,
+        caller_scope(state.store.database, user.name, eff.groups),
+    )
 
 
 Caller = Annotated[Principal, Depends(principal)]

@@ -25,10 +25,19 @@ from zhiku.server.accounts import AccountError
 log = logging.getLogger("zhiku.server")
 
 
-_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-          404: "not_found_error", 405: "invalid_request_error", 409: "conflict_error",
-          413: "invalid_request_error", 415: "invalid_request_error",
-          422: "invalid_request_error", 429: "rate_limit_error", 503: "server_error"}
+_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    409: "conflict_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    503: "server_error",
+}
 
 
 class ApiError(Exception):
@@ -65,23 +74,35 @@ def message_for(code: str, lang: str, **params: Any) -> str:
     return t(f"api.{code}", "en" if lang == "en" else "zh-TW", **params)
 
 
-def error_body(request: Request, status: int, code: str, message: str | None = None,
-               **params: Any) -> dict[str, Any]:
+def error_body(
+    request: Request, status: int, code: str, message: str | None = None, **params: Any
+) -> dict[str, Any]:
     rid = getattr(request.state, "request_id", None) or request.scope.get("request_id")
     params.setdefault("request_id", rid)
-    return {"error": {
-        "code": code,
-        "message": message or message_for(code, request_lang(request), **params),
-        "type": _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error"),
-        "status": status,
-        "request_id": rid,
-    }}
+    return {
+        "error": {
+            "code": code,
+            "message": message or message_for(code, request_lang(request), **params),
+            "type": _TYPES.get(
+                status, "server_error" if status >= 500 else "invalid_request_error"
+            ),
+            "status": status,
+            "request_id": rid,
+        }
+    }
 
 
-def error_response(request: Request, status: int, code: str, message: str | None = None,
-                   headers: dict[str, str] | None = None, **params: Any) -> JSONResponse:
-    return JSONResponse(error_body(request, status, code, message, **params), status_code=status,
-                        headers=headers)
+def error_response(
+    request: Request,
+    status: int,
+    code: str,
+    message: str | None = None,
+    headers: dict[str, str] | None = None,
+    **params: Any,
+) -> JSONResponse:
+    return JSONResponse(
+        error_body(request, status, code, message, **params), status_code=status, headers=headers
+    )
 
 
 def install(app: FastAPI) -> None:
@@ -89,8 +110,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api(request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(request, exc.status, exc.code, exc.message, exc.headers,
-                              **exc.params)
+        return error_response(request, exc.status, exc.code, exc.message, exc.headers, **exc.params)
 
     @app.exception_handler(AccountError)
     async def _account(request: Request, exc: AccountError) -> JSONResponse:
@@ -118,6 +138,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
-            exc.status_code, "invalid_request")
-        return error_response(request, exc.status_code, code, detail=str(exc.detail),
-                              headers=getattr(exc, "headers", None))
+            exc.status_code, "invalid_request"
+        )
+        return error_response(
+            request,
+            exc.status_code,
+            code,
+            detail=str(exc.detail),
+            headers=getattr(exc, "headers", None),
+        )

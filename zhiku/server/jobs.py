@@ -91,17 +91,30 @@ def job_info(store: Store, job_id: str, kb_ids: list[int] | None) -> dict[str, A
         return None
     kbo = store.get_kb(row["kb"])
     files = [
-        {"name": Zhiku.redact_path(kbo, f["name"]), "path": Zhiku.redact_path(kbo, f["path"]),
-         "size": f["size"], "status": f["status"],
-         "reason": f["reason"], "message": f["message"], "chunks": f["chunks"]}
+        {
+            "name": Zhiku.redact_path(kbo, f["name"]),
+            "path": Zhiku.redact_path(kbo, f["path"]),
+            "size": f["size"],
+            "status": f["status"],
+            "reason": f["reason"],
+            "message": f["message"],
+            "chunks": f["chunks"],
+        }
         for f in repo.files(job_id)
     ]
     done = sum(1 for f in files if f["status"] != "pending")
     return {
-        "id": row["id"], "kb": row["kb"], "kind": row["kind"], "status": row["status"],
-        "created_at": row["created_at"], "started_at": row["started_at"],
-        "finished_at": row["finished_at"], "total": len(files), "done": done,
-        "failed": sum(1 for f in files if f["status"] == "failed"), "files": files,
+        "id": row["id"],
+        "kb": row["kb"],
+        "kind": row["kind"],
+        "status": row["status"],
+        "created_at": row["created_at"],
+        "started_at": row["started_at"],
+        "finished_at": row["finished_at"],
+        "total": len(files),
+        "done": done,
+        "failed": sum(1 for f in files if f["status"] == "failed"),
+        "files": files,
     }
 
 
@@ -173,12 +186,15 @@ class Heartbeat(threading.Thread):
     ``connect`` opens that connection in the thread: a factory such as
     ``store.database.new_connection`` (SQLite or PostgreSQL), or a SQLite file's path."""
 
-    def __init__(self, connect: Callable[[], Database] | Path, job_id: str, worker: str,
-                 every_s: float) -> None:
+    def __init__(
+        self, connect: Callable[[], Database] | Path, job_id: str, worker: str, every_s: float
+    ) -> None:
         super().__init__(name=f"zhiku-heartbeat-{job_id[:8]}", daemon=True)
         self.connect: Callable[[], Database] = (
-            functools.partial(SQLiteDatabase.open, connect) if isinstance(connect, Path)
-            else connect)
+            functools.partial(SQLiteDatabase.open, connect)
+            if isinstance(connect, Path)
+            else connect
+        )
         self.job_id = job_id
         self.worker = worker
         self.every_s = every_s
@@ -189,8 +205,9 @@ class Heartbeat(threading.Thread):
         try:
             db = self.connect()
         except Exception:  # noqa: BLE001 - the worker's own writes still check ownership
-            log.warning("job heartbeat could not connect", exc_info=True,
-                        extra={"job": self.job_id})
+            log.warning(
+                "job heartbeat could not connect", exc_info=True, extra={"job": self.job_id}
+            )
             return
         repo = SqlJobs(db)
         try:
@@ -200,8 +217,7 @@ class Heartbeat(threading.Thread):
                         self.lost.set()
                         return
                 except Exception:  # noqa: BLE001 - busy: the next beat will do
-                    log.warning("job heartbeat failed", exc_info=True,
-                                extra={"job": self.job_id})
+                    log.warning("job heartbeat failed", exc_info=True, extra={"job": self.job_id})
         finally:
             db.close()
 
@@ -280,15 +296,18 @@ class IngestWorker(threading.Thread):
                     self.wake.clear()
                     continue
                 self.busy = True
-                hb = Heartbeat(zk.store.database.new_connection, job[0], self.worker_id,
-                               self.heartbeat_s)
+                hb = Heartbeat(
+                    zk.store.database.new_connection, job[0], self.worker_id, self.heartbeat_s
+                )
                 hb.start()
                 try:
                     self._run_job(zk, *job, lost=hb.lost)
                 except JobLost:
-                    log.warning("ingestion job is no longer ours (re-claimed by another "
-                                "worker, or deleted); leaving it",
-                                extra={"job": job[0], "worker": self.worker_id})
+                    log.warning(
+                        "ingestion job is no longer ours (re-claimed by another "
+                        "worker, or deleted); leaving it",
+                        extra={"job": job[0], "worker": self.worker_id},
+                    )
                 except Exception:  # noqa: BLE001 - one bad job must not stop the worker
                     log.exception("ingestion job failed", extra={"job": job[0]})
                     try:
@@ -308,8 +327,9 @@ class IngestWorker(threading.Thread):
         """End (or re-queue) this worker's job; False when it is no longer this worker's."""
         return _jobs(store).finish(job_id, self.worker_id, status)
 
-    def _run_job(self, zk: Zhiku, job_id: str, kb_id: int, kind: str,
-                 lost: threading.Event | None = None) -> None:
+    def _run_job(
+        self, zk: Zhiku, job_id: str, kb_id: int, kind: str, lost: threading.Event | None = None
+    ) -> None:
         """Ingest the job's pending files; raises :class:`JobLost` as soon as the job
         turns out to belong to another worker (``lost`` is set by the heartbeat)."""
         store = zk.store
@@ -322,8 +342,10 @@ class IngestWorker(threading.Thread):
             self._run_source(zk, job_id, lost)
             return
         files = repo.pending_files(job_id)
-        log.info("ingestion job started",
-                 extra={"job": job_id, "kb": kb, "files": len(files), "worker": self.worker_id})
+        log.info(
+            "ingestion job started",
+            extra={"job": job_id, "kb": kb, "files": len(files), "worker": self.worker_id},
+        )
 
         def check() -> None:
             if lost is not None and lost.is_set():
@@ -345,8 +367,10 @@ class IngestWorker(threading.Thread):
                     _sync(zk, kb)
                     if not self._finish(store, job_id, "queued"):
                         raise JobLost(job_id) from None
-                    log.info("ingestion job re-queued on shutdown during OCR; the pages "
-                             "read are cached", extra={"job": job_id})
+                    log.info(
+                        "ingestion job re-queued on shutdown during OCR; the pages read are cached",
+                        extra={"job": job_id},
+                    )
                     return
                 if time.monotonic() - last_sync > 2.0:
                     _sync(zk, kb)
@@ -377,12 +401,13 @@ class IngestWorker(threading.Thread):
             info = None
         if lost is not None and lost.is_set():
             raise JobLost(job_id)
-        status = "queued" if info is not None and info["last_status"] == "interrupted" \
-            else "done"
+        status = "queued" if info is not None and info["last_status"] == "interrupted" else "done"
         if not self._finish(zk.store, job_id, status):
             raise JobLost(job_id)
-        log.info("source sync finished", extra={
-            "job": job_id, "source": source_id, "status": info and info["last_status"]})
+        log.info(
+            "source sync finished",
+            extra={"job": job_id, "source": source_id, "status": info and info["last_status"]},
+        )
 
     def _ingest_one(
         self, zk: Zhiku, kb: str, kb_id: int, job_id: str, kind: str, f: dict[str, Any]
@@ -393,9 +418,15 @@ class IngestWorker(threading.Thread):
         reason: str | None
         message: str | None
         try:
-            res = ingest_file(zk, kb, src, {} if kind == "reingest" else None,
-                              doc_path=f["path"], meta=json.loads(f.get("meta") or "null"),
-                              should_stop=lambda: self.stopping)
+            res = ingest_file(
+                zk,
+                kb,
+                src,
+                {} if kind == "reingest" else None,
+                doc_path=f["path"],
+                meta=json.loads(f.get("meta") or "null"),
+                should_stop=lambda: self.stopping,
+            )
         except KnowledgeBaseNotFound:
             raise
         except ZhikuError as exc:
@@ -407,17 +438,38 @@ class IngestWorker(threading.Thread):
                 status = "updated"
             inner = list(res.flat())[1:]  # attachments, archive members
             if inner:
-                bad = [f"{r.path.rsplit('#', 1)[-1]}（{r.message}）" for r in inner
-                       if r.status == "failed"]
-                message = "；".join([m for m in (message, f"內含 {len(inner)} 個檔案"
-                                     + (f"，失敗：{'、'.join(bad)}" if bad else "")) if m])
+                bad = [
+                    f"{r.path.rsplit('#', 1)[-1]}（{r.message}）"
+                    for r in inner
+                    if r.status == "failed"
+                ]
+                message = "；".join(
+                    [
+                        m
+                        for m in (
+                            message,
+                            f"內含 {len(inner)} 個檔案"
+                            + (f"，失敗：{'、'.join(bad)}" if bad else ""),
+                        )
+                        if m
+                    ]
+                )
                 chunks += sum(r.chunks for r in inner)
         repo = _jobs(store)
         keep = status in ("added", "updated", "unchanged") and f["stored"]
         recorded, old = repo.record_file(
-            job_id, self.worker_id, time.time(), f["ord"], status, reason, message, chunks,
-            {"path": f["path"], "stored": f["stored"], "sha256": f["sha256"],
-             "size": f["size"]} if keep else None)
+            job_id,
+            self.worker_id,
+            time.time(),
+            f["ord"],
+            status,
+            reason,
+            message,
+            chunks,
+            {"path": f["path"], "stored": f["stored"], "sha256": f["sha256"], "size": f["size"]}
+            if keep
+            else None,
+        )
         if not recorded:
             # A worker that lost the job records nothing (the document itself is stored;
             # the new owner finds it unchanged).
@@ -425,8 +477,12 @@ class IngestWorker(threading.Thread):
         if old:
             uploads.remove_stored(self.home, old)
         # A refused file is not kept, unless another document still uses it.
-        if (status == "failed" and f["stored"] and kind != "reingest"
-                and not repo.stored_in_use(f["stored"])):
+        if (
+            status == "failed"
+            and f["stored"]
+            and kind != "reingest"
+            and not repo.stored_in_use(f["stored"])
+        ):
             uploads.remove_stored(self.home, f["stored"])
         if self.on_file is not None:
             self.on_file(status, {"job": job_id, "kb": kb, "name": f["name"]})

@@ -32,7 +32,9 @@ from zhiku.storage.nodes import SqlNodeMetrics
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 _STD_ATTRS = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
-    "message", "color_message"}
+    "message",
+    "color_message",
+}
 
 
 class JsonFormatter(logging.Formatter):
@@ -60,8 +62,13 @@ def log_config(level: str = "info") -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": "zhiku.server.observability.JsonFormatter"}},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json",
-                                "stream": "ext://sys.stderr"}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            }
+        },
         "loggers": {
             "zhiku": {"handlers": ["stderr"], "level": lvl, "propagate": False},
             "uvicorn": {"handlers": ["stderr"], "level": lvl, "propagate": False},
@@ -81,8 +88,9 @@ def _labels(d: Mapping[str, str] | None) -> Labels:
 class Metrics:
     """Counters and histograms of one process, with a snapshot for the others to read."""
 
-    def __init__(self, run_dir: Path | None = None,
-                 shared: Callable[[], Database] | None = None) -> None:
+    def __init__(
+        self, run_dir: Path | None = None, shared: Callable[[], Database] | None = None
+    ) -> None:
         """``run_dir``: share snapshots as files (one machine); ``shared``: through the
         database that callable gives the calling thread (several nodes)."""
         self._lock = threading.Lock()
@@ -115,8 +123,9 @@ class Metrics:
         with self._lock:
             return {
                 "counters": [[n, list(map(list, lb)), v] for (n, lb), v in self.counters.items()],
-                "histograms": [[n, list(map(list, lb)), list(h)]
-                               for (n, lb), h in self.histograms.items()],
+                "histograms": [
+                    [n, list(map(list, lb)), list(h)] for (n, lb), h in self.histograms.items()
+                ],
             }
 
     # --- several processes -------------------------------------------------------------
@@ -177,7 +186,8 @@ class Metrics:
         if self.shared is not None:
             # a process that missed three flushes is taken for dead
             yield from SqlNodeMetrics(self.shared()).snapshots(
-                time.time() - 3 * self.flush_s - 2, exclude=self.node)
+                time.time() - 3 * self.flush_s - 2, exclude=self.node
+            )
             return
         if self.run_dir is None or not self.run_dir.exists():
             return
@@ -201,8 +211,11 @@ class Metrics:
             except (OSError, ValueError):
                 continue
 
-    def render(self, gauges: Mapping[str, tuple[str, Mapping[str, float]]] | None = None,
-               help_: Mapping[str, str] | None = None) -> str:
+    def render(
+        self,
+        gauges: Mapping[str, tuple[str, Mapping[str, float]]] | None = None,
+        help_: Mapping[str, str] | None = None,
+    ) -> str:
         """The Prometheus text format of every live process, plus ``gauges``
         (name → (label name, {label value: value}))."""
         counters: dict[tuple[str, Labels], float] = {}

@@ -60,8 +60,9 @@ class SharedRateLimiter(RateLimiter):
     Buckets idle long enough to be full again are deleted now and then.
     """
 
-    def __init__(self, per_minute: float, burst: int, database: Callable[[], Database],
-                 scope: str) -> None:
+    def __init__(
+        self, per_minute: float, burst: int, database: Callable[[], Database], scope: str
+    ) -> None:
         super().__init__(per_minute, burst)
         self._database = database
         self.scope = scope
@@ -79,8 +80,9 @@ class SharedRateLimiter(RateLimiter):
         return wait
 
 
-def make_limiter(per_minute: float, burst: int, shared: Callable[[], Database] | None,
-                 scope: str) -> RateLimiter:
+def make_limiter(
+    per_minute: float, burst: int, shared: Callable[[], Database] | None, scope: str
+) -> RateLimiter:
     """A :class:`SharedRateLimiter` when the server's database is ``shared`` (the
     thread's connection to it), else a per-process :class:`RateLimiter`."""
     if shared is None:

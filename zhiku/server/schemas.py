@@ -48,7 +48,8 @@ class PolicyUpdate(BaseModel):
 
     mode: Literal["ingest", "output", "off"] | None = None
     types: str | list[str] | None = Field(
-        None, description='List of types, or edits such as "+landline,-name"')
+        None, description='List of types, or edits such as "+landline,-name"'
+    )
     strategy: Literal["mask", "tag", "pseudonym"] | None = None
     min_confidence: float | None = Field(None, ge=0, le=1)
     keep_business: bool | None = None
@@ -66,13 +67,15 @@ class DocumentInfo(BaseModel):
     size: int
     updated_at: str
     uploaded: bool
-    meta: dict[str, Any] = Field(default_factory=dict,
-                                 description="Filterable metadata (dept, tags, dates, status)")
+    meta: dict[str, Any] = Field(
+        default_factory=dict, description="Filterable metadata (dept, tags, dates, status)"
+    )
 
 
 class DocumentMetaUpdate(BaseModel):
     meta: dict[str, str | list[str] | None] = Field(
-        examples=[{"dept": "hr", "tags": ["規章"], "effective": "2024-01-01"}])
+        examples=[{"dept": "hr", "tags": ["規章"], "effective": "2024-01-01"}]
+    )
 
 
 class DocumentList(BaseModel):
@@ -85,8 +88,10 @@ class JobFile(BaseModel):
     size: int
     status: str = Field(description="pending, added, updated, unchanged, skipped or failed")
     reason: str | None = Field(
-        None, description="Error code of a failed file: too_large, type_mismatch, unsupported, "
-        "empty, bomb, too_complex, corrupt, encrypted…")
+        None,
+        description="Error code of a failed file: too_large, type_mismatch, unsupported, "
+        "empty, bomb, too_complex, corrupt, encrypted…",
+    )
     message: str | None
     chunks: int
 
@@ -116,9 +121,11 @@ class SearchRequest(BaseModel):
     query: str = Field(min_length=1, examples=["請假規定"])
     k: int = Field(5, ge=1, le=200)
     where: list[str] | dict[str, str | list[str]] | None = Field(
-        None, description='Metadata filter applied inside the index query: expressions '
+        None,
+        description="Metadata filter applied inside the index query: expressions "
         '(`["dept=hr", "amended>=2020-01-01"]`) or `{"dept": "hr", "tag": ["a"]}`; repealed '
-        'law is excluded unless `status` is named (docs/admins/sources.md)')
+        "law is excluded unless `status` is named (docs/admins/sources.md)",
+    )
 
 
 class MultiSearchRequest(SearchRequest):
@@ -146,9 +153,11 @@ class AskRequest(BaseModel):
     conversation_id: str | None = Field(None, description="Continue this conversation")
     stream: bool = Field(False, description="Answer as Server-Sent Events")
     where: list[str] | dict[str, str | list[str]] | None = Field(
-        None, description='Metadata filter applied inside the index query: expressions '
+        None,
+        description="Metadata filter applied inside the index query: expressions "
         '(`["dept=hr", "amended>=2020-01-01"]`) or `{"dept": "hr", "tag": ["a"]}`; repealed '
-        'law is excluded unless `status` is named (docs/admins/sources.md)')
+        "law is excluded unless `status` is named (docs/admins/sources.md)",
+    )
 
 
 class Citation(BaseModel):
@@ -316,13 +325,15 @@ class SourceCreate(BaseModel):
 
     name: str = Field(min_length=1, max_length=64, examples=["hr-share"])
     target: str = Field(min_length=1, examples=["/mnt/nas/hr", "https://intranet.example/"])
-    every: str | None = Field("1d", description="`30m`, `6h`, `1d`…, or `manual`",
-                              examples=["6h"])
-    meta: dict[str, Any] = Field(default_factory=dict,
-                                 description="Metadata of every document (dept, tags…)")
+    every: str | None = Field("1d", description="`30m`, `6h`, `1d`…, or `manual`", examples=["6h"])
+    meta: dict[str, Any] = Field(
+        default_factory=dict, description="Metadata of every document (dept, tags…)"
+    )
     crawl: dict[str, Any] = Field(
-        default_factory=dict, description="Web sources: max_pages, max_depth, "
-        "max_page_bytes, delay_s, allow_hosts, allow_ips, use_sitemap, ca_file")
+        default_factory=dict,
+        description="Web sources: max_pages, max_depth, "
+        "max_page_bytes, delay_s, allow_hosts, allow_ips, use_sitemap, ca_file",
+    )
 
 
 class SourceInfo(BaseModel):

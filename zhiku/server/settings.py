@@ -14,8 +14,18 @@ from zhiku.settings import SettingsError, ZhikuSettings, load
 
 __all__ = ["ServerSettings", "SettingsError"]
 
-_POSITIVE = ("max_upload_mb", "max_files", "max_request_mb", "max_json_kb", "max_unzipped_mb",
-             "engines", "threads", "max_question_chars", "ingest_threads", "metrics_flush_s")
+_POSITIVE = (
+    "max_upload_mb",
+    "max_files",
+    "max_request_mb",
+    "max_json_kb",
+    "max_unzipped_mb",
+    "engines",
+    "threads",
+    "max_question_chars",
+    "ingest_threads",
+    "metrics_flush_s",
+)
 
 
 class ServerSettings(ZhikuSettings):
@@ -63,9 +73,7 @@ class ServerSettings(ZhikuSettings):
         return self
 
     @classmethod
-    def from_env(
-        cls, env: Mapping[str, str] | None = None, **overrides: Any
-    ) -> ServerSettings:
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> ServerSettings:
         """Settings from ``ZHIKU_*`` variables (or ``env``), then ``overrides``; raises
         :class:`SettingsError` on bad values."""
         overrides["home"] = home_dir(overrides.get("home") or (env or {}).get("ZHIKU_HOME"))

@@ -47,14 +47,27 @@ UPLOADS_ENV = "ZHIKU_UPLOADS_DIR"
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 TEXT_SUFFIXES = {".txt", ".text", ".log", ".md", ".markdown", ".csv", ".tsv", ".html", ".htm"}
 _BINARY_MAGIC = (
-    (b"MZ", "executable"), (b"\x7fELF", "executable"), (b"\x89PNG", "image"),
-    (b"\xff\xd8\xff", "image"), (b"GIF8", "image"), (b"Rar!", "archive"),
-    (b"7z\xbc\xaf", "archive"), (b"\x1f\x8b", "archive"), (b"%!PS", "postscript"),
-    (b"II*\x00", "image"), (b"MM\x00*", "image"),
+    (b"MZ", "executable"),
+    (b"\x7fELF", "executable"),
+    (b"\x89PNG", "image"),
+    (b"\xff\xd8\xff", "image"),
+    (b"GIF8", "image"),
+    (b"Rar!", "archive"),
+    (b"7z\xbc\xaf", "archive"),
+    (b"\x1f\x8b", "archive"),
+    (b"%!PS", "postscript"),
+    (b"II*\x00", "image"),
+    (b"MM\x00*", "image"),
 )
 _RESERVED = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]')
-_WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
-                    *(f"LPT{i}" for i in range(1, 10))}
+_WINDOWS_DEVICES = {
+    "CON",
+    "PRN",
+    "AUX",
+    "NUL",
+    *(f"COM{i}" for i in range(1, 10)),
+    *(f"LPT{i}" for i in range(1, 10)),
+}
 MAX_NAME_BYTES = 180
 
 
@@ -96,8 +109,9 @@ def _zip_kind(path: Path, max_unzipped: int) -> str:
         raise Rejected("corrupt", "ZIP 結構損毀，無法開啟（Office 檔案是 ZIP 格式）") from exc
     # What the entries really expand to, measured while decompressing (headers lie).
     lim = limits.current()
-    lim = limits.with_limits(lim, max_expanded_mb=min(lim.max_expanded_mb,
-                                                      max_unzipped / limits.MB))
+    lim = limits.with_limits(
+        lim, max_expanded_mb=min(lim.max_expanded_mb, max_unzipped / limits.MB)
+    )
     try:
         limits.scan_zip(path, lim)
     except LoadError as exc:
@@ -141,15 +155,28 @@ _ACCEPTS: dict[str, set[str]] = {
     # legacy .doc/.xls may really be HTML or RTF text, which its loader reads as such.
     **{s: {"image"} for s in (".png", ".jpg", ".jpeg", ".tif", ".tiff")},
     **{s: {"zip"} for s in (".odt", ".ods", ".odp", ".zip")},
-    ".pptx": {"pptx", "ole"}, ".doc": {"ole", "text"}, ".xls": {"ole", "text"},
-    ".ppt": {"ole"}, ".msg": {"ole"},
+    ".pptx": {"pptx", "ole"},
+    ".doc": {"ole", "text"},
+    ".xls": {"ole", "text"},
+    ".ppt": {"ole"},
+    ".msg": {"ole"},
     **{s: {"text"} for s in (".rtf", ".eml", ".srt", ".vtt")},
 }
 
-_KIND_ZH = {"pdf": "PDF", "docx": "Word（DOCX）", "xlsx": "Excel（XLSX）", "ole": "舊版 Office",
-            "pptx": "PowerPoint（PPTX）",
-            "zip": "ZIP 壓縮檔", "text": "純文字", "executable": "執行檔", "image": "圖片",
-            "archive": "壓縮檔", "postscript": "PostScript", "binary": "二進位檔"}
+_KIND_ZH = {
+    "pdf": "PDF",
+    "docx": "Word（DOCX）",
+    "xlsx": "Excel（XLSX）",
+    "ole": "舊版 Office",
+    "pptx": "PowerPoint（PPTX）",
+    "zip": "ZIP 壓縮檔",
+    "text": "純文字",
+    "executable": "執行檔",
+    "image": "圖片",
+    "archive": "壓縮檔",
+    "postscript": "PostScript",
+    "binary": "二進位檔",
+}
 
 
 def check_type(path: Path, name: str, max_unzipped: int) -> str:
@@ -270,8 +297,9 @@ def place(home: Path, kb_id: int, tmp: Path, name: str, digest: str, size: int) 
         tmp.unlink(missing_ok=True)
     else:
         os.replace(tmp, dest)
-    return StoredFile(name=name, stored=str(Path("uploads") / dest.relative_to(top)),
-                      sha256=digest, size=size)
+    return StoredFile(
+        name=name, stored=str(Path("uploads") / dest.relative_to(top)), sha256=digest, size=size
+    )
 
 
 def remove_stored(home: Path, stored: str) -> None:

@@ -55,8 +55,7 @@ class AnswerDone:
 
     def to_dict(self) -> dict[str, Any]:
         a = self.answer
-        return {"type": "done", "answer": a.to_dict(), "mode": a.mode,
-                "warnings": list(a.warnings)}
+        return {"type": "done", "answer": a.to_dict(), "mode": a.mode, "warnings": list(a.warnings)}
 
 
 AnswerEvent = AnswerDelta | AnswerDone
@@ -65,8 +64,9 @@ AnswerEvent = AnswerDelta | AnswerDone
 class AnsweringService:
     """Questions in, answers with citations (or a refusal) out."""
 
-    def __init__(self, ctx: EngineContext, models: ModelService,
-                 retrieval: RetrievalService) -> None:
+    def __init__(
+        self, ctx: EngineContext, models: ModelService, retrieval: RetrievalService
+    ) -> None:
         self.ctx = ctx
         self.models = models
         self.retrieval = retrieval
@@ -99,9 +99,13 @@ class AnsweringService:
 
     @staticmethod
     def _joint_coverage(query: str, hits: Sequence[Hit], stats: Any) -> float:
-        joined = replace(hits[0], doc_title="\n".join(h.doc_title for h in hits),
-                         section="\n".join(h.section or "" for h in hits),
-                         text="\n".join(h.text for h in hits), scores={})
+        joined = replace(
+            hits[0],
+            doc_title="\n".join(h.doc_title for h in hits),
+            section="\n".join(h.section or "" for h in hits),
+            text="\n".join(h.text for h in hits),
+            scores={},
+        )
         return coverage(ztext.query_tokens(query), stats, joined)
 
     def iter_answer(
@@ -131,8 +135,12 @@ class AnsweringService:
             # pulled back (zhiku.followup).
             query = self.standalone_query(question, history, names, k, where)
         elif history and chat is not None:
-            query, cw = condense_question(chat, question, history, fallback=lambda: (
-                self.standalone_query(question, history, names, k)))
+            query, cw = condense_question(
+                chat,
+                question,
+                history,
+                fallback=lambda: self.standalone_query(question, history, names, k),
+            )
             warnings.extend(cw)
         # The rewrite changes what is retrieved, nothing else: relevance, refusal and
         # the extractive answer are judged on the question as asked (or condensed).
@@ -149,14 +157,19 @@ class AnsweringService:
         pinned = self._pinned(question, names, where)
         if pinned is not None:  # an editor's passage for this question: cited first
             ret.hits = [pinned, *(h for h in ret.hits if h.chunk_id != pinned.chunk_id)]
-        extractive = self.answerer.answer(query, ret.hits, stats, refuse_below=threshold,
-                                          tokens=terms)
+        extractive = self.answerer.answer(
+            query, ret.hits, stats, refuse_below=threshold, tokens=terms
+        )
         if query != question and chat is None and not extractive.refused:
             # The sentence that answers the follow-up's own words, not the one that
             # repeats the carried subject (relevance was judged on the whole query).
-            weighted = self.answerer.answer(query, ret.hits,
-                                            weigh_carried(stats, question, query),
-                                            refuse_below=threshold, tokens=terms)
+            weighted = self.answerer.answer(
+                query,
+                ret.hits,
+                weigh_carried(stats, question, query),
+                refuse_below=threshold,
+                tokens=terms,
+            )
             # The carried subject decides the passage, the follow-up's words the sentence.
             cited = {c.hit.doc_id for c in extractive.citations}
             if not weighted.refused and weighted.citations[0].hit.doc_id in cited:
@@ -165,13 +178,11 @@ class AnsweringService:
             extractive = self._pinned_answer(query, pinned, stats, terms)
         if extractive.refused:
             extractive = self._dense_answer(names[0], query, ret) or extractive
-        timings = {**ret.timings, "condense_ms": (t1 - t0) * 1000,
-                   "retrieve_ms": (t2 - t1) * 1000}
+        timings = {**ret.timings, "condense_ms": (t1 - t0) * 1000, "retrieve_ms": (t2 - t1) * 1000}
         relevant = not extractive.refused
         if chat is not None and not relevant and ret.hits:
             # A question with several parts can be covered by several passages together.
-            relevant = self._joint_coverage(query, ret.hits[:3], stats) \
-                >= threshold
+            relevant = self._joint_coverage(query, ret.hits[:3], stats) >= threshold
         hits = self._stored(ret.hits) if chat is not None and relevant else []
         if chat is None or not relevant or not hits:
             extractive.warnings.extend(warnings)
@@ -180,9 +191,15 @@ class AnsweringService:
             yield extractive.text
             yield extractive
             return
-        gen = GenerativeAnswerer(chat, GenerationSettings(
-            persona=mcfg.system_prompt, language=mcfg.language, uncited=mcfg.uncited,
-            tw_output=self.tw_output(names[0], mcfg.language)))
+        gen = GenerativeAnswerer(
+            chat,
+            GenerationSettings(
+                persona=mcfg.system_prompt,
+                language=mcfg.language,
+                uncited=mcfg.uncited,
+                tw_output=self.tw_output(names[0], mcfg.language),
+            ),
+        )
         for item in gen.stream(question, hits, extractive, history or ()):
             if isinstance(item, Answer):
                 item.warnings[:0] = warnings
@@ -207,8 +224,11 @@ class AnsweringService:
         if answer.refused:
             spans = [(s, e) for s, e in ztext.sentence_spans(hit.text) if hit.text[s:e].strip()]
             quote = "".join(hit.text[s:e] for s, e in spans[:2]).strip() or hit.text[:300]
-            text = f"According to {source_phrase(hit)}: {quote}" if lang() == "en" \
+            text = (
+                f"According to {source_phrase(hit)}: {quote}"
+                if lang() == "en"
                 else f"根據{source_phrase(hit)}：{quote}"
+            )
             answer = Answer(text=text, citations=[Citation(hit=hit, text=quote)])
         answer.warnings.append("pinned_passage: 依編輯釘選的段落回答")
         return answer
@@ -227,11 +247,16 @@ class AnsweringService:
             return None
         hyb = self.models.model_config(kb).hybrid
         embedder = self.models.embedder(kb)
-        if embedder is None or ret.evidence > hyb.evidence_low or ztext.has_cjk(query) \
-                or not ztext.has_cjk(ret.hits[0].text):
+        if (
+            embedder is None
+            or ret.evidence > hyb.evidence_low
+            or ztext.has_cjk(query)
+            or not ztext.has_cjk(ret.hits[0].text)
+        ):
             return None
-        floor = hyb.dense_answer_min if hyb.dense_answer_min >= 0 \
-            else embedder.answer_min_similarity
+        floor = (
+            hyb.dense_answer_min if hyb.dense_answer_min >= 0 else embedder.answer_min_similarity
+        )
         top = ret.hits[0]
         cos = top.scores.get("dense")
         if floor is None or cos is None or cos < floor:
@@ -247,46 +272,65 @@ class AnsweringService:
         quote = top.text[s:e].strip()
         lead = "According to" if lang() == "en" else "根據"
         sep = ": " if lang() == "en" else "："
-        text = f"{lead} {source_phrase(top)}{sep}{quote}" if lang() == "en" \
+        text = (
+            f"{lead} {source_phrase(top)}{sep}{quote}"
+            if lang() == "en"
             else f"{lead}{source_phrase(top)}{sep}{quote}"
-        return Answer(text=text, citations=[Citation(hit=top, text=quote)], refused=False,
-                      timings={"relevance": ret.evidence, "dense_similarity": cos},
-                      warnings=["dense_answer: 問題與原文用字不同，依語意相近的段落回答"])
+        )
+        return Answer(
+            text=text,
+            citations=[Citation(hit=top, text=quote)],
+            refused=False,
+            timings={"relevance": ret.evidence, "dense_similarity": cos},
+            warnings=["dense_answer: 問題與原文用字不同，依語意相近的段落回答"],
+        )
 
-    def _rewritten(self, chat: ChatModel, query: str, names: Sequence[str],
-                   where: Filter | None = None) -> str:
+    def _rewritten(
+        self, chat: ChatModel, query: str, names: Sequence[str], where: Filter | None = None
+    ) -> str:
         """``query`` followed by the chat model's rewrite of it into the KB's vocabulary
         (:func:`zhiku.generate.rewrite_query`), or ``query`` alone when the model fails.
         It changes what is retrieved only: citations are stored passages, and the model
         answers the question as asked."""
-        hints = self.retrieval.retrieve(query, names, k=REWRITE_HINTS, mode="lexical",
-                                        rerank=False, where=where).hits
+        hints = self.retrieval.retrieve(
+            query, names, k=REWRITE_HINTS, mode="lexical", rerank=False, where=where
+        ).hits
         rewrite = rewrite_query(chat, query, hints)
         if rewrite is None:
             log.info("query rewrite unavailable; retrieving with the question as asked")
             return query
         return f"{query}\n{rewrite}"
 
-    def standalone_query(self, question: str, history: Sequence[dict[str, str]],
-                         names: Sequence[str], k: int = 5,
-                         where: Filter | None = None) -> str:
+    def standalone_query(
+        self,
+        question: str,
+        history: Sequence[dict[str, str]],
+        names: Sequence[str],
+        k: int = 5,
+        where: Filter | None = None,
+    ) -> str:
         """A follow-up completed with the previous turn's subject, without a model
         (:func:`zhiku.followup.standalone`, weighted by these KBs' own statistics)."""
 
         def needs_context(q: str) -> bool:
             return is_elliptical(q) or not self._answerable_alone(q, names, k, where)
 
-        return standalone(question, history,
-                          lambda s: self.retrieval.term_stats(s, names, where), needs_context)
+        return standalone(
+            question, history, lambda s: self.retrieval.term_stats(s, names, where), needs_context
+        )
 
-    def _answerable_alone(self, question: str, names: Sequence[str], k: int,
-                          where: Filter | None = None) -> bool:
+    def _answerable_alone(
+        self, question: str, names: Sequence[str], k: int, where: Filter | None = None
+    ) -> bool:
         r = self.retrieval
         hits = r.retrieve(question, names, k=k, where=where).hits
         return not self.answerer.answer(
-            question, hits, r.term_stats(question, names, where),
+            question,
+            hits,
+            r.term_stats(question, names, where),
             refuse_below=self.refusal_threshold(names),
-            tokens=r.query_terms(question, names, replace=True)).refused
+            tokens=r.query_terms(question, names, replace=True),
+        ).refused
 
     def confidence(self, question: str, names: Sequence[str], k: int = 5) -> float:
         """The extractive answerer's confidence for ``question`` (refusal calibration)."""
@@ -294,7 +338,11 @@ class AnsweringService:
         # KB must not cost hundreds of calls to its embedding or reranking server.
         r = self.retrieval
         hits = r.retrieve(question, names, k=k, mode="lexical", rerank=False).hits
-        ans = self.answerer.answer(question, hits, r.term_stats(question, names),
-                                   refuse_below=0.0,
-                                   tokens=r.query_terms(question, names, replace=True))
+        ans = self.answerer.answer(
+            question,
+            hits,
+            r.term_stats(question, names),
+            refuse_below=0.0,
+            tokens=r.query_terms(question, names, replace=True),
+        )
         return float(ans.timings.get("confidence", 0.0))

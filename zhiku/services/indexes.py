@@ -47,8 +47,9 @@ class IndexService:
             self._indexes.clear()
             self._vectors.clear()
 
-    def _derived(self, cache: dict[int, Any], cls: Any, folder: str,
-                 kb: str | KnowledgeBase) -> Any:
+    def _derived(
+        self, cache: dict[int, Any], cls: Any, folder: str, kb: str | KnowledgeBase
+    ) -> Any:
         """The per-KB derived index of ``cls`` kept in ``cache``, opened on first use."""
         kbo = kb if isinstance(kb, KnowledgeBase) else self.ctx.store.get_kb(kb)
         with self.ctx.lock:
@@ -82,8 +83,9 @@ class IndexService:
             self._vectors.pop(kbo.id, None)
             shutil.rmtree(self.ctx.home / "vectors" / f"kb-{kbo.id}", ignore_errors=True)
 
-    def sync_vectors(self, kb: str, *, rebuild: bool = False, wait: bool = True,
-                     max_embed: int | None = None) -> SyncReport | None:
+    def sync_vectors(
+        self, kb: str, *, rebuild: bool = False, wait: bool = True, max_embed: int | None = None
+    ) -> SyncReport | None:
         """Embed the KB's new chunks and drop deleted ones; None without an embedder.
 
         Embeds in batches through the embedding cache, showing progress through the
@@ -111,5 +113,6 @@ class IndexService:
                 if "step" in box:
                     box["step"](n)
 
-            return vi.sync(embedder, step, wait=wait, max_embed=max_embed, rebuild=rebuild,
-                           on_total=on_total)
+            return vi.sync(
+                embedder, step, wait=wait, max_embed=max_embed, rebuild=rebuild, on_total=on_total
+            )

@@ -98,17 +98,26 @@ class IngestionService:
         if content_hash is None:
             content_hash = hashlib.sha256(full.encode("utf-8")).hexdigest()
         doc_id = store.put_document(
-            kb, path=path, title=loaded.title, kind=loaded.kind, content_hash=content_hash,
-            size=len(full.encode("utf-8")) if size is None else size, chunks=chunks,
-            mtime=mtime, pages=loaded.pages, meta=loaded.meta, parent_id=parent_id,
+            kb,
+            path=path,
+            title=loaded.title,
+            kind=loaded.kind,
+            content_hash=content_hash,
+            size=len(full.encode("utf-8")) if size is None else size,
+            chunks=chunks,
+            mtime=mtime,
+            pages=loaded.pages,
+            meta=loaded.meta,
+            parent_id=parent_id,
         )
         return doc_id, len(chunks), masked
 
     def remove(self, kb: str, path: str) -> bool:
         return self.ctx.store.delete_document(kb, path)
 
-    def sync_index(self, kb: str, progress: ProgressFn | None = None,
-                   keep_writer: bool = False) -> int:
+    def sync_index(
+        self, kb: str, progress: ProgressFn | None = None, keep_writer: bool = False
+    ) -> int:
         """Apply queued changes to the lexical index and, when a batch ends
         (``keep_writer`` false) and the KB has an embedder, to its vectors."""
         n = self.indexes.index(kb).sync(progress, keep_writer=keep_writer)
@@ -118,8 +127,10 @@ class IngestionService:
             try:
                 self.indexes.sync_vectors(kb)
             except (ModelError, VectorsBusy) as exc:
-                self.ctx.warn(f"vectors_pending: 向量尚未更新（{exc}）；下次匯入或執行 "
-                              "zhiku models embed 時會補上，檢索暫以關鍵字為主")
+                self.ctx.warn(
+                    f"vectors_pending: 向量尚未更新（{exc}）；下次匯入或執行 "
+                    "zhiku models embed 時會補上，檢索暫以關鍵字為主"
+                )
             if n:
                 self.kbs.refit_refusal_if_needed(kb)
         return n

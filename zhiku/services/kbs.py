@@ -35,8 +35,14 @@ def default_kb_settings() -> dict[str, Any]:
 class KbService:
     """Creates, configures and deletes KBs; fits their refusal and fusion calibration."""
 
-    def __init__(self, ctx: EngineContext, models: ModelService, indexes: IndexService,
-                 retrieval: RetrievalService, answering: AnsweringService) -> None:
+    def __init__(
+        self,
+        ctx: EngineContext,
+        models: ModelService,
+        indexes: IndexService,
+        retrieval: RetrievalService,
+        answering: AnsweringService,
+    ) -> None:
         self.ctx = ctx
         self.models = models
         self.indexes = indexes
@@ -127,15 +133,28 @@ class KbService:
             gold.append(chunks)
         if not gold:
             raise ConfigError("校準問題所指的文件都不在這個知識庫中（請用文件路徑或標題）")
-        res = calibrate(lex_lists, dense_lists, gold,
-                        lexical_weight=self.ctx.settings.for_kb(kb).hybrid.lexical_weight)
+        res = calibrate(
+            lex_lists,
+            dense_lists,
+            gold,
+            lexical_weight=self.ctx.settings.for_kb(kb).hybrid.lexical_weight,
+        )
         if save:
-            store.update_kb_settings(kb, {"hybrid_calibration": {
-                "model": embedder.model_id, "rrf_k": res.rrf_k,
-                "dense_weight": res.dense_weight, "r_at_1": round(res.r_at_1, 4),
-                "lexical_r_at_1": round(res.lexical_r_at_1, 4),
-                "dense_r_at_1": round(res.dense_r_at_1, 4),
-                "questions": res.questions, "at": now_iso()}})
+            store.update_kb_settings(
+                kb,
+                {
+                    "hybrid_calibration": {
+                        "model": embedder.model_id,
+                        "rrf_k": res.rrf_k,
+                        "dense_weight": res.dense_weight,
+                        "r_at_1": round(res.r_at_1, 4),
+                        "lexical_r_at_1": round(res.lexical_r_at_1, 4),
+                        "dense_r_at_1": round(res.dense_r_at_1, 4),
+                        "questions": res.questions,
+                        "at": now_iso(),
+                    }
+                },
+            )
         return res
 
     # --- refusal calibration -------------------------------------------------------------
@@ -144,8 +163,9 @@ class KbService:
         """The KB's stored refusal calibration, when it has a current one."""
         return RefusalCalibration.from_dict(self.ctx.store.get_kb(kb).settings.get("refusal"))
 
-    def calibrate_refusal(self, kb: str, *, save: bool = True,
-                          max_refused: float = MAX_REFUSED) -> RefusalCalibration | None:
+    def calibrate_refusal(
+        self, kb: str, *, save: bool = True, max_refused: float = MAX_REFUSED
+    ) -> RefusalCalibration | None:
         """Fit ``kb``'s refusal threshold on its own passages (:mod:`zhiku.calibration`).
 
         None when the KB has too few passages to draw questions from."""
@@ -153,8 +173,13 @@ class KbService:
         kbo = store.get_kb(kb)
         chunks = store.chunk_count(kbo.id)
         texts = store.sample_chunk_texts(kbo.id, 4 * POSITIVES)
-        cal = calibrate_refusal(lambda q: self.answering.confidence(q, [kb]), texts,
-                                chunks=chunks, at=now_iso(), max_refused=max_refused)
+        cal = calibrate_refusal(
+            lambda q: self.answering.confidence(q, [kb]),
+            texts,
+            chunks=chunks,
+            at=now_iso(),
+            max_refused=max_refused,
+        )
         if cal is not None and save:
             store.update_kb_settings(kb, {"refusal": cal.to_dict()})
         return cal

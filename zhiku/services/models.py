@@ -67,8 +67,11 @@ class ModelService:
             except ModelError:
                 embedder = None
             if embedder is not None and cal.get("model") == embedder.model_id:
-                values: dict[str, Any] = {k: float(cal[k]) for k in ("rrf_k", "dense_weight")
-                                          if k in cal and k not in cfg.hybrid_explicit}
+                values: dict[str, Any] = {
+                    k: float(cal[k])
+                    for k in ("rrf_k", "dense_weight")
+                    if k in cal and k not in cfg.hybrid_explicit
+                }
                 cfg = replace(cfg, hybrid=replace(cfg.hybrid, **values))
         return cfg
 

@@ -78,12 +78,17 @@ def redact_hit(kb: KnowledgeBase, h: Hit) -> Hit:
     return h
 
 
-def redact_hits(hits: list[Hit], kbs: Mapping[str, KnowledgeBase] | Sequence[KnowledgeBase],
-                ) -> list[Hit]:
+def redact_hits(
+    hits: list[Hit],
+    kbs: Mapping[str, KnowledgeBase] | Sequence[KnowledgeBase],
+) -> list[Hit]:
     """``hits`` (in place) as a reader may see them, each under its own KB's policy."""
     by_name = dict(kbs) if isinstance(kbs, Mapping) else {kb.name: kb for kb in kbs}
-    masking = {n: kb for n, kb in by_name.items()
-               if kb.settings.get("pii", {}).get("mode", "ingest") != "off"}
+    masking = {
+        n: kb
+        for n, kb in by_name.items()
+        if kb.settings.get("pii", {}).get("mode", "ingest") != "off"
+    }
     for h in hits:
         kb = masking.get(h.kb)
         if kb is not None:

@@ -97,23 +97,28 @@ class RetrievalService:
         texts = store.sample_chunk_texts(kbo.id, VOCAB_SAMPLE, where=everyone)
         texts += [d.title for d in store.list_documents(kb, where=everyone)]
         idx = self.indexes.index(kbo)
-        found = mine_abbreviations(texts, lambda terms: {
-            t: v[0] for t, v in idx.term_stats(terms, where=everyone).items()})
+        found = mine_abbreviations(
+            texts, lambda terms: {t: v[0] for t, v in idx.term_stats(terms, where=everyone).items()}
+        )
         store.set_meta(f"abbreviations:{kbo.id}", json.dumps(found, ensure_ascii=False))
         return len(found)
 
-    def query_terms(self, query: str, kbs: str | KnowledgeBase | Sequence[str],
-                    *, replace: bool = False) -> list[str]:
+    def query_terms(
+        self, query: str, kbs: str | KnowledgeBase | Sequence[str], *, replace: bool = False
+    ) -> list[str]:
         """The query's index terms, with the compounds its abbreviations stand for."""
         many: Sequence[str | KnowledgeBase] = (
-            [kbs] if isinstance(kbs, (str, KnowledgeBase)) else kbs)
+            [kbs] if isinstance(kbs, (str, KnowledgeBase)) else kbs
+        )
         abbr: dict[str, str] = {}
         for kb in many:
             abbr.update(self.abbreviations(kb))
         return expand_terms(ztext.query_tokens(query), abbr, replace=replace)
 
     def term_stats(
-        self, query: str, kbs: str | Sequence[str] = DEFAULT_KB,
+        self,
+        query: str,
+        kbs: str | Sequence[str] = DEFAULT_KB,
         where: Filter | None = None,
     ) -> dict[str, tuple[int, float]]:
         """(df, idf) of the query's tokens; over several KBs, the sum of dfs; with an
@@ -132,10 +137,17 @@ class RetrievalService:
     def _redact_hits(self, hits: list[Hit], names: Sequence[str]) -> list[Hit]:
         return redact_hits(hits, {n: self.ctx.store.get_kb(n) for n in names})
 
-    def _dense(self, kbo: KnowledgeBase, embedder: Embedder, query: str, depth: int,
-               qvecs: dict[str, Any], warnings: list[str],
-               excluded: set[int] | None = None,
-               where: Filter | None = None) -> list[tuple[int, float]] | None:
+    def _dense(
+        self,
+        kbo: KnowledgeBase,
+        embedder: Embedder,
+        query: str,
+        depth: int,
+        qvecs: dict[str, Any],
+        warnings: list[str],
+        excluded: set[int] | None = None,
+        where: Filter | None = None,
+    ) -> list[tuple[int, float]] | None:
         """The KB's vector list for ``query``; None when it has no vectors of this model."""
         from zhiku.vectors import TooMuchToEmbed, VectorsBusy
 
@@ -148,7 +160,8 @@ class RetrievalService:
             except TooMuchToEmbed as exc:
                 warnings.append(
                     f"vectors_stale: 知識庫「{kbo.name}」有 {exc.missing} 段尚未建立向量，"
-                    "請執行 zhiku models embed；本次以現有向量檢索")
+                    "請執行 zhiku models embed；本次以現有向量檢索"
+                )
         if vi.model() != embedder.model_id:
             return None
         qvec = qvecs.get(embedder.model_id)
@@ -156,18 +169,25 @@ class RetrievalService:
             qvec = qvecs[embedder.model_id] = embedder.embed_query(query)
         return vi.search(qvec, depth, excluded=excluded, where=where)
 
-    def _fusion_weight(self, query: str, names: Sequence[str], kb_ids: Sequence[int],
-                       lexical: Sequence[tuple[int, float]], dense: Sequence[tuple[int, float]],
-                       hyb: HybridConfig,
-                       where: Filter | None = None) -> tuple[float, float | None]:
+    def _fusion_weight(
+        self,
+        query: str,
+        names: Sequence[str],
+        kb_ids: Sequence[int],
+        lexical: Sequence[tuple[int, float]],
+        dense: Sequence[tuple[int, float]],
+        hyb: HybridConfig,
+        where: Filter | None = None,
+    ) -> tuple[float, float | None]:
         """(dense weight, lexical evidence) for this query (see :mod:`zhiku.hybrid`); with
         no BM25 hit at all the best dense hit tells the KB's script."""
         if not hyb.adaptive:
             return hyb.dense_weight, None
         first = list(lexical[:1] or dense[:1])
         top = self.ctx.store.hits_for(first, kb_ids) if first else []
-        return query_dense_weight(query, self.term_stats(query, names, where),
-                                  top[0] if top else None, hyb)
+        return query_dense_weight(
+            query, self.term_stats(query, names, where), top[0] if top else None, hyb
+        )
 
     def retrieve(
         self,
@@ -242,15 +262,19 @@ class RetrievalService:
             t = time.perf_counter()
             # A caller's filter goes into the vector query; without one, the (few)
             # repealed-law chunks are excluded by id.
-            excluded = None if where else store.filtered_chunk_ids(
-                kb_ids, Filter.parse(["status=repealed"])) or None
+            excluded = (
+                None
+                if where
+                else store.filtered_chunk_ids(kb_ids, Filter.parse(["status=repealed"])) or None
+            )
             for kbo in kbos:
                 emb = embedders.get(kbo.id)
                 if emb is None:
                     continue
                 try:
-                    found = self._dense(kbo, emb, query, depth, qvecs, warnings,
-                                        excluded, flt if where else None)
+                    found = self._dense(
+                        kbo, emb, query, depth, qvecs, warnings, excluded, flt if where else None
+                    )
                 except ModelError as exc:
                     warnings.append(f"embed_failed: {exc}；改用關鍵字檢索")
                     continue
@@ -269,8 +293,7 @@ class RetrievalService:
         if dense_ok and mode == "dense":
             ranked, used = dense, "dense"
         elif dense_ok:
-            weight, evidence = self._fusion_weight(query, names, kb_ids, lexical, dense, hyb,
-                                                   guard)
+            weight, evidence = self._fusion_weight(query, names, kb_ids, lexical, dense, hyb, guard)
             ranked = rrf([(lexical, hyb.lexical_weight), (dense, weight)], hyb.rrf_k)
             used = "hybrid"
         elif mode == "dense" and not lexical:  # no usable vectors: BM25 after all
@@ -293,8 +316,13 @@ class RetrievalService:
             t = time.perf_counter()
             scores: list[float] | None
             try:
-                scores = reranker.score(query, [index_text(
-                    {"title": h.doc_title, "section": h.section, "text": h.text}) for h in top])
+                scores = reranker.score(
+                    query,
+                    [
+                        index_text({"title": h.doc_title, "section": h.section, "text": h.text})
+                        for h in top
+                    ],
+                )
             except ModelError as exc:
                 warnings.append(f"rerank_failed: {exc}；保留原排序")
                 scores = None
@@ -309,7 +337,7 @@ class RetrievalService:
                     h.score = h.scores["rerank"]
             hits = top[:k]
             if len(hits) < k and len(ranked) > len(top):
-                rest = store.hits_for(ranked[len(top):][: k - len(hits)], kb_ids, guard)
+                rest = store.hits_for(ranked[len(top) :][: k - len(hits)], kb_ids, guard)
                 hits.extend(self._redact_hits(rest, names))
         for h in hits:
             if h.chunk_id in bm25:
@@ -323,24 +351,32 @@ class RetrievalService:
             for h in hits:
                 h.scores["rrf"] = fused.get(h.chunk_id, 0.0)
         qvec = next(iter(qvecs.values()), None) if want_dense else None
-        return Retrieval(hits=hits, mode=used + ("+rerank" if reranked else ""),
-                         warnings=warnings, timings=timings, evidence=evidence,
-                         dense_weight=weight, query_vector=qvec)
+        return Retrieval(
+            hits=hits,
+            mode=used + ("+rerank" if reranked else ""),
+            warnings=warnings,
+            timings=timings,
+            evidence=evidence,
+            dense_weight=weight,
+            query_vector=qvec,
+        )
 
-    def _lexical(self, query: str, kbos: Sequence[KnowledgeBase], depth: int,
-                 where: Filter | None = None) -> list[tuple[int, float]]:
+    def _lexical(
+        self, query: str, kbos: Sequence[KnowledgeBase], depth: int, where: Filter | None = None
+    ) -> list[tuple[int, float]]:
         """BM25 candidates of the KBs, reordered by :func:`zhiku.rank.reinforce` (the
         order is what counts; the raw BM25 of each stays available in the scores)."""
         want = max(depth, RANK_DEPTH)
         found: list[tuple[int, float]] = []
         for kbo in kbos:
-            found.extend(self.indexes.index(kbo).search(self.query_terms(query, kbo), k=want,
-                                                        where=where))
+            found.extend(
+                self.indexes.index(kbo).search(self.query_terms(query, kbo), k=want, where=where)
+            )
         found.sort(key=lambda x: x[1], reverse=True)
         found = found[:want]
         order = reinforce(found, self.ctx.store.chunk_docs([c for c, _ in found]))
         raw = dict(found)
-        return [(cid, raw[cid]) for cid, _ in order[:max(depth, 1) + 10]]
+        return [(cid, raw[cid]) for cid, _ in order[: max(depth, 1) + 10]]
 
     def search(
         self,

@@ -49,7 +49,8 @@ def sync_folder(
     root = root.expanduser().resolve()
     if not root.is_dir():
         raise FolderUnavailable(
-            f"資料夾 {root} 不存在或無法存取（網路磁碟未掛載？），未移除任何文件")
+            f"資料夾 {root} 不存在或無法存取（網路磁碟未掛載？），未移除任何文件"
+        )
     report = IngestReport()
     t0 = time.perf_counter()
     known = zk.store.document_hashes(kb)
@@ -90,7 +91,8 @@ def sync_folder(
         if gone and not seen and not allow_empty:
             raise FolderUnavailable(
                 f"資料夾 {root} 目前沒有任何檔案，但知識庫中有 {len(gone)} 份來自此處的文件；"
-                "疑似網路磁碟未掛載，未移除任何文件")
+                "疑似網路磁碟未掛載，未移除任何文件"
+            )
         for spath in gone:
             if zk.remove(kb, spath):
                 record(FileResult(spath, "removed"))

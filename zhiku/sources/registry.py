@@ -78,14 +78,24 @@ def format_every(secs: int | None) -> str | None:
 
 def _info(row: Any) -> dict[str, Any]:
     return {
-        "id": row["id"], "kb": row["kb"], "name": row["name"], "kind": row["kind"],
-        "target": row["target"], "every": format_every(row["every_s"]),
-        "enabled": bool(row["enabled"]), "settings": json.loads(row["settings"]),
+        "id": row["id"],
+        "kb": row["kb"],
+        "name": row["name"],
+        "kind": row["kind"],
+        "target": row["target"],
+        "every": format_every(row["every_s"]),
+        "enabled": bool(row["enabled"]),
+        "settings": json.loads(row["settings"]),
         "created_at": row["created_at"],
-        "next_run_at": (time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(row["next_run"]))
-                        if row["next_run"] is not None and row["every_s"] else None),
-        "last_job": row["last_job"], "last_started_at": row["last_started_at"],
-        "last_finished_at": row["last_finished_at"], "last_status": row["last_status"],
+        "next_run_at": (
+            time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(row["next_run"]))
+            if row["next_run"] is not None and row["every_s"]
+            else None
+        ),
+        "last_job": row["last_job"],
+        "last_started_at": row["last_started_at"],
+        "last_finished_at": row["last_finished_at"],
+        "last_status": row["last_status"],
         "last_counts": json.loads(row["last_counts"]),
         "last_errors": json.loads(row["last_errors"]),
     }
@@ -95,8 +105,15 @@ def _repo(store: Store) -> SqlSources:
     return SqlSources(store.database)
 
 
-def add_source(zk: Zhiku, kb: str, name: str, target: str, *, every: str | int | None = "1d",
-               settings: dict[str, Any] | None = None) -> dict[str, Any]:
+def add_source(
+    zk: Zhiku,
+    kb: str,
+    name: str,
+    target: str,
+    *,
+    every: str | int | None = "1d",
+    settings: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Register (or replace the settings of) a source of ``kb``; its first run is due now."""
     from zhiku.sources.web import Crawler, CrawlSettings, Refused
 
@@ -114,8 +131,9 @@ def add_source(zk: Zhiku, kb: str, name: str, target: str, *, every: str | int |
         crawler = Crawler(zk, kb, target, crawl)  # validates the URL and the address list
         parts = urlsplit(crawler.start)
         try:  # the start host must pass the address policy already
-            crawler.policy.resolve(parts.hostname or "",
-                                   parts.port or (443 if parts.scheme == "https" else 80))
+            crawler.policy.resolve(
+                parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+            )
         except Refused as r:
             raise SourceError(r.message) from r
         target = crawler.start
@@ -133,8 +151,9 @@ def add_source(zk: Zhiku, kb: str, name: str, target: str, *, every: str | int |
     return get_source(zk.store, kb, name)
 
 
-def list_sources(store: Store, kb: str | None = None,
-                 kb_ids: list[int] | None = None) -> list[dict[str, Any]]:
+def list_sources(
+    store: Store, kb: str | None = None, kb_ids: list[int] | None = None
+) -> list[dict[str, Any]]:
     return [_info(r) for r in _repo(store).find(kb, kb_ids)]
 
 
@@ -174,15 +193,26 @@ def _record(store: Store, source_id: int, **fields: Any) -> None:
     _repo(store).record(source_id, **fields)
 
 
-def run_source(zk: Zhiku, source_id: int, *, job_id: str | None = None,
-               should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
+def run_source(
+    zk: Zhiku,
+    source_id: int,
+    *,
+    job_id: str | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> dict[str, Any]:
     """Sync one source now, in this thread; records and returns the run's outcome."""
     from zhiku.sources.folder import sync_folder
     from zhiku.sources.web import Crawler, CrawlSettings
 
     src = source_by_id(zk.store, source_id)
-    _record(zk.store, source_id, last_started_at=now_iso(), last_finished_at=None,
-            last_status="running", **({"last_job": job_id} if job_id else {}))
+    _record(
+        zk.store,
+        source_id,
+        last_started_at=now_iso(),
+        last_finished_at=None,
+        last_status="running",
+        **({"last_job": job_id} if job_id else {}),
+    )
     settings = src["settings"]
     meta = {**(settings.get("meta") or {}), "source": src["name"]}
     from zhiku.ingest import IngestReport
@@ -192,25 +222,38 @@ def run_source(zk: Zhiku, source_id: int, *, job_id: str | None = None,
     errors: list[dict[str, Any]] = []
     try:
         if src["kind"] == "folder":
-            report = sync_folder(zk, src["kb"], Path(src["target"]), meta=meta,
-                                 should_stop=should_stop)
+            report = sync_folder(
+                zk, src["kb"], Path(src["target"]), meta=meta, should_stop=should_stop
+            )
         else:
             crawl = CrawlSettings.from_dict({**settings, "meta": meta})
-            report = Crawler(zk, src["kb"], src["target"], crawl, origin=f"source:{source_id}",
-                             should_stop=should_stop).run()
+            report = Crawler(
+                zk,
+                src["kb"],
+                src["target"],
+                crawl,
+                origin=f"source:{source_id}",
+                should_stop=should_stop,
+            ).run()
     except ZhikuError as exc:
         status = "failed"
         errors.append({"path": src["target"], "reason": "source", "message": str(exc)})
     if status == "ok" and should_stop is not None and should_stop():
         status = "interrupted"
-    errors.extend({"path": f.path, "reason": f.reason, "message": f.message}
-                  for f in report.failed)
+    errors.extend({"path": f.path, "reason": f.reason, "message": f.message} for f in report.failed)
     if status == "ok" and report.failed:
         status = "errors"
-    counts = {s: report.count(s) for s in
-              ("added", "updated", "unchanged", "removed", "skipped", "failed")}
+    counts = {
+        s: report.count(s)
+        for s in ("added", "updated", "unchanged", "removed", "skipped", "failed")
+    }
     counts["chunks"] = report.chunks
-    _record(zk.store, source_id, last_finished_at=now_iso(), last_status=status,
-            last_counts=json.dumps(counts), last_errors=json.dumps(
-                errors[:MAX_ERRORS], ensure_ascii=False))
+    _record(
+        zk.store,
+        source_id,
+        last_finished_at=now_iso(),
+        last_status=status,
+        last_counts=json.dumps(counts),
+        last_errors=json.dumps(errors[:MAX_ERRORS], ensure_ascii=False),
+    )
     return source_by_id(zk.store, source_id)

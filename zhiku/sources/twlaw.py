@@ -96,8 +96,11 @@ def _items(law: dict[str, Any]) -> Iterator[tuple[str, str | None, str]]:
             if "編章節" in a:
                 yield "heading", None, str(a["編章節"] or "")
             else:
-                yield "article", str(a.get("條號") or "").strip() or None, str(
-                    a.get("條文內容") or "")
+                yield (
+                    "article",
+                    str(a.get("條號") or "").strip() or None,
+                    str(a.get("條文內容") or ""),
+                )
     else:
         raise LawFormatError("找不到條文（LawArticles 或 法規內容）")
 
@@ -136,17 +139,17 @@ def law_document(law: dict[str, Any]) -> Law:
     abandon = str(_first(law, "LawAbandonNote", "廢止註記") or "").strip()
     category = _first(law, "LawCategory", "法規類別")
     repealed = abandon in ("廢", "廢止", "Y", "y") or bool(
-        isinstance(category, str) and "廢止法規" in category)
+        isinstance(category, str) and "廢止法規" in category
+    )
     level = _first(law, "LawLevel", "法規性質")
-    meta: dict[str, Any] = {"pcode": pcode, "url": url, "category": category,
-                            "law_level": level}
-    if (amended := parse_date(str(_first(law, "LawModifiedDate", "最新異動日期") or ""))):
+    meta: dict[str, Any] = {"pcode": pcode, "url": url, "category": category, "law_level": level}
+    if amended := parse_date(str(_first(law, "LawModifiedDate", "最新異動日期") or "")):
         meta["amended"] = amended
-    if (effective := parse_date(str(_first(law, "LawEffectiveDate", "生效日期") or ""))):
+    if effective := parse_date(str(_first(law, "LawEffectiveDate", "生效日期") or "")):
         meta["effective"] = effective
-    if (note := _first(law, "LawEffectiveNote", "生效內容")):
+    if note := _first(law, "LawEffectiveNote", "生效內容"):
         meta["effective_note"] = str(note)
-    if (dept := _dept(category if isinstance(category, str) else None)):
+    if dept := _dept(category if isinstance(category, str) else None):
         meta["dept"] = dept
     if level:
         meta["tags"] = [str(level)]
@@ -173,9 +176,11 @@ def law_document(law: dict[str, Any]) -> Law:
     if not blocks:
         raise EmptyLaw(f"「{name}」沒有條文內容（條文皆已刪除），未匯入")
     digest = hashlib.sha256(
-        json.dumps(law, ensure_ascii=False, sort_keys=True).encode("utf-8")).hexdigest()
-    return Law(pcode, name, LoadedDocument(title=title, kind="law", blocks=blocks, meta=meta),
-               digest)
+        json.dumps(law, ensure_ascii=False, sort_keys=True).encode("utf-8")
+    ).hexdigest()
+    return Law(
+        pcode, name, LoadedDocument(title=title, kind="law", blocks=blocks, meta=meta), digest
+    )
 
 
 def _laws_in(data: Any) -> list[dict[str, Any]]:
@@ -224,13 +229,13 @@ def _inputs(paths: Iterable[Path]) -> Iterator[tuple[str, Callable[[], bytes]]]:
                     if info.is_dir() or not info.filename.lower().endswith(".json"):
                         continue
 
-                    def member(info: zipfile.ZipInfo = info,
-                               zf: zipfile.ZipFile = zf) -> bytes:
+                    def member(info: zipfile.ZipInfo = info, zf: zipfile.ZipFile = zf) -> bytes:
                         with zf.open(info) as fh:
                             return _read_limited(fh)
 
                     yield f"{p}!{info.filename}", member
         else:
+
             def plain(p: Path = p) -> bytes:
                 with p.open("rb") as fh:
                     return _read_limited(fh)
@@ -241,8 +246,9 @@ def _inputs(paths: Iterable[Path]) -> Iterator[tuple[str, Callable[[], bytes]]]:
 OnLaw = Callable[[FileResult], None]
 
 
-def import_laws(zk: Zhiku, paths: Iterable[Path], kb: str,
-                on_law: OnLaw | None = None) -> IngestReport:
+def import_laws(
+    zk: Zhiku, paths: Iterable[Path], kb: str, on_law: OnLaw | None = None
+) -> IngestReport:
     """Import every law found in ``paths`` into ``kb`` (created if missing).
 
     A bad file, or a bad law inside a bulk file, is reported with its name and reason;
@@ -263,15 +269,19 @@ def import_laws(zk: Zhiku, paths: Iterable[Path], kb: str,
             try:
                 laws = _laws_in(json.loads(read().decode("utf-8-sig")))
             except _TooLarge:
-                record(FileResult(path, "failed", "too_large",
-                                  f"檔案超過 {MAX_FILE_BYTES / 1e6:.0f} MB 上限"))
+                record(
+                    FileResult(
+                        path, "failed", "too_large", f"檔案超過 {MAX_FILE_BYTES / 1e6:.0f} MB 上限"
+                    )
+                )
                 continue
             except zipfile.BadZipFile as exc:
                 record(FileResult(path, "failed", "corrupt", f"ZIP 檔損毀：{exc}"))
                 continue
             except OSError as exc:
-                record(FileResult(path, "failed", "unreadable",
-                                  f"無法讀取檔案：{exc.strerror or exc}"))
+                record(
+                    FileResult(path, "failed", "unreadable", f"無法讀取檔案：{exc.strerror or exc}")
+                )
                 continue
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:
                 record(FileResult(path, "failed", "corrupt", f"不是有效的 JSON：{exc}"))
@@ -297,8 +307,11 @@ def import_laws(zk: Zhiku, paths: Iterable[Path], kb: str,
                 _, n, masked = zk.add_loaded(kb, doc_path, law.loaded, content_hash=law.digest)
                 known[doc_path] = (law.digest, 0, None)
                 report.masked.update(masked)
-                record(FileResult(doc_path, "updated" if prev else "added", chunks=n,
-                                  masked=dict(masked)))
+                record(
+                    FileResult(
+                        doc_path, "updated" if prev else "added", chunks=n, masked=dict(masked)
+                    )
+                )
     finally:
         zk.sync_index(kb)
     report.seconds = time.perf_counter() - t0

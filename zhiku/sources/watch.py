@@ -119,8 +119,14 @@ class Watcher:
             self.on_file(res)
 
     def reconcile(self) -> IngestReport:
-        report = sync_folder(self.zk, self.kb, self.root, meta=self.meta, on_file=self.on_file,
-                             should_stop=self.stop_event.is_set)
+        report = sync_folder(
+            self.zk,
+            self.kb,
+            self.root,
+            meta=self.meta,
+            on_file=self.on_file,
+            should_stop=self.stop_event.is_set,
+        )
         if self.on_reconciled is not None:
             self.on_reconciled(report)
         return report
@@ -136,13 +142,21 @@ class Watcher:
             if path.is_file():
                 self._emit(ingest_file(self.zk, self.kb, path, known, meta=self.meta))
             elif path.is_dir():
-                self._emit_all(sync_folder(self.zk, self.kb, path, meta=self.meta,
-                                           should_stop=self.stop_event.is_set,
-                                           allow_empty=True))
+                self._emit_all(
+                    sync_folder(
+                        self.zk,
+                        self.kb,
+                        path,
+                        meta=self.meta,
+                        should_stop=self.stop_event.is_set,
+                        allow_empty=True,
+                    )
+                )
             elif not self._root_present():
                 # An unmounted share looks like every file deleted: remove nothing.
-                log.warning("watched folder unavailable; removals postponed",
-                            extra={"root": str(self.root)})
+                log.warning(
+                    "watched folder unavailable; removals postponed", extra={"root": str(self.root)}
+                )
                 return
             else:
                 for spath in sorted(s for s in known if under(s, p)):
@@ -162,8 +176,7 @@ class Watcher:
                 self._emit(f)
 
     def run(self) -> None:
-        observer = (PollingObserver(timeout=self.poll_interval_s) if self.poll
-                    else Observer())
+        observer = PollingObserver(timeout=self.poll_interval_s) if self.poll else Observer()
         # Events are collected from before the reconciliation, so nothing that changes
         # during it is missed (a path seen by both is simply looked at twice).
         observer.schedule(self.collector, str(self.root), recursive=True)
@@ -192,8 +205,11 @@ class Watcher:
                     self._emit(FileResult(str(self.root), "failed", "unavailable", str(exc)))
                 except Exception as exc:  # noqa: BLE001 - one bad batch must not end the watch
                     log.exception("watch batch failed")
-                    self._emit(FileResult(str(self.root), "failed", "error",
-                                          f"{type(exc).__name__}: {exc}"))
+                    self._emit(
+                        FileResult(
+                            str(self.root), "failed", "error", f"{type(exc).__name__}: {exc}"
+                        )
+                    )
         finally:
             observer.stop()
             observer.join(5.0)

@@ -98,8 +98,9 @@ class AddressPolicy:
             try:
                 nets.append(ipaddress.ip_network(item.strip(), strict=False))
             except ValueError as exc:
-                raise CrawlError(f"允許的位址「{item}」不是 IP 或網段（如 127.0.0.1、10.0.0.0/8）"
-                                 ) from exc
+                raise CrawlError(
+                    f"允許的位址「{item}」不是 IP 或網段（如 127.0.0.1、10.0.0.0/8）"
+                ) from exc
         return cls(tuple(nets))
 
     def explicitly_allowed(self, ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -191,8 +192,9 @@ def tls_context(ca_file: str | None = None) -> ssl.SSLContext:
         try:
             ctx.load_verify_locations(cafile=str(path))
         except (OSError, ssl.SSLError, ValueError) as exc:
-            raise CrawlError(t("crawl.bad_ca_file", path=ca_file,
-                               reason=t("crawl.ca_not_pem", detail=exc))) from exc
+            raise CrawlError(
+                t("crawl.bad_ca_file", path=ca_file, reason=t("crawl.ca_not_pem", detail=exc))
+            ) from exc
     return ctx
 
 
@@ -205,33 +207,47 @@ def _tls_refusal(exc: BaseException, url: str, host: str) -> Refused | None:
         return None
     if isinstance(cause, ssl.SSLCertVerificationError):
         code = cause.verify_code
-        why = (t("crawl.tls_why_hostname", host=host) if code in (62, 64)
-               else t("crawl.tls_why_expired") if code in (9, 10)
-               else t("crawl.tls_why_issuer") if code in (2, 18, 19, 20, 21)
-               else cause.verify_message or str(cause))
+        why = (
+            t("crawl.tls_why_hostname", host=host)
+            if code in (62, 64)
+            else t("crawl.tls_why_expired")
+            if code in (9, 10)
+            else t("crawl.tls_why_issuer")
+            if code in (2, 18, 19, 20, 21)
+            else cause.verify_message or str(cause)
+        )
         return Refused("tls", t("crawl.tls_untrusted", url=url, why=why))
-    return Refused("tls", t("crawl.tls_failed", url=url,
-                            detail=cause.reason or str(cause)))
+    return Refused("tls", t("crawl.tls_failed", url=url, detail=cause.reason or str(cause)))
 
 
 class GuardedClient:
     """HTTP GETs that pass the :class:`AddressPolicy` on every hop and read at most
     ``max_bytes`` of a body."""
 
-    def __init__(self, policy: AddressPolicy, settings: CrawlSettings,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        policy: AddressPolicy,
+        settings: CrawlSettings,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.policy = policy
         self.settings = settings
-        self.client = httpx.Client(timeout=settings.timeout_s, follow_redirects=False,
-                                   headers={"User-Agent": USER_AGENT}, transport=transport,
-                                   trust_env=False, verify=tls_context(settings.ca_file))
+        self.client = httpx.Client(
+            timeout=settings.timeout_s,
+            follow_redirects=False,
+            headers={"User-Agent": USER_AGENT},
+            transport=transport,
+            trust_env=False,
+            verify=tls_context(settings.ca_file),
+        )
 
     def close(self) -> None:
         self.client.close()
 
     @contextlib.contextmanager
-    def _stream(self, target: httpx.URL, headers: dict[str, str], ext: dict[str, Any],
-                url: str, host: str) -> Iterator[httpx.Response]:
+    def _stream(
+        self, target: httpx.URL, headers: dict[str, str], ext: dict[str, Any], url: str, host: str
+    ) -> Iterator[httpx.Response]:
         try:
             with self.client.stream("GET", target, headers=headers, extensions=ext) as resp:
                 yield resp
@@ -241,10 +257,14 @@ class GuardedClient:
                 raise refusal from exc
             raise
 
-    def get(self, url: str, headers: dict[str, str] | None = None,
-            allowed_host: Callable[[str], bool] | None = None,
-            max_bytes: int | None = None,
-            already: Callable[[str], bool] | None = None) -> Fetched:
+    def get(
+        self,
+        url: str,
+        headers: dict[str, str] | None = None,
+        allowed_host: Callable[[str], bool] | None = None,
+        max_bytes: int | None = None,
+        already: Callable[[str], bool] | None = None,
+    ) -> Fetched:
         """GET ``url``, following redirects by hand; a redirect to a URL for which
         ``already`` is true ends with status 0 and no body (it was fetched before)."""
         limit = self.settings.max_page_bytes if max_bytes is None else max_bytes
@@ -276,18 +296,19 @@ class GuardedClient:
                 for piece in resp.iter_bytes():
                     body.extend(piece)
                     if len(body) > limit:
-                        raise Refused("too_large",
-                                      f"頁面超過 {limit / 1e6:.1f} MB 上限，未匯入：{current}")
+                        raise Refused(
+                            "too_large", f"頁面超過 {limit / 1e6:.1f} MB 上限，未匯入：{current}"
+                        )
                 return Fetched(current, resp.status_code, resp.headers, bytes(body))
-        raise Refused("too_many_redirects",
-                      f"重新導向超過 {self.settings.max_redirects} 次：{url}")
+        raise Refused("too_many_redirects", f"重新導向超過 {self.settings.max_redirects} 次：{url}")
 
 
 def _links(html: bytes, base: str) -> tuple[list[str], bool, bool]:
     """(links, noindex, nofollow) of a page; nav links are links too."""
     tree = LexborHTMLParser(html.decode("utf-8", "replace"))
-    robots = " ".join((n.attributes.get("content") or "").lower()
-                      for n in tree.css('meta[name="robots"]'))
+    robots = " ".join(
+        (n.attributes.get("content") or "").lower() for n in tree.css('meta[name="robots"]')
+    )
     base_node = tree.css_first("base[href]")
     if base_node is not None and base_node.attributes.get("href"):
         base = urljoin(base, base_node.attributes["href"] or "")
@@ -295,8 +316,11 @@ def _links(html: bytes, base: str) -> tuple[list[str], bool, bool]:
     for a in tree.css("a[href]"):
         href = (a.attributes.get("href") or "").strip()
         rel = (a.attributes.get("rel") or "").lower()
-        if not href or href.startswith(("mailto:", "tel:", "javascript:", "#")) \
-                or "nofollow" in rel:
+        if (
+            not href
+            or href.startswith(("mailto:", "tel:", "javascript:", "#"))
+            or "nofollow" in rel
+        ):
             continue
         out.append(normalize_url(urljoin(base, href)))
     return list(dict.fromkeys(out)), "noindex" in robots, "nofollow" in robots
@@ -314,7 +338,8 @@ def _sitemap_urls(xml: bytes) -> tuple[list[str], list[str]]:
         if loc.tag.rsplit("}", 1)[-1] != "loc" or not (loc.text or "").strip():
             continue
         (maps if root.tag.rsplit("}", 1)[-1] == "sitemapindex" else pages).append(
-            normalize_url(loc.text.strip()))  # type: ignore[union-attr]
+            normalize_url((loc.text or "").strip())
+        )
     return pages, maps
 
 
@@ -331,10 +356,18 @@ def _suffix(url: str, content_type: str) -> str:
 class Crawler:
     """One crawl of a site into a KB; :meth:`run` returns the report."""
 
-    def __init__(self, zk: Zhiku, kb: str, start_url: str, settings: CrawlSettings | None = None,
-                 *, origin: str | None = None, on_page: Callable[[FileResult], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        zk: Zhiku,
+        kb: str,
+        start_url: str,
+        settings: CrawlSettings | None = None,
+        *,
+        origin: str | None = None,
+        on_page: Callable[[FileResult], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.zk = zk
         self.kb = kb
         self.start = normalize_url(start_url)
@@ -371,8 +404,9 @@ class Crawler:
             return rp
         rp = urllib.robotparser.RobotFileParser(key + "/robots.txt")
         try:
-            f = self.client.get(key + "/robots.txt", allowed_host=self.allowed_host,
-                                max_bytes=512 * 1024)
+            f = self.client.get(
+                key + "/robots.txt", allowed_host=self.allowed_host, max_bytes=512 * 1024
+            )
             if f.status in (401, 403) or f.status >= 500:
                 rp.parse(["User-agent: *", "Disallow: /"])
             elif f.status >= 400:
@@ -418,7 +452,8 @@ class Crawler:
         etag = f.headers.get("etag") if f else None
         lm = f.headers.get("last-modified") if f else None
         SqlSources(self.zk.store.database).save_page_state(
-            kbo.id, self.origin, url, etag, lm, links, status)
+            kbo.id, self.origin, url, etag, lm, links, status
+        )
 
     # --- one page ----------------------------------------------------------------------
 
@@ -432,8 +467,12 @@ class Crawler:
             if state["last_modified"]:
                 headers["If-Modified-Since"] = state["last_modified"]
         try:
-            f = self.client.get(url, headers=headers, allowed_host=self.allowed_host,
-                                already=self.reached.__contains__)
+            f = self.client.get(
+                url,
+                headers=headers,
+                allowed_host=self.allowed_host,
+                already=self.reached.__contains__,
+            )
         except Refused as r:
             self._record(FileResult(url, "failed", r.reason, r.message))
             return []
@@ -489,18 +528,23 @@ class Crawler:
                 self._record(FileResult(f.url, "failed", exc.reason, exc.message))
                 return
             except Exception as exc:  # noqa: BLE001 - a parser choking must not stop the crawl
-                self._record(FileResult(f.url, "failed", "corrupt",
-                                        f"無法解析（{type(exc).__name__}: {exc}）"))
+                self._record(
+                    FileResult(
+                        f.url, "failed", "corrupt", f"無法解析（{type(exc).__name__}: {exc}）"
+                    )
+                )
                 return
         loaded.meta.pop("encoding", None)
         meta = {**self.settings.meta, "url": f.url}
-        _, n, masked = self.zk.add_loaded(self.kb, f.url, loaded, content_hash=digest,
-                                          size=len(f.body), meta=meta)
+        _, n, masked = self.zk.add_loaded(
+            self.kb, f.url, loaded, content_hash=digest, size=len(f.body), meta=meta
+        )
         known[f.url] = (digest, len(f.body), None)
         self.report.masked.update(masked)
         self.report.bytes += len(f.body)
-        self._record(FileResult(f.url, "updated" if prev else "added", chunks=n,
-                                masked=dict(masked)))
+        self._record(
+            FileResult(f.url, "updated" if prev else "added", chunks=n, masked=dict(masked))
+        )
 
     # --- the crawl ---------------------------------------------------------------------
 

@@ -39,8 +39,14 @@ class Group:
     members: tuple[str, ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "role": self.role, "kbs": list(self.kbs),
-                "description": self.description, "members": list(self.members)}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "role": self.role,
+            "kbs": list(self.kbs),
+            "description": self.description,
+            "members": list(self.members),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +64,9 @@ class AuthRepository(Protocol):
     def set_password_hash(self, user_id: int, hashed: str) -> None: ...
     def delete_password(self, user_id: int) -> None: ...
     # sessions
-    def create_session(self, token_hash: str, csrf: str, user_id: int, method: str,
-                       ip: str | None, ts: float) -> int: ...
+    def create_session(
+        self, token_hash: str, csrf: str, user_id: int, method: str, ip: str | None, ts: float
+    ) -> int: ...
     def session(self, token_hash: str) -> SessionRecord | None: ...
     def touch_session(self, session_id: int, ts: float) -> None: ...
     def delete_session(self, session_id: int) -> None: ...
@@ -69,8 +76,9 @@ class AuthRepository(Protocol):
     # groups and mappings
     def list_groups(self) -> list[Group]: ...
     def group(self, name: str) -> Group | None: ...
-    def save_group(self, name: str, role: str | None, kbs: Iterable[str],
-                   description: str = "") -> Group: ...
+    def save_group(
+        self, name: str, role: str | None, kbs: Iterable[str], description: str = ""
+    ) -> Group: ...
     def delete_group(self, name: str) -> bool: ...
     def user_groups(self, user_id: int) -> list[Group]: ...
     def add_member(self, name: str, user_id: int, source: str = "local") -> None: ...
@@ -92,9 +100,15 @@ class AuthRepository(Protocol):
 
 
 def _session(row: Any) -> SessionRecord:
-    return SessionRecord(id=int(row["id"]), user_id=int(row["user_id"]), csrf=row["csrf"],
-                         method=row["method"], ip=row["ip"], created_ts=float(row["created_ts"]),
-                         seen_ts=float(row["seen_ts"]))
+    return SessionRecord(
+        id=int(row["id"]),
+        user_id=int(row["user_id"]),
+        csrf=row["csrf"],
+        method=row["method"],
+        ip=row["ip"],
+        created_ts=float(row["created_ts"]),
+        seen_ts=float(row["seen_ts"]),
+    )
 
 
 _SESSION_COLS = "id, user_id, csrf, method, ip, created_ts, seen_ts"
@@ -109,65 +123,86 @@ class SqlAuthRepository:
     # --- passwords ------------------------------------------------------------------
 
     def password_hash(self, user_id: int) -> str | None:
-        row = self.db.execute("SELECT hash FROM auth_passwords WHERE user_id=?",
-                              (user_id,)).fetchone()
+        row = self.db.execute(
+            "SELECT hash FROM auth_passwords WHERE user_id=?", (user_id,)
+        ).fetchone()
         return None if row is None else str(row[0])
 
     def set_password_hash(self, user_id: int, hashed: str) -> None:
         self.db.execute(
             "INSERT INTO auth_passwords(user_id, hash, updated_at) VALUES (?, ?, ?) "
             "ON CONFLICT(user_id) DO UPDATE SET hash=excluded.hash, "
-            "updated_at=excluded.updated_at", (user_id, hashed, now_iso()))
+            "updated_at=excluded.updated_at",
+            (user_id, hashed, now_iso()),
+        )
 
     def delete_password(self, user_id: int) -> None:
         self.db.execute("DELETE FROM auth_passwords WHERE user_id=?", (user_id,))
 
     # --- sessions -------------------------------------------------------------------
 
-    def create_session(self, token_hash: str, csrf: str, user_id: int, method: str,
-                       ip: str | None, ts: float) -> int:
+    def create_session(
+        self, token_hash: str, csrf: str, user_id: int, method: str, ip: str | None, ts: float
+    ) -> int:
         row = self.db.execute(
             "INSERT INTO auth_sessions(token_hash, csrf, user_id, method, ip, created_ts, "
             "seen_ts, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            (token_hash, csrf, user_id, method, ip, ts, ts, now_iso())).fetchone()
+            (token_hash, csrf, user_id, method, ip, ts, ts, now_iso()),
+        ).fetchone()
         return int(row[0])
 
     def session(self, token_hash: str) -> SessionRecord | None:
-        row = self.db.execute(f"SELECT {_SESSION_COLS} FROM auth_sessions WHERE token_hash=?",
-                              (token_hash,)).fetchone()
+        row = self.db.execute(
+            f"SELECT {_SESSION_COLS} FROM auth_sessions WHERE token_hash=?", (token_hash,)
+        ).fetchone()
         return None if row is None else _session(row)
 
     def touch_session(self, session_id: int, ts: float) -> None:
-        self.db.execute("UPDATE auth_sessions SET seen_ts=? WHERE id=? AND seen_ts<?",
-                        (ts, session_id, ts))
+        self.db.execute(
+            "UPDATE auth_sessions SET seen_ts=? WHERE id=? AND seen_ts<?", (ts, session_id, ts)
+        )
 
     def delete_session(self, session_id: int) -> None:
         self.db.execute("DELETE FROM auth_sessions WHERE id=?", (session_id,))
 
     def delete_user_sessions(self, user_id: int) -> int:
-        return int(self.db.execute("DELETE FROM auth_sessions WHERE user_id=?",
-                                   (user_id,)).rowcount)
+        return int(
+            self.db.execute("DELETE FROM auth_sessions WHERE user_id=?", (user_id,)).rowcount
+        )
 
     def user_sessions(self, user_id: int) -> list[SessionRecord]:
         rows = self.db.execute(
-            f"SELECT {_SESSION_COLS} FROM auth_sessions WHERE user_id=? ORDER BY id",
-            (user_id,)).fetchall()
+            f"SELECT {_SESSION_COLS} FROM auth_sessions WHERE user_id=? ORDER BY id", (user_id,)
+        ).fetchall()
         return [_session(r) for r in rows]
 
     def purge_sessions(self, created_before: float, seen_before: float) -> int:
-        return int(self.db.execute(
-            "DELETE FROM auth_sessions WHERE created_ts<? OR seen_ts<?",
-            (created_before, seen_before)).rowcount)
+        return int(
+            self.db.execute(
+                "DELETE FROM auth_sessions WHERE created_ts<? OR seen_ts<?",
+                (created_before, seen_before),
+            ).rowcount
+        )
 
     # --- groups ---------------------------------------------------------------------
 
     def _group(self, row: Any) -> Group:
-        members = tuple(r[0] for r in self.db.execute(
-            "SELECT u.name FROM auth_user_groups ug JOIN users u ON u.id=ug.user_id "
-            "WHERE ug.group_id=? ORDER BY u.name", (row["id"],)))
-        return Group(id=int(row["id"]), name=row["name"], role=row["role"],
-                     kbs=tuple(json.loads(row["kbs"])), description=row["description"],
-                     members=members)
+        members = tuple(
+            r[0]
+            for r in self.db.execute(
+                "SELECT u.name FROM auth_user_groups ug JOIN users u ON u.id=ug.user_id "
+                "WHERE ug.group_id=? ORDER BY u.name",
+                (row["id"],),
+            )
+        )
+        return Group(
+            id=int(row["id"]),
+            name=row["name"],
+            role=row["role"],
+            kbs=tuple(json.loads(row["kbs"])),
+            description=row["description"],
+            members=members,
+        )
 
     def list_groups(self) -> list[Group]:
         rows = self.db.execute("SELECT * FROM auth_groups ORDER BY name").fetchall()
@@ -177,14 +212,16 @@ class SqlAuthRepository:
         row = self.db.execute("SELECT * FROM auth_groups WHERE name=?", (name,)).fetchone()
         return None if row is None else self._group(row)
 
-    def save_group(self, name: str, role: str | None, kbs: Iterable[str],
-                   description: str = "") -> Group:
+    def save_group(
+        self, name: str, role: str | None, kbs: Iterable[str], description: str = ""
+    ) -> Group:
         kb_json = json.dumps(sorted(set(kbs)), ensure_ascii=False)
         self.db.execute(
             "INSERT INTO auth_groups(name, role, kbs, description, created_at) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET role=excluded.role, "
             "kbs=excluded.kbs, description=excluded.description",
-            (name, role, kb_json, description, now_iso()))
+            (name, role, kb_json, description, now_iso()),
+        )
         found = self.group(name)
         assert found is not None
         return found
@@ -192,9 +229,11 @@ class SqlAuthRepository:
     def _ensure_group(self, name: str) -> int:
         self.db.execute(
             "INSERT INTO auth_groups(name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
-            (name, now_iso()))
-        return int(self.db.execute("SELECT id FROM auth_groups WHERE name=?",
-                                   (name,)).fetchone()[0])
+            (name, now_iso()),
+        )
+        return int(
+            self.db.execute("SELECT id FROM auth_groups WHERE name=?", (name,)).fetchone()[0]
+        )
 
     def delete_group(self, name: str) -> bool:
         return self.db.execute("DELETE FROM auth_groups WHERE name=?", (name,)).rowcount > 0
@@ -202,66 +241,88 @@ class SqlAuthRepository:
     def user_groups(self, user_id: int) -> list[Group]:
         rows = self.db.execute(
             "SELECT g.* FROM auth_groups g JOIN auth_user_groups ug ON ug.group_id=g.id "
-            "WHERE ug.user_id=? ORDER BY g.name", (user_id,)).fetchall()
-        return [Group(id=int(r["id"]), name=r["name"], role=r["role"],
-                      kbs=tuple(json.loads(r["kbs"])), description=r["description"])
-                for r in rows]
+            "WHERE ug.user_id=? ORDER BY g.name",
+            (user_id,),
+        ).fetchall()
+        return [
+            Group(
+                id=int(r["id"]),
+                name=r["name"],
+                role=r["role"],
+                kbs=tuple(json.loads(r["kbs"])),
+                description=r["description"],
+            )
+            for r in rows
+        ]
 
     def add_member(self, name: str, user_id: int, source: str = "local") -> None:
         with self.db.tx():
             gid = self._ensure_group(name)
             self.db.execute(
                 "INSERT INTO auth_user_groups(user_id, group_id, source) VALUES (?, ?, ?) "
-                "ON CONFLICT DO NOTHING", (user_id, gid, source))
+                "ON CONFLICT DO NOTHING",
+                (user_id, gid, source),
+            )
 
     def remove_member(self, name: str, user_id: int) -> None:
         self.db.execute(
             "DELETE FROM auth_user_groups WHERE user_id=? AND group_id IN "
-            "(SELECT id FROM auth_groups WHERE name=?)", (user_id, name))
+            "(SELECT id FROM auth_groups WHERE name=?)",
+            (user_id, name),
+        )
 
     def sync_user_groups(self, user_id: int, names: Iterable[str], source: str) -> None:
         """Make the memberships that came from ``source`` exactly ``names`` (the groups
         a directory reported at sign-in); memberships from other sources stay."""
         wanted = sorted(set(names))
         with self.db.tx():
-            self.db.execute("DELETE FROM auth_user_groups WHERE user_id=? AND source=?",
-                            (user_id, source))
+            self.db.execute(
+                "DELETE FROM auth_user_groups WHERE user_id=? AND source=?", (user_id, source)
+            )
             for name in wanted:
                 gid = self._ensure_group(name)
                 self.db.execute(
                     "INSERT INTO auth_user_groups(user_id, group_id, source) VALUES (?, ?, ?) "
-                    "ON CONFLICT DO NOTHING", (user_id, gid, source))
+                    "ON CONFLICT DO NOTHING",
+                    (user_id, gid, source),
+                )
 
     # --- identities -----------------------------------------------------------------
 
     def identity_user(self, provider: str, subject: str) -> int | None:
         row = self.db.execute(
             "SELECT user_id FROM auth_identities WHERE provider=? AND subject=?",
-            (provider, subject)).fetchone()
+            (provider, subject),
+        ).fetchone()
         return None if row is None else int(row[0])
 
     def link_identity(self, provider: str, subject: str, user_id: int) -> None:
         self.db.execute(
             "INSERT INTO auth_identities(provider, subject, user_id, created_at) "
             "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (provider, subject, user_id, now_iso()))
+            (provider, subject, user_id, now_iso()),
+        )
 
     def user_providers(self, user_id: int) -> list[str]:
-        return [r[0] for r in self.db.execute(
-            "SELECT provider FROM auth_identities WHERE user_id=? ORDER BY provider",
-            (user_id,))]
+        return [
+            r[0]
+            for r in self.db.execute(
+                "SELECT provider FROM auth_identities WHERE user_id=? ORDER BY provider", (user_id,)
+            )
+        ]
 
     # --- failed attempts ------------------------------------------------------------
 
     def add_failure(self, scopes: Iterable[str], ts: float) -> None:
-        self.db.executemany("INSERT INTO auth_failures(scope, ts) VALUES (?, ?)",
-                            [(s, ts) for s in scopes])
+        self.db.executemany(
+            "INSERT INTO auth_failures(scope, ts) VALUES (?, ?)", [(s, ts) for s in scopes]
+        )
 
     def failures_since(self, scope: str, since: float) -> tuple[int, float | None]:
         """How many failures ``scope`` had since ``since``, and the oldest of them."""
         row = self.db.execute(
-            "SELECT COUNT(*), MIN(ts) FROM auth_failures WHERE scope=? AND ts>=?",
-            (scope, since)).fetchone()
+            "SELECT COUNT(*), MIN(ts) FROM auth_failures WHERE scope=? AND ts>=?", (scope, since)
+        ).fetchone()
         return int(row[0]), (None if row[1] is None else float(row[1]))
 
     def clear_failures(self, scope: str) -> None:
@@ -275,19 +336,25 @@ class SqlAuthRepository:
     def add_pending(self, p: Pending) -> None:
         self.db.execute(
             "INSERT INTO auth_pending(state, nonce, verifier, next_url, created_ts) "
-            "VALUES (?, ?, ?, ?, ?)", (p.state, p.nonce, p.verifier, p.next_url, p.created_ts))
+            "VALUES (?, ?, ?, ?, ?)",
+            (p.state, p.nonce, p.verifier, p.next_url, p.created_ts),
+        )
 
     def take_pending(self, state: str) -> Pending | None:
         """The authorization started with ``state``, removed: a second callback with the
         same state (a replay) finds nothing, on any node."""
         row = self.db.execute(
             "DELETE FROM auth_pending WHERE state=? "
-            "RETURNING state, nonce, verifier, next_url, created_ts", (state,)).fetchone()
+            "RETURNING state, nonce, verifier, next_url, created_ts",
+            (state,),
+        ).fetchone()
         if row is None:
             return None
-        return Pending(state=row[0], nonce=row[1], verifier=row[2], next_url=row[3],
-                       created_ts=float(row[4]))
+        return Pending(
+            state=row[0], nonce=row[1], verifier=row[2], next_url=row[3], created_ts=float(row[4])
+        )
 
     def purge_pending(self, before: float) -> int:
-        return int(self.db.execute("DELETE FROM auth_pending WHERE created_ts<?",
-                                   (before,)).rowcount)
+        return int(
+            self.db.execute("DELETE FROM auth_pending WHERE created_ts<?", (before,)).rowcount
+        )

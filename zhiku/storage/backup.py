@@ -49,8 +49,10 @@ class SQLiteBackup:
         return [str(r[0]) for r in self.conn.execute("PRAGMA integrity_check").fetchall()]
 
     def tables(self) -> set[str]:
-        return {str(r[0]) for r in self.conn.execute(
-            "SELECT name FROM sqlite_master WHERE type='table'")}
+        return {
+            str(r[0])
+            for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
 
     def is_zhiku(self) -> bool:
         names = self.tables()

@@ -34,18 +34,23 @@ class CopyReport:
 def user_tables(db: Database) -> list[str]:
     """The tables of a database, its bookkeeping excluded."""
     if db.dialect == "sqlite":
-        rows = db.execute("SELECT name FROM sqlite_master WHERE type='table' "
-                          "AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        rows = db.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' "
+            "AND name NOT LIKE 'sqlite_%' ORDER BY name"
+        )
     else:
-        rows = db.execute("SELECT table_name FROM information_schema.tables "
-                          "WHERE table_schema=current_schema() ORDER BY table_name")
+        rows = db.execute(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema=current_schema() ORDER BY table_name"
+        )
     return [str(r[0]) for r in rows]
 
 
 def _references(db: Database, table: str) -> list[tuple[str, str]]:
     """(referenced table, local column) of ``table``'s foreign keys (SQLite)."""
-    return [(str(r["table"]), str(r["from"]))
-            for r in db.execute(f'PRAGMA foreign_key_list("{table}")')]
+    return [
+        (str(r["table"]), str(r["from"])) for r in db.execute(f'PRAGMA foreign_key_list("{table}")')
+    ]
 
 
 def dependency_order(db: Database, tables: list[str]) -> list[str]:
@@ -79,25 +84,30 @@ def count_rows(db: Database, table: str) -> int:
     return int(db.execute(f'SELECT COUNT(*) FROM "{table}"').fetchone()[0])
 
 
-def copy_database(source: Database, target: Database,
-                  progress: Callable[[str, int], None] | None = None) -> CopyReport:
+def copy_database(
+    source: Database, target: Database, progress: Callable[[str, int], None] | None = None
+) -> CopyReport:
     """Copy every table of ``source`` (SQLite, schema current) into ``target``
     (PostgreSQL, empty), then compare the row counts."""
     if source.dialect != "sqlite" or target.dialect != "postgresql":
         raise StoreError("只能由內建的 SQLite 資料庫複製到 PostgreSQL")
     if not migrate.is_current(source):
-        raise StoreError(f"來源資料庫 {source.location} 的 schema 不是最新版，請先以本版 "
-                         "zhiku 開啟一次")
+        raise StoreError(
+            f"來源資料庫 {source.location} 的 schema 不是最新版，請先以本版 zhiku 開啟一次"
+        )
     existing = user_tables(target)
     if existing:
-        raise StoreError(f"目標資料庫 {target.location} 不是空的（已有資料表："
-                         f"{', '.join(existing[:5])}{'…' if len(existing) > 5 else ''}），"
-                         "不覆寫")
+        raise StoreError(
+            f"目標資料庫 {target.location} 不是空的（已有資料表："
+            f"{', '.join(existing[:5])}{'…' if len(existing) > 5 else ''}），"
+            "不覆寫"
+        )
     report = CopyReport()
     with source.tx(), target.tx():
         migrate.apply(target)
         tables = dependency_order(
-            source, [t for t in user_tables(source) if t != "schema_migrations"])
+            source, [t for t in user_tables(source) if t != "schema_migrations"]
+        )
         sequences = _autoincrement(source)
         for table in tables:
             cols = _columns(source, table)
@@ -131,14 +141,20 @@ def copy_database(source: Database, target: Database,
                     progress(table, n)
             for col, updates in pending.items():
                 if updates:
-                    target.executemany(
-                        f'UPDATE "{table}" SET "{col}"=? WHERE "{ident}"=?', updates)
+                    target.executemany(f'UPDATE "{table}" SET "{col}"=? WHERE "{ident}"=?', updates)
             if table in sequences and ident:
-                top = max(sequences[table], int(source.execute(
-                    f'SELECT COALESCE(MAX("{ident}"), 0) FROM "{table}"').fetchone()[0]))
+                top = max(
+                    sequences[table],
+                    int(
+                        source.execute(
+                            f'SELECT COALESCE(MAX("{ident}"), 0) FROM "{table}"'
+                        ).fetchone()[0]
+                    ),
+                )
                 target.execute(
                     f"SELECT setval(pg_get_serial_sequence('{table}', '{ident}'), ?, ?)",
-                    (max(top, 1), top > 0))
+                    (max(top, 1), top > 0),
+                )
             report.tables[table] = n
         for table, n in report.tables.items():
             have = count_rows(target, table)

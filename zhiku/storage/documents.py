@@ -48,8 +48,9 @@ SCHEMA_VERSION = migrate.component("core").version
 DATABASE_ENV = "ZHIKU_DATABASE_URL"
 
 
-def database_target(home: Path, configured: str | None = None,
-                    env: Mapping[str, str] | None = None) -> str | Path:
+def database_target(
+    home: Path, configured: str | None = None, env: Mapping[str, str] | None = None
+) -> str | Path:
     """Where a home's store lives: ``$ZHIKU_DATABASE_URL``, else zhiku.toml's
     ``database`` setting (``configured``), else ``<home>/zhiku.db``."""
     env = os.environ if env is None else env
@@ -58,8 +59,10 @@ def database_target(home: Path, configured: str | None = None,
         return home / "zhiku.db"
     if is_postgres_url(value):
         return value
-    raise StoreError(f"資料庫設定不支援：「{visible(value)}」（請用 postgresql:// 網址，"
-                     "或不設定以使用內建的 SQLite）")
+    raise StoreError(
+        f"資料庫設定不支援：「{visible(value)}」（請用 postgresql:// 網址，"
+        "或不設定以使用內建的 SQLite）"
+    )
 
 
 @dataclass(slots=True)
@@ -97,8 +100,7 @@ class DocumentStore(Protocol):
     def set_meta(self, key: str, value: str) -> None: ...
     def get_kb(self, name: str) -> KnowledgeBase: ...
     def find_kb(self, name: str) -> KnowledgeBase | None: ...
-    def ensure_kb(self, name: str,
-                  settings: dict[str, Any] | None = None) -> KnowledgeBase: ...
+    def ensure_kb(self, name: str, settings: dict[str, Any] | None = None) -> KnowledgeBase: ...
     def kb_ids(self, names: Sequence[str]) -> list[int]: ...
     def list_kbs(self) -> list[KnowledgeBase]: ...
     def update_kb_settings(self, name: str, settings: dict[str, Any]) -> KnowledgeBase: ...
@@ -106,11 +108,21 @@ class DocumentStore(Protocol):
     def list_documents(self, kb: str, where: Filter | None = None) -> list[Document]: ...
     def get_document(self, kb: str, path: str) -> Document | None: ...
     def document_hashes(self, kb: str) -> dict[str, tuple[str, int, float | None]]: ...
-    def put_document(self, kb: str, *, path: str, title: str, kind: str,
-                     content_hash: str, size: int, chunks: Sequence[Chunk],
-                     mtime: float | None = None, pages: int | None = None,
-                     meta: dict[str, Any] | None = None,
-                     parent_id: int | None = None) -> int: ...
+    def put_document(
+        self,
+        kb: str,
+        *,
+        path: str,
+        title: str,
+        kind: str,
+        content_hash: str,
+        size: int,
+        chunks: Sequence[Chunk],
+        mtime: float | None = None,
+        pages: int | None = None,
+        meta: dict[str, Any] | None = None,
+        parent_id: int | None = None,
+    ) -> int: ...
     def set_document_meta(self, kb: str, path: str, changes: dict[str, Any]) -> bool: ...
     def filtered_chunk_ids(self, kb_ids: Sequence[int], where: Filter) -> set[int]: ...
     def touch_document(self, kb: str, path: str, mtime: float | None) -> None: ...
@@ -122,14 +134,18 @@ class DocumentStore(Protocol):
     def existing_chunk_ids(self, chunk_ids: Sequence[int]) -> set[int]: ...
     def chunk_doc_pairs(self, kb_id: int) -> list[tuple[int, int]]: ...
     def chunk_embed_rows(self, chunk_ids: Sequence[int]) -> Iterator[Any]: ...
-    def chunk_texts_with_paths(self, kb_id: int,
-                               min_chars: int = 0) -> list[tuple[str, str]]: ...
+    def chunk_texts_with_paths(self, kb_id: int, min_chars: int = 0) -> list[tuple[str, str]]: ...
     def chunk_paths_titles(self, kb_id: int) -> list[tuple[int, str, str]]: ...
-    def sample_chunk_texts(self, kb_id: int, n: int, seed: int = 7,
-                           where: Filter | None = None) -> list[str]: ...
+    def sample_chunk_texts(
+        self, kb_id: int, n: int, seed: int = 7, where: Filter | None = None
+    ) -> list[str]: ...
     def kb_doc_ids(self, kb_id: int) -> list[int]: ...
-    def hits_for(self, scored: Sequence[tuple[int, float]],
-                 kb_ids: Sequence[int], where: Filter | None = None) -> list[Hit]: ...
+    def hits_for(
+        self,
+        scored: Sequence[tuple[int, float]],
+        kb_ids: Sequence[int],
+        where: Filter | None = None,
+    ) -> list[Hit]: ...
     def document_counts(self, kb_id: int, where: Filter | None = None) -> tuple[int, int]: ...
     def pending_index_work(self, kb_id: int) -> tuple[int, list[int]]: ...
     def clear_index_work(self, kb_id: int, upto_seq: int) -> None: ...
@@ -191,10 +207,12 @@ class Store:
         if self.database.dialect == "postgresql":
             row = self.database.execute(
                 "SELECT pg_sequence_last_value("
-                "pg_get_serial_sequence('index_log', 'seq')::regclass)").fetchone()
+                "pg_get_serial_sequence('index_log', 'seq')::regclass)"
+            ).fetchone()
         else:
             row = self.database.execute(
-                "SELECT seq FROM sqlite_sequence WHERE name='index_log'").fetchone()
+                "SELECT seq FROM sqlite_sequence WHERE name='index_log'"
+            ).fetchone()
         return int(row[0]) if row and row[0] is not None else 0
 
     # --- schema -----------------------------------------------------------------
@@ -256,15 +274,19 @@ class Store:
             kb = self.find_kb(name)
             if kb is not None:
                 return kb
-            if not name or len(name) > 64 or any(c in name for c in "/\\") or \
-                    bad_name_chars(name):
-                raise InvalidInput(f"知識庫名稱不合法：「{visible(name)}」"
-                                 "（1–64 字，不可含 / \\ 或控制字元）")
+            if not name or len(name) > 64 or any(c in name for c in "/\\") or bad_name_chars(name):
+                raise InvalidInput(
+                    f"知識庫名稱不合法：「{visible(name)}」（1–64 字，不可含 / \\ 或控制字元）"
+                )
             self.database.execute(
                 "INSERT INTO kbs(name, created_at, settings, secret) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT(name) DO NOTHING",
-                (name, now_iso(), json.dumps(settings or {}, ensure_ascii=False),
-                 secrets.token_bytes(32)),
+                (
+                    name,
+                    now_iso(),
+                    json.dumps(settings or {}, ensure_ascii=False),
+                    secrets.token_bytes(32),
+                ),
             )
         return self.get_kb(name)
 
@@ -273,8 +295,12 @@ class Store:
         if not names:
             return []
         marks = ",".join("?" * len(names))
-        return [int(r[0]) for r in self.database.execute(
-            f"SELECT id FROM kbs WHERE name IN ({marks}) ORDER BY id", list(names))]
+        return [
+            int(r[0])
+            for r in self.database.execute(
+                f"SELECT id FROM kbs WHERE name IN ({marks}) ORDER BY id", list(names)
+            )
+        ]
 
     def list_kbs(self) -> list[KnowledgeBase]:
         rows = self.database.execute("SELECT * FROM kbs ORDER BY name").fetchall()
@@ -294,8 +320,10 @@ class Store:
         """Delete a KB and everything in it; returns the ids of the documents removed."""
         with self.tx(immediate=True):
             kb = self.get_kb(name)
-            ids = [r[0] for r in self.database.execute(
-                "SELECT id FROM documents WHERE kb_id=?", (kb.id,))]
+            ids = [
+                r[0]
+                for r in self.database.execute("SELECT id FROM documents WHERE kb_id=?", (kb.id,))
+            ]
             self.database.execute("DELETE FROM kbs WHERE id=?", (kb.id,))
             self.database.execute("DELETE FROM index_log WHERE kb_id=?", (kb.id,))
         return ids
@@ -304,9 +332,16 @@ class Store:
 
     def _doc_from_row(self, row: Any) -> Document:
         return Document(
-            id=row["id"], kb=row["kb"], path=row["path"], title=row["title"],
-            kind=row["kind"], content_hash=row["content_hash"], size=row["size"],
-            chunks=row["n_chunks"], added_at=row["added_at"], updated_at=row["updated_at"],
+            id=row["id"],
+            kb=row["kb"],
+            path=row["path"],
+            title=row["title"],
+            kind=row["kind"],
+            content_hash=row["content_hash"],
+            size=row["size"],
+            chunks=row["n_chunks"],
+            added_at=row["added_at"],
+            updated_at=row["updated_at"],
             meta=json.loads(row["meta"]),
         )
 
@@ -330,7 +365,8 @@ class Store:
         row = self.database.execute(
             "SELECT COUNT(DISTINCT d.id), COUNT(c.id) FROM documents d "
             f"LEFT JOIN chunks c ON c.doc_id=d.id WHERE d.kb_id=? AND {clause}",
-            (kb_id, *args)).fetchone()
+            (kb_id, *args),
+        ).fetchone()
         return int(row[0]), int(row[1])
 
     def get_document(self, kb: str, path: str) -> Document | None:
@@ -376,28 +412,61 @@ class Store:
                 "SELECT id FROM documents WHERE kb_id=? AND path=?", (kbo.id, path)
             ).fetchone()
             if row is None:
-                doc_id = int(self.database.execute(
-                    "INSERT INTO documents(kb_id, path, title, kind, content_hash, size, mtime,"
-                    " pages, meta, added_at, updated_at, parent_id)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
-                    (kbo.id, path, title, kind, content_hash, size, mtime, pages, meta_json,
-                     ts, ts, parent_id),
-                ).fetchone()[0])
+                doc_id = int(
+                    self.database.execute(
+                        "INSERT INTO documents(kb_id, path, title, kind, content_hash, size, mtime,"
+                        " pages, meta, added_at, updated_at, parent_id)"
+                        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
+                        (
+                            kbo.id,
+                            path,
+                            title,
+                            kind,
+                            content_hash,
+                            size,
+                            mtime,
+                            pages,
+                            meta_json,
+                            ts,
+                            ts,
+                            parent_id,
+                        ),
+                    ).fetchone()[0]
+                )
             else:
                 doc_id = int(row[0])
                 self.database.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
                 self.database.execute(
                     "UPDATE documents SET title=?, kind=?, content_hash=?, size=?, mtime=?,"
                     " pages=?, meta=?, updated_at=?, parent_id=? WHERE id=?",
-                    (title, kind, content_hash, size, mtime, pages, meta_json, ts, parent_id,
-                     doc_id),
+                    (
+                        title,
+                        kind,
+                        content_hash,
+                        size,
+                        mtime,
+                        pages,
+                        meta_json,
+                        ts,
+                        parent_id,
+                        doc_id,
+                    ),
                 )
             self.database.executemany(
                 "INSERT INTO chunks(doc_id, ord, text, section, label, page_start, page_end,"
                 " char_start, char_end) VALUES (?,?,?,?,?,?,?,?,?)",
                 [
-                    (doc_id, c.ord, c.text, c.section, c.label, c.page_start, c.page_end,
-                     c.char_start, c.char_end)
+                    (
+                        doc_id,
+                        c.ord,
+                        c.text,
+                        c.section,
+                        c.label,
+                        c.page_start,
+                        c.page_end,
+                        c.char_start,
+                        c.char_end,
+                    )
                     for c in chunks
                 ],
             )
@@ -419,10 +488,13 @@ class Store:
                 return False
             meta = {**json.loads(row["meta"]), **changes}
             meta = {k: v for k, v in meta.items() if v is not None}
-            self.database.execute("UPDATE documents SET meta=?, updated_at=? WHERE id=?",
-                            (json.dumps(meta, ensure_ascii=False), now_iso(), row["id"]))
             self.database.execute(
-                "INSERT INTO index_log(kb_id, doc_id) VALUES (?, ?)", (kbo.id, row["id"]))
+                "UPDATE documents SET meta=?, updated_at=? WHERE id=?",
+                (json.dumps(meta, ensure_ascii=False), now_iso(), row["id"]),
+            )
+            self.database.execute(
+                "INSERT INTO index_log(kb_id, doc_id) VALUES (?, ?)", (kbo.id, row["id"])
+            )
         return True
 
     def filtered_chunk_ids(self, kb_ids: Sequence[int], where: Filter) -> set[int]:
@@ -430,9 +502,14 @@ class Store:
         the vector search ranks only these)."""
         clause, args = where.sql("d", self.database.dialect)
         kmarks = ",".join("?" * len(kb_ids))
-        return {r[0] for r in self.database.execute(
-            "SELECT c.id FROM chunks c JOIN documents d ON d.id=c.doc_id "
-            f"WHERE d.kb_id IN ({kmarks}) AND {clause}", [*kb_ids, *args])}
+        return {
+            r[0]
+            for r in self.database.execute(
+                "SELECT c.id FROM chunks c JOIN documents d ON d.id=c.doc_id "
+                f"WHERE d.kb_id IN ({kmarks}) AND {clause}",
+                [*kb_ids, *args],
+            )
+        }
 
     def touch_document(self, kb: str, path: str, mtime: float | None) -> None:
         kbo = self.get_kb(kb)
@@ -449,10 +526,14 @@ class Store:
             if row is None:
                 return False
             # The document and, through parent_id's ON DELETE CASCADE, its attachments.
-            ids = [r[0] for r in self.database.execute(
-                "WITH RECURSIVE t(id) AS (SELECT CAST(? AS INTEGER) UNION ALL "
-                "SELECT d.id FROM documents d JOIN t ON d.parent_id=t.id) SELECT id FROM t",
-                (row[0],))]
+            ids = [
+                r[0]
+                for r in self.database.execute(
+                    "WITH RECURSIVE t(id) AS (SELECT CAST(? AS INTEGER) UNION ALL "
+                    "SELECT d.id FROM documents d JOIN t ON d.parent_id=t.id) SELECT id FROM t",
+                    (row[0],),
+                )
+            ]
             self.database.execute("DELETE FROM documents WHERE id=?", (row[0],))
             self.database.executemany(
                 "INSERT INTO index_log(kb_id, doc_id) VALUES (?, ?)", [(kbo.id, i) for i in ids]
@@ -465,11 +546,14 @@ class Store:
         kbo = self.get_kb(kb)
         if parent_path is None:
             rows = self.database.execute(
-                "SELECT path FROM documents WHERE kb_id=? AND parent_id IS NOT NULL", (kbo.id,))
+                "SELECT path FROM documents WHERE kb_id=? AND parent_id IS NOT NULL", (kbo.id,)
+            )
         else:
             rows = self.database.execute(
                 "SELECT c.path FROM documents c JOIN documents p ON p.id=c.parent_id "
-                "WHERE p.kb_id=? AND p.path=?", (kbo.id, parent_path))
+                "WHERE p.kb_id=? AND p.path=?",
+                (kbo.id, parent_path),
+            )
         return {r[0] for r in rows}
 
     # --- chunks -------------------------------------------------------------------
@@ -491,46 +575,64 @@ class Store:
         out: dict[int, tuple[int, str]] = {}
         ids = list(chunk_ids)
         for i in range(0, len(ids), 500):
-            part = ids[i:i + 500]
+            part = ids[i : i + 500]
             marks = ",".join("?" * len(part))
             for r in self.database.execute(
-                    f"SELECT c.id, c.doc_id, d.title FROM chunks c JOIN documents d "
-                    f"ON d.id=c.doc_id WHERE c.id IN ({marks})", part):
+                f"SELECT c.id, c.doc_id, d.title FROM chunks c JOIN documents d "
+                f"ON d.id=c.doc_id WHERE c.id IN ({marks})",
+                part,
+            ):
                 out[int(r[0])] = (int(r[1]), str(r[2]))
         return out
 
     def chunk_count(self, kb_id: int) -> int:
         row = self.database.execute(
             "SELECT COUNT(*) FROM chunks c JOIN documents d ON d.id=c.doc_id WHERE d.kb_id=?",
-            (kb_id,)).fetchone()
+            (kb_id,),
+        ).fetchone()
         return int(row[0])
 
-    def sample_chunk_texts(self, kb_id: int, n: int, seed: int = 7,
-                           where: Filter | None = None) -> list[str]:
+    def sample_chunk_texts(
+        self, kb_id: int, n: int, seed: int = 7, where: Filter | None = None
+    ) -> list[str]:
         """Up to ``n`` chunk texts of a KB (of its documents ``where`` lets through),
         spread evenly over it (deterministic)."""
         clause, args = where.sql("d", self.database.dialect) if where else ("1=1", [])
-        ids = [r[0] for r in self.database.execute(
-            "SELECT c.id FROM chunks c JOIN documents d ON d.id=c.doc_id WHERE d.kb_id=? "
-            f"AND {clause} ORDER BY c.id", (kb_id, *args))]
+        ids = [
+            r[0]
+            for r in self.database.execute(
+                "SELECT c.id FROM chunks c JOIN documents d ON d.id=c.doc_id WHERE d.kb_id=? "
+                f"AND {clause} ORDER BY c.id",
+                (kb_id, *args),
+            )
+        ]
         if len(ids) > n:
             import random
 
             ids = sorted(random.Random(seed).sample(ids, n))
         out: list[str] = []
         for i in range(0, len(ids), 500):
-            part = ids[i:i + 500]
+            part = ids[i : i + 500]
             marks = ",".join("?" * len(part))
-            out.extend(r[0] for r in self.database.execute(
-                f"SELECT text FROM chunks WHERE id IN ({marks}) ORDER BY id", part))
+            out.extend(
+                r[0]
+                for r in self.database.execute(
+                    f"SELECT text FROM chunks WHERE id IN ({marks}) ORDER BY id", part
+                )
+            )
         return out
 
     def kb_doc_ids(self, kb_id: int) -> list[int]:
-        return [r[0] for r in self.database.execute(
-            "SELECT id FROM documents WHERE kb_id=?", (kb_id,))]
+        return [
+            r[0] for r in self.database.execute("SELECT id FROM documents WHERE kb_id=?", (kb_id,))
+        ]
 
-    def hits_for(self, scored: Sequence[tuple[int, float]], kb_ids: Sequence[int],
-                 where: Filter | None = None) -> list[Hit]:
+    def hits_for(
+        self,
+        scored: Sequence[tuple[int, float]],
+        kb_ids: Sequence[int],
+        where: Filter | None = None,
+    ) -> list[Hit]:
         """Join (chunk id, score) pairs with their rows, keeping order.
 
         ``kb_ids`` is enforced again here, so a stale index can never surface a chunk
@@ -562,9 +664,17 @@ class Store:
                 continue
             hits.append(
                 Hit(
-                    chunk_id=cid, doc_id=r["doc_id"], kb=r["kb"], doc_title=r["title"],
-                    path=r["path"], text=r["text"], section=r["section"], label=r["label"],
-                    page_start=r["page_start"], page_end=r["page_end"], score=score,
+                    chunk_id=cid,
+                    doc_id=r["doc_id"],
+                    kb=r["kb"],
+                    doc_title=r["title"],
+                    path=r["path"],
+                    text=r["text"],
+                    section=r["section"],
+                    label=r["label"],
+                    page_start=r["page_start"],
+                    page_end=r["page_end"],
+                    score=score,
                     ord=r["ord"],
                 )
             )
@@ -575,39 +685,58 @@ class Store:
         out: set[int] = set()
         ids = list(chunk_ids)
         for i in range(0, len(ids), 500):
-            part = ids[i:i + 500]
+            part = ids[i : i + 500]
             marks = ",".join("?" * len(part))
-            out.update(int(r[0]) for r in self.database.execute(
-                f"SELECT id FROM chunks WHERE id IN ({marks})", part))
+            out.update(
+                int(r[0])
+                for r in self.database.execute(f"SELECT id FROM chunks WHERE id IN ({marks})", part)
+            )
         return out
 
     def chunk_doc_pairs(self, kb_id: int) -> list[tuple[int, int]]:
         """(chunk id, document id) of every chunk of a KB, by chunk id."""
-        return [(int(r[0]), int(r[1])) for r in self.database.execute(
-            "SELECT c.id, c.doc_id FROM chunks c JOIN documents d ON d.id=c.doc_id "
-            "WHERE d.kb_id=? ORDER BY c.id", (kb_id,))]
+        return [
+            (int(r[0]), int(r[1]))
+            for r in self.database.execute(
+                "SELECT c.id, c.doc_id FROM chunks c JOIN documents d ON d.id=c.doc_id "
+                "WHERE d.kb_id=? ORDER BY c.id",
+                (kb_id,),
+            )
+        ]
 
     def chunk_embed_rows(self, chunk_ids: Sequence[int]) -> Iterator[Any]:
         """Rows (id, text, section, title) of ``chunk_ids``: what an embedder reads."""
         ids = [int(c) for c in chunk_ids]
         for i in range(0, len(ids), 500):
-            part = ids[i:i + 500]
+            part = ids[i : i + 500]
             marks = ",".join("?" * len(part))
             yield from self.database.execute(
                 "SELECT c.id, c.text, c.section, d.title FROM chunks c "
-                f"JOIN documents d ON d.id=c.doc_id WHERE c.id IN ({marks})", part)
+                f"JOIN documents d ON d.id=c.doc_id WHERE c.id IN ({marks})",
+                part,
+            )
 
     def chunk_texts_with_paths(self, kb_id: int, min_chars: int = 0) -> list[tuple[str, str]]:
         """(chunk text, document path) of a KB's chunks of at least ``min_chars``."""
-        return [(str(r[0]), str(r[1])) for r in self.database.execute(
-            "SELECT c.text, d.path FROM chunks c JOIN documents d ON d.id=c.doc_id "
-            "WHERE d.kb_id=? AND LENGTH(c.text) >= ? ORDER BY c.id", (kb_id, min_chars))]
+        return [
+            (str(r[0]), str(r[1]))
+            for r in self.database.execute(
+                "SELECT c.text, d.path FROM chunks c JOIN documents d ON d.id=c.doc_id "
+                "WHERE d.kb_id=? AND LENGTH(c.text) >= ? ORDER BY c.id",
+                (kb_id, min_chars),
+            )
+        ]
 
     def chunk_paths_titles(self, kb_id: int) -> list[tuple[int, str, str]]:
         """(chunk id, document path, document title) of every chunk of a KB."""
-        return [(int(r[0]), str(r[1]), str(r[2])) for r in self.database.execute(
-            "SELECT c.id, d.path, d.title FROM chunks c JOIN documents d ON d.id=c.doc_id "
-            "WHERE d.kb_id=? ORDER BY c.id", (kb_id,))]
+        return [
+            (int(r[0]), str(r[1]), str(r[2]))
+            for r in self.database.execute(
+                "SELECT c.id, d.path, d.title FROM chunks c JOIN documents d ON d.id=c.doc_id "
+                "WHERE d.kb_id=? ORDER BY c.id",
+                (kb_id,),
+            )
+        ]
 
     # --- embeddings cache (zhiku.vectors) ---------------------------------------------
 
@@ -616,11 +745,13 @@ class Store:
         out: dict[bytes, bytes] = {}
         uniq = list(dict.fromkeys(hashes))
         for i in range(0, len(uniq), 500):
-            part = uniq[i:i + 500]
+            part = uniq[i : i + 500]
             marks = ",".join("?" * len(part))
             for h, blob in self.database.execute(
-                    f"SELECT text_hash, vector FROM embeddings WHERE model=? "
-                    f"AND text_hash IN ({marks})", [model, *part]):
+                f"SELECT text_hash, vector FROM embeddings WHERE model=? "
+                f"AND text_hash IN ({marks})",
+                [model, *part],
+            ):
                 out[bytes(h)] = bytes(blob)
         return out
 
@@ -629,14 +760,17 @@ class Store:
             self.database.executemany(
                 "INSERT INTO embeddings(model, text_hash, vector) VALUES (?, ?, ?) "
                 "ON CONFLICT(model, text_hash) DO UPDATE SET vector=excluded.vector",
-                [(model, h, v) for h, v in items])
+                [(model, h, v) for h, v in items],
+            )
 
     def embeddings_count(self, model: str | None = None) -> int:
         if model is None:
-            return int(self.database.execute(
-                "SELECT COUNT(*) FROM embeddings").fetchone()[0])
-        return int(self.database.execute(
-            "SELECT COUNT(*) FROM embeddings WHERE model=?", (model,)).fetchone()[0])
+            return int(self.database.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0])
+        return int(
+            self.database.execute(
+                "SELECT COUNT(*) FROM embeddings WHERE model=?", (model,)
+            ).fetchone()[0]
+        )
 
     # --- index log ------------------------------------------------------------------
 
@@ -658,12 +792,16 @@ class Store:
             self.database.execute("DELETE FROM index_log WHERE kb_id=?", (kb_id,))
             self.database.executemany(
                 "INSERT INTO index_log(kb_id, doc_id) VALUES (?, ?)",
-                [(kb_id, d) for d in self.kb_doc_ids(kb_id)])
+                [(kb_id, d) for d in self.kb_doc_ids(kb_id)],
+            )
 
     def has_pending_index_work(self, kb_id: int) -> bool:
-        return self.database.execute(
-            "SELECT 1 FROM index_log WHERE kb_id=? LIMIT 1", (kb_id,)
-        ).fetchone() is not None
+        return (
+            self.database.execute(
+                "SELECT 1 FROM index_log WHERE kb_id=? LIMIT 1", (kb_id,)
+            ).fetchone()
+            is not None
+        )
 
     # --- stats ----------------------------------------------------------------------
 
@@ -680,15 +818,16 @@ class Store:
         out: dict[str, Any] = {"database": self.location, "kbs": []}
         for kb in self.list_kbs():
             docs, chunks, chars = self.kb_counts(kb.id)
-            out["kbs"].append({"name": kb.name, "documents": docs, "chunks": chunks,
-                               "characters": chars})
+            out["kbs"].append(
+                {"name": kb.name, "documents": docs, "chunks": chunks, "characters": chars}
+            )
         if self.path is None:
-            out["database_bytes"] = int(self.database.execute(
-                "SELECT pg_database_size(current_database())").fetchone()[0])
+            out["database_bytes"] = int(
+                self.database.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+            )
             return out
         try:
             out["database_bytes"] = os.path.getsize(self.path)
         except OSError:
             out["database_bytes"] = 0
         return out
-

@@ -23,10 +23,12 @@ def where_sql(flt: Filter, alias: str = "d", dialect: str = "sqlite") -> tuple[s
         if c.key == zaccess.GROUP_COND:  # a caller's scope: open, or one of its groups
             if pg:  # a label that is not a list counts as one group (fails closed)
                 g = f"(({alias}.meta)::jsonb -> 'access_groups')"
-                each = ("SELECT 1 FROM jsonb_array_elements_text(CASE WHEN "
-                        f"{g} IS NULL OR {g} = 'null'::jsonb THEN '[]'::jsonb "
-                        f"WHEN jsonb_typeof({g}) = 'array' THEN {g} "
-                        f"ELSE jsonb_build_array({g}) END) AS t(value)")
+                each = (
+                    "SELECT 1 FROM jsonb_array_elements_text(CASE WHEN "
+                    f"{g} IS NULL OR {g} = 'null'::jsonb THEN '[]'::jsonb "
+                    f"WHEN jsonb_typeof({g}) = 'array' THEN {g} "
+                    f"ELSE jsonb_build_array({g}) END) AS t(value)"
+                )
             else:
                 each = f"SELECT 1 FROM json_each({alias}.meta, '$.access_groups')"
             expr = f"NOT EXISTS ({each})"
@@ -38,21 +40,28 @@ def where_sql(flt: Filter, alias: str = "d", dialect: str = "sqlite") -> tuple[s
         if c.key == zaccess.LEVEL_COND:  # a caller's clearance
             if pg:  # a level that is not a number is above every clearance
                 lv = f"(({alias}.meta)::jsonb -> 'access_level')"
-                parts.append(f"(CASE WHEN {lv} IS NULL OR {lv} = 'null'::jsonb THEN 0 "
-                             f"WHEN jsonb_typeof({lv}) = 'number' THEN ({lv})::text::numeric "
-                             "ELSE 1e9 END) <= ?")
-            else:
                 parts.append(
-                    f"COALESCE(json_extract({alias}.meta, '$.access_level'), 0) <= ?")
+                    f"(CASE WHEN {lv} IS NULL OR {lv} = 'null'::jsonb THEN 0 "
+                    f"WHEN jsonb_typeof({lv}) = 'number' THEN ({lv})::text::numeric "
+                    "ELSE 1e9 END) <= ?"
+                )
+            else:
+                parts.append(f"COALESCE(json_extract({alias}.meta, '$.access_level'), 0) <= ?")
             args.append(int(c.values[0]))
             continue
-        field = (f"(({alias}.meta)::jsonb ->> '{c.key}')" if pg
-                 else f"json_extract({alias}.meta, '$.{c.key}')")
+        field = (
+            f"(({alias}.meta)::jsonb ->> '{c.key}')"
+            if pg
+            else f"json_extract({alias}.meta, '$.{c.key}')"
+        )
         if c.key == "tag":
-            each = (f"jsonb_array_elements_text(CASE WHEN jsonb_typeof(({alias}.meta)::jsonb"
-                    f" -> 'tags') = 'array' THEN ({alias}.meta)::jsonb -> 'tags' "
-                    "ELSE '[]'::jsonb END) AS t(value)" if pg
-                    else f"json_each({alias}.meta, '$.tags')")
+            each = (
+                f"jsonb_array_elements_text(CASE WHEN jsonb_typeof(({alias}.meta)::jsonb"
+                f" -> 'tags') = 'array' THEN ({alias}.meta)::jsonb -> 'tags' "
+                "ELSE '[]'::jsonb END) AS t(value)"
+                if pg
+                else f"json_each({alias}.meta, '$.tags')"
+            )
             expr = f"EXISTS (SELECT 1 FROM {each} WHERE value IN ({marks}))"
         elif c.key == "kind":
             expr = f"lower({alias}.kind) IN ({marks})"

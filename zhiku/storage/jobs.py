@@ -49,8 +49,9 @@ def _order(db: Database, desc: bool = False) -> str:
 class JobsRepo(Protocol):
     """What the job workers and the job routes need."""
 
-    def create(self, job_id: str, kb_id: int, kind: str, user_id: int | None,
-               files: list[dict[str, Any]]) -> None: ...
+    def create(
+        self, job_id: str, kb_id: int, kind: str, user_id: int | None, files: list[dict[str, Any]]
+    ) -> None: ...
 
     def get(self, job_id: str, kb_ids: list[int] | None = None) -> Any | None: ...
 
@@ -76,9 +77,18 @@ class JobsRepo(Protocol):
 
     def kb_name(self, kb_id: int) -> str | None: ...
 
-    def record_file(self, job_id: str, worker: str, now: float, ord_: int, status: str,
-                    reason: str | None, message: str | None, chunks: int,
-                    upload: dict[str, Any] | None) -> tuple[bool, str | None]: ...
+    def record_file(
+        self,
+        job_id: str,
+        worker: str,
+        now: float,
+        ord_: int,
+        status: str,
+        reason: str | None,
+        message: str | None,
+        chunks: int,
+        upload: dict[str, Any] | None,
+    ) -> tuple[bool, str | None]: ...
 
     def stored_in_use(self, stored: str) -> bool: ...
 
@@ -91,8 +101,9 @@ class SqlJobs:
 
     # --- jobs and their files ---------------------------------------------------------
 
-    def create(self, job_id: str, kb_id: int, kind: str, user_id: int | None,
-               files: list[dict[str, Any]]) -> None:
+    def create(
+        self, job_id: str, kb_id: int, kind: str, user_id: int | None, files: list[dict[str, Any]]
+    ) -> None:
         """A job with one row per file (``status`` ``pending``, or ``failed`` for a file
         refused up front); a job without pending files is done at once."""
         pending = any(f["status"] == "pending" for f in files)
@@ -100,17 +111,36 @@ class SqlJobs:
             self.db.execute(
                 "INSERT INTO jobs(id, kb_id, kind, status, user_id, created_at, finished_at) "
                 "VALUES (?,?,?,?,?,?,?)",
-                (job_id, kb_id, kind, "queued" if pending else "done", user_id, now_iso(),
-                 None if pending else now_iso()),
+                (
+                    job_id,
+                    kb_id,
+                    kind,
+                    "queued" if pending else "done",
+                    user_id,
+                    now_iso(),
+                    None if pending else now_iso(),
+                ),
             )
             if files:
                 self.db.executemany(
                     "INSERT INTO job_files(job_id, ord, name, path, stored, sha256, size, "
                     "status, reason, message, meta) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    [(job_id, i, f["name"], f.get("path"), f.get("stored"), f.get("sha256"),
-                      f.get("size", 0), f["status"], f.get("reason"), f.get("message"),
-                      json.dumps(f["meta"], ensure_ascii=False) if f.get("meta") else None)
-                     for i, f in enumerate(files)],
+                    [
+                        (
+                            job_id,
+                            i,
+                            f["name"],
+                            f.get("path"),
+                            f.get("stored"),
+                            f.get("sha256"),
+                            f.get("size", 0),
+                            f["status"],
+                            f.get("reason"),
+                            f.get("message"),
+                            json.dumps(f["meta"], ensure_ascii=False) if f.get("meta") else None,
+                        )
+                        for i, f in enumerate(files)
+                    ],
                 )
 
     def get(self, job_id: str, kb_ids: list[int] | None = None) -> Any | None:
@@ -125,29 +155,38 @@ class SqlJobs:
 
     def files(self, job_id: str) -> list[Any]:
         return self.db.execute(
-            "SELECT * FROM job_files WHERE job_id=? ORDER BY ord", (job_id,)).fetchall()
+            "SELECT * FROM job_files WHERE job_id=? ORDER BY ord", (job_id,)
+        ).fetchall()
 
     def pending_files(self, job_id: str) -> list[Any]:
         return self.db.execute(
             "SELECT ord, name, path, stored, sha256, size, meta FROM job_files "
-            "WHERE job_id=? AND status='pending' ORDER BY ord", (job_id,)).fetchall()
+            "WHERE job_id=? AND status='pending' ORDER BY ord",
+            (job_id,),
+        ).fetchall()
 
     def ids_of_kb(self, kb_id: int, limit: int) -> list[str]:
         """The KB's most recent jobs first."""
-        return [r[0] for r in self.db.execute(
-            f"SELECT id FROM jobs WHERE kb_id=? ORDER BY {_order(self.db, desc=True)} "
-            "LIMIT ?", (kb_id, limit))]
+        return [
+            r[0]
+            for r in self.db.execute(
+                f"SELECT id FROM jobs WHERE kb_id=? ORDER BY {_order(self.db, desc=True)} LIMIT ?",
+                (kb_id, limit),
+            )
+        ]
 
     def queue_counts(self) -> dict[str, int]:
         counts = {"queued": 0, "running": 0}
         for status, n in self.db.execute(
-            "SELECT status, COUNT(*) FROM jobs WHERE status IN ('queued','running') "
-            "GROUP BY status"
+            "SELECT status, COUNT(*) FROM jobs WHERE status IN ('queued','running') GROUP BY status"
         ):
             counts[status] = int(n)
-        counts["files_pending"] = int(self.db.execute(
-            "SELECT COUNT(*) FROM job_files f JOIN jobs j ON j.id=f.job_id "
-            "WHERE f.status='pending' AND j.status IN ('queued','running')").fetchone()[0])
+        counts["files_pending"] = int(
+            self.db.execute(
+                "SELECT COUNT(*) FROM job_files f JOIN jobs j ON j.id=f.job_id "
+                "WHERE f.status='pending' AND j.status IN ('queued','running')"
+            ).fetchone()[0]
+        )
         return counts
 
     def kb_name(self, kb_id: int) -> str | None:
@@ -163,9 +202,11 @@ class SqlJobs:
 
     def claim(self, worker: str, now: float, stale_s: float) -> tuple[str, int, str] | None:
         """Take the oldest runnable job for ``worker``: (job id, kb id, kind), or None."""
-        select = ("SELECT id, kb_id, kind FROM jobs WHERE status='queued' "
-                  "OR (status='running' AND (heartbeat IS NULL OR heartbeat < ?)) "
-                  f"ORDER BY {_order(self.db)} LIMIT 1")
+        select = (
+            "SELECT id, kb_id, kind FROM jobs WHERE status='queued' "
+            "OR (status='running' AND (heartbeat IS NULL OR heartbeat < ?)) "
+            f"ORDER BY {_order(self.db)} LIMIT 1"
+        )
         if self.db.dialect == "postgresql":
             select += " FOR UPDATE SKIP LOCKED"
         with self.db.tx(immediate=True):
@@ -181,14 +222,20 @@ class SqlJobs:
 
     def running(self) -> list[tuple[str, str | None]]:
         """(job id, worker) of every running job."""
-        return [(str(r[0]), r[1]) for r in self.db.execute(
-            "SELECT id, worker FROM jobs WHERE status='running'").fetchall()]
+        return [
+            (str(r[0]), r[1])
+            for r in self.db.execute(
+                "SELECT id, worker FROM jobs WHERE status='running'"
+            ).fetchall()
+        ]
 
     def requeue(self, job_id: str, worker: str) -> bool:
         """Put ``worker``'s running job back in the queue (its worker is gone)."""
         cur = self.db.execute(
             "UPDATE jobs SET status='queued', worker=NULL, heartbeat=NULL "
-            "WHERE id=? AND worker=? AND status='running'", (job_id, worker))
+            "WHERE id=? AND worker=? AND status='running'",
+            (job_id, worker),
+        )
         return cur.rowcount > 0
 
     def beat(self, job_id: str, worker: str, now: float) -> bool:
@@ -196,7 +243,8 @@ class SqlJobs:
         longer) that worker's."""
         cur = self.db.execute(
             "UPDATE jobs SET heartbeat=? WHERE id=? AND worker=? AND status='running'",
-            (now, job_id, worker))
+            (now, job_id, worker),
+        )
         return cur.rowcount > 0
 
     def finish(self, job_id: str, worker: str, status: str) -> bool:
@@ -207,9 +255,18 @@ class SqlJobs:
         )
         return cur.rowcount > 0
 
-    def record_file(self, job_id: str, worker: str, now: float, ord_: int, status: str,
-                    reason: str | None, message: str | None, chunks: int,
-                    upload: dict[str, Any] | None) -> tuple[bool, str | None]:
+    def record_file(
+        self,
+        job_id: str,
+        worker: str,
+        now: float,
+        ord_: int,
+        status: str,
+        reason: str | None,
+        message: str | None,
+        chunks: int,
+        upload: dict[str, Any] | None,
+    ) -> tuple[bool, str | None]:
         """Record one file's result, in one transaction, if the job is still ``worker``'s:
         (recorded, the stored file this upload replaced and nothing uses any more).
 
@@ -228,7 +285,9 @@ class SqlJobs:
                 return True, None
             prev = self.db.execute(
                 "SELECT u.stored FROM uploads u JOIN jobs j ON j.kb_id=u.kb_id "
-                "WHERE j.id=? AND u.path=?", (job_id, upload["path"])).fetchone()
+                "WHERE j.id=? AND u.path=?",
+                (job_id, upload["path"]),
+            ).fetchone()
             old = prev[0] if prev and prev[0] != upload["stored"] else None
             self.db.execute(
                 "INSERT INTO uploads(kb_id, path, stored, sha256, size, user_id, uploaded_at)"
@@ -236,8 +295,14 @@ class SqlJobs:
                 "ON CONFLICT(kb_id, path) DO UPDATE SET stored=excluded.stored, "
                 "sha256=excluded.sha256, size=excluded.size, user_id=excluded.user_id, "
                 "uploaded_at=excluded.uploaded_at",
-                (upload["path"], upload["stored"], upload["sha256"], upload["size"],
-                 now_iso(), job_id),
+                (
+                    upload["path"],
+                    upload["stored"],
+                    upload["sha256"],
+                    upload["size"],
+                    now_iso(),
+                    job_id,
+                ),
             )
             if old is not None and self.stored_in_use(old):
                 old = None
@@ -245,5 +310,7 @@ class SqlJobs:
 
     def stored_in_use(self, stored: str) -> bool:
         """Whether an upload record still uses the stored file."""
-        return self.db.execute(
-            "SELECT 1 FROM uploads WHERE stored=? LIMIT 1", (stored,)).fetchone() is not None
+        return (
+            self.db.execute("SELECT 1 FROM uploads WHERE stored=? LIMIT 1", (stored,)).fetchone()
+            is not None
+        )

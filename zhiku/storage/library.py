@@ -59,11 +59,13 @@ class UploadRecord:
 
 class LibraryRepository(Protocol):
     def cited_chunks(self, kb_id: int, chunk_ids: Sequence[int]) -> dict[int, int]: ...
-    def passage(self, chunk_id: int, kbs: Sequence[str],
-                where: Filter | None = None) -> PassageRecord | None: ...
+    def passage(
+        self, chunk_id: int, kbs: Sequence[str], where: Filter | None = None
+    ) -> PassageRecord | None: ...
     def neighbours(self, doc_id: int, ord: int) -> dict[int, str]: ...
-    def document(self, doc_id: int, kb_id: int,
-                 where: Filter | None = None) -> DocumentRef | None: ...
+    def document(
+        self, doc_id: int, kb_id: int, where: Filter | None = None
+    ) -> DocumentRef | None: ...
     def upload(self, kb_id: int, path: str) -> UploadRecord | None: ...
     def delete_upload(self, kb_id: int, path: str) -> bool: ...
     def stored_in_use(self, stored: str) -> bool: ...
@@ -88,14 +90,22 @@ class SqlLibrary:
         ids = list(dict.fromkeys(chunk_ids))
         out: dict[int, int] = {}
         for i in range(0, len(ids), 500):
-            part = ids[i:i + 500]
-            out.update({int(r[0]): int(r[1]) for r in self.db.execute(
-                "SELECT c.id, c.doc_id FROM chunks c JOIN documents d ON d.id=c.doc_id "
-                f"WHERE d.kb_id=? AND c.id IN ({_marks(part)})", (kb_id, *part))})
+            part = ids[i : i + 500]
+            out.update(
+                {
+                    int(r[0]): int(r[1])
+                    for r in self.db.execute(
+                        "SELECT c.id, c.doc_id FROM chunks c JOIN documents d ON d.id=c.doc_id "
+                        f"WHERE d.kb_id=? AND c.id IN ({_marks(part)})",
+                        (kb_id, *part),
+                    )
+                }
+            )
         return out
 
-    def passage(self, chunk_id: int, kbs: Sequence[str],
-                where: Filter | None = None) -> PassageRecord | None:
+    def passage(
+        self, chunk_id: int, kbs: Sequence[str], where: Filter | None = None
+    ) -> PassageRecord | None:
         """The chunk if it is in one of ``kbs`` and its document passes ``where``."""
         visible, args = self._scope(where)
         row = self.db.execute(
@@ -103,40 +113,59 @@ class SqlLibrary:
             "c.page_end, d.title, d.path, d.kb_id, k.name AS kb FROM chunks c "
             "JOIN documents d ON d.id=c.doc_id JOIN kbs k ON k.id=d.kb_id "
             f"WHERE c.id=? AND k.name IN ({_marks(kbs)}) AND {visible}",
-            (chunk_id, *kbs, *args)).fetchone()
+            (chunk_id, *kbs, *args),
+        ).fetchone()
         if row is None:
             return None
         return PassageRecord(
-            id=int(row["id"]), doc_id=int(row["doc_id"]), ord=int(row["ord"]),
-            text=row["text"], section=row["section"], label=row["label"],
-            page_start=row["page_start"], page_end=row["page_end"], title=row["title"],
-            path=row["path"], kb_id=int(row["kb_id"]), kb=row["kb"])
+            id=int(row["id"]),
+            doc_id=int(row["doc_id"]),
+            ord=int(row["ord"]),
+            text=row["text"],
+            section=row["section"],
+            label=row["label"],
+            page_start=row["page_start"],
+            page_end=row["page_end"],
+            title=row["title"],
+            path=row["path"],
+            kb_id=int(row["kb_id"]),
+            kb=row["kb"],
+        )
 
     def neighbours(self, doc_id: int, ord: int) -> dict[int, str]:
         """ord → text of the chunks just before and after ``ord`` in the document."""
-        return {int(r[0]): r[1] for r in self.db.execute(
-            "SELECT ord, text FROM chunks WHERE doc_id=? AND ord IN (?, ?)",
-            (doc_id, ord - 1, ord + 1))}
+        return {
+            int(r[0]): r[1]
+            for r in self.db.execute(
+                "SELECT ord, text FROM chunks WHERE doc_id=? AND ord IN (?, ?)",
+                (doc_id, ord - 1, ord + 1),
+            )
+        }
 
-    def document(self, doc_id: int, kb_id: int,
-                 where: Filter | None = None) -> DocumentRef | None:
+    def document(self, doc_id: int, kb_id: int, where: Filter | None = None) -> DocumentRef | None:
         """The document if it is in KB ``kb_id`` and passes ``where``."""
         visible, args = self._scope(where)
         row = self.db.execute(
             f"SELECT id, path, title FROM documents d WHERE id=? AND kb_id=? AND {visible}",
-            (doc_id, kb_id, *args)).fetchone()
+            (doc_id, kb_id, *args),
+        ).fetchone()
         return None if row is None else DocumentRef(int(row[0]), row[1], row[2])
 
     def upload(self, kb_id: int, path: str) -> UploadRecord | None:
-        row = self.db.execute("SELECT stored, sha256, size FROM uploads WHERE kb_id=? AND path=?",
-                              (kb_id, path)).fetchone()
+        row = self.db.execute(
+            "SELECT stored, sha256, size FROM uploads WHERE kb_id=? AND path=?", (kb_id, path)
+        ).fetchone()
         return None if row is None else UploadRecord(row[0], row[1], int(row[2]))
 
     def delete_upload(self, kb_id: int, path: str) -> bool:
-        return self.db.execute("DELETE FROM uploads WHERE kb_id=? AND path=?",
-                               (kb_id, path)).rowcount > 0
+        return (
+            self.db.execute("DELETE FROM uploads WHERE kb_id=? AND path=?", (kb_id, path)).rowcount
+            > 0
+        )
 
     def stored_in_use(self, stored: str) -> bool:
         """Whether any upload row still points at the stored file (shared by content)."""
-        return self.db.execute("SELECT 1 FROM uploads WHERE stored=?",
-                               (stored,)).fetchone() is not None
+        return (
+            self.db.execute("SELECT 1 FROM uploads WHERE stored=?", (stored,)).fetchone()
+            is not None
+        )

@@ -78,8 +78,10 @@ def _has_table(db: Database, name: str) -> bool:
     if db.dialect == "sqlite":
         sql = "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?"
     else:
-        sql = ("SELECT 1 FROM information_schema.tables "
-               "WHERE table_schema=current_schema() AND table_name=?")
+        sql = (
+            "SELECT 1 FROM information_schema.tables "
+            "WHERE table_schema=current_schema() AND table_name=?"
+        )
     return db.execute(sql, (name,)).fetchone() is not None
 
 

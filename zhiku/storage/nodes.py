@@ -29,8 +29,9 @@ def _take_sql(dialect: str) -> str:
     """
     least, greatest = ("MIN", "MAX") if dialect == "sqlite" else ("LEAST", "GREATEST")
     b = "node_rate_buckets"
-    refill = (f"{least}(excluded.burst, {b}.tokens + "
-              f"{greatest}(0, excluded.ts - {b}.ts) * excluded.rate)")
+    refill = (
+        f"{least}(excluded.burst, {b}.tokens + {greatest}(0, excluded.ts - {b}.ts) * excluded.rate)"
+    )
     return (
         f"INSERT INTO {b}(bucket, tokens, ts, granted, rate, burst, cost) "
         "VALUES (?, ?, ?, ?, ?, ?, ?) "
@@ -74,8 +75,10 @@ class SqlRateBuckets:
         return (cost - tokens) / rate if rate > 0 else float("inf")
 
     def prune(self, older_than: float) -> int:
-        return int(self.db.execute(
-            "DELETE FROM node_rate_buckets WHERE ts < ?", (older_than,)).rowcount or 0)
+        return int(
+            self.db.execute("DELETE FROM node_rate_buckets WHERE ts < ?", (older_than,)).rowcount
+            or 0
+        )
 
 
 @runtime_checkable
@@ -84,8 +87,9 @@ class NodeMetrics(Protocol):
         """Record ``node``'s current snapshot (replacing its previous one)."""
         ...
 
-    def snapshots(self, since: float, exclude: str | None = None
-                  ) -> list[tuple[str, dict[str, Any]]]:
+    def snapshots(
+        self, since: float, exclude: str | None = None
+    ) -> list[tuple[str, dict[str, Any]]]:
         """(node, snapshot) of every node seen at ``since`` or later, but ``exclude``."""
         ...
 
@@ -110,8 +114,9 @@ class SqlNodeMetrics:
             (node, json.dumps(snapshot), now),
         )
 
-    def snapshots(self, since: float, exclude: str | None = None
-                  ) -> list[tuple[str, dict[str, Any]]]:
+    def snapshots(
+        self, since: float, exclude: str | None = None
+    ) -> list[tuple[str, dict[str, Any]]]:
         out: list[tuple[str, dict[str, Any]]] = []
         for row in self.db.execute(
             "SELECT node, snapshot FROM node_metrics WHERE seen >= ? ORDER BY node",
@@ -129,5 +134,6 @@ class SqlNodeMetrics:
         self.db.execute("DELETE FROM node_metrics WHERE node = ?", (node,))
 
     def prune(self, older_than: float) -> int:
-        return int(self.db.execute(
-            "DELETE FROM node_metrics WHERE seen < ?", (older_than,)).rowcount or 0)
+        return int(
+            self.db.execute("DELETE FROM node_metrics WHERE seen < ?", (older_than,)).rowcount or 0
+        )

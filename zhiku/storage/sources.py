@@ -21,15 +21,24 @@ from typing import Any, Protocol
 from zhiku.storage.db import Database, now_iso
 
 #: The columns a run may record (:meth:`SqlSources.record`).
-RUN_FIELDS = frozenset({"last_job", "last_started_at", "last_finished_at", "last_status",
-                        "last_counts", "last_errors"})
+RUN_FIELDS = frozenset(
+    {"last_job", "last_started_at", "last_finished_at", "last_status", "last_counts", "last_errors"}
+)
 
 _SELECT = "SELECT s.*, k.name AS kb FROM sources s JOIN kbs k ON k.id=s.kb_id "
 
 
 class SourcesRepo(Protocol):
-    def upsert(self, kb_id: int, name: str, kind: str, target: str,
-               settings: dict[str, Any], every_s: int | None, next_run: float) -> None: ...
+    def upsert(
+        self,
+        kb_id: int,
+        name: str,
+        kind: str,
+        target: str,
+        settings: dict[str, Any],
+        every_s: int | None,
+        next_run: float,
+    ) -> None: ...
 
     def find(self, kb: str | None = None, kb_ids: list[int] | None = None) -> list[Any]: ...
 
@@ -39,8 +48,9 @@ class SourcesRepo(Protocol):
 
     def delete(self, source_id: int) -> None: ...
 
-    def queue_run(self, source_id: int, user_id: int | None,
-                  new_id: Callable[[], str]) -> tuple[str, bool] | None: ...
+    def queue_run(
+        self, source_id: int, user_id: int | None, new_id: Callable[[], str]
+    ) -> tuple[str, bool] | None: ...
 
     def enqueue_due(self, now: float, new_id: Callable[[], str]) -> list[str]: ...
 
@@ -48,8 +58,16 @@ class SourcesRepo(Protocol):
 
     def page_state(self, kb_id: int, origin: str, url: str) -> Any | None: ...
 
-    def save_page_state(self, kb_id: int, origin: str, url: str, etag: str | None,
-                        last_modified: str | None, links: list[str], status: int) -> None: ...
+    def save_page_state(
+        self,
+        kb_id: int,
+        origin: str,
+        url: str,
+        etag: str | None,
+        last_modified: str | None,
+        links: list[str],
+        status: int,
+    ) -> None: ...
 
     def page_urls(self, kb_id: int, origin: str) -> list[str]: ...
 
@@ -64,8 +82,16 @@ class SqlSources:
 
     # --- sources ----------------------------------------------------------------------
 
-    def upsert(self, kb_id: int, name: str, kind: str, target: str,
-               settings: dict[str, Any], every_s: int | None, next_run: float) -> None:
+    def upsert(
+        self,
+        kb_id: int,
+        name: str,
+        kind: str,
+        target: str,
+        settings: dict[str, Any],
+        every_s: int | None,
+        next_run: float,
+    ) -> None:
         """Register a source, or replace its kind, target, settings and schedule (enabled,
         next run at ``next_run``)."""
         self.db.execute(
@@ -73,8 +99,17 @@ class SqlSources:
             " next_run) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(kb_id, name) DO UPDATE SET "
             "kind=excluded.kind, target=excluded.target, settings=excluded.settings, "
             "every_s=excluded.every_s, next_run=excluded.next_run, enabled=1",
-            (kb_id, name, kind, target, json.dumps(settings, ensure_ascii=False), every_s,
-             now_iso(), next_run))
+            (
+                kb_id,
+                name,
+                kind,
+                target,
+                json.dumps(settings, ensure_ascii=False),
+                every_s,
+                now_iso(),
+                next_run,
+            ),
+        )
 
     def find(self, kb: str | None = None, kb_ids: list[int] | None = None) -> list[Any]:
         """Sources (with their KB's name as ``kb``), by KB and name."""
@@ -111,27 +146,29 @@ class SqlSources:
 
     def _active_job(self, source_id: int) -> str | None:
         row = self.db.execute(
-            "SELECT id FROM jobs WHERE source_id=? AND status IN ('queued','running')",
-            (source_id,)).fetchone()
+            "SELECT id FROM jobs WHERE source_id=? AND status IN ('queued','running')", (source_id,)
+        ).fetchone()
         return None if row is None else str(row[0])
 
-    def _insert_job(self, job_id: str, kb_id: int, source_id: int,
-                    user_id: int | None) -> str:
+    def _insert_job(self, job_id: str, kb_id: int, source_id: int, user_id: int | None) -> str:
         self.db.execute(
             "INSERT INTO jobs(id, kb_id, kind, status, user_id, created_at, source_id) "
             "VALUES (?,?,?,?,?,?,?)",
-            (job_id, kb_id, "source", "queued", user_id, now_iso(), source_id))
+            (job_id, kb_id, "source", "queued", user_id, now_iso(), source_id),
+        )
         self.db.execute("UPDATE sources SET last_job=? WHERE id=?", (job_id, source_id))
         return job_id
 
-    def queue_run(self, source_id: int, user_id: int | None,
-                  new_id: Callable[[], str]) -> tuple[str, bool] | None:
+    def queue_run(
+        self, source_id: int, user_id: int | None, new_id: Callable[[], str]
+    ) -> tuple[str, bool] | None:
         """Queue a run now: (job id, created), the already queued or running run's job
         with created False, or None when there is no such source."""
         lock = " FOR UPDATE" if self.db.dialect == "postgresql" else ""
         with self.db.tx(immediate=True):
             row = self.db.execute(
-                f"SELECT kb_id FROM sources WHERE id=?{lock}", (source_id,)).fetchone()
+                f"SELECT kb_id FROM sources WHERE id=?{lock}", (source_id,)
+            ).fetchone()
             if row is None:
                 return None
             active = self._active_job(source_id)
@@ -142,7 +179,7 @@ class SqlSources:
     def enqueue_due(self, now: float, new_id: Callable[[], str]) -> list[str]:
         """Queue a job for every enabled source whose time has come and move its next run
         on; a source with a run queued or running gets none. Returns the new job ids."""
-        due = ("FROM sources WHERE enabled=1 AND every_s IS NOT NULL AND next_run<=?")
+        due = "FROM sources WHERE enabled=1 AND every_s IS NOT NULL AND next_run<=?"
         # Most polls find nothing: that check takes no write lock.
         if self.db.execute(f"SELECT 1 {due} LIMIT 1", (now,)).fetchone() is None:
             return []
@@ -150,13 +187,14 @@ class SqlSources:
         out: list[str] = []
         with self.db.tx(immediate=True):
             rows = self.db.execute(
-                f"SELECT id, kb_id, every_s {due} ORDER BY id{lock}", (now,)).fetchall()
+                f"SELECT id, kb_id, every_s {due} ORDER BY id{lock}", (now,)
+            ).fetchall()
             for r in rows:
-                self.db.execute("UPDATE sources SET next_run=? WHERE id=?",
-                                (now + r["every_s"], r["id"]))
+                self.db.execute(
+                    "UPDATE sources SET next_run=? WHERE id=?", (now + r["every_s"], r["id"])
+                )
                 if self._active_job(r["id"]) is None:
-                    out.append(self._insert_job(new_id(), int(r["kb_id"]), int(r["id"]),
-                                                None))
+                    out.append(self._insert_job(new_id(), int(r["kb_id"]), int(r["id"]), None))
         return out
 
     # --- crawl state ------------------------------------------------------------------
@@ -165,10 +203,20 @@ class SqlSources:
         """A crawled URL's etag, last_modified and links (JSON), or None."""
         return self.db.execute(
             "SELECT etag, last_modified, links FROM crawl_pages WHERE kb_id=? AND origin=? "
-            "AND url=?", (kb_id, origin, url)).fetchone()
+            "AND url=?",
+            (kb_id, origin, url),
+        ).fetchone()
 
-    def save_page_state(self, kb_id: int, origin: str, url: str, etag: str | None,
-                        last_modified: str | None, links: list[str], status: int) -> None:
+    def save_page_state(
+        self,
+        kb_id: int,
+        origin: str,
+        url: str,
+        etag: str | None,
+        last_modified: str | None,
+        links: list[str],
+        status: int,
+    ) -> None:
         """Record a fetch; a validator the server did not send again is kept."""
         self.db.execute(
             "INSERT INTO crawl_pages(kb_id, origin, url, etag, last_modified, links, status,"
@@ -176,15 +224,22 @@ class SqlSources:
             "SET etag=COALESCE(excluded.etag, crawl_pages.etag), "
             "last_modified=COALESCE(excluded.last_modified, crawl_pages.last_modified), "
             "links=excluded.links, status=excluded.status, fetched_at=excluded.fetched_at",
-            (kb_id, origin, url, etag, last_modified, json.dumps(links), status, now_iso()))
+            (kb_id, origin, url, etag, last_modified, json.dumps(links), status, now_iso()),
+        )
 
     def page_urls(self, kb_id: int, origin: str) -> list[str]:
-        return [str(r[0]) for r in self.db.execute(
-            "SELECT url FROM crawl_pages WHERE kb_id=? AND origin=?", (kb_id, origin))]
+        return [
+            str(r[0])
+            for r in self.db.execute(
+                "SELECT url FROM crawl_pages WHERE kb_id=? AND origin=?", (kb_id, origin)
+            )
+        ]
 
     def delete_pages(self, kb_id: int, origin: str, urls: list[str]) -> None:
         for start in range(0, len(urls), 500):  # under every engine's parameter limit
-            part = urls[start:start + 500]
+            part = urls[start : start + 500]
             self.db.execute(
                 f"DELETE FROM crawl_pages WHERE kb_id=? AND origin=? "
-                f"AND url IN ({','.join('?' * len(part))})", (kb_id, origin, *part))
+                f"AND url IN ({','.join('?' * len(part))})",
+                (kb_id, origin, *part),
+            )

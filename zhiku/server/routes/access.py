@@ -49,8 +49,10 @@ class RetentionUpdate(BaseModel):
     kb: str | None = Field(None, description="null: the global period")
 
 
-@router.get("/access/levels", summary="The confidentiality scale, lowest first (any user: "
-            "editors label documents with it)")
+@router.get(
+    "/access/levels",
+    summary="The confidentiality scale, lowest first (any user: editors label documents with it)",
+)
 def access_levels(p: Caller) -> dict[str, Any]:
     return {"levels": [{"rank": i, "name": n} for i, n in enumerate(scale())]}
 
@@ -78,8 +80,12 @@ def _search(state: Any, body: SubjectQuery) -> SubjectSearch:
 def subject_find(body: SubjectQuery, p: Admin, state: State) -> dict[str, Any]:
     s = _search(state, body)
     places = s.find()
-    state.record(p.actor, "subject_find", target=s.subject.masked,
-                 detail={"request": body.request_id, "places": len(places)})
+    state.record(
+        p.actor,
+        "subject_find",
+        target=s.subject.masked,
+        detail={"request": body.request_id, "places": len(places)},
+    )
     return {"subject": s.subject.masked, "places": [x.to_dict() for x in places]}
 
 
@@ -87,8 +93,12 @@ def subject_find(body: SubjectQuery, p: Admin, state: State) -> dict[str, Any]:
 def subject_export(body: SubjectQuery, p: Admin, state: State) -> dict[str, Any]:
     s = _search(state, body)
     data = s.export()
-    state.record(p.actor, "subject_export", target=s.subject.masked,
-                 detail={"request": body.request_id, "places": len(data["places"])})
+    state.record(
+        p.actor,
+        "subject_export",
+        target=s.subject.masked,
+        detail={"request": body.request_id, "places": len(data["places"])},
+    )
     return data
 
 
@@ -99,14 +109,19 @@ def subject_erase(body: SubjectQuery, p: Admin, state: State) -> dict[str, Any]:
         counts, files = s.erase(p.user, body.request_id)
         if body.request_id is not None:
             AccessRepository(state.store.database).close_request(
-                body.request_id, "done", {"erased": counts})
+                body.request_id, "done", {"erased": counts}
+            )
     for stored in files:
         uploads.remove_stored(state.settings.home, stored)
     with state.pool.engine() as zk:
         for kb in {x.name for x in zk.store.list_kbs()}:
             zk.sync_index(kb)
-    state.record(p.actor, "subject_erase", target=s.subject.masked,
-                 detail={"request": body.request_id, "erased": counts})
+    state.record(
+        p.actor,
+        "subject_erase",
+        target=s.subject.masked,
+        detail={"request": body.request_id, "erased": counts},
+    )
     return {"subject": s.subject.masked, "erased": counts, "files_removed": len(files)}
 
 
@@ -120,8 +135,9 @@ def subject_request_create(body: RequestCreate, p: Admin, state: State) -> dict[
     subject = Subject.parse(body.kind, body.value)
     with state.write() as store:
         rid = open_request(store.database, body.type, subject, body.received)
-    state.record(p.actor, "subject_request", target=subject.masked,
-                 detail={"id": rid, "type": body.type})
+    state.record(
+        p.actor, "subject_request", target=subject.masked, detail={"id": rid, "type": body.type}
+    )
     return next(r for r in request_rows(state.store.database) if r["id"] == rid)
 
 
@@ -135,8 +151,9 @@ def get_retention(p: Admin, state: State) -> dict[str, Any]:
 def put_retention(body: RetentionUpdate, p: Admin, state: State) -> dict[str, Any]:
     with state.write() as store:
         set_period(store.database, body.what, body.days, body.kb)
-    state.record(p.actor, "retention_set", kb=body.kb,
-                 detail={"what": body.what, "days": body.days})
+    state.record(
+        p.actor, "retention_set", kb=body.kb, detail={"what": body.what, "days": body.days}
+    )
     return {"periods": periods(state.store.database)}
 
 
@@ -149,7 +166,8 @@ def post_retention_run(p: Admin, state: State) -> dict[str, Any]:
 
 
 @router.get("/access-log", summary="Who viewed which passages with personal data (masked)")
-def get_access_log(p: Admin, state: State, since: str | None = None,
-                   user: str | None = None) -> dict[str, Any]:
+def get_access_log(
+    p: Admin, state: State, since: str | None = None, user: str | None = None
+) -> dict[str, Any]:
     rows = AccessRepository(state.store.database).access_log(since, user)
     return {"entries": [r.to_dict() for r in rows]}

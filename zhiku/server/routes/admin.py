@@ -40,8 +40,9 @@ def create_user(body: UserCreate, p: Admin, state: State) -> dict[str, Any]:
         if store.find_kb(name) is None:
             raise ApiError(404, "kb_not_found", kb=name)
     user = accounts.create_user(store, body.name, body.role, body.kbs)
-    state.record(p.actor, "user_create", target=user.name,
-                 detail={"role": user.role, "kbs": user.kbs})
+    state.record(
+        p.actor, "user_create", target=user.name, detail={"role": user.role, "kbs": user.kbs}
+    )
     return user.to_dict()
 
 
@@ -53,8 +54,9 @@ def update_user(user_id: int, body: UserUpdate, p: Admin, state: State) -> dict[
         user = accounts.set_role(store, user_id, body.role)
     if body.disabled is not None:
         user = accounts.set_disabled(store, user_id, body.disabled)
-    state.record(p.actor, "user_update", target=user.name,
-                 detail=body.model_dump(exclude_none=True))
+    state.record(
+        p.actor, "user_update", target=user.name, detail=body.model_dump(exclude_none=True)
+    )
     return user.to_dict()
 
 
@@ -66,8 +68,9 @@ def delete_user(user_id: int, p: Admin, state: State) -> dict[str, Any]:
     return {"deleted": user.name}
 
 
-@router.put("/users/{user_id}/grants", response_model=UserInfo,
-            summary="Replace the KBs a user may use")
+@router.put(
+    "/users/{user_id}/grants", response_model=UserInfo, summary="Replace the KBs a user may use"
+)
 def set_grants(user_id: int, body: GrantsUpdate, p: Admin, state: State) -> dict[str, Any]:
     store = state.store
     for name in body.kbs:
@@ -83,15 +86,21 @@ def list_keys(p: Admin, state: State) -> dict[str, Any]:
     return {"keys": [k.to_dict() for k in accounts.list_keys(state.store)]}
 
 
-@router.post("/keys", response_model=KeyCreated, status_code=201,
-             summary="Create a key for a user; the key is in this response only")
+@router.post(
+    "/keys",
+    response_model=KeyCreated,
+    status_code=201,
+    summary="Create a key for a user; the key is in this response only",
+)
 def create_key(body: KeyCreate, p: Admin, state: State) -> JSONResponse:
     store = state.store
     raw, key = accounts.create_key(store, body.user, body.name)
-    state.record(p.actor, "key_create", target=key.prefix,
-                 detail={"user": key.user, "name": key.name})
-    return JSONResponse({**key.to_dict(), "key": raw}, status_code=201,
-                        headers={"Cache-Control": "no-store"})
+    state.record(
+        p.actor, "key_create", target=key.prefix, detail={"user": key.user, "name": key.name}
+    )
+    return JSONResponse(
+        {**key.to_dict(), "key": raw}, status_code=201, headers={"Cache-Control": "no-store"}
+    )
 
 
 @router.delete("/keys/{key_id}", summary="Revoke a key")
@@ -114,21 +123,39 @@ def get_audit(
     limit: int = 200,
     format: Literal["json", "jsonl", "csv"] = "json",
 ) -> Response:
-    rows = audit.query(state.store, since=since, until=until, user=user, kb=kb, action=action,
-                       limit=max(1, min(limit, 100_000)), newest_first=format == "json")
+    rows = audit.query(
+        state.store,
+        since=since,
+        until=until,
+        user=user,
+        kb=kb,
+        action=action,
+        limit=max(1, min(limit, 100_000)),
+        newest_first=format == "json",
+    )
     if format == "json":
         return JSONResponse({"entries": list(rows)})
     media = "text/csv; charset=utf-8" if format == "csv" else "application/x-ndjson"
-    return Response(audit.render(rows, format), media_type=media, headers={
-        "Content-Disposition": f'attachment; filename="zhiku-audit.{format}"'})
+    return Response(
+        audit.render(rows, format),
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="zhiku-audit.{format}"'},
+    )
 
 
 @router.get("/feedback", summary="Answers with feedback (to review answer quality)")
-def list_feedback(p: Admin, state: State, kb: str | None = None,
-                  rating: Literal["up", "down"] | None = None, limit: int = 200) -> dict[str, Any]:
+def list_feedback(
+    p: Admin,
+    state: State,
+    kb: str | None = None,
+    rating: Literal["up", "down"] | None = None,
+    limit: int = 200,
+) -> dict[str, Any]:
     rows = SqlConversations(state.store.database).feedback(
-        kb=kb or None, rating=None if not rating else (1 if rating == "up" else -1),
-        limit=max(1, min(limit, 10_000)))
+        kb=kb or None,
+        rating=None if not rating else (1 if rating == "up" else -1),
+        limit=max(1, min(limit, 10_000)),
+    )
     out = []
     kbs: dict[str, Any] = {}
     # The admin's own access scope: citations of documents they may not see redacted.
@@ -136,10 +163,16 @@ def list_feedback(p: Admin, state: State, kb: str | None = None,
     for r, stored in zip(rows, shown, strict=True):
         kbo = kbs.get(r.kb) or kbs.setdefault(r.kb, state.store.get_kb(r.kb))
         # As the audit log shows questions; answers and comments under the KB's policy.
-        out.append({"answer_id": r.answer_id, "kb": r.kb, "user": r.user,
-                    "rating": "up" if r.rating > 0 else "down",
-                    "comment": audit.mask_question(r.comment, kbo) if r.comment else None,
-                    "question": audit.mask_question(r.question, kbo),
-                    "answer": Zhiku.redact_json(kbo, stored["answer"]),
-                    "created_at": r.created_at})
+        out.append(
+            {
+                "answer_id": r.answer_id,
+                "kb": r.kb,
+                "user": r.user,
+                "rating": "up" if r.rating > 0 else "down",
+                "comment": audit.mask_question(r.comment, kbo) if r.comment else None,
+                "question": audit.mask_question(r.question, kbo),
+                "answer": Zhiku.redact_json(kbo, stored["answer"]),
+                "created_at": r.created_at,
+            }
+        )
     return {"feedback": out}

@@ -61,7 +61,11 @@ def sse(event: dict[str, Any]) -> str:
 
 
 def _search(
-    state: ServerState, p: Principal, kbs: list[KnowledgeBase], query: str, k: int,
+    state: ServerState,
+    p: Principal,
+    kbs: list[KnowledgeBase],
+    query: str,
+    k: int,
     where: Filter | None = None,
 ) -> dict[str, Any]:
     if not kbs:
@@ -79,22 +83,34 @@ def _search(
         out.append({**h.citation(), "kb": h.kb, "passage_id": state.ids.encode("p", h.chunk_id)})
     with state.write():
         for kb in kbs:
-            audit.record(store, p.actor, "search", kb=kb.name,
-                         detail={"query": audit.mask_question(query, kb), "hits": len(out)})
+            audit.record(
+                store,
+                p.actor,
+                "search",
+                kb=kb.name,
+                detail={"query": audit.mask_question(query, kb), "hits": len(out)},
+            )
     log_viewed(state, p, hits, "search")
     return {"hits": out}
 
 
-@router.post("/kbs/{kb}/search", response_model=SearchResponse,
-             summary="Passages of one KB ranked for a query (`zhiku search --json` shape)")
+@router.post(
+    "/kbs/{kb}/search",
+    response_model=SearchResponse,
+    summary="Passages of one KB ranked for a query (`zhiku search --json` shape)",
+)
 def search(kb: str, body: SearchRequest, p: Caller, state: State) -> dict[str, Any]:
     _check_length(state, body.query)
-    return _search(state, p, [readable_kb(state.store, p, kb)], body.query, body.k,
-                   Filter.from_api(body.where))
+    return _search(
+        state, p, [readable_kb(state.store, p, kb)], body.query, body.k, Filter.from_api(body.where)
+    )
 
 
-@router.post("/search", response_model=SearchResponse,
-             summary="Search several of your KBs at once (default: all of them)")
+@router.post(
+    "/search",
+    response_model=SearchResponse,
+    summary="Search several of your KBs at once (default: all of them)",
+)
 def search_many(body: MultiSearchRequest, p: Caller, state: State) -> dict[str, Any]:
     _check_length(state, body.query)
     store = state.store
@@ -124,13 +140,18 @@ def _wants_stream(request: Request, body: AskRequest) -> bool:
 
 
 @router.post(
-    "/kbs/{kb}/ask", response_model=AskResponse,
+    "/kbs/{kb}/ask",
+    response_model=AskResponse,
     summary="Answer a question with citations (JSON, or SSE with `stream` / "
     "`Accept: text/event-stream`)",
-    responses={200: {"content": {"text/event-stream": {}}, "description":
-                     "JSON: the `zhiku ask --json` object. SSE: `delta` events "
-                     "(`{\"type\":\"delta\",\"text\"}`), then one `done` event with the answer, "
-                     "`answer_id`, `conversation_id` and `sources` (passage ids per citation)."}},
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "JSON: the `zhiku ask --json` object. SSE: `delta` events "
+            '(`{"type":"delta","text"}`), then one `done` event with the answer, '
+            "`answer_id`, `conversation_id` and `sources` (passage ids per citation).",
+        }
+    },
 )
 def ask(kb: str, body: AskRequest, request: Request, p: Caller, state: State) -> Any:
     _check_length(state, body.question)
@@ -138,22 +159,33 @@ def ask(kb: str, body: AskRequest, request: Request, p: Caller, state: State) ->
     kbo = readable_kb(store, p, kb)
     conv = open_conversation(store, p, kbo, body.conversation_id)
     if asks_for_person(body.question):  # 「轉真人」: a case for a person, no KB answer
-        events = handoff_events(state, p, kbo, body.question, conv,
-                                channel=client_channel(request))
+        events = handoff_events(state, p, kbo, body.question, conv, channel=client_channel(request))
     else:
-        events = answer_events(state, p, kbo, body.question, k=body.k, conversation=conv,
-                               where=Filter.from_api(body.where),
-                               channel=client_channel(request))
+        events = answer_events(
+            state,
+            p,
+            kbo,
+            body.question,
+            k=body.k,
+            conversation=conv,
+            where=Filter.from_api(body.where),
+            channel=client_channel(request),
+        )
     if _wants_stream(request, body):
-        return StreamingResponse(_sse_stream(request, events), media_type="text/event-stream",
-                                 headers=SSE_HEADERS)
+        return StreamingResponse(
+            _sse_stream(request, events), media_type="text/event-stream", headers=SSE_HEADERS
+        )
     done: dict[str, Any] = {}
     for ev in events:
         if ev["type"] == "done":
             done = ev
-    return JSONResponse(done["answer"], headers={
-        "X-Answer-Id": done["answer_id"] or "", "X-Conversation-Id": done["conversation_id"] or "",
-    })
+    return JSONResponse(
+        done["answer"],
+        headers={
+            "X-Answer-Id": done["answer_id"] or "",
+            "X-Conversation-Id": done["conversation_id"] or "",
+        },
+    )
 
 
 def _sse_stream(request: Request, events: Iterator[dict[str, Any]]) -> Iterator[str]:
@@ -161,20 +193,26 @@ def _sse_stream(request: Request, events: Iterator[dict[str, Any]]) -> Iterator[
         for ev in events:
             yield sse(ev)
     except ApiError as exc:
-        yield sse({"type": "error", **error_body(request, exc.status, exc.code, exc.message,
-                                                 **exc.params)})
+        yield sse(
+            {
+                "type": "error",
+                **error_body(request, exc.status, exc.code, exc.message, **exc.params),
+            }
+        )
     except PoolTimeout:
         yield sse({"type": "error", **error_body(request, 503, "overloaded")})
     except ZhikuError as exc:
-        yield sse({"type": "error", **error_body(request, 400, "invalid_request",
-                                                 detail=str(exc))})
+        yield sse({"type": "error", **error_body(request, 400, "invalid_request", detail=str(exc))})
 
 
 # --- passages ----------------------------------------------------------------------------
 
 
-@router.get("/passages/{passage_id}", response_model=Passage,
-            summary="A cited passage with its document, section, page and neighbours")
+@router.get(
+    "/passages/{passage_id}",
+    response_model=Passage,
+    summary="A cited passage with its document, section, page and neighbours",
+)
 def passage(passage_id: str, p: Caller, state: State) -> dict[str, Any]:
     store = state.store
     n = state.ids.decode("p", passage_id)
@@ -189,15 +227,25 @@ def passage(passage_id: str, p: Caller, state: State) -> dict[str, Any]:
     def out(text: str | None) -> str | None:
         return None if text is None else _redact(text, kb)
 
-    log_viewed(state, p, [SimpleNamespace(chunk_id=n, kb=row.kb, doc_title=out(row.title),
-                                          text=row.text)], "passage")
+    log_viewed(
+        state,
+        p,
+        [SimpleNamespace(chunk_id=n, kb=row.kb, doc_title=out(row.title), text=row.text)],
+        "passage",
+    )
     return {
-        "passage_id": passage_id, "kb": row.kb,
-        "document_id": state.ids.encode("d", row.doc_id), "doc": out(row.title),
-        "path": Zhiku.redact_path(kb, row.path), "section": out(row.section),
+        "passage_id": passage_id,
+        "kb": row.kb,
+        "document_id": state.ids.encode("d", row.doc_id),
+        "doc": out(row.title),
+        "path": Zhiku.redact_path(kb, row.path),
+        "section": out(row.section),
         "label": out(row.label),
-        "page_start": row.page_start, "page_end": row.page_end, "text": out(row.text),
-        "before": out(near.get(row.ord - 1)), "after": out(near.get(row.ord + 1)),
+        "page_start": row.page_start,
+        "page_end": row.page_end,
+        "text": out(row.text),
+        "before": out(near.get(row.ord - 1)),
+        "after": out(near.get(row.ord + 1)),
     }
 
 
@@ -209,8 +257,14 @@ def _redact(text: str, kb: KnowledgeBase) -> str:
 
 
 def _conv_info(row: ConversationRecord) -> dict[str, Any]:
-    return {"id": row.id, "kb": row.kb, "title": row.title, "created_at": row.created_at,
-            "updated_at": row.updated_at, "channel": row.channel}
+    return {
+        "id": row.id,
+        "kb": row.kb,
+        "title": row.title,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+        "channel": row.channel,
+    }
 
 
 def _conversations(store: Store) -> SqlConversations:
@@ -224,32 +278,50 @@ def _own_conversation(store: Store, p: Principal, conv_id: str) -> ConversationR
     return row
 
 
-@router.get("/conversations", response_model=ConversationList,
-            summary="Your conversations, newest first (optionally of one KB)")
-def list_conversations(p: Caller, state: State, kb: str | None = None,
-                       limit: int = 50) -> dict[str, Any]:
+@router.get(
+    "/conversations",
+    response_model=ConversationList,
+    summary="Your conversations, newest first (optionally of one KB)",
+)
+def list_conversations(
+    p: Caller, state: State, kb: str | None = None, limit: int = 50
+) -> dict[str, Any]:
     store = state.store
     names = [readable_kb(store, p, kb).name] if kb else list(p.kbs)
     rows = _conversations(store).of_user(p.user_id, names, max(1, min(limit, 500)))
     return {"conversations": [_conv_info(r) for r in rows]}
 
 
-@router.post("/conversations", response_model=ConversationInfo, status_code=201,
-             summary="Start an empty conversation (asking without one also starts one)")
-def create_conversation(body: ConversationCreate, request: Request, p: Caller,
-                        state: State) -> dict[str, Any]:
+@router.post(
+    "/conversations",
+    response_model=ConversationInfo,
+    status_code=201,
+    summary="Start an empty conversation (asking without one also starts one)",
+)
+def create_conversation(
+    body: ConversationCreate, request: Request, p: Caller, state: State
+) -> dict[str, Any]:
     store = state.store
     kbo = readable_kb(store, p, body.kb)
     conv_id, ts = new_token(), now_iso()
     channel = client_channel(request)
     with state.write():
         _conversations(store).create(conv_id, p.user_id, kbo.id, "", ts, channel)
-    return {"id": conv_id, "kb": kbo.name, "title": "", "created_at": ts, "updated_at": ts,
-            "channel": channel}
+    return {
+        "id": conv_id,
+        "kb": kbo.name,
+        "title": "",
+        "created_at": ts,
+        "updated_at": ts,
+        "channel": channel,
+    }
 
 
-@router.get("/conversations/{conv_id}", response_model=ConversationDetail,
-            summary="A conversation with its turns, sources and feedback")
+@router.get(
+    "/conversations/{conv_id}",
+    response_model=ConversationDetail,
+    summary="A conversation with its turns, sources and feedback",
+)
 def get_conversation(conv_id: str, p: Caller, state: State) -> dict[str, Any]:
     store = state.store
     row = _own_conversation(store, p, conv_id)
@@ -261,11 +333,21 @@ def get_conversation(conv_id: str, p: Caller, state: State) -> dict[str, Any]:
     for m, stored in zip(rows, shown, strict=True):
         fb = None
         if m.rating is not None:
-            fb = {"answer_id": m.id, "rating": "up" if m.rating > 0 else "down",
-                  "comment": m.comment}
-        turns.append({"answer_id": m.id, "question": m.question, "answer": stored["answer"],
-                      "sources": stored.get("sources", []), "feedback": fb,
-                      "created_at": m.created_at})
+            fb = {
+                "answer_id": m.id,
+                "rating": "up" if m.rating > 0 else "down",
+                "comment": m.comment,
+            }
+        turns.append(
+            {
+                "answer_id": m.id,
+                "question": m.question,
+                "answer": stored["answer"],
+                "sources": stored.get("sources", []),
+                "feedback": fb,
+                "created_at": m.created_at,
+            }
+        )
     return {**_conv_info(row), "turns": turns}
 
 
@@ -281,8 +363,11 @@ def delete_conversation(conv_id: str, p: Caller, state: State) -> dict[str, Any]
 # --- feedback ------------------------------------------------------------------------------
 
 
-@router.post("/answers/{answer_id}/feedback", response_model=FeedbackResponse,
-             summary="👍/👎 with an optional comment on one of your answers (last one wins)")
+@router.post(
+    "/answers/{answer_id}/feedback",
+    response_model=FeedbackResponse,
+    summary="👍/👎 with an optional comment on one of your answers (last one wins)",
+)
 def feedback(answer_id: str, body: FeedbackRequest, p: Caller, state: State) -> dict[str, Any]:
     store = state.store
     conversations = _conversations(store)
@@ -293,13 +378,20 @@ def feedback(answer_id: str, body: FeedbackRequest, p: Caller, state: State) -> 
     rating = 1 if body.rating == "up" else -1
     with state.write():
         conversations.set_feedback(answer_id, p.user_id, rating, body.comment, now_iso())
-        audit.record(store, p.actor, "feedback", kb=kb_name, target=answer_id,
-                     detail={"rating": body.rating})
+        audit.record(
+            store, p.actor, "feedback", kb=kb_name, target=answer_id, detail={"rating": body.rating}
+        )
         if rating < 0:
             kbo = store.get_kb(kb_name)
-            webhooks.emit(store.database, "feedback.negative", {
-                "kb": kb_name, "answer_id": answer_id,
-                "question": audit.mask_question(question, kbo),
-                "comment": audit.mask_question(body.comment, kbo)})
+            webhooks.emit(
+                store.database,
+                "feedback.negative",
+                {
+                    "kb": kb_name,
+                    "answer_id": answer_id,
+                    "question": audit.mask_question(question, kbo),
+                    "comment": audit.mask_question(body.comment, kbo),
+                },
+            )
     state.metrics.inc("zhiku_feedback_total", {"rating": body.rating})
     return {"answer_id": answer_id, "rating": body.rating, "comment": body.comment}

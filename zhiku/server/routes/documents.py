@@ -32,11 +32,17 @@ router = APIRouter(prefix="/api/v1", tags=["documents"], responses=ERRORS)
 _UPLOAD_BODY = {
     "requestBody": {
         "required": True,
-        "content": {"multipart/form-data": {"schema": {
-            "type": "object", "required": ["files"],
-            "properties": {"files": {"type": "array",
-                                     "items": {"type": "string", "format": "binary"}}},
-        }}},
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["files"],
+                    "properties": {
+                        "files": {"type": "array", "items": {"type": "string", "format": "binary"}}
+                    },
+                }
+            }
+        },
     }
 }
 
@@ -51,8 +57,12 @@ def _store_files(
     for up in files:
         # Masked before it becomes a file on disk, a document path or a log entry.
         name = Zhiku.ingest_name(kb, uploads.safe_name(up.filename))
-        entry: dict[str, Any] = {"name": name, "path": uploads.doc_path(kb.name, name),
-                                 "status": "pending", "size": 0}
+        entry: dict[str, Any] = {
+            "name": name,
+            "path": uploads.doc_path(kb.name, name),
+            "status": "pending",
+            "size": 0,
+        }
         try:
             tmp, digest, size = uploads.spool(up.file, tmp_dir, s.max_upload_bytes)
             entry["size"] = size
@@ -77,9 +87,24 @@ def _create_upload_job(
 ) -> dict[str, Any]:
     store = state.store
     job_id = jobs.create_job(store, kb, "upload", p.user_id, entries)
-    state.record(p.actor, "upload", kb=kb.name, target=job_id, detail={"files": [
-        {"name": e["name"], "size": e["size"], "sha256": e.get("sha256"), "status": e["status"],
-         **({"reason": e["reason"]} if e.get("reason") else {})} for e in entries]})
+    state.record(
+        p.actor,
+        "upload",
+        kb=kb.name,
+        target=job_id,
+        detail={
+            "files": [
+                {
+                    "name": e["name"],
+                    "size": e["size"],
+                    "sha256": e.get("sha256"),
+                    "status": e["status"],
+                    **({"reason": e["reason"]} if e.get("reason") else {}),
+                }
+                for e in entries
+            ]
+        },
+    )
     state.wake_worker()
     info = jobs.job_info(store, job_id, [kb.id])
     assert info is not None
@@ -87,7 +112,10 @@ def _create_upload_job(
 
 
 @router.post(
-    "/kbs/{kb}/documents", status_code=202, response_model=Job, openapi_extra=_UPLOAD_BODY,
+    "/kbs/{kb}/documents",
+    status_code=202,
+    response_model=Job,
+    openapi_extra=_UPLOAD_BODY,
     summary="Upload one or many files (multipart field `files`); ingestion runs in the "
     "background — follow the returned job",
 )
@@ -149,23 +177,38 @@ def list_documents(kb: str, p: Caller, state: State) -> dict[str, Any]:
     store = state.store
     kbo = readable_kb(store, p, kb)
     docs = store.list_documents(kbo.name, p.where())
-    return {"documents": [
-        {"id": state.ids.encode("d", d.id), "title": _masked_title(d.title, kbo),
-         "path": Zhiku.redact_path(kbo, d.path),
-         "kind": d.kind, "chunks": d.chunks, "size": d.size, "updated_at": d.updated_at,
-         "uploaded": d.path.startswith("upload://"),
-         "meta": {k: d.meta[k] for k in FILTER_META if k in d.meta}} for d in docs]}
+    return {
+        "documents": [
+            {
+                "id": state.ids.encode("d", d.id),
+                "title": _masked_title(d.title, kbo),
+                "path": Zhiku.redact_path(kbo, d.path),
+                "kind": d.kind,
+                "chunks": d.chunks,
+                "size": d.size,
+                "updated_at": d.updated_at,
+                "uploaded": d.path.startswith("upload://"),
+                "meta": {k: d.meta[k] for k in FILTER_META if k in d.meta},
+            }
+            for d in docs
+        ]
+    }
 
 
-@router.patch("/kbs/{kb}/documents/{doc_id}", summary="Set a document's metadata for filters "
-              "(dept, tags, effective, amended…; null removes a key)")
-def update_document(kb: str, doc_id: str, body: DocumentMetaUpdate, p: Caller,
-                    state: State) -> dict[str, Any]:
+@router.patch(
+    "/kbs/{kb}/documents/{doc_id}",
+    summary="Set a document's metadata for filters "
+    "(dept, tags, effective, amended…; null removes a key)",
+)
+def update_document(
+    kb: str, doc_id: str, body: DocumentMetaUpdate, p: Caller, state: State
+) -> dict[str, Any]:
     store = state.store
     kbo = editable_kb(store, p, kb)
     row = _doc_row(state, store, kbo, doc_id, p)
-    changes: dict[str, Any] = _upload_meta([json.dumps(
-        {k: v for k, v in body.meta.items() if v is not None}, ensure_ascii=False)])
+    changes: dict[str, Any] = _upload_meta(
+        [json.dumps({k: v for k, v in body.meta.items() if v is not None}, ensure_ascii=False)]
+    )
     changes.update({meta_key(k): None for k, v in body.meta.items() if v is None})
     with state.pool.engine() as zk:
         zk.store.set_document_meta(kbo.name, row.path, changes)
@@ -179,8 +222,9 @@ def update_document(kb: str, doc_id: str, body: DocumentMetaUpdate, p: Caller,
     return {"id": doc_id, "meta": {k: doc.meta[k] for k in FILTER_META if k in doc.meta}}
 
 
-def _doc_row(state: ServerState, store: Store, kb: KnowledgeBase, doc_id: str,
-             p: Principal) -> DocumentRef:
+def _doc_row(
+    state: ServerState, store: Store, kb: KnowledgeBase, doc_id: str, p: Principal
+) -> DocumentRef:
     """The document ``doc_id`` of ``kb`` if ``p`` may see it (zhiku.access), else 404."""
     n = state.ids.decode("d", doc_id)
     row = None if n is None else SqlLibrary(store.database).document(n, kb.id, p.where())
@@ -210,13 +254,18 @@ def delete_document(kb: str, doc_id: str, p: Caller, state: State) -> dict[str, 
         library.delete_upload(kbo.id, row.path)
         if not library.stored_in_use(up.stored):
             uploads.remove_stored(state.settings.home, up.stored)
-    state.record(p.actor, "document_delete", kb=kbo.name, target=row.path,
-                 detail={"title": row.title})
+    state.record(
+        p.actor, "document_delete", kb=kbo.name, target=row.path, detail={"title": row.title}
+    )
     return {"deleted": doc_id}
 
 
-@router.post("/kbs/{kb}/documents/{doc_id}/reingest", status_code=202, response_model=Job,
-             summary="Ingest a document again from its stored file (after a policy change…)")
+@router.post(
+    "/kbs/{kb}/documents/{doc_id}/reingest",
+    status_code=202,
+    response_model=Job,
+    summary="Ingest a document again from its stored file (after a policy change…)",
+)
 def reingest(kb: str, doc_id: str, p: Caller, state: State) -> JSONResponse:
     store = state.store
     kbo = editable_kb(store, p, kb)
@@ -224,16 +273,26 @@ def reingest(kb: str, doc_id: str, p: Caller, state: State) -> JSONResponse:
     up = SqlLibrary(store.database).upload(kbo.id, row.path)
     name = row.path.rsplit("/", 1)[-1]
     if up is not None and uploads.stored_path(state.settings.home, up.stored).is_file():
-        entry = {"name": name, "path": row.path, "stored": up.stored,
-                 "sha256": up.sha256, "size": up.size, "status": "pending"}
+        entry = {
+            "name": name,
+            "path": row.path,
+            "stored": up.stored,
+            "sha256": up.sha256,
+            "size": up.size,
+            "status": "pending",
+        }
     elif not row.path.startswith(VIRTUAL_PREFIXES) and Path(row.path).is_file():
-        entry = {"name": name, "path": row.path, "stored": None,
-                 "size": Path(row.path).stat().st_size, "status": "pending"}
+        entry = {
+            "name": name,
+            "path": row.path,
+            "stored": None,
+            "size": Path(row.path).stat().st_size,
+            "status": "pending",
+        }
     else:
         raise ApiError(409, "not_reingestable")
     job_id = jobs.create_job(store, kbo, "reingest", p.user_id, [entry])
-    state.record(p.actor, "reingest", kb=kbo.name, target=row.path,
-                 detail={"job": job_id})
+    state.record(p.actor, "reingest", kb=kbo.name, target=row.path, detail={"job": job_id})
     state.wake_worker()
     return JSONResponse(jobs.job_info(store, job_id, [kbo.id]), status_code=202)
 

@@ -34,8 +34,11 @@ def _text(m: ChatMessage) -> str:
     if isinstance(m.content, str):
         return m.content
     if isinstance(m.content, list):
-        return "".join(str(part.get("text", "")) for part in m.content
-                       if isinstance(part, dict) and part.get("type") in ("text", "input_text"))
+        return "".join(
+            str(part.get("text", ""))
+            for part in m.content
+            if isinstance(part, dict) and part.get("type") in ("text", "input_text")
+        )
     return ""
 
 
@@ -52,8 +55,7 @@ def models(p: Caller, state: State) -> dict[str, Any]:
     for kb in store.list_kbs():
         if kb.name in p.kbs:
             created = int(datetime.fromisoformat(kb.created_at).timestamp())
-            data.append({"id": kb.name, "object": "model", "created": created,
-                         "owned_by": "zhiku"})
+            data.append({"id": kb.name, "object": "model", "created": created, "owned_by": "zhiku"})
     return {"object": "list", "data": data}
 
 
@@ -65,8 +67,7 @@ def _model_kb(state: Any, p: Any, name: str) -> KnowledgeBase:
 
 
 @router.post("/chat/completions", summary="Chat completion over one knowledge base")
-def chat_completions(body: ChatCompletionRequest, request: Request, p: Caller,
-                     state: State) -> Any:
+def chat_completions(body: ChatCompletionRequest, request: Request, p: Caller, state: State) -> Any:
     kb = _model_kb(state, p, body.model)
     turns = [m for m in body.messages if m.role in ("user", "assistant")]
     if not turns or turns[-1].role != "user" or not _text(turns[-1]).strip():
@@ -76,16 +77,17 @@ def chat_completions(body: ChatCompletionRequest, request: Request, p: Caller,
     if len(question) > limit:
         raise ApiError(422, "question_too_long", limit=limit)
     history = [{"role": m.role, "content": strip_sources(_text(m))} for m in turns[:-1]]
-    events = answer_events(state, p, kb, question, history=history, action="chat",
-                           channel="openai")
+    events = answer_events(state, p, kb, question, history=history, action="chat", channel="openai")
     lang = request_lang(request)
     cid, created = f"chatcmpl-{new_token(18)}", int(time.time())
     base = {"id": cid, "created": created, "model": kb.name, "system_fingerprint": "zhiku"}
     if body.stream:
         usage = bool((body.stream_options or {}).get("include_usage"))
-        return StreamingResponse(_stream(request, events, base, lang, question, usage),
-                                 media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        return StreamingResponse(
+            _stream(request, events, base, lang, question, usage),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
     text, answer = "", None
     for ev in events:
         if ev["type"] == "delta":
@@ -95,26 +97,49 @@ def chat_completions(body: ChatCompletionRequest, request: Request, p: Caller,
     assert answer is not None
     content = text + sources_block(answer, lang)
     prompt = _tokens(question)
-    return JSONResponse({
-        **base, "object": "chat.completion",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                     "logprobs": None, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": prompt, "completion_tokens": _tokens(content),
-                  "total_tokens": prompt + _tokens(content)},
-        "citations": answer["citations"], "refused": answer["refused"],
-    })
+    return JSONResponse(
+        {
+            **base,
+            "object": "chat.completion",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt,
+                "completion_tokens": _tokens(content),
+                "total_tokens": prompt + _tokens(content),
+            },
+            "citations": answer["citations"],
+            "refused": answer["refused"],
+        }
+    )
 
 
-def _chunk(base: dict[str, Any], delta: dict[str, Any], finish: str | None = None,
-           **extra: Any) -> str:
-    obj = {**base, "object": "chat.completion.chunk",
-           "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-           **extra}
+def _chunk(
+    base: dict[str, Any], delta: dict[str, Any], finish: str | None = None, **extra: Any
+) -> str:
+    obj = {
+        **base,
+        "object": "chat.completion.chunk",
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        **extra,
+    }
     return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
 
 
-def _stream(request: Request, events: Iterator[dict[str, Any]], base: dict[str, Any],
-            lang: str, question: str, include_usage: bool) -> Iterator[str]:
+def _stream(
+    request: Request,
+    events: Iterator[dict[str, Any]],
+    base: dict[str, Any],
+    lang: str,
+    question: str,
+    include_usage: bool,
+) -> Iterator[str]:
     yield _chunk(base, {"role": "assistant", "content": ""})
     sent = ""
     try:
@@ -128,17 +153,29 @@ def _stream(request: Request, events: Iterator[dict[str, Any]], base: dict[str, 
                 if block:
                     sent += block
                     yield _chunk(base, {"content": block})
-                yield _chunk(base, {}, "stop", citations=answer["citations"],
-                             refused=answer["refused"])
+                yield _chunk(
+                    base, {}, "stop", citations=answer["citations"], refused=answer["refused"]
+                )
     except (ApiError, PoolTimeout, ZhikuError) as exc:
-        status, code = ((exc.status, exc.code) if isinstance(exc, ApiError)
-                        else (503, "overloaded") if isinstance(exc, PoolTimeout)
-                        else (400, "invalid_request"))
+        status, code = (
+            (exc.status, exc.code)
+            if isinstance(exc, ApiError)
+            else (503, "overloaded")
+            if isinstance(exc, PoolTimeout)
+            else (400, "invalid_request")
+        )
         yield f"data: {json.dumps(error_body(request, status, code, detail=str(exc)))}\n\n"
     if include_usage:
         prompt, completion = _tokens(question), _tokens(sent)
-        obj = {**base, "object": "chat.completion.chunk", "choices": [],
-               "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
-                         "total_tokens": prompt + completion}}
+        obj = {
+            **base,
+            "object": "chat.completion.chunk",
+            "choices": [],
+            "usage": {
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+            },
+        }
         yield f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
     yield "data: [DONE]\n\n"

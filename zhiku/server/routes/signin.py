@@ -56,18 +56,29 @@ def _ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def _signed_in(request: Request, state: State, user: accounts.User, method: str,
-               response: Response) -> dict[str, Any]:
+def _signed_in(
+    request: Request, state: State, user: accounts.User, method: str, response: Response
+) -> dict[str, Any]:
     signin = signin_of(request)
     token, csrf = core.start_session(state, user, method, _ip(request))
     kw = core.cookie_kwargs(signin)
     response.set_cookie(signin.cookie_name, token, httponly=True, **kw)
     response.set_cookie(signin.csrf_cookie_name, csrf, httponly=False, **kw)
     eff = core.effective(state.store, user.id, user.role)
-    state.record(Actor(user.name, method, _ip(request)), "sign_in", target=user.name,
-                 detail={"method": method})
-    return {"user": user.name, "role": eff.role, "kbs": list(eff.kbs),
-            "groups": sorted(eff.groups), "method": method, "csrf_token": csrf}
+    state.record(
+        Actor(user.name, method, _ip(request)),
+        "sign_in",
+        target=user.name,
+        detail={"method": method},
+    )
+    return {
+        "user": user.name,
+        "role": eff.role,
+        "kbs": list(eff.kbs),
+        "groups": sorted(eff.groups),
+        "method": method,
+        "csrf_token": csrf,
+    }
 
 
 def _clear(request: Request, response: Response) -> None:
@@ -80,23 +91,31 @@ def _clear(request: Request, response: Response) -> None:
 @router.get("/auth/config", summary="How people may sign in here (no key needed)")
 def auth_config(request: Request) -> dict[str, Any]:
     s = signin_of(request).settings
-    return {"password": True, "ldap": s.ldap_enabled, "sso": s.oidc_enabled,
-            "csrf_header": "X-CSRF-Token"}
+    return {
+        "password": True,
+        "ldap": s.ldap_enabled,
+        "sso": s.oidc_enabled,
+        "csrf_header": "X-CSRF-Token",
+    }
 
 
 @router.post("/auth/login", summary="Sign in with a username and password (local or LDAP)")
-def login(body: LoginBody, request: Request, response: Response,
-          state: State) -> dict[str, Any]:
-    user, method = core.password_sign_in(state, signin_of(request), body.username,
-                                         body.password, _ip(request))
+def login(body: LoginBody, request: Request, response: Response, state: State) -> dict[str, Any]:
+    user, method = core.password_sign_in(
+        state, signin_of(request), body.username, body.password, _ip(request)
+    )
     return _signed_in(request, state, user, method, response)
 
 
 @router.get("/auth/me", summary="Who is calling: user, role, KBs, groups")
 def me(p: Caller) -> dict[str, Any]:
-    return {"user": p.user, "role": p.role, "kbs": list(p.kbs),
-            "groups": sorted(core.caller_groups(p)),
-            "via": "session" if p.session_id is not None else "key"}
+    return {
+        "user": p.user,
+        "role": p.role,
+        "kbs": list(p.kbs),
+        "groups": sorted(core.caller_groups(p)),
+        "via": "session" if p.session_id is not None else "key",
+    }
 
 
 @router.post("/auth/logout", summary="Sign out: end this session")
@@ -118,8 +137,9 @@ def logout_all(request: Request, p: Caller, state: State) -> JSONResponse:
 
 
 @router.put("/auth/password", summary="Change my password (ends all my sessions: sign in again)")
-def change_password(body: PasswordChange, request: Request, p: Caller,
-                    state: State) -> dict[str, Any]:
+def change_password(
+    body: PasswordChange, request: Request, p: Caller, state: State
+) -> dict[str, Any]:
     if not core.verify_password(core.repo(state.store).password_hash(p.user_id), body.current):
         raise ApiError(401, "invalid_credentials")
     hashed = core.hash_password(body.new, signin_of(request).settings)
@@ -130,8 +150,9 @@ def change_password(body: PasswordChange, request: Request, p: Caller,
 
 
 @router.get("/auth/oidc/start", summary="Start OpenID Connect sign-in (redirects)")
-def oidc_start(request: Request, state: State,
-               next: Annotated[str | None, Query(max_length=500)] = None) -> RedirectResponse:
+def oidc_start(
+    request: Request, state: State, next: Annotated[str | None, Query(max_length=500)] = None
+) -> RedirectResponse:
     client = signin_of(request).oidc
     if client is None:
         raise ApiError(404, "sso_not_configured")
@@ -145,10 +166,13 @@ def oidc_start(request: Request, state: State,
 
 
 @router.get("/auth/oidc/callback", summary="OpenID Connect redirect target")
-def oidc_callback(request: Request, state: State,
-                  code: Annotated[str, Query(max_length=4096)] = "",
-                  state_: Annotated[str, Query(alias="state", max_length=200)] = "",
-                  error: Annotated[str | None, Query(max_length=200)] = None) -> Response:
+def oidc_callback(
+    request: Request,
+    state: State,
+    code: Annotated[str, Query(max_length=4096)] = "",
+    state_: Annotated[str, Query(alias="state", max_length=200)] = "",
+    error: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
     signin = signin_of(request)
     client = signin.oidc
     if client is None:
@@ -161,11 +185,20 @@ def oidc_callback(request: Request, state: State,
         try:
             found = client.finish(pending, code)
         except OidcError as exc:
-            state.record(Actor(None, None, _ip(request)), "sign_in_failed",
-                         detail={"method": "oidc", "reason": exc.reason})
+            state.record(
+                Actor(None, None, _ip(request)),
+                "sign_in_failed",
+                detail={"method": "oidc", "reason": exc.reason},
+            )
             raise ApiError(400, "oidc_failed", reason=exc.reason) from exc
-        user = core.provision_external(state, signin.settings, "oidc:" + found.issuer,
-                                       found.subject, found.username, found.groups)
+        user = core.provision_external(
+            state,
+            signin.settings,
+            "oidc:" + found.issuer,
+            found.subject,
+            found.username,
+            found.groups,
+        )
         if user.disabled:
             raise ApiError(403, "account_disabled")
     except ApiError as exc:
@@ -182,8 +215,9 @@ def oidc_callback(request: Request, state: State,
 
 
 @router.put("/users/{user_id}/password", summary="Set a user's password (admin)")
-def set_user_password(user_id: int, body: PasswordSet, request: Request, p: Admin,
-                      state: State) -> dict[str, Any]:
+def set_user_password(
+    user_id: int, body: PasswordSet, request: Request, p: Admin, state: State
+) -> dict[str, Any]:
     accounts.get_user(state.store, user_id)  # 404 before the slow hash
     hashed = core.hash_password(body.password, signin_of(request).settings)
     with state.write() as store:
@@ -217,8 +251,9 @@ def put_group(name: str, body: GroupBody, p: Admin, state: State) -> dict[str, A
             raise ApiError(404, "kb_not_found", kb=kb)
     with state.write() as store:
         group = core.repo(store).save_group(name, body.role, body.kbs, body.description)
-    state.record(p.actor, "group_set", target=name,
-                 detail={"role": body.role, "kbs": sorted(body.kbs)})
+    state.record(
+        p.actor, "group_set", target=name, detail={"role": body.role, "kbs": sorted(body.kbs)}
+    )
     return group.to_dict()
 
 
@@ -239,5 +274,4 @@ def set_user_groups(user_id: int, body: MembersBody, p: Admin, state: State) -> 
         core.repo(store).sync_user_groups(user.id, names, "local")
     eff = core.effective(state.store, user.id, user.role)
     state.record(p.actor, "user_groups_set", target=user.name, detail={"groups": names})
-    return {"user": user.name, "groups": sorted(eff.groups), "role": eff.role,
-            "kbs": list(eff.kbs)}
+    return {"user": user.name, "groups": sorted(eff.groups), "role": eff.role, "kbs": list(eff.kbs)}

@@ -32,16 +32,26 @@ def list_sources(p: Admin, state: State, kb: str | None = None) -> dict[str, Any
     return {"sources": registry.list_sources(state.store, kb)}
 
 
-@router.post("/kbs/{kb}/sources", response_model=SourceInfo, status_code=201,
-             summary="Register (or update) a folder or web site as a source of a KB")
+@router.post(
+    "/kbs/{kb}/sources",
+    response_model=SourceInfo,
+    status_code=201,
+    summary="Register (or update) a folder or web site as a source of a KB",
+)
 def create_source(kb: str, body: SourceCreate, p: Admin, state: State) -> dict[str, Any]:
     state.store.get_kb(kb)
     settings = {**body.crawl, "meta": body.meta}
     with state.pool.engine() as zk:
-        src = registry.add_source(zk, kb, body.name, body.target, every=body.every,
-                                  settings=settings)
-    state.record(p.actor, "source_add", kb=kb, target=body.name,
-                 detail={"kind": src["kind"], "target": src["target"], "every": src["every"]})
+        src = registry.add_source(
+            zk, kb, body.name, body.target, every=body.every, settings=settings
+        )
+    state.record(
+        p.actor,
+        "source_add",
+        kb=kb,
+        target=body.name,
+        detail={"kind": src["kind"], "target": src["target"], "every": src["every"]},
+    )
     state.wake_worker()
     return src
 
@@ -51,8 +61,12 @@ def get_source(kb: str, name: str, p: Admin, state: State) -> dict[str, Any]:
     return _get(state, kb, name)
 
 
-@router.post("/kbs/{kb}/sources/{name}/run", response_model=SourceRun, status_code=202,
-             summary="Sync a source now (queued for the job workers)")
+@router.post(
+    "/kbs/{kb}/sources/{name}/run",
+    response_model=SourceRun,
+    status_code=202,
+    summary="Sync a source now (queued for the job workers)",
+)
 def run_source(kb: str, name: str, p: Admin, state: State) -> dict[str, Any]:
     src = _get(state, kb, name)
     job, created = registry.queue_run(state.store, src["id"], p.user_id)

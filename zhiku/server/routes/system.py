@@ -42,18 +42,27 @@ def readyz(state: State) -> JSONResponse:
         return JSONResponse({"status": "unavailable", "reason": type(exc).__name__}, 503)
     if not state.ready:
         return JSONResponse({"status": "starting"}, 503)
-    return JSONResponse({"status": "ready", "schema": version,
-                         "ingest_worker": bool(state.worker and state.worker.is_alive())},
-                        200 if current else 503)
+    return JSONResponse(
+        {
+            "status": "ready",
+            "schema": version,
+            "ingest_worker": bool(state.worker and state.worker.is_alive()),
+        },
+        200 if current else 503,
+    )
 
 
-@router.get("/metrics", response_class=PlainTextResponse,
-            summary="Prometheus metrics (admin key, or the ZHIKU_METRICS_TOKEN bearer token)")
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    summary="Prometheus metrics (admin key, or the ZHIKU_METRICS_TOKEN bearer token)",
+)
 def metrics(request: Request, state: State) -> PlainTextResponse:
     auth = request.headers.get("authorization", "")
     token = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
     ok = bool(state.settings.metrics_token) and hmac.compare_digest(
-        token.encode(), state.settings.metrics_token.encode())
+        token.encode(), state.settings.metrics_token.encode()
+    )
     if not ok:
         found = accounts.authenticate(state.store, token) if token else None
         if found is None:
@@ -65,14 +74,28 @@ def metrics(request: Request, state: State) -> PlainTextResponse:
         "zhiku_ingest_jobs": ("status", {"queued": q["queued"], "running": q["running"]}),
         "zhiku_ingest_files_pending": ("", {"": q["files_pending"]}),
     }
-    return PlainTextResponse(state.metrics.render(gauges, METRIC_HELP),
-                             media_type="text/plain; version=0.0.4")
+    return PlainTextResponse(
+        state.metrics.render(gauges, METRIC_HELP), media_type="text/plain; version=0.0.4"
+    )
 
 
-@router.get("/api/v1/me", response_model=Me, tags=["system"], responses=ERRORS,
-            summary="The caller: user, role and readable KBs")
+@router.get(
+    "/api/v1/me",
+    response_model=Me,
+    tags=["system"],
+    responses=ERRORS,
+    summary="The caller: user, role and readable KBs",
+)
 def me(p: Caller, state: State) -> dict[str, Any]:
     s = state.settings
-    return {"user": p.user, "role": p.role, "key_prefix": p.key_prefix, "kbs": list(p.kbs),
-            "limits": {"max_upload_mb": s.max_upload_mb, "max_files": s.max_files,
-                       "max_question_chars": s.max_question_chars}}
+    return {
+        "user": p.user,
+        "role": p.role,
+        "key_prefix": p.key_prefix,
+        "kbs": list(p.kbs),
+        "limits": {
+            "max_upload_mb": s.max_upload_mb,
+            "max_files": s.max_files,
+            "max_question_chars": s.max_question_chars,
+        },
+    }

@@ -80,8 +80,14 @@ class AuthSettings:
                 try:
                     values[f.name] = TypeAdapter(_TYPES[str(f.type)]).validate_python(raw)
                 except ValidationError as exc:
-                    raise SettingsError(t("settings.bad_env", key=_var(f.name), value=raw,
-                                          reason=exc.errors()[0].get("msg", ""))) from exc
+                    raise SettingsError(
+                        t(
+                            "settings.bad_env",
+                            key=_var(f.name),
+                            value=raw,
+                            reason=exc.errors()[0].get("msg", ""),
+                        )
+                    ) from exc
         values.update({k: v for k, v in overrides.items() if v is not None})
         s = cls(**values)
         s.validate()
@@ -95,18 +101,29 @@ class AuthSettings:
     def validate(self) -> None:
         if self.cookie_samesite not in ("lax", "strict"):
             raise SettingsError(f"{_var('cookie_samesite')} 必須是 lax 或 strict")
-        for name in ("idle_timeout_s", "absolute_timeout_s", "lockout_user", "lockout_ip",
-                     "lockout_window_s", "password_min_length", "ldap_timeout_s",
-                     "oidc_timeout_s"):
+        for name in (
+            "idle_timeout_s",
+            "absolute_timeout_s",
+            "lockout_user",
+            "lockout_ip",
+            "lockout_window_s",
+            "password_min_length",
+            "ldap_timeout_s",
+            "oidc_timeout_s",
+        ):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"設定 {_var(name)} 必須大於 0")
         if self.ldap_url and not (self.ldap_user_dn_template or self.ldap_user_base):
-            raise SettingsError("設定了 ZHIKU_LDAP_URL 就必須設定 ZHIKU_LDAP_USER_DN_TEMPLATE "
-                                "或 ZHIKU_LDAP_USER_BASE")
+            raise SettingsError(
+                "設定了 ZHIKU_LDAP_URL 就必須設定 ZHIKU_LDAP_USER_DN_TEMPLATE "
+                "或 ZHIKU_LDAP_USER_BASE"
+            )
         oidc = (self.oidc_issuer, self.oidc_client_id, self.oidc_redirect_uri)
         if any(oidc) and not all(oidc):
-            raise SettingsError("OpenID Connect 需要 ZHIKU_OIDC_ISSUER、ZHIKU_OIDC_CLIENT_ID "
-                                "與 ZHIKU_OIDC_REDIRECT_URI")
+            raise SettingsError(
+                "OpenID Connect 需要 ZHIKU_OIDC_ISSUER、ZHIKU_OIDC_CLIENT_ID "
+                "與 ZHIKU_OIDC_REDIRECT_URI"
+            )
 
     @property
     def ldap_enabled(self) -> bool:

@@ -176,13 +176,15 @@ def effective(store: Store, user_id: int, base_role: str) -> Effective:
 # --- lockout --------------------------------------------------------------------------
 
 
-def _check_lockout(store: Store, settings: AuthSettings, username: str, ip: str | None,
-                   now: float) -> None:
+def _check_lockout(
+    store: Store, settings: AuthSettings, username: str, ip: str | None, now: float
+) -> None:
     r = repo(store)
     since = now - settings.lockout_window_s
-    for scope, limit, code in ((f"ip:{ip}", settings.lockout_ip, "too_many_auth_failures"),
-                               (f"user:{_fold(username)}", settings.lockout_user,
-                                "account_locked")):
+    for scope, limit, code in (
+        (f"ip:{ip}", settings.lockout_ip, "too_many_auth_failures"),
+        (f"user:{_fold(username)}", settings.lockout_user, "account_locked"),
+    ):
         count, oldest = r.failures_since(scope, since)
         if count >= limit:
             retry = max(1, int((oldest or now) + settings.lockout_window_s - now + 0.999))
@@ -198,8 +200,9 @@ def _fail(state: ServerState, username: str, ip: str | None, now: float) -> ApiE
 # --- sign-in --------------------------------------------------------------------------
 
 
-def password_sign_in(state: ServerState, signin: SignIn, username: str, password: str,
-                     ip: str | None) -> tuple[accounts.User, str]:
+def password_sign_in(
+    state: ServerState, signin: SignIn, username: str, password: str, ip: str | None
+) -> tuple[accounts.User, str]:
     """The user behind ``username``/``password`` and how they were checked (``password``
     or ``ldap``); raises :class:`ApiError` (401 wrong, 403 disabled, 429 locked, 503
     directory down)."""
@@ -234,8 +237,9 @@ def password_sign_in(state: ServerState, signin: SignIn, username: str, password
             raise ApiError(403, "account_disabled") from exc
         if found is None:
             raise _fail(state, username, ip, now)
-        user = provision_external(state, signin.settings, "ldap", found.dn, found.username,
-                                  found.groups)
+        user = provision_external(
+            state, signin.settings, "ldap", found.dn, found.username, found.groups
+        )
         method = "ldap"
     if user.disabled:
         raise ApiError(403, "account_disabled")
@@ -244,8 +248,14 @@ def password_sign_in(state: ServerState, signin: SignIn, username: str, password
     return user, method
 
 
-def provision_external(state: ServerState, settings: AuthSettings, provider: str,
-                       subject: str, username: str, groups: Iterable[str]) -> accounts.User:
+def provision_external(
+    state: ServerState,
+    settings: AuthSettings,
+    provider: str,
+    subject: str,
+    username: str,
+    groups: Iterable[str],
+) -> accounts.User:
     """The local user for an external identity, created on first sign-in; their groups
     from ``provider`` replaced by ``groups``. Refused when no group maps to a role (and
     no default role is set) or the name belongs to another local account."""
@@ -278,8 +288,9 @@ def provision_external(state: ServerState, settings: AuthSettings, provider: str
 # --- sessions -------------------------------------------------------------------------
 
 
-def start_session(state: ServerState, user: accounts.User, method: str,
-                  ip: str | None) -> tuple[str, str]:
+def start_session(
+    state: ServerState, user: accounts.User, method: str, ip: str | None
+) -> tuple[str, str]:
     """A new session for ``user``: (the cookie's token, the CSRF token)."""
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
     now = time.time()
@@ -295,8 +306,9 @@ class SessionCaller:
     session: SessionRecord
 
 
-def session_caller(state: ServerState, signin: SignIn, token: str, method: str,
-                   csrf_header: str | None) -> SessionCaller:
+def session_caller(
+    state: ServerState, signin: SignIn, token: str, method: str, csrf_header: str | None
+) -> SessionCaller:
     """The user of the session cookie ``token``; raises 401 when it is unknown, expired or
     the user disabled, 403 ``csrf_failed`` for an unsafe method without the right token."""
     s = signin.settings
@@ -311,7 +323,8 @@ def session_caller(state: ServerState, signin: SignIn, token: str, method: str,
             repo(st).delete_session(rec.id)
         raise ApiError(401, "session_expired")
     if method.upper() not in SAFE_METHODS and not (
-            csrf_header and hmac.compare_digest(csrf_header.encode(), rec.csrf.encode())):
+        csrf_header and hmac.compare_digest(csrf_header.encode(), rec.csrf.encode())
+    ):
         raise ApiError(403, "csrf_failed")
     try:
         user = accounts.get_user(store, rec.user_id)

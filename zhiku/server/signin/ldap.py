@@ -50,13 +50,20 @@ class LdapAuthenticator:
         self.s = settings
         # ldap3 packs the timeouts into socket options: whole seconds only
         self.timeout = max(1, round(settings.ldap_timeout_s))
-        self.server = ldap3.Server(settings.ldap_url, connect_timeout=self.timeout,
-                                   get_info=ldap3.NONE)
+        self.server = ldap3.Server(
+            settings.ldap_url, connect_timeout=self.timeout, get_info=ldap3.NONE
+        )
 
     def _connect(self, user: str | None, password: str | None) -> ldap3.Connection:
-        conn = ldap3.Connection(self.server, user=user, password=password,
-                                receive_timeout=self.timeout, raise_exceptions=False,
-                                read_only=True, auto_referrals=False)
+        conn = ldap3.Connection(
+            self.server,
+            user=user,
+            password=password,
+            receive_timeout=self.timeout,
+            raise_exceptions=False,
+            read_only=True,
+            auto_referrals=False,
+        )
         try:
             conn.open()
             if self.s.ldap_starttls:
@@ -73,10 +80,12 @@ class LdapAuthenticator:
             if (self.s.ldap_bind_dn or self.s.ldap_bind_password) and not conn.bind():
                 raise LdapUnavailable(
                     f"{self.s.ldap_url}: service account bind refused "
-                    f"({conn.result.get('description')})")
+                    f"({conn.result.get('description')})"
+                )
             flt = self.s.ldap_user_filter.format(username=escape_filter_chars(username))
-            conn.search(self.s.ldap_user_base, flt, search_scope=ldap3.SUBTREE,
-                        attributes=[], size_limit=2)
+            conn.search(
+                self.s.ldap_user_base, flt, search_scope=ldap3.SUBTREE, attributes=[], size_limit=2
+            )
             entries = [e for e in conn.response or () if e.get("type") == "searchResEntry"]
             return str(entries[0]["dn"]) if len(entries) == 1 else None
         finally:
@@ -99,10 +108,12 @@ class LdapAuthenticator:
                     if conn.result.get("result") == 49:  # invalidCredentials
                         return None
                     raise LdapUnavailable(
-                        f"{self.s.ldap_url}: bind failed ({conn.result.get('description')})")
+                        f"{self.s.ldap_url}: bind failed ({conn.result.get('description')})"
+                    )
                 if self.s.ldap_disabled_filter:
-                    conn.search(dn, self.s.ldap_disabled_filter, search_scope=ldap3.BASE,
-                                attributes=[])
+                    conn.search(
+                        dn, self.s.ldap_disabled_filter, search_scope=ldap3.BASE, attributes=[]
+                    )
                     if any(e.get("type") == "searchResEntry" for e in conn.response or ()):
                         raise LdapDisabled(username)
                 return LdapUser(username, dn, tuple(sorted(self._groups(conn, dn))))
@@ -115,8 +126,7 @@ class LdapAuthenticator:
         attr = self.s.ldap_group_name_attr
         if self.s.ldap_group_base:
             flt = self.s.ldap_group_filter.format(dn=escape_filter_chars(dn))
-            conn.search(self.s.ldap_group_base, flt, search_scope=ldap3.SUBTREE,
-                        attributes=[attr])
+            conn.search(self.s.ldap_group_base, flt, search_scope=ldap3.SUBTREE, attributes=[attr])
             out = set()
             for e in conn.response or ():
                 if e.get("type") != "searchResEntry":
@@ -127,6 +137,7 @@ class LdapAuthenticator:
         conn.search(dn, "(objectClass=*)", search_scope=ldap3.BASE, attributes=["memberOf"])
         for e in conn.response or ():
             if e.get("type") == "searchResEntry":
-                return {_first_rdn_value(str(g), attr)
-                        for g in e["attributes"].get("memberOf") or ()}
+                return {
+                    _first_rdn_value(str(g), attr) for g in e["attributes"].get("memberOf") or ()
+                }
         return set()

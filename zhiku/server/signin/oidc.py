@@ -101,10 +101,14 @@ class OidcClient:
         return keys
 
     def _client(self) -> OAuth2Client:
-        return OAuth2Client(client_id=self.s.oidc_client_id,
-                            client_secret=self.s.oidc_client_secret or None,
-                            redirect_uri=self.s.oidc_redirect_uri, scope=self.s.oidc_scopes,
-                            code_challenge_method="S256", timeout=self.s.oidc_timeout_s)
+        return OAuth2Client(
+            client_id=self.s.oidc_client_id,
+            client_secret=self.s.oidc_client_secret or None,
+            redirect_uri=self.s.oidc_redirect_uri,
+            scope=self.s.oidc_scopes,
+            code_challenge_method="S256",
+            timeout=self.s.oidc_timeout_s,
+        )
 
     def begin(self, repo: AuthRepository, next_url: str | None = None) -> str:
         """The URL to send the browser to; the flow's secrets kept in ``repo``."""
@@ -115,8 +119,9 @@ class OidcClient:
         repo.purge_pending(now - PENDING_TTL_S)
         repo.add_pending(Pending(state, nonce, verifier, safe_next(next_url), now))
         with self._client() as c:
-            url, _ = c.create_authorization_url(meta["authorization_endpoint"], state=state,
-                                                code_verifier=verifier, nonce=nonce)
+            url, _ = c.create_authorization_url(
+                meta["authorization_endpoint"], state=state, code_verifier=verifier, nonce=nonce
+            )
         return str(url)
 
     def finish(self, pending: Pending | None, code: str) -> OidcIdentity:
@@ -128,8 +133,9 @@ class OidcClient:
         meta = self.metadata()
         try:
             with self._client() as c:
-                token = c.fetch_token(meta["token_endpoint"], code=code,
-                                      code_verifier=pending.verifier)
+                token = c.fetch_token(
+                    meta["token_endpoint"], code=code, code_verifier=pending.verifier
+                )
         except Exception as exc:  # noqa: BLE001 - authlib raises several kinds
             raise OidcError("token_exchange_failed", str(exc)) from exc
         raw = token.get("id_token")
@@ -143,9 +149,14 @@ class OidcClient:
         groups = claims.get(self.s.oidc_groups_claim) or []
         if isinstance(groups, str):
             groups = [groups]
-        return OidcIdentity(issuer=str(claims["iss"]), subject=str(claims["sub"]),
-                            username=username, groups=tuple(sorted({str(g) for g in groups})),
-                            claims=claims, next_url=pending.next_url)
+        return OidcIdentity(
+            issuer=str(claims["iss"]),
+            subject=str(claims["sub"]),
+            username=username,
+            groups=tuple(sorted({str(g) for g in groups})),
+            claims=claims,
+            next_url=pending.next_url,
+        )
 
     def validate_id_token(self, raw: str, nonce: str, now: int | None = None) -> dict[str, Any]:
         """The claims of ``raw`` if it is signed by the provider for this client, with this
@@ -161,7 +172,8 @@ class OidcClient:
             raise OidcError("bad_signature", str(exc)) from exc
         claims = dict(tok.claims)
         registry = jwt.JWTClaimsRegistry(
-            now=now, leeway=self.s.oidc_leeway_s,
+            now=now,
+            leeway=self.s.oidc_leeway_s,
             iss={"essential": True, "value": self.s.oidc_issuer},
             sub={"essential": True},
             exp={"essential": True},

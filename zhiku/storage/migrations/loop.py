@@ -103,7 +103,8 @@ MIGRATIONS: dict[int, str] = {
         created_at TEXT NOT NULL,
         UNIQUE(kb_id, path)
     );
-    """,    2: """
+    """,
+    2: """
     CREATE INDEX answer_stats_kb_day ON answer_stats(kb_id, day, channel, hour, outcome,
         answer_ms, conversation_id);
     CREATE TABLE analytics_days(
