@@ -182,3 +182,49 @@ def test_delete_kb_drops_its_collections(zhiku_home: Path) -> None:
     assert not client.has_collection(name)
     assert client.query("zhiku_meta", filter=f'key == "{name}"', output_fields=["value"]) == []
     zk.close()
+
+
+def test_term_stats_are_counted_once_and_follow_changes(zhiku_home: Path) -> None:
+    zk = Zhiku(zhiku_home)
+    zk.kb("mil", create=True)
+    zk.store.update_kb_settings(
+        "mil", {"index": {"backend": "milvus", "uri": str(zhiku_home / "m.db")}}
+    )
+    fill(zk, "mil")
+    emb = Zhiku(zhiku_home)
+    fill(emb, "emb")
+    idx = zk.index("mil")
+    assert isinstance(idx, MilvusLexicalIndex)
+    tokens = ztext.query_tokens("勞工例假日出勤工資")
+    first = idx.term_stats(tokens)
+    # The same counts as the embedded index holding the same passages.
+    assert {t: v[0] for t, v in first.items()} == {
+        t: v[0] for t, v in emb.index("emb").term_stats(tokens).items()
+    }
+    calls: list[str] = []
+    query = idx.client.query
+
+    def counting(*args: object, **kwargs: object) -> object:
+        calls.append(str(kwargs.get("filter")))
+        return query(*args, **kwargs)
+
+    idx.client.query = counting  # type: ignore[method-assign]
+    try:
+        assert idx.term_stats(tokens) == first
+        assert len(calls) == 1  # only the row count that tells whether the rows changed
+        # A new passage with one of the tokens: its count follows.
+        zk.add_loaded(
+            zk.store.get_kb("mil").name,
+            "mem://f",
+            LoadedDocument("勞工請假規則", "txt", [Block("勞工請假應事先申請。")]),
+        )
+        zk.sync_index("mil")
+        after = idx.term_stats(tokens)
+        (labour,) = ztext.query_tokens("勞工")[-1:]  # the bigram, in the index's own form
+        (wages,) = ztext.query_tokens("工資")[-1:]
+        assert after[labour][0] == first[labour][0] + 1
+        assert after[wages][0] == first[wages][0]
+    finally:
+        idx.client.query = query  # type: ignore[method-assign]
+    zk.close()
+    emb.close()

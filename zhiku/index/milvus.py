@@ -81,6 +81,9 @@ MAX_K = 16_384
 ProgressFn = Callable[[int], None]
 
 
+DF_CACHE_MAX = 200_000  # cached document frequencies per index before starting over
+
+
 class MilvusUnavailable(ZhikuError):
     """pymilvus / milvus-lite is not installed, or the Milvus URI cannot be opened."""
 
@@ -356,6 +359,11 @@ class MilvusLexicalIndex(_MilvusIndex):
 
     def __init__(self, cfg: IndexConfig, home: Path, store: Store, kb: KnowledgeBase) -> None:
         super().__init__(cfg, home, store, kb)
+        # Document frequencies already counted, per (token, scope), valid while the
+        # collection holds the same rows (see term_stats): one count query per token
+        # is what makes the first ask slow, not the search.
+        self._df_cache: dict[tuple[str, int], int] = {}
+        self._df_rows = -1
         self._open()
 
     def _identity(self) -> dict[str, Any]:
@@ -421,6 +429,7 @@ class MilvusLexicalIndex(_MilvusIndex):
         """Apply the store's queued document changes (``keep_writer`` is for the
         embedded index's batches and means nothing here)."""
         with self._lock:
+            self._df_cache.clear()
             if not self._state_ok():
                 self._open(force=True)
             upto, doc_ids = self.store.pending_index_work(self.kb.id)
@@ -487,15 +496,32 @@ class MilvusLexicalIndex(_MilvusIndex):
     ) -> dict[str, tuple[int, float]]:
         """(df, idf) per token, by counting rows whose tokens contain it (one query per
         token: this feeds the fusion weight and answer confidence, a handful of tokens);
-        with an access scope in ``where``, counting only the rows it lets through."""
+        with an access scope in ``where``, counting only the rows it lets through.
+
+        Counts are kept while the collection's row count stays the same and this process
+        has synced nothing: another node's change that adds or removes rows is seen at
+        the next call (one ``count(*)``); one that replaces rows with as many others
+        leaves these statistics (weights, never what is found or who may see it) stale
+        until the count changes or this process syncs."""
         allowed = scoped(self.store, self.kb, access_guard(where), None)
         scope = filter_expr(None, allowed) if allowed is not None else ""
         with self._lock:
             self._fresh()
-            n = max(self._count(scope) if allowed is not None else self._count(), 1)
+            rows = self._count()
+            if rows != self._df_rows or len(self._df_cache) > DF_CACHE_MAX:
+                self._df_cache.clear()
+                self._df_rows = rows
+            key = hash(scope)
+            if allowed is None:
+                n = rows
+            elif (n := self._df_cache.get(("\x00", key), -1)) < 0:
+                n = self._df_cache[("\x00", key)] = self._count(scope)
+            n = max(n, 1)
             out = {}
             for t in tokens:
-                df = self._df(t, scope)
+                df = self._df_cache.get((t, key), -1)
+                if df < 0:
+                    df = self._df_cache[(t, key)] = self._df(t, scope)
                 out[t] = (df, math.log(1 + (n - df + 0.5) / (df + 0.5)))
             return out
 
