@@ -147,9 +147,3 @@ def test_a_target_that_is_not_postgresql_is_a_usage_error(tmp_path: Path) -> Non
     res = zhiku_cli("migrate", "--to", str(tmp_path / "other.db"), "--home", str(tmp_path / "home"))
     assert res.returncode == 4 and "postgresql://" in res.stderr
     assert not (tmp_path / "other.db").exists()
-
-
-def test_serve_on_postgresql_is_refused_with_a_message(tmp_path: Path, pg_url: str) -> None:
-    res = zhiku_cli("serve", "--home", str(tmp_path / "home"), "--port", "0", database=pg_url)
-    assert res.returncode == 4, res.stderr
-    assert "docs/operators/postgresql.md" in res.stderr
