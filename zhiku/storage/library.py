@@ -164,8 +164,8 @@ class SqlLibrary:
         )
 
     def stored_in_use(self, stored: str) -> bool:
-        """Whether any upload row still points at the stored file (shared by content)."""
-        return (
-            self.db.execute("SELECT 1 FROM uploads WHERE stored=?", (stored,)).fetchone()
-            is not None
-        )
+        """Whether any upload row still points at the stored file (shared by content);
+        the uploads table is the jobs repository's, which answers this."""
+        from zhiku.storage.jobs import SqlJobs
+
+        return SqlJobs(self.db).stored_in_use(stored)
