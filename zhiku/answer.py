@@ -454,18 +454,28 @@ def other_language(question: str, hit: Hit) -> bool:
     return cjk_share(question) < 0.5 and cjk_share(f"{hit.doc_title}\n{hit.text}") > 0.5
 
 
-def anchored(question: str, hit: Hit) -> bool:
-    """Whether the passage contains a word of the question: a Chinese word (two
-    characters or more) or a Latin word of three letters or more that is not an English
-    function word — a name or a term the question shares with the passage."""
-    present = set(ztext.tokenize(f"{hit.doc_title}\n{hit.section or ''}\n{hit.text}"))
+def _anchor_tokens(question: str) -> set[str]:
+    out: set[str] = set()
     for t in ztext.query_tokens(question):
         if t.isascii():
-            if len(t) >= 3 and t.isalpha() and t not in _EN_STOP and t in present:
-                return True
-        elif len(t) >= 2 and t in present:
-            return True
-    return False
+            if (len(t) >= 3 and t.isalpha() and t not in _EN_STOP) or (len(t) >= 2 and t.isdigit()):
+                out.add(t)
+        elif len(t) >= 2:
+            out.add(t)
+    return out
+
+
+def shared_anchors(question: str, text: str) -> int:
+    """How many of the question's names, terms and numbers (Chinese words of two or more
+    characters, Latin words of three letters or more that are not English function
+    words, numbers of two digits or more) the text contains."""
+    return len(_anchor_tokens(question) & set(ztext.tokenize(text)))
+
+
+def anchored(question: str, hit: Hit) -> bool:
+    """Whether the passage (with its title and section) shares a name, term or number
+    with the question (:func:`shared_anchors`)."""
+    return shared_anchors(question, f"{hit.doc_title}\n{hit.section or ''}\n{hit.text}") > 0
 
 
 # --- the answerer ---------------------------------------------------------------------------

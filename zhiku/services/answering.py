@@ -24,6 +24,7 @@ from zhiku.answer import (
     coverage,
     has_type,
     other_language,
+    shared_anchors,
     source_phrase,
 )
 from zhiku.backends import ChatModel, ModelError
@@ -44,6 +45,9 @@ from zhiku.services.models import ModelService
 from zhiku.services.retrieval import Retrieval, RetrievalService
 
 log = logging.getLogger("zhiku")
+# What each name or number a sentence shares with the question adds to its cosine when
+# choosing the dense-match quote (at most three count).
+ANCHOR_BONUS = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,7 +286,14 @@ class AnsweringService:
         if kind in ("quantity", "date", "year"):
             pool = [i for i in pool if has_type(spans[i][0].text[spans[i][1] : spans[i][2]], kind)]
             pool = pool or list(range(len(spans)))
-        best = max(pool, key=lambda i: float(sims[i]))
+        # Closest in meaning; of near ties, the one sharing more of the question's names
+        # and numbers (「2016 年起，…接手經營」 for "who took over … in 2016?").
+        near = [
+            min(shared_anchors(query, spans[i][0].text[spans[i][1] : spans[i][2]]), 3) for i in pool
+        ]
+        best = pool[
+            max(range(len(pool)), key=lambda k: float(sims[pool[k]]) + ANCHOR_BONUS * near[k])
+        ]
         hit, s, e = spans[best]
         cos = float(sims[best])
         if cos < low or (cos < high and not anchored(query, hit)):
