@@ -687,10 +687,11 @@ class ExtractiveAnswerer:
             # A chain of references (「它的訓練地點…」 ← 「這支龍舟隊…」 ← the team's name):
             # the sentence the neighbour leans on in turn, once.
             j = neighbour.index
-            if j == best.index - 1 and j > 0 and row[j - 1] is not None:
+            before = row[j - 1] if j == best.index - 1 and j > 0 else None
+            if before is not None:
                 said = neighbour.hit.text[neighbour.start : neighbour.end]
                 if _ANAPHOR.match(said) or _refers_back(said):
-                    chosen.append(row[j - 1])
+                    chosen.append(before)
         for c in cands[1:]:
             if len(chosen) >= self.max_sentences:
                 break
