@@ -119,7 +119,7 @@ def reinforce(
             out.append((cid, s / best))
             continue
         v = s / best + DOC_WEIGHT * strength[d[0]] / top
-        if prior:
+        if prior and authority:
             v += prior * authority.get(d[1], 0.0)
         if d[1] not in derived:
             derived[d[1]] = _is_derived(d[1], titles)
