@@ -103,3 +103,33 @@ def test_a_clear_winner_keeps_its_place(engine: Zhiku) -> None:
     kb = _law_kb(engine)
     hits = engine.search("船舶作業人員的加班時數由船長記錄嗎", kb, k=3)
     assert hits[0].doc_title == "船舶作業人員工時要點"
+
+
+def test_labelled_documents_neither_cite_nor_are_counted(engine: Zhiku) -> None:
+    """The prior applies to every caller's ranking, so text some callers may not see
+    must not shape it (zhiku/access.py)."""
+    secret = {"access_groups": ["secret"], "access_level": 3}
+    engine.kb("mixed", create=True)
+    engine.add_loaded(
+        "mixed", "d://act", LoadedDocument(STATUTE[0], "law", [Block(STATUTE[2])]), meta=secret
+    )
+    for title, _, text in CITING:
+        engine.add_loaded("mixed", f"d://{title}", LoadedDocument(title, "law", [Block(text)]))
+    engine.add_loaded(
+        "mixed",
+        "d://memo",
+        LoadedDocument("內部簽呈", "txt", [Block("依工資墊償基金提繳及墊償管理辦法辦理。")]),
+        meta=secret,
+    )
+    engine.add_loaded(
+        "mixed",
+        "d://memo2",
+        LoadedDocument(
+            "內部簽呈二", "txt", [Block("依工資墊償基金提繳及墊償管理辦法第三條辦理。")]
+        ),
+        meta=secret,
+    )
+    engine.sync_index("mixed")
+    engine.learn_vocabulary("mixed")
+    counts = json.loads(engine.store.get_meta(f"citations:{engine.store.get_kb('mixed').id}", ""))
+    assert counts == {}  # the act is labelled; the memos citing the fund rules are too
