@@ -122,6 +122,8 @@ class DocumentStoreContract:
         assert store.existing_chunk_ids([*ids_a, 10**9]) == set(ids_a)
         assert store.chunk_docs(ids_b) == {ids_b[0]: (store.kb_doc_ids(b.id)[0], "Y")}
         assert sorted(store.sample_chunk_texts(a.id, 5)) == ["一", "二"]
+        assert store.sample_chunks(a.id, 5) == [(da, "一"), (da, "二")]
+        assert len(store.sample_chunks(a.id, 1)) == 1
         assert store.chunk_texts_with_paths(a.id, min_chars=1) == [("一", "x"), ("二", "x")]
 
     def test_filters_run_in_the_database(self, store: Store) -> None:

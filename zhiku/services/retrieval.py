@@ -25,7 +25,7 @@ from zhiku.hybrid import query_dense_weight, rrf
 from zhiku.lexical import index_text
 from zhiku.models import Hit
 from zhiku.rank import DEPTH as RANK_DEPTH
-from zhiku.rank import collapse_duplicates, reinforce
+from zhiku.rank import authority_of, collapse_duplicates, count_citations, reinforce
 from zhiku.services.context import EngineContext
 from zhiku.services.indexes import IndexService
 from zhiku.services.models import ModelService
@@ -37,8 +37,10 @@ from zhiku.vocab import mine as mine_abbreviations
 log = logging.getLogger("zhiku")
 
 SEARCH_MODES = ("lexical", "dense", "hybrid")
-# Passages sampled to learn a KB's abbreviations (zhiku/vocab.py).
+# Passages sampled to learn a KB's abbreviations (zhiku/vocab.py) and to count how often
+# documents cite each other by title (zhiku/rank.py).
 VOCAB_SAMPLE = 10_000
+CITATION_SAMPLE = 50_000
 
 
 @dataclass(slots=True)
@@ -64,6 +66,7 @@ class RetrievalService:
         self.models = models
         self.indexes = indexes
         self._abbrev: dict[int, tuple[int, dict[str, str]]] = {}
+        self._authority: dict[int, tuple[int, dict[str, float]]] = {}
 
     # --- the KB's vocabulary -------------------------------------------------------------
 
@@ -83,6 +86,20 @@ class RetrievalService:
         self._abbrev[kbo.id] = (len(raw), found)
         return found
 
+    def authority(self, kb: KnowledgeBase) -> dict[str, float]:
+        """The KB's citation prior per document title (:func:`zhiku.rank.authority_of`)."""
+        raw = self.ctx.store.get_meta(f"citations:{kb.id}", "") or ""
+        cached = self._authority.get(kb.id)
+        if cached is not None and cached[0] == len(raw):
+            return cached[1]
+        try:
+            counts = json.loads(raw) if raw else {}
+        except ValueError:
+            counts = {}
+        found = authority_of(counts if isinstance(counts, dict) else {})
+        self._authority[kb.id] = (len(raw), found)
+        return found
+
     def learn_vocabulary(self, kb: str) -> int:
         """Re-learn the KB's abbreviations from a sample of its passages and titles.
 
@@ -95,7 +112,13 @@ class RetrievalService:
         kbo = store.get_kb(kb)
         everyone = AccessScope("", frozenset(), 0).restrict()
         texts = store.sample_chunk_texts(kbo.id, VOCAB_SAMPLE, where=everyone)
-        texts += [d.title for d in store.list_documents(kb, where=everyone)]
+        open_docs = store.list_documents(kb, where=everyone)
+        texts += [d.title for d in open_docs]
+        citations = count_citations(
+            store.sample_chunks(kbo.id, CITATION_SAMPLE, where=everyone),
+            {d.id: d.title for d in open_docs},
+        )
+        store.set_meta(f"citations:{kbo.id}", json.dumps(citations, ensure_ascii=False))
         idx = self.indexes.index(kbo)
         found = mine_abbreviations(
             texts, lambda terms: {t: v[0] for t, v in idx.term_stats(terms, where=everyone).items()}
@@ -374,7 +397,10 @@ class RetrievalService:
             )
         found.sort(key=lambda x: x[1], reverse=True)
         found = found[:want]
-        order = reinforce(found, self.ctx.store.chunk_docs([c for c, _ in found]))
+        authority: dict[str, float] = {}
+        for kbo in kbos:
+            authority.update(self.authority(kbo))
+        order = reinforce(found, self.ctx.store.chunk_docs([c for c, _ in found]), authority)
         raw = dict(found)
         return [(cid, raw[cid]) for cid, _ in order[: max(depth, 1) + 10]]
 

@@ -139,6 +139,9 @@ class DocumentStore(Protocol):
     def sample_chunk_texts(
         self, kb_id: int, n: int, seed: int = 7, where: Filter | None = None
     ) -> list[str]: ...
+    def sample_chunks(
+        self, kb_id: int, n: int, seed: int = 7, where: Filter | None = None
+    ) -> list[tuple[int, str]]: ...
     def kb_doc_ids(self, kb_id: int) -> list[int]: ...
     def hits_for(
         self,
@@ -597,6 +600,12 @@ class Store:
     ) -> list[str]:
         """Up to ``n`` chunk texts of a KB (of its documents ``where`` lets through),
         spread evenly over it (deterministic)."""
+        return [t for _, t in self.sample_chunks(kb_id, n, seed, where)]
+
+    def sample_chunks(
+        self, kb_id: int, n: int, seed: int = 7, where: Filter | None = None
+    ) -> list[tuple[int, str]]:
+        """(document id, text) of up to ``n`` chunks, as :meth:`sample_chunk_texts`."""
         clause, args = where.sql("d", self.database.dialect) if where else ("1=1", [])
         ids = [
             r[0]
@@ -610,14 +619,14 @@ class Store:
             import random
 
             ids = sorted(random.Random(seed).sample(ids, n))
-        out: list[str] = []
+        out: list[tuple[int, str]] = []
         for i in range(0, len(ids), 500):
             part = ids[i : i + 500]
             marks = ",".join("?" * len(part))
             out.extend(
-                r[0]
+                (int(r[0]), str(r[1]))
                 for r in self.database.execute(
-                    f"SELECT text FROM chunks WHERE id IN ({marks}) ORDER BY id", part
+                    f"SELECT doc_id, text FROM chunks WHERE id IN ({marks}) ORDER BY id", part
                 )
             )
         return out
