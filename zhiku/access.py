@@ -34,6 +34,8 @@ Connect sign-in (replacing that provider's memberships at each sign-in).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -164,6 +166,28 @@ def label_terms(meta: Mapping[str, Any]) -> list[str]:
         terms.append(f"{GROUP_COND}:restricted")
     terms.append(f"{LEVEL_COND}={level}")
     return terms
+
+
+def label_class(meta: Mapping[str, Any]) -> tuple[str, list[str], int]:
+    """The access class of a document: (a short stable id, groups, level). Documents with
+    the same labels share a class; the lexical index keeps each class's terms apart so a
+    restricted search never reads the postings of a class it may not see."""
+    groups, level = doc_labels(meta)
+    names = sorted(set(groups))
+    key = json.dumps([names, level], ensure_ascii=False)
+    return hashlib.sha256(key.encode()).hexdigest()[:12], names, level
+
+
+def guard_allows(guard: Filter, groups: Iterable[str], level: int) -> bool:
+    """Whether documents labelled ``groups`` at ``level`` pass every access condition of
+    ``guard`` (:func:`access_guard`): the same test as the index's exclusion clauses."""
+    labels = set(groups)
+    for c in guard.conditions:
+        if c.key == GROUP_COND and labels and not labels & set(c.values):
+            return False
+        if c.key == LEVEL_COND and level > int(c.values[0]):
+            return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
