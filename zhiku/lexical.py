@@ -602,9 +602,10 @@ class LexicalIndex:
                 terms = [tantivy.Query.term_query(schema, "body", t) for t in tokens]
                 text_query = tantivy.Query.boolean_query([(should, q) for q in terms])
                 query = text_query
-            if where:
+            if where and visible is None:
                 # An exclusion no document of this KB has (status!=repealed in a KB
-                # without repealed law) is dropped: it could only cost time.
+                # without repealed law) is dropped: it could only cost time. Not for a
+                # scoped caller: whether hidden documents have the value would show.
                 where = Filter(
                     tuple(
                         c
