@@ -19,7 +19,13 @@ question (interleaved, alternating which KB goes first):
 4. R@1 and R@5 of the restricted caller for questions whose gold paragraph they may
    see, in both KBs (the scope never drops an allowed hit: k hits are k allowed hits),
    and R@1 of the unrestricted caller in ``mixed`` over every question (their scoring
-   is untouched by the re-scoring).
+   is untouched by the re-scoring);
+5. probe queries of 12 characters that occur only in hidden paragraphs (*secret*) or in
+   no paragraph (*nowhere*), both finding nothing the caller may see, in both KBs,
+   interleaved, compared with Mann–Whitney U: the same strings with and without hidden
+   documents holding them, and the two kinds in one KB, with ``public`` (where neither
+   occurs) as the control for what the characters themselves cost (the channel
+   tests/test_access_timing.py checks, on real text).
 
 Timings on a shared 2-core machine are noisy.
 """
@@ -45,6 +51,7 @@ from bench.common import (  # noqa: E402
     read_drcd,
     write_section,
 )
+from zhiku import text as ztext  # noqa: E402
 from zhiku.access import AccessScope  # noqa: E402
 from zhiku.engine import Zhiku  # noqa: E402
 from zhiku.filters import Filter  # noqa: E402
@@ -74,6 +81,14 @@ def main() -> None:
         zk.sync_index("mixed")
         zk.sync_index("public")
         build_s = time.perf_counter() - t0
+        # The index alone (each passage's tokens twice: ``body`` and the class-prefixed
+        # ``scoped`` field, zhiku.lexical), rebuilt from the database.
+        t0 = time.perf_counter()
+        zk.indexes.index("mixed").rebuild()
+        rebuild_s = time.perf_counter() - t0
+        index_mb = (
+            sum(f.stat().st_size for f in (Path(tmp) / "index").rglob("*") if f.is_file()) / 2**20
+        )
         user = AccessScope("pat", frozenset(), 0).restrict(Filter())
         rng = random.Random(7)
         qs = rng.sample(questions, min(args.queries, len(questions)))
@@ -102,6 +117,41 @@ def main() -> None:
                 for kb in ("mixed", "public"):
                     ranks[kb].append(rank_of(tops[kb], q.gold))
         u = mannwhitneyu(lat["mixed"], lat["public"], alternative="two-sided")
+
+        # 5: hidden-only characters vs characters of no paragraph, same KB, same caller
+        # (as the index sees them: folded, so 驫 counts as the 骉 it folds to).
+        def chars(keys: set[str]) -> dict[str, str]:
+            out: dict[str, str] = {}
+            for p in passages:
+                if p.key in keys:
+                    for c in set(p.title + p.text):
+                        if c >= "\u4e00" and (tok := ztext.query_tokens(c)):
+                            out.setdefault(tok[0], c)
+            return out
+
+        in_hidden, in_visible = chars(hidden), chars({p.key for p in passages} - hidden)
+        secret = sorted(c for t, c in in_hidden.items() if t not in in_visible)
+        nowhere = [
+            c
+            for c in map(chr, range(0x4E00, 0x9FA6))
+            if (tok := ztext.query_tokens(c)) and tok[0] not in in_hidden | in_visible
+        ]
+        pools = [("secret", secret), ("nowhere", nowhere)]
+        probe: dict[tuple[str, str], list[float]] = {}
+        probe_leaked = 0
+        for i in range(n_probe := len(qs)):
+            texts = {name: "".join(rng.sample(pool, 12)) for name, pool in pools}
+            runs = [(kb, name) for kb in ("mixed", "public") for name, _ in pools]
+            for kb, name in runs if i % 2 else runs[::-1]:
+                t = time.perf_counter()
+                hits = zk.search(texts[name], kb, k=5, mode="lexical", where=user)
+                probe.setdefault((kb, name), []).append(time.perf_counter() - t)
+                probe_leaked += sum(h.path.removeprefix("drcd://") in hidden for h in hits)
+
+        def mw(a: tuple[str, str], b: tuple[str, str]) -> str:
+            r = mannwhitneyu(probe[a], probe[b], alternative="two-sided")
+            return f"{ms(probe[a])} vs {ms(probe[b])} ms, U = {r.statistic:.0f}, p = {r.pvalue:.3g}"
+
     n = len(qs)
 
     def r5(xs: list[int | None], at: int = 5) -> float:
@@ -120,8 +170,9 @@ def main() -> None:
         f"`{cmd}` on {machine()} (shared machine: timings are noisy).\n\n"
         f"DRCD dev: {len(passages)} paragraphs; `mixed` holds all, {len(hidden)} of them "
         f"(every other article) restricted to group `secret` at 密; `public` holds the other "
-        f"{len(passages) - len(hidden)}. Built in {build_s:.1f} s. {n} questions, lexical "
-        "search, k=5, interleaved.\n\n"
+        f"{len(passages) - len(hidden)}. Built in {build_s:.1f} s; the index of `mixed` "
+        f"alone rebuilt in {rebuild_s:.1f} s. Both indexes: {index_mb:.1f} MB on disk. "
+        f"{n} questions, lexical search, k=5, interleaved.\n\n"
         "| search | p50 / p95 ms |\n|---|---:|\n"
         f"| 公開 caller, `mixed` (hidden documents exist) | {ms(lat['mixed'])} |\n"
         f"| 公開 caller, `public` (they do not) | {ms(lat['public'])} |\n"
@@ -132,7 +183,18 @@ def main() -> None:
         f"Cost of the scope (re-scoring over the visible documents' statistics included): "
         f"{p50(lat['mixed']) - p50(lat['mixed_all']):+.2f} ms at p50 over the unrestricted "
         "caller in the same KB.\n\n"
-        f"Hidden paragraphs in the 公開 caller's results: {leaked} of {5 * n}. "
+        f"Probe queries, {n_probe} interleaved rounds, 公開 caller, 12 random characters "
+        f"each (p50 / p95): *secret* characters occur only in hidden paragraphs "
+        f"({len(secret)} such), *nowhere* characters in no paragraph.\n\n"
+        "| comparison | what differs | result |\n|---|---|---|\n"
+        f"| secret in `mixed` vs secret in `public` | only whether hidden documents hold "
+        f"the words (same strings) | {mw(('mixed', 'secret'), ('public', 'secret'))} |\n"
+        f"| secret vs nowhere in `mixed` | the words, and whether hidden documents hold them "
+        f"| {mw(('mixed', 'secret'), ('mixed', 'nowhere'))} |\n"
+        f"| secret vs nowhere in `public` (control: neither occurs) | the words only "
+        f"| {mw(('public', 'secret'), ('public', 'nowhere'))} |\n\n"
+        f"Hidden paragraphs in the 公開 caller's results: {leaked} of {5 * n} "
+        f"({probe_leaked} for the probe queries). "
         f"Identical top 5 in `mixed` and `public`: {same / n:.1%} of questions (target "
         "100 %: a scoped search is scored with document frequencies, count and average "
         "length of the visible documents only). R@1 / R@5 on the "

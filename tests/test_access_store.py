@@ -1,6 +1,7 @@
 """The access component's repositories behave the same on SQLite and on a real
-PostgreSQL: groups and clearance, the access log, requests, erasure records, retention
-periods, runs and purges (on rows of the core tables), subject data reads and rewrites."""
+PostgreSQL: groups (zhiku.storage.groups) and clearance, the access log, requests,
+erasure records, retention periods, runs and purges (on rows of the core tables),
+subject data reads and rewrites."""
 
 from __future__ import annotations
 
@@ -40,6 +41,11 @@ def _kb(db: Database, name: str) -> int:
 
 
 def test_groups_and_clearance(db: Database) -> None:
+    with db.tx():
+        db.execute(
+            "INSERT INTO users(name, role, created_at) VALUES ('hana', 'reader', ?)",
+            ("2026-01-01T00:00:00+00:00",),
+        )
     assert caller_scope(db, "hana").to_dict()["clearance"] == 0  # nothing set: public only
     set_user_access(db, "hana", ["HR", "hr", "Finance"], "機密")
     assert caller_groups(db, "hana") == frozenset({"hr", "finance"})

@@ -18,7 +18,7 @@ from zhiku.ingest import ingest_paths
 from zhiku.server import accounts
 from zhiku.server.signin.config import AuthSettings
 from zhiku.server.signin.core import set_password
-from zhiku.storage.auth import SqlAuthRepository
+from zhiku.storage.groups import GroupRepository
 
 ADMIN_PW = "admin-e2e-password"
 
@@ -34,7 +34,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         accounts.create_user(zk.store, "林淑芬", "admin")
         set_password(zk.store, "林淑芬", ADMIN_PW, AuthSettings())
         accounts.create_user(zk.store, "張志明", "reader")
-        SqlAuthRepository(zk.store.database).save_group("hr-staff", "reader", ["hr"])
+        GroupRepository(zk.store.database).save_group("hr-staff", "reader", ["hr"])
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     provider = Provider(

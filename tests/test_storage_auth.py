@@ -68,26 +68,6 @@ def test_sessions_touch_expire_and_end_per_user(db: Database) -> None:
     assert r.session("h3") is None
 
 
-def test_groups_mappings_and_memberships_by_source(db: Database) -> None:
-    r = SqlAuthRepository(db)
-    uid = _user(db, "chen")
-    g = r.save_group("finance", "editor", ["fin", "fin", "all"], "財務處")
-    assert (g.role, g.kbs, g.description) == ("editor", ("all", "fin"), "財務處")
-    assert r.save_group("finance", None, []).role is None  # changed, same id
-    assert r.group("finance").id == g.id  # type: ignore[union-attr]
-    r.add_member("handpicked", uid)
-    r.sync_user_groups(uid, ["finance", "kb-editors"], "ldap")
-    assert [x.name for x in r.user_groups(uid)] == ["finance", "handpicked", "kb-editors"]
-    r.sync_user_groups(uid, ["kb-editors"], "ldap")  # the directory dropped finance
-    assert [x.name for x in r.user_groups(uid)] == ["handpicked", "kb-editors"]
-    assert r.group("handpicked").members == ("chen",)  # type: ignore[union-attr]
-    r.remove_member("handpicked", uid)
-    assert [x.name for x in r.user_groups(uid)] == ["kb-editors"]
-    assert r.delete_group("kb-editors") and not r.delete_group("kb-editors")
-    assert r.user_groups(uid) == []
-    assert [x.name for x in r.list_groups()] == ["finance", "handpicked"]
-
-
 def test_identities_failures_and_pending_are_used_once(db: Database) -> None:
     r = SqlAuthRepository(db)
     uid = _user(db, "mei")

@@ -26,12 +26,16 @@ search is scored with the statistics of the visible documents only (see
 Re-labelling is a metadata change: the SQL side sees it at once, the lexical index at
 its next sync (queued in ``index_log``; every search applies the queue); no re-embedding.
 
-:func:`caller_groups` is the one place a user's groups come from (the ``user_groups``
-table of the ``access`` storage component until sign-in provides groups).
+:func:`caller_groups` is the one place a user's groups come from: the one membership
+table of :mod:`zhiku.storage.groups`, written by the administrators (``zhiku access user
+--groups``, the admin API, the web admin page: source ``local``) and by LDAP / OpenID
+Connect sign-in (replacing that provider's memberships at each sign-in).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -41,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 from zhiku.errors import ZhikuError
 from zhiku.storage.access import AccessRepository
 from zhiku.storage.db import Database
+from zhiku.storage.groups import LOCAL, GroupRepository
 
 if TYPE_CHECKING:  # zhiku.filters imports this module
     from zhiku.filters import Condition, Filter
@@ -163,6 +168,28 @@ def label_terms(meta: Mapping[str, Any]) -> list[str]:
     return terms
 
 
+def label_class(meta: Mapping[str, Any]) -> tuple[str, list[str], int]:
+    """The access class of a document: (a short stable id, groups, level). Documents with
+    the same labels share a class; the lexical index keeps each class's terms apart so a
+    restricted search never reads the postings of a class it may not see."""
+    groups, level = doc_labels(meta)
+    names = sorted(set(groups))
+    key = json.dumps([names, level], ensure_ascii=False)
+    return hashlib.sha256(key.encode()).hexdigest()[:12], names, level
+
+
+def guard_allows(guard: Filter, groups: Iterable[str], level: int) -> bool:
+    """Whether documents labelled ``groups`` at ``level`` pass every access condition of
+    ``guard`` (:func:`access_guard`): the same test as the index's exclusion clauses."""
+    labels = set(groups)
+    for c in guard.conditions:
+        if c.key == GROUP_COND and labels and not labels & set(c.values):
+            return False
+        if c.key == LEVEL_COND and level > int(c.values[0]):
+            return False
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class AccessScope:
     """What one caller may see: documents open to everyone or to one of ``groups``, at
@@ -200,27 +227,43 @@ class AccessScope:
         }
 
 
-def caller_groups(db: Database, user: str, signed_in: Iterable[str] = ()) -> frozenset[str]:
-    """The groups of ``user``: the one place they come from (see the module docstring):
-    the access groups set for the user here, and ``signed_in``, the groups sign-in gave
-    (local groups, LDAP, OIDC: :func:`zhiku.server.signin.caller_groups`)."""
-    return frozenset(_fold(g) for g in (*AccessRepository(db).groups_of(user), *signed_in))
+def caller_groups(db: Database, user: str, groups: Iterable[str] | None = None) -> frozenset[str]:
+    """The groups of ``user``, folded: read from the membership table, or ``groups`` when
+    the caller already read them from it (sign-in's :func:`zhiku.server.signin.core.effective`)."""
+    names = GroupRepository(db).names_of(user) if groups is None else groups
+    return frozenset(_fold(g) for g in names)
 
 
-def caller_scope(db: Database, user: str, signed_in: Iterable[str] = ()) -> AccessScope:
+def caller_scope(db: Database, user: str, groups: Iterable[str] | None = None) -> AccessScope:
     """The scope of ``user``: their groups and clearance (公開 when none was set)."""
     level = AccessRepository(db).clearance_of(user)
-    return AccessScope(user, caller_groups(db, user, signed_in), 0 if level is None else level)
+    return AccessScope(user, caller_groups(db, user, groups), 0 if level is None else level)
+
+
+def set_local_groups(db: Database, user: str, groups: Iterable[str]) -> None:
+    """Replace the memberships an administrator set for ``user`` (source ``local``) by
+    ``groups`` (folded; a name that folds to an existing group's joins that group);
+    memberships from LDAP / OpenID Connect stay."""
+    from zhiku.storage.accounts import SqlAccounts
+
+    found = SqlAccounts(db).user(user)
+    if found is None:
+        raise AccessError(f"使用者「{user}」不存在")
+    repo = GroupRepository(db)
+    names = repo.group_names()
+    existing = {_fold(n): n for n in names}
+    existing.update({n: n for n in names if _fold(n) == n})
+    repo.sync(found.id, [existing.get(g, g) for g in parse_groups(list(groups))], LOCAL)
 
 
 def set_user_access(
     db: Database, user: str, groups: Iterable[str] | None = None, clearance: Any = None
 ) -> AccessScope:
-    repo = AccessRepository(db)
+    """Set ``user``'s manual groups (see :func:`set_local_groups`) and/or clearance."""
     if groups is not None:
-        repo.set_groups(user, parse_groups(list(groups)))
+        set_local_groups(db, user, groups)
     if clearance is not None:
-        repo.set_clearance(user, parse_level(clearance))
+        AccessRepository(db).set_clearance(user, parse_level(clearance))
     return caller_scope(db, user)
 
 

@@ -19,15 +19,23 @@ The index is derived data. It records the tokenizer it was built with; a mismatc
 missing directory triggers a rebuild from the database, and pending rows of the
 store's ``index_log`` are replayed (idempotently) before every search.
 
-A caller restricted by an access scope (:mod:`zhiku.access`) is scored with the
-statistics of the documents that scope lets through, as if the index held nothing
-else: document frequencies (one count per query term, with the scope's clauses),
-document count and average length (the ``body_len`` fast field, summed) of the visible
-set. The tantivy query is boosted per term by visible/global idf to fetch candidates,
-and the candidates are re-scored with BM25 over the visible statistics (term frequency
-and tantivy's field norm read from :meth:`tantivy.Query.explain`). Every scoped call
-takes this path, whether or not its scope hides anything here, so its cost does not
-tell whether hidden documents exist; unscoped calls (the operator) do not pay for it.
+A caller restricted by an access scope (:mod:`zhiku.access`) is answered from the
+documents that scope lets through only, as if the index held nothing else — in what it
+reads, not only in what it returns. Each passage's tokens are indexed a second time in
+the ``scoped`` field, prefixed by its document's access class
+(:func:`zhiku.access.label_class`: documents with the same labels share one), and the
+KB's classes with their labels are recorded in the database at each sync. A scoped
+search picks the classes its scope may see and queries, counts and re-scores only the
+``class|token`` terms of those: the postings of a hidden document are never read, so a
+query whose terms occur only in hidden documents costs what one whose terms occur
+nowhere costs (tests/test_access_timing.py), and the statistics are those of the visible
+set: document frequencies (one count per query term over the visible classes), document
+count and average length (the ``body_len`` fast field, summed over the visible classes).
+The query is boosted per term by visible/own idf to fetch candidates, and the candidates
+are re-scored with BM25 over the visible statistics (term frequency and tantivy's field
+norm read from :meth:`tantivy.Query.explain`). Every scoped call takes this path,
+whether or not its scope hides anything here; unscoped calls (the operator) read the
+plain ``body`` field and do not pay for it.
 """
 
 from __future__ import annotations
@@ -52,7 +60,7 @@ from zhiku import text as ztext
 from zhiku.filters import Filter
 from zhiku.store import KnowledgeBase, Store
 
-INDEX_FORMAT = 4
+INDEX_FORMAT = 5
 WRITER_HEAP = 256 * 1024 * 1024
 # On large KBs, query unigrams found in more than this share of passages are dropped:
 # they are this KB's stop characters (的, 之, 法…). At 219k passages this cut p50 from
@@ -65,6 +73,8 @@ BM25_B = 0.75
 # A scoped search re-scores this many candidates beyond k (the visible set's average
 # length changes scores slightly, so the visible top-k may sit a little deeper).
 RESCORE_EXTRA = 20
+# The facet term naming a passage's access class (zhiku.access.label_class).
+CLASS_FACET = "access_class"
 
 ProgressFn = Callable[[int], None]
 
@@ -76,6 +86,9 @@ def _schema() -> tantivy.Schema:
     # Title and heading path are indexed with the text: at 219k passages this beat a
     # separate boosted field (R@1 .914 vs .903).
     sb.add_text_field("body", stored=False, tokenizer_name="whitespace", index_option="freq")
+    # The body's tokens again, each prefixed by the access class of its document
+    # ("3f2a…|token"): what a scoped search reads (see the module docstring).
+    sb.add_text_field("scoped", stored=False, tokenizer_name="whitespace", index_option="freq")
     # The body's token count: the average length of the documents a scope lets through.
     sb.add_integer_field("body_len", stored=False, indexed=False, fast=True)
     # Filters (zhiku.filters): "dept=hr", "tag=…", "status=repealed"…; dates as YYYYMMDD.
@@ -87,19 +100,22 @@ def _schema() -> tantivy.Schema:
 
 def _facet_fields(row: sqlite3.Row) -> dict[str, object]:
     """The filter fields of a chunk's tantivy document, from its document's meta."""
+    meta = _meta(row)
+    out: dict[str, object] = {}
+    terms = zfilters.facet_terms(meta, str(row["kind"] or ""))
+    terms.append(f"{CLASS_FACET}={zaccess.label_class(meta)[0]}")
+    out["facet"] = terms
+    out.update(zfilters.date_values(meta))
+    return out
+
+
+def _meta(row: sqlite3.Row) -> dict[str, object]:
     raw = row["meta"]
     try:
         meta = json.loads(raw) if isinstance(raw, str) else {}
     except ValueError:
         meta = {}
-    if not isinstance(meta, dict):
-        meta = {}
-    out: dict[str, object] = {}
-    terms = zfilters.facet_terms(meta, str(row["kind"] or ""))
-    if terms:
-        out["facet"] = terms
-    out.update(zfilters.date_values(meta))
-    return out
+    return meta if isinstance(meta, dict) else {}
 
 
 Clause = tuple[tantivy.Occur, tantivy.Query]
@@ -218,31 +234,43 @@ def _tf_norm(length: float, avgdl: float) -> float:
 
 
 class _VisibleSet:
-    """The documents one access scope lets through, in one searcher generation: their
-    count and total length, and the BM25 statistics of a query over them alone."""
+    """The documents one access scope lets through, in one searcher generation: the
+    access classes they belong to, their count and total length, and the BM25
+    statistics of a query over them alone. Reads only the terms of those classes."""
 
     def __init__(
-        self, schema: tantivy.Schema, clauses: list[Clause], docs: int, length: float
+        self, schema: tantivy.Schema, classes: Sequence[str], docs: int, length: float
     ) -> None:
-        self.schema, self.clauses, self.docs = schema, clauses, docs
+        self.schema, self.classes, self.docs = schema, tuple(classes), docs
         self.avgdl = length / docs if docs else 1.0
+
+    def terms(self, searcher: tantivy.Searcher, token: str) -> list[str]:
+        """The ``class|token`` terms of the visible classes that some passage has."""
+        out = []
+        for c in self.classes:
+            term = f"{c}|{token}"
+            if searcher.doc_freq("scoped", term):
+                out.append(term)
+        return out
+
+    def query(self, terms: Sequence[str]) -> tantivy.Query:
+        should = tantivy.Occur.Should
+        return tantivy.Query.boolean_query(
+            [(should, tantivy.Query.term_query(self.schema, "scoped", t)) for t in terms]
+        )
 
     def term_stats(
         self, searcher: tantivy.Searcher, tokens: Sequence[str]
     ) -> dict[str, tuple[int, float]]:
-        """(visible document frequency, idf over the visible documents) of each token."""
+        """(visible document frequency, idf over the visible documents) of each token:
+        live passages counted over the visible classes' terms only."""
         out: dict[str, tuple[int, float]] = {}
         n = max(self.docs, 1)
-        must = tantivy.Occur.Must
         for t in tokens:
             if t in out:
                 continue
-            df = 0
-            if searcher.doc_freq("body", t):
-                q = tantivy.Query.boolean_query(
-                    [(must, tantivy.Query.term_query(self.schema, "body", t)), *self.clauses]
-                )
-                df = _count(searcher, q)
+            terms = self.terms(searcher, t)
+            df = _count(searcher, self.query(terms)) if terms else 0
             out[t] = (df, _idf(df, n))
         return out
 
@@ -256,9 +284,10 @@ class _VisibleSet:
     ) -> list[tuple[int, float]]:
         """BM25 of each hit over the visible statistics, best first (ties: lower id).
 
-        Each term's own tantivy score of each hit (one query per term, over the hits
-        only) gives its term frequency back, given tantivy's global document count and
-        average length (``base``) and the hit's field norm (from ``body_len``)."""
+        Each ``class|term``'s own tantivy score of each hit (one query per term, over the
+        hits only) gives its term frequency back, given tantivy's document count and
+        average length (``base``) and the hit's field norm (from ``body_len``); a hit
+        belongs to one class, so each of its terms is counted once."""
         total, avgdl_all = base
         k1 = BM25_K1
         addrs = [a for _, a in hits]
@@ -281,18 +310,19 @@ class _VisibleSet:
         for t, (df, idf) in stats.items():
             if not df:
                 continue
-            weight_all = (1 + k1) * _idf(searcher.doc_freq("body", t), total)
             weight = (1 + k1) * idf
-            q = tantivy.Query.boolean_query(
-                [(must, tantivy.Query.term_query(self.schema, "body", t)), (must, among)]
-            )
-            for score, addr in searcher.search(q, limit=len(addrs), count=False).hits:
-                i = slot.get((addr.segment_ord, addr.doc))
-                if i is None:
-                    continue
-                r = min(score / weight_all, 1 - 1e-9)
-                tf = max(1, round(r * c_all[i] / (1 - r)))
-                scores[i] += weight * tf / (tf + c_vis[i])
+            for term in self.terms(searcher, t):
+                weight_all = (1 + k1) * _idf(searcher.doc_freq("scoped", term), total)
+                q = tantivy.Query.boolean_query(
+                    [(must, tantivy.Query.term_query(self.schema, "scoped", term)), (must, among)]
+                )
+                for score, addr in searcher.search(q, limit=len(addrs), count=False).hits:
+                    i = slot.get((addr.segment_ord, addr.doc))
+                    if i is None:
+                        continue
+                    r = min(score / weight_all, 1 - 1e-9)
+                    tf = max(1, round(r * c_all[i] / (1 - r)))
+                    scores[i] += weight * tf / (tf + c_vis[i])
         out = [(int(cid), sc) for cid, sc in zip(ids, scores, strict=True)]
         out.sort(key=lambda x: (-x[1], x[0]))
         return out
@@ -314,6 +344,9 @@ class LexicalIndex:
         self._gen_seen: str | None = None
         self._visible_cache: dict[tuple[str | None, tuple[object, ...]], _VisibleSet] = {}
         self._global_cache: tuple[str | None, int, float] | None = None
+        # Access class id → (groups, level) of every class this KB's index has held.
+        self._classes: dict[str, tuple[tuple[str, ...], int]] = {}
+        self._classes_gen: str | None = None
         self.schema = _schema()
         self._open()
 
@@ -425,13 +458,17 @@ class LexicalIndex:
             for doc_id in doc_ids:
                 writer.delete_documents_by_term("doc_id", doc_id)
             done = 0
+            classes: dict[str, list[object]] = {}
             for row in self.store.chunks_of(doc_ids):
                 tokens = ztext.tokenize(index_text(row))
+                cls, groups, level = zaccess.label_class(_meta(row))
+                classes[cls] = [groups, level]
                 writer.add_document(
                     tantivy.Document(
                         chunk_id=int(row["id"]),
                         doc_id=int(row["doc_id"]),
                         body=" ".join(tokens),
+                        scoped=" ".join(f"{cls}|{t}" for t in tokens),
                         body_len=len(tokens),
                         **_facet_fields(row),
                     )
@@ -443,6 +480,10 @@ class LexicalIndex:
             self._write_marker(upto)
             with self.store.tx(immediate=True):
                 self.store.clear_index_work(self.kb.id, upto)
+                known = self._read_classes()
+                if any(c not in known for c in classes):
+                    merged = {c: [list(g), lv] for c, (g, lv) in known.items()} | classes
+                    self.store.set_meta(self._classes_key, json.dumps(merged, ensure_ascii=False))
                 gen = int(self.store.get_meta(self._gen_key, "0") or 0) + 1
                 self.store.set_meta(self._gen_key, str(gen))
             if not keep_writer:
@@ -457,6 +498,35 @@ class LexicalIndex:
     @property
     def _gen_key(self) -> str:
         return f"index_gen:{self.kb.id}"
+
+    @property
+    def _classes_key(self) -> str:
+        return f"index_classes:{self.kb.id}"
+
+    def _read_classes(self) -> dict[str, tuple[tuple[str, ...], int]]:
+        """The access classes recorded for this KB (only ever added to: a class no
+        passage has any more costs a few missed term lookups)."""
+        try:
+            raw = json.loads(self.store.get_meta(self._classes_key, "{}") or "{}")
+        except ValueError:
+            raw = {}
+        out: dict[str, tuple[tuple[str, ...], int]] = {}
+        for cid, value in raw.items() if isinstance(raw, dict) else ():
+            if isinstance(value, list) and len(value) == 2 and isinstance(value[1], int):
+                out[str(cid)] = (tuple(str(g) for g in value[0] or ()), int(value[1]))
+        return out
+
+    def _visible_classes(self, guard: Filter) -> list[str]:
+        """The access classes ``guard``'s scope may see (fail closed: a class not
+        recorded is never read)."""
+        if self._classes_gen != self._gen_seen:
+            self._classes = self._read_classes()
+            self._classes_gen = self._gen_seen
+        return sorted(
+            c
+            for c, (groups, level) in self._classes.items()
+            if zaccess.guard_allows(guard, groups, level)
+        )
 
     # --- reading --------------------------------------------------------------------
 
@@ -500,30 +570,42 @@ class LexicalIndex:
 
                 kept = [t for t in tokens if len(t) > 1 or t.isascii() or df(t) <= limit]
                 tokens = kept or list(tokens)
-            terms = [tantivy.Query.term_query(schema, "body", t) for t in tokens]
-            text_query = tantivy.Query.boolean_query([(should, q) for q in terms])
-            query = text_query
             if visible is not None and stats is not None:
-                # Candidates by the visible idf (tantivy weighs by its own, global one).
+                # Candidates among the visible classes' terms only, by the visible idf
+                # (tantivy weighs each term by its own).
                 total = max(searcher.num_docs, 1)
-                boosted = []
-                for t, q in zip(tokens, terms, strict=True):
+                boosted, plain = [], []
+                for t in tokens:
                     dfv, idfv = stats[t]
-                    if dfv:
-                        boosted.append(
-                            (
-                                should,
-                                tantivy.Query.boost_query(
-                                    q, idfv / _idf(searcher.doc_freq("body", t), total)
-                                ),
-                            )
-                        )
+                    if not dfv:
+                        continue
+                    for term in visible.terms(searcher, t):
+                        q = tantivy.Query.term_query(schema, "scoped", term)
+                        plain.append((should, q))
+                        own = _idf(searcher.doc_freq("scoped", term), total)
+                        boosted.append((should, tantivy.Query.boost_query(q, idfv / own)))
                 if not boosted:
                     return []
+                text_query = tantivy.Query.boolean_query(plain)
                 query = tantivy.Query.boolean_query(boosted)
-            if where:
+                # The classes are the scope: its exclusion clauses would only read the
+                # label postings of the hidden documents.
+                if where:
+                    where = Filter(
+                        tuple(
+                            c
+                            for c in where.conditions
+                            if c.key not in (zaccess.GROUP_COND, zaccess.LEVEL_COND)
+                        )
+                    )
+            else:
+                terms = [tantivy.Query.term_query(schema, "body", t) for t in tokens]
+                text_query = tantivy.Query.boolean_query([(should, q) for q in terms])
+                query = text_query
+            if where and visible is None:
                 # An exclusion no document of this KB has (status!=repealed in a KB
-                # without repealed law) is dropped: it could only cost time.
+                # without repealed law) is dropped: it could only cost time. Not for a
+                # scoped caller: whether hidden documents have the value would show.
                 where = Filter(
                     tuple(
                         c
@@ -566,14 +648,22 @@ class LexicalIndex:
         key = (self._gen_seen, guard.conditions)
         found = self._visible_cache.get(key)
         if found is None:
-            clauses = filter_clauses(self.schema, guard)
-            scope = tantivy.Query.boolean_query(
-                [(tantivy.Occur.Must, tantivy.Query.all_query()), *clauses]
-            )
-            docs = _count(searcher, scope)
-            agg = searcher.aggregate(scope, {"len": {"sum": {"field": "body_len"}}})
-            length = float((agg.get("len") or {}).get("value") or 0.0)
-            found = _VisibleSet(self.schema, clauses, int(docs), length)
+            classes = self._visible_classes(guard)
+            docs, length = 0, 0.0
+            if classes:
+                scope = tantivy.Query.boolean_query(
+                    [
+                        (
+                            tantivy.Occur.Should,
+                            tantivy.Query.term_query(self.schema, "facet", f"{CLASS_FACET}={c}"),
+                        )
+                        for c in classes
+                    ]
+                )
+                docs = _count(searcher, scope)
+                agg = searcher.aggregate(scope, {"len": {"sum": {"field": "body_len"}}})
+                length = float((agg.get("len") or {}).get("value") or 0.0)
+            found = _VisibleSet(self.schema, classes, int(docs), length)
             if len(self._visible_cache) > 64 or any(
                 g != self._gen_seen for g, _ in self._visible_cache
             ):

@@ -1,5 +1,5 @@
-"""The access component's repository: groups and clearance of users, the passage access
-log, data-subject requests, erasure records, retention periods and runs.
+"""The access component's repository: clearance of users, the passage access log,
+data-subject requests, erasure records, retention periods and runs.
 
 Portable SQL only (``?`` placeholders, ``ON CONFLICT``, ``RETURNING id``, ISO times and
 JSON as TEXT), so :class:`AccessRepository` runs unchanged on SQLite and PostgreSQL.
@@ -68,8 +68,6 @@ class SubjectRequest:
 class AccessStore(Protocol):
     """What the access features need from the database."""
 
-    def groups_of(self, user: str) -> frozenset[str]: ...
-    def set_groups(self, user: str, groups: Iterable[str]) -> None: ...
     def clearance_of(self, user: str) -> int | None: ...
     def set_clearance(self, user: str, level: int) -> None: ...
     def forget_user(self, user: str) -> None: ...
@@ -97,20 +95,7 @@ class AccessRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    # --- groups and clearance ----------------------------------------------------------
-
-    def groups_of(self, user: str) -> frozenset[str]:
-        return frozenset(
-            r[0] for r in self.db.execute("SELECT grp FROM user_groups WHERE user_name=?", (user,))
-        )
-
-    def set_groups(self, user: str, groups: Iterable[str]) -> None:
-        with self.db.tx(immediate=True):
-            self.db.execute("DELETE FROM user_groups WHERE user_name=?", (user,))
-            self.db.executemany(
-                "INSERT INTO user_groups(user_name, grp) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                [(user, g) for g in dict.fromkeys(groups)],
-            )
+    # --- clearance (groups: zhiku.storage.groups) ------------------------------------
 
     def clearance_of(self, user: str) -> int | None:
         row = self.db.execute(
@@ -127,8 +112,8 @@ class AccessRepository:
             )
 
     def forget_user(self, user: str) -> None:
+        """Drop the clearance of ``user`` (their memberships end with their account)."""
         with self.db.tx(immediate=True):
-            self.db.execute("DELETE FROM user_groups WHERE user_name=?", (user,))
             self.db.execute("DELETE FROM user_clearance WHERE user_name=?", (user,))
 
     # --- access log --------------------------------------------------------------------

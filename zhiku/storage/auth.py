@@ -1,5 +1,6 @@
-"""Sign-in state: password hashes, sessions, groups and their mappings, external
-identities, failed attempts and pending OpenID Connect authorizations.
+"""Sign-in state: password hashes, sessions, external identities, failed attempts and
+pending OpenID Connect authorizations. Groups, their mappings and membership are
+:mod:`zhiku.storage.groups` (one membership table for sign-in and document access).
 
 :class:`AuthRepository` is what :mod:`zhiku.server.signin` needs; :class:`SqlAuthRepository`
 implements it in the portable SQL of :mod:`zhiku.storage` (tables of migration component
@@ -8,9 +9,8 @@ implements it in the portable SQL of :mod:`zhiku.storage` (tables of migration c
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from zhiku.storage.db import Database, now_iso
@@ -25,28 +25,6 @@ class SessionRecord:
     ip: str | None
     created_ts: float
     seen_ts: float
-
-
-@dataclass(frozen=True, slots=True)
-class Group:
-    """A group and its mapping: the role it confers (``None``: none) and the KBs it grants."""
-
-    id: int
-    name: str
-    role: str | None
-    kbs: tuple[str, ...] = ()
-    description: str = ""
-    members: tuple[str, ...] = field(default=())
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "role": self.role,
-            "kbs": list(self.kbs),
-            "description": self.description,
-            "members": list(self.members),
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,17 +51,6 @@ class AuthRepository(Protocol):
     def delete_user_sessions(self, user_id: int) -> int: ...
     def user_sessions(self, user_id: int) -> list[SessionRecord]: ...
     def purge_sessions(self, created_before: float, seen_before: float) -> int: ...
-    # groups and mappings
-    def list_groups(self) -> list[Group]: ...
-    def group(self, name: str) -> Group | None: ...
-    def save_group(
-        self, name: str, role: str | None, kbs: Iterable[str], description: str = ""
-    ) -> Group: ...
-    def delete_group(self, name: str) -> bool: ...
-    def user_groups(self, user_id: int) -> list[Group]: ...
-    def add_member(self, name: str, user_id: int, source: str = "local") -> None: ...
-    def remove_member(self, name: str, user_id: int) -> None: ...
-    def sync_user_groups(self, user_id: int, names: Iterable[str], source: str) -> None: ...
     # identities
     def identity_user(self, provider: str, subject: str) -> int | None: ...
     def link_identity(self, provider: str, subject: str, user_id: int) -> None: ...
@@ -183,109 +150,6 @@ class SqlAuthRepository:
                 (created_before, seen_before),
             ).rowcount
         )
-
-    # --- groups ---------------------------------------------------------------------
-
-    def _group(self, row: Any) -> Group:
-        members = tuple(
-            r[0]
-            for r in self.db.execute(
-                "SELECT u.name FROM auth_user_groups ug JOIN users u ON u.id=ug.user_id "
-                "WHERE ug.group_id=? ORDER BY u.name",
-                (row["id"],),
-            )
-        )
-        return Group(
-            id=int(row["id"]),
-            name=row["name"],
-            role=row["role"],
-            kbs=tuple(json.loads(row["kbs"])),
-            description=row["description"],
-            members=members,
-        )
-
-    def list_groups(self) -> list[Group]:
-        rows = self.db.execute("SELECT * FROM auth_groups ORDER BY name").fetchall()
-        return [self._group(r) for r in rows]
-
-    def group(self, name: str) -> Group | None:
-        row = self.db.execute("SELECT * FROM auth_groups WHERE name=?", (name,)).fetchone()
-        return None if row is None else self._group(row)
-
-    def save_group(
-        self, name: str, role: str | None, kbs: Iterable[str], description: str = ""
-    ) -> Group:
-        kb_json = json.dumps(sorted(set(kbs)), ensure_ascii=False)
-        self.db.execute(
-            "INSERT INTO auth_groups(name, role, kbs, description, created_at) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET role=excluded.role, "
-            "kbs=excluded.kbs, description=excluded.description",
-            (name, role, kb_json, description, now_iso()),
-        )
-        found = self.group(name)
-        assert found is not None
-        return found
-
-    def _ensure_group(self, name: str) -> int:
-        self.db.execute(
-            "INSERT INTO auth_groups(name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
-            (name, now_iso()),
-        )
-        return int(
-            self.db.execute("SELECT id FROM auth_groups WHERE name=?", (name,)).fetchone()[0]
-        )
-
-    def delete_group(self, name: str) -> bool:
-        return self.db.execute("DELETE FROM auth_groups WHERE name=?", (name,)).rowcount > 0
-
-    def user_groups(self, user_id: int) -> list[Group]:
-        rows = self.db.execute(
-            "SELECT g.* FROM auth_groups g JOIN auth_user_groups ug ON ug.group_id=g.id "
-            "WHERE ug.user_id=? ORDER BY g.name",
-            (user_id,),
-        ).fetchall()
-        return [
-            Group(
-                id=int(r["id"]),
-                name=r["name"],
-                role=r["role"],
-                kbs=tuple(json.loads(r["kbs"])),
-                description=r["description"],
-            )
-            for r in rows
-        ]
-
-    def add_member(self, name: str, user_id: int, source: str = "local") -> None:
-        with self.db.tx():
-            gid = self._ensure_group(name)
-            self.db.execute(
-                "INSERT INTO auth_user_groups(user_id, group_id, source) VALUES (?, ?, ?) "
-                "ON CONFLICT DO NOTHING",
-                (user_id, gid, source),
-            )
-
-    def remove_member(self, name: str, user_id: int) -> None:
-        self.db.execute(
-            "DELETE FROM auth_user_groups WHERE user_id=? AND group_id IN "
-            "(SELECT id FROM auth_groups WHERE name=?)",
-            (user_id, name),
-        )
-
-    def sync_user_groups(self, user_id: int, names: Iterable[str], source: str) -> None:
-        """Make the memberships that came from ``source`` exactly ``names`` (the groups
-        a directory reported at sign-in); memberships from other sources stay."""
-        wanted = sorted(set(names))
-        with self.db.tx():
-            self.db.execute(
-                "DELETE FROM auth_user_groups WHERE user_id=? AND source=?", (user_id, source)
-            )
-            for name in wanted:
-                gid = self._ensure_group(name)
-                self.db.execute(
-                    "INSERT INTO auth_user_groups(user_id, group_id, source) VALUES (?, ?, ?) "
-                    "ON CONFLICT DO NOTHING",
-                    (user_id, gid, source),
-                )
 
     # --- identities -----------------------------------------------------------------
 

@@ -885,7 +885,9 @@ async function renderAdmin() {
           } }), n)))),
       h("td", {}, h("input", { class: "groups-input", "data-testid": "user-groups",
         "aria-label": t("admin.groups"), placeholder: t("admin.groupsHint"),
-        value: groups.filter((g) => g.members.includes(u.name)).map((g) => g.name).join(", "),
+        // The groups an administrator set (a directory's come back at each sign-in).
+        value: groups.filter((g) => g.local_members.includes(u.name)).map((g) => g.name)
+          .join(", "),
         onchange: (e) => act(() => api("PUT", `/api/v1/users/${u.id}/groups`,
           { groups: e.target.value.split(/[,，、]/).map((x) => x.trim()).filter(Boolean) }),
         t("admin.saved")) })),

@@ -17,6 +17,7 @@ from zhiku.server.schemas import ERRORS
 from zhiku.server.signin import core
 from zhiku.server.signin.core import SignIn
 from zhiku.server.signin.oidc import OidcError
+from zhiku.storage.groups import LOCAL
 
 router = APIRouter(prefix="/api/v1", tags=["sign-in"], responses=ERRORS)
 
@@ -236,7 +237,7 @@ def revoke_sessions(user_id: int, p: Admin, state: State) -> dict[str, Any]:
 
 @router.get("/groups", summary="Groups, their members and mappings (admin)")
 def list_groups(p: Admin, state: State) -> dict[str, Any]:
-    return {"groups": [g.to_dict() for g in core.repo(state.store).list_groups()]}
+    return {"groups": [g.to_dict() for g in core.groups(state.store).list_groups()]}
 
 
 @router.put("/groups/{name}", summary="Create or change a group's mapping (admin)")
@@ -250,7 +251,7 @@ def put_group(name: str, body: GroupBody, p: Admin, state: State) -> dict[str, A
         if state.store.find_kb(kb) is None:
             raise ApiError(404, "kb_not_found", kb=kb)
     with state.write() as store:
-        group = core.repo(store).save_group(name, body.role, body.kbs, body.description)
+        group = core.groups(store).save_group(name, body.role, body.kbs, body.description)
     state.record(
         p.actor, "group_set", target=name, detail={"role": body.role, "kbs": sorted(body.kbs)}
     )
@@ -260,7 +261,7 @@ def put_group(name: str, body: GroupBody, p: Admin, state: State) -> dict[str, A
 @router.delete("/groups/{name}", summary="Delete a group (admin)")
 def delete_group(name: str, p: Admin, state: State) -> dict[str, Any]:
     with state.write() as store:
-        if not core.repo(store).delete_group(name):
+        if not core.groups(store).delete_group(name):
             raise ApiError(404, "group_not_found", name=name)
     state.record(p.actor, "group_delete", target=name)
     return {"deleted": name}
@@ -271,7 +272,7 @@ def set_user_groups(user_id: int, body: MembersBody, p: Admin, state: State) -> 
     user = accounts.get_user(state.store, user_id)
     names = sorted({g.strip() for g in body.groups if g.strip()})
     with state.write() as store:
-        core.repo(store).sync_user_groups(user.id, names, "local")
+        core.groups(store).sync(user.id, names, LOCAL)
     eff = core.effective(state.store, user.id, user.role)
     state.record(p.actor, "user_groups_set", target=user.name, detail={"groups": names})
     return {"user": user.name, "groups": sorted(eff.groups), "role": eff.role, "kbs": list(eff.kbs)}

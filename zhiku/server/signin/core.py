@@ -11,7 +11,8 @@
   make the browser send the cookie but cannot read the token. Bearer keys need no token.
 - Lockout: failures are recorded per account and per address in the database; too many
   within the window refuse even a right password until the oldest failure leaves it.
-- Groups map to a role and KB grants (:class:`~zhiku.storage.auth.Group`). The caller's
+- Groups map to a role and KB grants (:class:`~zhiku.storage.groups.Group`); a
+  directory's groups replace, at each sign-in, the memberships that came from it. The caller's
   role is the highest of the user's own role and their groups' roles; their KBs are the
   user's grants plus their groups' KBs. :func:`caller_groups` is the one place the
   caller's groups are read from.
@@ -36,6 +37,7 @@ from zhiku.server import accounts
 from zhiku.server.errors import ApiError
 from zhiku.server.signin.config import AuthSettings
 from zhiku.storage.auth import SessionRecord, SqlAuthRepository
+from zhiku.storage.groups import GroupRepository
 from zhiku.store import Store
 
 if TYPE_CHECKING:
@@ -103,6 +105,11 @@ def repo(store: Store) -> SqlAuthRepository:
     return SqlAuthRepository(store.database)
 
 
+def groups(store: Store) -> GroupRepository:
+    """Groups, their mappings and membership (every source: one table)."""
+    return GroupRepository(store.database)
+
+
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -161,7 +168,7 @@ class Effective:
 
 def effective(store: Store, user_id: int, base_role: str) -> Effective:
     """The caller's role, readable KBs and groups: the user's own plus their groups'."""
-    groups = repo(store).user_groups(user_id)
+    groups = GroupRepository(store.database).user_groups(user_id)
     role = base_role
     for g in groups:
         if g.role and ROLE_RANK.get(g.role, 0) > ROLE_RANK.get(role, 0):
@@ -275,9 +282,10 @@ def provision_external(
             else:
                 uid = accounts.create_user(store, username, "reader").id
             r.link_identity(provider, subject, uid)
-        r.sync_user_groups(uid, groups, provider)
+        g = GroupRepository(store.database)
+        g.sync(uid, groups, provider)
         user = accounts.get_user(store, uid)
-        mapped = [g for g in r.user_groups(uid) if g.role]
+        mapped = [x for x in g.user_groups(uid) if x.role]
         if not mapped and not settings.external_default_role:
             raise ApiError(403, "no_mapped_group")
         if not mapped and settings.external_default_role != user.role:
