@@ -8,12 +8,27 @@ installations can share one Milvus): ``zhiku_<db>_kb<id>_lex`` and ``…_vec``, 
 
 Lexical: zhiku tokenises (:func:`zhiku.text.tokenize`: folding, CJK unigrams and
 bigrams, Latin words, exactly the tokens of the tantivy index), and Milvus' BM25
-Function scores them. Each token is written as one ASCII "word" (:func:`encode_token`:
-every code point as four letters a–z) into a VARCHAR field analysed by the ``standard``
+Function finds the candidates. Each token is written as one ASCII "word"
+(:func:`encode_token`: every code point as five letters a–z) into a VARCHAR field analysed by the ``standard``
 tokenizer, which keeps such a word whole on both Milvus Lite and a server. (Milvus Lite
 3.2 has no ``whitespace`` tokenizer, and a server's ``standard`` tokenizer would cut a
 bigram into unigrams; the encoding is a bijection, so BM25 sees zhiku's tokens and no
 others.) ``bm25_k1``/``bm25_b`` are tantivy's 1.2/0.75.
+
+Term statistics live in the database, not in Milvus (:mod:`zhiku.storage.termstats`):
+the sync adds and subtracts each chunk's token document frequencies, per *label scope*
+(the access labels of its document, :func:`scope_key`; the ``scope`` field of each row
+says which), with each scope's chunk count and total length. Milvus' BM25 finds the
+candidates (``k`` + 20), and they are re-scored with those statistics and tantivy's
+length quantisation (:func:`zhiku.lexical.field_norm`): the same scores as the embedded
+index on the same chunks, whatever Milvus' segments hold (Milvus Lite keeps BM25
+statistics per segment). A caller with an access scope is scored over the scopes it
+lets through only (document frequencies, count and average length of the visible
+chunks), in the same number of reads as anyone else. ``term_stats`` is one indexed read
+of the database, whatever the number of tokens: no count in Milvus on the query path.
+The statistics have a *generation* recorded both in the database and in the index's
+sync state, cleared while a sync writes; a mismatch, or chunk counts that disagree with
+the collection's, rebuilds them from the store's chunks.
 
 Dense: one FLOAT_VECTOR per chunk, L2-normalised by the embedder, metric IP (= cosine),
 synced by difference of chunk ids like :mod:`zhiku.vectors`, the vectors themselves
@@ -27,9 +42,9 @@ every row: ``facet`` (an ARRAY of ``key=value`` terms, as in the tantivy index),
 Sync state: like the tantivy marker, each index records the database id, tokenizer (or
 model) and the store's change counter it has applied; on a mismatch, or a database that
 went back in time (a restored backup), the collection is dropped and rebuilt from the
-store. Known limit of Milvus Lite (3.2): BM25 statistics are per segment, not global
-(see bench/RESULTS.md for what that costs), and one process at a time may open a Lite
-file; a server has neither limit.
+store. Known limit of Milvus Lite (3.2): one process at a time may open a Lite file
+(``python -m milvus_lite server`` serves one to several processes); a server has no
+such limit.
 """
 
 from __future__ import annotations
