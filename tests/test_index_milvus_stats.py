@@ -5,7 +5,9 @@ short are rebuilt from the chunks."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -161,3 +163,46 @@ def test_statistics_that_disagree_with_the_collection_are_rebuilt(zhiku_home: Pa
     with Zhiku(zhiku_home) as z:
         got = {t: v[0] for t, v in z.index("k").term_stats(every).items()}
         assert got == want
+
+
+def test_two_engines_syncing_at_once_apply_a_change_once(
+    zhiku_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inside, most = [0], [0]
+    delete = MilvusLexicalIndex._delete_docs
+
+    def slow_delete(self: MilvusLexicalIndex, doc_ids: Sequence[int]) -> None:
+        inside[0] += 1
+        most[0] = max(most[0], inside[0])
+        time.sleep(0.3)  # a window for the other engine's sync
+        delete(self, doc_ids)
+        inside[0] -= 1
+
+    every = sorted({t for text in VISIBLE + HIDDEN for t in ztext.tokenize(text)})
+    with Zhiku(zhiku_home) as a, Zhiku(zhiku_home) as b:
+        _milvus_kb(zhiku_home, a)
+        ia, ib = a.index("k"), b.index("k")
+        assert ia is not ib
+        for j, text in enumerate(HIDDEN):
+            a.add_loaded("k", f"h://{j}", _doc(text, f"機密{j}"))
+        a.add_loaded("k", "v://0", _doc(VISIBLE[5], "改寫"))
+        errors: list[BaseException] = []
+        monkeypatch.setattr(MilvusLexicalIndex, "_delete_docs", slow_delete)
+
+        def run(idx: MilvusLexicalIndex) -> None:
+            try:
+                idx.sync()
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in (ia, ib)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == [] and most[0] == 1  # one sync at a time
+        kb_id = a.store.get_kb("k").id
+        scopes = SqlTermStats(a.store.database).scopes(kb_id)
+        assert sum(n for n, _ in scopes.values()) == len(VISIBLE) + len(HIDDEN)
+        got = {t: v[0] for t, v in ia.term_stats(every).items()}
+        assert got == chunk_dfs(a, "k", every)

@@ -9,11 +9,11 @@ installations can share one Milvus): ``zhiku_<db>_kb<id>_lex`` and ``…_vec``, 
 Lexical: zhiku tokenises (:func:`zhiku.text.tokenize`: folding, CJK unigrams and
 bigrams, Latin words, exactly the tokens of the tantivy index), and Milvus' BM25
 Function finds the candidates. Each token is written as one ASCII "word"
-(:func:`encode_token`: every code point as five letters a–z) into a VARCHAR field analysed by the ``standard``
-tokenizer, which keeps such a word whole on both Milvus Lite and a server. (Milvus Lite
-3.2 has no ``whitespace`` tokenizer, and a server's ``standard`` tokenizer would cut a
-bigram into unigrams; the encoding is a bijection, so BM25 sees zhiku's tokens and no
-others.) ``bm25_k1``/``bm25_b`` are tantivy's 1.2/0.75.
+(:func:`encode_token`: every code point as five letters a–z) into a VARCHAR field
+analysed by the ``standard`` tokenizer, which keeps such a word whole on both Milvus
+Lite and a server. (Milvus Lite 3.2 has no ``whitespace`` tokenizer, and a server's
+``standard`` tokenizer would cut a bigram into unigrams; the encoding is a bijection,
+so BM25 sees zhiku's tokens and no others.) ``bm25_k1``/``bm25_b`` are tantivy's 1.2/0.75.
 
 Term statistics live in the database, not in Milvus (:mod:`zhiku.storage.termstats`):
 the sync adds and subtracts each chunk's token document frequencies, per *label scope*
@@ -148,6 +148,17 @@ def connect(cfg: IndexConfig, home: Path) -> MilvusClient:
             raise MilvusUnavailable(f"無法連線 Milvus（{uri}）：{exc}") from exc
         _CLIENTS[key] = client
         return client
+
+
+_SYNC_LOCKS: dict[tuple[str, str], threading.RLock] = {}
+
+
+def sync_lock(uri: str, collection: str) -> threading.RLock:
+    """One lock per collection in this process: the engines of a server node each hold
+    their own index object, and two syncs of one collection at once would apply the
+    same change to its term statistics twice."""
+    with _CLIENTS_LOCK:
+        return _SYNC_LOCKS.setdefault((uri, collection), threading.RLock())
 
 
 def close_all() -> None:
@@ -455,6 +466,7 @@ class MilvusLexicalIndex(_MilvusIndex):
     def __init__(self, cfg: IndexConfig, home: Path, store: Store, kb: KnowledgeBase) -> None:
         super().__init__(cfg, home, store, kb)
         self.stats: TermStatsRepository = SqlTermStats(store.database)
+        self._sync_lock = sync_lock(cfg.milvus_uri(home), self.name)
         self._open()
         if not self.store.has_pending_index_work(kb.id) and not self._stats_ok(self.state()):
             self.sync()  # repairs the statistics (a sync cut short, another node's crash)
@@ -566,7 +578,7 @@ class MilvusLexicalIndex(_MilvusIndex):
         embedded index's batches and means nothing here), and the differences of the
         term statistics with them; statistics found inconsistent are rebuilt from the
         chunks."""
-        with self._lock:
+        with self._lock, self._sync_lock:  # always in this order
             if not self._state_ok():
                 self._open(force=True)
             st = self.state() or {}
