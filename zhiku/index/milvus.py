@@ -404,7 +404,11 @@ class _MilvusIndex:
     def _count(self, expr: str = "") -> int:
         if not self.client.has_collection(self.name):
             return 0
-        rows = self.client.query(self.name, filter=expr, output_fields=["count(*)"])
+        # Strong: the count is compared with the term statistics, and a server's default
+        # (bounded staleness) could miss another node's rows written a moment ago.
+        rows = self.client.query(
+            self.name, filter=expr, output_fields=["count(*)"], consistency_level="Strong"
+        )
         return int(rows[0]["count(*)"]) if rows else 0
 
     def _delete_docs(self, doc_ids: Sequence[int]) -> None:
@@ -553,7 +557,9 @@ class MilvusLexicalIndex(_MilvusIndex):
     def _old_rows_of(self, ids: list[int], delta: _Delta) -> None:
         expr = f"doc_id in {_ints(ids)}"
         fields = ["scope", "tokens"]
-        rows = self.client.query(self.name, filter=expr, output_fields=fields, limit=MAX_K)
+        rows = self.client.query(
+            self.name, filter=expr, output_fields=fields, limit=MAX_K, consistency_level="Strong"
+        )
         if len(rows) >= MAX_K:
             if len(ids) > 1:
                 half = len(ids) // 2
