@@ -8,12 +8,27 @@ installations can share one Milvus): ``zhiku_<db>_kb<id>_lex`` and ``…_vec``, 
 
 Lexical: zhiku tokenises (:func:`zhiku.text.tokenize`: folding, CJK unigrams and
 bigrams, Latin words, exactly the tokens of the tantivy index), and Milvus' BM25
-Function scores them. Each token is written as one ASCII "word" (:func:`encode_token`:
-every code point as four letters a–z) into a VARCHAR field analysed by the ``standard``
-tokenizer, which keeps such a word whole on both Milvus Lite and a server. (Milvus Lite
-3.2 has no ``whitespace`` tokenizer, and a server's ``standard`` tokenizer would cut a
-bigram into unigrams; the encoding is a bijection, so BM25 sees zhiku's tokens and no
-others.) ``bm25_k1``/``bm25_b`` are tantivy's 1.2/0.75.
+Function finds the candidates. Each token is written as one ASCII "word"
+(:func:`encode_token`: every code point as five letters a–z) into a VARCHAR field
+analysed by the ``standard`` tokenizer, which keeps such a word whole on both Milvus
+Lite and a server. (Milvus Lite 3.2 has no ``whitespace`` tokenizer, and a server's
+``standard`` tokenizer would cut a bigram into unigrams; the encoding is a bijection,
+so BM25 sees zhiku's tokens and no others.) ``bm25_k1``/``bm25_b`` are tantivy's 1.2/0.75.
+
+Term statistics live in the database, not in Milvus (:mod:`zhiku.storage.termstats`):
+the sync adds and subtracts each chunk's token document frequencies, per *label scope*
+(the access labels of its document, :func:`scope_key`; the ``scope`` field of each row
+says which), with each scope's chunk count and total length. Milvus' BM25 finds the
+candidates (``k`` + 20), and they are re-scored with those statistics and tantivy's
+length quantisation (:func:`zhiku.lexical.field_norm`): the same scores as the embedded
+index on the same chunks, whatever Milvus' segments hold (Milvus Lite keeps BM25
+statistics per segment). A caller with an access scope is scored over the scopes it
+lets through only (document frequencies, count and average length of the visible
+chunks), in the same number of reads as anyone else. ``term_stats`` is one indexed read
+of the database, whatever the number of tokens: no count in Milvus on the query path.
+The statistics have a *generation* recorded both in the database and in the index's
+sync state, cleared while a sync writes; a mismatch, or chunk counts that disagree with
+the collection's, rebuilds them from the store's chunks.
 
 Dense: one FLOAT_VECTOR per chunk, L2-normalised by the embedder, metric IP (= cosine),
 synced by difference of chunk ids like :mod:`zhiku.vectors`, the vectors themselves
@@ -27,17 +42,18 @@ every row: ``facet`` (an ARRAY of ``key=value`` terms, as in the tantivy index),
 Sync state: like the tantivy marker, each index records the database id, tokenizer (or
 model) and the store's change counter it has applied; on a mismatch, or a database that
 went back in time (a restored backup), the collection is dropped and rebuilt from the
-store. Known limit of Milvus Lite (3.2): BM25 statistics are per segment, not global
-(see bench/RESULTS.md for what that costs), and one process at a time may open a Lite
-file; a server has neither limit.
+store. Known limit of Milvus Lite (3.2): one process at a time may open a Lite file
+(``python -m milvus_lite server`` serves one to several processes); a server has no
+such limit.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import threading
+import uuid
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,11 +62,22 @@ import numpy as np
 
 from zhiku import filters as zfilters
 from zhiku import text as ztext
-from zhiku.access import GROUP_COND, LEVEL_COND, access_guard
+from zhiku.access import GROUP_COND, LEVEL_COND, access_guard, doc_labels
 from zhiku.errors import ZhikuError
 from zhiku.filters import Filter
 from zhiku.index.config import IndexConfig
-from zhiku.lexical import index_text, queue_all
+from zhiku.lexical import (
+    BM25_B,
+    BM25_K1,
+    PRUNE_MIN_DOCS,
+    PRUNE_UNIGRAM_DF,
+    RESCORE_EXTRA,
+    _idf,
+    field_norm,
+    index_text,
+    queue_all,
+)
+from zhiku.storage.termstats import SqlTermStats, TermStatsRepository
 from zhiku.store import KnowledgeBase, Store
 from zhiku.vectors import (
     EmbeddingCache,
@@ -68,7 +95,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-LEX_FORMAT = 1
+LEX_FORMAT = 2  # 2: a label scope per row, statistics in the database
 VEC_FORMAT = 1
 META_COLLECTION = "zhiku_meta"
 BATCH = 1000
@@ -79,9 +106,9 @@ FACET_LEN = 512
 MAX_K = 16_384
 
 ProgressFn = Callable[[int], None]
-
-
-DF_CACHE_MAX = 200_000  # cached document frequencies per index before starting over
+# Statistics differences written to the database once this many (scope, token) pairs
+# gathered (a large sync writes in several transactions, marked out of date meanwhile).
+DELTA_FLUSH = 300_000
 
 
 class MilvusUnavailable(ZhikuError):
@@ -123,6 +150,17 @@ def connect(cfg: IndexConfig, home: Path) -> MilvusClient:
         return client
 
 
+_SYNC_LOCKS: dict[tuple[str, str], threading.RLock] = {}
+
+
+def sync_lock(uri: str, collection: str) -> threading.RLock:
+    """One lock per collection in this process: the engines of a server node each hold
+    their own index object, and two syncs of one collection at once would apply the
+    same change to its term statistics twice."""
+    with _CLIENTS_LOCK:
+        return _SYNC_LOCKS.setdefault((uri, collection), threading.RLock())
+
+
 def close_all() -> None:
     """Close every client this process opened (tests, shutdown)."""
     with _CLIENTS_LOCK:
@@ -153,8 +191,18 @@ def encode_token(token: str) -> str:
     return "".join(out)
 
 
-def encode_tokens(tokens: Iterable[str], limit: int = MAX_TOKENS_BYTES) -> str:
-    """Space-joined encoded tokens, cut (at a token boundary) to ``limit`` bytes."""
+def decode_token(word: str) -> str:
+    """The token of one :func:`encode_token` word."""
+    out = []
+    for i in range(0, len(word) - 4, 5):
+        cp = 0
+        for ch in word[i : i + 5]:
+            cp = cp * 26 + (ord(ch) - 97)
+        out.append(chr(cp))
+    return "".join(out)
+
+
+def _encode_kept(tokens: Iterable[str], limit: int) -> tuple[str, int]:
     parts: list[str] = []
     size = 0
     for t in tokens:
@@ -164,7 +212,45 @@ def encode_tokens(tokens: Iterable[str], limit: int = MAX_TOKENS_BYTES) -> str:
             break
         parts.append(w)
         size += len(w) + 1
-    return " ".join(parts)
+    return " ".join(parts), len(parts)
+
+
+def encode_tokens(tokens: Iterable[str], limit: int = MAX_TOKENS_BYTES) -> str:
+    """Space-joined encoded tokens, cut (at a token boundary) to ``limit`` bytes."""
+    return _encode_kept(tokens, limit)[0]
+
+
+def indexed_tokens(row: Any) -> tuple[str, list[str]]:
+    """A chunk's ``tokens`` field and the tokens it holds (those that fit)."""
+    tokens = ztext.tokenize(index_text(row))
+    words, n = _encode_kept(tokens, MAX_TOKENS_BYTES)
+    return words, tokens[:n]
+
+
+# --- label scopes -----------------------------------------------------------------
+
+
+def scope_key(meta: Mapping[str, Any]) -> str:
+    """The label scope of a document (its access groups and level, :mod:`zhiku.access`)
+    as the term statistics key it: ``[[groups…],level]``."""
+    groups, level = doc_labels(meta)
+    return json.dumps([sorted(set(groups)), level], ensure_ascii=False, separators=(",", ":"))
+
+
+def scope_visible(key: str, guard: Filter) -> bool:
+    """Whether a caller's access conditions let a label scope's documents through (as
+    :meth:`zhiku.access.AccessScope.allows`; unreadable: not visible)."""
+    try:
+        groups, level = json.loads(key)
+        level = int(level)
+    except (ValueError, TypeError):
+        return False
+    for c in guard.conditions:
+        if c.key == GROUP_COND and groups and not set(groups) & set(c.values):
+            return False
+        if c.key == LEVEL_COND and level > int(c.values[0]):
+            return False
+    return True
 
 
 # --- rows and filters -------------------------------------------------------------
@@ -318,7 +404,11 @@ class _MilvusIndex:
     def _count(self, expr: str = "") -> int:
         if not self.client.has_collection(self.name):
             return 0
-        rows = self.client.query(self.name, filter=expr, output_fields=["count(*)"])
+        # Strong: the count is compared with the term statistics, and a server's default
+        # (bounded staleness) could miss another node's rows written a moment ago.
+        rows = self.client.query(
+            self.name, filter=expr, output_fields=["count(*)"], consistency_level="Strong"
+        )
         return int(rows[0]["count(*)"]) if rows else 0
 
     def _delete_docs(self, doc_ids: Sequence[int]) -> None:
@@ -352,6 +442,26 @@ class _MilvusIndex:
         return [(int(h["chunk_id"]), float(h["distance"])) for h in res[0]] if res else []
 
 
+class _Delta:
+    """Differences of a KB's term statistics (see :mod:`zhiku.storage.termstats`),
+    gathered while the collection changes and written in batches."""
+
+    def __init__(self) -> None:
+        self.df: dict[tuple[str, str], int] = {}
+        self.scopes: dict[str, tuple[int, float]] = {}
+
+    def add(self, scope: str, tokens: Sequence[str], sign: int = 1) -> None:
+        df = self.df
+        for t in set(tokens):
+            key = (scope, t)
+            df[key] = df.get(key, 0) + sign
+        n, length = self.scopes.get(scope, (0, 0.0))
+        self.scopes[scope] = (n + sign, length + sign * len(tokens))
+
+    def __len__(self) -> int:
+        return len(self.df)
+
+
 class MilvusLexicalIndex(_MilvusIndex):
     """The BM25 index of one KB in Milvus (see the module docstring)."""
 
@@ -359,12 +469,11 @@ class MilvusLexicalIndex(_MilvusIndex):
 
     def __init__(self, cfg: IndexConfig, home: Path, store: Store, kb: KnowledgeBase) -> None:
         super().__init__(cfg, home, store, kb)
-        # Document frequencies already counted, per (token, scope), valid while the
-        # collection holds the same rows (see term_stats): one count query per token
-        # is what makes the first ask slow, not the search.
-        self._df_cache: dict[tuple[str, int], int] = {}
-        self._df_rows = -1
+        self.stats: TermStatsRepository = SqlTermStats(store.database)
+        self._sync_lock = sync_lock(cfg.milvus_uri(home), self.name)
         self._open()
+        if not self.store.has_pending_index_work(kb.id) and not self._stats_ok(self.state()):
+            self.sync()  # repairs the statistics (a sync cut short, another node's crash)
 
     def _identity(self) -> dict[str, Any]:
         return {"format": LEX_FORMAT, "tokenizer": ztext.TOKENIZER_NAME, "db_id": self.store.db_id}
@@ -374,7 +483,16 @@ class MilvusLexicalIndex(_MilvusIndex):
         if st is None or not self.client.has_collection(self.name):
             return False
         applied = int(st.pop("applied_seq", 0))
+        st.pop("stats", None)
         return st == self._identity() and applied <= self.store.index_log_seq()
+
+    def _stats_ok(self, st: dict[str, Any] | None) -> bool:
+        """The database's statistics are those of the collection: the generation the
+        collection's state names is the database's, and the chunk counts agree."""
+        gen = (st or {}).get("stats")
+        if not gen or gen != self.stats.generation(self.kb.id):
+            return False
+        return sum(n for n, _ in self.stats.scopes(self.kb.id).values()) == self._count()
 
     def _open(self, force: bool = False) -> None:
         with self._lock:
@@ -383,7 +501,7 @@ class MilvusLexicalIndex(_MilvusIndex):
             self._drop()
             self._create()
             queue_all(self.store, self.kb.id)
-            self._set_state({**self._identity(), "applied_seq": 0})
+            self._set_state({**self._identity(), "applied_seq": 0, "stats": None})
 
     def _create(self) -> None:
         from pymilvus import DataType, Function, FunctionType
@@ -391,12 +509,12 @@ class MilvusLexicalIndex(_MilvusIndex):
         schema = self.client.create_schema(auto_id=False)
         schema.add_field("chunk_id", DataType.INT64, is_primary=True)
         _add_filter_fields(schema, DataType)
+        schema.add_field("scope", DataType.VARCHAR, max_length=MAX_TOKENS_BYTES)
         schema.add_field(
             "tokens",
             DataType.VARCHAR,
             max_length=MAX_TOKENS_BYTES,
             enable_analyzer=True,
-            enable_match=True,
             analyzer_params={"tokenizer": "standard"},
         )
         schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
@@ -413,7 +531,7 @@ class MilvusLexicalIndex(_MilvusIndex):
             "sparse",
             index_type="SPARSE_INVERTED_INDEX",
             metric_type="BM25",
-            params={"bm25_k1": 1.2, "bm25_b": 0.75},
+            params={"bm25_k1": BM25_K1, "bm25_b": BM25_B},
         )
         self.client.create_collection(self.name, schema=schema, index_params=ip)
 
@@ -425,27 +543,85 @@ class MilvusLexicalIndex(_MilvusIndex):
     def close(self) -> None:
         """Nothing to release: the client is shared (:func:`close_all`)."""
 
+    def _flush(self, delta: _Delta, generation: str | None = None) -> _Delta:
+        self.stats.apply(self.kb.id, delta.df, delta.scopes, generation)
+        return _Delta()
+
+    def _old_rows(self, doc_ids: Sequence[int], delta: _Delta) -> None:
+        """Subtract what the collection holds for ``doc_ids`` (before they are replaced).
+        A query returns at most ``MAX_K`` rows: a full batch is asked again in halves,
+        and one document with more chunks than that is read with an iterator."""
+        for i in range(0, len(doc_ids), BATCH):
+            self._old_rows_of(list(doc_ids[i : i + BATCH]), delta)
+
+    def _old_rows_of(self, ids: list[int], delta: _Delta) -> None:
+        expr = f"doc_id in {_ints(ids)}"
+        fields = ["scope", "tokens"]
+        rows = self.client.query(
+            self.name, filter=expr, output_fields=fields, limit=MAX_K, consistency_level="Strong"
+        )
+        if len(rows) >= MAX_K:
+            if len(ids) > 1:
+                half = len(ids) // 2
+                self._old_rows_of(ids[:half], delta)
+                self._old_rows_of(ids[half:], delta)
+                return
+            it = self.client.query_iterator(
+                self.name, batch_size=BATCH, filter=expr, output_fields=fields
+            )
+            rows = []
+            try:
+                while part := it.next():
+                    rows.extend(part)
+            finally:
+                it.close()
+        for r in rows:
+            words = str(r["tokens"] or "").split()
+            delta.add(str(r["scope"]), [decode_token(w) for w in words], -1)
+
     def sync(self, progress: ProgressFn | None = None, keep_writer: bool = False) -> int:
         """Apply the store's queued document changes (``keep_writer`` is for the
-        embedded index's batches and means nothing here)."""
-        with self._lock:
-            self._df_cache.clear()
+        embedded index's batches and means nothing here), and the differences of the
+        term statistics with them; statistics found inconsistent are rebuilt from the
+        chunks."""
+        with self._lock, self._sync_lock:  # always in this order
             if not self._state_ok():
                 self._open(force=True)
+            st = self.state() or {}
+            rows_before = self._count()
+            track = self._stats_ok(st)
+            if not track and rows_before == 0:
+                self.stats.clear(self.kb.id)  # an empty collection: empty statistics
+                track = True
             upto, doc_ids = self.store.pending_index_work(self.kb.id)
             if not doc_ids:
+                if not track:
+                    self._set_state({**st, "stats": self._rebuild_stats()})
                 return 0
+            # Marked out of date while the collection changes: a crash before the end
+            # leaves the statistics to be rebuilt, never silently wrong.
+            self._set_state({**st, "stats": None})
+            delta = _Delta()
+            if track and rows_before:
+                self._old_rows(doc_ids, delta)
             self._delete_docs(doc_ids)
             batch: list[dict[str, Any]] = []
             meta_of: dict[int, dict[str, Any]] = {}
             for row in self.store.chunks_of(doc_ids):
                 fields = filter_fields(row)
                 meta_of[int(row["doc_id"])] = fields
+                scope = scope_key(_meta_of(row))
+                words, kept = indexed_tokens(row)
+                if track:
+                    delta.add(scope, kept)
+                    if len(delta) >= DELTA_FLUSH:
+                        delta = self._flush(delta)
                 batch.append(
                     {
                         "chunk_id": int(row["id"]),
                         "doc_id": int(row["doc_id"]),
-                        "tokens": encode_tokens(ztext.tokenize(index_text(row))),
+                        "scope": scope,
+                        "tokens": words,
                         **fields,
                     }
                 )
@@ -464,14 +640,42 @@ class MilvusLexicalIndex(_MilvusIndex):
                 f"{collection_base(self.store, self.kb)}_{MilvusVectorIndex.kind}",
                 meta_of,
             )
-            self._set_state({**self._identity(), "applied_seq": upto})
+            gen: str | None = uuid.uuid4().hex
             with self.store.tx(immediate=True):
+                if track:
+                    self._flush(delta, gen)
                 self.store.clear_index_work(self.kb.id, upto)
+            if not track:
+                gen = self._rebuild_stats()
+            self._set_state({**self._identity(), "applied_seq": upto, "stats": gen})
             return len(doc_ids)
+
+    def _rebuild_stats(self) -> str:
+        """Count the statistics again from the store's chunks (which the collection
+        holds once the queue is applied); returns the new generation."""
+        log.warning("milvus: term statistics of KB %s rebuilt from its chunks", self.kb.name)
+        self.stats.clear(self.kb.id)
+        delta = _Delta()
+        for row in self.store.chunks_of(self.store.kb_doc_ids(self.kb.id)):
+            delta.add(scope_key(_meta_of(row)), indexed_tokens(row)[1])
+            if len(delta) >= DELTA_FLUSH:
+                delta = self._flush(delta)
+        gen = uuid.uuid4().hex
+        self._flush(delta, gen)
+        return gen
 
     def _fresh(self) -> None:
         if self.store.has_pending_index_work(self.kb.id):
             self.sync()
+
+    def _visible(self, where: Filter | None) -> tuple[list[str] | None, int, float]:
+        """(the label scopes ``where``'s access scope lets through, None for all; their
+        chunk count; their total length). Every caller reads the same rows."""
+        guard = access_guard(where)
+        scopes = self.stats.scopes(self.kb.id)
+        vis = None if guard is None else [s for s in scopes if scope_visible(s, guard)]
+        totals = [scopes[s] for s in (scopes if vis is None else vis)]
+        return vis, sum(n for n, _ in totals), sum(ln for _, ln in totals)
 
     def search(
         self,
@@ -480,58 +684,61 @@ class MilvusLexicalIndex(_MilvusIndex):
         where: Filter | None = None,
         allowed: Collection[int] | None = None,
     ) -> list[tuple[int, float]]:
+        """Candidates from Milvus' BM25, re-scored with the statistics of the database
+        (those of the visible documents for a caller with an access scope): the same
+        scores as tantivy's on the same chunks, whatever Milvus' segments hold."""
         allowed = scoped(self.store, self.kb, where, allowed)
         if not tokens or k <= 0 or (allowed is not None and not allowed):
             return []
-        query = encode_tokens(tokens)
         with self._lock:
             self._fresh()
-            found = self._search([query], "sparse", "BM25", k, filter_expr(where, allowed))
-        # Milvus Lite reports BM25 as a negative distance (best first), a server as a
-        # positive score: the magnitude is the BM25 score either way.
-        return [(cid, abs(score)) for cid, score in found]
+            vis, docs, length = self._visible(where)
+            dfs = self.stats.doc_freqs(self.kb.id, tokens, vis)
+            terms = [t for t in tokens if dfs.get(t)]
+            if docs >= PRUNE_MIN_DOCS:
+                limit = PRUNE_UNIGRAM_DF * docs
+                terms = [t for t in terms if len(t) > 1 or t.isascii() or dfs[t] <= limit] or terms
+            if not terms:
+                return []
+            depth = min(k + RESCORE_EXTRA, MAX_K)
+            res = self.client.search(
+                self.name,
+                data=[encode_tokens(dict.fromkeys(terms))],
+                anns_field="sparse",
+                limit=depth,
+                filter=filter_expr(where, allowed),
+                output_fields=["chunk_id", "tokens"],
+                search_params={"metric_type": "BM25"},
+            )
+        n = max(docs, 1)
+        avgdl = length / docs if docs else 1.0
+        weights = [(encode_token(t), (1 + BM25_K1) * _idf(dfs[t], n)) for t in terms]
+        out = []
+        for h in res[0] if res else []:
+            ent = h.get("entity") or h
+            counts = Counter(str(ent["tokens"] or "").split())
+            norm = BM25_K1 * (1 - BM25_B + BM25_B * field_norm(sum(counts.values())) / avgdl)
+            score = 0.0
+            for word, w in weights:
+                tf = counts.get(word, 0)
+                if tf:
+                    score += w * tf / (tf + norm)
+            out.append((int(ent["chunk_id"]), score))
+        out.sort(key=lambda x: (-x[1], x[0]))
+        return out[:k]
 
     def term_stats(
         self, tokens: Sequence[str], where: Filter | None = None
     ) -> dict[str, tuple[int, float]]:
-        """(df, idf) per token, by counting rows whose tokens contain it (one query per
-        token: this feeds the fusion weight and answer confidence, a handful of tokens);
-        with an access scope in ``where``, counting only the rows it lets through.
-
-        Counts are kept while the collection's row count stays the same and this process
-        has synced nothing: another node's change that adds or removes rows is seen at
-        the next call (one ``count(*)``); one that replaces rows with as many others
-        leaves these statistics (weights, never what is found or who may see it) stale
-        until the count changes or this process syncs."""
-        allowed = scoped(self.store, self.kb, access_guard(where), None)
-        scope = filter_expr(None, allowed) if allowed is not None else ""
+        """(df, idf) per token from the database's statistics (one query, whatever the
+        number of tokens); with an access scope in ``where``, over the documents it
+        lets through."""
         with self._lock:
             self._fresh()
-            rows = self._count()
-            if rows != self._df_rows or len(self._df_cache) > DF_CACHE_MAX:
-                self._df_cache.clear()
-                self._df_rows = rows
-            key = hash(scope)
-            if allowed is None:
-                n = rows
-            elif (n := self._df_cache.get(("\x00", key), -1)) < 0:
-                n = self._df_cache[("\x00", key)] = self._count(scope)
-            n = max(n, 1)
-            out = {}
-            for t in tokens:
-                df = self._df_cache.get((t, key), -1)
-                if df < 0:
-                    df = self._df_cache[(t, key)] = self._df(t, scope)
-                out[t] = (df, math.log(1 + (n - df + 0.5) / (df + 0.5)))
-            return out
-
-    def _df(self, token: str, scope: str = "") -> int:
-        word = encode_token(token)
-        if not word:
-            return 0
-        expr = f"TEXT_MATCH(tokens, {_str(word)})" + (f" and {scope}" if scope else "")
-        rows = self.client.query(self.name, filter=expr, output_fields=["count(*)"])
-        return int(rows[0]["count(*)"]) if rows else 0
+            vis, docs, _ = self._visible(where)
+            dfs = self.stats.doc_freqs(self.kb.id, tokens, vis)
+        n = max(docs, 1)
+        return {t: (df, _idf(df, n)) for t, df in dfs.items()}
 
     def num_docs(self) -> int:
         with self._lock:
