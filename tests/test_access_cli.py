@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from tests.server_util import auth
+from zhiku.access import caller_scope
 from zhiku.cli import app as cli
 from zhiku.engine import Zhiku
 from zhiku.pii import PiiPolicy
@@ -151,3 +152,14 @@ def test_the_server_runs_retention_on_a_schedule(
         assert AccessRepository(store.database).retention_runs()[0]["actor"] == "scheduler"
     finally:
         store.close()
+
+
+def test_a_new_account_of_a_deleted_name_does_not_inherit_clearance_or_groups(home: Path) -> None:
+    with Zhiku(home) as zk:
+        assert AccessRepository(zk.store.database).clearance_of("hana") == 2
+        accounts.delete_user(zk.store, "hana")
+        accounts.create_user(zk.store, "hana", "reader", ["default"])
+        scope = caller_scope(zk.store.database, "hana")
+    assert scope.clearance == 0 and scope.groups == frozenset()
+    out = _run(home, "ask", "員工餐廳", "--as", "hana")
+    assert "HRCANARY" not in out.output

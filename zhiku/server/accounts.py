@@ -20,6 +20,7 @@ import unicodedata
 from collections.abc import Iterable
 
 from zhiku.errors import ZhikuError
+from zhiku.storage.access import AccessRepository
 from zhiku.storage.accounts import ApiKey, SqlAccounts, User
 from zhiku.store import Store, now_iso
 
@@ -128,6 +129,8 @@ def delete_user(store: Store, ref: str | int) -> User:
         user = get_user(store, ref)
         _guard_last_admin(store, user)
         repo(store).delete_user(user.id)
+        # Clearance is kept by name: a later account of the same name must not inherit it.
+        AccessRepository(store.database).forget_user(user.name)
     return user
 
 
