@@ -641,9 +641,7 @@ _SPEAKER_RE = lazy(
     rf"(?::\d{{2}})?[ \t]+|\d{{1,2}}:\d{{2}}(?::\d{{2}})?[ \t]+)?(?P<nm>[{_CJK}]{{2,4}})[ \t]*:",
     re.MULTILINE,
 )
-_RECIPIENT_RE = lazy(
-    rf"(?<![{_CJK}])(?P<nm>[{_CJK}]{{2,4}})[ ]?(?:收|啟|親啟)(?:[)\]〕」]|$)"
-)
+_RECIPIENT_RE = lazy(rf"(?<![{_CJK}])(?P<nm>[{_CJK}]{{2,4}})[ ]?(?:收|啟|親啟)(?:[)\]〕」]|$)")
 _LATIN_NAME_RE = lazy(r"[A-Z][a-z'\-]+(?: [A-Z][a-z'\-]+){1,3}(?![A-Za-z])")
 
 
