@@ -8,8 +8,15 @@ Builds a small knowledge base from samples/ in a temporary ZHIKU_HOME, then:
   median wall time of the whole process;
 - the same for ``python -c pass`` (the interpreter alone, the floor nobody can beat)
   and for importing Typer with the pydantic adapters it loads for every command;
-- ``python -X importtime -c "import zhiku.cli"``: the cumulative import time of
-  zhiku.cli, the slowest modules, and which heavy packages were imported.
+- ``python -X importtime`` of one ``zhiku ask`` run: the cumulative import time of
+  zhiku.cli, the slowest modules, and which heavy packages the whole run imported.
+
+"Warm" is a second question on an installed zhiku: the OS file cache warm, the
+settings snapshot written (zhiku.settings) and the bytecode compiled. The children
+run with ``PYTHONPYCACHEPREFIX`` set to a temporary folder and without
+``PYTHONDONTWRITEBYTECODE``, so the warm-up run compiles every module once (as
+``pip install`` does) without writing into the tree; with no bytecode every import
+compiles its source again, which is not what an installed zhiku does.
 
 ``--tree`` measures another checkout of zhiku (e.g. an older commit unpacked with
 ``git archive``) for a before/after comparison; ``--write`` replaces this script's
@@ -37,6 +44,8 @@ from bench.common import ROOT, machine, write_section  # noqa: E402
 
 QUESTION = "特別休假要提前幾天申請？"
 HEAVY = (
+    "pydantic",
+    "pydantic_settings",
     "numpy",
     "fastapi",
     "uvicorn",
@@ -75,22 +84,25 @@ import typer, typer._adapters, pydantic
 c1 = cpu()
 import zhiku.cli
 c2 = cpu()
-typer.main.get_command(zhiku.cli.app)
+cmd = zhiku.cli.command("ask") if hasattr(zhiku.cli, "invoked") else zhiku.cli.command()
 c3 = cpu()
 try:
-    zhiku.cli.app(["ask", sys.argv[1]], standalone_mode=False)
+    cmd(["ask", sys.argv[1]], prog_name="zhiku", standalone_mode=False)
 except SystemExit:
     pass
 c4 = cpu()
-print(json.dumps({"typer_pydantic_import": c1 - c0, "zhiku_cli_import": c2 - c1,
+sys.stdout = sys.__stdout__
+print(json.dumps({"start": c0, "typer_pydantic_import": c1 - c0, "zhiku_cli_import": c2 - c1,
                   "typer_command_tree": c3 - c2, "ask_run": c4 - c3}))
 """
 
 
 def breakdown(tree: Path, env: dict[str, str], runs: int) -> dict[str, float]:
-    """CPU seconds of each phase of one process (the least of ``runs``): importing Typer
-    and pydantic, importing zhiku.cli, Typer building its command tree, running ``ask``
-    (which includes Typer's per-parameter pydantic adapters)."""
+    """CPU seconds of each phase of one process (the least of ``runs``): the interpreter
+    starting, importing Typer and pydantic, importing zhiku.cli, Typer building the
+    command tree that ``zhiku ask`` builds (zhiku.cli.main: the invoked command only;
+    the whole tree for trees before it), running ``ask`` (which includes Typer's
+    per-parameter pydantic adapters)."""
     best: dict[str, float] = {}
     for _ in range(runs):
         res = subprocess.run(
@@ -108,7 +120,12 @@ def breakdown(tree: Path, env: dict[str, str], runs: int) -> dict[str, float]:
 
 def import_profile(tree: Path, env: dict[str, str]) -> dict[str, object]:
     code = (
-        "import sys, zhiku.cli; print(' '.join(m for m in " + repr(HEAVY) + " if m in sys.modules))"
+        "import sys, runpy\n"
+        f"sys.argv = ['zhiku', 'ask', {QUESTION!r}]\n"
+        "try:\n    runpy.run_module('zhiku', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "sys.stdout = sys.__stdout__\n"
+        "print('HEAVY:', ' '.join(m for m in " + repr(HEAVY) + " if m in sys.modules))"
     )
     res = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", code],
@@ -135,7 +152,9 @@ def import_profile(tree: Path, env: dict[str, str]) -> dict[str, object]:
     rows.sort(reverse=True)
     return {
         "import_ms": total / 1000,
-        "heavy": res.stdout.split(),
+        "heavy": next(
+            (ln.split()[1:] for ln in res.stdout.splitlines() if ln.startswith("HEAVY:")), []
+        ),
         "slowest": [f"{n} {us / 1000:.0f}" for us, n in rows[:6]],
     }
 
@@ -149,9 +168,15 @@ def main() -> None:
     args = ap.parse_args()
     tree = args.tree.resolve()
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "ZHIKU_HOME": str(Path(tmp) / "home"), "PYTHONPATH": str(tree)}
+        env = {
+            **os.environ,
+            "ZHIKU_HOME": str(Path(tmp) / "home"),
+            "PYTHONPATH": str(tree),
+            "PYTHONPYCACHEPREFIX": str(Path(tmp) / "pycache"),  # bytecode, as installed
+        }
         for k in [k for k in env if k.startswith("ZHIKU_") and k != "ZHIKU_HOME"]:
             env.pop(k)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         subprocess.run(
             [sys.executable, "-m", "zhiku", "ingest", str(ROOT / "samples")],
             env=env,
@@ -192,9 +217,14 @@ def main() -> None:
             f"{machine()}; a KB of the 5 sample files; `{QUESTION}`; one warm-up run, then "
             "the fastest / median of the runs. The machine was shared with other jobs "
             "(1-minute load average in the last column), so medians are noisy; "
-            "`python -c pass` is the floor, and `import typer, typer._adapters` (Typer "
-            "≥ 0.2x imports pydantic to coerce the parameters of every command) the floor "
-            "of any Typer command line.",
+            "`python -c pass` is the floor, and `import typer, typer._adapters` the floor "
+            "of any Typer command line: Typer 0.29 coerces every parameter through a "
+            "pydantic TypeAdapter (typer/_coercion.py `build_runtime_param`); only a "
+            "`bool` flag whose value is already a bool skips it, so a command with a "
+            "`str` argument such as `ask` cannot avoid importing pydantic. Warm: bytecode "
+            "compiled (`PYTHONPYCACHEPREFIX`, as an installed zhiku has it) and the "
+            "settings snapshot written; rows measured before this (without bytecode, "
+            "every import compiling its source) are in git history.",
             "",
             "CPU time (user + system of the process, the least of the runs) is what the "
             "process itself costs and is far less disturbed by other jobs than wall time.",
@@ -216,15 +246,16 @@ def main() -> None:
             "Where the CPU time of one `zhiku ask` process goes (least of the runs; "
             "Typer's tree and the ask run include Typer's own work):",
             "",
-            "| tree | import typer + pydantic | import zhiku.cli | Typer builds the "
-            "command tree | run `ask` |",
-            "|---|---|---|---|---|",
+            "| tree | interpreter start | import typer + pydantic | import zhiku.cli "
+            "| Typer builds the command tree | run `ask` |",
+            "|---|---|---|---|---|---|",
         ]
         for r in store.values():
             ph = r.get("phases")
             if ph:
+                start = f"{ph['start']:.3f} s" if "start" in ph else "–"
                 lines.append(
-                    f"| {r['label']} | {ph['typer_pydantic_import']:.3f} s | "
+                    f"| {r['label']} | {start} | {ph['typer_pydantic_import']:.3f} s | "
                     f"{ph['zhiku_cli_import']:.3f} s | {ph['typer_command_tree']:.3f} s | "
                     f"{ph['ask_run']:.3f} s |"
                 )

@@ -6,7 +6,9 @@ Exit codes: 0 success; 1 some files failed (ingest/sync) or the answer was refus
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import copy
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -727,16 +729,53 @@ from zhiku.cli_loop import install as _install_loop  # noqa: E402
 _install_loop(app)  # zhiku report, zhiku export sft (zhiku/cli_loop.py)
 
 
-def command() -> Any:
-    """The click command tree of ``zhiku``, its help in the language of ``ZHIKU_LANG``."""
+def invoked(args: Sequence[str]) -> str | None:
+    """The top-level command that ``args`` runs (``ask`` in ``--home D ask 問題``), or
+    None when they run none (``--help``, ``--version``, no arguments)."""
+    rest = iter(args)
+    for arg in rest:
+        if arg == "--home":
+            next(rest, None)
+        elif not arg.startswith("--home="):
+            return None if arg.startswith("-") else arg
+    return None
+
+
+def _only(root: typer.Typer, name: str) -> typer.Typer:
+    """``root`` with its one top-level command (or group) ``name``: a process runs one
+    command, and Typer building all ~70 costs more than answering a question. Unknown
+    names keep the whole tree (click's own error for them)."""
+    from typer.main import get_command_name, solve_typer_info_defaults
+
+    commands = [
+        c
+        for c in root.registered_commands
+        if (c.name or get_command_name(c.callback.__name__ if c.callback else "")) == name
+    ]
+    groups = [
+        g
+        for g in root.registered_groups
+        if solve_typer_info_defaults(g).name in (name, None)  # nameless: merged, kept
+    ]
+    if not commands and not any(solve_typer_info_defaults(g).name == name for g in groups):
+        return root
+    small = copy.copy(root)
+    small.registered_commands = commands
+    small.registered_groups = groups
+    return small
+
+
+def command(only: str | None = None) -> Any:
+    """The click command tree of ``zhiku``, its help in the language of ``ZHIKU_LANG``;
+    with ``only``, just that top-level command under the root (what :func:`main` runs)."""
     from zhiku.cli_help import localize
 
-    return localize(typer.main.get_command(app))
+    return localize(typer.main.get_command(app if only is None else _only(app, only)))
 
 
 def main() -> None:
     """Console-script entry point."""
-    command()(prog_name="zhiku")
+    command(invoked(sys.argv[1:]))(prog_name="zhiku")
 
 
 if __name__ == "__main__":

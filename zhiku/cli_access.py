@@ -5,23 +5,17 @@ subject …`` (個資法 data-subject requests), ``zhiku retention …``, and ``
 from __future__ import annotations
 
 import json
-import zipfile
-from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from zhiku.access import caller_scope, scale, set_user_access
 from zhiku.cli_common import HomeOpt, JsonOpt, KbOpt, engine, err, esc, out, print_json
 from zhiku.config import DEFAULT_KB
 from zhiku.engine import Zhiku
 from zhiku.filters import Filter
-from zhiku.pii.subject import Subject, SubjectSearch, open_request, request_rows
 from zhiku.retention import KINDS as RETENTION_KINDS
-from zhiku.retention import periods, run_retention, set_period
-from zhiku.storage.access import AccessRepository
 
 AsOpt = Annotated[
     str | None,
@@ -45,6 +39,7 @@ def scoped(zk: Zhiku, as_user: str | None, where: Filter | None) -> Filter | Non
     operator at the console reads the files themselves)."""
     if as_user is None:
         return where
+    from zhiku.access import caller_scope
     from zhiku.server import accounts
 
     accounts.get_user(zk.store, as_user)  # a clear error for a name that is no user
@@ -72,6 +67,7 @@ def access_user(
     as_json: JsonOpt = False,
 ) -> None:
     """檢視或設定使用者的群組與密等。"""
+    from zhiku.access import caller_scope, set_user_access
     from zhiku.server import accounts
 
     with engine(home) as zk:
@@ -120,6 +116,8 @@ def access_label(
 @access_app.command("levels")
 def access_levels() -> None:
     """列出機密等級（由低到高；ZHIKU_ACCESS_LEVELS 可改）。"""
+    from zhiku.access import scale
+
     for i, name in enumerate(scale()):
         out.print(f"{i}\t{esc(name)}")
 
@@ -128,6 +126,8 @@ def audit_access(
     since: str | None, user: str | None, output: Path | None, home: str | None
 ) -> None:
     """``zhiku audit access``: the passage access log as JSON lines."""
+    from zhiku.storage.access import AccessRepository
+
     with engine(home) as zk:
         rows = AccessRepository(zk.store.database).access_log(since, user)
     lines = "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in rows)
@@ -154,6 +154,8 @@ def subject_find(
     as_json: JsonOpt = False,
 ) -> None:
     """列出某人的個資出現的每一處（段落、文件、對話、回饋、稽核、上傳檔），含假名化的。"""
+    from zhiku.pii.subject import Subject, SubjectSearch
+
     with engine(home) as zk:
         s = SubjectSearch(zk.store.database, Subject.parse(kind, value))
         places = s.find()
@@ -183,6 +185,10 @@ def subject_export(
     home: HomeOpt = None,
 ) -> None:
     """匯出某人的個資（交付當事人的檔案：JSON，或含 JSON 的 ZIP）。"""
+    import zipfile
+
+    from zhiku.pii.subject import Subject, SubjectSearch
+
     with engine(home) as zk:
         s = SubjectSearch(zk.store.database, Subject.parse(kind, value))
         data = s.export()
@@ -211,6 +217,9 @@ def subject_erase(
     as_json: JsonOpt = False,
 ) -> None:
     """刪除某人的個資：每一處改為類型標記（不可復原）、重建索引，留下不含個資的刪除紀錄。"""
+    from zhiku.pii.subject import Subject, SubjectSearch
+    from zhiku.storage.access import AccessRepository
+
     if not yes:
         err.print("[red]錯誤：[/red]刪除不可復原，請加上 --yes 確認")
         raise typer.Exit(2)
@@ -251,6 +260,10 @@ def subject_request(
     home: HomeOpt = None,
 ) -> None:
     """登記當事人請求（依第 13 條計算期限：查詢／複製 15 日，更正／停止／刪除 30 日）。"""
+    from datetime import date
+
+    from zhiku.pii.subject import Subject, open_request, request_rows
+
     try:
         day = date.fromisoformat(received) if received else None
     except ValueError:
@@ -267,6 +280,8 @@ def subject_request(
 @subject_app.command("requests")
 def subject_requests(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """列出當事人請求與期限（逾期者標示）。"""
+    from zhiku.pii.subject import request_rows
+
     with engine(home) as zk:
         rows = request_rows(zk.store.database)
     if as_json:
@@ -292,6 +307,8 @@ def retention_set(
     home: HomeOpt = None,
 ) -> None:
     """設定保存期限（知識庫的期限優先於全域）。"""
+    from zhiku.retention import set_period
+
     with engine(home) as zk:
         set_period(zk.store.database, what, days or None, kb)
         _audit(zk, "retention_set", kb=kb, detail={"what": what, "days": days or None})
@@ -301,6 +318,9 @@ def retention_set(
 @retention_app.command("show")
 def retention_show(home: HomeOpt = None) -> None:
     """列出保存期限與最近的清除紀錄（JSON）。"""
+    from zhiku.retention import periods
+    from zhiku.storage.access import AccessRepository
+
     with engine(home) as zk:
         db = zk.store.database
         print_json({"periods": periods(db), "runs": AccessRepository(db).retention_runs()})
@@ -309,6 +329,8 @@ def retention_show(home: HomeOpt = None) -> None:
 @retention_app.command("run")
 def retention_run(home: HomeOpt = None) -> None:
     """立即清除超過保存期限的資料，並記錄清除筆數（JSON）。"""
+    from zhiku.retention import run_retention
+
     with engine(home) as zk:
         result = run_retention(zk.store.database, zk.home, CLI_ACTOR)
         _audit(zk, "retention_run", detail=result)

@@ -58,7 +58,8 @@ from pydantic_settings import SettingsConfigDict
 
 from zhiku.errors import LoadError
 from zhiku.messages import t
-from zhiku.settings import SettingsError, ZhikuSettings, load
+from zhiku.settings import SettingsError
+from zhiku.settings_schema import ZhikuSettings, load
 
 MB = 1024 * 1024
 ZIP_MAGIC = b"PK\x03\x04"

@@ -19,6 +19,8 @@ from functools import lru_cache
 
 import opencc
 
+from zhiku.lazyre import lazy
+
 TOKENIZER_NAME = "cjk-unibi-v1"
 
 # Han (incl. extension A, compatibility and the supplementary planes), kana, hangul.
@@ -165,18 +167,19 @@ def join_wrapped_lines(lines: list[str]) -> str:
 # --- clause labels ------------------------------------------------------------------
 
 _CN_NUM = "零〇一二三四五六七八九十百千兩"
+# Compiled on first use: only ingestion reads labels (zhiku.lazyre).
 _LABEL_PATTERNS: list[re.Pattern[str]] = [
     # 第七條, 第 12 條, 第 30-1 條, 第三十條之一
-    re.compile(rf"^(第\s*[{_CN_NUM}\d]+(?:\s*[-－之]\s*[{_CN_NUM}\d]+)?\s*條(?:之[{_CN_NUM}]+)?)"),
+    lazy(rf"^(第\s*[{_CN_NUM}\d]+(?:\s*[-－之]\s*[{_CN_NUM}\d]+)?\s*條(?:之[{_CN_NUM}]+)?)"),
     # 第一章 / 第二節 (headings rather than clauses, still labels)
-    re.compile(rf"^(第\s*[{_CN_NUM}\d]+\s*[章節編款項])"),
+    lazy(rf"^(第\s*[{_CN_NUM}\d]+\s*[章節編款項])"),
     # 4.3 / 4.3.1 / 4.3. (a dotted number followed by a space or a CJK char)
-    re.compile(rf"^(\d{{1,3}}(?:\.\d{{1,3}})+)\.?(?=[\s{_CJK}（(])"),
+    lazy(rf"^(\d{{1,3}}(?:\.\d{{1,3}})+)\.?(?=[\s{_CJK}（(])"),
     # （三） (3) （3）
-    re.compile(rf"^([（(][{_CN_NUM}\d]{{1,4}}[）)])"),
+    lazy(rf"^([（(][{_CN_NUM}\d]{{1,4}}[）)])"),
     # 一、 3、 3.
-    re.compile(rf"^([{_CN_NUM}]{{1,4}}、)"),
-    re.compile(rf"^(\d{{1,3}})[、.](?=[\s{_CJK}])"),
+    lazy(rf"^([{_CN_NUM}]{{1,4}}、)"),
+    lazy(rf"^(\d{{1,3}})[、.](?=[\s{_CJK}])"),
 ]
 
 

@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from zhiku.errors import ZhikuError
-from zhiku.settings import ModelEnv, core, load, model_env
+from zhiku.settings import core, dense_weight, model_env
 
 ROLES = ("chat", "embed", "rerank")
 CONFIG_NAME = "zhiku.toml"
@@ -395,9 +395,9 @@ def load_settings(home: Path, env: Mapping[str, str] | None = None) -> ModelSett
         _check_keys(spec, _BACKEND_KEYS | {"role"}, f"backends.{name}")
 
     hybrid_raw = dict(raw.get("hybrid", {}))
-    dense_weight = load(ModelEnv, env).dense_weight
-    if dense_weight:
-        hybrid_raw["dense_weight"] = dense_weight
+    weight = dense_weight(env)
+    if weight:
+        hybrid_raw["dense_weight"] = weight
     hybrid = _hybrid(hybrid_raw, "hybrid", HybridConfig())
 
     answer = dict(raw.get("answer", {}))

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
+from zhiku.lazyre import lazy
 from zhiku.pii import _data
 from zhiku.pii.fold import fold_width
 from zhiku.pii.pii_types import BUSINESS_SUBTYPES, TYPES
@@ -168,9 +169,9 @@ def _word_alt(words: Iterable[str]) -> str:
 
 # CJK / symbol words form a plain literal alternation (the regex engine then skips
 # ahead on its first characters); Latin words need letter boundaries and no case.
-_CTX_CJK_RE = re.compile(_word_alt(w for w in _ALL_CTX if not _is_latin(w)))
-_CTX_LATIN_RE = re.compile(_word_alt(w for w in _ALL_CTX if _is_latin(w)), re.IGNORECASE)
-_ASCII_LETTER_RE = re.compile("[A-Za-z]")
+_CTX_CJK_RE = lazy(_word_alt(w for w in _ALL_CTX if not _is_latin(w)))
+_CTX_LATIN_RE = lazy(_word_alt(w for w in _ALL_CTX if _is_latin(w)), re.IGNORECASE)
+_ASCII_LETTER_RE = lazy("[A-Za-z]")
 _CTX_WIDTH = 24
 
 
@@ -196,11 +197,11 @@ def _nearest_ctx(n: str, s: int, width: int = _CTX_WIDTH, floor: int = 0) -> str
     return _CTX_LOOKUP.get(best.group().lower())
 
 
-_UNIT_AFTER_RE = re.compile(
+_UNIT_AFTER_RE = lazy(
     r"[ ]?(?:元|塊|萬|億|%|円|美元|台幣|臺幣|件|個|張|次|天|年|歲|公斤|公里|公分|kg|km|cm|mm|"
     r"GB|MB|KB|ms|筆|人|位|箱|盒|包)"
 )
-_SERVICE_LINE_RE = re.compile(
+_SERVICE_LINE_RE = lazy(
     "客服|專線|總機|服務|公司|傳真|門市|櫃台|櫃檯|辦公室|訂位|預約|熱線|洽詢|諮詢|中心|單位|"
     "機關|分行|分店|學校|醫院|診所|銀行|協會|基金會|Hotline|hotline|Fax|fax|免付費"
 )
@@ -210,7 +211,7 @@ _SERVICE_LINE_RE = re.compile(
 _EXT = r"(?:[ ]?(?:\#|轉|分機|ext\.?|EXT\.?|Ext\.?|x|X)[ ]?\d{1,6})?"
 _LEFT = r"(?<![0-9A-Za-z])(?<![0-9A-Za-z][\-_])(?<![0-9][.])"
 _RIGHT = r"(?![0-9A-Za-z])(?![\-_][0-9A-Za-z])(?![.][0-9])"
-_MAIN_RE = re.compile(
+_MAIN_RE = lazy(
     r"(?=[0-9A-Za-z+(])" + _LEFT + "(?:"
     r"(?P<intl>\+?886[ \-]?(?:\(0\)[ \-]?)?"
     r"(?:9\d{2}[ \-.]?\d{3}[ \-.]?\d{3}|[2-8]\d{0,3}[ \-]?\d{3,4}[ \-]?\d{3,4}" + _EXT + "))"
@@ -231,8 +232,8 @@ _MAIN_RE = re.compile(
     r"|(?P<bare>\d{7,19})"
     ")" + _RIGHT
 )
-_DIGITS_RE = re.compile(r"\d+")
-_EXT_SPLIT_RE = re.compile(r"[ ]?(?:\#|轉|分機|ext\.?|EXT\.?|Ext\.?|x|X)[ ]?\d{1,6}$")
+_DIGITS_RE = lazy(r"\d+")
+_EXT_SPLIT_RE = lazy(r"[ ]?(?:\#|轉|分機|ext\.?|EXT\.?|Ext\.?|x|X)[ ]?\d{1,6}$")
 
 
 def _digits(s: str) -> str:
@@ -406,11 +407,11 @@ def _card_or_account(
     return None
 
 
-_DATE_PARTS_RE = re.compile(r"\d+")
-_BORN_AFTER_RE = re.compile(r"[ ]?(?:生|出生)(?![效產成活意病])")
+_DATE_PARTS_RE = lazy(r"\d+")
+_BORN_AFTER_RE = lazy(r"[ ]?(?:生|出生)(?![效產成活意病])")
 
 
-_BDAY_HINT_RE = re.compile(r"生|(?i:dob|birth|born)")
+_BDAY_HINT_RE = lazy(r"生|(?i:dob|birth|born)")
 
 
 def _birthday(n: str, s: int, e: int, span: str, floor: int = 0) -> _Cand | None:
@@ -447,14 +448,14 @@ def _birthday(n: str, s: int, e: int, span: str, floor: int = 0) -> _Cand | None
 
 # --- e-mail ----------------------------------------------------------------------------
 
-_LOCAL_REV_RE = re.compile(r"[A-Za-z0-9._%+\-]{1,64}")
-_DOMAIN_RE = re.compile(
+_LOCAL_REV_RE = lazy(r"[A-Za-z0-9._%+\-]{1,64}")
+_DOMAIN_RE = lazy(
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![A-Za-z0-9\-])"
 )
 _CJK_ROLE_LOCALS = tuple(
     sorted((w for w in _data.ROLE_MAILBOXES if not w.isascii()), key=len, reverse=True)
 )
-_LOCAL_SPLIT_RE = re.compile(r"[._+\-\d]+")
+_LOCAL_SPLIT_RE = lazy(r"[._+\-\d]+")
 _ROLE_QUALIFIERS = frozenset(
     {"tw", "taiwan", "hq", "team", "dept", "group", "center", "centre", "global", "asia",
      "apac", "www", "main", "official", "online", "web", "taipei", "taichung", "kaohsiung",
@@ -515,12 +516,12 @@ _ASTOP = "".join(sorted(_data.ADDRESS_STOP_CHARS))
 _N = rf"(?:(?![{_ASTOP}])[{_CJK}])"  # a character of a place name
 _RN = rf"(?:(?![{_ASTOP}區鄉鎮])[{_CJK}\d])"  # a character of a road name
 # The numeric tail before 「號」, read backwards: number, 弄, 巷, 段.
-_ADDR_TAIL_REV_RE = re.compile(
+_ADDR_TAIL_REV_RE = lazy(
     r"(?P<num>\d{1,5}(?:[之\-]\d{1,5})?)[ ]?(?:弄\d{1,4}[ ]?)?(?:巷\d{1,4}[ ]?)?"
     rf"(?P<duan>段[{_CN_NUM}\d]{{1,2}}[ ]?)?"
 )
 _SHORT_CITIES = sorted({c[:2] for c in _data.CITIES} | {"臺北", "台北", "馬祖"}, key=len)
-_ADDR_CITY_RE = re.compile(
+_ADDR_CITY_RE = lazy(
     "|".join(sorted(_data.CITIES, key=len, reverse=True))
     + "|(?:"
     + "|".join(_SHORT_CITIES)
@@ -531,18 +532,18 @@ _AREA_BODY = (
     rf"(?:(?P<vil>{_N}{{1,3}}[里村])[ ]?)?"
     r"(?P<lin>\d{1,3}鄰[ ]?)?"
 )
-_AFTER_CITY_ROAD_RE = re.compile(rf"[ ]?{_AREA_BODY}(?P<road>{_N}{_RN}{{0,5}})")
-_AFTER_CITY_RE = re.compile(rf"[ ]?{_AREA_BODY}")
-_NO_CITY_ROAD_RE = re.compile(rf"{_AREA_BODY}(?P<road>{_N}{_RN}{{0,5}})$")
-_NO_CITY_RE = re.compile(rf"{_AREA_BODY}$")
-_ZIP_REV_RE = re.compile(r"[ ]?\d{3}(?:\d{2,3})?(?![0-9])")
-_ADDR_TAIL_RE = re.compile(
+_AFTER_CITY_ROAD_RE = lazy(rf"[ ]?{_AREA_BODY}(?P<road>{_N}{_RN}{{0,5}})")
+_AFTER_CITY_RE = lazy(rf"[ ]?{_AREA_BODY}")
+_NO_CITY_ROAD_RE = lazy(rf"{_AREA_BODY}(?P<road>{_N}{_RN}{{0,5}})$")
+_NO_CITY_RE = lazy(rf"{_AREA_BODY}$")
+_ZIP_REV_RE = lazy(r"[ ]?\d{3}(?:\d{2,3})?(?![0-9])")
+_ADDR_TAIL_RE = lazy(
     rf"(?:之\d{{1,3}})?(?:[ ,]?(?:\d{{1,3}}|[{_CN_NUM}]{{1,3}}|B\d)[樓F](?:之\d{{1,3}})?)?"
     r"(?:[ ]?\d{1,4}室)?"
 )
-_ADDR_BIZ_RE = re.compile("|".join(map(re.escape, _data.ADDRESS_BUSINESS_WORDS)))
-_ADDR_HOME_RE = re.compile("|".join(map(re.escape, _data.ADDRESS_HOME_WORDS)))
-_ADDR_CTX_RE = re.compile(_word_alt(_data.ADDRESS_WORDS), re.IGNORECASE)
+_ADDR_BIZ_RE = lazy("|".join(map(re.escape, _data.ADDRESS_BUSINESS_WORDS)))
+_ADDR_HOME_RE = lazy("|".join(map(re.escape, _data.ADDRESS_HOME_WORDS)))
+_ADDR_CTX_RE = lazy(_word_alt(_data.ADDRESS_WORDS), re.IGNORECASE)
 
 
 def _addresses(n: str, out: list[_Cand]) -> None:
@@ -626,24 +627,22 @@ def _address_at(n: str, i: int) -> _Cand | None:
 
 # --- names -----------------------------------------------------------------------------
 
-_HONORIFIC_RE = re.compile("|".join(_data.HONORIFICS))
-_LABEL_RE = re.compile(
+_HONORIFIC_RE = lazy("|".join(_data.HONORIFICS))
+_LABEL_RE = lazy(
     "(?:"
     + _word_alt(w for w in _data.NAME_LABELS if not _is_latin(w))
     + r")[ \t]*(?:(?P<colon>[:=])|為|是)?[ \t]*"
 )
 # 「Name:」 / 「Full name:」: found by its letters (fast), the boundary checked after.
-_LATIN_LABEL_RE = re.compile(r"[Nn][Aa][Mm][Ee](?![A-Za-z])[ \t]*(?P<colon>[:=])?[ \t]*")
-_ROLE_RE = re.compile("(?:" + "|".join(_data.NAME_ROLES) + r")[ \t]*(?P<colon>:)?[ \t]*")
-_SPEAKER_RE = re.compile(
+_LATIN_LABEL_RE = lazy(r"[Nn][Aa][Mm][Ee](?![A-Za-z])[ \t]*(?P<colon>[:=])?[ \t]*")
+_ROLE_RE = lazy("(?:" + "|".join(_data.NAME_ROLES) + r")[ \t]*(?P<colon>:)?[ \t]*")
+_SPEAKER_RE = lazy(
     r"^[ \t]*(?:\[[^\]\n]{1,40}\][ \t]*|\d{2,4}[-/]\d{1,2}[-/]\d{1,2}[ T]\d{1,2}:\d{2}"
     rf"(?::\d{{2}})?[ \t]+|\d{{1,2}}:\d{{2}}(?::\d{{2}})?[ \t]+)?(?P<nm>[{_CJK}]{{2,4}})[ \t]*:",
     re.MULTILINE,
 )
-_RECIPIENT_RE = re.compile(
-    rf"(?<![{_CJK}])(?P<nm>[{_CJK}]{{2,4}})[ ]?(?:收|啟|親啟)(?:[)\]〕」]|$)"
-)
-_LATIN_NAME_RE = re.compile(r"[A-Z][a-z'\-]+(?: [A-Z][a-z'\-]+){1,3}(?![A-Za-z])")
+_RECIPIENT_RE = lazy(rf"(?<![{_CJK}])(?P<nm>[{_CJK}]{{2,4}})[ ]?(?:收|啟|親啟)(?:[)\]〕」]|$)")
+_LATIN_NAME_RE = lazy(r"[A-Z][a-z'\-]+(?: [A-Z][a-z'\-]+){1,3}(?![A-Za-z])")
 
 
 def _surname_len(n: str, i: int) -> int:
@@ -653,7 +652,7 @@ def _surname_len(n: str, i: int) -> int:
 
 
 # Words right after a name that confirm it (「客戶阮錞佳來電」).
-_NAME_AFTER_RE = re.compile(
+_NAME_AFTER_RE = lazy(
     "|".join(_data.HONORIFICS)
     + "|來電|來信|來函|來店|表示|反映|詢問|致電|回電|投訴|抱怨|提出|說|稱|收|君|您好|你好"
 )
@@ -838,7 +837,7 @@ def _candidates(n: str) -> list[_Cand]:
 
 
 _RECORD_ANCHORS = frozenset({"tw_id", "arc", "passport", "birthday"})
-_RECORD_NAME_RE = re.compile(rf"(?<![{_CJK}])(?P<nm>[{_CJK}]{{2,4}})[ ]?[,/、;|][ ]?$")
+_RECORD_NAME_RE = lazy(rf"(?<![{_CJK}])(?P<nm>[{_CJK}]{{2,4}})[ ]?[,/、;|][ ]?$")
 
 
 def _names_in_records(n: str, out: list[_Cand]) -> None:

@@ -10,7 +10,8 @@ from pydantic import ValidationInfo, field_validator, model_validator
 
 from zhiku.config import home_dir
 from zhiku.messages import t
-from zhiku.settings import SettingsError, ZhikuSettings, load
+from zhiku.settings import SettingsError
+from zhiku.settings_schema import ZhikuSettings, load
 
 __all__ = ["ServerSettings", "SettingsError"]
 
