@@ -517,7 +517,7 @@ class ExtractiveAnswerer:
         ``length_slope`` and ``length_ref`` come from the KB's calibration: a question
         with more terms than ``length_ref`` (background, small talk) covers less of any
         passage, so its confidence is raised by ``length_slope`` per unit of log length
-        (lowered for a shorter one): what the KB's own pseudo-questions showed."""
+        above it: what the KB's own pseudo-questions showed."""
         threshold = self.refuse_below if refuse_below is None else refuse_below
         kind = answer_type(question)
         head = named_head(question) if kind is None else None
