@@ -350,8 +350,9 @@ def calibrate(
     (:func:`colloquial_questions`), each kept only when retrieval ranks the passage it
     was made from first: a question whose passage is not found is one the KB cannot
     answer as asked, and refusing it is right (counting those found lower down as well
-    lowered the DRCD threshold so far that a third fewer held-out questions were refused). The length slope (:func:`fit_length`) is fitted on
-    the colloquial ones, and the threshold on the adjusted confidences of both sides."""
+    lowered the DRCD threshold so far that a third fewer held-out questions were refused).
+    The length slope (:func:`fit_length`) is fitted on the colloquial ones, and the
+    threshold on the adjusted confidences of both sides."""
     rng = random.Random(7)
     copied = _copied(texts, n // 2, rng)
     pairs = copied + colloquial_questions(texts, n - n // 2)
