@@ -1,25 +1,34 @@
 """Refusal calibrated on each knowledge base itself.
 
 A threshold fitted on one corpus does not carry to another: query coverage on a
-five-document SOP folder, on Wikipedia paragraphs and on 8,000 laws is distributed very
-differently. So every knowledge base gets its own threshold, fitted on two kinds of
+five-document SOP folder, on Wikipedia paragraphs and on 200k law articles is distributed
+very differently. So every knowledge base gets its own threshold, fitted on two kinds of
 questions answered through the real pipeline (retrieval, then the extractive answerer):
 
-- **answerable** pseudo-questions drawn from the KB's own passages: a sentence, cut to a
-  part of it (the rest is "the answer"), sometimes wrapped in everyday phrasing (「請問」,
-  「可以嗎」), ended with an interrogative;
+- **answerable** pseudo-questions drawn from the KB's own passages, of two kinds, half
+  each: *copied* ones (a part of a sentence, a word or two dropped, a few characters from
+  elsewhere, everyday phrasing and an interrogative), and *colloquial* ones
+  (:func:`colloquial_questions`): only two or three of the passage's key terms — words
+  that recur in the KB yet are rare in it, some shortened to an abbreviation — in an
+  order of the asker's own, with key terms of another passage as background, joined and
+  wrapped in everyday words. Each is kept only when retrieval ranks its passage first:
+  the others are questions the KB cannot answer as asked;
 - **questions from elsewhere**: a bundled list of general everyday questions
   (``zhiku/data/offtopic_zh.txt``) that a company's documents do not answer.
+
+People ask with background and small talk around the key words, and a longer question
+covers less of any passage: on the colloquial pseudo-questions the confidence falls with
+the log of the number of terms, by a slope the KB's own questions show (about 0.2 on
+DRCD, on a law corpus and on web articles alike). That fall is added back for questions
+longer than the KB's median (:func:`fit_length`, :func:`adjusted`), before the
+comparison with the threshold.
 
 The threshold is the confidence that refuses at most ``max_refused`` (5 %) of the
 answerable pseudo-questions while refusing as many of the others as possible. The whole
 curve is stored with the KB (``zhiku kb calibrate NAME``, ``zhiku kb show NAME``) and is
-refitted when the KB has grown or shrunk by a quarter since (see :func:`needs_refit`).
-
-Pseudo-questions copy the document's words, so real questions phrased differently score
-lower than they do; the fallback rule keeps the threshold at or below the DRCD-fitted
-default (:data:`zhiku.answer.DEFAULT_REFUSE_BELOW`) unless the KB's own curve shows that
-a higher one still answers its questions.
+refitted when the KB has grown or shrunk by a quarter since (see :func:`needs_refit`), or
+when it was fitted by an older :data:`CALIBRATION_VERSION` (a stored calibration of
+another version is ignored and the KB is refitted at its next index sync).
 """
 
 from __future__ import annotations
