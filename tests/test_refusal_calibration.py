@@ -128,7 +128,7 @@ def test_colloquial_pseudo_questions_do_not_copy_the_passage() -> None:
     assert len({q for q, _ in pairs}) == len(pairs)
 
 
-def test_length_slope_follows_a_falling_confidence_only() -> None:
+def test_length_slope_follows_a_falling_confidence() -> None:
     falling = [(0.8 - 0.15 * math.log(n), n) for n in range(8, 60, 4)]
     slope, ref = fit_length(falling)
     assert slope == pytest.approx(0.15, abs=1e-6)
@@ -137,9 +137,11 @@ def test_length_slope_follows_a_falling_confidence_only() -> None:
     assert fit_length(rising)[0] == 0.0
     steep = [(1.5 - 0.5 * math.log(n), n) for n in range(8, 60, 4)]
     assert fit_length(steep)[0] == cal_mod.MAX_LENGTH_SLOPE
-    # Only a longer question is raised; a terse one keeps its confidence.
+    # A longer question is raised by the slope, a terse one lowered by a share of it.
     assert adjusted(0.3, 60, 0.2, 30) == pytest.approx(0.3 + 0.2 * math.log(2))
-    assert adjusted(0.3, 10, 0.2, 30) == 0.3
+    short = adjusted(0.3, 15, 0.2, 30)
+    assert short == pytest.approx(0.3 - cal_mod.SHORT_SHARE * 0.2 * math.log(2))
+    assert 0.3 - 0.2 * math.log(2) < short < 0.3
     assert adjusted(0.0, 90, 0.2, 30) == 0.0
 
 
