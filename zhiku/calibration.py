@@ -20,8 +20,8 @@ People ask with background and small talk around the key words, and a longer que
 covers less of any passage: on the colloquial pseudo-questions the confidence falls with
 the log of the number of terms, by a slope the KB's own questions show (about 0.2 on
 DRCD, on a law corpus and on web articles alike). That fall is added back for questions
-longer than the KB's median (:func:`fit_length`, :func:`adjusted`), before the
-comparison with the threshold.
+longer than the KB's median, and a third of it taken off shorter ones
+(:func:`fit_length`, :func:`adjusted`), before the comparison with the threshold.
 
 The threshold is the confidence that refuses at most ``max_refused`` (5 %) of the
 answerable pseudo-questions while refusing as many of the others as possible. The whole
