@@ -35,6 +35,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from zhiku import text as ztext
+from zhiku.calibration import adjusted
 from zhiku.config import lang
 from zhiku.models import Answer, Citation, Hit
 
@@ -52,7 +53,7 @@ MIN_FRESH = 0.1
 
 # When no candidate has what the question asks for, the confidence is scaled: strongly
 # where the evidence is reliable (digits, dates), mildly where it is a guess (a person).
-UNTYPED_FACTOR = {"quantity": 0.6, "date": 0.6, "year": 0.6, "named": 1.0}
+UNTYPED_FACTOR = {"quantity": 0.5, "date": 0.5, "year": 0.5, "named": 1.0}
 
 REFUSAL = {"zh-TW": "知識庫中找不到相關資料。", "en": "No relevant information was found."}
 
@@ -651,9 +652,17 @@ class ExtractiveAnswerer:
         stats: TermStats,
         refuse_below: float | None = None,
         tokens: Sequence[str] | None = None,
+        length_slope: float = 0.0,
+        length_ref: float = 0.0,
     ) -> Answer:
         """The answer from ``hits``; ``tokens`` are the question's terms when the engine
-        expanded them (abbreviations), else :func:`zhiku.text.query_tokens`."""
+        expanded them (abbreviations), else :func:`zhiku.text.query_tokens`.
+
+        ``length_slope`` and ``length_ref`` come from the KB's calibration: a question
+        with more terms than ``length_ref`` (background, small talk) covers less of any
+        passage, so its confidence is raised by ``length_slope`` per unit of log length
+        above it (a shorter one is lowered by a third of that): what the KB's own
+        pseudo-questions showed (:func:`zhiku.calibration.adjusted`)."""
         threshold = self.refuse_below if refuse_below is None else refuse_below
         kind = answer_type(question)
         head = named_head(question) if kind is None else None
@@ -672,9 +681,10 @@ class ExtractiveAnswerer:
         conf = rel
         if kind is not None and not any(c.typed for c in cands):
             conf *= UNTYPED_FACTOR.get(kind, self.untyped_factor)
+        conf = adjusted(conf, len(q_tokens), length_slope, length_ref)
         if not any(len(t) > 1 and stats.get(t, (0, 0.0))[0] > 0 for t in q_tokens):
             conf = 0.0  # no word of it is in the KB (「那有幾天？」): nothing to go on
-        timings = {"relevance": rel, "confidence": conf}
+        timings = {"relevance": rel, "confidence": conf, "terms": float(len(q_tokens))}
         if not cands or conf < threshold:
             return Answer(text=refusal_text(), citations=[], refused=True, timings=timings)
         cands.sort(key=lambda c: c.score, reverse=True)

@@ -95,13 +95,21 @@ class AnsweringService:
 
     def refusal_threshold(self, kb: str | Sequence[str]) -> float:
         """The confidence below which ``kb`` refuses; over several KBs, the lowest."""
+        return self.refusal_params(kb)[0]
+
+    def refusal_params(self, kb: str | Sequence[str]) -> tuple[float, float, float]:
+        """(threshold, length slope, reference length) of the calibration that refuses
+        least among ``kb`` (:class:`zhiku.calibration.RefusalCalibration`)."""
         names = [kb] if isinstance(kb, str) else list(kb)
-        out: list[float] = []
+        out: list[tuple[float, float, float]] = []
         for name in names:
             kbo = self.ctx.store.find_kb(name)
             cal = RefusalCalibration.from_dict(kbo.settings.get("refusal")) if kbo else None
-            out.append(cal.threshold if cal is not None else self.answerer.refuse_below)
-        return min(out) if out else self.answerer.refuse_below
+            if cal is not None:
+                out.append((cal.threshold, cal.length_slope, cal.length_ref))
+            else:
+                out.append((self.answerer.refuse_below, 0.0, 0.0))
+        return min(out) if out else (self.answerer.refuse_below, 0.0, 0.0)
 
     def _stored(self, hits: Sequence[Hit]) -> list[Hit]:
         """The hits whose chunks are still in the database (a citation must be one)."""
@@ -165,13 +173,19 @@ class AnsweringService:
         warnings.extend(ret.warnings)
         t2 = time.perf_counter()
         stats = r.term_stats(query, names, where)  # a scope: the visible documents' own
-        threshold = self.refusal_threshold(names)
+        threshold, slope, ref = self.refusal_params(names)
         terms = r.query_terms(query, names, replace=True)
         pinned = self._pinned(question, names, where)
         if pinned is not None:  # an editor's passage for this question: cited first
             ret.hits = [pinned, *(h for h in ret.hits if h.chunk_id != pinned.chunk_id)]
         extractive = self.answerer.answer(
-            query, ret.hits, stats, refuse_below=threshold, tokens=terms
+            query,
+            ret.hits,
+            stats,
+            refuse_below=threshold,
+            tokens=terms,
+            length_slope=slope,
+            length_ref=ref,
         )
         if query != question and chat is None and not extractive.refused:
             # The sentence that answers the follow-up's own words, not the one that
@@ -182,6 +196,8 @@ class AnsweringService:
                 weigh_carried(stats, question, query),
                 refuse_below=threshold,
                 tokens=terms,
+                length_slope=slope,
+                length_ref=ref,
             )
             # The carried subject decides the passage, the follow-up's words the sentence.
             cited = {c.hit.doc_id for c in extractive.citations}
@@ -353,16 +369,27 @@ class AnsweringService:
     ) -> bool:
         r = self.retrieval
         hits = r.retrieve(question, names, k=k, where=where).hits
+        threshold, slope, ref = self.refusal_params(names)
         return not self.answerer.answer(
             question,
             hits,
             r.term_stats(question, names, where),
-            refuse_below=self.refusal_threshold(names),
+            refuse_below=threshold,
             tokens=r.query_terms(question, names, replace=True),
+            length_slope=slope,
+            length_ref=ref,
         ).refused
 
     def confidence(self, question: str, names: Sequence[str], k: int = 5) -> float:
-        """The extractive answerer's confidence for ``question`` (refusal calibration)."""
+        """The extractive answerer's confidence for ``question`` before any length
+        adjustment (refusal calibration)."""
+        return self.probe(question, names, k)[0]
+
+    def probe(
+        self, question: str, names: Sequence[str], k: int = 5
+    ) -> tuple[float, int, list[str]]:
+        """For calibration: the confidence for ``question`` (no length adjustment), the
+        number of its terms, and the texts of the passages it drew on."""
         # Lexical retrieval only: the confidence is a lexical measure, and calibrating a
         # KB must not cost hundreds of calls to its embedding or reranking server.
         r = self.retrieval
@@ -374,4 +401,5 @@ class AnsweringService:
             refuse_below=0.0,
             tokens=r.query_terms(question, names, replace=True),
         )
-        return float(ans.timings.get("confidence", 0.0))
+        conf = float(ans.timings.get("confidence", 0.0))
+        return conf, int(ans.timings.get("terms", 0.0)), [h.text for h in hits]

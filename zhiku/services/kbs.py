@@ -174,7 +174,7 @@ class KbService:
         chunks = store.chunk_count(kbo.id)
         texts = store.sample_chunk_texts(kbo.id, 4 * POSITIVES)
         cal = calibrate_refusal(
-            lambda q: self.answering.confidence(q, [kb]),
+            lambda q: self.answering.probe(q, [kb]),
             texts,
             chunks=chunks,
             at=now_iso(),
