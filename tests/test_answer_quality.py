@@ -230,6 +230,8 @@ def test_kb_calibrate_and_show_expose_the_curve(articles: Path, zhiku_home: Path
     assert info["settings"]["refusal"]["curve"]
     res = runner.invoke(app, ["kb", "show", "web"])
     assert "拒答門檻" in res.stdout and "校準" in res.stdout
+    slope = info["settings"]["refusal"]["length_slope"]
+    assert (f"斜率 {slope:.2f}" in res.stdout) == bool(slope)
 
 
 def _leave_docs(n: int) -> list[tuple[str, LoadedDocument]]:

@@ -599,6 +599,11 @@ def _refusal_line(threshold: float, cal: RefusalCalibration | None) -> str:
         f"{threshold:.3f}（{cal.at[:16]} 以 {cal.positives} 題可答、{cal.negatives} "
         f"題無關問題校準：可答題拒答 {cal.answerable_refused:.0%}，"
         f"無關題拒答 {cal.offtopic_refused:.0%}）"
+        + (
+            f"；問題長度校正：斜率 {cal.length_slope:.2f}，基準 {cal.length_ref:g} 詞"
+            if cal.length_slope
+            else ""
+        )
     )
 
 
