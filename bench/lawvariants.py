@@ -18,6 +18,8 @@ by :func:`zhiku.rank.reinforce`); the others, each a general method with no word
   pooled passages contain;
 - ``law-bm25``: a law-level BM25 (one law = all its articles, tf = articles containing
   the term) computed from the postings, fused with the passage score at ``lam``;
+- ``coverage``: passage-level coordination — each of today's 60 candidates gets ``mu`` ×
+  the idf-weighted share of the query's terms it contains (relative to the best);
 - ``npmi``: bigrams weighted by their normalised PMI in the KB (straddling bigrams such
   as 日每, 說要 are rare given their characters) — colloquial noise down-weighted;
 - ``unigram``: the weight of single-character terms;
@@ -212,6 +214,23 @@ class Lab:
         bonus = {c: lam * law.get(c2d.get(c, -1), 0.0) / mx for c, _ in found}
         return self.fuse(found, bonus)
 
+    def coverage(self, q: str, mu: float = 0.3, depth: int = 60) -> Ranked:
+        toks = self.tokens(q)
+        found = self.first(toks, k=depth)
+        if not found:
+            return found
+        kept, st = self.prune(toks)
+        qset = {t for t in kept if st[t][0]}
+        total = sum(st[t][1] for t in qset) or 1.0
+        cov = {
+            c: sum(st[t][1] for t in qset & set(tt)) / total
+            for c, (_, tt) in self.passage_terms([c for c, _ in found]).items()
+        }
+        mx = max(cov.values(), default=0.0) or 1.0
+        out = [(c, v + mu * cov.get(c, 0.0) / mx) for c, v in self.order(found)]
+        out.sort(key=lambda x: -x[1])
+        return out
+
     def npmi(self, q: str, tau: float = 0.5, floor: float = 0.0) -> Ranked:
         toks = self.tokens(q)
         chars = [ch for t in toks if len(t) == 2 for ch in t]
@@ -246,6 +265,9 @@ VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("law_bm25", {"lam": 0.1}),
     ("law_bm25", {"lam": 0.3}),
     ("law_bm25", {"lam": 0.1, "b": 0.3}),
+    ("coverage", {"mu": 0.1}),
+    ("coverage", {"mu": 0.3}),
+    ("coverage", {"mu": 0.3, "depth": 200}),
     ("npmi", {"tau": 0.5}),
     ("npmi", {"tau": 0.3, "floor": 0.1}),
     ("unigram", {"weight": 0.5}),
