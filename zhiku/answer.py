@@ -793,8 +793,9 @@ class ExtractiveAnswerer:
         self, chosen: list[_Candidate], rows: list[list[_Candidate | None]], best: _Candidate
     ) -> list[_Candidate]:
         """Over labelled clauses (articles of a law, clauses of an SOP), every clause
-        among the top :attr:`clause_passages` whose best sentence scores at least
-        :attr:`clause_share` of the best answer's is cited too — a rule is usually stated
+        among the top :attr:`clause_passages` whose best sentence matches the question at
+        least :attr:`clause_share` as well as the best answer (before the discount for a
+        lower rank) is cited too — a rule is usually stated
         by several articles together — and the citations follow the retrieval order
         (which weighs the document as a whole, not one sentence)."""
         cited = {id(c.hit) for c in chosen}
@@ -804,7 +805,10 @@ class ExtractiveAnswerer:
             if not pool or id(pool[0].hit) in cited:
                 continue
             top = max(pool, key=lambda c: c.score)
-            if top.score >= self.clause_share * best.score:
+            # The sentence's own match, without the rank discount: the ranking has
+            # already decided the order, here the question is whether it says the rule.
+            own = top.score / self.rank_decay**top.hit_rank
+            if own >= self.clause_share * best.score / self.rank_decay**best.hit_rank:
                 out.append(top)
                 cited.add(id(top.hit))
         out.sort(key=lambda c: (c.hit_rank, c.start))
