@@ -431,9 +431,7 @@ def test_answer_spans_leave_out_bylines_and_questions_and_keep_list_items() -> N
     assert "Llama 系列：由 Meta 釋出，採用 Llama 社群授權。" in quoted
 
 
-def test_a_quantity_asked_with_a_unit_needs_a_number_with_that_unit(
-    engine: Zhiku, kb: str
-) -> None:
+def test_a_quantity_asked_with_a_unit_needs_a_number_with_that_unit(engine: Zhiku, kb: str) -> None:
     # The KB names 陳美玉 and has numbers (三次, 兩家門市, 十二噸), but no age: 「幾歲」 asks
     # for a number of years of age, and no passage states one.
     assert engine.ask("陳美玉今年幾歲？", kb).refused
