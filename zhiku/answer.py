@@ -576,6 +576,18 @@ def is_clause_list(hits: Sequence[Hit]) -> bool:
     return 2 * sum(1 for h in hits if h.label) > len(hits)
 
 
+AGREEMENT_PASSAGES = 5
+
+
+def agreement(hits: Sequence[Hit]) -> float:
+    """Share of the top :data:`AGREEMENT_PASSAGES` passages from the top one's document
+    (0 with a single passage: nothing agrees or disagrees)."""
+    top = hits[:AGREEMENT_PASSAGES]
+    if len(top) < 2:
+        return 0.0
+    return sum(1 for h in top[1:] if h.doc_id == top[0].doc_id) / (len(top) - 1)
+
+
 class ExtractiveAnswerer:
     """Chooses up to ``max_sentences`` spans from the top ``passages`` hits."""
 
@@ -593,6 +605,7 @@ class ExtractiveAnswerer:
         complement: float = 0.1,
         clause_passages: int = 5,
         clause_share: float = 0.5,
+        agreement: float = 0.2,
     ) -> None:
         self.refuse_below = refuse_below
         self.passages = passages
@@ -606,6 +619,7 @@ class ExtractiveAnswerer:
         self.complement = complement
         self.clause_passages = clause_passages
         self.clause_share = clause_share
+        self.agreement = agreement
 
     def relevance(
         self,
@@ -625,7 +639,15 @@ class ExtractiveAnswerer:
         (two different fifths) these refuse 0.9–1.4 points more unanswerable questions at
         5 % answerable refused (bench/RESULTS.md): BM25's term-frequency saturation and
         length normalisation say more than a set overlap does about whether the passage
-        is *about* the question."""
+        is *about* the question.
+
+        Plus :attr:`agreement` × the share of the top five passages that come from the
+        top passage's document (:func:`agreement`): a question the KB answers keeps
+        finding the one document that is about it, a question from elsewhere matches
+        scattered documents on incidental words. On layperson legal questions over all
+        laws this separates the two far better than any other lexical measure tried
+        (answerable 0.44, unanswerable 0.24 on average); on DRCD it is neutral (0.21 /
+        0.20), so DRCD's refusal curve keeps its figures (bench/RESULTS.md)."""
         if not hits:
             return 0.0
         q_tokens = ztext.query_tokens(question) if tokens is None else tokens
@@ -637,7 +659,7 @@ class ExtractiveAnswerer:
         strength = min(1.0, bm25 / total) if total > 0 else 0.0
         fifth = hits[4].scores.get("bm25", 0.0) if len(hits) > 4 else 0.0
         margin = max(0.0, (bm25 - fifth) / bm25)
-        return 0.25 * cov + 0.5 * strength + 0.25 * margin
+        return 0.25 * cov + 0.5 * strength + 0.25 * margin + self.agreement * agreement(hits)
 
     def _sentences(
         self,
