@@ -631,6 +631,7 @@ class ExtractiveAnswerer:
         stats: TermStats,
         tokens: Sequence[str] | None = None,
         present: set[str] | None = None,
+        agreement_weight: float | None = None,
     ) -> float:
         """How well the top passage answers the question, in [0, 1], before the
         answer-type factor: a quarter its query coverage, half its BM25 score relative to
@@ -663,7 +664,8 @@ class ExtractiveAnswerer:
         strength = min(1.0, bm25 / total) if total > 0 else 0.0
         fifth = hits[4].scores.get("bm25", 0.0) if len(hits) > 4 else 0.0
         margin = max(0.0, (bm25 - fifth) / bm25)
-        return 0.25 * cov + 0.5 * strength + 0.25 * margin + self.agreement * agreement(hits)
+        w = self.agreement if agreement_weight is None else agreement_weight
+        return 0.25 * cov + 0.5 * strength + 0.25 * margin + w * agreement(hits)
 
     def _sentences(
         self,
@@ -746,6 +748,7 @@ class ExtractiveAnswerer:
         tokens: Sequence[str] | None = None,
         length_slope: float = 0.0,
         length_ref: float = 0.0,
+        agreement_weight: float | None = None,
     ) -> Answer:
         """The answer from ``hits``; ``tokens`` are the question's terms when the engine
         expanded them (abbreviations), else :func:`zhiku.text.query_tokens`.
@@ -754,7 +757,11 @@ class ExtractiveAnswerer:
         with more terms than ``length_ref`` (background, small talk) covers less of any
         passage, so its confidence is raised by ``length_slope`` per unit of log length
         above it (a shorter one is lowered by a third of that): what the KB's own
-        pseudo-questions showed (:func:`zhiku.calibration.adjusted`)."""
+        pseudo-questions showed (:func:`zhiku.calibration.adjusted`).
+
+        ``agreement_weight`` overrides :attr:`agreement`: 0 where the threshold is not a
+        calibration of the KB (:data:`DEFAULT_REFUSE_BELOW` was fitted without it, and in
+        a one-document KB every passage agrees)."""
         threshold = self.refuse_below if refuse_below is None else refuse_below
         kind = answer_type(question)
         head = named_head(question) if kind is None else None
@@ -770,7 +777,9 @@ class ExtractiveAnswerer:
             if hits
             else ([], set())
         )
-        rel = self.relevance(question, hits, stats, q_tokens, present if hits else None)
+        rel = self.relevance(
+            question, hits, stats, q_tokens, present if hits else None, agreement_weight
+        )
         # A sentence that only restates the question is context, never the answer.
         cands = [
             c for row in rows for c in row if c is not None and c.score > 0 and c.fresh >= MIN_FRESH
