@@ -429,3 +429,66 @@ def test_answer_spans_leave_out_bylines_and_questions_and_keep_list_items() -> N
     assert not any(q.startswith("作者") or q.endswith("？") for q in quoted)
     assert any(q.startswith("常見的模型家族，例如：") and "Gemma" in q for q in quoted)
     assert "Llama 系列：由 Meta 釋出，採用 Llama 社群授權。" in quoted
+
+
+def test_a_quantity_asked_with_a_unit_needs_a_number_with_that_unit(engine: Zhiku, kb: str) -> None:
+    # The KB names 陳美玉 and has numbers (三次, 兩家門市, 十二噸), but no age: 「幾歲」 asks
+    # for a number of years of age, and no passage states one.
+    assert engine.ask("陳美玉今年幾歲？", kb).refused
+    assert engine.ask("陳美玉今年几岁？", kb).refused  # Simplified
+    # A number with the asked unit is found (度, 天), in either script.
+    ans = engine.ask("冷藏櫃的溫度要維持在幾度以下？", kb)
+    assert not ans.refused and "攝氏 7 度以下" in ans.text
+    ans = engine.ask("牛奶开封后要几天内用完？", kb)
+    assert not ans.refused and "3 天內用完" in ans.text
+
+
+def _clause_law(engine: Zhiku) -> None:
+    articles = {
+        "第 11 條": "被保險人非自願離職，辦理求職登記，自求職登記之日起十四日內仍無法推介就業"
+        "或安排職業訓練者，得請領失業給付。",
+        "第 16 條": "失業給付按申請人離職辦理本保險退保之當月起前六個月平均月投保薪資百分之六十"
+        "按月發給，最長發給六個月。",
+        "第 17 條": "被保險人於請領失業給付期間另有工作，其每月工作收入超過基本工資者，不得"
+        "請領失業給付。",
+    }
+    engine.kb("law", create=True)
+    engine.add_loaded(
+        "law",
+        "twlaw://ei",
+        LoadedDocument(
+            "就業保險法", "law", [Block(f"{k} {v}", label=k) for k, v in articles.items()]
+        ),
+    )
+    for i in range(8):
+        engine.add_loaded(
+            "law",
+            f"twlaw://other{i}",
+            LoadedDocument(
+                f"其他法規{i}",
+                "law",
+                [
+                    Block(
+                        f"第 {i + 1} 條 本規則所稱主管機關，在中央為勞動部；第 {i + 2} 類事業"
+                        "單位應置管理人員。",
+                        label=f"第 {i + 1} 條",
+                    )
+                ],
+            ),
+        )
+    engine.sync_index("law")
+
+
+def test_an_answer_over_clauses_cites_every_clause_that_states_the_rule(engine: Zhiku) -> None:
+    _clause_law(engine)
+    q = "非自願離職可以請領失業給付嗎？最長發給多久？另有工作收入還能請領嗎？"
+    ans = engine.ask(q, "law")
+    assert not ans.refused
+    labels = [c.hit.label for c in ans.citations]
+    # The three articles that state the rule are each cited, once, verified and quoted.
+    assert sorted(labels) == ["第 11 條", "第 16 條", "第 17 條"]
+    for c in ans.citations:
+        assert c.text in c.hit.text
+    # In the order retrieval ranked them (the document as a whole weighs in there).
+    ranked = [h.label for h in engine.retrieve(q, "law", k=5, collapse=True).hits]
+    assert labels == [x for x in ranked if x in labels]

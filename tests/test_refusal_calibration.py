@@ -157,3 +157,41 @@ def test_a_calibration_of_an_older_version_is_refitted(engine: Zhiku, rules: str
     assert again is not None and again.version == CALIBRATION_VERSION
     assert engine.refusal_threshold(rules) == pytest.approx(again.threshold)
     assert again.threshold < 0.9
+
+
+def test_passages_of_one_document_raise_the_confidence_scattered_ones_do_not() -> None:
+    from zhiku.answer import ExtractiveAnswerer, agreement
+    from zhiku.models import Hit
+    from zhiku.text import query_tokens
+
+    q = "加班費怎麼算？"
+    stats = dict.fromkeys(query_tokens(q), (3, 2.0))
+
+    def hits(docs: list[int]) -> list[Hit]:
+        return [
+            Hit(
+                i,
+                d,
+                "kb",
+                f"規則{d}",
+                "p",
+                "加班費依工資加給。",
+                None,
+                None,
+                None,
+                None,
+                1.0,
+                scores={"bm25": 8.0 - i},
+            )
+            for i, d in enumerate(docs)
+        ]
+
+    one, scattered = hits([1, 1, 1, 1, 1]), hits([1, 2, 3, 4, 5])
+    assert agreement(one) == 1.0 and agreement(scattered) == 0.0
+    assert agreement(hits([1])) == 0.0
+    a = ExtractiveAnswerer()
+    # The same passages, the same scores: a question the KB answers keeps finding the
+    # document about it; one from elsewhere matches scattered documents.
+    gap = a.relevance(q, one, stats) - a.relevance(q, scattered, stats)
+    assert math.isclose(gap, a.agreement) and gap > 0
+    assert CALIBRATION_VERSION >= 3  # calibrations of the old confidence are refitted

@@ -42,7 +42,7 @@ from importlib import resources
 
 from zhiku import text as ztext
 
-CALIBRATION_VERSION = 2
+CALIBRATION_VERSION = 3
 POSITIVES = 160
 MAX_REFUSED = 0.05
 # Refit when the number of passages changed by this share since the last calibration.

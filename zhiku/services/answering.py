@@ -111,6 +111,19 @@ class AnsweringService:
                 out.append((self.answerer.refuse_below, 0.0, 0.0))
         return min(out) if out else (self.answerer.refuse_below, 0.0, 0.0)
 
+    def calibrated(self, kb: str | Sequence[str]) -> bool:
+        """Whether every one of ``kb`` has a refusal calibration of the current version
+        (else the fallback threshold applies, fitted without the agreement term)."""
+        names = [kb] if isinstance(kb, str) else list(kb)
+        for name in names:
+            kbo = self.ctx.store.find_kb(name)
+            if kbo is None or RefusalCalibration.from_dict(kbo.settings.get("refusal")) is None:
+                return False
+        return bool(names)
+
+    def _agreement(self, names: Sequence[str]) -> float | None:
+        return None if self.calibrated(names) else 0.0
+
     def _stored(self, hits: Sequence[Hit]) -> list[Hit]:
         """The hits whose chunks are still in the database (a citation must be one)."""
         if not hits:
@@ -178,6 +191,7 @@ class AnsweringService:
         pinned = self._pinned(question, names, where)
         if pinned is not None:  # an editor's passage for this question: cited first
             ret.hits = [pinned, *(h for h in ret.hits if h.chunk_id != pinned.chunk_id)]
+        agree = self._agreement(names)
         extractive = self.answerer.answer(
             query,
             ret.hits,
@@ -186,6 +200,7 @@ class AnsweringService:
             tokens=terms,
             length_slope=slope,
             length_ref=ref,
+            agreement_weight=agree,
         )
         if query != question and chat is None and not extractive.refused:
             # The sentence that answers the follow-up's own words, not the one that
@@ -198,6 +213,7 @@ class AnsweringService:
                 tokens=terms,
                 length_slope=slope,
                 length_ref=ref,
+                agreement_weight=agree,
             )
             # The carried subject decides the passage, the follow-up's words the sentence.
             cited = {c.hit.doc_id for c in extractive.citations}
@@ -378,6 +394,7 @@ class AnsweringService:
             tokens=r.query_terms(question, names, replace=True),
             length_slope=slope,
             length_ref=ref,
+            agreement_weight=self._agreement(names),
         ).refused
 
     def confidence(self, question: str, names: Sequence[str], k: int = 5) -> float:
