@@ -179,6 +179,7 @@ def test_phone_width_header_tabs_and_admin_table(server: Any) -> None:
         for tab in ("chat", "kb", "analytics", "inbox", "admin"):
             page.get_by_test_id(f"tab-{tab}").click()
             page.wait_for_load_state("networkidle")
+            page.wait_for_selector(f"body[data-view='{tab}']")
             _inside(page, "logout")
             _inside(page, "lang-toggle")
             for el in page.locator(".tab").all():  # one line each, not a character per line

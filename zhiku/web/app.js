@@ -16,6 +16,7 @@ const app = {
   kb: localStorage.getItem("zhiku.kb") || "",
   conversation: null,
   polls: new Set(),
+  renders: 0, // render() calls so far: only the latest marks the view as drawn
 };
 
 const view = () => $("#view");
@@ -119,6 +120,8 @@ async function render() {
     return;
   }
   const r = route();
+  const generation = ++app.renders;
+  delete document.body.dataset.view;
   try {
     if (r === "admin" && app.me.role === "admin") await renderAdmin();
     else if (r === "inbox") await renderInbox(view(), showError, toast);
@@ -131,6 +134,8 @@ async function render() {
   } catch (err) {
     showError(err);
   }
+  // Which view is drawn, once it is (the latest render only): what tests wait for.
+  if (generation === app.renders) document.body.dataset.view = r;
 }
 
 // --- login ----------------------------------------------------------------------------------
