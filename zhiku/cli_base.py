@@ -21,15 +21,14 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.markup import escape
-
 from zhiku.errors import ZhikuError, exit_code
 from zhiku.messages import t
 from zhiku.settings import SettingsError, core
 from zhiku.text import visible
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from zhiku.engine import Zhiku
     from zhiku.filters import Filter
     from zhiku.models import Answer
@@ -47,22 +46,18 @@ HELP_WHERE = (
 HELP_AS = "以這位使用者的群組與密等查詢（與伺服器對該使用者的篩選相同）"
 
 
-class SafeConsole(Console):
-    """A console that shows control and format characters as escapes (``\x1b``), so text
-    from documents, file names or KB names cannot drive the terminal. Every string
-    printed, and every table cell and title, goes through :meth:`render_str`."""
-
-    def render_str(self, text: str, **kwargs: Any) -> Any:
-        return super().render_str(visible(text), **kwargs)
-
-
 def esc(text: str) -> str:
-    """``text`` for a console line: markup escaped, control characters made visible."""
+    """``text`` for a rich console line: markup escaped, control characters made visible."""
+    from rich.markup import escape
+
     return escape(visible(text))
 
 
-out = SafeConsole(soft_wrap=True, highlight=False)
-err = SafeConsole(stderr=True, soft_wrap=True, highlight=False)
+def _err() -> Console:
+    from zhiku.cli_console import err
+
+    return err
+
 
 _JSON_UNSAFE = re.compile("[\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
 
@@ -78,7 +73,7 @@ def print_json(obj: Any) -> None:
 
 def fail(exc: ZhikuError) -> SystemExit:
     """Print ``exc`` on stderr; the exit carries its code (:func:`zhiku.errors.exit_code`)."""
-    err.print(f"[red]{t('cli.error')}[/red]{escape(str(exc))}")
+    _err().print(f"[red]{t('cli.error')}[/red]{esc(str(exc))}")
     return SystemExit(exit_code(exc))
 
 
@@ -119,16 +114,19 @@ def warning_text(warning: str) -> str:
 
 def show_warnings(warnings: Sequence[str], console: Console | None = None) -> None:
     """Model warnings on stderr, in zh-TW (the answer itself stays on stdout)."""
-    c = console or err
+    if not warnings:
+        return
+    c = console or _err()
     for w in warnings:
-        c.print(f"[yellow]{t('cli.warning')}[/yellow]{escape(warning_text(w))}")
+        c.print(f"[yellow]{t('cli.warning')}[/yellow]{esc(warning_text(w))}")
 
 
 @contextmanager
 def _embed_progress(kb: str, total: int) -> Iterator[Callable[[int], None]]:
     t0 = time.perf_counter()
+    err = _err()
     if not err.is_terminal:
-        err.print(f"建立向量：知識庫「{escape(kb)}」{total} 段")
+        err.print(f"建立向量：知識庫「{esc(kb)}」{total} 段")
         yield lambda _n: None
     else:
         from rich.progress import (
@@ -147,7 +145,7 @@ def _embed_progress(kb: str, total: int) -> Iterator[Callable[[int], None]]:
             console=err,
             transient=True,
         ) as prog:
-            task = prog.add_task(f"建立向量（{escape(kb)}）", total=total)
+            task = prog.add_task(f"建立向量（{esc(kb)}）", total=total)
             yield lambda n: prog.update(task, advance=n)
     secs = time.perf_counter() - t0
     err.print(f"已建立向量 {total} 段（{total / secs if secs > 0 else 0:.1f} 段/秒）")
@@ -189,6 +187,7 @@ def pick_kbs(zk: Zhiku, kb: Sequence[str] | None) -> list[str]:
     if DEFAULT_KB in names:
         return [DEFAULT_KB]
     en = lang() == "en"
+    err = _err()
     if not names:
         err.print(
             "No knowledge base yet: create one with  zhiku ingest PATH… --kb NAME"
@@ -247,13 +246,60 @@ def stream_answer(
     return final
 
 
+def _styled(stream: Any) -> bool | None:
+    """Whether rich would style text written to ``stream`` (bold, dim), decided as rich
+    decides it (``TTY_COMPATIBLE``, ``FORCE_COLOR``, a terminal, ``TERM=dumb``); None on
+    Windows, where only rich knows the console."""
+    import os
+
+    if sys.platform == "win32":
+        return None
+    env = os.environ
+    compatible = env.get("TTY_COMPATIBLE", "")
+    if compatible in ("0", "1"):
+        terminal = compatible == "1"
+    elif env.get("FORCE_COLOR") is not None:
+        terminal = env["FORCE_COLOR"] != ""
+    else:
+        try:
+            terminal = bool(getattr(stream, "isatty", lambda: False)())
+        except ValueError:  # closed
+            terminal = False
+    return terminal and env.get("TERM", "").lower() not in ("dumb", "unknown")
+
+
+_SGR = {"bold": "\x1b[1m", "dim": "\x1b[2m"}
+
+
 def print_sources(ans: Answer, english: bool = False) -> None:
+    """The numbered citations under an answer, on stdout. Written without rich (a
+    ``zhiku ask`` process does not import it), byte for byte as rich's console wrote
+    them, except that ``:name:`` is kept as written (rich turned known names into emoji)."""
     from zhiku import citations
 
     if not ans.citations:
         return
     lang = "en" if english else "zh-TW"
-    out.print(f"\n[bold]{escape(citations.heading(lang).rstrip('：:'))}[/bold]")
+    heading = citations.heading(lang).rstrip("：:")
     lines = citations.numbered([c.to_dict() for c in ans.citations], lang)
-    for line, c in zip(lines, ans.citations, strict=True):
-        out.print(f"{escape(line)}　[dim]{escape(c.hit.path)}[/dim]")
+    rows = [
+        (visible(line) + "　", visible(c.hit.path))
+        for line, c in zip(lines, ans.citations, strict=True)
+    ]
+    stream = sys.stdout
+    styled = _styled(stream)
+    if styled is None:  # Windows: rich's console
+        from zhiku.cli_console import out
+
+        out.print(f"\n[bold]{esc(heading)}[/bold]")
+        for line, path in rows:
+            out.print(f"{esc(line)}[dim]{esc(path)}[/dim]")
+        return
+
+    def style(text: str, name: str) -> str:
+        return f"{_SGR[name]}{text}\x1b[0m" if styled else text
+
+    stream.write("\n" + style(visible(heading), "bold") + "\n")
+    for line, path in rows:
+        stream.write(line + style(path, "dim") + "\n")
+    stream.flush()

@@ -16,14 +16,11 @@ from zhiku.cli_base import (
     HELP_JSON,
     HELP_KB,
     HELP_KBS,
-    SafeConsole,
     attach_model_hooks,
     check_settings,
     engine,
-    err,
     esc,
     fail,
-    out,
     pick_kbs,
     print_json,
     print_sources,
@@ -33,6 +30,7 @@ from zhiku.cli_base import (
     stream_answer,
     warning_text,
 )
+from zhiku.cli_console import SafeConsole, err, out
 
 __all__ = [
     "HomeOpt",
