@@ -9,7 +9,8 @@ Builds a small knowledge base from samples/ in a temporary ZHIKU_HOME, then:
 - the same for ``python -c pass`` (the interpreter alone, the floor nobody can beat)
   and for importing Typer with the pydantic adapters it loads for every command;
 - ``python -X importtime`` of one ``zhiku ask`` run: the cumulative import time of
-  zhiku.cli, the slowest modules, and which heavy packages the whole run imported.
+  zhiku's modules imported at top level (zhiku.cli, and what the command imports when
+  it runs), the slowest modules, and which heavy packages the whole run imported.
 
 "Warm" is a second question on an installed zhiku: the OS file cache warm, the
 settings snapshot written (zhiku.settings) and the bytecode compiled. The children
@@ -44,6 +45,7 @@ from bench.common import ROOT, machine, write_section  # noqa: E402
 
 QUESTION = "特別休假要提前幾天申請？"
 HEAVY = (
+    "typer",
     "pydantic",
     "pydantic_settings",
     "numpy",
@@ -53,6 +55,7 @@ HEAVY = (
     "zhiku.pii.detect",
     "zhiku.server.app",
     "zhiku.loaders.pdf",
+    "rich.console",
     "rich.progress",
     "torch",
     "sentence_transformers",
@@ -75,19 +78,33 @@ def timed(cmd: list[str], env: dict[str, str], runs: int) -> tuple[list[float], 
 
 
 BREAKDOWN = """
-import json, resource, sys
+import importlib.util, json, resource, sys
 def cpu():
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
+plain = importlib.util.find_spec("zhiku.cli_ask") is not None  # ask without Typer
 c0 = cpu()
-import typer, typer._adapters, pydantic
+if plain:
+    import click
+else:
+    import typer, typer._adapters, pydantic
 c1 = cpu()
 import zhiku.cli
+if plain:
+    import zhiku.cli_ask
 c2 = cpu()
-cmd = zhiku.cli.command("ask") if hasattr(zhiku.cli, "invoked") else zhiku.cli.command()
+if plain:
+    from zhiku.cli_help import localize
+    cmd, args, prog = localize(zhiku.cli_ask.ask_command()), [sys.argv[1]], "zhiku ask"
+else:
+    cmd = zhiku.cli.command("ask") if hasattr(zhiku.cli, "invoked") else zhiku.cli.command()
+    args, prog = ["ask", sys.argv[1]], "zhiku"
 c3 = cpu()
 try:
-    cmd(["ask", sys.argv[1]], prog_name="zhiku", standalone_mode=False)
+    if plain:
+        from zhiku.cli_base import check_settings
+        check_settings()  # what the root does before the command
+    cmd(args, prog_name=prog, standalone_mode=False)
 except SystemExit:
     pass
 c4 = cpu()
@@ -99,10 +116,11 @@ print(json.dumps({"start": c0, "typer_pydantic_import": c1 - c0, "zhiku_cli_impo
 
 def breakdown(tree: Path, env: dict[str, str], runs: int) -> dict[str, float]:
     """CPU seconds of each phase of one process (the least of ``runs``): the interpreter
-    starting, importing Typer and pydantic, importing zhiku.cli, Typer building the
-    command tree that ``zhiku ask`` builds (zhiku.cli.main: the invoked command only;
-    the whole tree for trees before it), running ``ask`` (which includes Typer's
-    per-parameter pydantic adapters)."""
+    starting; importing the command-line framework (click for a tree whose ``ask`` is a
+    plain click command, zhiku/cli_ask.py; Typer and pydantic before it); importing
+    zhiku.cli (and zhiku.cli_ask); building the ``ask`` command (click: the one command;
+    Typer: the tree ``zhiku ask`` builds, the invoked command only or, before that, the
+    whole tree); running ``ask`` (with Typer, its per-parameter pydantic adapters)."""
     best: dict[str, float] = {}
     for _ in range(runs):
         res = subprocess.run(
@@ -146,8 +164,8 @@ def import_profile(tree: Path, env: dict[str, str]) -> dict[str, object]:
         except ValueError:
             continue
         name = parts[2].strip()
-        if name == "zhiku.cli":
-            total = cum_us
+        if name.startswith("zhiku") and parts[2].startswith(" zhiku"):  # top level
+            total += cum_us  # zhiku.cli, then what the command imports when it runs
         rows.append((self_us, name))
     rows.sort(reverse=True)
     return {
@@ -221,7 +239,9 @@ def main() -> None:
             "of any Typer command line: Typer 0.29 coerces every parameter through a "
             "pydantic TypeAdapter (typer/_coercion.py `build_runtime_param`); only a "
             "`bool` flag whose value is already a bool skips it, so a command with a "
-            "`str` argument such as `ask` cannot avoid importing pydantic. Warm: bytecode "
+            "`str` argument such as `ask` cannot avoid importing pydantic; since the "
+            "`startup` row, `ask` is a plain click command (zhiku/cli_ask.py) that "
+            "`zhiku.cli.main` runs without Typer, pydantic or rich. Warm: bytecode "
             "compiled (`PYTHONPYCACHEPREFIX`, as an installed zhiku has it) and the "
             "settings snapshot written; rows measured before this (without bytecode, "
             "every import compiling its source) are in git history.",
@@ -230,7 +250,7 @@ def main() -> None:
             "process itself costs and is far less disturbed by other jobs than wall time.",
             "",
             "| tree | `zhiku ask` CPU | wall fastest | wall median | `python -c pass` CPU "
-            "| typer + pydantic CPU | import zhiku.cli | heavy modules imported | load |",
+            "| typer + pydantic CPU | zhiku imports | heavy modules imported | load |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
         for r in store.values():
@@ -244,10 +264,11 @@ def main() -> None:
         lines += [
             "",
             "Where the CPU time of one `zhiku ask` process goes (least of the runs; "
-            "Typer's tree and the ask run include Typer's own work):",
+            "the framework is Typer + pydantic before the `startup` row, click from it; "
+            "building the command and the ask run include the framework's own work):",
             "",
-            "| tree | interpreter start | import typer + pydantic | import zhiku.cli "
-            "| Typer builds the command tree | run `ask` |",
+            "| tree | interpreter start | import the CLI framework | import zhiku.cli "
+            "| build the `ask` command | run `ask` |",
             "|---|---|---|---|---|---|",
         ]
         for r in store.values():
