@@ -228,7 +228,8 @@ def write(store: dict[str, Any], row: dict[str, Any]) -> None:
         "",
         "Where the CPU time of one `zhiku ask` process goes (least of the runs; "
         "the framework is Typer + pydantic before the `startup` row, click from it; "
-        "building the command and the ask run include the framework's own work):",
+        "building the command and the ask run include the framework's own work; from "
+        "the `startup` row zhiku.engine is imported when `ask` opens it, in the run):",
         "",
         "| tree | interpreter start | import the CLI framework | import zhiku.cli "
         "| build the `ask` command | run `ask` |",
