@@ -9,7 +9,8 @@ Builds a small knowledge base from samples/ in a temporary ZHIKU_HOME, then:
 - the same for ``python -c pass`` (the interpreter alone, the floor nobody can beat)
   and for importing Typer with the pydantic adapters it loads for every command;
 - ``python -X importtime`` of one ``zhiku ask`` run: the cumulative import time of
-  zhiku.cli, the slowest modules, and which heavy packages the whole run imported.
+  zhiku's modules imported at top level (zhiku.cli, and what the command imports when
+  it runs), the slowest modules, and which heavy packages the whole run imported.
 
 "Warm" is a second question on an installed zhiku: the OS file cache warm, the
 settings snapshot written (zhiku.settings) and the bytecode compiled. The children
@@ -37,6 +38,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -44,6 +46,7 @@ from bench.common import ROOT, machine, write_section  # noqa: E402
 
 QUESTION = "特別休假要提前幾天申請？"
 HEAVY = (
+    "typer",
     "pydantic",
     "pydantic_settings",
     "numpy",
@@ -53,6 +56,7 @@ HEAVY = (
     "zhiku.pii.detect",
     "zhiku.server.app",
     "zhiku.loaders.pdf",
+    "rich.console",
     "rich.progress",
     "torch",
     "sentence_transformers",
@@ -60,14 +64,17 @@ HEAVY = (
 STORE = ROOT / "bench" / "startup.json"
 
 
-def timed(cmd: list[str], env: dict[str, str], runs: int) -> tuple[list[float], list[float]]:
-    """Wall seconds and CPU seconds (user + system, of the child) of each run."""
-    subprocess.run(cmd, env=env, capture_output=True, check=False)  # warm-up
+def timed(
+    cmd: list[str], env: dict[str, str], runs: int, cwd: Path
+) -> tuple[list[float], list[float]]:
+    """Wall seconds and CPU seconds (user + system, of the child) of each run, in ``cwd``
+    (``python -m zhiku`` imports zhiku from the working directory first)."""
+    subprocess.run(cmd, env=env, capture_output=True, check=False, cwd=cwd)  # warm-up
     wall, cpu = [], []
     for _ in range(runs):
         r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
-        subprocess.run(cmd, env=env, capture_output=True, check=False)
+        subprocess.run(cmd, env=env, capture_output=True, check=False, cwd=cwd)
         wall.append(time.perf_counter() - t)
         r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu.append(r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime)
@@ -75,19 +82,33 @@ def timed(cmd: list[str], env: dict[str, str], runs: int) -> tuple[list[float], 
 
 
 BREAKDOWN = """
-import json, resource, sys
+import importlib.util, json, resource, sys
 def cpu():
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
+plain = importlib.util.find_spec("zhiku.cli_ask") is not None  # ask without Typer
 c0 = cpu()
-import typer, typer._adapters, pydantic
+if plain:
+    import click
+else:
+    import typer, typer._adapters, pydantic
 c1 = cpu()
 import zhiku.cli
+if plain:
+    import zhiku.cli_ask
 c2 = cpu()
-cmd = zhiku.cli.command("ask") if hasattr(zhiku.cli, "invoked") else zhiku.cli.command()
+if plain:
+    from zhiku.cli_help import localize
+    cmd, args, prog = localize(zhiku.cli_ask.ask_command()), [sys.argv[1]], "zhiku ask"
+else:
+    cmd = zhiku.cli.command("ask") if hasattr(zhiku.cli, "invoked") else zhiku.cli.command()
+    args, prog = ["ask", sys.argv[1]], "zhiku"
 c3 = cpu()
 try:
-    cmd(["ask", sys.argv[1]], prog_name="zhiku", standalone_mode=False)
+    if plain:
+        from zhiku.cli_base import check_settings
+        check_settings()  # what the root does before the command
+    cmd(args, prog_name=prog, standalone_mode=False)
 except SystemExit:
     pass
 c4 = cpu()
@@ -99,10 +120,11 @@ print(json.dumps({"start": c0, "typer_pydantic_import": c1 - c0, "zhiku_cli_impo
 
 def breakdown(tree: Path, env: dict[str, str], runs: int) -> dict[str, float]:
     """CPU seconds of each phase of one process (the least of ``runs``): the interpreter
-    starting, importing Typer and pydantic, importing zhiku.cli, Typer building the
-    command tree that ``zhiku ask`` builds (zhiku.cli.main: the invoked command only;
-    the whole tree for trees before it), running ``ask`` (which includes Typer's
-    per-parameter pydantic adapters)."""
+    starting; importing the command-line framework (click for a tree whose ``ask`` is a
+    plain click command, zhiku/cli_ask.py; Typer and pydantic before it); importing
+    zhiku.cli (and zhiku.cli_ask); building the ``ask`` command (click: the one command;
+    Typer: the tree ``zhiku ask`` builds, the invoked command only or, before that, the
+    whole tree); running ``ask`` (with Typer, its per-parameter pydantic adapters)."""
     best: dict[str, float] = {}
     for _ in range(runs):
         res = subprocess.run(
@@ -146,8 +168,8 @@ def import_profile(tree: Path, env: dict[str, str]) -> dict[str, object]:
         except ValueError:
             continue
         name = parts[2].strip()
-        if name == "zhiku.cli":
-            total = cum_us
+        if name.startswith("zhiku") and parts[2].startswith(" zhiku"):  # top level
+            total += cum_us  # zhiku.cli, then what the command imports when it runs
         rows.append((self_us, name))
     rows.sort(reverse=True)
     return {
@@ -157,6 +179,78 @@ def import_profile(tree: Path, env: dict[str, str]) -> dict[str, object]:
         ),
         "slowest": [f"{n} {us / 1000:.0f}" for us, n in rows[:6]],
     }
+
+
+def write(store: dict[str, Any], row: dict[str, Any]) -> None:
+    """This script's section of bench/RESULTS.md: every stored row, the slowest imports
+    of ``row`` (the last tree measured)."""
+    lines = [
+        "## Start-up: `zhiku ask` process (bench/startup.py)",
+        "",
+        f"{machine()}; a KB of the 5 sample files; `{QUESTION}`; one warm-up run, then "
+        "the fastest / median of the runs. The machine was shared with other jobs "
+        "(1-minute load average in the last column), so medians are noisy; "
+        "`python -c pass` is the floor, and `import typer, typer._adapters` the floor "
+        "of any Typer command line: Typer 0.29 coerces every parameter through a "
+        "pydantic TypeAdapter (typer/_coercion.py `build_runtime_param`); only a "
+        "`bool` flag whose value is already a bool skips it, so a command with a "
+        "`str` argument such as `ask` cannot avoid importing pydantic; since the "
+        "`startup` row, `ask` is a plain click command (zhiku/cli_ask.py) that "
+        "`zhiku.cli.main` runs without Typer, pydantic or rich. Warm: bytecode "
+        "compiled (`PYTHONPYCACHEPREFIX`, as an installed zhiku has it) and the "
+        "settings snapshot written; rows measured before this (without bytecode, "
+        "every import compiling its source) are in git history.",
+        "",
+        "CPU time (user + system of the process, the least of the runs) is what the "
+        "process itself costs and is far less disturbed by other jobs than wall time.",
+        "",
+        "Reproduce: an older tree unpacked with `git archive COMMIT | tar -x -C DIR`, "
+        "`python bench/startup.py --runs 12 --tree DIR --label 'before (COMMIT)'`, "
+        "then `python bench/startup.py --runs 12 --label 'after (BRANCH)' --write` in "
+        "the checkout (every row kept in bench/startup.json is listed). Before the "
+        "`startup` rows, `python -m zhiku` ran in the calling directory, so the "
+        "`zhiku ask` and wall columns of an older `--tree` row may be the calling "
+        "checkout's; its phase rows are the tree's.",
+        "",
+        "| tree | `zhiku ask` CPU | wall fastest | wall median | `python -c pass` CPU "
+        "| typer + pydantic CPU | zhiku imports | heavy modules imported | load |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in store.values():
+        heavy = ", ".join(r["heavy"]) or "none"
+        lines.append(
+            f"| {r['label']} | {r['ask_cpu_s']:.3f} s | {r['ask_min_s']:.3f} s | "
+            f"{r['ask_median_s']:.3f} s | {r['python_cpu_s']:.3f} s | "
+            f"{r['typer_cpu_s']:.3f} s | {r['import_ms']:.0f} ms | {heavy} "
+            f"| {r['load']:.1f} |"
+        )
+    lines += [
+        "",
+        "Where the CPU time of one `zhiku ask` process goes (least of the runs; "
+        "the framework is Typer + pydantic before the `startup` row, click from it; "
+        "building the command and the ask run include the framework's own work; from "
+        "the `startup` row zhiku.engine is imported when `ask` opens it, in the run):",
+        "",
+        "| tree | interpreter start | import the CLI framework | import zhiku.cli "
+        "| build the `ask` command | run `ask` |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in store.values():
+        ph = r.get("phases")
+        if ph:
+            start = f"{ph['start']:.3f} s" if "start" in ph else "–"
+            lines.append(
+                f"| {r['label']} | {start} | {ph['typer_pydantic_import']:.3f} s | "
+                f"{ph['zhiku_cli_import']:.3f} s | {ph['typer_command_tree']:.3f} s | "
+                f"{ph['ask_run']:.3f} s |"
+            )
+    lines += [
+        "",
+        "Slowest imports (self time, ms) of the last tree measured: "
+        + "; ".join(row["slowest"])
+        + ".",
+    ]
+    write_section("startup", "\n".join(lines))
 
 
 def main() -> None:
@@ -184,11 +278,11 @@ def main() -> None:
             capture_output=True,
             check=True,
         )
-        ask, ask_cpu = timed([sys.executable, "-m", "zhiku", "ask", QUESTION], env, args.runs)
-        bare, bare_cpu = timed([sys.executable, "-c", "pass"], env, args.runs)
+        ask, ask_cpu = timed([sys.executable, "-m", "zhiku", "ask", QUESTION], env, args.runs, tree)
+        bare, bare_cpu = timed([sys.executable, "-c", "pass"], env, args.runs, tree)
         # Typer ≥ 0.2x coerces every parameter through pydantic: a floor of its own.
         cli_floor, cli_cpu = timed(
-            [sys.executable, "-c", "import typer, typer._adapters"], env, args.runs
+            [sys.executable, "-c", "import typer, typer._adapters"], env, args.runs, tree
         )
         prof = import_profile(tree, env)
         phases = breakdown(tree, env, args.runs)
@@ -211,61 +305,7 @@ def main() -> None:
     store[args.label] = row
     STORE.write_text(json.dumps(store, ensure_ascii=False, indent=1) + "\n", "utf-8")
     if args.write:
-        lines = [
-            "## Start-up: `zhiku ask` process (bench/startup.py)",
-            "",
-            f"{machine()}; a KB of the 5 sample files; `{QUESTION}`; one warm-up run, then "
-            "the fastest / median of the runs. The machine was shared with other jobs "
-            "(1-minute load average in the last column), so medians are noisy; "
-            "`python -c pass` is the floor, and `import typer, typer._adapters` the floor "
-            "of any Typer command line: Typer 0.29 coerces every parameter through a "
-            "pydantic TypeAdapter (typer/_coercion.py `build_runtime_param`); only a "
-            "`bool` flag whose value is already a bool skips it, so a command with a "
-            "`str` argument such as `ask` cannot avoid importing pydantic. Warm: bytecode "
-            "compiled (`PYTHONPYCACHEPREFIX`, as an installed zhiku has it) and the "
-            "settings snapshot written; rows measured before this (without bytecode, "
-            "every import compiling its source) are in git history.",
-            "",
-            "CPU time (user + system of the process, the least of the runs) is what the "
-            "process itself costs and is far less disturbed by other jobs than wall time.",
-            "",
-            "| tree | `zhiku ask` CPU | wall fastest | wall median | `python -c pass` CPU "
-            "| typer + pydantic CPU | import zhiku.cli | heavy modules imported | load |",
-            "|---|---|---|---|---|---|---|---|---|",
-        ]
-        for r in store.values():
-            heavy = ", ".join(r["heavy"]) or "none"
-            lines.append(
-                f"| {r['label']} | {r['ask_cpu_s']:.3f} s | {r['ask_min_s']:.3f} s | "
-                f"{r['ask_median_s']:.3f} s | {r['python_cpu_s']:.3f} s | "
-                f"{r['typer_cpu_s']:.3f} s | {r['import_ms']:.0f} ms | {heavy} "
-                f"| {r['load']:.1f} |"
-            )
-        lines += [
-            "",
-            "Where the CPU time of one `zhiku ask` process goes (least of the runs; "
-            "Typer's tree and the ask run include Typer's own work):",
-            "",
-            "| tree | interpreter start | import typer + pydantic | import zhiku.cli "
-            "| Typer builds the command tree | run `ask` |",
-            "|---|---|---|---|---|---|",
-        ]
-        for r in store.values():
-            ph = r.get("phases")
-            if ph:
-                start = f"{ph['start']:.3f} s" if "start" in ph else "–"
-                lines.append(
-                    f"| {r['label']} | {start} | {ph['typer_pydantic_import']:.3f} s | "
-                    f"{ph['zhiku_cli_import']:.3f} s | {ph['typer_command_tree']:.3f} s | "
-                    f"{ph['ask_run']:.3f} s |"
-                )
-        lines += [
-            "",
-            "Slowest imports (self time, ms) of the last tree measured: "
-            + "; ".join(row["slowest"])
-            + ".",
-        ]
-        write_section("startup", "\n".join(lines))
+        write(store, row)
 
 
 if __name__ == "__main__":

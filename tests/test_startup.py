@@ -1,7 +1,8 @@
 """Start-up stays light: the command line imports neither numpy, the server, the PII
 detectors nor the file loaders until a command needs them, nor pydantic-settings once
-the settings snapshot is written; main() builds the invoked command only; each text is
-tokenised once per ask (bench/startup.py times it)."""
+the settings snapshot is written; ``zhiku ask`` imports neither Typer, pydantic nor rich
+and behaves as the Typer tree's ``ask`` does; main() builds the invoked command only;
+each text is tokenised once per ask (bench/startup.py times it)."""
 
 from __future__ import annotations
 
@@ -179,3 +180,131 @@ def test_lazy_patterns_compile_on_first_use_and_match_as_compiled() -> None:
     assert "compiled" in vars(pat)
     assert [x.group(1) for x in pat.finditer("1號 22號")] == ["1", "22"]
     assert pat.sub("#", "5號") == "#" and pat.pattern == r"(\d+)號"
+
+
+def _ingested(tmp_path: Path, env: dict[str, str]) -> None:
+    doc = tmp_path / "docs" / "請假辦法.txt"
+    doc.parent.mkdir()
+    doc.write_text(POLICY, "utf-8")
+    subprocess.run(
+        [sys.executable, "-m", "zhiku", "ingest", str(doc.parent), "-q"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+
+
+def test_ask_process_imports_neither_typer_pydantic_nor_rich(
+    tmp_path: Path, zhiku_home: Path
+) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    _ingested(tmp_path, env)
+    probe = (
+        "import runpy, sys\n"
+        "sys.argv = ['zhiku', *sys.argv[1:]]\n"
+        "try:\n    runpy.run_module('zhiku', run_name='__main__')\n"
+        "except SystemExit as exc:\n    code = exc.code\n"
+        "sys.stdout = sys.__stdout__\n"
+        "top = {m.partition('.')[0] for m in sys.modules}\n"
+        "print('LOADED', code, *sorted(top & {'typer', 'pydantic', 'pydantic_core', 'rich'}))\n"
+    )
+
+    def loaded(*args: str) -> tuple[str, list[str]]:
+        res = subprocess.run(
+            [sys.executable, "-c", probe, *args], env=env, capture_output=True, text=True
+        )
+        line = next(ln for ln in res.stdout.splitlines() if ln.startswith("LOADED"))
+        return res.stdout, line.split()[1:]
+
+    loaded("ask", QUESTION)  # writes the settings snapshot (a miss validates them)
+    out, mods = loaded("ask", QUESTION)
+    assert "第六條" in out and mods == ["0"], mods
+    out, mods = loaded("--home", str(zhiku_home), "ask", QUESTION, "--json")
+    assert json.loads(out.splitlines()[0])["refused"] is False and mods == ["0"], mods
+    # Any other command still runs on the Typer tree.
+    assert "typer" in loaded("docs")[1]
+
+
+@pytest.mark.parametrize("lang", ["zh-TW", "en"])
+def test_plain_ask_says_what_the_typer_tree_says(
+    tmp_path: Path, zhiku_home: Path, lang: str
+) -> None:
+    """The same ``ask`` (one definition) on both paths, ``zhiku.cli.main`` and the whole
+    Typer tree (what main() ran before): help, usage errors, answers, exit codes."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "ZHIKU_LANG": lang}
+    _ingested(tmp_path, env)
+    tree = "import sys; from zhiku.cli_app import command; command()(prog_name='zhiku')"
+    for args in (
+        ["ask", "--help"],
+        ["ask", QUESTION, "--json", "-k", "3"],
+        ["ask", QUESTION],
+        ["ask", QUESTION, "-k", "0"],
+        ["ask", QUESTION, "--jsn"],
+        ["ask", QUESTION, "extra"],
+        ["ask", QUESTION, "--kb", "nosuch"],
+        ["ask"],
+    ):
+        got = [
+            subprocess.run(
+                [sys.executable, *how, "--home", str(zhiku_home), *args],
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            for how in (["-m", "zhiku"], ["-c", tree])
+        ]
+        plain, typer_tree = ((r.returncode, r.stdout, r.stderr) for r in got)
+        assert plain == typer_tree, args
+    assert "{QUESTION}" in got[0].stderr and got[0].returncode == 2
+
+
+def test_the_tree_mounts_the_plain_ask_after_search() -> None:
+    from zhiku.cli import command
+    from zhiku.cli_ask import TyperLikeCommand
+
+    whole = command()
+    names = list(whole.commands)
+    assert names.index("ask") == names.index("search") + 1
+    assert isinstance(whole.commands["ask"], TyperLikeCommand)
+    assert command("ask").commands["ask"] is not whole.commands["ask"]  # one per tree
+
+
+def test_the_dense_quote_reads_each_sentence_once(
+    zhiku_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An English question over Chinese passages: the extractive answerer and then the
+    dense quote (zhiku.services.answering._dense_answer) read the same sentences."""
+    from tests.fake_openai import FakeOpenAI
+    from tests.models_util import add, make_engine
+    from zhiku import text as ztext
+
+    server = FakeOpenAI()
+    try:
+        zk = make_engine(zhiku_home, server, toml="[hybrid]\ndense_answer_min = 0.0\n")
+        lines = [line for line in POLICY.splitlines() if line]
+        add(zk, "default", "mem://leave", "員工請假管理辦法", lines)
+        add(
+            zk,
+            "default",
+            "mem://trip",
+            "出差旅費報支要點",
+            ["第三條 出差應於返回後七日內檢據報支。"],
+        )
+        zk.sync_index("default")
+        remembered = getattr(ztext, "token_set", None)  # what earlier tests tokenised
+        if remembered is not None:
+            remembered.cache_clear()
+        seen: dict[str, int] = {}
+        real = ztext.tokenize
+
+        def counting(text: str) -> list[str]:
+            seen[text] = seen.get(text, 0) + 1
+            return real(text)
+
+        monkeypatch.setattr(ztext, "tokenize", counting)
+        ans = zk.ask("How many days before is 特別休假 requested?", ["default"])
+        zk.close()
+    finally:
+        server.close()
+    assert "dense_similarity" in ans.timings, ans  # the dense quote was chosen
+    assert {t: n for t, n in seen.items() if n > 1} == {}

@@ -519,7 +519,7 @@ def shared_anchors(question: str, text: str) -> int:
     """How many of the question's names, terms and numbers (Chinese words of two or more
     characters, Latin words of three letters or more that are not English function
     words, numbers of two digits or more) the text contains."""
-    return len(_anchor_tokens(question) & set(ztext.tokenize(text)))
+    return len(_anchor_tokens(question) & ztext.token_set(text))
 
 
 def anchored(question: str, hit: Hit) -> bool:
@@ -689,7 +689,7 @@ class ExtractiveAnswerer:
             row: list[_Candidate | None] = []
             covered_to = 0
             spans = ztext.sentence_spans(hit.text)
-            toksets = [set(ztext.tokenize(hit.text[s:e])) for s, e in spans]
+            toksets = [ztext.token_set(hit.text[s:e]) for s, e in spans]
             if rank == 0:
                 first = set(ztext.tokenize(f"{hit.doc_title}\n{hit.section or ''}"))
                 first.update(*toksets)
@@ -712,7 +712,7 @@ class ExtractiveAnswerer:
                     e = _extend_colon(hit.text, e)
                     covered_to = e
                     sent = hit.text[s:e]
-                    toks = set(ztext.tokenize(sent))
+                    toks = ztext.token_set(sent)
                 shared = toks & q_set
                 # What the sentence says beyond the question, by characters and words (an
                 # idf of the question's tokens is known, of the others not: scale-free).

@@ -11,15 +11,15 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from zhiku.cli_base import HELP_AS
 from zhiku.cli_common import HomeOpt, JsonOpt, KbOpt, engine, err, esc, out, print_json
 from zhiku.config import DEFAULT_KB
 from zhiku.engine import Zhiku
-from zhiku.filters import Filter
 from zhiku.retention import KINDS as RETENTION_KINDS
 
 AsOpt = Annotated[
     str | None,
-    typer.Option("--as", help="以這位使用者的群組與密等查詢（與伺服器對該使用者的篩選相同）"),
+    typer.Option("--as", help=HELP_AS),
 ]
 CLI_ACTOR = "cli"
 
@@ -32,18 +32,6 @@ subject_app = typer.Typer(
 retention_app = typer.Typer(
     help="保存期限：對話、回饋、稽核、存取紀錄與上傳檔。", no_args_is_help=True
 )
-
-
-def scoped(zk: Zhiku, as_user: str | None, where: Filter | None) -> Filter | None:
-    """``where`` restricted to what ``as_user`` may see (unchanged without ``--as``: the
-    operator at the console reads the files themselves)."""
-    if as_user is None:
-        return where
-    from zhiku.access import caller_scope
-    from zhiku.server import accounts
-
-    accounts.get_user(zk.store, as_user)  # a clear error for a name that is no user
-    return caller_scope(zk.store.database, as_user).restrict(where)
 
 
 def _audit(zk: Zhiku, action: str, **kw: Any) -> None:
@@ -103,7 +91,7 @@ def access_label(
     if groups is None and level is None:
         err.print("[red]錯誤：[/red]請指定 --groups 或 --level")
         raise typer.Exit(2)
-    from zhiku.cli import meta_set  # the same path lookup, index sync and exit codes
+    from zhiku.cli_app import meta_set  # the same path lookup, index sync and exit codes
 
     items = ([] if groups is None else [f"access_groups={groups}"]) + (
         [] if level is None else [f"access_level={level}"]

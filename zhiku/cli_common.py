@@ -1,175 +1,61 @@
-"""What every ``zhiku`` command shares: consoles, common options, opening the engine.
+"""What every Typer ``zhiku`` command shares: the light part (consoles, opening the
+engine, exit codes) from :mod:`zhiku.cli_base`, and the option types of the commands.
 
 Domain errors (:class:`zhiku.errors.ZhikuError`) become a zh-TW message on stderr and
-the error's exit code here, and nowhere else in the CLI.
+the error's exit code in :mod:`zhiku.cli_base`, and nowhere else in the CLI.
 """
 
 from __future__ import annotations
 
-import json
-import re
-import sys
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
-from zhiku.engine import Zhiku
-from zhiku.errors import ZhikuError, exit_code
-from zhiku.messages import t
-from zhiku.settings import SettingsError, core
-from zhiku.text import visible
+from zhiku.cli_base import (
+    HELP_HOME,
+    HELP_JSON,
+    HELP_KB,
+    HELP_KBS,
+    attach_model_hooks,
+    check_settings,
+    engine,
+    esc,
+    fail,
+    pick_kbs,
+    print_json,
+    print_sources,
+    root_home,
+    scoped,
+    show_warnings,
+    stream_answer,
+    warning_text,
+)
+from zhiku.cli_console import SafeConsole, err, out
 
-
-class SafeConsole(Console):
-    """A console that shows control and format characters as escapes (``\x1b``), so text
-    from documents, file names or KB names cannot drive the terminal. Every string
-    printed, and every table cell and title, goes through :meth:`render_str`."""
-
-    def render_str(self, text: str, **kwargs: Any) -> Any:
-        return super().render_str(visible(text), **kwargs)
-
-
-def esc(text: str) -> str:
-    """``text`` for a console line: markup escaped, control characters made visible."""
-    return escape(visible(text))
-
-
-out = SafeConsole(soft_wrap=True, highlight=False)
-err = SafeConsole(stderr=True, soft_wrap=True, highlight=False)
-
-HomeOpt = Annotated[
-    str | None,
-    typer.Option("--home", envvar="ZHIKU_HOME", help="資料目錄（預設為使用者資料目錄）"),
+__all__ = [
+    "HomeOpt",
+    "JsonOpt",
+    "KbOpt",
+    "MultiKbOpt",
+    "SafeConsole",
+    "attach_model_hooks",
+    "check_settings",
+    "engine",
+    "err",
+    "esc",
+    "fail",
+    "out",
+    "pick_kbs",
+    "print_json",
+    "print_sources",
+    "root_home",
+    "scoped",
+    "show_warnings",
+    "stream_answer",
+    "warning_text",
 ]
-KbOpt = Annotated[str, typer.Option("--kb", help="知識庫名稱")]
-MultiKbOpt = Annotated[list[str] | None, typer.Option("--kb", help="知識庫名稱（可重複指定多個）")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="輸出一個 JSON 物件到 stdout")]
 
-
-_JSON_UNSAFE = re.compile("[\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
-
-
-def print_json(obj: Any) -> None:
-    """Exactly one JSON object on stdout (messages go to stderr)."""
-    # json escapes C0 controls; DEL, C1 and bidi controls are escaped here as well.
-    sys.stdout.write(
-        _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(obj, ensure_ascii=False))
-        + "\n"
-    )
-
-
-def fail(exc: ZhikuError) -> typer.Exit:
-    """Print ``exc`` on stderr; the exit carries its code (:func:`zhiku.errors.exit_code`)."""
-    err.print(f"[red]{t('cli.error')}[/red]{escape(str(exc))}")
-    return typer.Exit(exit_code(exc))
-
-
-def check_settings() -> None:
-    """Fail fast, before any command runs, when a ``ZHIKU_*`` variable is unusable."""
-    try:
-        core()
-    except SettingsError as exc:
-        raise fail(exc) from exc
-
-
-def warning_text(warning: str) -> str:
-    """The human part of an ``Answer.warnings`` entry (``code: message``)."""
-    _, sep, message = warning.partition(": ")
-    return message if sep else warning
-
-
-def show_warnings(warnings: Sequence[str], console: Console | None = None) -> None:
-    """Model warnings on stderr, in zh-TW (the answer itself stays on stdout)."""
-    c = console or err
-    for w in warnings:
-        c.print(f"[yellow]{t('cli.warning')}[/yellow]{escape(warning_text(w))}")
-
-
-@contextmanager
-def _embed_progress(kb: str, total: int) -> Iterator[Callable[[int], None]]:
-    t0 = time.perf_counter()
-    if not err.is_terminal:
-        err.print(f"建立向量：知識庫「{escape(kb)}」{total} 段")
-        yield lambda _n: None
-    else:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        with Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-        ) as prog:
-            task = prog.add_task(f"建立向量（{escape(kb)}）", total=total)
-            yield lambda n: prog.update(task, advance=n)
-    secs = time.perf_counter() - t0
-    err.print(f"已建立向量 {total} 段（{total / secs if secs > 0 else 0:.1f} 段/秒）")
-
-
-def attach_model_hooks(zk: Zhiku) -> None:
-    """Embedding progress and ingest-time model warnings on stderr."""
-    zk.embed_progress = _embed_progress
-    zk.on_warning = lambda w: show_warnings([w])
-
-
-@contextmanager
-def engine(home: str | None) -> Iterator[Zhiku]:
-    """Open the engine, translating domain errors into a message and an exit code."""
-    try:
-        zk = Zhiku(home)
-    except ZhikuError as exc:
-        raise fail(exc) from exc
-    attach_model_hooks(zk)
-    try:
-        yield zk
-    except ZhikuError as exc:
-        raise fail(exc) from exc
-    finally:
-        zk.close()
-
-
-def pick_kbs(zk: Zhiku, kb: list[str] | None) -> list[str]:
-    """The knowledge bases a question goes to: those named with ``--kb``, else ``default``
-    when it exists. Without either, list the knowledge bases there are, say how to pick
-    one, and exit 2 (a usage error)."""
-    from zhiku.config import DEFAULT_KB, lang
-
-    if kb:
-        return kb
-    names = [k.name for k in zk.store.list_kbs()]
-    if DEFAULT_KB in names:
-        return [DEFAULT_KB]
-    en = lang() == "en"
-    if not names:
-        err.print(
-            "No knowledge base yet: create one with  zhiku ingest PATH… --kb NAME"
-            if en
-            else "還沒有任何知識庫：先以  zhiku ingest 路徑… --kb 名稱  建立"
-        )
-    else:
-        err.print(
-            "Which knowledge base? Name it with --kb NAME (repeat for several). Knowledge bases:"
-            if en
-            else "要問哪個知識庫？請以 --kb 名稱 指定（可重複指定多個）。現有知識庫："
-        )
-        for name in names:
-            err.print(f"  {esc(name)}")
-        err.print(
-            f"  zhiku ask QUESTION --kb {esc(names[0])}"
-            if en
-            else f'  例：zhiku ask "問題" --kb {esc(names[0])}'
-        )
-    raise typer.Exit(2)
+HomeOpt = Annotated[str | None, typer.Option("--home", envvar="ZHIKU_HOME", help=HELP_HOME)]
+KbOpt = Annotated[str, typer.Option("--kb", help=HELP_KB)]
+MultiKbOpt = Annotated[list[str] | None, typer.Option("--kb", help=HELP_KBS)]
+JsonOpt = Annotated[bool, typer.Option("--json", help=HELP_JSON)]

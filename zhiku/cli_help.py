@@ -18,10 +18,19 @@ import types
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from zhiku.cli_help_en import EN
 from zhiku.config import lang
 
-__all__ = ["EN", "help_texts", "localize", "walk"]
+__all__ = ["help_texts", "localize", "walk"]  # and EN (module __getattr__)
+
+
+def __getattr__(name: str) -> Any:
+    """:data:`EN`, imported when first used (a zh-TW command line never needs it)."""
+    if name == "EN":
+        from zhiku.cli_help_en import EN
+
+        return EN
+    raise AttributeError(f"module 'zhiku.cli_help' has no attribute {name!r}")
+
 
 _HEADINGS_ZH = {"Usage: ": "用法：", "Options": "選項", "Arguments": "引數", "Commands": "指令"}
 _EXTRA_ZH = (("required", "必填"), ("default: ", "預設："), ("env var: ", "環境變數："))
@@ -124,6 +133,8 @@ def localize(root: Any, language: str | None = None) -> Any:
     metavars. Changes the tree in place and returns it."""
     language = language or lang()
     english = language == "en"
+    if english:
+        from zhiku.cli_help_en import EN
     for _path, cmd in walk(root):
         if english:
             cmd.help = EN.get(cmd.help, cmd.help) if cmd.help else cmd.help

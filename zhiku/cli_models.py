@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,7 +17,6 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from zhiku import citations
 from zhiku.cli_common import (
     HomeOpt,
     JsonOpt,
@@ -29,48 +27,15 @@ from zhiku.cli_common import (
     out,
     pick_kbs,
     print_json,
+    print_sources,
     show_warnings,
+    stream_answer,
 )
 from zhiku.config import DEFAULT_KB
-from zhiku.engine import Zhiku
-from zhiku.filters import Filter
-from zhiku.models import Answer
 
 models_app = typer.Typer(
     help="模型設定：檢查連線、檢視設定、建立向量、校準混合檢索。", no_args_is_help=True
 )
-
-
-def stream_answer(
-    zk: Zhiku,
-    question: str,
-    kbs: list[str],
-    k: int,
-    history: Sequence[dict[str, str]] | None = None,
-    where: Filter | None = None,
-) -> Answer:
-    """Print the answer to stdout as it is generated; return the final Answer."""
-    final: Answer | None = None
-    for item in zk.iter_answer(question, kbs, k=k, history=history, where=where):
-        if isinstance(item, Answer):
-            final = item
-        else:
-            sys.stdout.write(item)
-            sys.stdout.flush()
-    sys.stdout.write("\n")
-    sys.stdout.flush()
-    assert final is not None
-    return final
-
-
-def print_sources(ans: Answer, english: bool = False) -> None:
-    if not ans.citations:
-        return
-    lang = "en" if english else "zh-TW"
-    out.print(f"\n[bold]{escape(citations.heading(lang).rstrip('：:'))}[/bold]")
-    lines = citations.numbered([c.to_dict() for c in ans.citations], lang)
-    for line, c in zip(lines, ans.citations, strict=True):
-        out.print(f"{escape(line)}　[dim]{escape(c.hit.path)}[/dim]")
 
 
 # --- models check / show ---------------------------------------------------------------------

@@ -100,6 +100,14 @@ def tokenize(text: str) -> list[str]:
     return _tokens_of_folded(fold(text))
 
 
+@lru_cache(maxsize=2048)
+def token_set(text: str) -> frozenset[str]:
+    """The set of :func:`tokenize`'s tokens, remembered for the last texts asked about:
+    the steps of one answer (the extractive choice, the dense quote, a follow-up's second
+    pass) read the same sentences, and each is tokenised once."""
+    return frozenset(tokenize(text))
+
+
 def query_tokens(text: str) -> list[str]:
     """Tokens for a query: interrogatives removed, then as :func:`tokenize`, de-duplicated.
 
