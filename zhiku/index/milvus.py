@@ -30,6 +30,20 @@ The statistics have a *generation* recorded both in the database and in the inde
 sync state, cleared while a sync writes; a mismatch, or chunk counts that disagree with
 the collection's, rebuilds them from the store's chunks.
 
+Access classes: as in the embedded index (:mod:`zhiku.lexical`), a chunk's tokens are
+written a second time into ``scoped_tokens`` (a second BM25 Function, ``scoped_sparse``),
+each word prefixed by the letters of its document's access class
+(:func:`zhiku.access.label_class`, :func:`class_prefix`); every row also carries its
+class id in ``access_class``. A caller with an access scope sends Milvus only the
+prefixed words of the classes its scope lets through (the visible label scopes of the
+database's statistics), with no list of chunk ids and no expression over the labels:
+Milvus never reads a posting of a hidden document, so a question whose words occur only
+in hidden documents costs what one whose words occur nowhere costs
+(tests/test_access_timing_milvus.py). Its vector search adds ``access_class in [...]``,
+a scalar test of every row whose cost does not depend on what hidden rows hold. A
+label change re-indexes the document (the store queues it), moving its rows to the new
+class.
+
 Dense: one FLOAT_VECTOR per chunk, L2-normalised by the embedder, metric IP (= cosine),
 synced by difference of chunk ids like :mod:`zhiku.vectors`, the vectors themselves
 from the same embedding cache in the store.
@@ -37,7 +51,8 @@ from the same embedding cache in the store.
 Filters (:class:`zhiku.filters.Filter`), allowed and excluded chunk ids become one
 Milvus boolean expression of the search (:func:`filter_expr`) over fields carried by
 every row: ``facet`` (an ARRAY of ``key=value`` terms, as in the tantivy index),
-``effective`` and ``amended`` (nullable INT64, ``YYYYMMDD``), ``chunk_id``.
+``effective`` and ``amended`` (nullable INT64, ``YYYYMMDD``), ``chunk_id``,
+``access_class``.
 
 Sync state: like the tantivy marker, each index records the database id, tokenizer (or
 model) and the store's change counter it has applied; on a mismatch, or a database that
