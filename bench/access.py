@@ -2,7 +2,7 @@
 can be detected from the outside by timing or ranking.
 
     python bench/access.py [--drcd ../shared/data/drcd/DRCD_dev.json] [--queries 400]
-                           [--write]
+                           [--backend embedded|milvus] [--write]
 
 Two KBs from the DRCD paragraphs: ``mixed`` holds every paragraph, every other article
 restricted to group ``secret`` at 密; ``public`` holds only the unrestricted half. A
@@ -26,6 +26,9 @@ question (interleaved, alternating which KB goes first):
    documents holding them, and the two kinds in one KB, with ``public`` (where neither
    occurs) as the control for what the characters themselves cost (the channel
    tests/test_access_timing.py checks, on real text).
+
+With ``--backend milvus`` both KBs live in one Milvus Lite file (zhiku.index.milvus)
+and the figures go to their own block (``access-milvus``).
 
 Timings on a shared 2-core machine are noisy.
 """
@@ -63,16 +66,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--drcd", type=Path, default=DEFAULT_DRCD)
     ap.add_argument("--queries", type=int, default=400)
+    ap.add_argument("--tmp", type=Path, default=None, help="scratch folder (default: $TMPDIR)")
+    ap.add_argument("--backend", choices=("embedded", "milvus"), default="embedded")
     ap.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     args = ap.parse_args()
+    milvus = args.backend == "milvus"
     passages, questions = read_drcd(args.drcd)
     articles = sorted({p.title for p in passages})
     hidden_articles = set(articles[::2])
     hidden = {p.key for p in passages if p.title in hidden_articles}
     restricted = {"access_groups": ["secret"], "access_level": 3}
-    with tempfile.TemporaryDirectory() as tmp, Zhiku(Path(tmp)) as zk:
-        zk.kb("mixed", create=True)
-        zk.kb("public", create=True)
+    with tempfile.TemporaryDirectory(dir=args.tmp) as tmp, Zhiku(Path(tmp)) as zk:
+        for name in ("mixed", "public"):
+            zk.kb(name, create=True)
+            if milvus:
+                settings = {"backend": "milvus", "uri": str(Path(tmp) / "milvus.db")}
+                zk.store.update_kb_settings(name, {"index": settings})
         t0 = time.perf_counter()
         for (path, doc), p in zip(drcd_documents(passages), passages, strict=True):
             zk.add_loaded("mixed", path, doc, meta=restricted if p.key in hidden else None)
@@ -86,9 +95,9 @@ def main() -> None:
         t0 = time.perf_counter()
         zk.indexes.index("mixed").rebuild()
         rebuild_s = time.perf_counter() - t0
-        index_mb = (
-            sum(f.stat().st_size for f in (Path(tmp) / "index").rglob("*") if f.is_file()) / 2**20
-        )
+        where = Path(tmp) / ("milvus.db" if milvus else "index")
+        files = [where] if where.is_file() else [f for f in where.rglob("*") if f.is_file()]
+        index_mb = sum(f.stat().st_size for f in files) / 2**20
         user = AccessScope("pat", frozenset(), 0).restrict(Filter())
         rng = random.Random(7)
         qs = rng.sample(questions, min(args.queries, len(questions)))
@@ -152,6 +161,10 @@ def main() -> None:
             r = mannwhitneyu(probe[a], probe[b], alternative="two-sided")
             return f"{ms(probe[a])} vs {ms(probe[b])} ms, U = {r.statistic:.0f}, p = {r.pvalue:.3g}"
 
+    if milvus:
+        from zhiku.index.milvus import close_all
+
+        close_all()
     n = len(qs)
 
     def r5(xs: list[int | None], at: int = 5) -> float:
@@ -164,9 +177,17 @@ def main() -> None:
         d = latency_ms(xs)
         return f"{d['p50_ms']:.2f} / {d['p95_ms']:.2f}"
 
-    cmd = f"python bench/access.py --queries {args.queries} --write"
+    cmd = f"python bench/access.py --queries {args.queries}" + (
+        " --backend milvus" if milvus else ""
+    )
+    cmd += " --write"
+    heading = (
+        "### Document access on Milvus (Milvus Lite, `--backend milvus`)"
+        if milvus
+        else "## Document access: cost and side channels"
+    )
     body = (
-        "## Document access: cost and side channels\n\n"
+        f"{heading}\n\n"
         f"`{cmd}` on {machine()} (shared machine: timings are noisy).\n\n"
         f"DRCD dev: {len(passages)} paragraphs; `mixed` holds all, {len(hidden)} of them "
         f"(every other article) restricted to group `secret` at 密; `public` holds the other "
@@ -206,7 +227,7 @@ def main() -> None:
     )
     print(body)
     if args.write:
-        write_section("access", body)
+        write_section("access-milvus" if milvus else "access", body)
 
 
 if __name__ == "__main__":

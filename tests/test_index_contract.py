@@ -19,6 +19,7 @@ import pytest
 from tests.fake_openai import FakeOpenAI
 from tests.models_util import embedded_texts, make_engine
 from zhiku import text as ztext
+from zhiku.access import AccessScope
 from zhiku.engine import Zhiku
 from zhiku.filters import Filter
 from zhiku.index import LexicalBackend, VectorBackend
@@ -63,6 +64,13 @@ def chunk_ids(zk: Zhiku, path: str | None = None) -> set[int]:
 
 def toks(q: str) -> list[str]:
     return ztext.query_tokens(q)
+
+
+# A caller without groups at 公開, and one of logistics cleared for 機密.
+PAT = AccessScope("pat", frozenset(), 0).restrict()
+LOGI = AccessScope("lo", frozenset({"logistics"}), 2).restrict()
+SHIP_SECRET = {"access_groups": ["logistics"], "access_level": 2}
+SHIP_OPEN: dict[str, Any] = {"access_groups": None, "access_level": None}
 
 
 class IndexFixtures:
@@ -197,6 +205,24 @@ class LexicalContract(IndexFixtures):
         zk.kb(KB, create=True)
         assert zk.index(KB).num_docs() == 0
 
+    def test_access_scope_applies_and_follows_relabelling(self, zk: Zhiku) -> None:
+        """A caller's scope inside the index's query; an editor's label change moves the
+        document's rows on the next sync, both ways."""
+        ship, q = chunk_ids(zk, "mem://ship"), toks("貨品破損通報物流窗口補貨")
+        idx = zk.index(KB)
+
+        def found(where: Filter | None) -> set[int]:
+            return {c for c, _ in idx.search(q, k=100, where=where)} & ship
+
+        assert found(PAT) == ship
+        assert zk.store.set_document_meta(KB, "mem://ship", SHIP_SECRET)
+        zk.sync_index(KB)
+        assert found(PAT) == set() and found(LOGI) == ship == found(None)
+        assert idx.search(q, k=100, where=PAT) == []  # its words: no visible passage
+        assert zk.store.set_document_meta(KB, "mem://ship", SHIP_OPEN)
+        zk.sync_index(KB)
+        assert found(PAT) == ship
+
 
 class VectorContract(IndexFixtures):
     def qvec(self, zk: Zhiku, text: str) -> np.ndarray:
@@ -270,6 +296,30 @@ class VectorContract(IndexFixtures):
         assert zk.vectors(KB).search(q, k=1, where=Filter.parse(["dept=hr"]))[0][0] in chunk_ids(
             zk, "mem://ship"
         )
+
+    def test_access_scope_applies_and_follows_relabelling(self, zk: Zhiku) -> None:
+        """As the lexical contract's: the vector search narrowed to what the caller's
+        scope lets through, inside the query, and a label change moves the rows."""
+        vi, emb = zk.vectors(KB), zk.embedder(KB)
+        assert emb is not None
+        q = self.qvec(zk, self.text_of(zk, "mem://ship"))
+        ship, every = chunk_ids(zk, "mem://ship"), chunk_ids(zk)
+
+        def found(where: Filter | None) -> set[int]:
+            return {c for c, _ in vi.search(q, k=100, where=where)}
+
+        assert found(PAT) == every
+        assert zk.store.set_document_meta(KB, "mem://ship", SHIP_SECRET)
+        zk.sync_index(KB)
+        vi.sync(emb)
+        assert found(PAT) == every - ship
+        assert found(LOGI) == every == found(None)
+        top = vi.search(q, k=1, where=PAT)
+        assert top and top[0][0] not in ship
+        assert zk.store.set_document_meta(KB, "mem://ship", SHIP_OPEN)
+        zk.sync_index(KB)
+        vi.sync(emb)
+        assert found(PAT) == every
 
     def test_hybrid_search_through_the_engine(self, zk: Zhiku) -> None:
         ret = zk.retrieve("貨品破損時應於二十四小時內通報物流窗口", KB, k=3, mode="hybrid")

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,14 @@ from zhiku import text as ztext
 from zhiku.access import AccessScope
 from zhiku.engine import Zhiku
 from zhiku.filters import Filter
-from zhiku.index.milvus import MilvusLexicalIndex, close_all, scope_key, scope_visible
+from zhiku.index.milvus import (
+    MilvusLexicalIndex,
+    class_prefix,
+    close_all,
+    scope_class,
+    scope_key,
+    scope_visible,
+)
 from zhiku.storage.termstats import SqlTermStats
 
 
@@ -206,3 +214,38 @@ def test_two_engines_syncing_at_once_apply_a_change_once(
         assert sum(n for n, _ in scopes.values()) == len(VISIBLE) + len(HIDDEN)
         got = {t: v[0] for t, v in ia.term_stats(every).items()}
         assert got == chunk_dfs(a, "k", every)
+
+
+def test_a_restricted_search_reads_only_the_visible_classes_words(zk: Zhiku) -> None:
+    """What the caller's search sends to Milvus: the class-prefixed words of the classes
+    it may see, against the scoped field, with no list of chunk ids and no expression
+    over the hidden rows; the operator's search is the plain one."""
+    idx = zk.index("mixed")
+    assert isinstance(idx, MilvusLexicalIndex)
+    scopes = SqlTermStats(zk.store.database).scopes(zk.store.get_kb("mixed").id)
+    pat = AccessScope("pat", frozenset(), 0).restrict()
+    (open_scope,) = [s for s in scopes if scope_visible(s, pat)]
+    hidden = [s for s in scopes if s != open_scope]
+    assert hidden
+    prefix = class_prefix(scope_class(open_scope) or "")
+    calls: list[dict[str, Any]] = []
+    search = idx.client.search
+
+    def spying(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs)
+        return search(*args, **kwargs)
+
+    idx.client.search = spying  # type: ignore[method-assign]
+    try:
+        q = ztext.query_tokens(QUERIES[0])
+        assert idx.search(q, k=5, where=pat)
+        assert idx.search(q, k=5)
+    finally:
+        idx.client.search = search  # type: ignore[method-assign]
+    scoped, plain = calls
+    assert scoped["anns_field"] == "scoped_sparse" and scoped["filter"] == ""
+    words = scoped["data"][0].split()
+    assert words and all(w.startswith(prefix) for w in words)
+    for s in hidden:
+        assert not any(w.startswith(class_prefix(scope_class(s) or "")) for w in words)
+    assert plain["anns_field"] == "sparse" and plain["filter"] == ""

@@ -30,6 +30,20 @@ The statistics have a *generation* recorded both in the database and in the inde
 sync state, cleared while a sync writes; a mismatch, or chunk counts that disagree with
 the collection's, rebuilds them from the store's chunks.
 
+Access classes: as in the embedded index (:mod:`zhiku.lexical`), a chunk's tokens are
+written a second time into ``scoped_tokens`` (a second BM25 Function, ``scoped_sparse``),
+each word prefixed by the letters of its document's access class
+(:func:`zhiku.access.label_class`, :func:`class_prefix`); every row also carries its
+class id in ``access_class``. A caller with an access scope sends Milvus only the
+prefixed words of the classes its scope lets through (the visible label scopes of the
+database's statistics), with no list of chunk ids and no expression over the labels:
+Milvus never reads a posting of a hidden document, so a question whose words occur only
+in hidden documents costs what one whose words occur nowhere costs
+(tests/test_access_timing_milvus.py). Its vector search adds ``access_class in [...]``,
+a scalar test of every row whose cost does not depend on what hidden rows hold. A
+label change re-indexes the document (the store queues it), moving its rows to the new
+class.
+
 Dense: one FLOAT_VECTOR per chunk, L2-normalised by the embedder, metric IP (= cosine),
 synced by difference of chunk ids like :mod:`zhiku.vectors`, the vectors themselves
 from the same embedding cache in the store.
@@ -37,7 +51,8 @@ from the same embedding cache in the store.
 Filters (:class:`zhiku.filters.Filter`), allowed and excluded chunk ids become one
 Milvus boolean expression of the search (:func:`filter_expr`) over fields carried by
 every row: ``facet`` (an ARRAY of ``key=value`` terms, as in the tantivy index),
-``effective`` and ``amended`` (nullable INT64, ``YYYYMMDD``), ``chunk_id``.
+``effective`` and ``amended`` (nullable INT64, ``YYYYMMDD``), ``chunk_id``,
+``access_class``.
 
 Sync state: like the tantivy marker, each index records the database id, tokenizer (or
 model) and the store's change counter it has applied; on a mismatch, or a database that
@@ -62,7 +77,15 @@ import numpy as np
 
 from zhiku import filters as zfilters
 from zhiku import text as ztext
-from zhiku.access import GROUP_COND, LEVEL_COND, access_guard, doc_labels
+from zhiku.access import (
+    GROUP_COND,
+    GROUPS_KEY,
+    LEVEL_COND,
+    LEVEL_KEY,
+    access_guard,
+    doc_labels,
+    label_class,
+)
 from zhiku.errors import ZhikuError
 from zhiku.filters import Filter
 from zhiku.index.config import IndexConfig
@@ -95,13 +118,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-LEX_FORMAT = 2  # 2: a label scope per row, statistics in the database
-VEC_FORMAT = 1
+# 2: a label scope per row, statistics in the database; 3: access-class scoped BM25
+LEX_FORMAT = 3
+VEC_FORMAT = 2  # 2: the access class of each row
 META_COLLECTION = "zhiku_meta"
 BATCH = 1000
 MAX_TOKENS_BYTES = 65_535
 MAX_FACETS = 64
 FACET_LEN = 512
+# An access class id (zhiku.access.label_class: 12 hex digits), and as the letters that
+# prefix each token of the scoped field.
+CLASS_LEN = 12
 # What a search fetches at most; Milvus caps topk (16384 on a server).
 MAX_K = 16_384
 
@@ -202,16 +229,17 @@ def decode_token(word: str) -> str:
     return "".join(out)
 
 
-def _encode_kept(tokens: Iterable[str], limit: int) -> tuple[str, int]:
+def _encode_kept(tokens: Iterable[str], limit: int, extra: int = 0) -> tuple[str, int]:
+    """Encoded tokens that fit in ``limit`` bytes when each takes ``extra`` more."""
     parts: list[str] = []
     size = 0
     for t in tokens:
         w = encode_token(t)
-        if size + len(w) + 1 > limit:
+        if size + len(w) + extra + 1 > limit:
             log.warning("milvus: a chunk's tokens exceed %d bytes; the rest is not indexed", limit)
             break
         parts.append(w)
-        size += len(w) + 1
+        size += len(w) + extra + 1
     return " ".join(parts), len(parts)
 
 
@@ -221,10 +249,25 @@ def encode_tokens(tokens: Iterable[str], limit: int = MAX_TOKENS_BYTES) -> str:
 
 
 def indexed_tokens(row: Any) -> tuple[str, list[str]]:
-    """A chunk's ``tokens`` field and the tokens it holds (those that fit)."""
+    """A chunk's ``tokens`` field and the tokens it holds: those that fit, with their
+    class prefix, in the ``scoped_tokens`` field too (both fields hold the same)."""
     tokens = ztext.tokenize(index_text(row))
-    words, n = _encode_kept(tokens, MAX_TOKENS_BYTES)
+    words, n = _encode_kept(tokens, MAX_TOKENS_BYTES, CLASS_LEN)
     return words, tokens[:n]
+
+
+def class_prefix(class_id: str) -> str:
+    """An access class id (hex digits) as lowercase letters (0–9a–f → a–p): a token of
+    the scoped field is these letters then the token's word, one word to the
+    ``standard`` tokenizer, and the fixed length keeps the encoding a bijection."""
+    return "".join(_LETTERS[int(c, 16)] for c in class_id[:CLASS_LEN])
+
+
+def scoped_words(class_id: str, words: str) -> str:
+    """The ``scoped_tokens`` field of a chunk of class ``class_id`` whose ``tokens``
+    field is ``words``."""
+    prefix = class_prefix(class_id)
+    return " ".join(prefix + w for w in words.split())
 
 
 # --- label scopes -----------------------------------------------------------------
@@ -235,6 +278,22 @@ def scope_key(meta: Mapping[str, Any]) -> str:
     as the term statistics key it: ``[[groups…],level]``."""
     groups, level = doc_labels(meta)
     return json.dumps([sorted(set(groups)), level], ensure_ascii=False, separators=(",", ":"))
+
+
+def scope_class(key: str) -> str | None:
+    """The access class id (:func:`zhiku.access.label_class`) of a label scope's
+    documents (None: unreadable)."""
+    try:
+        groups, level = json.loads(key)
+        return label_class({GROUPS_KEY: list(groups), LEVEL_KEY: int(level)})[0]
+    except (ValueError, TypeError):
+        return None
+
+
+def visible_classes(scopes: Iterable[str], guard: Filter) -> set[str]:
+    """The access class ids of the label ``scopes`` a caller's access conditions let
+    through."""
+    return {c for s in scopes if scope_visible(s, guard) and (c := scope_class(s)) is not None}
 
 
 def scope_visible(key: str, guard: Filter) -> bool:
@@ -273,6 +332,7 @@ def filter_fields(row: Any) -> dict[str, Any]:
     return {
         "facet": [t[:FACET_LEN] for t in terms[:MAX_FACETS]],
         **{k: dates.get(k) for k in zfilters.DATE_KEYS},
+        "access_class": label_class(meta)[0],
     }
 
 
@@ -287,17 +347,9 @@ def _ints(ids: Iterable[int]) -> str:
 _OPS = {"=": "==", ">": ">", ">=": ">=", "<": "<", "<=": "<="}
 
 
-def scoped(
-    store: Store, kb: KnowledgeBase, where: Filter | None, allowed: Collection[int] | None
-) -> Collection[int] | None:
-    """``allowed`` narrowed to the chunks a caller's access scope (:mod:`zhiku.access`)
-    lets through, computed by the store: labels are not mirrored into Milvus, so the
-    scope becomes chunk ids inside the query (fails closed: none when none pass)."""
-    guard = access_guard(where)
-    if guard is None:
-        return allowed
-    passing = store.filtered_chunk_ids([kb.id], guard)
-    return passing if allowed is None else passing & set(allowed)
+def class_expr(classes: Collection[str]) -> str:
+    """The Milvus expression letting through the rows of ``classes`` (access class ids)."""
+    return f"access_class in [{', '.join(_str(c) for c in sorted(classes))}]"
 
 
 def filter_expr(
@@ -306,7 +358,8 @@ def filter_expr(
     excluded: Collection[int] | None = None,
 ) -> str:
     """The Milvus boolean expression of a restriction ("" for none). A caller's access
-    scope is not expressed here: :func:`scoped` turns it into ``allowed``."""
+    scope is not expressed here: the lexical index reads its classes' scoped terms,
+    the vector index adds :func:`class_expr`."""
     parts: list[str] = []
     for c in where.conditions if where else ():
         if c.key in (GROUP_COND, LEVEL_COND):
@@ -343,6 +396,7 @@ def _add_filter_fields(schema: Any, data_type: Any) -> None:
     )
     for name in zfilters.DATE_KEYS:
         schema.add_field(name, data_type.INT64, nullable=True)
+    schema.add_field("access_class", data_type.VARCHAR, max_length=CLASS_LEN)
 
 
 class _MilvusIndex:
@@ -517,22 +571,32 @@ class MilvusLexicalIndex(_MilvusIndex):
             enable_analyzer=True,
             analyzer_params={"tokenizer": "standard"},
         )
-        schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
-        schema.add_function(
-            Function(
-                name="bm25",
-                function_type=FunctionType.BM25,
-                input_field_names=["tokens"],
-                output_field_names=["sparse"],
-            )
+        # The same tokens, each prefixed by its document's access class: what a caller
+        # with an access scope searches (see the module docstring).
+        schema.add_field(
+            "scoped_tokens",
+            DataType.VARCHAR,
+            max_length=MAX_TOKENS_BYTES,
+            enable_analyzer=True,
+            analyzer_params={"tokenizer": "standard"},
         )
         ip = self.client.prepare_index_params()
-        ip.add_index(
-            "sparse",
-            index_type="SPARSE_INVERTED_INDEX",
-            metric_type="BM25",
-            params={"bm25_k1": BM25_K1, "bm25_b": BM25_B},
-        )
+        for text, sparse in (("tokens", "sparse"), ("scoped_tokens", "scoped_sparse")):
+            schema.add_field(sparse, DataType.SPARSE_FLOAT_VECTOR)
+            schema.add_function(
+                Function(
+                    name=f"bm25_{text}",
+                    function_type=FunctionType.BM25,
+                    input_field_names=[text],
+                    output_field_names=[sparse],
+                )
+            )
+            ip.add_index(
+                sparse,
+                index_type="SPARSE_INVERTED_INDEX",
+                metric_type="BM25",
+                params={"bm25_k1": BM25_K1, "bm25_b": BM25_B},
+            )
         self.client.create_collection(self.name, schema=schema, index_params=ip)
 
     def rebuild(self, progress: ProgressFn | None = None) -> int:
@@ -622,6 +686,7 @@ class MilvusLexicalIndex(_MilvusIndex):
                         "doc_id": int(row["doc_id"]),
                         "scope": scope,
                         "tokens": words,
+                        "scoped_tokens": scoped_words(fields["access_class"], words),
                         **fields,
                     }
                 )
@@ -686,8 +751,11 @@ class MilvusLexicalIndex(_MilvusIndex):
     ) -> list[tuple[int, float]]:
         """Candidates from Milvus' BM25, re-scored with the statistics of the database
         (those of the visible documents for a caller with an access scope): the same
-        scores as tantivy's on the same chunks, whatever Milvus' segments hold."""
-        allowed = scoped(self.store, self.kb, where, allowed)
+        scores as tantivy's on the same chunks, whatever Milvus' segments hold.
+
+        A caller with an access scope searches ``scoped_sparse`` with the tokens of
+        the classes its scope may see only ("class|token" words): Milvus never reads
+        a posting of a hidden class, and no expression over hidden rows is evaluated."""
         if not tokens or k <= 0 or (allowed is not None and not allowed):
             return []
         with self._lock:
@@ -700,14 +768,22 @@ class MilvusLexicalIndex(_MilvusIndex):
                 terms = [t for t in terms if len(t) > 1 or t.isascii() or dfs[t] <= limit] or terms
             if not terms:
                 return []
+            words = [encode_token(t) for t in dict.fromkeys(terms)]
+            classes: set[str] | None = None
+            if vis is None:
+                field, text = "sparse", " ".join(words)
+            else:
+                classes = {c for c in map(scope_class, vis) if c is not None}
+                prefixes = [class_prefix(c) for c in sorted(classes)]
+                field, text = "scoped_sparse", " ".join(p + w for w in words for p in prefixes)
             depth = min(k + RESCORE_EXTRA, MAX_K)
             res = self.client.search(
                 self.name,
-                data=[encode_tokens(dict.fromkeys(terms))],
-                anns_field="sparse",
+                data=[text],
+                anns_field=field,
                 limit=depth,
                 filter=filter_expr(where, allowed),
-                output_fields=["chunk_id", "tokens"],
+                output_fields=["chunk_id", "tokens", "access_class"],
                 search_params={"metric_type": "BM25"},
             )
         n = max(docs, 1)
@@ -716,6 +792,10 @@ class MilvusLexicalIndex(_MilvusIndex):
         out = []
         for h in res[0] if res else []:
             ent = h.get("entity") or h
+            if classes is not None and ent.get("access_class") not in classes:
+                # Only a hash collision of two words in Milvus' sparse vectors brings
+                # a row of another class: never returned.
+                continue
             counts = Counter(str(ent["tokens"] or "").split())
             norm = BM25_K1 * (1 - BM25_B + BM25_B * field_norm(sum(counts.values())) / avgdl)
             score = 0.0
@@ -759,7 +839,14 @@ def _refresh_vector_filters(
         rows = client.query(
             vec,
             filter=f"doc_id in {_ints(ids[i : i + BATCH])}",
-            output_fields=["chunk_id", "doc_id", "vector", "facet", *zfilters.DATE_KEYS],
+            output_fields=[
+                "chunk_id",
+                "doc_id",
+                "vector",
+                "facet",
+                *zfilters.DATE_KEYS,
+                "access_class",
+            ],
         )
         changed = []
         for r in rows:
@@ -956,13 +1043,18 @@ class MilvusVectorIndex(_MilvusIndex):
             from zhiku.backends.base import ModelBadResponse
 
             raise ModelBadResponse(f"查詢向量維度 {q.shape[0]} 與索引 {st['dim']} 不同", "embed")
-        allowed = scoped(self.store, self.kb, where, allowed)
-        if allowed is not None and not allowed:
-            return []
+        expr = filter_expr(where, allowed, excluded)
+        guard = access_guard(where)
+        if guard is not None:
+            # The rows of the classes the scope may see (the database's record of the
+            # KB's label scopes): a scalar test of every row, whatever it holds.
+            scopes = SqlTermStats(self.store.database).scopes(self.kb.id)
+            classes = visible_classes(scopes, guard)
+            if not classes:
+                return []
+            expr = f"({expr}) and ({class_expr(classes)})" if expr else class_expr(classes)
         with self._lock:
-            return self._search(
-                [q.tolist()], "vector", "IP", k, filter_expr(where, allowed, excluded)
-            )
+            return self._search([q.tolist()], "vector", "IP", k, expr)
 
 
 def drop_kb(cfg: IndexConfig, home: Path, store: Store, kb: KnowledgeBase) -> None:
