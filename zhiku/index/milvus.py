@@ -77,7 +77,7 @@ from zhiku.lexical import (
     index_text,
     queue_all,
 )
-from zhiku.storage.termstats import SqlTermStats, TermStatsRepository
+from zhiku.storage.termstats import SqlTermStats, TermStatsRepository, facet_token
 from zhiku.store import KnowledgeBase, Store
 from zhiku.vectors import (
     EmbeddingCache,
@@ -95,7 +95,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-LEX_FORMAT = 2  # 2: a label scope per row, statistics in the database
+LEX_FORMAT = 3  # 2: a label scope per row, statistics in the database; 3: facet counts
 VEC_FORMAT = 1
 META_COLLECTION = "zhiku_meta"
 BATCH = 1000
@@ -328,6 +328,38 @@ def filter_expr(
     return " and ".join(f"({p})" for p in parts)
 
 
+def exclusion_terms(where: Filter | None) -> list[str]:
+    """The facet terms of ``where``'s exclusions (``status!=repealed``: ``status=repealed``)."""
+    return [
+        f"{c.key}={v}"
+        for c in (where.conditions if where else ())
+        if c.op == "!=" and c.key not in zfilters.DATE_KEYS
+        for v in c.values
+    ]
+
+
+def without_unmatched(where: Filter | None, present: Collection[str]) -> Filter | None:
+    """``where`` without the exclusions none of whose terms is in ``present``: as the
+    embedded index drops an exclusion no document of the KB has (``status!=repealed``
+    in a KB without repealed law), since it cannot exclude anything and Milvus Lite
+    evaluates every clause row by row in Python. ``present`` is counted over the label
+    scopes the caller may see only: a restricted caller's clause is dropped exactly when
+    no visible chunk has the value, which returns the same passages (the hidden ones
+    are left out anyway) and says nothing of the hidden ones, in the results or in the
+    time the search takes."""
+    if where is None:
+        return None
+    return Filter(
+        tuple(
+            c
+            for c in where.conditions
+            if c.op != "!="
+            or c.key in zfilters.DATE_KEYS
+            or any(f"{c.key}={v}" in present for v in c.values)
+        )
+    )
+
+
 def collection_base(store: Store, kb: KnowledgeBase) -> str:
     return f"zhiku_{store.db_id[:16]}_kb{kb.id}"
 
@@ -450,9 +482,13 @@ class _Delta:
         self.df: dict[tuple[str, str], int] = {}
         self.scopes: dict[str, tuple[int, float]] = {}
 
-    def add(self, scope: str, tokens: Sequence[str], sign: int = 1) -> None:
+    def add(
+        self, scope: str, tokens: Sequence[str], sign: int = 1, facets: Iterable[str] = ()
+    ) -> None:
+        """One chunk of ``scope`` with ``tokens`` and filter terms ``facets`` added
+        (``sign`` -1: removed); facet counts do not change the scope's totals."""
         df = self.df
-        for t in set(tokens):
+        for t in {*tokens, *map(facet_token, facets)}:
             key = (scope, t)
             df[key] = df.get(key, 0) + sign
         n, length = self.scopes.get(scope, (0, 0.0))
@@ -556,7 +592,7 @@ class MilvusLexicalIndex(_MilvusIndex):
 
     def _old_rows_of(self, ids: list[int], delta: _Delta) -> None:
         expr = f"doc_id in {_ints(ids)}"
-        fields = ["scope", "tokens"]
+        fields = ["scope", "tokens", "facet"]
         rows = self.client.query(
             self.name, filter=expr, output_fields=fields, limit=MAX_K, consistency_level="Strong"
         )
@@ -577,7 +613,8 @@ class MilvusLexicalIndex(_MilvusIndex):
                 it.close()
         for r in rows:
             words = str(r["tokens"] or "").split()
-            delta.add(str(r["scope"]), [decode_token(w) for w in words], -1)
+            facets = [str(f) for f in r.get("facet") or ()]
+            delta.add(str(r["scope"]), [decode_token(w) for w in words], -1, facets)
 
     def sync(self, progress: ProgressFn | None = None, keep_writer: bool = False) -> int:
         """Apply the store's queued document changes (``keep_writer`` is for the
@@ -613,7 +650,7 @@ class MilvusLexicalIndex(_MilvusIndex):
                 scope = scope_key(_meta_of(row))
                 words, kept = indexed_tokens(row)
                 if track:
-                    delta.add(scope, kept)
+                    delta.add(scope, kept, facets=fields["facet"])
                     if len(delta) >= DELTA_FLUSH:
                         delta = self._flush(delta)
                 batch.append(
@@ -657,7 +694,8 @@ class MilvusLexicalIndex(_MilvusIndex):
         self.stats.clear(self.kb.id)
         delta = _Delta()
         for row in self.store.chunks_of(self.store.kb_doc_ids(self.kb.id)):
-            delta.add(scope_key(_meta_of(row)), indexed_tokens(row)[1])
+            facets = filter_fields(row)["facet"]
+            delta.add(scope_key(_meta_of(row)), indexed_tokens(row)[1], facets=facets)
             if len(delta) >= DELTA_FLUSH:
                 delta = self._flush(delta)
         gen = uuid.uuid4().hex
@@ -693,7 +731,9 @@ class MilvusLexicalIndex(_MilvusIndex):
         with self._lock:
             self._fresh()
             vis, docs, length = self._visible(where)
-            dfs = self.stats.doc_freqs(self.kb.id, tokens, vis)
+            excl = exclusion_terms(where)
+            dfs = self.stats.doc_freqs(self.kb.id, [*tokens, *map(facet_token, excl)], vis)
+            where = without_unmatched(where, {t for t in excl if dfs[facet_token(t)]})
             terms = [t for t in tokens if dfs.get(t)]
             if docs >= PRUNE_MIN_DOCS:
                 limit = PRUNE_UNIGRAM_DF * docs
