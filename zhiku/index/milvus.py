@@ -55,6 +55,7 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -146,8 +147,24 @@ def connect(cfg: IndexConfig, home: Path) -> MilvusClient:
             client = MilvusClient(**kwargs)
         except Exception as exc:  # pymilvus raises several types for a bad URI
             raise MilvusUnavailable(f"無法連線 Milvus（{uri}）：{exc}") from exc
+        _skip_row_string_check()
         _CLIENTS[key] = client
         return client
+
+
+def _skip_row_string_check() -> None:
+    """pymilvus (3.0) "checks" each VARCHAR value of a row-based insert by iterating it
+    as if it were a list of strings: one ``isinstance`` and ``len`` per *character*,
+    which never fails (a character is never longer than the field) and was a fifth of
+    a Lite build's time. zhiku bounds its strings itself (``MAX_TOKENS_BYTES``,
+    ``FACET_LEN``) and Milvus checks lengths on the server, so the check is turned off
+    (column-based inserts, which it was written for, are not used here)."""
+    try:
+        from pymilvus.client import entity_helper
+    except ImportError:  # another layout: nothing to turn off
+        return
+    if getattr(entity_helper, "CHECK_STR_ARRAY", None) is True:
+        entity_helper.CHECK_STR_ARRAY = False
 
 
 _SYNC_LOCKS: dict[tuple[str, str], threading.RLock] = {}
@@ -177,18 +194,27 @@ def close_all() -> None:
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 
+class _CodeWords(dict[int, str]):
+    """Code point → its five letters, computed once per code point (a
+    :meth:`str.translate` table: encoding a chunk's tokens is then one C loop each)."""
+
+    def __missing__(self, cp: int) -> str:
+        word = []
+        rest = cp
+        for _ in range(5):
+            rest, r = divmod(rest, 26)
+            word.append(_LETTERS[r])
+        self[cp] = out = "".join(reversed(word))
+        return out
+
+
+_CODE_WORDS = _CodeWords()
+
+
 def encode_token(token: str) -> str:
     """One zhiku token as one lowercase ASCII word: each code point as five base-26
     letters (26**5 > 0x10FFFF), so distinct tokens stay distinct and none is split."""
-    out = []
-    for ch in token:
-        cp = ord(ch)
-        word = []
-        for _ in range(5):
-            cp, r = divmod(cp, 26)
-            word.append(_LETTERS[r])
-        out.append("".join(reversed(word)))
-    return "".join(out)
+    return token.translate(_CODE_WORDS)
 
 
 def decode_token(word: str) -> str:
@@ -203,15 +229,16 @@ def decode_token(word: str) -> str:
 
 
 def _encode_kept(tokens: Iterable[str], limit: int) -> tuple[str, int]:
-    parts: list[str] = []
-    size = 0
-    for t in tokens:
-        w = encode_token(t)
-        if size + len(w) + 1 > limit:
-            log.warning("milvus: a chunk's tokens exceed %d bytes; the rest is not indexed", limit)
-            break
-        parts.append(w)
-        size += len(w) + 1
+    parts = [t.translate(_CODE_WORDS) for t in tokens]
+    if sum(map(len, parts)) + len(parts) > limit:  # each word and a separator
+        log.warning("milvus: a chunk's tokens exceed %d bytes; the rest is not indexed", limit)
+        n = size = 0
+        for w in parts:
+            if size + len(w) + 1 > limit:
+                break
+            size += len(w) + 1
+            n += 1
+        del parts[n:]
     return " ".join(parts), len(parts)
 
 
@@ -267,7 +294,10 @@ def _meta_of(row: Any) -> dict[str, Any]:
 
 def filter_fields(row: Any) -> dict[str, Any]:
     """The filter fields of a chunk's row (as :func:`zhiku.lexical._facet_fields`)."""
-    meta = _meta_of(row)
+    return _filter_fields(_meta_of(row), row)
+
+
+def _filter_fields(meta: Mapping[str, Any], row: Any) -> dict[str, Any]:
     terms = zfilters.facet_terms(meta, str(row["kind"] or ""))
     dates = zfilters.date_values(meta)
     return {
@@ -474,6 +504,40 @@ class _MilvusIndex:
         return [(int(h["chunk_id"]), float(h["distance"])) for h in res[0]] if res else []
 
 
+class _Writer:
+    """Upserts a sync's batches from a thread of its own, one batch in flight: Milvus
+    (the BM25 function, a Lite server's own process) works on one batch while the sync
+    tokenises the next. Leaving the block waits for the last one (and raises its
+    error)."""
+
+    def __init__(self, client: MilvusClient, name: str, progress: ProgressFn | None) -> None:
+        self.client, self.name, self.progress = client, name, progress
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zhiku-milvus")
+        self._pending: tuple[Future[Any], int] | None = None
+
+    def put(self, rows: list[dict[str, Any]]) -> None:
+        self.wait()
+        self._pending = (self._pool.submit(self.client.upsert, self.name, rows), len(rows))
+
+    def wait(self) -> None:
+        if self._pending is not None:
+            future, n = self._pending
+            self._pending = None
+            future.result()
+            if self.progress is not None:
+                self.progress(n)
+
+    def __enter__(self) -> _Writer:
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        try:
+            if exc_type is None:
+                self.wait()
+        finally:
+            self._pool.shutdown(wait=True)
+
+
 class _Delta:
     """Differences of a KB's term statistics (see :mod:`zhiku.storage.termstats`),
     gathered while the collection changes and written in batches."""
@@ -644,33 +708,31 @@ class MilvusLexicalIndex(_MilvusIndex):
             self._delete_docs(doc_ids)
             batch: list[dict[str, Any]] = []
             meta_of: dict[int, dict[str, Any]] = {}
-            for row in self.store.chunks_of(doc_ids):
-                fields = filter_fields(row)
-                meta_of[int(row["doc_id"])] = fields
-                scope = scope_key(_meta_of(row))
-                words, kept = indexed_tokens(row)
-                if track:
-                    delta.add(scope, kept, facets=fields["facet"])
-                    if len(delta) >= DELTA_FLUSH:
-                        delta = self._flush(delta)
-                batch.append(
-                    {
-                        "chunk_id": int(row["id"]),
-                        "doc_id": int(row["doc_id"]),
-                        "scope": scope,
-                        "tokens": words,
-                        **fields,
-                    }
-                )
-                if len(batch) >= BATCH:
-                    self.client.upsert(self.name, batch)
-                    if progress is not None:
-                        progress(len(batch))
-                    batch = []
-            if batch:
-                self.client.upsert(self.name, batch)
-                if progress is not None:
-                    progress(len(batch))
+            with _Writer(self.client, self.name, progress) as writer:
+                for row in self.store.chunks_of(doc_ids):
+                    meta = _meta_of(row)
+                    fields = _filter_fields(meta, row)
+                    meta_of[int(row["doc_id"])] = fields
+                    scope = scope_key(meta)
+                    words, kept = indexed_tokens(row)  # the one tokenisation of the chunk
+                    if track:
+                        delta.add(scope, kept, facets=fields["facet"])
+                        if len(delta) >= DELTA_FLUSH:
+                            delta = self._flush(delta)
+                    batch.append(
+                        {
+                            "chunk_id": int(row["id"]),
+                            "doc_id": int(row["doc_id"]),
+                            "scope": scope,
+                            "tokens": words,
+                            **fields,
+                        }
+                    )
+                    if len(batch) >= BATCH:
+                        writer.put(batch)
+                        batch = []
+                if batch:
+                    writer.put(batch)
             self.client.flush(self.name)
             _refresh_vector_filters(
                 self.client,
