@@ -46,10 +46,17 @@ KB = "bench"
 def ask_all(zk: Any, questions: list[Any], mode: str = "lexical") -> dict[str, Any]:
     ranks: list[int | None] = []
     lat: list[float] = []
-    for q in questions:
+    t0 = time.perf_counter()
+    for i, q in enumerate(questions, 1):
         t = time.perf_counter()
         hits = zk.retrieve(q.text, KB, k=20, mode=mode, rerank=False).hits
         lat.append(time.perf_counter() - t)
+        if i % 250 == 0:  # how far a long run got, if it is cut short
+            print(
+                f"{mode}: {i} questions in {time.perf_counter() - t0:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
         keys = list(dict.fromkeys(h.path.removeprefix("drcd://") for h in hits))
         ranks.append(rank_of(keys, q.gold))
     return {

@@ -1,6 +1,6 @@
 """The term statistics repository (zhiku.storage.termstats) on SQLite and a real
 PostgreSQL: differences add up, rows that reach zero go, sums follow the scopes asked
-for, and a KB's statistics leave with it."""
+for, facet counts are kept apart from the tokens, and a KB's statistics leave with it."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from tests.test_storage_db import target  # noqa: F401 - the sqlite/postgresql fixture
 from zhiku.storage.documents import Store
-from zhiku.storage.termstats import SqlTermStats, TermStatsRepository
+from zhiku.storage.termstats import SqlTermStats, TermStatsRepository, facet_token
 
 OPEN, HR = "[[],0]", '[["hr"],2]'
 
@@ -71,3 +71,21 @@ def test_a_failed_transaction_applies_nothing(store: Store) -> None:
         repo.apply(kb, {(OPEN, "a"): 5}, {OPEN: (5, 5.0)}, "g2")
         raise RuntimeError("crash before the index work is cleared")
     assert repo.doc_freqs(kb, ["a"]) == {"a": 1} and repo.generation(kb) == "g1"
+
+
+def test_facet_counts_are_rows_of_their_own(store: Store) -> None:
+    kb = store.ensure_kb("k").id
+    repo = SqlTermStats(store.database)
+    repealed = facet_token("status=repealed")
+    assert repealed != "status=repealed" and repealed.startswith("\x1f")
+    repo.apply(
+        kb,
+        {(OPEN, repealed): 2, (HR, repealed): 1, (OPEN, "status=repealed"): 4},
+        {OPEN: (4, 40.0), HR: (1, 10.0)},
+        "g1",
+    )
+    assert repo.doc_freqs(kb, [repealed, "status=repealed"]) == {repealed: 3, "status=repealed": 4}
+    assert repo.doc_freqs(kb, [repealed], scopes=[OPEN]) == {repealed: 2}
+    repo.apply(kb, {(OPEN, repealed): -2, (HR, repealed): -1}, {})
+    assert repo.doc_freqs(kb, [repealed]) == {repealed: 0}
+    assert repo.scopes(kb) == {OPEN: (4, 40.0), HR: (1, 10.0)}  # facets do not count as chunks

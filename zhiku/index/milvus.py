@@ -70,6 +70,7 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -100,7 +101,7 @@ from zhiku.lexical import (
     index_text,
     queue_all,
 )
-from zhiku.storage.termstats import SqlTermStats, TermStatsRepository
+from zhiku.storage.termstats import SqlTermStats, TermStatsRepository, facet_token
 from zhiku.store import KnowledgeBase, Store
 from zhiku.vectors import (
     EmbeddingCache,
@@ -118,7 +119,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# 2: a label scope per row, statistics in the database; 3: access-class scoped BM25
+# 2: a label scope per row, statistics in the database; 3: access-class scoped BM25, facet
+# counts in the statistics
 LEX_FORMAT = 3
 VEC_FORMAT = 2  # 2: the access class of each row
 META_COLLECTION = "zhiku_meta"
@@ -173,8 +175,24 @@ def connect(cfg: IndexConfig, home: Path) -> MilvusClient:
             client = MilvusClient(**kwargs)
         except Exception as exc:  # pymilvus raises several types for a bad URI
             raise MilvusUnavailable(f"無法連線 Milvus（{uri}）：{exc}") from exc
+        _skip_row_string_check()
         _CLIENTS[key] = client
         return client
+
+
+def _skip_row_string_check() -> None:
+    """pymilvus (3.0) "checks" each VARCHAR value of a row-based insert by iterating it
+    as if it were a list of strings: one ``isinstance`` and ``len`` per *character*,
+    which never fails (a character is never longer than the field) and was a fifth of
+    a Lite build's time. zhiku bounds its strings itself (``MAX_TOKENS_BYTES``,
+    ``FACET_LEN``) and Milvus checks lengths on the server, so the check is turned off
+    (column-based inserts, which it was written for, are not used here)."""
+    try:
+        from pymilvus.client import entity_helper
+    except ImportError:  # another layout: nothing to turn off
+        return
+    if getattr(entity_helper, "CHECK_STR_ARRAY", None) is True:
+        entity_helper.CHECK_STR_ARRAY = False
 
 
 _SYNC_LOCKS: dict[tuple[str, str], threading.RLock] = {}
@@ -204,18 +222,27 @@ def close_all() -> None:
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 
+class _CodeWords(dict[int, str]):
+    """Code point → its five letters, computed once per code point (a
+    :meth:`str.translate` table: encoding a chunk's tokens is then one C loop each)."""
+
+    def __missing__(self, cp: int) -> str:
+        word = []
+        rest = cp
+        for _ in range(5):
+            rest, r = divmod(rest, 26)
+            word.append(_LETTERS[r])
+        self[cp] = out = "".join(reversed(word))
+        return out
+
+
+_CODE_WORDS = _CodeWords()
+
+
 def encode_token(token: str) -> str:
     """One zhiku token as one lowercase ASCII word: each code point as five base-26
     letters (26**5 > 0x10FFFF), so distinct tokens stay distinct and none is split."""
-    out = []
-    for ch in token:
-        cp = ord(ch)
-        word = []
-        for _ in range(5):
-            cp, r = divmod(cp, 26)
-            word.append(_LETTERS[r])
-        out.append("".join(reversed(word)))
-    return "".join(out)
+    return token.translate(_CODE_WORDS)
 
 
 def decode_token(word: str) -> str:
@@ -231,15 +258,16 @@ def decode_token(word: str) -> str:
 
 def _encode_kept(tokens: Iterable[str], limit: int, extra: int = 0) -> tuple[str, int]:
     """Encoded tokens that fit in ``limit`` bytes when each takes ``extra`` more."""
-    parts: list[str] = []
-    size = 0
-    for t in tokens:
-        w = encode_token(t)
-        if size + len(w) + extra + 1 > limit:
-            log.warning("milvus: a chunk's tokens exceed %d bytes; the rest is not indexed", limit)
-            break
-        parts.append(w)
-        size += len(w) + extra + 1
+    parts = [t.translate(_CODE_WORDS) for t in tokens]
+    if sum(map(len, parts)) + (extra + 1) * len(parts) > limit:  # each word and a separator
+        log.warning("milvus: a chunk's tokens exceed %d bytes; the rest is not indexed", limit)
+        n = size = 0
+        for w in parts:
+            if size + len(w) + extra + 1 > limit:
+                break
+            size += len(w) + extra + 1
+            n += 1
+        del parts[n:]
     return " ".join(parts), len(parts)
 
 
@@ -326,7 +354,10 @@ def _meta_of(row: Any) -> dict[str, Any]:
 
 def filter_fields(row: Any) -> dict[str, Any]:
     """The filter fields of a chunk's row (as :func:`zhiku.lexical._facet_fields`)."""
-    meta = _meta_of(row)
+    return _filter_fields(_meta_of(row), row)
+
+
+def _filter_fields(meta: Mapping[str, Any], row: Any) -> dict[str, Any]:
     terms = zfilters.facet_terms(meta, str(row["kind"] or ""))
     dates = zfilters.date_values(meta)
     return {
@@ -379,6 +410,38 @@ def filter_expr(
     if excluded:
         parts.append(f"not (chunk_id in {_ints(sorted(excluded))})")
     return " and ".join(f"({p})" for p in parts)
+
+
+def exclusion_terms(where: Filter | None) -> list[str]:
+    """The facet terms of ``where``'s exclusions (``status!=repealed``: ``status=repealed``)."""
+    return [
+        f"{c.key}={v}"
+        for c in (where.conditions if where else ())
+        if c.op == "!=" and c.key not in zfilters.DATE_KEYS
+        for v in c.values
+    ]
+
+
+def without_unmatched(where: Filter | None, present: Collection[str]) -> Filter | None:
+    """``where`` without the exclusions none of whose terms is in ``present``: as the
+    embedded index drops an exclusion no document of the KB has (``status!=repealed``
+    in a KB without repealed law), since it cannot exclude anything and Milvus Lite
+    evaluates every clause row by row in Python. ``present`` is counted over the label
+    scopes the caller may see only: a restricted caller's clause is dropped exactly when
+    no visible chunk has the value, which returns the same passages (the hidden ones
+    are left out anyway) and says nothing of the hidden ones, in the results or in the
+    time the search takes."""
+    if where is None:
+        return None
+    return Filter(
+        tuple(
+            c
+            for c in where.conditions
+            if c.op != "!="
+            or c.key in zfilters.DATE_KEYS
+            or any(f"{c.key}={v}" in present for v in c.values)
+        )
+    )
 
 
 def collection_base(store: Store, kb: KnowledgeBase) -> str:
@@ -496,6 +559,40 @@ class _MilvusIndex:
         return [(int(h["chunk_id"]), float(h["distance"])) for h in res[0]] if res else []
 
 
+class _Writer:
+    """Upserts a sync's batches from a thread of its own, one batch in flight: Milvus
+    (the BM25 function, a Lite server's own process) works on one batch while the sync
+    tokenises the next. Leaving the block waits for the last one (and raises its
+    error)."""
+
+    def __init__(self, client: MilvusClient, name: str, progress: ProgressFn | None) -> None:
+        self.client, self.name, self.progress = client, name, progress
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zhiku-milvus")
+        self._pending: tuple[Future[Any], int] | None = None
+
+    def put(self, rows: list[dict[str, Any]]) -> None:
+        self.wait()
+        self._pending = (self._pool.submit(self.client.upsert, self.name, rows), len(rows))
+
+    def wait(self) -> None:
+        if self._pending is not None:
+            future, n = self._pending
+            self._pending = None
+            future.result()
+            if self.progress is not None:
+                self.progress(n)
+
+    def __enter__(self) -> _Writer:
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        try:
+            if exc_type is None:
+                self.wait()
+        finally:
+            self._pool.shutdown(wait=True)
+
+
 class _Delta:
     """Differences of a KB's term statistics (see :mod:`zhiku.storage.termstats`),
     gathered while the collection changes and written in batches."""
@@ -504,9 +601,13 @@ class _Delta:
         self.df: dict[tuple[str, str], int] = {}
         self.scopes: dict[str, tuple[int, float]] = {}
 
-    def add(self, scope: str, tokens: Sequence[str], sign: int = 1) -> None:
+    def add(
+        self, scope: str, tokens: Sequence[str], sign: int = 1, facets: Iterable[str] = ()
+    ) -> None:
+        """One chunk of ``scope`` with ``tokens`` and filter terms ``facets`` added
+        (``sign`` -1: removed); facet counts do not change the scope's totals."""
         df = self.df
-        for t in set(tokens):
+        for t in {*tokens, *map(facet_token, facets)}:
             key = (scope, t)
             df[key] = df.get(key, 0) + sign
         n, length = self.scopes.get(scope, (0, 0.0))
@@ -620,7 +721,7 @@ class MilvusLexicalIndex(_MilvusIndex):
 
     def _old_rows_of(self, ids: list[int], delta: _Delta) -> None:
         expr = f"doc_id in {_ints(ids)}"
-        fields = ["scope", "tokens"]
+        fields = ["scope", "tokens", "facet"]
         rows = self.client.query(
             self.name, filter=expr, output_fields=fields, limit=MAX_K, consistency_level="Strong"
         )
@@ -641,7 +742,8 @@ class MilvusLexicalIndex(_MilvusIndex):
                 it.close()
         for r in rows:
             words = str(r["tokens"] or "").split()
-            delta.add(str(r["scope"]), [decode_token(w) for w in words], -1)
+            facets = [str(f) for f in r.get("facet") or ()]
+            delta.add(str(r["scope"]), [decode_token(w) for w in words], -1, facets)
 
     def sync(self, progress: ProgressFn | None = None, keep_writer: bool = False) -> int:
         """Apply the store's queued document changes (``keep_writer`` is for the
@@ -671,34 +773,32 @@ class MilvusLexicalIndex(_MilvusIndex):
             self._delete_docs(doc_ids)
             batch: list[dict[str, Any]] = []
             meta_of: dict[int, dict[str, Any]] = {}
-            for row in self.store.chunks_of(doc_ids):
-                fields = filter_fields(row)
-                meta_of[int(row["doc_id"])] = fields
-                scope = scope_key(_meta_of(row))
-                words, kept = indexed_tokens(row)
-                if track:
-                    delta.add(scope, kept)
-                    if len(delta) >= DELTA_FLUSH:
-                        delta = self._flush(delta)
-                batch.append(
-                    {
-                        "chunk_id": int(row["id"]),
-                        "doc_id": int(row["doc_id"]),
-                        "scope": scope,
-                        "tokens": words,
-                        "scoped_tokens": scoped_words(fields["access_class"], words),
-                        **fields,
-                    }
-                )
-                if len(batch) >= BATCH:
-                    self.client.upsert(self.name, batch)
-                    if progress is not None:
-                        progress(len(batch))
-                    batch = []
-            if batch:
-                self.client.upsert(self.name, batch)
-                if progress is not None:
-                    progress(len(batch))
+            with _Writer(self.client, self.name, progress) as writer:
+                for row in self.store.chunks_of(doc_ids):
+                    meta = _meta_of(row)
+                    fields = _filter_fields(meta, row)
+                    meta_of[int(row["doc_id"])] = fields
+                    scope = scope_key(meta)
+                    words, kept = indexed_tokens(row)  # the one tokenisation of the chunk
+                    if track:
+                        delta.add(scope, kept, facets=fields["facet"])
+                        if len(delta) >= DELTA_FLUSH:
+                            delta = self._flush(delta)
+                    batch.append(
+                        {
+                            "chunk_id": int(row["id"]),
+                            "doc_id": int(row["doc_id"]),
+                            "scope": scope,
+                            "tokens": words,
+                            "scoped_tokens": scoped_words(fields["access_class"], words),
+                            **fields,
+                        }
+                    )
+                    if len(batch) >= BATCH:
+                        writer.put(batch)
+                        batch = []
+                if batch:
+                    writer.put(batch)
             self.client.flush(self.name)
             _refresh_vector_filters(
                 self.client,
@@ -722,7 +822,8 @@ class MilvusLexicalIndex(_MilvusIndex):
         self.stats.clear(self.kb.id)
         delta = _Delta()
         for row in self.store.chunks_of(self.store.kb_doc_ids(self.kb.id)):
-            delta.add(scope_key(_meta_of(row)), indexed_tokens(row)[1])
+            facets = filter_fields(row)["facet"]
+            delta.add(scope_key(_meta_of(row)), indexed_tokens(row)[1], facets=facets)
             if len(delta) >= DELTA_FLUSH:
                 delta = self._flush(delta)
         gen = uuid.uuid4().hex
@@ -761,7 +862,9 @@ class MilvusLexicalIndex(_MilvusIndex):
         with self._lock:
             self._fresh()
             vis, docs, length = self._visible(where)
-            dfs = self.stats.doc_freqs(self.kb.id, tokens, vis)
+            excl = exclusion_terms(where)
+            dfs = self.stats.doc_freqs(self.kb.id, [*tokens, *map(facet_token, excl)], vis)
+            where = without_unmatched(where, {t for t in excl if dfs[facet_token(t)]})
             terms = [t for t in tokens if dfs.get(t)]
             if docs >= PRUNE_MIN_DOCS:
                 limit = PRUNE_UNIGRAM_DF * docs

@@ -8,6 +8,12 @@ count and total token length. They are added in one transaction, rows that reach
 are removed, and the KB's *generation* (an opaque string the index also records) is set
 when the sync that wrote them is complete. Reads sum over the scopes asked for (all of
 them for an unrestricted caller).
+
+*Facet counts* share the table: how many chunks carry each filter term (``key=value``,
+:func:`zhiku.filters.facet_terms`) are rows whose token is :func:`facet_token` of the
+term (a prefix no text token has), added and read like any token, so the index can
+drop an exclusion no visible chunk matches (``status!=repealed`` in a KB without
+repealed law) without asking the index.
 """
 
 from __future__ import annotations
@@ -19,8 +25,21 @@ from zhiku.storage.db import Database, now_iso
 
 #: (chunk count, total token length) of one label scope.
 ScopeTotals = tuple[int, float]
+#: (scope, token) → chunks added (negative: removed).
+DfDelta = Mapping[tuple[str, str], int]
+#: scope → (chunks, total length) added.
+ScopeDelta = Mapping[str, ScopeTotals]
 
 _PART = 500  # placeholders per IN (...) list
+
+#: What a facet term's row in ``term_df`` starts with (a control character: no token of
+#: :func:`zhiku.text.tokenize` has one).
+FACET_PREFIX = "\x1f"
+
+
+def facet_token(term: str) -> str:
+    """The ``term_df`` token that counts the chunks carrying facet ``term``."""
+    return FACET_PREFIX + term
 
 
 @runtime_checkable
@@ -28,11 +47,7 @@ class TermStatsRepository(Protocol):
     """What an index kept outside the database needs to score BM25 from the database."""
 
     def apply(
-        self,
-        kb_id: int,
-        df_delta: Mapping[tuple[str, str], int],
-        scope_delta: Mapping[str, ScopeTotals],
-        generation: str | None = None,
+        self, kb_id: int, df_delta: DfDelta, scope_delta: ScopeDelta, generation: str | None = None
     ) -> None:
         """Add ``df_delta`` ((scope, token) → chunks added, negative when removed) and
         ``scope_delta`` (scope → (chunks, length) added), in one transaction (joining
@@ -67,11 +82,7 @@ class SqlTermStats:
         self.db = db
 
     def apply(
-        self,
-        kb_id: int,
-        df_delta: Mapping[tuple[str, str], int],
-        scope_delta: Mapping[str, ScopeTotals],
-        generation: str | None = None,
+        self, kb_id: int, df_delta: DfDelta, scope_delta: ScopeDelta, generation: str | None = None
     ) -> None:
         df_rows = [(kb_id, t, s, d) for (s, t), d in df_delta.items() if d]
         gone = [(kb_id, t, s) for (s, t), d in df_delta.items() if d < 0]
