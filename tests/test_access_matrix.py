@@ -52,13 +52,20 @@ def _body(name: str) -> str:
     )
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Any:
+@pytest.fixture(scope="module", params=["embedded", "milvus"])
+def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The mixed KB on each index deployment: the embedded index, and Milvus (Milvus
+    Lite, the API a Milvus cluster speaks) beside the same store."""
     root = tmp_path_factory.mktemp("access")
     home, src = root / "home", root / "src"
     src.mkdir()
     keys: dict[str, str] = {}
     with Zhiku(home) as zk:
+        if request.param == "milvus":
+            zk.kb("mixed", create=True)
+            zk.store.update_kb_settings(
+                "mixed", {"index": {"backend": "milvus", "uri": str(root / "milvus.db")}}
+            )
         for name, (_, _, labels) in DOCS.items():
             path = src / f"{name}.md"
             path.write_text(_body(name), "utf-8")
@@ -101,6 +108,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Any:
             "codec": codec,
             "chunks": chunks,
             "doc_ids": doc_ids,
+            "backend": request.param,
         }
 
 
@@ -257,6 +265,8 @@ def test_the_lexical_and_vector_queries_themselves_exclude_what_is_hidden(env: A
 
     with Zhiku(env["home"]) as zk:
         kb = zk.kb("mixed")
+        on_milvus = type(zk.index(kb)).__name__ == "MilvusLexicalIndex"
+        assert on_milvus == (env["backend"] == "milvus")
         tokens = zk.query_terms(QUERY + " SECCANARY5555", kb)
         scope = AccessScope("hank", frozenset({"hr"}), 1)
         found = zk.index(kb).search(tokens, k=1, where=scope.restrict(Filter()))
