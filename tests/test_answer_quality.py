@@ -492,3 +492,56 @@ def test_an_answer_over_clauses_cites_every_clause_that_states_the_rule(engine: 
     # In the order retrieval ranked them (the document as a whole weighs in there).
     ranked = [h.label for h in engine.retrieve(q, "law", k=5, collapse=True).hits]
     assert labels == [x for x in ranked if x in labels]
+
+
+LEAVE = """# 特別休假說明
+
+## 天數怎麼計算
+
+依照現行規定，特別休假的天數如下：
+
+工作滿 6 個月以上、未滿 1 年者：3 日。
+
+工作滿 1 年以上、未滿 2 年者：7 日。
+
+工作滿 3 年以上、未滿 5 年者：每年 14 日。
+
+工作滿 10 年以上者：每 1 年加給 1 日，加至 30 日為止。
+
+特別休假的日期原則上由勞工排定，雇主可以基於急迫需求與勞工協商調整。
+"""
+
+
+def test_a_colon_carries_a_list_of_unmarked_items_one_a_paragraph(
+    engine: Zhiku, tmp_path: Path
+) -> None:
+    # Items without bullets or numbers, separated by blank lines, as web articles and
+    # Word exports write them: every item comes with the sentence that introduces them.
+    (tmp_path / "leave.txt").write_text(LEAVE, "utf-8")
+    assert not ingest_paths(engine, [tmp_path / "leave.txt"], "hr").failed
+    ans = engine.ask("工作滿4年有幾天特休？", "hr")
+    assert not ans.refused
+    assert "天數如下：" in ans.text
+    for item in ("3 日", "7 日", "每年 14 日", "加至 30 日為止"):
+        assert item in ans.text
+    assert "勞工排定" not in ans.text  # the paragraph after the list is not an item
+
+
+def test_an_answer_that_lacks_what_is_asked_counts_toward_refusing(
+    engine: Zhiku, tmp_path: Path
+) -> None:
+    # 「多少錢」 asks for a sum of money. The passage about 山海茶行 has none; another
+    # document has prices. A price elsewhere does not make the sentence about the tea
+    # house's 營收 an answer: the quoted span must itself have what is asked for.
+    (tmp_path / "tea.txt").write_text(
+        "山海茶行由林大山創立，是坪林最早的茶行之一，至今仍在老街上。\n\n"
+        "山海茶行的第三代經營者林小雨把門市搬到台北，並開始經營網路商店，營收逐年成長。\n",
+        "utf-8",
+    )
+    (tmp_path / "menu.txt").write_text(
+        "坪林老街的茶行多半自己焙茶，高山烏龍每斤售價約 1,200 元，包種茶約 800 元。\n", "utf-8"
+    )
+    assert not ingest_paths(engine, [tmp_path], "tea").failed
+    assert engine.ask("山海茶行一年營收多少錢？", "tea").refused
+    ans = engine.ask("高山烏龍一斤多少錢？", "tea")
+    assert not ans.refused and "1,200 元" in ans.text

@@ -375,6 +375,7 @@ def _extend_colon(text: str, end: int) -> int:
     pos = end
     lines = 0
     in_list = False
+    last = ""  # the block's last line
     limit = min(len(text), end + MAX_SPAN_CHARS)
     while pos < limit and lines < MAX_SPAN_LINES:
         nl = text.find("\n", pos)
@@ -382,11 +383,12 @@ def _extend_colon(text: str, end: int) -> int:
         line = text[pos:line_end]
         if not line.strip():
             if lines:  # a blank line closes the block (a list may be spaced out, though)
-                nxt = text[line_end + 1 : line_end + 200].lstrip("\n")
-                if not (in_list and _LIST_ITEM.match(nxt)):
+                nxt = text[line_end + 1 : line_end + 200].lstrip("\n").split("\n", 1)[0]
+                if not (in_list and _LIST_ITEM.match(nxt)) and not _parallel(last, nxt):
                     break
             pos = line_end + 1
             continue
+        last = line
         item = _LIST_ITEM.match(line) is not None
         if lines and in_list and not item:
             break
@@ -404,6 +406,21 @@ def _extend_colon(text: str, end: int) -> int:
     while pos > end and text[pos - 1].isspace():
         pos -= 1
     return max(pos, end)
+
+
+_FIELD = re.compile(r"^[^：:。！？；]{1,30}[：:]\S")
+
+
+def _parallel(line: str, nxt: str) -> bool:
+    """Whether ``nxt`` continues a list of unmarked items that ``line`` belongs to, one
+    item a paragraph (「工作滿 1 年以上…：7 日。」 after 「工作滿 6 個月以上…：3 日。」): both
+    short, and starting with the same two characters or both 「label：value」."""
+    a, b = line.strip(), nxt.strip()
+    if not a or not b or len(a) > 80 or len(b) > 80:
+        return False
+    if a[:2] == b[:2] and all(c.isalnum() for c in a[:2]):
+        return True
+    return _FIELD.match(a) is not None and _FIELD.match(b) is not None
 
 
 # 「作者：張育誠　2024 年 11 月」「撰寫：資訊安全部　公開日期：…」: a short label, a colon and
@@ -784,21 +801,14 @@ class ExtractiveAnswerer:
         cands = [
             c for row in rows for c in row if c is not None and c.score > 0 and c.fresh >= MIN_FRESH
         ]
-        conf = rel
-        if kind is not None and not any(c.typed for c in cands):
-            conf *= UNTYPED_FACTOR.get(kind, self.untyped_factor)
-        conf = adjusted(conf, len(q_tokens), length_slope, length_ref)
-        if not any(len(t) > 1 and stats.get(t, (0, 0.0))[0] > 0 for t in q_tokens):
-            conf = 0.0  # no word of it is in the KB (「那有幾天？」): nothing to go on
-        timings = {"relevance": rel, "confidence": conf, "terms": float(len(q_tokens))}
-        if not cands or conf < threshold:
-            return Answer(text=refusal_text(), citations=[], refused=True, timings=timings)
-        cands.sort(key=lambda c: c.score, reverse=True)
-        best = cands[0]
-        chosen = [best]
-        row = rows[best.hit_rank]
-        neighbour = self._neighbour(best, row, kind, q_tokens, stats)
-        if neighbour is not None:
+        chosen: list[_Candidate] = []
+        if cands:
+            cands.sort(key=lambda c: c.score, reverse=True)
+            chosen.append(cands[0])
+        best = chosen[0] if chosen else None
+        row = rows[best.hit_rank] if best else []
+        neighbour = self._neighbour(best, row, kind, q_tokens, stats) if best else None
+        if best is not None and neighbour is not None:
             chosen.append(neighbour)
             # A chain of references (「它的訓練地點…」 ← 「這支龍舟隊…」 ← the team's name):
             # the sentence the neighbour leans on in turn, once.
@@ -808,6 +818,22 @@ class ExtractiveAnswerer:
                 said = neighbour.hit.text[neighbour.start : neighbour.end]
                 if _ANAPHOR.match(said) or _refers_back(said):
                     chosen.append(before)
+        conf = rel
+        # No candidate has what the question asks for; or, for a quantity asked with its
+        # unit (「多少錢」「幾歲」: precise evidence), the quoted span has not, although a
+        # sentence elsewhere has (a price in another document does not make a sentence
+        # about 營收 an answer). For the cheaper evidence of other types (any number, any
+        # place character) the second rule cost DRCD's refusal curve 1.6 points.
+        typed = chosen if unit is not None else cands
+        if kind is not None and not any(c.typed for c in typed):
+            conf *= UNTYPED_FACTOR.get(kind, self.untyped_factor)
+
+        conf = adjusted(conf, len(q_tokens), length_slope, length_ref)
+        if not any(len(t) > 1 and stats.get(t, (0, 0.0))[0] > 0 for t in q_tokens):
+            conf = 0.0  # no word of it is in the KB (「那有幾天？」): nothing to go on
+        timings = {"relevance": rel, "confidence": conf, "terms": float(len(q_tokens))}
+        if best is None or conf < threshold:
+            return Answer(text=refusal_text(), citations=[], refused=True, timings=timings)
         for c in cands[1:]:
             if len(chosen) >= self.max_sentences:
                 break
