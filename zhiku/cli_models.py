@@ -115,6 +115,7 @@ def models_show(kb: MultiKbOpt = None, home: HomeOpt = None, as_json: JsonOpt = 
                         "evidence_high": cfg.hybrid.evidence_high,
                         "candidates": cfg.hybrid.candidates,
                         "rerank_top": cfg.hybrid.rerank_top,
+                        "dense_rerank": cfg.hybrid.dense_rerank,
                     },
                     "vectors": vec,
                     "exists": kbo is not None,
@@ -140,6 +141,8 @@ def models_show(kb: MultiKbOpt = None, home: HomeOpt = None, as_json: JsonOpt = 
                 f"–{h['dense_weight_max']:g}（依查詢：關鍵字證據 {h['evidence_high']:g}"
                 f" → {h['evidence_low']:g}）"
             )
+        if h["dense_rerank"]:
+            dense += f"；向量未齊全時重排關鍵字前 {h['dense_rerank']} 筆"
         t.add_row("混合檢索", f"rrf_k={h['rrf_k']:g}，關鍵字權重 {h['lexical_weight']:g}，{dense}")
         v = r["vectors"]
         t.add_row(

@@ -25,6 +25,13 @@ Unseen characters and Latin words count at the highest idf (see
 :func:`zhiku.answer.coverage`), so "words absent from the KB" lower the evidence too.
 The defaults were fitted on layperson legal questions and English questions and checked
 on held-out halves of both and on DRCD (bench/retrieval.py, bench/RESULTS.md).
+
+Dense rerank of the lexical candidates (``[hybrid] dense_rerank = N``). A KB too large
+to embed whole (162k law articles: about a day on two cores) has no usable vector list,
+but its BM25 top N can be embedded at query time (once each, through the embedding
+cache). :func:`candidate_list` ranks those candidates by cosine similarity to the query;
+fused with the lexical list under the same query-dependent weight, it reorders BM25's
+candidates and, unlike a whole-KB vector list, never adds one.
 """
 
 from __future__ import annotations
@@ -56,6 +63,21 @@ def rrf(lists: Sequence[tuple[Ranked, float]], k: float) -> list[tuple[int, floa
                 scores.setdefault(cid, 0.0)
             first.setdefault(cid, (li, rank))
     return sorted(scores.items(), key=lambda kv: (-kv[1], first[kv[0]]))
+
+
+def candidate_list(
+    chunk_ids: Sequence[int], vectors: Any, query_vector: Any
+) -> list[tuple[int, float]]:
+    """The candidates ``chunk_ids`` (one unit-length row of ``vectors`` each) as a dense
+    list: (chunk id, cosine similarity to ``query_vector``), most similar first, ties in
+    the given (lexical) order."""
+    import numpy as np
+
+    if not len(chunk_ids):
+        return []
+    sims = np.asarray(vectors, dtype=np.float32) @ np.asarray(query_vector, dtype=np.float32)
+    order = np.argsort(-sims, kind="stable")
+    return [(int(chunk_ids[i]), float(sims[i])) for i in order]
 
 
 def _cjk_share(text: str) -> float:

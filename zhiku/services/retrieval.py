@@ -3,8 +3,11 @@
 ``mode`` and the KB's models decide the plan; BM25 (tantivy) candidates are reordered by
 :func:`zhiku.rank.reinforce`; with an embedder the vector list is fused with them by
 weighted reciprocal rank (:mod:`zhiku.hybrid`, the dense weight chosen per query); with a
-reranker the fused top N is reordered. A model that fails degrades to what still works
-(BM25 always does) and says so in :attr:`Retrieval.warnings`.
+reranker the fused top N is reordered. A KB whose vectors are not complete, with
+``[hybrid] dense_rerank = N``, gets a vector list of BM25's top N only, embedded at query
+time through the embedding cache (:meth:`RetrievalService._dense_candidates`). A model
+that fails degrades to what still works (BM25 always does) and says so in
+:attr:`Retrieval.warnings`.
 """
 
 from __future__ import annotations
@@ -192,6 +195,57 @@ class RetrievalService:
             qvec = qvecs[embedder.model_id] = embedder.embed_query(query)
         return vi.search(qvec, depth, excluded=excluded, where=where)
 
+    def _vectors_complete(self, kbo: KnowledgeBase, embedder: Embedder) -> bool:
+        """Whether the KB's vectors are current for ``embedder`` — after embedding what is
+        missing at query time when that is within the query-time limit (a KB far from
+        complete is not scanned for it: one count, no texts read)."""
+        from zhiku.vectors import TooMuchToEmbed, VectorsBusy
+
+        vi = self.indexes.vectors(kbo)
+        if vi.is_current(embedder):
+            return True
+        have = vi.live_rows() if vi.model() == embedder.model_id else 0
+        if self.ctx.store.chunk_count(kbo.id) - have > self.ctx.query_embed_limit:
+            return False
+        try:
+            vi.sync(embedder, wait=False, max_embed=self.ctx.query_embed_limit)
+        except (VectorsBusy, TooMuchToEmbed):
+            return False
+        return vi.is_current(embedder)
+
+    def _dense_candidates(
+        self,
+        kbo: KnowledgeBase,
+        embedder: Embedder,
+        query: str,
+        candidates: Sequence[tuple[int, float]],
+        qvecs: dict[str, Any],
+        timings: dict[str, float],
+        only_kb: bool,
+    ) -> list[tuple[int, float]]:
+        """The dense list of the lexical ``candidates`` of this KB (``dense_rerank``):
+        each passage's vector from the embedding cache, or embedded now (as a passage)
+        and cached; the query embedded as a query. ``only_kb``: every candidate is this
+        KB's (one KB searched)."""
+        from zhiku.hybrid import candidate_list
+        from zhiku.vectors import EmbeddingCache, chunk_texts, embed_with_cache
+
+        ids = [c for c, _ in candidates]
+        if not only_kb:
+            mine = {h.chunk_id for h in self.ctx.store.hits_for(candidates, [kbo.id])}
+            ids = [c for c in ids if c in mine]
+        pairs = [(c, t) for c, t in zip(ids, chunk_texts(self.ctx.store, ids), strict=True) if t]
+        if not pairs:
+            return []
+        cache = EmbeddingCache(self.ctx.store)
+        vecs, computed = embed_with_cache(embedder, cache, [t for _, t in pairs])
+        timings["dense_rerank"] = timings.get("dense_rerank", 0.0) + len(pairs)
+        timings["dense_rerank_embedded"] = timings.get("dense_rerank_embedded", 0.0) + computed
+        qvec = qvecs.get(embedder.model_id)
+        if qvec is None:
+            qvec = qvecs[embedder.model_id] = embedder.embed_query(query)
+        return candidate_list([c for c, _ in pairs], vecs, qvec)
+
     def _fusion_weight(
         self,
         query: str,
@@ -271,10 +325,29 @@ class RetrievalService:
         depth = max(k, hyb.candidates) if (want_dense or reranker) else k
         if reranker is not None:
             depth = max(depth, hyb.rerank_top)
+        # KBs whose vectors are not complete, with dense_rerank on: their vector list is
+        # BM25's top N, embedded now (a KB too large to embed whole).
+        partial: set[int] = set()
+        if want_dense and hyb.dense_rerank > 0:
+            t = time.perf_counter()
+            for kbo in kbos:
+                emb = embedders.get(kbo.id)
+                if emb is None:
+                    continue
+                try:
+                    if not self._vectors_complete(kbo, emb):
+                        partial.add(kbo.id)
+                except ModelError as exc:
+                    warnings.append(f"embed_failed: {exc}；改用關鍵字檢索")
+                    embedders.pop(kbo.id)
+            want_dense = bool(embedders)
+            timings["dense_ms"] = (time.perf_counter() - t) * 1000
+            if partial:
+                depth = max(depth, hyb.dense_rerank)
 
         t = time.perf_counter()
         lexical: list[tuple[int, float]] = []
-        if mode != "dense" or not want_dense:
+        if mode != "dense" or not want_dense or partial:
             lexical = self._lexical(query, kbos, depth, flt)
         timings["lexical_ms"] = (time.perf_counter() - t) * 1000
 
@@ -290,14 +363,22 @@ class RetrievalService:
                 if where
                 else store.filtered_chunk_ids(kb_ids, Filter.parse(["status=repealed"])) or None
             )
+            candidates = lexical[: hyb.dense_rerank]
             for kbo in kbos:
                 emb = embedders.get(kbo.id)
                 if emb is None:
                     continue
+                found: list[tuple[int, float]] | None
                 try:
-                    found = self._dense(
-                        kbo, emb, query, depth, qvecs, warnings, excluded, flt if where else None
-                    )
+                    if kbo.id in partial:
+                        found = self._dense_candidates(
+                            kbo, emb, query, candidates, qvecs, timings, len(kbos) == 1
+                        )
+                    else:
+                        scoped = flt if where else None
+                        found = self._dense(
+                            kbo, emb, query, depth, qvecs, warnings, excluded, scoped
+                        )
                 except ModelError as exc:
                     warnings.append(f"embed_failed: {exc}；改用關鍵字檢索")
                     continue
@@ -306,7 +387,7 @@ class RetrievalService:
                     dense_ok = True
             dense.sort(key=lambda x: x[1], reverse=True)
             dense = dense[:depth]
-            timings["dense_ms"] = (time.perf_counter() - t) * 1000
+            timings["dense_ms"] = timings.get("dense_ms", 0.0) + (time.perf_counter() - t) * 1000
 
         bm25 = dict(lexical)
         cos = dict(dense)
@@ -403,6 +484,13 @@ class RetrievalService:
         order = reinforce(found, self.ctx.store.chunk_docs([c for c, _ in found]), authority)
         raw = dict(found)
         return [(cid, raw[cid]) for cid, _ in order[: max(depth, 1) + 10]]
+
+    def lexical_candidates(
+        self, query: str, kbos: Sequence[KnowledgeBase], n: int, where: Filter | None = None
+    ) -> list[tuple[int, float]]:
+        """The lexical top ``n`` that ``[hybrid] dense_rerank = n`` reorders: BM25's
+        candidates after :func:`zhiku.rank.reinforce`, (chunk id, BM25 score)."""
+        return self._lexical(query, kbos, n, where)[:n]
 
     def search(
         self,
