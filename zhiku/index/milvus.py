@@ -52,7 +52,10 @@ Filters (:class:`zhiku.filters.Filter`), allowed and excluded chunk ids become o
 Milvus boolean expression of the search (:func:`filter_expr`) over fields carried by
 every row: ``facet`` (an ARRAY of ``key=value`` terms, as in the tantivy index),
 ``effective`` and ``amended`` (nullable INT64, ``YYYYMMDD``), ``chunk_id``,
-``access_class``.
+``access_class``. An exclusion no chunk the caller may see carries
+(``status!=repealed`` in a KB without repealed law) is left out of both searches, judged
+by the facet counts of the term statistics (:func:`without_unmatched_counted`); the
+dense search trusts them only while the lexical sync that keeps them is up to date.
 
 Sync state: like the tantivy marker, each index records the database id, tokenizer (or
 model) and the store's change counter it has applied; on a mismatch, or a database that
@@ -101,7 +104,7 @@ from zhiku.lexical import (
     index_text,
     queue_all,
 )
-from zhiku.storage.termstats import SqlTermStats, TermStatsRepository, facet_token
+from zhiku.storage.termstats import ScopeTotals, SqlTermStats, TermStatsRepository, facet_token
 from zhiku.store import KnowledgeBase, Store
 from zhiku.vectors import (
     EmbeddingCache,
@@ -318,10 +321,10 @@ def scope_class(key: str) -> str | None:
         return None
 
 
-def visible_classes(scopes: Iterable[str], guard: Filter) -> set[str]:
-    """The access class ids of the label ``scopes`` a caller's access conditions let
-    through."""
-    return {c for s in scopes if scope_visible(s, guard) and (c := scope_class(s)) is not None}
+def scope_classes(scopes: Iterable[str]) -> set[str]:
+    """The access class ids of label ``scopes`` (those a caller may see:
+    :func:`visible_scopes`)."""
+    return {c for c in map(scope_class, scopes) if c is not None}
 
 
 def scope_visible(key: str, guard: Filter) -> bool:
@@ -442,6 +445,30 @@ def without_unmatched(where: Filter | None, present: Collection[str]) -> Filter 
             or any(f"{c.key}={v}" in present for v in c.values)
         )
     )
+
+
+def visible_scopes(
+    stats: TermStatsRepository, kb_id: int, where: Filter | None
+) -> tuple[dict[str, ScopeTotals], list[str] | None]:
+    """(every label scope of the KB with its totals, the scopes ``where``'s access scope
+    lets through: None for an unrestricted caller). Every caller reads the same rows."""
+    guard = access_guard(where)
+    scopes = stats.scopes(kb_id)
+    return scopes, None if guard is None else [s for s in scopes if scope_visible(s, guard)]
+
+
+def exclusion_tokens(where: Filter | None) -> list[str]:
+    """The ``term_df`` tokens counting the chunks each of ``where``'s exclusions would
+    remove (:func:`exclusion_terms` as :func:`~zhiku.storage.termstats.facet_token`)."""
+    return [facet_token(t) for t in exclusion_terms(where)]
+
+
+def without_unmatched_counted(where: Filter | None, dfs: Mapping[str, int]) -> Filter | None:
+    """:func:`without_unmatched` judged by facet counts ``dfs`` (a
+    :meth:`~zhiku.storage.termstats.TermStatsRepository.doc_freqs` answer holding
+    :func:`exclusion_tokens` of ``where``, read over the scopes the caller may see)."""
+    present = {t for t in exclusion_terms(where) if dfs.get(facet_token(t))}
+    return without_unmatched(where, present)
 
 
 def collection_base(store: Store, kb: KnowledgeBase) -> str:
@@ -837,9 +864,7 @@ class MilvusLexicalIndex(_MilvusIndex):
     def _visible(self, where: Filter | None) -> tuple[list[str] | None, int, float]:
         """(the label scopes ``where``'s access scope lets through, None for all; their
         chunk count; their total length). Every caller reads the same rows."""
-        guard = access_guard(where)
-        scopes = self.stats.scopes(self.kb.id)
-        vis = None if guard is None else [s for s in scopes if scope_visible(s, guard)]
+        scopes, vis = visible_scopes(self.stats, self.kb.id, where)
         totals = [scopes[s] for s in (scopes if vis is None else vis)]
         return vis, sum(n for n, _ in totals), sum(ln for _, ln in totals)
 
@@ -862,9 +887,8 @@ class MilvusLexicalIndex(_MilvusIndex):
         with self._lock:
             self._fresh()
             vis, docs, length = self._visible(where)
-            excl = exclusion_terms(where)
-            dfs = self.stats.doc_freqs(self.kb.id, [*tokens, *map(facet_token, excl)], vis)
-            where = without_unmatched(where, {t for t in excl if dfs[facet_token(t)]})
+            dfs = self.stats.doc_freqs(self.kb.id, [*tokens, *exclusion_tokens(where)], vis)
+            where = without_unmatched_counted(where, dfs)
             terms = [t for t in tokens if dfs.get(t)]
             if docs >= PRUNE_MIN_DOCS:
                 limit = PRUNE_UNIGRAM_DF * docs
@@ -876,7 +900,7 @@ class MilvusLexicalIndex(_MilvusIndex):
             if vis is None:
                 field, text = "sparse", " ".join(words)
             else:
-                classes = {c for c in map(scope_class, vis) if c is not None}
+                classes = scope_classes(vis)
                 prefixes = [class_prefix(c) for c in sorted(classes)]
                 field, text = "scoped_sparse", " ".join(p + w for w in words for p in prefixes)
             depth = min(k + RESCORE_EXTRA, MAX_K)
@@ -1127,6 +1151,16 @@ class MilvusVectorIndex(_MilvusIndex):
                 )
             return report
 
+    def _facets_current(self, stats: TermStatsRepository) -> bool:
+        """Whether the facet counts of the term statistics describe what the collection
+        may return: the lexical sync that keeps them (and the rows' filter fields) has
+        applied every queued change, and no rebuild of them is under way. Otherwise
+        every exclusion is sent, as before."""
+        return (
+            not self.store.has_pending_index_work(self.kb.id)
+            and stats.generation(self.kb.id) is not None
+        )
+
     def search(
         self,
         query_vec: np.ndarray,
@@ -1146,13 +1180,19 @@ class MilvusVectorIndex(_MilvusIndex):
             from zhiku.backends.base import ModelBadResponse
 
             raise ModelBadResponse(f"查詢向量維度 {q.shape[0]} 與索引 {st['dim']} 不同", "embed")
+        stats = SqlTermStats(self.store.database)
+        vis = None if access_guard(where) is None else visible_scopes(stats, self.kb.id, where)[1]
+        if exclusion_terms(where) and self._facets_current(stats):
+            # As the lexical search: an exclusion no chunk the caller may see matches
+            # cannot exclude anything, and Milvus Lite tests every row against it.
+            where = without_unmatched_counted(
+                where, stats.doc_freqs(self.kb.id, exclusion_tokens(where), vis)
+            )
         expr = filter_expr(where, allowed, excluded)
-        guard = access_guard(where)
-        if guard is not None:
+        if vis is not None:
             # The rows of the classes the scope may see (the database's record of the
             # KB's label scopes): a scalar test of every row, whatever it holds.
-            scopes = SqlTermStats(self.store.database).scopes(self.kb.id)
-            classes = visible_classes(scopes, guard)
+            classes = scope_classes(vis)
             if not classes:
                 return []
             expr = f"({expr}) and ({class_expr(classes)})" if expr else class_expr(classes)
