@@ -801,23 +801,8 @@ class ExtractiveAnswerer:
         cands = [
             c for row in rows for c in row if c is not None and c.score > 0 and c.fresh >= MIN_FRESH
         ]
-        chosen: list[_Candidate] = []
-        if cands:
-            cands.sort(key=lambda c: c.score, reverse=True)
-            chosen.append(cands[0])
-        best = chosen[0] if chosen else None
-        row = rows[best.hit_rank] if best else []
-        neighbour = self._neighbour(best, row, kind, q_tokens, stats) if best else None
-        if best is not None and neighbour is not None:
-            chosen.append(neighbour)
-            # A chain of references (「它的訓練地點…」 ← 「這支龍舟隊…」 ← the team's name):
-            # the sentence the neighbour leans on in turn, once.
-            j = neighbour.index
-            before = row[j - 1] if j == best.index - 1 and j > 0 else None
-            if before is not None:
-                said = neighbour.hit.text[neighbour.start : neighbour.end]
-                if _ANAPHOR.match(said) or _refers_back(said):
-                    chosen.append(before)
+        cands.sort(key=lambda c: c.score, reverse=True)
+        chosen = self._lead(cands[0], rows, kind, q_tokens, stats) if cands else []
         conf = rel
         # No candidate has what the question asks for; or, for a quantity asked with its
         # unit (「多少錢」「幾歲」: precise evidence), the quoted span has not, although a
@@ -827,13 +812,13 @@ class ExtractiveAnswerer:
         typed = chosen if unit is not None else cands
         if kind is not None and not any(c.typed for c in typed):
             conf *= UNTYPED_FACTOR.get(kind, self.untyped_factor)
-
         conf = adjusted(conf, len(q_tokens), length_slope, length_ref)
         if not any(len(t) > 1 and stats.get(t, (0, 0.0))[0] > 0 for t in q_tokens):
             conf = 0.0  # no word of it is in the KB (「那有幾天？」): nothing to go on
         timings = {"relevance": rel, "confidence": conf, "terms": float(len(q_tokens))}
-        if best is None or conf < threshold:
+        if not chosen or conf < threshold:
             return Answer(text=refusal_text(), citations=[], refused=True, timings=timings)
+        best = chosen[0]
         for c in cands[1:]:
             if len(chosen) >= self.max_sentences:
                 break
@@ -849,6 +834,30 @@ class ExtractiveAnswerer:
         if clauses:
             chosen = self._supporting_clauses(chosen, rows, best)
         return self._compose(chosen, timings)
+
+    def _lead(
+        self,
+        best: _Candidate,
+        rows: list[list[_Candidate | None]],
+        kind: str | None,
+        q_tokens: Sequence[str],
+        stats: TermStats,
+    ) -> list[_Candidate]:
+        """The best span with the neighbour that completes it, and the sentence that
+        neighbour leans on in turn (a chain of references: 「它的訓練地點…」 ← 「這支龍舟隊…」 ←
+        the team's name), once."""
+        chosen = [best]
+        row = rows[best.hit_rank]
+        neighbour = self._neighbour(best, row, kind, q_tokens, stats)
+        if neighbour is not None:
+            chosen.append(neighbour)
+            j = neighbour.index
+            before = row[j - 1] if j == best.index - 1 and j > 0 else None
+            if before is not None:
+                said = neighbour.hit.text[neighbour.start : neighbour.end]
+                if _ANAPHOR.match(said) or _refers_back(said):
+                    chosen.append(before)
+        return chosen
 
     def _supporting_clauses(
         self, chosen: list[_Candidate], rows: list[list[_Candidate | None]], best: _Candidate
